@@ -1,0 +1,4 @@
+// Package abi holds what touches Envoy's dynamic-module C ABI beyond the Go
+// SDK: the panic barrier every hook goes through and the runtime guard that
+// refuses to run without GODEBUG=cgocheck=0.
+package abi
