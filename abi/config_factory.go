@@ -13,7 +13,9 @@ func GuardConfigFactory(f shared.HttpFilterConfigFactory) shared.HttpFilterConfi
 	return &guardedConfigFactory{inner: f}
 }
 
-type guardedConfigFactory struct{ inner shared.HttpFilterConfigFactory }
+type guardedConfigFactory struct {
+	inner shared.HttpFilterConfigFactory
+}
 
 func (g *guardedConfigFactory) Create(h shared.HttpFilterConfigHandle, cfg []byte) (ff shared.HttpFilterFactory, err error) {
 	if !CgoCheckOK {

@@ -7,7 +7,9 @@ import (
 // aiRouterConfig is ai_router's filter_config.
 type aiRouterConfig struct{}
 
-type aiRouterConfigFactory struct{ shared.EmptyHttpFilterConfigFactory }
+type aiRouterConfigFactory struct {
+	shared.EmptyHttpFilterConfigFactory
+}
 
 func parseAIRouterConfig(raw []byte) (aiRouterConfig, debugConfig, error) {
 	var cfg aiRouterConfig

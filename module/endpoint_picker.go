@@ -7,7 +7,9 @@ import (
 // endpointPickerConfig is endpoint_picker's filter_config.
 type endpointPickerConfig struct{}
 
-type endpointPickerConfigFactory struct{ shared.EmptyHttpFilterConfigFactory }
+type endpointPickerConfigFactory struct {
+	shared.EmptyHttpFilterConfigFactory
+}
 
 func parseEndpointPickerConfig(raw []byte) (endpointPickerConfig, debugConfig, error) {
 	var cfg endpointPickerConfig
