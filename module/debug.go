@@ -1,55 +1,17 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 )
 
-// debugConfig is the test-only "debug" object any filter_config may carry.
-// It lets tests drive failure and async paths through the real library; a
-// production config leaves it out.
-type debugConfig struct {
-	// PanicIn names a hook that panics on every stream: request_headers,
-	// request_body, response_headers or response_body.
-	PanicIn string `json:"panicIn"`
-	// AsyncRequestHeaders holds each request in its headers hook until a
-	// goroutine has scheduled work back onto the stream's worker thread.
-	AsyncRequestHeaders bool `json:"asyncRequestHeaders"`
-}
-
-var panicHooks = map[string]bool{"": true, "request_headers": true, "request_body": true, "response_headers": true, "response_body": true}
-
-// splitDebug removes the "debug" object from a filter_config and parses it.
-func splitDebug(filter string, raw []byte) (debugConfig, []byte, error) {
-	raw = normalizeConfig(raw)
-	var d debugConfig
-	dbg := gjson.GetBytes(raw, "debug")
-	if !dbg.Exists() {
-		return d, raw, nil
-	}
-	if err := decodeStrict(filter, []byte(dbg.Raw), &d); err != nil {
-		return d, nil, fmt.Errorf("%s (in field \"debug\")", err)
-	}
-	if !panicHooks[d.PanicIn] {
-		return d, nil, fmt.Errorf("%s filter_config: field \"debug.panicIn\": unknown hook %q", filter, d.PanicIn)
-	}
-	rest, err := sjson.DeleteBytes(raw, "debug")
-	if err != nil {
-		return d, nil, fmt.Errorf("%s filter_config: %v", filter, err)
-	}
-	return d, rest, nil
-}
-
-func (d debugConfig) enabled() bool { return d.PanicIn != "" || d.AsyncRequestHeaders }
-
-// debugFilter applies debugConfig around the real filter.
+// debugFilter applies filterconfig.Debug around the real filter.
 type debugFilter struct {
 	shared.HttpFilter
-	cfg    debugConfig
+	cfg    filterconfig.Debug
 	handle shared.HttpFilterHandle
 }
 

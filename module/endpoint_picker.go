@@ -2,30 +2,20 @@ package main
 
 import (
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
-)
 
-// endpointPickerConfig is endpoint_picker's filter_config.
-type endpointPickerConfig struct{}
+	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
+)
 
 type endpointPickerConfigFactory struct {
 	shared.EmptyHttpFilterConfigFactory
 }
 
-func parseEndpointPickerConfig(raw []byte) (endpointPickerConfig, debugConfig, error) {
-	var cfg endpointPickerConfig
-	dbg, rest, err := splitDebug(EndpointPickerName, raw)
-	if err != nil {
-		return cfg, dbg, err
-	}
-	return cfg, dbg, decodeStrict(EndpointPickerName, rest, &cfg)
-}
-
 func (f *endpointPickerConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []byte) (shared.HttpFilterFactory, error) {
-	_, dbg, err := parseEndpointPickerConfig(raw)
+	p, err := filterconfig.Parse(filterconfig.EndpointPicker, raw)
 	if err != nil {
 		return nil, err
 	}
-	return newFactory(EndpointPickerName, h, dbg, func(fh shared.HttpFilterHandle) shared.HttpFilter {
+	return newFactory(filterconfig.EndpointPicker, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
 		return &shared.EmptyHttpFilter{}
 	}, nil)
 }

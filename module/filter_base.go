@@ -6,17 +6,18 @@ import (
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
+	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 )
 
 // newFactory defines the stats every filter has, then returns the factory
 // that builds guarded (and, in tests, debug-wrapped) filters.
-func newFactory(name string, h shared.HttpFilterConfigHandle, dbg debugConfig, build abi.NewFilterFunc, destroy func()) (shared.HttpFilterFactory, error) {
+func newFactory(name string, h shared.HttpFilterConfigHandle, dbg filterconfig.Debug, build abi.NewFilterFunc, destroy func()) (shared.HttpFilterFactory, error) {
 	panics, res := h.DefineCounter(name + ".panics")
 	if res != shared.MetricsSuccess {
 		return nil, fmt.Errorf("%s: defining counter %s.panics failed (result %d)", name, name, res)
 	}
 	newFilter := build
-	if dbg.enabled() {
+	if dbg.Enabled() {
 		newFilter = func(fh shared.HttpFilterHandle) shared.HttpFilter {
 			return &debugFilter{HttpFilter: build(fh), cfg: dbg, handle: fh}
 		}

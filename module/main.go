@@ -8,19 +8,14 @@ import (
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
-)
-
-// Filter names, as in envoy.yaml's filter_name.
-const (
-	AIRouterName       = "ai_router"
-	EndpointPickerName = "endpoint_picker"
+	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 )
 
 func init() {
 	abi.WarnIfCgoCheck()
 	sdk.RegisterHttpFilterConfigFactories(map[string]shared.HttpFilterConfigFactory{
-		AIRouterName:       abi.GuardConfigFactory(&aiRouterConfigFactory{}),
-		EndpointPickerName: abi.GuardConfigFactory(&endpointPickerConfigFactory{}),
+		filterconfig.AIRouter:       abi.GuardConfigFactory(&aiRouterConfigFactory{}),
+		filterconfig.EndpointPicker: abi.GuardConfigFactory(&endpointPickerConfigFactory{}),
 	})
 }
 

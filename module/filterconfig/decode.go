@@ -1,4 +1,7 @@
-package main
+// Package filterconfig parses the filter_config of each filter in the
+// library. It is plain Go, so envoy.yaml's validation test and the module
+// share one parser.
+package filterconfig
 
 import (
 	"bytes"
@@ -9,10 +12,10 @@ import (
 	"strings"
 )
 
-// normalizeConfig accepts what Envoy hands a dynamic module: a Struct
-// arrives as JSON, a StringValue raw (so it may be JSON text, or a JSON
-// string that itself holds JSON). Empty means "all defaults".
-func normalizeConfig(raw []byte) []byte {
+// Normalize accepts what Envoy hands a dynamic module: a Struct arrives as
+// JSON, a StringValue raw (so it may be JSON text, or a JSON string that
+// itself holds JSON). Empty means "all defaults".
+func Normalize(raw []byte) []byte {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
 		return []byte("{}")
@@ -20,19 +23,19 @@ func normalizeConfig(raw []byte) []byte {
 	if raw[0] == '"' {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
-			return normalizeConfig([]byte(s))
+			return Normalize([]byte(s))
 		}
 	}
 	return raw
 }
 
-// decodeStrict decodes JSON into v, refusing unknown fields, trailing data
+// DecodeStrict decodes JSON into v, refusing unknown fields, trailing data
 // and type mismatches, with errors that name the offending field.
-func decodeStrict(filter string, raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(normalizeConfig(raw)))
+func DecodeStrict(filter string, raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(Normalize(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return configError(filter, err)
+		return decodeError(filter, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%s filter_config: trailing data after the JSON object", filter)
@@ -40,7 +43,7 @@ func decodeStrict(filter string, raw []byte, v any) error {
 	return nil
 }
 
-func configError(filter string, err error) error {
+func decodeError(filter string, err error) error {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {

@@ -1,0 +1,45 @@
+package filterconfig
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name    string
+		filter  string
+		raw     string
+		wantErr string
+		check   func(t *testing.T, p *Parsed)
+	}{
+		{name: "empty config means defaults", filter: AIRouter, raw: ""},
+		{name: "empty object", filter: EndpointPicker, raw: "{}"},
+		{name: "StringValue holding JSON", filter: AIRouter, raw: `"{\"debug\":{\"panicIn\":\"request_body\"}}"`,
+			check: func(t *testing.T, p *Parsed) { require.Equal(t, "request_body", p.Debug.PanicIn) }},
+		{name: "unknown top-level field is named", filter: AIRouter, raw: `{"nope":1}`, wantErr: `unknown field "nope"`},
+		{name: "unknown debug field is named", filter: EndpointPicker, raw: `{"debug":{"bogus":true}}`, wantErr: `"bogus"`},
+		{name: "bad debug hook is named", filter: AIRouter, raw: `{"debug":{"panicIn":"somewhere"}}`, wantErr: `debug.panicIn`},
+		{name: "debug type mismatch names the field", filter: AIRouter, raw: `{"debug":{"asyncRequestHeaders":"yes"}}`, wantErr: `asyncRequestHeaders`},
+		{name: "malformed JSON", filter: AIRouter, raw: `{"debug":`, wantErr: "invalid JSON"},
+		{name: "trailing data", filter: AIRouter, raw: `{} {}`, wantErr: "trailing data"},
+		{name: "unknown filter", filter: "other", raw: `{}`, wantErr: `unknown filter_name "other"`},
+		{name: "debug async", filter: EndpointPicker, raw: `{"debug":{"asyncRequestHeaders":true}}`,
+			check: func(t *testing.T, p *Parsed) { require.True(t, p.Debug.Enabled()) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse(tc.filter, []byte(tc.raw))
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				require.Contains(t, err.Error(), tc.filter)
+				return
+			}
+			require.NoError(t, err)
+			if tc.check != nil {
+				tc.check(t, p)
+			}
+		})
+	}
+}

@@ -1,0 +1,46 @@
+package filterconfig
+
+import "fmt"
+
+// Filter names, as in envoy.yaml's filter_name.
+const (
+	AIRouter       = "ai_router"
+	EndpointPicker = "endpoint_picker"
+)
+
+// AIRouterConfig is ai_router's filter_config.
+type AIRouterConfig struct{}
+
+// EndpointPickerConfig is endpoint_picker's filter_config.
+type EndpointPickerConfig struct{}
+
+// Parsed is one filter's parsed config plus its debug options.
+type Parsed struct {
+	Debug          Debug
+	AIRouter       *AIRouterConfig
+	EndpointPicker *EndpointPickerConfig
+}
+
+// Parse parses the filter_config of the named filter exactly as the library
+// does when Envoy creates the filter config.
+func Parse(filter string, raw []byte) (*Parsed, error) {
+	dbg, rest, err := SplitDebug(filter, raw)
+	if err != nil {
+		return nil, err
+	}
+	p := &Parsed{Debug: dbg}
+	switch filter {
+	case AIRouter:
+		p.AIRouter = &AIRouterConfig{}
+		err = DecodeStrict(filter, rest, p.AIRouter)
+	case EndpointPicker:
+		p.EndpointPicker = &EndpointPickerConfig{}
+		err = DecodeStrict(filter, rest, p.EndpointPicker)
+	default:
+		err = fmt.Errorf("unknown filter_name %q: this library has %q and %q", filter, AIRouter, EndpointPicker)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
