@@ -55,6 +55,8 @@ func decodeError(filter string, err error) error {
 		return fmt.Errorf("%s filter_config: field %q: expected %s, got JSON %s", filter, field, typeErr.Type, typeErr.Value)
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("%s filter_config: invalid JSON at offset %d: %v", filter, syntaxErr.Offset, err)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return fmt.Errorf("%s filter_config: invalid JSON: truncated document", filter)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return fmt.Errorf("%s filter_config: unknown field %s", filter, strings.TrimPrefix(err.Error(), "json: unknown field "))
 	default:
