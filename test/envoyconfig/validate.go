@@ -1,0 +1,158 @@
+// Package envoyconfig validates Envoy configs the way Envoy v1.39 would load
+// them, without an Envoy binary: protojson into the v3 Bootstrap proto with
+// every typed config resolved, protoc-gen-validate rules on the bootstrap
+// and on every Any inside it (ValidateAll does not descend into Any), and
+// each dynamic-module filter_config through the library's own parser.
+package envoyconfig
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	dynmodv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/dynamic_modules/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	"sigs.k8s.io/yaml"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
+
+	// Typed configs our configs use; importing registers them for protojson.
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/ratelimit/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/override_host/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/round_robin/v3"
+)
+
+// ModuleName is the dynamic module name our configs must load.
+const ModuleName = "inferencepool"
+
+// DynamicModuleFilter is one of our filters as configured in a bootstrap.
+type DynamicModuleFilter struct {
+	FilterName   string
+	FilterConfig []byte // what the library receives: Struct as JSON, StringValue raw
+}
+
+// ValidateFile validates the bootstrap YAML at path.
+func ValidateFile(path string) (*bootstrapv3.Bootstrap, []DynamicModuleFilter, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ValidateYAML(data)
+}
+
+// ValidateYAML validates a bootstrap and returns our filters in chain order.
+func ValidateYAML(data []byte) (*bootstrapv3.Bootstrap, []DynamicModuleFilter, error) {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("yaml: %w", err)
+	}
+	b := &bootstrapv3.Bootstrap{}
+	if err := protojson.Unmarshal(js, b); err != nil {
+		return nil, nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	w := &walker{}
+	w.message(b.ProtoReflect(), "bootstrap")
+	return b, w.filters, errors.Join(w.errs...)
+}
+
+type walker struct {
+	errs    []error
+	filters []DynamicModuleFilter
+}
+
+type validator interface{ ValidateAll() error }
+
+// message visits every field of m, unpacking and validating each Any.
+func (w *walker) message(m protoreflect.Message, path string) {
+	if a, ok := m.Interface().(*anypb.Any); ok {
+		w.any(a, path)
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		p := path + "." + string(fd.Name())
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				w.message(l.Get(i).Message(), fmt.Sprintf("%s[%d]", p, i))
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				w.message(mv.Message(), fmt.Sprintf("%s[%v]", p, k.Interface()))
+				return true
+			})
+		case !fd.IsList() && !fd.IsMap() && fd.Message() != nil:
+			w.message(v.Message(), p)
+		}
+		return true
+	})
+}
+
+func (w *walker) any(a *anypb.Any, path string) {
+	inner, err := a.UnmarshalNew()
+	if err != nil {
+		w.errs = append(w.errs, fmt.Errorf("%s: %s: %w", path, a.GetTypeUrl(), err))
+		return
+	}
+	if v, ok := inner.(validator); ok {
+		if err := v.ValidateAll(); err != nil {
+			w.errs = append(w.errs, fmt.Errorf("%s (%s): %w", path, a.GetTypeUrl(), err))
+		}
+	}
+	if f, ok := inner.(*dynmodv3.DynamicModuleFilter); ok {
+		w.dynamicModule(f, path)
+		return // filter_config is the library's, not Envoy's
+	}
+	w.message(inner.ProtoReflect(), path)
+}
+
+func (w *walker) dynamicModule(f *dynmodv3.DynamicModuleFilter, path string) {
+	if got := f.GetDynamicModuleConfig().GetName(); got != ModuleName {
+		w.errs = append(w.errs, fmt.Errorf("%s.dynamic_module_config.name: %q, want %q (libinferencepool.so)", path, got, ModuleName))
+		return
+	}
+	raw, err := FilterConfigBytes(f.GetFilterConfig())
+	if err != nil {
+		w.errs = append(w.errs, fmt.Errorf("%s.filter_config: %w", path, err))
+		return
+	}
+	if _, err := filterconfig.Parse(f.GetFilterName(), raw); err != nil {
+		w.errs = append(w.errs, fmt.Errorf("%s: %w", path, err))
+		return
+	}
+	w.filters = append(w.filters, DynamicModuleFilter{FilterName: f.GetFilterName(), FilterConfig: raw})
+}
+
+// FilterConfigBytes is what Envoy hands the module for a filter_config Any:
+// a Struct as JSON, a StringValue or BytesValue raw.
+func FilterConfigBytes(a *anypb.Any) ([]byte, error) {
+	if a == nil {
+		return nil, nil
+	}
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return nil, err
+	}
+	switch v := m.(type) {
+	case *structpb.Struct:
+		return protojson.Marshal(v)
+	case *wrapperspb.StringValue:
+		return []byte(v.GetValue()), nil
+	case *wrapperspb.BytesValue:
+		return v.GetValue(), nil
+	default:
+		return nil, fmt.Errorf("unsupported type %s: use google.protobuf.Struct or StringValue", proto.MessageName(m))
+	}
+}
