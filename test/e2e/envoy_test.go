@@ -1,0 +1,175 @@
+// Package e2e runs the library inside a real Envoy v1.39 with envoy.yaml,
+// against simulated model servers. It runs when ENVOY_BIN points at an Envoy
+// binary (make test-e2e, or make test with ENVOY_BIN set).
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
+)
+
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+func envoyBin(t *testing.T) string {
+	bin := os.Getenv("ENVOY_BIN")
+	if bin == "" {
+		t.Skip("ENVOY_BIN not set: the real-Envoy suite needs an Envoy v1.39 binary")
+	}
+	return bin
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startSims starts n simulator ranks on consecutive ports from a free base.
+func startSims(t *testing.T, n int, extra ...string) []string {
+	root := repoRoot(t)
+	bin := filepath.Join(root, ".bin", "llm-d-inference-sim")
+	require.FileExists(t, bin, "run make sim first")
+	base := freePort(t)
+	args := append([]string{"--model", "sim-model", "--force-dummy-tokenizer", "--port", fmt.Sprint(base),
+		"--data-parallel-size", fmt.Sprint(n), "--max-waiting-queue-length", "200", "--time-factor-under-load", "1"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var addrs []string
+	for i := 0; i < n; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", base+i)
+		waitHTTP(t, "http://"+addr+"/health")
+		addrs = append(addrs, addr)
+	}
+	return addrs
+}
+
+func waitHTTP(t *testing.T, url string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not come up", url)
+}
+
+// envoyConfig rewrites envoy.yaml for this test: its own listener and admin
+// ports, the cluster and the picker pointed at the simulators.
+func envoyConfig(t *testing.T, listen, admin int, sims []string) []byte {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "envoy.yaml"))
+	require.NoError(t, err)
+	s := string(raw)
+	s = strings.Replace(s, "port_value: 10000", fmt.Sprintf("port_value: %d", listen), 1)
+	s = strings.Replace(s, "port_value: 9901", fmt.Sprintf("port_value: %d", admin), 1)
+	for i, port := range []string{"8001", "8002", "8003"} {
+		_, p, _ := net.SplitHostPort(sims[i])
+		s = strings.ReplaceAll(s, port, p)
+	}
+	var check any
+	require.NoError(t, yaml.Unmarshal([]byte(s), &check))
+	return []byte(s)
+}
+
+type envoy struct {
+	base, admin string
+}
+
+func startEnvoy(t *testing.T, sims []string) *envoy {
+	bin := envoyBin(t)
+	listen, admin := freePort(t), freePort(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "envoy.yaml")
+	require.NoError(t, os.WriteFile(cfg, envoyConfig(t, listen, admin, sims), 0o644))
+	cmd := exec.Command(bin, "-c", cfg, "--log-level", "warn", "--concurrency", "2", "--base-id", fmt.Sprint(listen))
+	cmd.Env = append(os.Environ(), "GODEBUG=cgocheck=0", "ENVOY_DYNAMIC_MODULES_SEARCH_PATH="+filepath.Join(repoRoot(t), "dist"))
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("envoy logs:\n%s", logs.String())
+		}
+	})
+	e := &envoy{base: fmt.Sprintf("http://127.0.0.1:%d", listen), admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
+	waitHTTP(t, e.admin+"/ready")
+	return e
+}
+
+func chat(t *testing.T, e *envoy, body string, headers map[string]string) (*http.Response, []byte) {
+	req, err := http.NewRequest(http.MethodPost, e.base+"/v1/chat/completions", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("content-type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, b
+}
+
+func TestEnvoyServesThroughBothFilters(t *testing.T) {
+	envoyBin(t)
+	sims := startSims(t, 3)
+	e := startEnvoy(t, sims)
+
+	resp, body := chat(t, e, `{"model":"sim-model","messages":[{"role":"user","content":"hi"}]}`, nil)
+	require.Equal(t, 200, resp.StatusCode, string(body))
+	var out struct {
+		Model string `json:"model"`
+		Usage struct {
+			TotalTokens int `json:"total_tokens"`
+		} `json:"usage"`
+	}
+	require.NoError(t, json.Unmarshal(body, &out))
+	require.Equal(t, "sim-model", out.Model)
+	require.Positive(t, out.Usage.TotalTokens)
+}
+
+func TestEnvoyRejectsInvalidJSON(t *testing.T) {
+	envoyBin(t)
+	sims := startSims(t, 3)
+	e := startEnvoy(t, sims)
+	resp, body := chat(t, e, `{"model":`, nil)
+	require.Equal(t, 400, resp.StatusCode, string(body))
+	require.Contains(t, string(body), `"error"`)
+}
+
+func TestEnvoyOverwritesClientDestination(t *testing.T) {
+	envoyBin(t)
+	sims := startSims(t, 3)
+	e := startEnvoy(t, sims)
+	// A client naming an address outside the pool must not be obeyed.
+	resp, body := chat(t, e, `{"model":"sim-model","messages":[{"role":"user","content":"hi"}]}`,
+		map[string]string{"x-gateway-destination-endpoint": "127.0.0.1:1"})
+	require.Equal(t, 200, resp.StatusCode, string(body))
+}
