@@ -1,0 +1,77 @@
+package metrics
+
+import "bytes"
+
+// selectLines appends to dst the lines of an exposition that belong to the
+// wanted families, each ending in '\n'. A model server exposes hundreds of
+// histogram lines the scheduler never reads; dropping them before the
+// Prometheus parser sees them makes a scrape an order of magnitude cheaper.
+// Lines in the quoted-name form ({"name",...}) are always kept: the parser
+// knows how to read them and they are rare.
+func selectLines(dst, body []byte, wanted []string) []byte {
+	for len(body) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			line, body = body, nil
+		}
+		if keepLine(line, wanted) {
+			dst = append(dst, line...)
+			dst = append(dst, '\n')
+		}
+	}
+	return dst
+}
+
+func keepLine(line []byte, wanted []string) bool {
+	s := trimBlank(line)
+	if len(s) == 0 {
+		return false
+	}
+	switch s[0] {
+	case '{':
+		return true
+	case '#':
+		s = trimBlank(s[1:])
+		if !bytes.HasPrefix(s, []byte("HELP")) && !bytes.HasPrefix(s, []byte("TYPE")) {
+			return false // a plain comment
+		}
+		s = s[4:]
+		if len(s) == 0 || (s[0] != ' ' && s[0] != '\t') {
+			return false
+		}
+		s = trimBlank(s)
+		if len(s) > 0 && s[0] == '"' {
+			return true
+		}
+		return isWanted(s[:nameEnd(s)], wanted)
+	}
+	return isWanted(s[:nameEnd(s)], wanted)
+}
+
+func trimBlank(s []byte) []byte {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	return s
+}
+
+// nameEnd returns the length of the metric name at the start of s.
+func nameEnd(s []byte) int {
+	for i, c := range s {
+		if c == '{' || c == ' ' || c == '\t' {
+			return i
+		}
+	}
+	return len(s)
+}
+
+func isWanted(name []byte, wanted []string) bool {
+	for _, w := range wanted {
+		if string(name) == w {
+			return true
+		}
+	}
+	return false
+}

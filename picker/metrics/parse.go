@@ -1,0 +1,176 @@
+package metrics
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// ErrMissing is wrapped by Parse errors that name a required metric absent
+// from the exposition.
+var ErrMissing = errors.New("missing metric")
+
+// Parser reads expositions. It keeps scratch buffers between calls, so one
+// Parser must not be used by two goroutines at once.
+type Parser struct {
+	text   expfmt.TextParser
+	lines  []byte
+	wanted []string
+	reader bytes.Reader
+}
+
+// NewParser returns a Parser that accepts UTF-8 metric names.
+func NewParser() *Parser {
+	return &Parser{text: expfmt.NewTextParser(model.UTF8Validation)}
+}
+
+// Parse extracts a Sample from a Prometheus text exposition. It fails, and the
+// endpoint must be treated as unhealthy, when the exposition does not parse,
+// a required metric (waiting, running, KV use) is missing, or a value is NaN,
+// infinite, negative or, for KV use, above 1. Lines of families not named in
+// names are ignored without being parsed.
+func (p *Parser) Parse(body []byte, names *Names) (Sample, error) {
+	p.wanted = names.list(p.wanted[:0])
+	p.lines = selectLines(p.lines[:0], body, p.wanted)
+	p.reader.Reset(p.lines)
+	families, err := p.text.TextToMetricFamilies(&p.reader)
+	if err != nil {
+		return Sample{}, fmt.Errorf("parse exposition: %w", err)
+	}
+
+	var s Sample
+	if s.Waiting, err = required(families, names.Waiting, sum); err != nil {
+		return Sample{}, err
+	}
+	if s.Running, err = required(families, names.Running, sum); err != nil {
+		return Sample{}, err
+	}
+	kvName := names.KVUsage
+	if families[kvName] == nil && names.KVUsageFallback != "" && families[names.KVUsageFallback] != nil {
+		kvName = names.KVUsageFallback
+	}
+	if s.KVUsage, err = required(families, kvName, mean); err != nil {
+		return Sample{}, err
+	}
+	if s.KVUsage > 1 {
+		return Sample{}, fmt.Errorf("%s is %g, outside [0,1]", kvName, s.KVUsage)
+	}
+	if mf := families[names.LoRAInfo]; mf != nil && names.LoRAInfo != "" {
+		s.LoRA = newestLoRA(mf)
+	}
+	if mf := families[names.CacheConfig]; mf != nil && names.CacheConfig != "" && len(mf.Metric) > 0 {
+		m := mf.Metric[0]
+		s.BlockSize, _ = strconv.Atoi(label(m, "block_size"))
+		s.NumGPUBlocks, _ = strconv.Atoi(label(m, "num_gpu_blocks"))
+	}
+	return s, nil
+}
+
+type aggregate int
+
+const (
+	sum  aggregate = iota // load gauges: data-parallel ranks add up
+	mean                  // fractions: data-parallel ranks each have their own cache
+)
+
+// required returns the aggregated value of a gauge, counter or untyped family.
+func required(families map[string]*dto.MetricFamily, name string, agg aggregate) (float64, error) {
+	if name == "" {
+		return 0, nil
+	}
+	mf := families[name]
+	if mf == nil || len(mf.Metric) == 0 {
+		return 0, fmt.Errorf("%w %s", ErrMissing, name)
+	}
+	var total float64
+	for _, m := range mf.Metric {
+		var v float64
+		switch mf.GetType() {
+		case dto.MetricType_GAUGE:
+			v = m.GetGauge().GetValue()
+		case dto.MetricType_COUNTER:
+			v = m.GetCounter().GetValue()
+		case dto.MetricType_UNTYPED:
+			v = m.GetUntyped().GetValue()
+		default:
+			return 0, fmt.Errorf("%s has type %s, want a gauge", name, strings.ToLower(mf.GetType().String()))
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return 0, fmt.Errorf("%s has value %g", name, v)
+		}
+		total += v
+	}
+	if math.IsInf(total, 0) {
+		return 0, fmt.Errorf("%s overflows", name)
+	}
+	if agg == mean {
+		total /= float64(len(mf.Metric))
+	}
+	return total, nil
+}
+
+// newestLoRA returns the state of the series with the newest timestamp
+// (the sample value). The timestamps have one-second resolution, so several
+// series often tie: their adapter lists are merged, since each adapter named
+// was in that state during the newest second.
+func newestLoRA(mf *dto.MetricFamily) *LoRA {
+	newest := math.Inf(-1)
+	for _, m := range mf.Metric {
+		if v := value(m); !math.IsNaN(v) && v > newest {
+			newest = v
+		}
+	}
+	if math.IsInf(newest, -1) {
+		return nil
+	}
+	l := &LoRA{}
+	for _, m := range mf.Metric {
+		if value(m) != newest {
+			continue
+		}
+		l.Running = appendList(l.Running, label(m, "running_lora_adapters"))
+		l.Waiting = appendList(l.Waiting, label(m, "waiting_lora_adapters"))
+		if n, err := strconv.Atoi(label(m, "max_lora")); err == nil && n > l.MaxLoRA {
+			l.MaxLoRA = n
+		}
+	}
+	return l
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	}
+	return math.NaN()
+}
+
+// appendList adds the comma-separated names of list not already in dst.
+func appendList(dst []string, list string) []string {
+	for name := range strings.SplitSeq(list, ",") {
+		if name = strings.TrimSpace(name); name != "" && !contains(dst, name) {
+			dst = append(dst, name)
+		}
+	}
+	return dst
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, lp := range m.Label {
+		if lp.GetName() == name {
+			return lp.GetValue()
+		}
+	}
+	return ""
+}
