@@ -1,0 +1,241 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
+)
+
+// Target is one model-server endpoint as this process knows it: its latest
+// scraped metrics and this proxy's live counts for it. All methods are safe
+// for concurrent use.
+type Target struct {
+	Addr string
+
+	c      *Collector
+	key    targetKey
+	group  *group
+	url    string
+	refs   int // guarded by c.mu
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	sample atomic.Pointer[metrics.Sample] // nil: no usable metrics
+
+	inFlight    atomic.Int64
+	lastFailure atomic.Int64 // Now() of the last reported failure, 0 if none
+	picks       atomic.Uint64
+	failures    atomic.Uint64
+
+	scrapes      atomic.Uint64
+	scrapeErrors atomic.Uint64
+	consecutive  atomic.Int64
+	lastErr      atomic.Pointer[string]
+}
+
+func newTarget(c *Collector, k targetKey, g *group) *Target {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Target{
+		Addr:   k.addr,
+		c:      c,
+		key:    k,
+		group:  g,
+		url:    "http://" + k.addr + k.spec.Path,
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+}
+
+// Sample returns the latest usable metrics, or nil when there are none: never
+// scraped yet, the last UnhealthyAfter scrapes failed, or the last exposition
+// was garbage. Callers judge freshness from Sample.At.
+func (t *Target) Sample() *metrics.Sample { return t.sample.Load() }
+
+// InFlight returns the requests this proxy has in flight to the endpoint.
+func (t *Target) InFlight() int64 { return t.inFlight.Load() }
+
+// Start counts a request sent to the endpoint.
+func (t *Target) Start() {
+	t.inFlight.Add(1)
+	t.picks.Add(1)
+}
+
+// Finish counts the end of a request counted by Start; failed marks the
+// endpoint as recently failed (5xx, reset, connect failure).
+func (t *Target) Finish(failed bool) {
+	t.inFlight.Add(-1)
+	if failed {
+		t.Fail()
+	}
+}
+
+// Move re-attributes one in-flight request from t to other, for a request
+// Envoy retried on another endpoint of the list.
+func (t *Target) Move(other *Target) {
+	t.inFlight.Add(-1)
+	other.inFlight.Add(1)
+}
+
+// Fail records a failure seen on the endpoint now.
+func (t *Target) Fail() {
+	t.failures.Add(1)
+	t.lastFailure.Store(Now())
+}
+
+// FailedWithin reports whether a failure was recorded in the window before now.
+func (t *Target) FailedWithin(now int64, window time.Duration) bool {
+	f := t.lastFailure.Load()
+	return f != 0 && now-f < int64(window)
+}
+
+// TargetStats are one endpoint's counters.
+type TargetStats struct {
+	Picks               uint64 // requests started on it by this proxy
+	Failures            uint64 // failures reported on it
+	InFlight            int64
+	Scrapes             uint64
+	ScrapeErrors        uint64
+	ConsecutiveFailures int64
+	LastError           string // the latest scrape error, kept after recovery
+}
+
+// Stats returns the endpoint's counters.
+func (t *Target) Stats() TargetStats {
+	s := TargetStats{
+		Picks:               t.picks.Load(),
+		Failures:            t.failures.Load(),
+		InFlight:            t.inFlight.Load(),
+		Scrapes:             t.scrapes.Load(),
+		ScrapeErrors:        t.scrapeErrors.Load(),
+		ConsecutiveFailures: t.consecutive.Load(),
+	}
+	if e := t.lastErr.Load(); e != nil {
+		s.LastError = *e
+	}
+	return s
+}
+
+// Done is closed when the target's scraper has stopped.
+func (t *Target) Done() <-chan struct{} { return t.done }
+
+func (t *Target) run() {
+	defer close(t.done)
+	spec := &t.key.spec
+	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
+	if !t.sleep(rand.N(spec.Interval)) {
+		return
+	}
+	ticker := time.NewTicker(spec.Interval)
+	defer ticker.Stop()
+	for {
+		t.scrapeOnce(spec)
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func (t *Target) sleep(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// scrapeOnce waits for a concurrency slot, scrapes and publishes the result.
+func (t *Target) scrapeOnce(spec *Spec) {
+	select {
+	case t.group.sem <- struct{}{}:
+	case <-t.ctx.Done():
+		return
+	}
+	defer func() { <-t.group.sem }()
+
+	t.scrapes.Add(1)
+	t.c.scrapes.Add(1)
+	inFlight := t.inFlight.Load()
+	s, err := t.fetch(spec)
+	if err == nil {
+		s.At = Now()
+		s.InFlightAtScrape = inFlight
+		t.sample.Store(s)
+		t.consecutive.Store(0)
+		return
+	}
+	if t.ctx.Err() != nil {
+		return // released while scraping: not the endpoint's fault
+	}
+	t.scrapeErrors.Add(1)
+	t.c.scrapeErrors.Add(1)
+	msg := err.Error()
+	t.lastErr.Store(&msg)
+	n := t.consecutive.Add(1)
+	var bad *badMetricsError
+	if errors.As(err, &bad) || n >= int64(spec.UnhealthyAfter) {
+		t.sample.Store(nil) // never keep serving old numbers from a broken endpoint
+	}
+}
+
+// badMetricsError is an exposition that arrived but cannot be used.
+type badMetricsError struct{ err error }
+
+func (e *badMetricsError) Error() string { return e.err.Error() }
+func (e *badMetricsError) Unwrap() error { return e.err }
+
+type scratch struct {
+	body   bytes.Buffer
+	parser *metrics.Parser
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{parser: metrics.NewParser()} }}
+
+func (t *Target) fetch(spec *Spec) (*metrics.Sample, error) {
+	ctx, cancel := context.WithTimeout(t.ctx, spec.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain;version=0.0.4")
+	resp, err := t.c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	sc.body.Reset()
+	_, err = sc.body.ReadFrom(io.LimitReader(resp.Body, spec.MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read metrics: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("metrics: HTTP status %d", resp.StatusCode)
+	}
+	if int64(sc.body.Len()) > spec.MaxBytes {
+		return nil, &badMetricsError{fmt.Errorf("metrics: exposition larger than %d bytes", spec.MaxBytes)}
+	}
+	s, err := sc.parser.Parse(sc.body.Bytes(), &spec.Names)
+	if err != nil {
+		return nil, &badMetricsError{err}
+	}
+	return &s, nil
+}
