@@ -1,0 +1,191 @@
+package transform
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
+)
+
+// CostValue is one computed cost: write Value under MetadataKey in the
+// dynamic metadata namespace CostNamespace.
+type CostValue struct {
+	MetadataKey string
+	Value       uint64
+}
+
+// CostNamespace is the dynamic metadata namespace of the costs, the one Envoy
+// AI Gateway writes, so that existing rate limit configs keep working.
+const CostNamespace = "io.envoy.ai_gateway"
+
+// costKind is a Cost.Type.
+type costKind uint8
+
+const (
+	costInput costKind = iota
+	costOutput
+	costCachedInput
+	costTotal
+	costReasoning
+	costCEL
+)
+
+var costKinds = map[string]costKind{
+	"input":        costInput,
+	"output":       costOutput,
+	"cached_input": costCachedInput,
+	"total":        costTotal,
+	"reasoning":    costReasoning,
+	"cel":          costCEL,
+}
+
+type compiledCost struct {
+	key  string
+	kind costKind
+	prog cel.Program // for costCEL
+}
+
+// The CEL variables, with Envoy AI Gateway's names and types.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("model", cel.StringType),
+		cel.Variable("backend", cel.StringType),
+		cel.Variable("input_tokens", cel.UintType),
+		cel.Variable("cached_input_tokens", cel.UintType),
+		cel.Variable("output_tokens", cel.UintType),
+		cel.Variable("total_tokens", cel.UintType),
+		cel.Variable("reasoning_tokens", cel.UintType),
+	)
+})
+
+// compileCost checks a Cost; errors start with the field at fault.
+func compileCost(c Cost) (compiledCost, error) {
+	kind, ok := costKinds[c.Type]
+	if !ok {
+		return compiledCost{}, fmt.Errorf("type: %q is not one of input, output, cached_input, total, reasoning, cel", c.Type)
+	}
+	out := compiledCost{key: c.MetadataKey, kind: kind}
+	if kind != costCEL {
+		if c.CEL != "" {
+			return out, errors.New("cel: only allowed with type cel")
+		}
+		return out, nil
+	}
+	if c.CEL == "" {
+		return out, errors.New("cel: required with type cel")
+	}
+	env, err := celEnv()
+	if err != nil {
+		return out, fmt.Errorf("cel: environment: %w", err)
+	}
+	ast, issues := env.Compile(c.CEL)
+	if issues != nil && issues.Err() != nil {
+		return out, fmt.Errorf("cel: compile error: %w", issues.Err())
+	}
+	switch t := ast.OutputType(); {
+	case t.IsExactType(cel.IntType), t.IsExactType(cel.UintType), t.IsExactType(cel.DynType):
+	default:
+		return out, fmt.Errorf("cel: must return an int or a uint, not %s", t)
+	}
+	if out.prog, err = env.Program(ast); err != nil {
+		return out, fmt.Errorf("cel: %w", err)
+	}
+	// As Envoy AI Gateway does: an expression that fails on zero usage is
+	// rejected now rather than at every response.
+	if _, err := evalCost(out.prog, &costVars{model: "dummy", backend: "dummy"}); err != nil {
+		return out, fmt.Errorf("cel: %w", err)
+	}
+	return out, nil
+}
+
+// AppendCosts appends to dst the configured costs of a response with usage u, in
+// config order. model and backend are the CEL variables of the same names:
+// the model the client asked for and the backend that served it. A CEL cost
+// that fails is left out and its error joined into the returned error.
+func (c *Config) AppendCosts(dst []CostValue, u Usage, model, backend string) ([]CostValue, error) {
+	var errs []error
+	var vars *costVars
+	for _, cost := range c.costs {
+		var v uint64
+		switch cost.kind {
+		case costInput:
+			v = u.InputTokens
+		case costOutput:
+			v = u.OutputTokens
+		case costCachedInput:
+			v = u.CachedInputTokens
+		case costTotal:
+			v = u.TotalTokens
+		case costReasoning:
+			v = u.ReasoningTokens
+		case costCEL:
+			if vars == nil {
+				vars = &costVars{model: model, backend: backend, usage: u}
+			}
+			var err error
+			if v, err = evalCost(cost.prog, vars); err != nil {
+				errs = append(errs, fmt.Errorf("cost %q: %w", cost.key, err))
+				continue
+			}
+		}
+		dst = append(dst, CostValue{MetadataKey: cost.key, Value: v})
+	}
+	return dst, errors.Join(errs...)
+}
+
+func evalCost(prog cel.Program, vars *costVars) (uint64, error) {
+	out, _, err := prog.Eval(vars)
+	if err != nil {
+		return 0, err
+	}
+	switch v := out.(type) {
+	case types.Uint:
+		return uint64(v), nil
+	case types.Int:
+		if v < 0 {
+			return 0, fmt.Errorf("result is negative (%d)", int64(v))
+		}
+		return uint64(v), nil
+	}
+	return 0, fmt.Errorf("result is a %s, not an int or a uint", typeName(out))
+}
+
+func typeName(v ref.Val) string {
+	if v == nil {
+		return "nil"
+	}
+	return v.Type().TypeName()
+}
+
+// costVars is the CEL activation of one response; it resolves names without
+// building a map.
+type costVars struct {
+	model, backend string
+	usage          Usage
+}
+
+func (v *costVars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "model":
+		return types.String(v.model), true
+	case "backend":
+		return types.String(v.backend), true
+	case "input_tokens":
+		return types.Uint(v.usage.InputTokens), true
+	case "cached_input_tokens":
+		return types.Uint(v.usage.CachedInputTokens), true
+	case "output_tokens":
+		return types.Uint(v.usage.OutputTokens), true
+	case "total_tokens":
+		return types.Uint(v.usage.TotalTokens), true
+	case "reasoning_tokens":
+		return types.Uint(v.usage.ReasoningTokens), true
+	}
+	return nil, false
+}
+
+func (v *costVars) Parent() interpreter.Activation { return nil }

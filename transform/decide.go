@@ -1,0 +1,116 @@
+package transform
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Route tells the module what to do with a request from its method and
+// path, before any body arrives:
+//
+//   - EndpointNone: pass the request through untouched (unless err is set:
+//     reply with it, the path is unknown and RejectUnknownPaths is on);
+//   - EndpointModels: reply 200 with ModelsBody (only when models are listed;
+//     otherwise /v1/models passes through as EndpointNone);
+//   - any other endpoint: buffer the body and call Decide.
+//
+// A known endpoint called with the wrong method gets 405.
+func (c *Config) Route(method, path string) (Endpoint, error) {
+	ep := EndpointOf(path)
+	switch {
+	case ep == EndpointModels && !c.ServesModels():
+		return EndpointNone, nil
+	case ep == EndpointModels && method != http.MethodGet && method != http.MethodHead:
+		return ep, methodNotAllowed(method, path)
+	case ep == EndpointModels:
+		return ep, nil
+	case ep.hasBody() && method != http.MethodPost:
+		return ep, methodNotAllowed(method, path)
+	case ep.hasBody():
+		return ep, nil
+	case c.RejectUnknownPaths:
+		return EndpointNone, &Error{Status: http.StatusNotFound, Type: invalidRequest, Code: "unknown_url",
+			Message: "Invalid URL (" + method + " " + pathOnly(path) + ")"}
+	}
+	return EndpointNone, nil
+}
+
+func methodNotAllowed(method, path string) *Error {
+	return &Error{Status: http.StatusMethodNotAllowed, Type: invalidRequest, Code: "method_not_allowed",
+		Message: method + " is not allowed on " + pathOnly(path)}
+}
+
+func pathOnly(path string) string {
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		return path[:i]
+	}
+	return path
+}
+
+// CheckBodySize returns the 413 error when a body of n bytes (buffered so far,
+// or announced by content-length) is over the limit.
+func (c *Config) CheckBodySize(n int64) error {
+	if n > c.MaxRequestBodyBytes {
+		return BodyTooLarge(c.MaxRequestBodyBytes)
+	}
+	return nil
+}
+
+// Decision is what to do with a request body.
+type Decision struct {
+	Endpoint    Endpoint
+	Model       string // what the client asked for: x-ai-eg-model, "original model"
+	TargetModel string // what the server is asked for: "request model"; == Model unless rewritten
+	Stream      bool
+	// IncludeUsage reports whether a streamed response will carry usage
+	// (the client asked, or Decide asked for it).
+	IncludeUsage bool
+	// Body is the body to send upstream when it had to change (model
+	// rewritten, include_usage added); nil when the original body goes
+	// through as is. Update content-length when it is set.
+	Body []byte
+	// Prompt is the endpoint's prompt for prefix hashing (see Request). It
+	// aliases Body when Body is set, else the body given to Decide.
+	Prompt []byte
+}
+
+// Decide parses and checks a buffered request body for endpoint ep, picks
+// the model to send upstream and edits the body when needed. rewriteHeader is
+// the value of the ModelRewriteHeader request header, or "". An error is an
+// *Error to reply with (400, 404 model_not_found or 413).
+//
+// The strings of the Decision never alias body; Prompt does unless Body is
+// set.
+func (c *Config) Decide(ep Endpoint, body []byte, rewriteHeader string) (Decision, error) {
+	if err := c.CheckBodySize(int64(len(body))); err != nil {
+		return Decision{}, err
+	}
+	r, err := ParseRequest(ep, body)
+	if err != nil {
+		return Decision{}, err
+	}
+	model, listed := c.known[r.Model]
+	if !listed && c.ServesModels() {
+		return Decision{}, &Error{Status: http.StatusNotFound, Type: invalidRequest, Code: "model_not_found", Param: "model",
+			Message: "The model `" + r.Model + "` does not exist."}
+	}
+	if !listed {
+		model = strings.Clone(r.Model) // r.Model aliases body
+	}
+	target, rewrite := c.target(model, rewriteHeader)
+	askUsage := r.Stream && !r.IncludeUsage && c.TokenAccounting && ep.streamsUsageOnRequest()
+	d := Decision{
+		Endpoint:     ep,
+		Model:        model,
+		TargetModel:  target,
+		Stream:       r.Stream,
+		IncludeUsage: r.Stream && (r.IncludeUsage || askUsage || ep == EndpointResponses),
+		Prompt:       r.Prompt,
+	}
+	if rewrite || askUsage {
+		var prompt span
+		d.Body, prompt = applyEdits(body, editRequest(body, &r, target, rewrite, askUsage), r.prompt)
+		d.Prompt = d.Body[prompt.start:prompt.end:prompt.end]
+	}
+	return d, nil
+}

@@ -1,0 +1,118 @@
+package transform
+
+import (
+	"compress/gzip"
+	"errors"
+	"io"
+	"iter"
+	"sync"
+)
+
+// gunzipper decompresses a gzip stream pushed to it in chunks, for
+// accounting only. compress/gzip pulls its input; running it as a coroutine
+// (iter.Pull) lets it wait for the next chunk without a goroutine hand-off or
+// a lock: write runs the decoder on the caller's thread until it has used the
+// whole chunk, so the caller's chunk is never kept.
+type gunzipper struct {
+	in    []byte // the chunk being decoded
+	eof   bool   // no chunk will follow
+	err   error  // why decoding stopped early, if it did
+	yield func(struct{}) bool
+	next  func() (struct{}, bool)
+	stop  func()
+	out   func([]byte) // receives the decoded bytes
+}
+
+var gzipReaders sync.Pool // *gzip.Reader: each holds a 32 KiB window
+
+var errStopped = errors.New("transform: gzip decoding stopped")
+
+func newGunzipper(out func([]byte)) *gunzipper {
+	g := &gunzipper{out: out}
+	g.next, g.stop = iter.Pull(g.run)
+	return g
+}
+
+// write decodes chunk and hands the result to out before returning.
+func (g *gunzipper) write(chunk []byte) {
+	if g.next == nil || len(chunk) == 0 {
+		return
+	}
+	g.in = chunk
+	if _, ok := g.next(); !ok {
+		g.next = nil
+	}
+	g.in = nil
+}
+
+// close ends the input; a truncated stream is an error.
+func (g *gunzipper) close() error {
+	g.eof = true
+	if g.next != nil {
+		g.next()
+	}
+	g.stop()
+	g.next = nil
+	return g.err
+}
+
+func (g *gunzipper) run(yield func(struct{}) bool) {
+	g.yield = yield
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(g)
+	} else {
+		err = zr.Reset(g)
+	}
+	if err == nil {
+		buf := make([]byte, 8<<10)
+		for err == nil {
+			var n int
+			if n, err = zr.Read(buf); n > 0 {
+				g.out(buf[:n])
+			}
+		}
+	}
+	if zr != nil {
+		gzipReaders.Put(zr) // Reset makes it as good as new
+	}
+	if err != io.EOF && err != errStopped {
+		g.err = err
+	}
+}
+
+// Read gives the decoder the current chunk.
+func (g *gunzipper) Read(p []byte) (int, error) {
+	if err := g.wait(); err != nil {
+		return 0, err
+	}
+	n := copy(p, g.in)
+	g.in = g.in[n:]
+	return n, nil
+}
+
+// ReadByte keeps compress/flate from wrapping the reader in a bufio.Reader,
+// which would read ahead.
+func (g *gunzipper) ReadByte() (byte, error) {
+	if err := g.wait(); err != nil {
+		return 0, err
+	}
+	c := g.in[0]
+	g.in = g.in[1:]
+	return c, nil
+}
+
+// wait suspends the decoder until the next chunk when the current one is
+// used up.
+func (g *gunzipper) wait() error {
+	for len(g.in) == 0 {
+		if g.eof {
+			return io.EOF // the decoder turns it into ErrUnexpectedEOF mid-stream
+		}
+		if !g.yield(struct{}{}) {
+			return errStopped
+		}
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+package transform
+
+import (
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// Request is what the ai_router reads from a request body.
+type Request struct {
+	Endpoint     Endpoint
+	Model        string // the model the client asked for
+	Stream       bool   // "stream": true
+	IncludeUsage bool   // "stream_options": {"include_usage": true}, as the client sent it
+
+	// Prompt is the value of the endpoint's required field, for the endpoint
+	// picker's prefix hashing: the raw JSON of "messages" for chat, of
+	// "prompt" for completions and of "input" for embeddings and responses.
+	// A JSON string is given without its quotes (escapes are kept).
+	Prompt []byte
+
+	// Where the fields sit in the body, for byte edits.
+	model             span // raw value of "model", quotes included
+	streamOptions     span // raw value of "stream_options"
+	streamOptionsNull bool
+	includeUsage      span // raw value of "stream_options"."include_usage"
+	open              int  // offset of the body's opening '{'
+	prompt            span // Prompt
+}
+
+// span is a run of bytes in a body; start < 0 when the field is absent.
+type span struct{ start, end int }
+
+var noSpan = span{-1, -1}
+
+func (s span) ok() bool { return s.start >= 0 }
+
+func spanOf(v gjson.Result) span { return span{v.Index, v.Index + len(v.Raw)} }
+
+// ParseRequest reads and checks a request body for endpoint ep in one pass
+// over its top-level fields, with gjson, without unmarshalling it. Any error
+// is an *Error with status 400.
+//
+// Request.Model and Request.Prompt alias body: copy them if body is about to
+// change. ParseRequest does not allocate on success.
+func ParseRequest(ep Endpoint, body []byte) (Request, error) {
+	r := Request{Endpoint: ep, model: noSpan, streamOptions: noSpan, includeUsage: noSpan, prompt: noSpan}
+	// gjson reads leniently; without this check a truncated body would pass.
+	if !gjson.ValidBytes(body) {
+		return r, badRequest("invalid_json", "", "request body is not valid JSON")
+	}
+	root := gjson.Parse(unsafeString(body))
+	if !root.IsObject() {
+		return r, badRequest("invalid_json", "", "request body must be a JSON object")
+	}
+	r.open = root.Index
+	field := ep.promptField()
+	var (
+		err    *Error
+		seen   uint8
+		prompt gjson.Result
+	)
+	root.ForEach(func(k, v gjson.Result) bool {
+		var bit uint8
+		switch k.Str {
+		case "model":
+			bit = 1
+		case "stream":
+			bit = 2
+		case "stream_options":
+			bit = 4
+		case field:
+			bit = 8
+		default:
+			return true
+		}
+		// JSON parsers disagree on which duplicate wins; a client could
+		// otherwise route as one model and be served by another.
+		if seen&bit != 0 {
+			err = badRequest("duplicate_key", k.Str, "duplicate key %q in request body", k.Str)
+			return false
+		}
+		seen |= bit
+		switch bit {
+		case 1:
+			if v.Type != gjson.String {
+				err = badRequest("invalid_type", "model", "model must be a string")
+			} else if v.Str == "" {
+				err = badRequest("invalid_value", "model", "model must not be empty")
+			}
+			r.Model, r.model = v.Str, spanOf(v)
+		case 2:
+			switch v.Type {
+			case gjson.True:
+				r.Stream = true
+			case gjson.False, gjson.Null:
+			default:
+				err = badRequest("invalid_type", "stream", "stream must be a boolean")
+			}
+		case 4:
+			r.streamOptions = spanOf(v)
+			err = r.readStreamOptions(v)
+		case 8:
+			prompt = v
+		}
+		return err == nil
+	})
+	if err != nil {
+		return r, err
+	}
+	if seen&1 == 0 {
+		return r, badRequest("missing_required_parameter", "model", "you must provide a model parameter")
+	}
+	if seen&8 == 0 {
+		return r, badRequest("missing_required_parameter", field, "missing required parameter: %q", field)
+	}
+	if err := checkPrompt(ep, field, prompt); err != nil {
+		return r, err
+	}
+	r.prompt = spanOf(prompt)
+	if prompt.Type == gjson.String {
+		r.prompt = span{r.prompt.start + 1, r.prompt.end - 1}
+	}
+	r.Prompt = body[r.prompt.start:r.prompt.end:r.prompt.end]
+	return r, nil
+}
+
+func (r *Request) readStreamOptions(v gjson.Result) *Error {
+	if v.Type == gjson.Null {
+		r.streamOptionsNull = true
+		return nil
+	}
+	if !v.IsObject() {
+		return badRequest("invalid_type", "stream_options", "stream_options must be an object")
+	}
+	var err *Error
+	v.ForEach(func(k, v gjson.Result) bool {
+		if k.Str != "include_usage" {
+			return true
+		}
+		if r.includeUsage.ok() {
+			err = badRequest("duplicate_key", "stream_options.include_usage", "duplicate key \"include_usage\" in stream_options")
+			return false
+		}
+		r.includeUsage = spanOf(v)
+		switch v.Type {
+		case gjson.True:
+			r.IncludeUsage = true
+		case gjson.False, gjson.Null:
+		default:
+			err = badRequest("invalid_type", "stream_options.include_usage", "stream_options.include_usage must be a boolean")
+		}
+		return err == nil
+	})
+	return err
+}
+
+// checkPrompt checks the type of the endpoint's required field.
+func checkPrompt(ep Endpoint, field string, v gjson.Result) *Error {
+	switch ep {
+	case EndpointChatCompletions:
+		if !v.IsArray() {
+			return badRequest("invalid_type", field, "%s must be an array", field)
+		}
+		if emptyContainer(v.Raw) {
+			return badRequest("invalid_value", field, "%s must hold at least one message", field)
+		}
+	default:
+		if v.Type != gjson.String && !v.IsArray() {
+			return badRequest("invalid_type", field, "%s must be a string or an array", field)
+		}
+		if v.IsArray() && emptyContainer(v.Raw) {
+			return badRequest("invalid_value", field, "%s must not be empty", field)
+		}
+	}
+	return nil
+}
+
+// emptyContainer reports whether raw, a JSON array or object, has no element.
+func emptyContainer(raw string) bool {
+	for i := 1; i < len(raw); i++ {
+		switch raw[i] {
+		case ' ', '\t', '\n', '\r':
+		default:
+			return raw[i] == ']' || raw[i] == '}'
+		}
+	}
+	return true
+}
+
+// unsafeString views b as a string without copying. The caller must not
+// change b while the string is in use.
+func unsafeString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
