@@ -97,7 +97,7 @@ func compileCost(c Cost) (compiledCost, error) {
 	// As Envoy AI Gateway does: an expression that fails on zero usage is
 	// rejected now rather than at every response.
 	if _, err := evalCost(out.prog, &costVars{model: "dummy", backend: "dummy"}); err != nil {
-		return out, fmt.Errorf("cel: %w", err)
+		return out, fmt.Errorf("cel: on zero usage: %w", err)
 	}
 	return out, nil
 }

@@ -108,6 +108,7 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 	if err != nil {
 		return r, err
 	}
+	r.Stream = r.Stream && ep != EndpointEmbeddings // embeddings never stream
 	if seen&1 == 0 {
 		return r, badRequest("missing_required_parameter", "model", "you must provide a model parameter")
 	}

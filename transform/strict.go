@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -88,7 +89,7 @@ func checkShape(tree any, t reflect.Type, path string) error {
 			return fail("must be an integer")
 		}
 		if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
-			return fail("must be an integer that fits in %d bits", t.Bits())
+			return fail("%s", numberProblem(err, "an integer"))
 		}
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n, ok := tree.(json.Number)
@@ -96,7 +97,7 @@ func checkShape(tree any, t reflect.Type, path string) error {
 			return fail("must be a non-negative integer")
 		}
 		if _, err := strconv.ParseUint(string(n), 10, t.Bits()); err != nil {
-			return fail("must be a non-negative integer below 2^%d", t.Bits())
+			return fail("%s", numberProblem(err, "a non-negative integer"))
 		}
 	default:
 		return fail("unsupported type %s", t)
@@ -120,4 +121,11 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
+}
+
+func numberProblem(err error, want string) string {
+	if errors.Is(err, strconv.ErrRange) {
+		return "out of range"
+	}
+	return "must be " + want
 }

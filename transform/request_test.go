@@ -1,0 +1,129 @@
+package transform
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
+)
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	require.NoError(t, err)
+	return b
+}
+
+func TestParseRequestFixtures(t *testing.T) {
+	tests := []struct {
+		file         string
+		ep           Endpoint
+		model        string
+		stream       bool
+		includeUsage bool
+		prompt       string // the prompt's gjson path; a string prompt is compared without quotes
+	}{
+		{"chat.json", EndpointChatCompletions, "gpt-4o", false, false, "messages"},
+		{"chat_tools.json", EndpointChatCompletions, "gpt-4.1", false, false, "messages"},
+		{"chat_vision_stream.json", EndpointChatCompletions, "gpt-4.1", true, false, "messages"},
+		{"chat_stream_usage.json", EndpointChatCompletions, "o4-mini", true, true, "messages"},
+		{"completions.json", EndpointCompletions, "gpt-3.5-turbo-instruct", false, false, "prompt"},
+		{"completions_tokens.json", EndpointCompletions, "gpt-3.5-turbo-instruct", true, false, "prompt"},
+		{"embeddings.json", EndpointEmbeddings, "text-embedding-3-small", false, false, "input"},
+		{"responses.json", EndpointResponses, "gpt-4.1", false, false, "input"},
+		{"responses_items_stream.json", EndpointResponses, "o3", true, false, "input"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			body := readFixture(t, filepath.Join("openai", "requests", tt.file))
+			r, err := ParseRequest(tt.ep, body)
+			require.NoError(t, err)
+			require.Equal(t, tt.model, r.Model)
+			require.Equal(t, tt.stream, r.Stream)
+			require.Equal(t, tt.includeUsage, r.IncludeUsage)
+			want := gjson.GetBytes(body, tt.prompt)
+			if want.Type == gjson.String {
+				require.Equal(t, want.Raw[1:len(want.Raw)-1], string(r.Prompt))
+			} else {
+				require.Equal(t, want.Raw, string(r.Prompt))
+			}
+			// Zero-copy: the prompt is a window on the body.
+			require.Same(t, &body[r.prompt.start], &r.Prompt[0])
+		})
+	}
+}
+
+func TestParseRequestErrors(t *testing.T) {
+	const msgs = `"messages":[{"role":"user","content":"hi"}]`
+	tests := []struct {
+		name string
+		ep   Endpoint
+		body string
+		code string
+		want string // the error body
+	}{
+		{"empty", EndpointChatCompletions, ``, "invalid_json",
+			`{"error":{"message":"request body is not valid JSON","type":"invalid_request_error","param":null,"code":"invalid_json"}}`},
+		{"truncated", EndpointChatCompletions, `{"model":"m",` + msgs, "invalid_json", ""},
+		{"trailing data", EndpointChatCompletions, `{"model":"m",` + msgs + `} {}`, "invalid_json", ""},
+		{"not an object", EndpointChatCompletions, `["model"]`, "invalid_json",
+			`{"error":{"message":"request body must be a JSON object","type":"invalid_request_error","param":null,"code":"invalid_json"}}`},
+		{"no model", EndpointChatCompletions, `{` + msgs + `}`, "missing_required_parameter",
+			`{"error":{"message":"you must provide a model parameter","type":"invalid_request_error","param":"model","code":"missing_required_parameter"}}`},
+		{"model number", EndpointChatCompletions, `{"model":7,` + msgs + `}`, "invalid_type",
+			`{"error":{"message":"model must be a string","type":"invalid_request_error","param":"model","code":"invalid_type"}}`},
+		{"model null", EndpointChatCompletions, `{"model":null,` + msgs + `}`, "invalid_type", ""},
+		{"model object", EndpointChatCompletions, `{"model":{"name":"m"},` + msgs + `}`, "invalid_type", ""},
+		{"model empty", EndpointChatCompletions, `{"model":"",` + msgs + `}`, "invalid_value", ""},
+		{"model twice", EndpointChatCompletions, `{"model":"a",` + msgs + `,"model":"b"}`, "duplicate_key",
+			`{"error":{"message":"duplicate key \"model\" in request body","type":"invalid_request_error","param":"model","code":"duplicate_key"}}`},
+		{"model twice, once escaped", EndpointChatCompletions, `{"model":"a",` + msgs + `,"mod\u0065l":"b"}`, "duplicate_key", ""},
+		{"stream string", EndpointChatCompletions, `{"model":"m","stream":"yes",` + msgs + `}`, "invalid_type",
+			`{"error":{"message":"stream must be a boolean","type":"invalid_request_error","param":"stream","code":"invalid_type"}}`},
+		{"stream_options string", EndpointChatCompletions, `{"model":"m","stream_options":"x",` + msgs + `}`, "invalid_type", ""},
+		{"include_usage number", EndpointChatCompletions, `{"model":"m","stream_options":{"include_usage":1},` + msgs + `}`, "invalid_type", ""},
+		{"include_usage twice", EndpointChatCompletions, `{"model":"m","stream_options":{"include_usage":false,"include_usage":true},` + msgs + `}`, "duplicate_key", ""},
+		{"no messages", EndpointChatCompletions, `{"model":"m"}`, "missing_required_parameter",
+			`{"error":{"message":"missing required parameter: \"messages\"","type":"invalid_request_error","param":"messages","code":"missing_required_parameter"}}`},
+		{"messages object", EndpointChatCompletions, `{"model":"m","messages":{}}`, "invalid_type", ""},
+		{"messages empty", EndpointChatCompletions, `{"model":"m","messages":[ ]}`, "invalid_value", ""},
+		{"messages twice", EndpointChatCompletions, `{"model":"m",` + msgs + `,` + msgs + `}`, "duplicate_key", ""},
+		{"completions without prompt", EndpointCompletions, `{"model":"m",` + msgs + `}`, "missing_required_parameter", ""},
+		{"completions prompt number", EndpointCompletions, `{"model":"m","prompt":5}`, "invalid_type", ""},
+		{"embeddings without input", EndpointEmbeddings, `{"model":"m","prompt":"x"}`, "missing_required_parameter", ""},
+		{"embeddings empty input", EndpointEmbeddings, `{"model":"m","input":[]}`, "invalid_value", ""},
+		{"responses input null", EndpointResponses, `{"model":"m","input":null}`, "invalid_type", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseRequest(tt.ep, []byte(tt.body))
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, 400, e.Status)
+			require.Equal(t, tt.code, e.Code)
+			require.True(t, gjson.ValidBytes(e.Body()), "%s", e.Body())
+			if tt.want != "" {
+				require.JSONEq(t, tt.want, string(e.Body()))
+				require.Equal(t, tt.want, string(e.Body()))
+			}
+		})
+	}
+}
+
+func TestParseRequestPromptStringKeepsEscapes(t *testing.T) {
+	body := []byte(`{"model":"m","prompt":"line1\nline2 \"q\" \u00e9"}`)
+	r, err := ParseRequest(EndpointCompletions, body)
+	require.NoError(t, err)
+	require.Equal(t, `line1\nline2 \"q\" \u00e9`, string(r.Prompt))
+}
+
+func TestParseRequestIgnoresNestedLookalikes(t *testing.T) {
+	// "model" and "stream" inside messages are not the request's.
+	body := []byte(`{"messages":[{"role":"user","content":"x","model":"evil","stream":true}],"model":"good"}`)
+	r, err := ParseRequest(EndpointChatCompletions, body)
+	require.NoError(t, err)
+	require.Equal(t, "good", r.Model)
+	require.False(t, r.Stream)
+}
