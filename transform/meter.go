@@ -130,7 +130,6 @@ func (m *Meter) Finish(now time.Time) Report {
 	switch m.kind {
 	case bodySSE:
 		m.sse.close(m)
-		m.sse = sseParser{}
 	case bodyJSON:
 		if c := &m.captures[0]; c.complete {
 			m.report.Model = gjson.ParseBytes(c.buf).Str

@@ -69,7 +69,7 @@ func (p *sseParser) close(h dataHandler) {
 		p.lineDone(p.line, h)
 	}
 	p.lineDone(nil, h) // ends the event in progress
-	p.line = nil
+	p.line, p.event = nil, nil
 }
 
 func (p *sseParser) carry(b []byte) {

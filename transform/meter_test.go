@@ -1,0 +1,333 @@
+package transform
+
+import (
+	"bytes"
+	"compress/gzip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// at is the time of the i-th chunk of a test stream.
+func at(i int) time.Time { return t0.Add(time.Duration(i) * time.Millisecond) }
+
+// meterChunks accounts body fed in the given chunks, the i-th at at(i).
+func meterChunks(ep Endpoint, contentType, encoding string, chunks ...[]byte) Report {
+	m := NewMeter(ep, 200, contentType, encoding)
+	for i, c := range chunks {
+		m.Write(c, at(i))
+	}
+	return m.Finish(at(len(chunks)))
+}
+
+func bytesOf(b []byte) [][]byte {
+	out := make([][]byte, len(b))
+	for i := range b {
+		out[i] = b[i : i+1]
+	}
+	return out
+}
+
+func TestMeterJSON(t *testing.T) {
+	tests := []struct {
+		file  string
+		ep    Endpoint
+		usage Usage
+		model string
+	}{
+		{"openai/chat_completion.json", EndpointChatCompletions, Usage{1117, 1024, 512, 448, 1629}, "o4-mini-2025-04-16"},
+		{"openai/chat_completion_tools.json", EndpointChatCompletions, Usage{82, 0, 17, 0, 99}, "gpt-4o-mini"},
+		{"openai/chat_completion_usage_first.json", EndpointChatCompletions, Usage{9, 0, 3, 0, 12}, "gpt-4o-mini"},
+		{"openai/completion.json", EndpointCompletions, Usage{5, 0, 7, 0, 12}, "gpt-3.5-turbo-instruct"},
+		{"openai/embeddings.json", EndpointEmbeddings, Usage{8, 0, 0, 0, 8}, "text-embedding-3-small"},
+		{"openai/responses.json", EndpointResponses, Usage{328, 128, 52, 20, 380}, "o3-2025-04-16"},
+		{"sim/chat.json", EndpointChatCompletions, Usage{20, 0, 6, 0, 26}, "acme-test-7b"},
+		{"sim/chat_tools.json", EndpointChatCompletions, Usage{9, 0, 12, 0, 21}, "acme-test-7b"},
+		{"sim/completions.json", EndpointCompletions, Usage{4, 0, 4, 0, 8}, "acme-test-7b"},
+		{"sim/embeddings.json", EndpointEmbeddings, Usage{4, 0, 0, 0, 4}, "acme-test-7b"},
+		{"sim/responses.json", EndpointResponses, Usage{6, 0, 1, 0, 7}, "acme-test-7b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			body := readFixture(t, tt.file)
+			u, ok := ParseUsage(body)
+			require.True(t, ok)
+			require.Equal(t, tt.usage, u, "ParseUsage")
+
+			want := Report{Status: 200, Usage: tt.usage, HasUsage: true, Model: tt.model}
+			require.Equal(t, want, meterChunks(tt.ep, "application/json", "", body), "whole")
+			require.Equal(t, want, meterChunks(tt.ep, "application/json; charset=utf-8", "", bytesOf(body)...), "byte by byte")
+			for i := range body {
+				require.Equal(t, want, meterChunks(tt.ep, "application/json", "", body[:i], body[i:]), "split at %d", i)
+			}
+		})
+	}
+}
+
+// firstContentEnd returns the offset just past the line that ends the
+// first content-bearing event of an SSE fixture, found by feeding it whole.
+func firstContentEnd(t *testing.T, ep Endpoint, body []byte) int {
+	for end := 1; end <= len(body); end++ {
+		if c := body[end-1]; c != '\n' && c != '\r' {
+			continue
+		}
+		if r := meterChunks(ep, "text/event-stream", "", body[:end]); r.ContentEvents > 0 {
+			return end
+		}
+	}
+	t.Fatal("no content event")
+	return 0
+}
+
+func TestMeterSSE(t *testing.T) {
+	tests := []struct {
+		file    string
+		ep      Endpoint
+		usage   Usage // zero: no usage
+		model   string
+		content int
+		done    bool
+	}{
+		{"sim/chat_stream.sse", EndpointChatCompletions, Usage{11, 0, 6, 0, 17}, "acme-test-7b", 6, true},
+		{"sim/chat_stream_nousage.sse", EndpointChatCompletions, Usage{}, "acme-test-7b", 3, true},
+		{"sim/chat_tools_stream.sse", EndpointChatCompletions, Usage{9, 0, 12, 0, 21}, "acme-test-7b", 9, true},
+		{"sim/completions_stream.sse", EndpointCompletions, Usage{4, 0, 4, 0, 8}, "acme-test-7b", 4, true},
+		{"sim/responses_stream.sse", EndpointResponses, Usage{8, 0, 3, 0, 11}, "acme-test-7b", 3, false},
+		{"openai/chat_stream_multibyte.sse", EndpointChatCompletions, Usage{31, 16, 19, 7, 50}, "o4-mini-2025-04-16", 11, true},
+		{"openai/chat_stream_reasoning_crlf.sse", EndpointChatCompletions, Usage{12, 0, 40, 30, 52}, "qwen3-32b", 3, true},
+		{"openai/responses_stream.sse", EndpointResponses, Usage{37, 5, 62, 48, 99}, "o3-2025-04-16", 9, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			body := readFixture(t, tt.file)
+			want := Report{Status: 200, Streamed: true, Usage: tt.usage, HasUsage: tt.usage != Usage{},
+				Model: tt.model, ContentEvents: tt.content, Done: tt.done}
+			first := firstContentEnd(t, tt.ep, body)
+
+			whole := meterChunks(tt.ep, "text/event-stream", "", body)
+			require.Equal(t, at(0), whole.FirstContent)
+			whole.FirstContent = time.Time{}
+			require.Equal(t, want, whole)
+
+			// Every split point gives the same report, and the first content
+			// is dated by the chunk that completes its line.
+			for i := 0; i <= len(body); i++ {
+				r := meterChunks(tt.ep, "text/event-stream", "", body[:i], body[i:])
+				wantFirst := at(1)
+				if i >= first {
+					wantFirst = at(0)
+				}
+				require.Equal(t, wantFirst, r.FirstContent, "split at %d", i)
+				r.FirstContent = time.Time{}
+				require.Equal(t, want, r, "split at %d", i)
+			}
+
+			bytewise := meterChunks(tt.ep, "text/event-stream", "", bytesOf(body)...)
+			require.Equal(t, at(first-1), bytewise.FirstContent)
+			bytewise.FirstContent = time.Time{}
+			require.Equal(t, want, bytewise)
+		})
+	}
+}
+
+// A short stream with every awkward thing: a comment, CRLF and CR line
+// endings, multibyte content, a two-line data event, [DONE].
+const awkwardStream = ": hi\r\n\r\n" +
+	"data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"é日🚀\"}}]}\r\r" +
+	"event: x\ndata: {\"choices\":[{\"delta\":\n" +
+	"data: {\"content\":\"ü\"}}]}\n\n" +
+	"data:{\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"prompt_tokens_details\":{\"cached_tokens\":1}}}\r\n\r\n" +
+	"data: [DONE]\n\n"
+
+func TestMeterSSEEveryPairOfSplits(t *testing.T) {
+	body := []byte(awkwardStream)
+	want := Report{Status: 200, Streamed: true, Usage: Usage{3, 1, 2, 0, 5}, HasUsage: true, Model: "m", ContentEvents: 2, Done: true}
+	for i := 0; i <= len(body); i++ {
+		for j := i; j <= len(body); j++ {
+			r := meterChunks(EndpointChatCompletions, "text/event-stream", "", body[:i], body[i:j], body[j:])
+			require.False(t, r.FirstContent.IsZero())
+			r.FirstContent = time.Time{}
+			require.Equal(t, want, r, "splits at %d and %d", i, j)
+		}
+	}
+}
+
+func gzipped(t testing.TB, parts ...[]byte) []byte {
+	var buf bytes.Buffer
+	for _, p := range parts { // one gzip member per part
+		w := gzip.NewWriter(&buf)
+		_, err := w.Write(p)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+	}
+	return buf.Bytes()
+}
+
+func chunked(b []byte, size int) [][]byte {
+	var out [][]byte
+	for len(b) > size {
+		out = append(out, b[:size])
+		b = b[size:]
+	}
+	return append(out, b)
+}
+
+func TestMeterGzip(t *testing.T) {
+	tests := []struct {
+		file, contentType string
+		ep                Endpoint
+	}{
+		{"openai/chat_completion.json", "application/json", EndpointChatCompletions},
+		{"openai/responses.json", "application/json", EndpointResponses},
+		{"openai/chat_stream_multibyte.sse", "text/event-stream", EndpointChatCompletions},
+		{"openai/responses_stream.sse", "text/event-stream", EndpointResponses},
+		{"sim/chat_stream.sse", "text/event-stream", EndpointChatCompletions},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			body := readFixture(t, tt.file)
+			want := meterChunks(tt.ep, tt.contentType, "", body)
+			want.FirstContent = time.Time{}
+			require.True(t, want.HasUsage)
+			half := len(body) / 2
+			for name, z := range map[string][]byte{
+				"one member":  gzipped(t, body),
+				"two members": gzipped(t, body[:half], body[half:]),
+			} {
+				for _, size := range []int{1, 7, 100, 4096, len(z)} {
+					got := meterChunks(tt.ep, tt.contentType, "gzip", chunked(z, size)...)
+					require.NoError(t, got.Err)
+					got.FirstContent = time.Time{}
+					require.Equal(t, want, got, "%s in chunks of %d", name, size)
+				}
+			}
+		})
+	}
+}
+
+func TestMeterGzipTruncated(t *testing.T) {
+	z := gzipped(t, readFixture(t, "sim/chat_stream.sse"))
+	r := meterChunks(EndpointChatCompletions, "text/event-stream", "x-gzip", z[:len(z)-10])
+	require.ErrorContains(t, r.Err, "unexpected EOF")
+	r = meterChunks(EndpointChatCompletions, "text/event-stream", "gzip", []byte("not gzip at all"))
+	require.ErrorContains(t, r.Err, "gzip: invalid header")
+	require.False(t, r.HasUsage)
+}
+
+func TestMeterGzipLeavesNoGoroutine(t *testing.T) {
+	// A meter that saw no byte, or half a stream, still ends cleanly.
+	m := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "gzip")
+	require.NoError(t, m.Finish(t0).Err)
+	z := gzipped(t, readFixture(t, "sim/chat_stream.sse"))
+	m = NewMeter(EndpointChatCompletions, 200, "text/event-stream", "gzip")
+	m.Write(z[:len(z)/2], t0)
+	require.Error(t, m.Finish(t0).Err)
+	require.Equal(t, m.Finish(t0), m.Finish(t0), "Finish twice")
+}
+
+func TestMeterIgnores(t *testing.T) {
+	chat := readFixture(t, "openai/chat_completion.json")
+	tests := []struct {
+		name                  string
+		status                int
+		contentType, encoding string
+		body                  []byte
+		errType               string
+		err                   string
+	}{
+		{"error status", 429, "application/json", "", readFixture(t, "sim/error_429.json"), "429", ""},
+		{"error status with usage-like body", 500, "application/json", "", chat, "500", ""},
+		{"other content type", 200, "text/plain", "", chat, "", ""},
+		{"brotli", 200, "application/json", "br", chat, "", `content-encoding "br" is not supported for accounting`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMeter(EndpointChatCompletions, tt.status, tt.contentType, tt.encoding)
+			m.Write(tt.body, t0)
+			r := m.Finish(t0)
+			require.False(t, r.HasUsage)
+			require.Empty(t, r.Model)
+			require.Equal(t, tt.errType, r.ErrorType())
+			if tt.err != "" {
+				require.EqualError(t, r.Err, tt.err)
+			}
+		})
+	}
+}
+
+func TestMeterSSEDetails(t *testing.T) {
+	tests := []struct {
+		name        string
+		stream      string
+		content     int
+		streamError bool
+		usage       bool
+	}{
+		{"empty content is not content", `data: {"choices":[{"delta":{"role":"assistant","content":""}}]}` + "\n\n", 0, false, false},
+		{"null tool calls are not content", `data: {"choices":[{"delta":{"tool_calls":null,"content":null}}]}` + "\n\n", 0, false, false},
+		{"refusal", `data: {"choices":[{"delta":{"refusal":"no"}}]}` + "\n\n", 1, false, false},
+		{"reasoning", `data: {"choices":[{"delta":{"reasoning":"hmm"}}]}` + "\n\n", 1, false, false},
+		{"second choice", `data: {"choices":[{"delta":{}},{"delta":{"content":"b"}}]}` + "\n\n", 1, false, false},
+		{"error event", `data: {"error":{"message":"boom","type":"internal_error","code":500}}` + "\n\n", 0, true, false},
+		{"null error is no error", `data: {"type":"response.created","response":{"error":null,"usage":null}}` + "\n\n", 0, false, false},
+		{"usage null", `data: {"choices":[],"usage":null}` + "\n\n", 0, false, false},
+		{"usage on the last line without a line ending", `data: {"usage":{"prompt_tokens":1}}`, 0, false, true},
+		{"not JSON", "data: hello\n\ndata: {\"choices\":[{\"text\":\"x\"}]}\n\n", 1, false, false},
+		{"responses failed event keeps usage", `data: {"type":"response.failed","response":{"usage":{"input_tokens":4,"output_tokens":0}}}` + "\n\n", 0, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := meterChunks(EndpointChatCompletions, "text/event-stream; charset=utf-8", "", []byte(tt.stream))
+			require.Equal(t, tt.content, r.ContentEvents)
+			require.Equal(t, tt.streamError, r.StreamError)
+			require.Equal(t, tt.usage, r.HasUsage)
+			if tt.streamError {
+				require.Equal(t, ErrorTypeOther, r.ErrorType())
+			}
+		})
+	}
+}
+
+func TestMeterSSEDropsOverlongLines(t *testing.T) {
+	m := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "")
+	m.Write([]byte("data: {\"x\":\""), t0)
+	chunk := []byte(strings.Repeat("a", 1<<20))
+	for range maxSSELine>>20 + 1 {
+		m.Write(chunk, t0)
+	}
+	require.Nil(t, m.sse.line, "the overlong line is not kept")
+	m.Write([]byte("\"}\n\n"), t0)
+	m.Write([]byte(`data: {"usage":{"prompt_tokens":2,"completion_tokens":1}}`+"\n\n"), t0)
+	r := m.Finish(t0)
+	require.Equal(t, 1, m.sse.dropped)
+	require.Equal(t, Usage{2, 0, 1, 0, 3}, r.Usage)
+}
+
+func TestMeterJSONIgnoresNestedFields(t *testing.T) {
+	body := []byte(`{"choices":[{"message":{"content":"x","model":"inner","usage":{"prompt_tokens":99}}}],` +
+		`"data":{"usage":{"prompt_tokens":98}},"model":"outer","usage":{"prompt_tokens":1,"completion_tokens":1}}`)
+	for i := range body {
+		r := meterChunks(EndpointChatCompletions, "application/json", "", body[:i], body[i:])
+		require.Equal(t, "outer", r.Model)
+		require.Equal(t, Usage{1, 0, 1, 0, 2}, r.Usage)
+	}
+}
+
+func TestMeterJSONDropsHugeUsage(t *testing.T) {
+	body := []byte(`{"model":"m","usage":{"prompt_tokens":1,"pad":"` + strings.Repeat("x", maxCapture) + `"}}`)
+	r := meterChunks(EndpointChatCompletions, "application/json", "", chunked(body, 1000)...)
+	require.False(t, r.HasUsage)
+	require.Equal(t, "m", r.Model)
+}
+
+func TestSimulatorErrorFixtures(t *testing.T) {
+	for _, f := range []string{"sim/error_404.json", "sim/error_429.json", "openai/error_401.json"} {
+		_, ok := ParseUsage(readFixture(t, filepath.FromSlash(f)))
+		require.False(t, ok, f)
+	}
+}
