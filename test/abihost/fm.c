@@ -1,0 +1,714 @@
+// The filter manager: how Envoy v1.39 iterates an HTTP filter chain, ported
+// from source/common/http/filter_manager.cc (decodeHeaders/Data/Trailers,
+// encodeHeaders/Data/Trailers, commonContinue, commonHandleAfter*Callback,
+// commonHandleBufferData, handleDataIfStopAll, sendLocalReply) and from the
+// dynamic-module wrapper, source/extensions/filters/http/dynamic_modules/
+// filter.cc (in_continue_, sent_local_reply_, the received body pointer, and
+// the last frame joining the buffered body). DESIGN.md section 9 lists the
+// behaviours that matter.
+//
+// Decoder entries are the module filters 0..n-1 and then the router (n).
+// Encoder entries run in reverse: entry e is filter n-1-e; the codec (the
+// client) comes after the last encoder entry.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "abihost.h"
+
+enum {
+  CS_DH = 0x01,
+  CS_DD = 0x02,
+  CS_DT = 0x04,
+  CS_EH = 0x08,
+  CS_ED = 0x10,
+  CS_ET = 0x20,
+  CS_DEC = CS_DH | CS_DD | CS_DT,
+  CS_ENC = CS_EH | CS_ED | CS_ET,
+};
+
+enum { ROUTER_STATUS = -1 };
+
+static void send_via_chain(stream *st, local_reply *r);
+
+// -------------------------------------------------------------- helpers
+
+static afs *dafs(stream *st, int e) { return e < st->n ? &st->f[e]->dec : &st->router; }
+static hfilter *enc_filter(stream *st, int e) { return st->f[st->n - 1 - e]; }
+static afs *eafs(stream *st, int e) { return &enc_filter(st, e)->enc; }
+static bool stopped_all(const afs *a) { return a->iter == IT_STOP_ALL_BUFFER || a->iter == IT_STOP_ALL_WATERMARK; }
+
+static hook_ctx enter(stream *st, hfilter *f, bool scheduled) {
+  hook_ctx saved = tls_hook;
+  tls_hook.st = st;
+  tls_hook.f = f;
+  tls_hook.depth = saved.depth + 1;
+  tls_hook.scheduled = scheduled;
+  return saved;
+}
+static void leave(hook_ctx saved) { tls_hook = saved; }
+
+static void emit(stream *st, event *ev) {
+  if (st->emit) st->emit(st, ev);
+}
+
+static void emit_body(stream *st, evkind k, body *b, bool eos) {
+  size_t n;
+  char *p = body_flatten(b, &n);
+  event ev = {.k = k, .data = p, .len = n, .eos = eos};
+  emit(st, &ev);
+  free(p);
+  body_drain(b, b->total);
+}
+
+static void check_status(stream *st, hfilter *f, const char *hook, int s, int max) {
+  if (s < 0 || s > max) violation(st, "%s returned status %d, not a value of its enum (filter %s)", hook, s, f->cfg->name);
+}
+
+// commonHandleBufferData: data joins the stream's buffered body unless it is
+// that body already.
+static void handle_buffer_data(stream *st, bool dec, body *data) {
+  body **buf = dec ? &st->buf_req : &st->buf_resp;
+  if (*buf == data) return;
+  if (!*buf) *buf = body_new();
+  body_move(*buf, data);
+}
+
+static void reset_stream(stream *st, const char *reason) {
+  if (st->reset) return;
+  st->reset = true;
+  st->local_complete = true;
+  st->encoder_chain_complete = true;
+  event ev = {.k = EV_RESET, .data = reason, .len = strlen(reason)};
+  emit(st, &ev);
+}
+
+// ------------------------------------------------------------ the hooks
+
+static int hook_request_headers(stream *st, int e, bool eos) {
+  if (e == st->n) { // the router starts the upstream request
+    st->router_started = true;
+    if (eos) st->router_complete = true;
+    event ev = {.k = EV_UP_HEADERS, .eos = eos, .h = &st->req_h};
+    emit(st, &ev);
+    return ROUTER_STATUS;
+  }
+  hfilter *f = st->f[e];
+  hook_ctx s = enter(st, f, false);
+  count_hook(st, HK_request_headers);
+  int r = g_mod.request_headers(f, f->mod, eos);
+  leave(s);
+  check_status(st, f, "on_http_filter_request_headers", r, 4);
+  f->in_continue = r == envoy_dynamic_module_type_on_http_filter_request_headers_status_Continue;
+  return r;
+}
+
+static int hook_request_body(stream *st, int e, body *chunk, bool eos) {
+  if (e == st->n) {
+    if (eos) st->router_complete = true;
+    emit_body(st, EV_UP_DATA, chunk, eos);
+    return ROUTER_STATUS;
+  }
+  hfilter *f = st->f[e];
+  // filter.cc: with buffering on, the last frame joins the buffered body
+  // (addDecodedData) so that the filter sees the whole body there.
+  if (eos && st->buf_req) {
+    st->dec_streaming = false;
+    handle_buffer_data(st, true, chunk);
+  }
+  f->cur_req_body = chunk;
+  hook_ctx s = enter(st, f, false);
+  count_hook(st, HK_request_body);
+  int r = g_mod.request_body(f, f->mod, eos);
+  leave(s);
+  f->cur_req_body = NULL;
+  check_status(st, f, "on_http_filter_request_body", r, 3);
+  f->in_continue = r == envoy_dynamic_module_type_on_http_filter_request_body_status_Continue;
+  return r;
+}
+
+static int hook_request_trailers(stream *st, int e) {
+  if (e == st->n) {
+    st->router_complete = true;
+    event ev = {.k = EV_UP_TRAILERS, .eos = true, .h = &st->req_t};
+    emit(st, &ev);
+    return ROUTER_STATUS;
+  }
+  hfilter *f = st->f[e];
+  hook_ctx s = enter(st, f, false);
+  count_hook(st, HK_request_trailers);
+  int r = g_mod.request_trailers(f, f->mod);
+  leave(s);
+  check_status(st, f, "on_http_filter_request_trailers", r, 1);
+  f->in_continue = r == envoy_dynamic_module_type_on_http_filter_request_trailers_status_Continue;
+  return r;
+}
+
+static int hook_response_headers(stream *st, int e, bool eos) {
+  hfilter *f = enc_filter(st, e);
+  if (f->sent_local_reply) return 0; // filter.cc: the sender does not see its own reply
+  hook_ctx s = enter(st, f, false);
+  count_hook(st, HK_response_headers);
+  int r = g_mod.response_headers(f, f->mod, eos);
+  leave(s);
+  check_status(st, f, "on_http_filter_response_headers", r, 4);
+  f->in_continue = r == envoy_dynamic_module_type_on_http_filter_response_headers_status_Continue;
+  return r;
+}
+
+static int hook_response_body(stream *st, int e, body *chunk, bool eos) {
+  hfilter *f = enc_filter(st, e);
+  if (f->sent_local_reply) return 0;
+  if (eos && st->buf_resp) {
+    st->enc_streaming = false;
+    handle_buffer_data(st, false, chunk);
+  }
+  f->cur_resp_body = chunk;
+  hook_ctx s = enter(st, f, false);
+  count_hook(st, HK_response_body);
+  int r = g_mod.response_body(f, f->mod, eos);
+  leave(s);
+  f->cur_resp_body = NULL;
+  check_status(st, f, "on_http_filter_response_body", r, 3);
+  f->in_continue = r == envoy_dynamic_module_type_on_http_filter_response_body_status_Continue;
+  return r;
+}
+
+static int hook_response_trailers(stream *st, int e) {
+  hfilter *f = enc_filter(st, e);
+  if (f->sent_local_reply) return 0;
+  hook_ctx s = enter(st, f, false);
+  count_hook(st, HK_response_trailers);
+  int r = g_mod.response_trailers(f, f->mod);
+  leave(s);
+  check_status(st, f, "on_http_filter_response_trailers", r, 1);
+  f->in_continue = r == envoy_dynamic_module_type_on_http_filter_response_trailers_status_Continue;
+  return r;
+}
+
+// ------------------------------------------- commonHandleAfter*Callback
+
+// Header statuses share values between request and response enums.
+static bool after_headers(afs *a, int status, bool *end_stream) {
+  switch (status) {
+  case envoy_dynamic_module_type_on_http_filter_request_headers_status_StopIteration:
+    a->iter = IT_STOP_SINGLE;
+    break;
+  case envoy_dynamic_module_type_on_http_filter_request_headers_status_StopAllIterationAndBuffer:
+    a->iter = IT_STOP_ALL_BUFFER;
+    break;
+  case envoy_dynamic_module_type_on_http_filter_request_headers_status_StopAllIterationAndWatermark:
+    a->iter = IT_STOP_ALL_WATERMARK;
+    break;
+  case envoy_dynamic_module_type_on_http_filter_request_headers_status_ContinueAndDontEndStream:
+    *end_stream = false;
+    a->headers_continued = true;
+    break;
+  default: // Continue
+    a->headers_continued = true;
+    break;
+  }
+  return !(stopped_all(a) || a->iter == IT_STOP_SINGLE);
+}
+
+static void common_continue(stream *st, bool dec, int e);
+
+static bool after_data(stream *st, bool dec, int e, afs *a, int status, body *data) {
+  if (status == 0) { // Continue
+    if (a->iter == IT_STOP_SINGLE) {
+      handle_buffer_data(st, dec, data);
+      common_continue(st, dec, e);
+      return false;
+    }
+    return true;
+  }
+  a->iter = IT_STOP_SINGLE;
+  bool complete = dec ? st->remote_complete : st->local_complete;
+  bool trailers = dec ? st->has_req_t : st->has_resp_t;
+  body **buf = dec ? &st->buf_req : &st->buf_resp;
+  if (status == 1 || status == 2) { // StopIterationAndBuffer / AndWatermark
+    if (dec)
+      st->dec_streaming = status == 2;
+    else
+      st->enc_streaming = status == 2;
+    handle_buffer_data(st, dec, data);
+  } else if (complete && !trailers && !*buf) {
+    // StopIterationNoBuffer on the last frame: an empty buffer makes the
+    // continue resume with an end-of-stream frame.
+    *buf = body_new();
+  }
+  return false;
+}
+
+static bool after_trailers(stream *st, bool dec, int e, afs *a, int status) {
+  if (status == 0) {
+    if (a->iter == IT_STOP_SINGLE) {
+      common_continue(st, dec, e);
+      return false;
+    }
+    return true;
+  }
+  if (a->iter == IT_CONTINUE) a->iter = IT_STOP_SINGLE;
+  return false;
+}
+
+static bool handle_data_if_stop_all(stream *st, bool dec, afs *a, body *data) {
+  if (!stopped_all(a)) return false;
+  if (dec)
+    st->dec_streaming = a->iter == IT_STOP_ALL_WATERMARK;
+  else
+    st->enc_streaming = a->iter == IT_STOP_ALL_WATERMARK;
+  handle_buffer_data(st, dec, data);
+  return true;
+}
+
+// -------------------------------------------------------------- decoding
+
+static void execute_local_reply_if_prepared(stream *st) {
+  if (!st->has_prepared_reply) return;
+  st->has_prepared_reply = false;
+  local_reply r = st->prepared;
+  memset(&st->prepared, 0, sizeof st->prepared);
+  send_via_chain(st, &r);
+}
+
+static void maybe_continue_decoding(stream *st, int cde) {
+  if (cde < 0) return;
+  dafs(st, cde)->iter = IT_STOP_SINGLE; // continueDecoding expects a stopped filter
+  common_continue(st, true, cde);
+}
+
+void fm_decode_headers(stream *st, int from, bool end_stream) {
+  int e = from < 0 ? 0 : from + 1;
+  int cde = -1;
+  for (; e <= st->n; e++) {
+    afs *a = dafs(st, e);
+    st->call_state |= CS_DH;
+    a->end_stream = end_stream && cde < 0;
+    int status = hook_request_headers(st, e, a->end_stream);
+    st->call_state &= ~CS_DH;
+    if (e == st->n) break;
+    if (st->dec_aborted) {
+      execute_local_reply_if_prepared(st);
+      status = envoy_dynamic_module_type_on_http_filter_request_headers_status_StopIteration;
+    }
+    bool cont = after_headers(a, status, &end_stream);
+    if (st->local_complete) {
+      maybe_continue_decoding(st, cde);
+      return;
+    }
+    if (!cont) {
+      maybe_continue_decoding(st, cde);
+      return;
+    }
+    // A header-only request whose body a filter added: later filters get
+    // the headers without end of stream, then the body.
+    if (end_stream && st->buf_req && cde < 0) cde = e;
+  }
+  maybe_continue_decoding(st, cde);
+}
+
+void fm_decode_data(stream *st, int from, body *data, bool end_stream, bool can_start_from_current) {
+  if (st->local_complete) return; // a response already ended: drop request data
+  int e = from < 0 ? 0 : (can_start_from_current && dafs(st, from)->iterate_from_current ? from : from + 1);
+  for (; e <= st->n; e++) {
+    afs *a = dafs(st, e);
+    if (e < st->n && handle_data_if_stop_all(st, true, a, data)) return;
+    if (a->end_stream) return;
+    st->call_state |= CS_DD;
+    a->end_stream = end_stream && !st->has_req_t;
+    int status = hook_request_body(st, e, data, a->end_stream);
+    st->call_state &= ~CS_DD;
+    if (e == st->n) break;
+    if (st->dec_aborted) {
+      execute_local_reply_if_prepared(st);
+      return;
+    }
+    if (!after_data(st, true, e, a, status, data)) break;
+  }
+}
+
+void fm_decode_trailers(stream *st, int from) {
+  if (st->local_complete) return;
+  int e = from < 0 ? 0 : (dafs(st, from)->iterate_from_current ? from : from + 1);
+  for (; e <= st->n; e++) {
+    afs *a = dafs(st, e);
+    if (e < st->n && stopped_all(a)) return;
+    st->call_state |= CS_DT;
+    int status = hook_request_trailers(st, e);
+    a->end_stream = true;
+    st->call_state &= ~CS_DT;
+    if (e == st->n) break;
+    if (st->dec_aborted) {
+      execute_local_reply_if_prepared(st);
+      return;
+    }
+    if (!after_trailers(st, true, e, a, status)) return;
+  }
+}
+
+// -------------------------------------------------------------- encoding
+
+static void maybe_continue_encoding(stream *st, int cde) {
+  if (cde < 0) return;
+  eafs(st, cde)->iter = IT_STOP_SINGLE;
+  common_continue(st, false, cde);
+}
+
+static void codec_headers(stream *st, bool eos) {
+  st->non100_encoded = true;
+  if (eos) st->encoder_chain_complete = true;
+  event ev = {.k = EV_DOWN_HEADERS, .eos = eos, .h = &st->resp_h};
+  emit(st, &ev);
+}
+
+void fm_encode_headers(stream *st, int from, bool end_stream) {
+  if (st->reset) return;
+  if (from < 0) st->local_complete = end_stream;
+  int e = from < 0 ? 0 : from + 1;
+  int cde = -1;
+  for (; e < st->n; e++) {
+    afs *a = eafs(st, e);
+    st->call_state |= CS_EH;
+    a->end_stream = end_stream && cde < 0;
+    int status = hook_response_headers(st, e, a->end_stream);
+    st->call_state &= ~CS_EH;
+    if (st->enc_aborted) status = envoy_dynamic_module_type_on_http_filter_response_headers_status_StopIteration;
+    bool cont = after_headers(a, status, &end_stream);
+    if (!cont) {
+      if (!a->end_stream) maybe_continue_encoding(st, cde);
+      return;
+    }
+    if (end_stream && st->buf_resp && cde < 0) cde = e;
+  }
+  bool eos = end_stream && cde < 0;
+  codec_headers(st, eos);
+  if (!eos) maybe_continue_encoding(st, cde);
+}
+
+void fm_encode_data(stream *st, int from, body *data, bool end_stream, bool can_start_from_current) {
+  if (st->reset || st->encoder_chain_complete) return;
+  if (from < 0) st->local_complete = end_stream;
+  int e = from < 0 ? 0 : (can_start_from_current && eafs(st, from)->iterate_from_current ? from : from + 1);
+  for (; e < st->n; e++) {
+    afs *a = eafs(st, e);
+    if (handle_data_if_stop_all(st, false, a, data)) return;
+    if (a->end_stream) return;
+    st->call_state |= CS_ED;
+    a->end_stream = end_stream && !st->has_resp_t;
+    int status = hook_response_body(st, e, data, a->end_stream);
+    st->call_state &= ~CS_ED;
+    if (st->enc_aborted) return;
+    if (!after_data(st, false, e, a, status, data)) return;
+  }
+  if (end_stream) st->encoder_chain_complete = true;
+  emit_body(st, EV_DOWN_DATA, data, end_stream);
+}
+
+void fm_encode_trailers(stream *st, int from) {
+  if (st->reset || st->encoder_chain_complete) return;
+  if (from < 0) st->local_complete = true;
+  int e = from < 0 ? 0 : (eafs(st, from)->iterate_from_current ? from : from + 1);
+  for (; e < st->n; e++) {
+    afs *a = eafs(st, e);
+    if (stopped_all(a)) return;
+    st->call_state |= CS_ET;
+    int status = hook_response_trailers(st, e);
+    a->end_stream = true;
+    st->call_state &= ~CS_ET;
+    if (st->enc_aborted) return;
+    if (!after_trailers(st, false, e, a, status)) return;
+  }
+  st->encoder_chain_complete = true;
+  event ev = {.k = EV_DOWN_TRAILERS, .eos = true, .h = &st->resp_t};
+  emit(st, &ev);
+}
+
+// -------------------------------------------------------- commonContinue
+
+static void common_continue(stream *st, bool dec, int e) {
+  // canContinue: nothing continues once the response is complete.
+  if (dec ? st->local_complete : (st->encoder_chain_complete || st->reset)) return;
+  afs *a = dec ? dafs(st, e) : eafs(st, e);
+  if (stopped_all(a)) a->iterate_from_current = true;
+  a->iter = IT_CONTINUE;
+  if (!a->headers_continued) {
+    a->headers_continued = true;
+    if (dec)
+      fm_decode_headers(st, e, st->remote_complete && !st->buf_req && !st->has_req_t);
+    else
+      fm_encode_headers(st, e, st->local_complete && !st->buf_resp && !st->has_resp_t);
+  }
+  bool had_trailers = dec ? st->has_req_t : st->has_resp_t;
+  body *buf = dec ? st->buf_req : st->buf_resp;
+  if (buf) {
+    if (dec)
+      fm_decode_data(st, e, buf, st->remote_complete && !had_trailers, true);
+    else
+      fm_encode_data(st, e, buf, st->local_complete && !had_trailers, true);
+  }
+  if (had_trailers) {
+    if (dec)
+      fm_decode_trailers(st, e);
+    else
+      fm_encode_trailers(st, e);
+  }
+  a->iterate_from_current = false;
+}
+
+// DynamicModuleHttpFilter::continueDecoding / continueEncoding.
+void fm_continue(stream *st, hfilter *f, bool dec) {
+  if (f->in_continue) return; // the filter's last hook returned Continue: ignored
+  if (tls_hook.f == f && !tls_hook.scheduled) {
+    violation(st, "continue_%s called inside %s's own hook; Envoy resumes the chain re-entrantly there (ignored)",
+              dec ? "decoding" : "encoding", f->cfg->name);
+    return;
+  }
+  int e = dec ? f->idx : st->n - 1 - f->idx;
+  afs *a = dec ? dafs(st, e) : eafs(st, e);
+  if (a->iter == IT_CONTINUE) {
+    // Envoy asserts !canIterate() in debug builds; in release it would
+    // replay the buffered body. A filter must not get here.
+    violation(st,
+              "continue_%s from %s while its %s iteration is not stopped (the filter's last hook was another "
+              "direction's Stop); Envoy debug builds assert (ignored)",
+              dec ? "decoding" : "encoding", f->cfg->name, dec ? "request" : "response");
+    return;
+  }
+  common_continue(st, dec, e);
+  f->in_continue = true;
+}
+
+// ------------------------------------------------------------ local reply
+
+static void build_reply_headers(stream *st, local_reply *r) {
+  hm_clear(&st->resp_h);
+  char code[16];
+  int k = snprintf(code, sizeof code, "%u", r->status);
+  hm_add(&st->resp_h, ":status", 7, code, (size_t)k);
+  for (size_t i = 0; i < r->headers.n; i++)
+    hm_add(&st->resp_h, r->headers.e[i].k, r->headers.e[i].kn, r->headers.e[i].v, r->headers.e[i].vn);
+  if (r->bodylen) {
+    char len[32];
+    k = snprintf(len, sizeof len, "%zu", r->bodylen);
+    hm_set(&st->resp_h, "content-length", 14, len, (size_t)k);
+    const char *v;
+    size_t vn;
+    if (hm_get(&st->resp_h, "content-type", 12, 0, &v, &vn) == 0) hm_add(&st->resp_h, "content-type", 12, "text/plain", 10);
+  }
+  st->has_resp_h = true;
+}
+
+// onLocalReply for every filter; true if one asks for a reset instead.
+static bool local_reply_hooks(stream *st, local_reply *r) {
+  bool reset = false;
+  const char *d = r->details ? r->details : "";
+  for (int i = 0; i < st->n; i++) {
+    hfilter *f = st->f[i];
+    if (!f->mod || !g_mod.local_reply) continue;
+    hook_ctx s = enter(st, f, false);
+    count_hook(st, HK_local_reply);
+    envoy_dynamic_module_type_envoy_buffer det = {d, strlen(d)};
+    int res = g_mod.local_reply(f, f->mod, r->status, det, false);
+    leave(s);
+    if (res == envoy_dynamic_module_type_on_http_filter_local_reply_status_ContinueAndResetStream) reset = true;
+  }
+  return reset;
+}
+
+static void free_reply(local_reply *r) {
+  hm_free(&r->headers);
+  free(r->body);
+  free(r->details);
+  memset(r, 0, sizeof *r);
+}
+
+static void note_reply(stream *st, local_reply *r) {
+  st->local_replies++;
+  event ev = {.k = EV_LOCAL_REPLY,
+              .status = r->status,
+              .data = r->details,
+              .len = r->details ? strlen(r->details) : 0,
+              .who = r->sender ? r->sender->cfg->name : "router"};
+  emit(st, &ev);
+}
+
+static void send_via_chain(stream *st, local_reply *r) {
+  if (local_reply_hooks(st, r)) {
+    reset_stream(st, "local reply: a filter asked for a reset (ContinueAndResetStream)");
+    free_reply(r);
+    return;
+  }
+  build_reply_headers(st, r);
+  note_reply(st, r);
+  bool has_body = r->bodylen > 0;
+  fm_encode_headers(st, -1, !has_body);
+  if (has_body && !st->reset) {
+    body *b = body_new();
+    body_add(b, r->body, r->bodylen);
+    fm_encode_data(st, -1, b, true, false);
+    body_free(b);
+  }
+  free_reply(r);
+}
+
+static void send_direct(stream *st, local_reply *r) {
+  if (local_reply_hooks(st, r)) {
+    reset_stream(st, "local reply: a filter asked for a reset (ContinueAndResetStream)");
+    free_reply(r);
+    return;
+  }
+  build_reply_headers(st, r);
+  note_reply(st, r);
+  st->local_complete = true;
+  bool has_body = r->bodylen > 0;
+  codec_headers(st, !has_body);
+  if (has_body) {
+    st->encoder_chain_complete = true;
+    event ev = {.k = EV_DOWN_DATA, .data = r->body, .len = r->bodylen, .eos = true};
+    emit(st, &ev);
+  }
+  free_reply(r);
+}
+
+void fm_send_local_reply(stream *st, local_reply *r) {
+  if (st->call_state & CS_DEC)
+    st->dec_aborted = true;
+  else if (st->call_state & CS_ENC)
+    st->enc_aborted = true;
+  st->response_code = r->status;
+  st->has_response_code = true;
+  free(st->details);
+  st->details = xmemdup(r->details ? r->details : "", r->details ? strlen(r->details) : 0);
+  if (!st->has_resp_h && !st->encoder_chain_complete) {
+    if (st->call_state & CS_DEC) {
+      // Sent from a request hook: the reply goes out once the hook returns.
+      if (st->has_prepared_reply) free_reply(&st->prepared);
+      st->prepared = *r;
+      st->has_prepared_reply = true;
+      memset(r, 0, sizeof *r);
+    } else {
+      send_via_chain(st, r);
+    }
+  } else if (!st->non100_encoded) {
+    // The response started through the filters but nothing reached the
+    // client: Envoy bypasses the filters and answers directly.
+    send_direct(st, r);
+  } else {
+    free_reply(r);
+    reset_stream(st, "local reply after response headers were sent to the client");
+  }
+}
+
+// ---------------------------------------------------------- lifecycle
+
+void fm_open(stream *st) {
+  st->n = st->ch->n;
+  st->f = xcalloc((size_t)st->n, sizeof(hfilter *));
+  for (int i = 0; i < st->n; i++) {
+    hfilter *f = xcalloc(1, sizeof *f);
+    f->magic = HFILTER_MAGIC;
+    f->st = st;
+    f->idx = i;
+    f->cfg = st->ch->f[i];
+    atomic_store(&f->refs, 1);
+    pthread_mutex_init(&f->mu, NULL);
+    st->f[i] = f;
+  }
+  for (int i = 0; i < st->n; i++) {
+    hfilter *f = st->f[i];
+    hook_ctx s = enter(st, f, false);
+    count_hook(st, HK_filter_new);
+    f->mod = g_mod.filter_new(f->cfg->mod, f);
+    leave(s);
+    if (!f->mod) {
+      violation(st, "on_http_filter_new returned NULL for %s: Envoy closes the stream", f->cfg->name);
+      reset_stream(st, "on_http_filter_new returned NULL");
+    }
+  }
+  st->opened = true;
+}
+
+void fm_complete(stream *st, bool reset) {
+  if (st->completed) return;
+  st->completed = true;
+  if (reset) reset_stream(st, "stream reset by the harness");
+  for (int i = 0; i < st->n; i++) {
+    hfilter *f = st->f[i];
+    if (!f->mod) continue;
+    hook_ctx s = enter(st, f, false);
+    count_hook(st, HK_stream_complete);
+    g_mod.stream_complete(f, f->mod);
+    leave(s);
+  }
+  for (int i = 0; i < st->n; i++) {
+    hfilter *f = st->f[i];
+    if (f->mod) {
+      hook_ctx s = enter(st, f, false);
+      count_hook(st, HK_filter_destroy);
+      g_mod.filter_destroy(f->mod);
+      leave(s);
+    }
+    pthread_mutex_lock(&f->mu);
+    f->destroyed = true;
+    f->st = NULL;
+    pthread_mutex_unlock(&f->mu);
+  }
+  st->destroyed = true;
+}
+
+// A scheduled event reached the stream's worker thread.
+void fm_run_scheduled(hfilter *f, uint64_t event) {
+  pthread_mutex_lock(&f->mu);
+  stream *st = f->destroyed ? NULL : f->st;
+  pthread_mutex_unlock(&f->mu);
+  if (!st) { // dropped: the filter was destroyed before the event ran
+    return;
+  }
+  if (tls_worker != st->w) {
+    violation(st, "scheduled event for stream %llu ran on the wrong thread", (unsigned long long)st->id);
+    return;
+  }
+  hook_ctx s = enter(st, f, true);
+  count_hook(st, HK_scheduled);
+  g_mod.scheduled(f, f->mod, event);
+  leave(s);
+  st->scheduled_delivered++;
+}
+
+void hfilter_unref(hfilter *f) {
+  if (atomic_fetch_sub(&f->refs, 1) == 1) {
+    pthread_mutex_destroy(&f->mu);
+    f->magic = 0;
+    free(f);
+  }
+}
+
+void fm_free_stream(stream *st) {
+  for (int i = 0; i < st->n; i++) hfilter_unref(st->f[i]);
+  free(st->f);
+  hm_free(&st->req_h);
+  hm_free(&st->req_t);
+  hm_free(&st->resp_h);
+  hm_free(&st->resp_t);
+  body_free(st->buf_req);
+  body_free(st->buf_resp);
+  if (st->has_prepared_reply) free_reply(&st->prepared);
+  md_free(&st->md);
+  for (size_t i = 0; i < st->fs.n; i++) {
+    free(st->fs.e[i].k);
+    free(st->fs.e[i].v);
+  }
+  free(st->fs.e);
+  free(st->details);
+  free(st->protocol);
+  free(st->upstream_addr);
+  free(st->source_addr);
+  free(st->dest_addr);
+  free(st->route_name);
+  sb_free(&st->flags);
+  sb_free(&st->violations);
+  if (st->ch) chain_unref(st->ch);
+  free(st);
+}
