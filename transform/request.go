@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -35,34 +36,23 @@ var noSpan = span{-1, -1}
 
 func (s span) ok() bool { return s.start >= 0 }
 
-func spanOf(v gjson.Result) span { return span{v.Index, v.Index + len(v.Raw)} }
-
 // ParseRequest reads and checks a request body for endpoint ep in one pass
-// over its top-level fields, with gjson, without unmarshalling it. Any error
-// is an *Error with status 400.
+// over the body (scanTopLevel), without unmarshalling it; gjson then reads
+// the few values found. Any error is an *Error with status 400.
 //
 // Request.Model and Request.Prompt alias body: copy them if body is about to
 // change. ParseRequest does not allocate on success.
 func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 	r := Request{Endpoint: ep, model: noSpan, streamOptions: noSpan, includeUsage: noSpan, prompt: noSpan}
-	// gjson reads leniently; without this check a truncated body would pass.
-	if !gjson.ValidBytes(body) {
-		return r, badRequest("invalid_json", "", "request body is not valid JSON")
-	}
-	root := gjson.Parse(unsafeString(body))
-	if !root.IsObject() {
-		return r, badRequest("invalid_json", "", "request body must be a JSON object")
-	}
-	r.open = root.Index
 	field := ep.promptField()
 	var (
 		err    *Error
 		seen   uint8
 		prompt gjson.Result
 	)
-	root.ForEach(func(k, v gjson.Result) bool {
+	valid := scanTopLevel(body, func(k, v span) bool {
 		var bit uint8
-		switch k.Str {
+		switch name := keyName(body, k); name {
 		case "model":
 			bit = 1
 		case "stream":
@@ -77,20 +67,22 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 		// JSON parsers disagree on which duplicate wins; a client could
 		// otherwise route as one model and be served by another.
 		if seen&bit != 0 {
-			err = badRequest("duplicate_key", k.Str, "duplicate key %q in request body", k.Str)
+			name := keyName(body, k)
+			err = badRequest("duplicate_key", name, "duplicate key %q in request body", name)
 			return false
 		}
 		seen |= bit
+		value := gjson.Parse(unsafeString(body[v.start:v.end]))
 		switch bit {
 		case 1:
-			if v.Type != gjson.String {
+			if value.Type != gjson.String {
 				err = badRequest("invalid_type", "model", "model must be a string")
-			} else if v.Str == "" {
+			} else if value.Str == "" {
 				err = badRequest("invalid_value", "model", "model must not be empty")
 			}
-			r.Model, r.model = v.Str, spanOf(v)
+			r.Model, r.model = value.Str, v
 		case 2:
-			switch v.Type {
+			switch value.Type {
 			case gjson.True:
 				r.Stream = true
 			case gjson.False, gjson.Null:
@@ -98,16 +90,22 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 				err = badRequest("invalid_type", "stream", "stream must be a boolean")
 			}
 		case 4:
-			r.streamOptions = spanOf(v)
-			err = r.readStreamOptions(v)
+			r.streamOptions = v
+			err = r.readStreamOptions(value, v.start)
 		case 8:
-			prompt = v
+			prompt, r.prompt = value, v
 		}
 		return err == nil
 	})
-	if err != nil {
+	switch {
+	case !valid:
+		return r, badRequest("invalid_json", "", "request body is not valid JSON")
+	case body[skipSpace(body, 0)] != '{':
+		return r, badRequest("invalid_json", "", "request body must be a JSON object")
+	case err != nil:
 		return r, err
 	}
+	r.open = skipSpace(body, 0)
 	r.Stream = r.Stream && ep != EndpointEmbeddings // embeddings never stream
 	if seen&1 == 0 {
 		return r, badRequest("missing_required_parameter", "model", "you must provide a model parameter")
@@ -118,7 +116,6 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 	if err := checkPrompt(ep, field, prompt); err != nil {
 		return r, err
 	}
-	r.prompt = spanOf(prompt)
 	if prompt.Type == gjson.String {
 		r.prompt = span{r.prompt.start + 1, r.prompt.end - 1}
 	}
@@ -126,7 +123,19 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 	return r, nil
 }
 
-func (r *Request) readStreamOptions(v gjson.Result) *Error {
+// keyName returns the name of the object key whose raw JSON (quotes
+// included) is body[k.start:k.end]; without escapes, without copying.
+func keyName(body []byte, k span) string {
+	raw := body[k.start+1 : k.end-1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return unsafeString(raw)
+	}
+	return gjson.Parse(unsafeString(body[k.start:k.end])).Str
+}
+
+// readStreamOptions reads stream_options, whose value v starts at offset
+// off in the body.
+func (r *Request) readStreamOptions(v gjson.Result, off int) *Error {
 	if v.Type == gjson.Null {
 		r.streamOptionsNull = true
 		return nil
@@ -143,7 +152,7 @@ func (r *Request) readStreamOptions(v gjson.Result) *Error {
 			err = badRequest("duplicate_key", "stream_options.include_usage", "duplicate key \"include_usage\" in stream_options")
 			return false
 		}
-		r.includeUsage = spanOf(v)
+		r.includeUsage = span{off + v.Index, off + v.Index + len(v.Raw)}
 		switch v.Type {
 		case gjson.True:
 			r.IncludeUsage = true

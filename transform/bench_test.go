@@ -1,0 +1,142 @@
+package transform
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// chatBody returns a chat request of about size bytes: a system prompt and
+// turns of mixed ASCII, escapes and multibyte text, the model named last so
+// that nothing can stop early.
+func chatBody(size int) []byte {
+	const turn = `Summarise the \"quarterly\" report, line by line:\n- revenue grew 12%% — ünïcödé 日本語 🚀; the rest is plain ASCII text to fill space. `
+	var b strings.Builder
+	b.WriteString(`{"messages":[{"role":"system","content":"You are a careful analyst."}`)
+	for i := 0; b.Len() < size-200; i++ {
+		role := "user"
+		if i%2 == 1 {
+			role = "assistant"
+		}
+		fmt.Fprintf(&b, `,{"role":"%s","content":"`, role)
+		for b.Len() < size-200 && b.Len()%4096 < 3000 {
+			b.WriteString(turn)
+		}
+		b.WriteString(`"}`)
+	}
+	b.WriteString(`],"temperature":0.2,"max_tokens":512,"stream":true,"stream_options":{"include_usage":true},"model":"llama-3-8b"}`)
+	return []byte(b.String())
+}
+
+func BenchmarkRequestPath(b *testing.B) {
+	c := mustParse(b, `{"models":[{"name":"llama-3-8b"}]}`)
+	for _, size := range []struct {
+		name  string
+		bytes int
+	}{{"1KiB", 1 << 10}, {"100KiB", 100 << 10}, {"1MiB", 1 << 20}} {
+		body := chatBody(size.bytes)
+		b.Run("body="+size.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				d, err := c.Decide(EndpointChatCompletions, body, "")
+				if err != nil || d.Model != "llama-3-8b" || d.Body != nil || len(d.Prompt) < size.bytes/2 {
+					b.Fatal(err, d.Model)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRequestRewrite is the request path when the body must change:
+// model rewritten and include_usage added.
+func BenchmarkRequestRewrite(b *testing.B) {
+	c := mustParse(b, `{"rewrites":[{"model":"llama-3-8b","targets":[{"model":"llama-3-8b-lora-v2"}]}]}`)
+	body := []byte(strings.Replace(string(chatBody(100<<10)), `"stream_options":{"include_usage":true},`, "", 1))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		d, err := c.Decide(EndpointChatCompletions, body, "")
+		if err != nil || d.Body == nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// sseStream returns a stream of n events in the simulator's format: n-2
+// content events, the usage event and [DONE].
+func sseStream(n int) []byte {
+	var b strings.Builder
+	for i := range n - 2 {
+		fmt.Fprintf(&b, `data: {"id":"chatcmpl-5fbbd30b-162d-50f5-b8f2-f2d1f4c11ec4","model":"acme-test-7b","object":"chat.completion.chunk","created":1795669832,"usage":null,"choices":[{"index":0,"finish_reason":null,"delta":{"content":"tok%d "}}]}`+"\n\n", i)
+	}
+	fmt.Fprintf(&b, `data: {"id":"chatcmpl-5fbbd30b-162d-50f5-b8f2-f2d1f4c11ec4","model":"acme-test-7b","object":"chat.completion.chunk","created":1795669832,"usage":{"prompt_tokens":11,"completion_tokens":%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":0}},"choices":[]}`+"\n\n", n-2, n+9)
+	b.WriteString("data: [DONE]\n\n")
+	return []byte(b.String())
+}
+
+func BenchmarkSSEUsage(b *testing.B) {
+	stream := sseStream(1000)
+	chunks := chunked(stream, 4<<10)
+	now := time.Now()
+	b.Run("events=1000", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(stream)))
+		for b.Loop() {
+			m := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "")
+			for _, c := range chunks {
+				m.Write(c, now)
+			}
+			if r := m.Finish(now); r.Usage.OutputTokens != 998 || r.ContentEvents != 998 {
+				b.Fatal(r)
+			}
+		}
+	})
+}
+
+// BenchmarkResponseJSON accounts an unstreamed chat response with usage, fed
+// in one chunk.
+func BenchmarkResponseJSON(b *testing.B) {
+	body := readFixture(b, "openai/chat_completion.json")
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		m := NewMeter(EndpointChatCompletions, 200, "application/json", "")
+		m.Write(body, now)
+		if r := m.Finish(now); !r.HasUsage {
+			b.Fatal(r)
+		}
+	}
+}
+
+// BenchmarkModelRestorer rewrites the model name of a 1,000-event stream.
+func BenchmarkModelRestorer(b *testing.B) {
+	stream := sseStream(1000)
+	chunks := chunked(stream, 4<<10)
+	out := make([]byte, 0, 8<<10)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		r := NewModelRestorer("alias", "text/event-stream")
+		n := 0
+		for _, c := range chunks {
+			out, _ = r.Write(out[:0], c)
+			n += len(out)
+		}
+		if n != len(stream)-999*len("acme-test-7b")+999*len("alias") { // every event but [DONE] names the model
+			b.Fatal(n)
+		}
+	}
+}
+
+func BenchmarkCosts(b *testing.B) {
+	c := mustParse(b, `{"costs":[{"metadataKey":"in","type":"input"},{"metadataKey":"k","type":"cel","cel":"model == 'big' ? total_tokens * 10u : total_tokens"}]}`)
+	u := Usage{InputTokens: 100, OutputTokens: 30, TotalTokens: 130}
+	dst := make([]CostValue, 0, 4)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _ = c.AppendCosts(dst[:0], u, "big", "10.0.0.1:8000")
+	}
+}
