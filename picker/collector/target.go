@@ -19,6 +19,11 @@ import (
 // scraped metrics and this proxy's live counts for it. All methods are safe
 // for concurrent use.
 type Target struct {
+	// Read by every pick: kept together at the front, on one cache line.
+	sample      atomic.Pointer[metrics.Sample] // nil: no usable metrics
+	inFlight    atomic.Int64
+	lastFailure atomic.Int64 // Now() of the last reported failure, 0 if none
+
 	Addr string
 
 	c      *Collector
@@ -30,12 +35,8 @@ type Target struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	sample atomic.Pointer[metrics.Sample] // nil: no usable metrics
-
-	inFlight    atomic.Int64
-	lastFailure atomic.Int64 // Now() of the last reported failure, 0 if none
-	picks       atomic.Uint64
-	failures    atomic.Uint64
+	picks    atomic.Uint64
+	failures atomic.Uint64
 
 	scrapes      atomic.Uint64
 	scrapeErrors atomic.Uint64
@@ -61,6 +62,11 @@ func newTarget(c *Collector, k targetKey, g *group) *Target {
 // scraped yet, the last UnhealthyAfter scrapes failed, or the last exposition
 // was garbage. Callers judge freshness from Sample.At.
 func (t *Target) Sample() *metrics.Sample { return t.sample.Load() }
+
+// Publish installs s as the latest sample, as a successful scrape would; nil
+// marks the endpoint as having no usable metrics. Sample.At must be set (see
+// Now). For collectors from NewManual.
+func (t *Target) Publish(s *metrics.Sample) { t.sample.Store(s) }
 
 // InFlight returns the requests this proxy has in flight to the endpoint.
 func (t *Target) InFlight() int64 { return t.inFlight.Load() }

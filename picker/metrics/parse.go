@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -130,18 +131,19 @@ func newestLoRA(mf *dto.MetricFamily) *LoRA {
 	if math.IsInf(newest, -1) {
 		return nil
 	}
-	l := &LoRA{}
+	var running, waiting []string
+	maxLoRA := 0
 	for _, m := range mf.Metric {
 		if value(m) != newest {
 			continue
 		}
-		l.Running = appendList(l.Running, label(m, "running_lora_adapters"))
-		l.Waiting = appendList(l.Waiting, label(m, "waiting_lora_adapters"))
-		if n, err := strconv.Atoi(label(m, "max_lora")); err == nil && n > l.MaxLoRA {
-			l.MaxLoRA = n
+		running = appendList(running, label(m, "running_lora_adapters"))
+		waiting = appendList(waiting, label(m, "waiting_lora_adapters"))
+		if n, err := strconv.Atoi(label(m, "max_lora")); err == nil && n > maxLoRA {
+			maxLoRA = n
 		}
 	}
-	return l
+	return NewLoRA(running, waiting, maxLoRA)
 }
 
 func value(m *dto.Metric) float64 {
@@ -159,7 +161,7 @@ func value(m *dto.Metric) float64 {
 // appendList adds the comma-separated names of list not already in dst.
 func appendList(dst []string, list string) []string {
 	for name := range strings.SplitSeq(list, ",") {
-		if name = strings.TrimSpace(name); name != "" && !contains(dst, name) {
+		if name = strings.TrimSpace(name); name != "" && !slices.Contains(dst, name) {
 			dst = append(dst, name)
 		}
 	}

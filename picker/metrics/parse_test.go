@@ -128,7 +128,7 @@ func TestParseLoRA(t *testing.T) {
 			body: load +
 				`vllm:lora_requests_info{max_lora="2",running_lora_adapters="old",waiting_lora_adapters=""} 100` + "\n" +
 				`vllm:lora_requests_info{max_lora="2",running_lora_adapters="a, b",waiting_lora_adapters="c"} 200` + "\n",
-			want: &LoRA{Running: []string{"a", "b"}, Waiting: []string{"c"}, MaxLoRA: 2},
+			want: NewLoRA([]string{"a", "b"}, []string{"c"}, 2),
 		},
 		{
 			name: "NaN timestamps ignored",
@@ -145,13 +145,18 @@ func TestParseLoRA(t *testing.T) {
 }
 
 func TestLoRAQueries(t *testing.T) {
-	l := &LoRA{Running: []string{"a"}, Waiting: []string{"b"}, MaxLoRA: 3}
-	require.True(t, l.IsRunning("a"))
-	require.False(t, l.IsRunning("b"))
-	require.True(t, l.IsWaiting("b"))
-	require.True(t, l.HasRoom())
-	l.MaxLoRA = 2
-	require.False(t, l.HasRoom())
+	for _, l := range []*LoRA{
+		NewLoRA([]string{"a"}, []string{"b"}, 3),
+		{Running: []string{"a"}, Waiting: []string{"b"}, MaxLoRA: 3}, // without keys
+	} {
+		require.True(t, l.IsRunning("a", Key("a")))
+		require.False(t, l.IsRunning("b", Key("b")))
+		require.True(t, l.IsWaiting("b", Key("b")))
+		require.False(t, l.IsWaiting("a", Key("a")))
+		require.True(t, l.HasRoom())
+		l.MaxLoRA = 2
+		require.False(t, l.HasRoom())
+	}
 }
 
 func TestForEngine(t *testing.T) {

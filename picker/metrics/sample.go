@@ -1,5 +1,7 @@
 package metrics
 
+import "github.com/cespare/xxhash/v2"
+
 // Sample is what one successful scrape of one endpoint says. A published
 // Sample is never modified: readers share it without locks.
 type Sample struct {
@@ -18,26 +20,61 @@ type Sample struct {
 }
 
 // LoRA is the newest state a vLLM-style lora_requests_info metric reports.
+// Build it with NewLoRA, which also prepares the lookup keys.
 type LoRA struct {
 	Running []string // adapters loaded and running
 	Waiting []string // adapters requested but not loaded yet
 	MaxLoRA int      // adapters the server can hold at once
+
+	runningKeys, waitingKeys []uint64 // Key of each name
 }
 
-// IsRunning reports whether adapter is loaded on the server.
-func (l *LoRA) IsRunning(adapter string) bool { return contains(l.Running, adapter) }
+// NewLoRA returns the LoRA state with its lookup keys.
+func NewLoRA(running, waiting []string, maxLoRA int) *LoRA {
+	return &LoRA{Running: running, Waiting: waiting, MaxLoRA: maxLoRA, runningKeys: keys(running), waitingKeys: keys(waiting)}
+}
 
-// IsWaiting reports whether adapter is queued to be loaded.
-func (l *LoRA) IsWaiting(adapter string) bool { return contains(l.Waiting, adapter) }
+// Key is an adapter name's lookup key for IsRunning and IsWaiting: comparing
+// 64-bit keys is what keeps scoring every endpoint's adapters cheap.
+func Key(adapter string) uint64 { return xxhash.Sum64String(adapter) }
+
+// IsRunning reports whether adapter, whose Key is key, is loaded on the server.
+func (l *LoRA) IsRunning(adapter string, key uint64) bool {
+	return contains(l.Running, l.runningKeys, adapter, key)
+}
+
+// IsWaiting reports whether adapter, whose Key is key, is queued to be loaded.
+func (l *LoRA) IsWaiting(adapter string, key uint64) bool {
+	return contains(l.Waiting, l.waitingKeys, adapter, key)
+}
 
 // HasRoom reports whether another adapter could be loaded without evicting one.
 func (l *LoRA) HasRoom() bool { return len(l.Running)+len(l.Waiting) < l.MaxLoRA }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
+func contains(names []string, keys []uint64, name string, key uint64) bool {
+	if len(keys) != len(names) { // built without NewLoRA
+		for _, n := range names {
+			if n == name {
+				return true
+			}
+		}
+		return false
+	}
+	for i, k := range keys {
+		if k == key && names[i] == name {
 			return true
 		}
 	}
 	return false
+}
+
+func keys(names []string) []uint64 {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make([]uint64, len(names))
+	for i, n := range names {
+		out[i] = Key(n)
+	}
+	return out
 }

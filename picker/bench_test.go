@@ -1,0 +1,91 @@
+package picker
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
+)
+
+// BenchmarkPick is one full scheduling cycle with the default profile on a
+// 4 KiB chat prompt: candidates from the snapshot, saturation filter, the
+// four scorers (prefix in learned mode, warm index), max-score picker,
+// in-flight bookkeeping and the prefix index update (queued).
+func BenchmarkPick(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
+			benchPick(b, n, "")
+		})
+	}
+}
+
+// BenchmarkPickRendezvous is BenchmarkPick with the fleet-consistent prefix
+// mode, for comparison.
+func BenchmarkPickRendezvous(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
+			benchPick(b, n, `"prefix":{"mode":"rendezvous"}`)
+		})
+	}
+}
+
+func benchPick(b *testing.B, n int, extra string) {
+	eps := addrs(n)
+	// Published metrics must stay fresh for the whole run.
+	cfg := `"scrape":{"interval":"1h"}`
+	if extra != "" {
+		cfg += "," + extra
+	}
+	p := openManual(b, staticConfig(eps, cfg))
+	for i, a := range eps {
+		publish(b, p, a, metrics.Sample{
+			Waiting: float64(i % 4),
+			Running: float64(i % 7),
+			KVUsage: float64(i%10) / 20,
+			LoRA:    metrics.NewLoRA([]string{"adapter-" + fmt.Sprint(i%5)}, nil, 4),
+		})
+	}
+	systems := make([]string, 8)
+	for i := range systems {
+		systems[i] = fmt.Sprintf("You are assistant %d. ", i) + strings.Repeat("Follow the house rules carefully. ", 60)
+	}
+	// Warm the learned index with traffic of every tenant.
+	var res Result
+	for i := range 4 * n {
+		req := Request{Model: "adapter-1", Prompt: chatPrompt(systems[i%len(systems)], fmt.Sprint("warm-up ", i), 4096)}
+		p.Pick(&req, &res)
+		res.Done(OutcomeOK)
+	}
+	if p.prefix != nil && p.prefix.Index() != nil {
+		p.prefix.Index().Flush()
+	}
+	req := Request{Model: "adapter-1", Prompt: chatPrompt(systems[3], "What is the capital of France?", 4096)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p.Pick(&req, &res)
+		if res.Status != StatusOK {
+			b.Fatalf("status %v", res.Status)
+		}
+		res.Done(OutcomeOK)
+	}
+}
+
+// BenchmarkScrapeParse parses the simulator fixture exposition into a Sample.
+func BenchmarkScrapeParse(b *testing.B) {
+	body, err := os.ReadFile("testdata/vllm_metrics_sim_main.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	names, _ := metrics.ForEngine(metrics.EngineVLLM)
+	parser := metrics.NewParser()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parser.Parse(body, &names); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

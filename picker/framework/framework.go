@@ -1,0 +1,74 @@
+// Package framework defines what scheduler plugins see and implement: the
+// request, the candidate endpoints of one scheduling cycle, and the Filter,
+// Scorer and Picker interfaces. The plugins live in picker/plugins/...; the
+// pipeline that runs them is picker/scheduler.
+//
+// Everything here is built for a hot path called from several threads at
+// once: a Cycle is per request and reused, endpoints are plain values, and no
+// interface method may allocate in steady state.
+package framework
+
+import "github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
+
+// Request is what the scheduler knows of one request.
+type Request struct {
+	Model    string // the requested model; for LoRA, the adapter name
+	ModelKey uint64 // metrics.Key(Model), computed once per request
+	Prompt   []byte // chat messages (raw JSON) or completion prompt, for the prefix index
+	Priority int    // < 0 is sheddable
+}
+
+// Endpoint is one candidate in a scheduling cycle: its latest metrics plus
+// this proxy's own live counts.
+type Endpoint struct {
+	Addr   string
+	Key    uint64 // hash of Addr: the identity every proxy agrees on
+	ID     int32  // pool-local dense id, for plugin state kept per endpoint
+	Member int32  // position in the pool's endpoint list, for the caller
+
+	Waiting  float64 // scraped
+	Running  float64 // scraped
+	KVUsage  float64 // scraped, 0..1
+	Pending  float64 // sent by this proxy after the scrape, so not in Waiting/Running yet
+	InFlight float64 // this proxy's requests in flight
+	Stale    bool    // metrics older than the pool's staleAfter
+	LoRA     *metrics.LoRA
+}
+
+// Queue is the waiting queue as this proxy best knows it: the scraped queue
+// plus what it sent since. Counting new requests as queued is pessimistic,
+// which is what keeps a burst between two scrapes from landing on one server.
+func (e *Endpoint) Queue() float64 { return e.Waiting + e.Pending }
+
+// Filter keeps some endpoints. It moves the kept ones, in their original
+// order, to the front of eps and returns how many it kept; the dropped ones
+// stay in eps after them, so the caller can fall back to the whole set.
+type Filter interface {
+	Name() string
+	Filter(c *Cycle, eps []Endpoint) int
+}
+
+// Scorer writes a score in [0,1] for each endpoint into out (len(out) ==
+// len(eps)); 1 is best. The pipeline multiplies it by the scorer's weight.
+type Scorer interface {
+	Name() string
+	Score(c *Cycle, eps []Endpoint, out []float64)
+}
+
+// Picker appends to dst the positions in eps of up to k endpoints, best first.
+type Picker interface {
+	Name() string
+	Pick(c *Cycle, eps []Endpoint, scores []float64, k int, dst []int) []int
+}
+
+// PickObserver is a plugin that learns from the endpoint a request was sent
+// to, such as a prefix index recording where a prompt's blocks now live.
+type PickObserver interface {
+	Picked(c *Cycle, ep *Endpoint)
+}
+
+// Forgetter is a plugin that keeps state per endpoint ID and must drop it
+// when the endpoint leaves the pool (its ID may then be reused).
+type Forgetter interface {
+	Forget(id int32)
+}

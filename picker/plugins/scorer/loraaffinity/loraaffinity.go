@@ -1,0 +1,45 @@
+// Package loraaffinity prefers endpoints that already run the requested LoRA
+// adapter, then those with room to load it.
+package loraaffinity
+
+import "github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+
+// Type names the plugin in configuration.
+const Type = "lora-affinity"
+
+// Scores, the Inference Extension's.
+const (
+	Running = 1.0 // the adapter is loaded
+	Room    = 0.8 // running + waiting adapters < max_lora: it can be loaded without evicting
+	Waiting = 0.6 // the adapter is queued to be loaded
+)
+
+// Scorer is the LoRA affinity scorer.
+type Scorer struct{}
+
+// New returns the scorer.
+func New() *Scorer { return &Scorer{} }
+
+// Name implements framework.Scorer.
+func (*Scorer) Name() string { return Type }
+
+// Score implements framework.Scorer. Endpoints that report no LoRA state
+// score 0, so a pool without LoRA metrics is ranked by the other scorers.
+func (*Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	model, key := c.Request.Model, c.Request.ModelKey
+	for i := range eps {
+		l := eps[i].LoRA
+		switch {
+		case l == nil || model == "":
+			out[i] = 0
+		case l.IsRunning(model, key):
+			out[i] = Running
+		case l.HasRoom():
+			out[i] = Room
+		case l.IsWaiting(model, key):
+			out[i] = Waiting
+		default:
+			out[i] = 0
+		}
+	}
+}

@@ -1,0 +1,222 @@
+// Package prefix scores endpoints by how much of the request's prompt prefix
+// they are likely to have in their KV cache, in one of two modes:
+//
+//   - learned: the Inference Extension's prefix-cache scorer. Each endpoint
+//     has an LRU of the block hashes of the requests this proxy sent it;
+//     the score is the fraction of the prompt's leading blocks it holds.
+//   - rendezvous: rendezvous (highest-random-weight) hashing of the leading
+//     blocks names a preferred endpoint. Every proxy computes the same
+//     preference from the prompt and the endpoint addresses alone, so
+//     independent proxies send a shared prefix to the same server without
+//     sharing any state.
+//
+// In both modes affinity yields to load: an endpoint whose queue is more
+// than QueueSlack requests longer than the shortest queue among the
+// candidates gets no prefix score, so a popular prefix spills to the next
+// server instead of piling up on one (DESIGN.md section 6).
+package prefix
+
+import (
+	"fmt"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+)
+
+// Type names the plugin in configuration.
+const Type = "prefix-cache"
+
+// Modes.
+const (
+	Learned    = "learned"
+	Rendezvous = "rendezvous"
+)
+
+// Params configure the scorer.
+type Params struct {
+	Mode             string
+	BlockSize        int     // bytes per block
+	MaxBlocks        int     // blocks hashed per prompt at most
+	LRUCapacity      int     // learned: hashes kept per endpoint
+	RendezvousBlocks int     // rendezvous: leading blocks that form the key, at most
+	QueueSlack       float64 // queue excess over the shortest queue that still keeps affinity
+}
+
+// Defaults: the Inference Extension's block size, block count and LRU size.
+var Defaults = Params{
+	Mode:             Learned,
+	BlockSize:        64,
+	MaxBlocks:        256,
+	LRUCapacity:      31250,
+	RendezvousBlocks: 8,
+	QueueSlack:       1,
+}
+
+// Scorer is the prefix-cache scorer. In learned mode it owns an Index and a
+// goroutine: Close it.
+type Scorer struct {
+	p     Params
+	index *Index // learned mode only
+}
+
+// New returns a scorer for p.
+func New(p Params) (*Scorer, error) {
+	if p.BlockSize <= 0 || p.MaxBlocks <= 0 {
+		return nil, fmt.Errorf("prefix: block size and max blocks must be positive")
+	}
+	s := &Scorer{p: p}
+	switch p.Mode {
+	case Learned:
+		if p.LRUCapacity <= 0 {
+			return nil, fmt.Errorf("prefix: LRU capacity must be positive")
+		}
+		s.index = NewIndex(p.LRUCapacity)
+	case Rendezvous:
+		if p.RendezvousBlocks <= 0 {
+			return nil, fmt.Errorf("prefix: rendezvous blocks must be positive")
+		}
+	default:
+		return nil, fmt.Errorf("prefix: unknown mode %q", p.Mode)
+	}
+	return s, nil
+}
+
+// Name implements framework.Scorer.
+func (*Scorer) Name() string { return Type }
+
+// Index returns the learned index, nil in rendezvous mode.
+func (s *Scorer) Index() *Index { return s.index }
+
+// Close stops the learned index's writer.
+func (s *Scorer) Close() {
+	if s.index != nil {
+		s.index.Close()
+	}
+}
+
+// Score implements framework.Scorer.
+func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	clear(out)
+	if len(eps) == 0 {
+		return
+	}
+	if s.index != nil {
+		s.scoreLearned(c, eps, out)
+	} else {
+		s.scoreRendezvous(c, eps, out)
+	}
+}
+
+// Picked implements framework.PickObserver: in learned mode the endpoint now
+// holds the prompt's blocks.
+func (s *Scorer) Picked(c *framework.Cycle, ep *framework.Endpoint) {
+	if s.index == nil {
+		return
+	}
+	if h := s.hashes(c); len(h) > 0 {
+		s.index.Record(ep.ID, h)
+	}
+}
+
+// Forget implements framework.Forgetter: an endpoint left the pool.
+func (s *Scorer) Forget(id int32) {
+	if s.index != nil {
+		s.index.Forget(id)
+	}
+}
+
+func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
+	if !c.HashesReady {
+		c.Hashes = AppendHashes(c.Hashes[:0], c.Request.ModelKey, c.Request.Prompt, s.p.BlockSize, s.p.MaxBlocks)
+		c.HashesReady = true
+	}
+	return c.Hashes
+}
+
+// queueLimit is the longest queue that still keeps affinity.
+func (s *Scorer) queueLimit(eps []framework.Endpoint) float64 {
+	shortest := eps[0].Queue()
+	for i := 1; i < len(eps); i++ {
+		shortest = min(shortest, eps[i].Queue())
+	}
+	return shortest + s.p.QueueSlack
+}
+
+// scoreLearned scores each endpoint by the fraction of the prompt's leading
+// blocks it holds. Holding block k implies holding blocks 0..k-1 (see
+// Index), so the set of holders shrinks as k grows: the deepest block held by
+// some not-yet-scored candidate is found by binary search, its holders get
+// that depth, and the search repeats below it. That is a few lookups per
+// distinct match length rather than one per block.
+func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	hashes := s.hashes(c)
+	n := len(hashes)
+	if n == 0 {
+		return
+	}
+	slots := c.Slots(eps)
+	// out holds match lengths (0: none yet) until the final normalization.
+	unscored := func(k int) bool {
+		return s.index.Holders(hashes[k], func(id int32) bool {
+			return !(int(id) < len(slots) && slots[id] >= 0 && out[slots[id]] == 0)
+		})
+	}
+	for hi := n; hi > 0 && unscored(0); {
+		lo, up := 0, hi // unscored(lo) holds; unscored(up) does not or up is the bound
+		for up-lo > 1 {
+			mid := int(uint(lo+up) >> 1)
+			if unscored(mid) {
+				lo = mid
+			} else {
+				up = mid
+			}
+		}
+		s.index.Holders(hashes[lo], func(id int32) bool {
+			if int(id) < len(slots) && slots[id] >= 0 && out[slots[id]] == 0 {
+				out[slots[id]] = float64(lo + 1)
+			}
+			return true
+		})
+		hi = lo
+	}
+	limit := s.queueLimit(eps)
+	for i := range eps {
+		if eps[i].Queue() > limit {
+			out[i] = 0
+		} else {
+			out[i] /= float64(n)
+		}
+	}
+}
+
+// scoreRendezvous gives 1 to the endpoint that rendezvous hashing of the
+// prompt's leading blocks prefers among those within the queue limit.
+//
+// The key covers at most RendezvousBlocks blocks, and for chat messages no
+// more than the first message (the system prompt) when it is shorter: the key
+// must be the part many requests share, not the part that makes each unique.
+func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	req := c.Request
+	bs := s.p.BlockSize
+	d := min(s.p.RendezvousBlocks, s.p.MaxBlocks, len(req.Prompt)/bs)
+	if end := firstElementEnd(req.Prompt, d*bs); end > 0 {
+		d = min(d, max(1, end/bs))
+	}
+	if d == 0 {
+		return
+	}
+	key := chainHash(req.ModelKey, req.Prompt, bs, d)
+
+	limit := s.queueLimit(eps)
+	best, bestWeight := -1, uint64(0)
+	for i := range eps {
+		if eps[i].Queue() > limit {
+			continue
+		}
+		if w := framework.Mix(key ^ eps[i].Key); best < 0 || w > bestWeight {
+			best, bestWeight = i, w
+		}
+	}
+	if best >= 0 {
+		out[best] = 1
+	}
+}

@@ -1,0 +1,400 @@
+package picker
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/collector"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/endpoints"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/filter/saturation"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/prefix"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/scheduler"
+)
+
+// Pool is one running InferencePool: its endpoint source, its scrape
+// targets, its scheduling profile and its live counts. Pick may be called
+// from any number of goroutines at once.
+type Pool struct {
+	name       string
+	failOpen   bool
+	penalty    time.Duration
+	staleAfter int64
+	priorities map[string]int
+	defaultPri int
+
+	spec       collector.Spec
+	collector  *collector.Collector
+	source     *endpoints.Source
+	profile    *scheduler.Profile
+	saturation *saturation.Filter // nil when the profile has none
+	prefix     *prefix.Scorer     // nil when the profile has none
+
+	view   atomic.Pointer[view]
+	cycles sync.Pool
+
+	mu      sync.Mutex // serializes membership changes and Close
+	closed  bool
+	nextID  int32
+	freeIDs []int32
+
+	picks, sheds, noCapacity, noMetrics atomic.Uint64
+	scrapeErrorsGone                    atomic.Uint64 // from endpoints that left
+
+	// Owned by the registry.
+	key  string
+	refs int
+}
+
+// view is an immutable endpoint list; membership changes publish a new one.
+type view struct {
+	members []member
+	byAddr  map[string]int32
+}
+
+type member struct {
+	addr   string
+	key    uint64 // xxhash(addr)
+	id     int32
+	target *collector.Target
+	// Scrape errors the target had when it joined this pool, so the pool's
+	// counter only counts its own era of a shared target.
+	scrapeErrorsAtJoin uint64
+}
+
+// cycleState is the per-Pick scratch, pooled.
+type cycleState struct {
+	req    framework.Request
+	cycle  framework.Cycle
+	eps    []framework.Endpoint
+	held   []framework.Endpoint // penalized: used only when nothing else is left
+	inHint []bool
+	buf    scheduler.Buffers
+}
+
+func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
+	names, err := metrics.ForEngine(cfg.Engine)
+	if err != nil {
+		return nil, err
+	}
+	applyMetricOverrides(&names, &cfg.Metrics)
+
+	p := &Pool{
+		name:       cfg.Name,
+		failOpen:   cfg.FailureMode == FailOpen,
+		penalty:    cfg.FailurePenalty.D(),
+		staleAfter: int64(cfg.Scrape.StaleAfter),
+		priorities: cfg.Priorities,
+		defaultPri: cfg.DefaultPriority,
+		collector:  opts.collector,
+		spec: collector.Spec{
+			Path:           cfg.Scrape.Path,
+			Interval:       cfg.Scrape.Interval.D(),
+			Timeout:        cfg.Scrape.Timeout.D(),
+			Concurrency:    cfg.Scrape.Concurrency,
+			UnhealthyAfter: cfg.Scrape.UnhealthyAfter,
+			MaxBytes:       cfg.Scrape.MaxBytes,
+			Names:          names,
+		},
+	}
+	p.view.Store(&view{byAddr: map[string]int32{}})
+	p.cycles.New = func() any { return &cycleState{} }
+
+	if p.profile, err = buildProfile(cfg); err != nil {
+		return nil, err
+	}
+	for _, pl := range p.profile.Plugins() {
+		switch v := pl.(type) {
+		case *saturation.Filter:
+			p.saturation = v
+		case *prefix.Scorer:
+			p.prefix = v
+		}
+	}
+
+	e := &cfg.Endpoints
+	switch {
+	case e.Static != nil:
+		p.source, err = endpoints.NewStatic(e.Static)
+	case e.DNS != nil:
+		p.source = endpoints.NewDNS(e.DNS.Name, e.DNS.Ports, e.DNS.Interval.D(), opts.resolver)
+	case e.File != nil:
+		p.source = endpoints.NewFile(e.File.Path, e.File.Interval.D())
+	}
+	if err != nil {
+		p.closePlugins()
+		return nil, err
+	}
+	p.source.Start(p.setEndpoints)
+	return p, nil
+}
+
+func applyMetricOverrides(n *metrics.Names, m *MetricsConfig) {
+	if m.Waiting != "" {
+		n.Waiting = m.Waiting
+	}
+	if m.Running != "" {
+		n.Running = m.Running
+	}
+	if m.KVCacheUsage != "" {
+		n.KVUsage, n.KVUsageFallback = m.KVCacheUsage, ""
+	}
+	if m.LoRAInfo != "" {
+		n.LoRAInfo = m.LoRAInfo
+	}
+	if m.CacheConfig != "" {
+		n.CacheConfig = m.CacheConfig
+	}
+}
+
+func buildProfile(cfg *PoolConfig) (*scheduler.Profile, error) {
+	sc := &cfg.Scheduler
+	var filters []framework.Filter
+	for _, f := range sc.Filters {
+		pl, err := filterFactories[f.Type](cfg)
+		if err != nil {
+			return nil, err
+		}
+		filters = append(filters, pl)
+	}
+	var scorers []scheduler.Weighted
+	closeAll := func() {
+		for _, s := range scorers {
+			if c, ok := s.Scorer.(interface{ Close() }); ok {
+				c.Close()
+			}
+		}
+	}
+	for _, s := range sc.Scorers {
+		pl, err := scorerFactories[s.Type](cfg)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		scorers = append(scorers, scheduler.Weighted{Scorer: pl, Weight: *s.Weight})
+	}
+	picker, err := pickerFactories[sc.Picker.Type](cfg)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return scheduler.NewProfile(filters, scorers, picker, sc.MaxEndpoints), nil
+}
+
+// Name returns the pool's configured name.
+func (p *Pool) Name() string { return p.name }
+
+// FailOpen reports whether StatusNoMetrics should pass the request on
+// without a destination (true) or be answered 503 (false).
+func (p *Pool) FailOpen() bool { return p.failOpen }
+
+// Priority returns the priority of an objective name.
+func (p *Pool) Priority(objective string) int {
+	if v, ok := p.priorities[objective]; ok {
+		return v
+	}
+	return p.defaultPri
+}
+
+// Pick schedules one request and writes the answer into res. With
+// StatusOK the first endpoint is counted in flight until res.Done.
+// Steady state, Pick does not allocate.
+func (p *Pool) Pick(req *Request, res *Result) {
+	res.reset(p)
+	v := p.view.Load()
+	st := p.cycles.Get().(*cycleState)
+	defer p.cycles.Put(st)
+
+	now := collector.Now()
+	st.req = framework.Request{
+		Model:    req.Model,
+		ModelKey: metrics.Key(req.Model),
+		Prompt:   req.Prompt,
+		Priority: p.Priority(req.Objective),
+	}
+	st.cycle.Reset(&st.req, now, rand.Uint64())
+
+	if req.HasSubset && !st.markHint(v, req.Subset) {
+		res.Status = StatusNoCapacity
+		p.noCapacity.Add(1)
+		return
+	}
+	eps, held := st.eps[:0], st.held[:0]
+	for i := range v.members {
+		if req.HasSubset && !st.inHint[i] {
+			continue
+		}
+		m := &v.members[i]
+		s := m.target.Sample()
+		if s == nil {
+			continue
+		}
+		var e *framework.Endpoint
+		if m.target.FailedWithin(now, p.penalty) {
+			held = append(held, framework.Endpoint{})
+			e = &held[len(held)-1]
+		} else {
+			eps = append(eps, framework.Endpoint{})
+			e = &eps[len(eps)-1]
+		}
+		inFlight := m.target.InFlight()
+		*e = framework.Endpoint{
+			Addr:     m.addr,
+			Key:      m.key,
+			ID:       m.id,
+			Member:   int32(i),
+			Waiting:  s.Waiting,
+			Running:  s.Running,
+			KVUsage:  s.KVUsage,
+			Pending:  float64(max(0, inFlight-s.InFlightAtScrape)),
+			InFlight: float64(inFlight),
+			Stale:    now-s.At > p.staleAfter,
+			LoRA:     s.LoRA,
+		}
+	}
+	st.eps, st.held = eps, held
+	if len(eps) == 0 {
+		eps = held // every candidate failed recently: better them than nothing
+	}
+	if len(eps) == 0 {
+		res.Status = StatusNoMetrics
+		p.noMetrics.Add(1)
+		return
+	}
+
+	picked, shed := p.profile.Schedule(&st.cycle, eps, &st.buf, res.members[:0])
+	if shed {
+		res.Status = StatusShed
+		p.sheds.Add(1)
+		return
+	}
+	for _, i := range picked {
+		res.eps[res.n] = v.members[i].addr
+		res.n++
+	}
+	res.started = v.members[picked[0]].target
+	res.started.Start()
+	p.picks.Add(1)
+}
+
+// markHint marks the members named by the subset hint and reports whether
+// any matched.
+func (st *cycleState) markHint(v *view, subset []string) bool {
+	if cap(st.inHint) < len(v.members) {
+		st.inHint = make([]bool, len(v.members))
+	}
+	st.inHint = st.inHint[:len(v.members)]
+	clear(st.inHint)
+	matched := false
+	for _, a := range subset {
+		if i, ok := v.byAddr[a]; ok {
+			st.inHint[i] = true
+			matched = true
+		}
+	}
+	return matched
+}
+
+// setEndpoints installs a new endpoint set from the source.
+func (p *Pool) setEndpoints(addrs []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	old := p.view.Load()
+	next := &view{members: make([]member, 0, len(addrs)), byAddr: make(map[string]int32, len(addrs))}
+	for _, a := range addrs {
+		if i, ok := old.byAddr[a]; ok {
+			next.members = append(next.members, old.members[i])
+		} else {
+			t := p.collector.Acquire(a, p.spec)
+			next.members = append(next.members, member{
+				addr:               a,
+				key:                xxhash.Sum64String(a),
+				id:                 p.allocID(),
+				target:             t,
+				scrapeErrorsAtJoin: t.Stats().ScrapeErrors,
+			})
+		}
+		next.byAddr[a] = int32(len(next.members) - 1)
+	}
+	p.view.Store(next)
+	for i := range old.members {
+		if _, kept := next.byAddr[old.members[i].addr]; !kept {
+			p.removeMember(&old.members[i])
+		}
+	}
+}
+
+func (p *Pool) removeMember(m *member) {
+	p.scrapeErrorsGone.Add(m.target.Stats().ScrapeErrors - m.scrapeErrorsAtJoin)
+	p.collector.Release(m.target)
+	for _, pl := range p.profile.Plugins() {
+		if f, ok := pl.(framework.Forgetter); ok {
+			f.Forget(m.id)
+		}
+	}
+	p.freeIDs = append(p.freeIDs, m.id)
+}
+
+func (p *Pool) allocID() int32 {
+	if n := len(p.freeIDs); n > 0 {
+		id := p.freeIDs[n-1]
+		p.freeIDs = p.freeIDs[:n-1]
+		return id
+	}
+	p.nextID++
+	return p.nextID - 1
+}
+
+// close stops the source, releases the scrape targets and stops plugins.
+func (p *Pool) close() {
+	p.source.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	v := p.view.Load()
+	for i := range v.members {
+		p.collector.Release(v.members[i].target)
+	}
+	p.view.Store(&view{byAddr: map[string]int32{}})
+	p.closePlugins()
+}
+
+func (p *Pool) closePlugins() {
+	if p.profile == nil {
+		return
+	}
+	for _, pl := range p.profile.Plugins() {
+		if c, ok := pl.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
+}
+
+// WaitReady waits until at least one endpoint has usable metrics, for tests
+// and tools; the proxy itself never waits (fail-open covers the start).
+func (p *Pool) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, m := range p.view.Load().members {
+			if m.target.Sample() != nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pool %s: no endpoint with metrics after %s", p.name, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
