@@ -1,0 +1,199 @@
+// Package harness drives libinferencepool.so through Envoy's dynamic-module
+// C ABI from go test: it builds the library and abihost (test/abihost, a C
+// program that plays Envoy's side of abi.h), configures the filter chain the
+// way envoy.yaml does, sends requests through the filters to real upstreams
+// (llm-d-inference-sim) and reports what the upstream and the client got.
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+const modulePath = "github.com/envoy-inferencepool/envoy-inferencepool"
+
+// Build names what EnsureBuilt produced.
+type Build struct {
+	Root string // repository root
+	Lib  string // dist/libinferencepool.so
+	Host string // test/abihost/abihost
+}
+
+var (
+	rootOnce sync.Once
+	rootDir  string
+	rootErr  error
+)
+
+// RepoRoot finds the repository root (the go.mod of this module) above the
+// working directory.
+func RepoRoot() (string, error) {
+	rootOnce.Do(func() {
+		dir, err := os.Getwd()
+		if err != nil {
+			rootErr = err
+			return
+		}
+		for {
+			b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+			if err == nil && bytes.Contains(b, []byte("module "+modulePath+"\n")) {
+				rootDir = dir
+				return
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				rootErr = fmt.Errorf("harness: no go.mod of %s above the working directory", modulePath)
+				return
+			}
+			dir = parent
+		}
+	})
+	return rootDir, rootErr
+}
+
+var (
+	buildMu    sync.Mutex
+	builtOnce  = map[string]string{}
+	buildError = map[string]error{}
+)
+
+// EnsureBuilt builds dist/libinferencepool.so (go build -buildmode=c-shared)
+// and test/abihost/abihost (gcc) when they are missing or stale, once per
+// test binary, serialised across test binaries with a file lock. A rebuilt
+// file replaces the old one by rename only when its bytes changed, so running
+// hosts keep their mapping. ABIHOST_SKIP_BUILD=1 uses what exists (after
+// make build); ABIHOST_LIB points at another library.
+func EnsureBuilt(t testing.TB) Build {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Build{Root: root, Lib: filepath.Join(root, "dist", "libinferencepool.so"), Host: filepath.Join(root, "test", "abihost", "abihost")}
+	if lib := os.Getenv("ABIHOST_LIB"); lib != "" {
+		b.Lib = lib
+	}
+	if os.Getenv("ABIHOST_SKIP_BUILD") == "1" {
+		for _, p := range []string{b.Lib, b.Host} {
+			if _, err := os.Stat(p); err != nil {
+				t.Fatalf("ABIHOST_SKIP_BUILD=1 but %s is missing (run make build)", p)
+			}
+		}
+		return b
+	}
+	if os.Getenv("ABIHOST_LIB") == "" {
+		if _, err := BuildModule(t, "./module", b.Lib); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := once("abihost", func() (string, error) { return b.Host, buildHost(root, b.Host) }); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// BuildModule builds a Go package of this repository (e.g. "./module" or a
+// test module) as a c-shared library at out, once per test binary.
+func BuildModule(t testing.TB, pkg, out string) (string, error) {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
+	err = once("module:"+pkg+":"+out, func() (string, error) {
+		return out, withLock(root, func() error {
+			tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
+			defer os.Remove(tmp)
+			defer os.Remove(strings.TrimSuffix(tmp, ".so") + ".h")
+			defer os.Remove(tmp + ".h")
+			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", tmp, pkg)
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+			if outb, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("go build -buildmode=c-shared %s: %v\n%s", pkg, err, outb)
+			}
+			return replaceIfChanged(tmp, out)
+		})
+	})
+	return out, err
+}
+
+func once(key string, f func() (string, error)) error {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if _, ok := builtOnce[key]; ok {
+		return buildError[key]
+	}
+	v, err := f()
+	builtOnce[key] = v
+	buildError[key] = err
+	return err
+}
+
+func withLock(root string, f func() error) error {
+	if err := os.MkdirAll(filepath.Join(root, "dist"), 0o755); err != nil {
+		return err
+	}
+	lf, err := os.OpenFile(filepath.Join(root, "dist", ".harness-build.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+	return f()
+}
+
+func replaceIfChanged(tmp, out string) error {
+	nb, err := os.ReadFile(tmp)
+	if err != nil {
+		return err
+	}
+	if ob, err := os.ReadFile(out); err == nil && bytes.Equal(ob, nb) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
+}
+
+// HostSources are abihost's inputs; a newer one makes the binary stale.
+var hostSources = []string{"main.c", "fm.c", "callbacks.c", "stats.c", "util.c", "abihost.h", "callbacks.def", "build.sh"}
+
+func buildHost(root, out string) error {
+	return withLock(root, func() error {
+		dir := filepath.Join(root, "test", "abihost")
+		if st, err := os.Stat(out); err == nil {
+			stale := false
+			for _, s := range hostSources {
+				if si, err := os.Stat(filepath.Join(dir, s)); err == nil && si.ModTime().After(st.ModTime()) {
+					stale = true
+				}
+			}
+			if !stale {
+				return nil
+			}
+		}
+		tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
+		defer os.Remove(tmp)
+		cmd := exec.Command("sh", filepath.Join(dir, "build.sh"), tmp)
+		cmd.Dir = dir
+		if outb, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building abihost: %v\n%s", err, outb)
+		}
+		return os.Rename(tmp, out)
+	})
+}
