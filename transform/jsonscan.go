@@ -12,8 +12,9 @@ const maxDepth = 1024
 // scanTopLevel checks that b is one valid JSON value (RFC 8259; strings are
 // not checked for UTF-8, as in encoding/json) and, in the same pass, calls
 // field for each member of a top-level object with the spans of its raw key
-// and raw value. Once field returns false it is called no more, but the rest
-// is still checked. The scan copies nothing and allocates nothing.
+// and raw value, or for each element of a top-level array (with key
+// noSpan). Once field returns false it is called no more, but the rest is
+// still checked. The scan copies nothing and allocates nothing.
 //
 // gjson would take two passes: one to validate (its readers are lenient) and
 // one to find the members. This does both at once, and skips the text of
@@ -46,6 +47,9 @@ value: // a value starts at or after b[i]
 			stack[depth/64] |= 1 << (depth % 64)
 		} else {
 			stack[depth/64] &^= 1 << (depth % 64)
+		}
+		if depth == 0 {
+			key = noSpan
 		}
 		depth++
 		i = skipSpace(b, i+1)
@@ -81,7 +85,7 @@ value: // a value starts at or after b[i]
 	}
 
 next: // a value just ended before b[i]
-	if depth == 1 && field != nil && stack[0]&1 != 0 && !field(key, span{start, i}) {
+	if depth == 1 && field != nil && !field(key, span{start, i}) {
 		field = nil // seen all we need: only check the rest
 	}
 	if depth == 0 {

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"fmt"
 	"mime"
 	"strings"
@@ -185,32 +186,40 @@ func (c *capture) add(b []byte) {
 	c.buf = append(c.buf, b...)
 }
 
-// data accounts the data of one SSE event.
+// data accounts the data of one SSE event. It reads the event with
+// scanTopLevel, which skips what does not matter faster than gjson.
 func (m *Meter) data(d []byte) {
-	if string(d) == "[DONE]" {
+	if string(bytes.TrimSpace(d)) == "[DONE]" {
 		m.report.Done = true
 		return
 	}
-	v := gjson.Parse(unsafeString(d)) // d is valid only during this call
-	if !v.IsObject() {
-		return
-	}
 	content := false
-	v.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	scanTopLevel(d, func(k, v span) bool {
+		if !k.ok() {
+			return false
+		}
+		raw := d[v.start:v.end]
+		switch keyName(d, k) {
 		case "model":
-			m.noteModel(v)
+			if m.report.Model == "" {
+				m.noteModel(gjson.Parse(unsafeString(raw)))
+			}
 		case "usage":
-			m.noteUsage(v)
+			if raw[0] == '{' {
+				m.noteUsage(gjson.Parse(unsafeString(raw)))
+			}
 		case "choices":
-			content = choicesCarryContent(v)
+			content = content || choicesCarryContent(raw)
 		case "type": // Responses API: response.output_text.delta and the like
-			content = v.Type == gjson.String && strings.HasSuffix(v.Str, ".delta")
+			content = content || raw[0] == '"' && bytes.HasSuffix(raw, []byte(`.delta"`))
 		case "response":
-			m.noteModel(v.Get("model"))
-			m.noteUsage(v.Get("usage"))
+			if raw[0] == '{' {
+				r := gjson.Parse(unsafeString(raw))
+				m.noteModel(r.Get("model"))
+				m.noteUsage(r.Get("usage"))
+			}
 		case "error":
-			m.report.StreamError = m.report.StreamError || v.IsObject() || v.Type == gjson.String
+			m.report.StreamError = m.report.StreamError || raw[0] == '{' || raw[0] == '"'
 		}
 		return true
 	})
@@ -234,20 +243,29 @@ func (m *Meter) noteUsage(v gjson.Result) {
 	}
 }
 
-// choicesCarryContent reports whether a chat or completion chunk's choices
-// carry generated content: text, reasoning, a refusal or a tool call.
-func choicesCarryContent(choices gjson.Result) bool {
+// choicesCarryContent reports whether the raw "choices" of a chat or
+// completion chunk carry generated content: text, reasoning, a refusal or a
+// tool call.
+func choicesCarryContent(choices []byte) bool {
 	found := false
-	choices.ForEach(func(_, choice gjson.Result) bool {
-		choice.ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
+	scanTopLevel(choices, func(_, c span) bool {
+		choice := choices[c.start:c.end]
+		scanTopLevel(choice, func(k, v span) bool {
+			if !k.ok() {
+				return false
+			}
+			switch keyName(choice, k) {
 			case "text": // completions
-				found = nonEmpty(v)
+				found = nonEmpty(choice[v.start:v.end])
 			case "delta":
-				v.ForEach(func(k, v gjson.Result) bool {
-					switch k.Str {
+				delta := choice[v.start:v.end]
+				scanTopLevel(delta, func(k, v span) bool {
+					if !k.ok() {
+						return false
+					}
+					switch keyName(delta, k) {
 					case "content", "reasoning_content", "reasoning", "refusal", "tool_calls", "function_call":
-						found = nonEmpty(v)
+						found = nonEmpty(delta[v.start:v.end])
 					}
 					return !found
 				})
@@ -259,13 +277,13 @@ func choicesCarryContent(choices gjson.Result) bool {
 	return found
 }
 
-// nonEmpty reports whether v is a non-empty string, array or object.
-func nonEmpty(v gjson.Result) bool {
-	switch {
-	case v.Type == gjson.String:
-		return v.Str != ""
-	case v.IsArray(), v.IsObject():
-		return !emptyContainer(v.Raw)
+// nonEmpty reports whether raw JSON is a non-empty string, array or object.
+func nonEmpty(raw []byte) bool {
+	switch raw[0] {
+	case '"':
+		return len(raw) > 2
+	case '[', '{':
+		return !emptyContainer(unsafeString(raw))
 	}
 	return false
 }

@@ -51,6 +51,9 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 		prompt gjson.Result
 	)
 	valid := scanTopLevel(body, func(k, v span) bool {
+		if !k.ok() { // an array: reported below
+			return false
+		}
 		var bit uint8
 		switch name := keyName(body, k); name {
 		case "model":
