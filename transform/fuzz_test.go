@@ -1,0 +1,160 @@
+package transform
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
+)
+
+func addFixtures(f *testing.F, pattern string, add func([]byte)) {
+	files, err := filepath.Glob(filepath.Join("testdata", pattern))
+	require.NoError(f, err)
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		require.NoError(f, err)
+		add(b)
+	}
+}
+
+var fuzzEndpoints = []Endpoint{EndpointChatCompletions, EndpointCompletions, EndpointEmbeddings, EndpointResponses}
+
+// FuzzParseRequest checks the request path against encoding/json: the same
+// bodies are valid, the fields read are the ones encoding/json reads, and
+// the edited body is valid JSON holding exactly the intended changes.
+func FuzzParseRequest(f *testing.F) {
+	addFixtures(f, "openai/requests/*.json", func(b []byte) { f.Add(b) })
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}`,
+		`{"model":"m","prompt":"p","stream":true,"stream_options":null}`,
+		`{"model":"m","prompt":["a"],"stream":true,"stream_options":{"include_usage":false,"x":1}}`,
+		`{"input":"x","model":"m\u00e9","stream_options":{},"stream":true}`,
+		`{"model":"a","mod\u0065l":"b","messages":[1]}`,
+		`{"model":"m","messages":[1]} x`,
+	} {
+		f.Add([]byte(s))
+	}
+	c := mustParse(f, `{"rewrites":[{"targets":[{"model":"fuzz-target-é"}]}]}`)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if bytes.Count(body, []byte("["))+bytes.Count(body, []byte("{")) < maxDepth {
+			require.Equal(t, json.Valid(body), scanTopLevel(body, nil))
+		}
+		for _, ep := range fuzzEndpoints {
+			r, err := ParseRequest(ep, body)
+			if err != nil {
+				var e *Error
+				require.ErrorAs(t, err, &e)
+				require.Equal(t, 400, e.Status)
+				require.True(t, json.Valid(e.Body()))
+				continue
+			}
+			var top map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(body, &top))
+			var model string
+			require.NoError(t, json.Unmarshal(top["model"], &model))
+			require.Equal(t, model, r.Model)
+			var stream *bool
+			_ = json.Unmarshal(top["stream"], &stream)
+			require.Equal(t, stream != nil && *stream && ep != EndpointEmbeddings, r.Stream)
+			raw := bytes.TrimSpace(top[ep.promptField()])
+			if raw[0] == '"' {
+				raw = raw[1 : len(raw)-1]
+			}
+			require.Equal(t, string(raw), string(r.Prompt))
+
+			d, err := c.Decide(ep, body, "")
+			require.NoError(t, err)
+			require.Equal(t, "fuzz-target-é", d.TargetModel)
+			require.True(t, json.Valid(d.Body), "%s", d.Body)
+			again, err := ParseRequest(ep, d.Body)
+			require.NoError(t, err)
+			require.Equal(t, "fuzz-target-é", again.Model)
+			require.Equal(t, r.Stream, again.Stream)
+			require.Equal(t, d.IncludeUsage && ep != EndpointResponses, again.IncludeUsage)
+			require.Equal(t, string(r.Prompt), string(d.Prompt))
+			require.Equal(t, again.Prompt, d.Prompt)
+		}
+	})
+}
+
+// FuzzSSE checks that an SSE stream split anywhere in three gives the same
+// report as the whole stream, gzipped or not, and the same restored bytes.
+func FuzzSSE(f *testing.F) {
+	addFixtures(f, "*/*.sse", func(b []byte) { f.Add(b, uint16(len(b)/3), uint16(len(b)/2)) })
+	f.Add([]byte(awkwardStream), uint16(10), uint16(200))
+	f.Fuzz(func(t *testing.T, stream []byte, a, b uint16) {
+		i, j := min(int(a), len(stream)), min(int(b), len(stream))
+		if i > j {
+			i, j = j, i
+		}
+		whole := meterChunks(EndpointChatCompletions, "text/event-stream", "", stream)
+		split := meterChunks(EndpointChatCompletions, "text/event-stream", "", stream[:i], stream[i:j], stream[j:])
+		whole.FirstContent, split.FirstContent = time.Time{}, time.Time{}
+		require.Equal(t, whole, split)
+
+		z := gzipped(t, stream)
+		zs := meterChunks(EndpointChatCompletions, "text/event-stream", "gzip", z[:min(i, len(z))], z[min(i, len(z)):])
+		require.NoError(t, zs.Err)
+		zs.FirstContent = time.Time{}
+		require.Equal(t, whole, zs)
+
+		restored := restoreAll("client-model", "text/event-stream", stream)
+		require.Equal(t, restored, restoreAll("client-model", "text/event-stream", stream[:i], stream[i:j], stream[j:]))
+	})
+}
+
+// FuzzResponseJSON checks the streaming walker of JSON bodies against gjson:
+// same model and usage for any valid body, split anywhere, and a restored
+// body that differs only by the model's value.
+func FuzzResponseJSON(f *testing.F) {
+	addFixtures(f, "*/*.json", func(b []byte) { f.Add(b, uint16(len(b)/2)) })
+	f.Add([]byte(`{"model":"a\"b","usage":{"prompt_tokens":1},"x":[{"model":"no"}]}`), uint16(9))
+	f.Fuzz(func(t *testing.T, body []byte, at uint16) {
+		i := min(int(at), len(body))
+		r := meterChunks(EndpointChatCompletions, "application/json", "", body[:i], body[i:])
+		if !json.Valid(body) || !gjson.ParseBytes(body).IsObject() {
+			return
+		}
+		// gjson takes the first of duplicate keys, the walker every one, and
+		// the walker leaves escaped keys alone: keep to bodies where that
+		// makes no difference.
+		top, inner := keyCounts(gjson.ParseBytes(body)), keyCounts(gjson.GetBytes(body, "response"))
+		if top["model"] > 1 || top["usage"] > 1 || top["response"] > 1 || inner["model"] > 1 || top["(escaped)"]+inner["(escaped)"] > 0 {
+			return
+		}
+		model := gjson.GetBytes(body, "model")
+		if model.Type == gjson.String {
+			require.Equal(t, model.Str, r.Model)
+		} else {
+			require.Empty(t, r.Model)
+		}
+		usage, ok := ParseUsage(body)
+		if len(gjson.GetBytes(body, "usage").Raw) <= maxCapture {
+			require.Equal(t, ok, r.HasUsage)
+			require.Equal(t, usage, r.Usage)
+		}
+		require.Equal(t, string(replaceModels(body, "client")),
+			string(restoreAll("client", "application/json", body[:i], body[i:])))
+	})
+}
+
+// keyCounts counts the keys of a JSON object; escaped keys count as "(escaped)".
+func keyCounts(obj gjson.Result) map[string]int {
+	counts := map[string]int{}
+	if obj.IsObject() {
+		obj.ForEach(func(k, _ gjson.Result) bool {
+			if k.Raw == `"`+k.Str+`"` {
+				counts[k.Str]++
+			} else {
+				counts["(escaped)"]++
+			}
+			return true
+		})
+	}
+	return counts
+}
