@@ -437,6 +437,7 @@ void host_log(int level, stream *st, const char *fmt, ...) __attribute__((format
 extern int g_log_level;     // envoy_dynamic_module_type_log_level
 extern bool g_log_events;   // forward module logs as protocol events
 extern bool g_strict;       // abort on violations (bench/debug)
+extern bool g_router_retry_buffering; // the route has a retry policy (envoy.yaml's does)
 extern __thread fconfig *tls_creating; // config being created on this thread
 
 static inline void count_hook(stream *st, int h) {

@@ -107,7 +107,18 @@ static int hook_request_headers(stream *st, int e, bool eos) {
 static int hook_request_body(stream *st, int e, body *chunk, bool eos) {
   if (e == st->n) {
     if (eos) st->router_complete = true;
-    emit_body(st, EV_UP_DATA, chunk, eos);
+    size_t n;
+    char *p = body_flatten(chunk, &n);
+    event ev = {.k = EV_UP_DATA, .data = p, .len = n, .eos = eos};
+    emit(st, &ev);
+    free(p);
+    if (g_router_retry_buffering) {
+      // A route with a retry policy: the router copies the data upstream and
+      // keeps it for retries in the stream's buffered body (addDecodedData).
+      handle_buffer_data(st, true, chunk);
+    } else {
+      body_drain(chunk, chunk->total);
+    }
     return ROUTER_STATUS;
   }
   hfilter *f = st->f[e];

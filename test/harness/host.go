@@ -34,6 +34,9 @@ type Options struct {
 	Env             []string  // extra environment (GODEBUG=cgocheck=0 is always set)
 	Stderr          io.Writer // also copy abihost's stderr here (ABIHOST_VERBOSE=1: os.Stderr)
 	NoGodebug       bool      // do not set GODEBUG=cgocheck=0 (to test the library's guard)
+	// NoRetryBuffering models a route without a retry policy: the router
+	// does not keep the request body in the stream's buffered body.
+	NoRetryBuffering bool
 }
 
 // Host is one running abihost: Envoy's main thread plus worker threads with
@@ -49,12 +52,12 @@ type Host struct {
 	nextID atomic.Uint64
 	sid    atomic.Uint64
 
-	mu      sync.Mutex
-	pending map[uint64]chan reply
-	streams map[uint64]*Stream
-	dead    error
-	done    chan struct{}
-	stderr  tailBuffer
+	mu         sync.Mutex
+	pending    map[uint64]chan reply
+	streams    map[uint64]*Stream
+	dead       error
+	done       chan struct{}
+	stderr     tailBuffer
 	globalLogs []LogLine
 
 	rr        atomic.Uint64 // round robin over cluster hosts (Envoy's fallback LB)
@@ -99,6 +102,9 @@ func StartHost(t testing.TB, opts Options) (*Host, error) {
 	}
 	if opts.Strict {
 		args = append(args, "--strict")
+	}
+	if opts.NoRetryBuffering {
+		args = append(args, "--no-retry-buffering")
 	}
 	cmd := exec.Command(b.Host, args...)
 	cmd.Dir = b.Root

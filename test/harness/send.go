@@ -68,19 +68,19 @@ type UpstreamResponse struct {
 
 // Result reports one exchange.
 type Result struct {
-	StreamID   uint64
-	Worker     int
-	Upstream   *UpstreamRequest  // the request as it left the chain (nil if answered before)
-	Received   *UpstreamReceived // what the serving upstream received
-	Endpoint   string            // the endpoint that served ("" for none)
+	StreamID uint64
+	Worker   int
+	Upstream *UpstreamRequest  // the request as it left the chain (nil if answered before)
+	Received *UpstreamReceived // what the serving upstream received
+	Endpoint string            // the endpoint that served ("" for none)
 	// UpstreamResponse is what the serving upstream answered, as read off
 	// the wire (before the response hooks).
 	UpstreamResponse *UpstreamResponse
-	Attempts   []Attempt
-	Client     *ClientResponse // what the client got
-	LocalReply *LocalReply     // set when the chain (or the router) answered itself
-	State      *StreamState    // final: metadata, filter state, route cache clears, ABI counts
-	Events     []Event
+	Attempts         []Attempt
+	Client           *ClientResponse // what the client got
+	LocalReply       *LocalReply     // set when the chain (or the router) answered itself
+	State            *StreamState    // final: metadata, filter state, route cache clears, ABI counts
+	Events           []Event
 }
 
 // Send runs one request through the chain as Envoy would: the request hooks,

@@ -89,7 +89,7 @@ type Stream struct {
 
 // StreamOptions pick the worker and the stream info attributes.
 type StreamOptions struct {
-	Pin         bool   // run on worker Worker; otherwise abihost picks round robin
+	Pin         bool // run on worker Worker; otherwise abihost picks round robin
 	Worker      int
 	Protocol    string // RequestProtocol attribute (default HTTP/1.1)
 	Source      string // SourceAddress (default 127.0.0.1:40000)
@@ -262,8 +262,13 @@ func (s *Stream) end(cmd string) (*StreamState, error) {
 	s.mu.Lock()
 	s.state = st
 	s.mu.Unlock()
-	if len(st.Violations) > 0 && !s.h.opts.AllowViolations {
-		s.h.t.Errorf("stream %d: ABI violations: %s", s.ID, strings.Join(st.Violations, "; "))
+	if !s.h.opts.AllowViolations {
+		if len(st.Violations) > 0 {
+			s.h.t.Errorf("stream %d: ABI violations: %s", s.ID, strings.Join(st.Violations, "; "))
+		}
+		if st.ForeignThreadCalls > 0 {
+			s.h.t.Errorf("stream %d: %d stream callbacks came from outside the stream's hooks (a goroutine?)", s.ID, st.ForeignThreadCalls)
+		}
 	}
 	return st, nil
 }
