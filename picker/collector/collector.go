@@ -112,6 +112,7 @@ func (c *Collector) Acquire(addr string, spec Spec) *Target {
 	}
 	g.refs++
 	t := newTarget(c, k, g)
+	t.refs = 1
 	c.targets[k] = t
 	if c.manual {
 		close(t.done)

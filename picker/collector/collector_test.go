@@ -175,6 +175,7 @@ func TestAcquireSharesOneScraper(t *testing.T) {
 	require.Eventually(t, func() bool { return a.Sample() != nil }, 5*time.Second, time.Millisecond)
 
 	c.Release(a)
+	require.Equal(t, 2, c.Stats().Targets, "released once, still held once")
 	select {
 	case <-a.Done():
 		t.Fatal("scraper stopped while still referenced")

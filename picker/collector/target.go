@@ -177,7 +177,7 @@ func (t *Target) scrapeOnce(spec *Spec) {
 	t.scrapes.Add(1)
 	t.c.scrapes.Add(1)
 	inFlight := t.inFlight.Load()
-	s, err := t.fetch(spec)
+	s, err := t.safeFetch(spec)
 	if err == nil {
 		s.At = Now()
 		s.InFlightAtScrape = inFlight
@@ -204,6 +204,17 @@ type badMetricsError struct{ err error }
 
 func (e *badMetricsError) Error() string { return e.err.Error() }
 func (e *badMetricsError) Unwrap() error { return e.err }
+
+// safeFetch is fetch with panics turned into errors: this goroutine runs
+// inside Envoy, where an unrecovered panic ends the process.
+func (t *Target) safeFetch(spec *Spec) (s *metrics.Sample, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, &badMetricsError{fmt.Errorf("scrape panic: %v", r)}
+		}
+	}()
+	return t.fetch(spec)
+}
 
 type scratch struct {
 	body   bytes.Buffer

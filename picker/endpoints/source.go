@@ -65,7 +65,7 @@ func (s *Source) run(onChange func([]string)) {
 }
 
 func (s *Source) poll(onChange func([]string)) {
-	set, err := s.load(s.ctx)
+	set, err := s.safeLoad()
 	if s.ctx.Err() != nil {
 		return
 	}
@@ -84,6 +84,17 @@ func (s *Source) poll(onChange func([]string)) {
 	s.current.Store(&set)
 	s.updates.Add(1)
 	onChange(set)
+}
+
+// safeLoad is load with panics turned into errors: the poller runs inside
+// Envoy, where an unrecovered panic ends the process.
+func (s *Source) safeLoad() (set []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			set, err = nil, fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return s.load(s.ctx)
 }
 
 // Close stops polling and waits for the poller to exit.

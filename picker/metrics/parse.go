@@ -37,7 +37,17 @@ func NewParser() *Parser {
 // a required metric (waiting, running, KV use) is missing, or a value is NaN,
 // infinite, negative or, for KV use, above 1. Lines of families not named in
 // names are ignored without being parsed.
-func (p *Parser) Parse(body []byte, names *Names) (Sample, error) {
+func (p *Parser) Parse(body []byte, names *Names) (s Sample, err error) {
+	// prometheus/common v0.66.1's text parser dereferences nil on some
+	// inputs (a line "{}", found by FuzzParseMetrics). A panic here would
+	// kill the whole proxy, so it is an unusable exposition instead, and the
+	// parser, whose state is now unknown, is replaced.
+	defer func() {
+		if r := recover(); r != nil {
+			p.text = expfmt.NewTextParser(model.UTF8Validation)
+			s, err = Sample{}, fmt.Errorf("parse exposition: parser panic: %v", r)
+		}
+	}()
 	p.wanted = names.list(p.wanted[:0])
 	p.lines = selectLines(p.lines[:0], body, p.wanted)
 	p.reader.Reset(p.lines)
@@ -46,7 +56,6 @@ func (p *Parser) Parse(body []byte, names *Names) (Sample, error) {
 		return Sample{}, fmt.Errorf("parse exposition: %w", err)
 	}
 
-	var s Sample
 	if s.Waiting, err = required(families, names.Waiting, sum); err != nil {
 		return Sample{}, err
 	}

@@ -99,6 +99,7 @@ func TestParseHandMade(t *testing.T) {
 		{name: "bad value", body: "vllm:num_requests_waiting abc\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n", wantErr: "parse exposition"},
 		{name: "binary garbage", body: "\x00\x01\xff\n\n", wantErr: "missing metric"},
 		{name: "garbage in quoted form", body: "{{{\n", wantErr: "parse exposition"},
+		{name: "empty braces make the upstream parser panic", body: "{}", wantErr: "parser panic"},
 		{name: "summary under a gauge's name", body: "# TYPE vllm:num_requests_waiting summary\nvllm:num_requests_waiting 3\n", wantErr: "has type summary, want a gauge"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,85 @@
+package picker
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
+)
+
+// FuzzParseMetrics feeds expositions to the scrape parser: it must never
+// panic, must only accept usable numbers, and must agree with a plain
+// Prometheus parse of the whole exposition whenever that succeeds (the
+// parser drops the families it does not read before parsing).
+func FuzzParseMetrics(f *testing.F) {
+	for _, name := range []string{"vllm_metrics_sim_main.txt", "vllm_metrics_sim_v0.10.2.txt"} {
+		body, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(excerpt(body))
+	}
+	f.Add([]byte("vllm:num_requests_waiting 1\nvllm:num_requests_running 2\nvllm:kv_cache_usage_perc 0.5\n"))
+	f.Add([]byte("# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{engine=\"0\"} 1\nvllm:num_requests_waiting{engine=\"1\"} NaN\n"))
+	f.Add([]byte(`{"vllm:num_requests_waiting",a="b"} 1` + "\n"))
+	f.Add([]byte(`vllm:lora_requests_info{max_lora="1",running_lora_adapters="a,b",waiting_lora_adapters=""} 1.7e9` + "\n"))
+
+	names, _ := metrics.ForEngine(metrics.EngineVLLM)
+	parser := metrics.NewParser()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s, err := parser.Parse(body, &names)
+		if err != nil {
+			return
+		}
+		for _, v := range []float64{s.Waiting, s.Running, s.KVUsage} {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				t.Fatalf("accepted unusable value %v", v)
+			}
+		}
+		if s.KVUsage > 1 {
+			t.Fatalf("accepted KV use %v", s.KVUsage)
+		}
+		if s.LoRA != nil && s.LoRA.MaxLoRA < 0 {
+			t.Fatalf("negative max_lora %d", s.LoRA.MaxLoRA)
+		}
+
+		// Oracle: the full parse, when it works, has the same families.
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := p.TextToMetricFamilies(bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		var waiting float64
+		for _, m := range families[names.Waiting].GetMetric() {
+			waiting += m.GetGauge().GetValue() + m.GetUntyped().GetValue() + m.GetCounter().GetValue()
+		}
+		if waiting != s.Waiting {
+			t.Fatalf("waiting: filtered parse %v, full parse %v", s.Waiting, waiting)
+		}
+	})
+}
+
+// excerpt keeps a fixture's families the parser reads plus a histogram's
+// first lines: small seeds keep the fuzzer's input minimization fast.
+func excerpt(body []byte) []byte {
+	var out bytes.Buffer
+	buckets := 0
+	for line := range strings.Lines(string(body)) {
+		keep := strings.Contains(line, "num_requests") || strings.Contains(line, "kv_cache") ||
+			strings.Contains(line, "lora_requests_info") || strings.Contains(line, "cache_config")
+		if !keep && strings.Contains(line, "e2e_request_latency") && buckets < 6 {
+			keep = true
+			buckets++
+		}
+		if keep {
+			out.WriteString(line)
+		}
+	}
+	return out.Bytes()
+}

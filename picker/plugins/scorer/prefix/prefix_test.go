@@ -1,0 +1,299 @@
+package prefix
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+)
+
+func TestAppendHashes(t *testing.T) {
+	h0 := ModelHash("m")
+	require.Equal(t, xxhash.Sum64String("m"), h0)
+	prompt := []byte(strings.Repeat("a", 64) + strings.Repeat("b", 64) + "tail")
+
+	got := AppendHashes(nil, h0, prompt, 64, 256)
+	require.Len(t, got, 2, "the partial trailing block is not hashed")
+	// h1 = xxhash(block1 || h0), little-endian.
+	buf := append([]byte(strings.Repeat("a", 64)), le(h0)...)
+	require.Equal(t, xxhash.Sum64(buf), got[0])
+	buf = append([]byte(strings.Repeat("b", 64)), le(got[0])...)
+	require.Equal(t, xxhash.Sum64(buf), got[1])
+
+	require.Len(t, AppendHashes(nil, h0, prompt, 64, 1), 1, "maxBlocks caps")
+	require.NotEqual(t, got, AppendHashes(nil, ModelHash("other"), prompt, 64, 256), "the model is in the chain")
+	require.Equal(t, got[1], chainHash(h0, prompt, 64, 2))
+	require.Equal(t, got[0], chainHash(h0, prompt, 64, 1))
+
+	big := AppendHashes(nil, h0, []byte(strings.Repeat("x", 600)), 200, 8)
+	require.Len(t, big, 3, "blocks larger than the stack buffer work too")
+}
+
+func le(v uint64) []byte {
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = byte(v >> (8 * i))
+	}
+	return b
+}
+
+func TestFirstElementEnd(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		limit int
+		want  int
+	}{
+		{in: `[{"role":"system","content":"hi"},{"role":"user"}]`, limit: 1000, want: len(`[{"role":"system","content":"hi"}`)},
+		{in: ` [ {"a":"x\"}"} , 1]`, limit: 1000, want: len(` [ {"a":"x\"}"}`)},
+		{in: `[{"a":"x\\"},2]`, limit: 1000, want: len(`[{"a":"x\\"}`)},
+		{in: `["first","second"]`, limit: 1000, want: len(`["first"`)},
+		{in: `[[1,[2]],3]`, limit: 1000, want: len(`[[1,[2]]`)},
+		{in: `[12,3]`, limit: 1000, want: len(`[12`)},
+		{in: `[{"role":"system","content":"long"}]`, limit: 10, want: -1},
+		{in: `"a completion prompt"`, limit: 1000, want: -1},
+		{in: `[}`, limit: 1000, want: -1},
+		{in: ``, limit: 1000, want: -1},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			require.Equal(t, tc.want, firstElementEnd([]byte(tc.in), tc.limit))
+		})
+	}
+}
+
+func cycle(model string, prompt []byte) *framework.Cycle {
+	c := &framework.Cycle{}
+	c.Reset(&framework.Request{Model: model, ModelKey: ModelHash(model), Prompt: prompt}, 0, 1)
+	return c
+}
+
+func endpoints(n int) []framework.Endpoint {
+	eps := make([]framework.Endpoint, n)
+	for i := range eps {
+		addr := fmt.Sprintf("10.0.0.%d:8000", i+1)
+		eps[i] = framework.Endpoint{Addr: addr, Key: xxhash.Sum64String(addr), ID: int32(i), Member: int32(i)}
+	}
+	return eps
+}
+
+func blocks(n int, seed string) []byte {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "%-64s", fmt.Sprintf("%s block %d", seed, i))
+	}
+	return []byte(b.String())
+}
+
+func learned(t *testing.T, capacity int) *Scorer {
+	t.Helper()
+	p := Defaults
+	p.Mode, p.LRUCapacity = Learned, capacity
+	s, err := New(p)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func score(s *Scorer, c *framework.Cycle, eps []framework.Endpoint) []float64 {
+	out := make([]float64, len(eps))
+	s.Score(c, eps, out)
+	return out
+}
+
+func TestLearnedScoresLeadingBlocksMatched(t *testing.T) {
+	s := learned(t, 1000)
+	eps := endpoints(4)
+	system := blocks(6, "system")
+	// Endpoint 1 served the system prompt plus a first question; endpoint 2
+	// served the first 3 blocks only; endpoint 3 a different model.
+	s.Picked(cycle("m", append(append([]byte{}, system...), blocks(2, "q1")...)), &eps[1])
+	s.Picked(cycle("m", system[:3*64]), &eps[2])
+	s.Picked(cycle("other", system), &eps[3])
+	s.Index().Flush()
+
+	req := append(append([]byte{}, system...), blocks(4, "q2")...) // 10 blocks
+	got := score(s, cycle("m", req), eps)
+	require.InDeltaSlice(t, []float64{0, 0.6, 0.3, 0}, got, 1e-9)
+
+	// Only candidates count: without endpoint 1, endpoint 2 still gets its 3.
+	got = score(s, cycle("m", req), []framework.Endpoint{eps[2], eps[0]})
+	require.InDeltaSlice(t, []float64{0.3, 0}, got, 1e-9)
+
+	// A prompt shorter than one block has nothing to match.
+	require.Equal(t, []float64{0, 0, 0, 0}, score(s, cycle("m", []byte("short")), eps))
+}
+
+func TestLearnedYieldsToLoad(t *testing.T) {
+	s := learned(t, 1000)
+	eps := endpoints(3)
+	prompt := blocks(4, "p")
+	s.Picked(cycle("m", prompt), &eps[0])
+	s.Picked(cycle("m", prompt), &eps[1])
+	s.Index().Flush()
+
+	eps[0].Waiting = 3 // shortest queue is 0 (endpoint 2): 3 > 0 + slack 1
+	eps[1].Waiting, eps[1].Pending = 0, 1
+	require.Equal(t, []float64{0, 1, 0}, score(s, cycle("m", prompt), eps))
+}
+
+func TestIndexLRU(t *testing.T) {
+	x := NewIndex(4)
+	defer x.Close()
+	has := func(id int32, h uint64) bool {
+		found := false
+		x.Holders(h, func(got int32) bool {
+			found = found || got == id
+			return true
+		})
+		return found
+	}
+	x.Record(0, []uint64{1, 2, 3})
+	x.Record(1, []uint64{1})
+	x.Flush()
+	require.True(t, has(0, 1) && has(0, 2) && has(0, 3) && has(1, 1))
+	require.Equal(t, int64(3), x.Entries())
+
+	// Two more hashes in an LRU of 4 evict the oldest one: blocks go in
+	// deepest first, so of 1, 2, 3 the deepest (3) is the oldest, and what
+	// is held of a chain stays a leading run of it.
+	x.Record(0, []uint64{10, 11})
+	x.Flush()
+	require.True(t, has(0, 1) && has(0, 2))
+	require.False(t, has(0, 3))
+	require.True(t, has(0, 10) && has(0, 11))
+	x.Record(0, []uint64{1}) // touching 1 makes 2 the oldest
+	x.Record(0, []uint64{12})
+	x.Flush()
+	require.True(t, has(0, 1))
+	require.False(t, has(0, 2))
+	require.True(t, has(1, 1), "other endpoints keep their entries")
+
+	x.Forget(0)
+	x.Flush()
+	require.False(t, has(0, 1))
+	require.False(t, has(0, 10))
+	require.True(t, has(1, 1))
+	require.Equal(t, int64(1), x.Entries())
+}
+
+func TestIndexDropsWhenBacklogged(t *testing.T) {
+	x := NewIndex(4)
+	x.mu.Lock()
+	x.scheduled = true // as if a flush were pending: the queue only grows
+	x.mu.Unlock()
+	for range maxQueued + 10 {
+		x.Record(0, []uint64{1})
+	}
+	require.Equal(t, uint64(10), x.Dropped())
+	x.Close()
+	x.Record(0, []uint64{1})
+	require.Equal(t, uint64(11), x.Dropped(), "records after Close are dropped")
+}
+
+func rendezvous(t *testing.T) *Scorer {
+	t.Helper()
+	p := Defaults
+	p.Mode = Rendezvous
+	s, err := New(p)
+	require.NoError(t, err)
+	return s
+}
+
+func preferred(out []float64) int {
+	for i, v := range out {
+		if v == 1 {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestRendezvousIsConsistentWithoutState(t *testing.T) {
+	a, b := rendezvous(t), rendezvous(t) // two independent proxies
+	eps := endpoints(8)
+	for i := range 20 {
+		prompt := chat(fmt.Sprintf("system prompt number %d ", i)+strings.Repeat("be brief. ", 80), "hello")
+		pa := preferred(score(a, cycle("m", prompt), eps))
+		require.GreaterOrEqual(t, pa, 0)
+		require.Equal(t, pa, preferred(score(b, cycle("m", prompt), eps)))
+
+		// Candidate order does not matter, and removing another endpoint
+		// does not move the preference (rendezvous hashing's property).
+		rev := make([]framework.Endpoint, 0, len(eps))
+		for j := len(eps) - 1; j >= 0; j-- {
+			if j != (pa+1)%len(eps) {
+				rev = append(rev, eps[j])
+			}
+		}
+		got := preferred(score(b, cycle("m", prompt), rev))
+		require.Equal(t, eps[pa].Addr, rev[got].Addr)
+	}
+}
+
+func chat(system, user string) []byte {
+	return fmt.Appendf(nil, `[{"role":"system","content":%q},{"role":"user","content":%q}]`, system, user)
+}
+
+func TestRendezvousKeyIsTheSharedPart(t *testing.T) {
+	s := rendezvous(t)
+	eps := endpoints(16)
+	long := strings.Repeat("You are a careful assistant. ", 40) // > 8 blocks
+	short := "You are terse. Answer in one line, citing sources where you can."
+	for _, tc := range []struct {
+		name   string
+		system string
+		same   bool
+	}{
+		{name: "long system prompt: users share the first 8 blocks", system: long, same: true},
+		{name: "short system prompt: the key stops at the first message", system: short + strings.Repeat(" ", 80), same: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first := -1
+			for i := range 10 {
+				user := fmt.Sprintf("question %d: %s", i, strings.Repeat("why? ", 50))
+				got := preferred(score(s, cycle("m", chat(tc.system, user)), eps))
+				if first < 0 {
+					first = got
+				}
+				require.Equal(t, first, got, "request %d", i)
+			}
+		})
+	}
+	// Different models never share a key by accident of the prompt.
+	prompt := chat(long, "q")
+	spread := map[int]bool{}
+	for i := range 16 {
+		spread[preferred(score(s, cycle(fmt.Sprint("model-", i), prompt), eps))] = true
+	}
+	require.Greater(t, len(spread), 4)
+}
+
+func TestRendezvousYieldsToLoad(t *testing.T) {
+	s := rendezvous(t)
+	eps := endpoints(6)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	first := preferred(score(s, cycle("m", prompt), eps))
+	eps[first].Waiting = 2 // shortest is 0: beyond slack 1
+	second := preferred(score(s, cycle("m", prompt), eps))
+	require.NotEqual(t, first, second)
+	eps[second].Pending = 2
+	third := preferred(score(s, cycle("m", prompt), eps))
+	require.NotContains(t, []int{first, second}, third)
+	eps[first].Waiting = 1 // within slack again: back home
+	require.Equal(t, first, preferred(score(s, cycle("m", prompt), eps)))
+}
+
+func TestNewRejectsBadParams(t *testing.T) {
+	for _, p := range []Params{
+		{Mode: "magic", BlockSize: 64, MaxBlocks: 1},
+		{Mode: Learned, BlockSize: 0, MaxBlocks: 1, LRUCapacity: 1},
+		{Mode: Learned, BlockSize: 64, MaxBlocks: 1},
+		{Mode: Rendezvous, BlockSize: 64, MaxBlocks: 1},
+	} {
+		_, err := New(p)
+		require.Error(t, err, "%+v", p)
+	}
+}
