@@ -47,6 +47,8 @@ void b64_encode(const unsigned char *in, size_t n, char *out); // out: b64_enc_l
 long b64_decode(const char *in, size_t n, unsigned char *out);
 unsigned char *b64_dup(const char *in, size_t *outlen); // malloc'd, NUL-terminated
 
+extern bool g_poison; // poison freed header and body memory (stale views show up)
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t a, size_t b);
 void *xrealloc(void *p, size_t n);
@@ -315,8 +317,9 @@ typedef enum {
 
 typedef struct event {
   evkind k;
-  const void *data; // body bytes, details, log message
+  const void *data; // body bytes (when b is NULL), details, log message
   size_t len;
+  const body *b; // body frames: the body (use event_bytes)
   bool eos;
   const hmap *h; // headers or trailers
   uint32_t status;

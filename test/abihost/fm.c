@@ -54,11 +54,8 @@ static void emit(stream *st, event *ev) {
 }
 
 static void emit_body(stream *st, evkind k, body *b, bool eos) {
-  size_t n;
-  char *p = body_flatten(b, &n);
-  event ev = {.k = k, .data = p, .len = n, .eos = eos};
+  event ev = {.k = k, .b = b, .len = b->total, .eos = eos};
   emit(st, &ev);
-  free(p);
   body_drain(b, b->total);
 }
 
@@ -107,11 +104,8 @@ static int hook_request_headers(stream *st, int e, bool eos) {
 static int hook_request_body(stream *st, int e, body *chunk, bool eos) {
   if (e == st->n) {
     if (eos) st->router_complete = true;
-    size_t n;
-    char *p = body_flatten(chunk, &n);
-    event ev = {.k = EV_UP_DATA, .data = p, .len = n, .eos = eos};
+    event ev = {.k = EV_UP_DATA, .b = chunk, .len = chunk->total, .eos = eos};
     emit(st, &ev);
-    free(p);
     if (g_router_retry_buffering) {
       // A route with a retry policy: the router copies the data upstream and
       // keeps it for retries in the stream's buffered body (addDecodedData).

@@ -332,11 +332,22 @@ static void hcm_request_headers(stream *st) {
   const char *v;
   size_t vn;
   if (!hm_get(&st->req_h, "x-request-id", 12, 0, &v, &vn)) {
+    // a version-4 UUID, as Envoy generates
+    static const char hex[] = "0123456789abcdef";
     uint64_t a = rng(), b = rng();
-    char id[40];
-    snprintf(id, sizeof id, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff,
-             (unsigned)a & 0xfff, (unsigned)(0x8000 | ((b >> 48) & 0x3fff)), (unsigned long long)(b & 0xffffffffffffull));
-    hm_add(&st->req_h, "x-request-id", 12, id, strlen(id));
+    char id[36];
+    for (int i = 0, bit = 0; i < 36; i++) {
+      if (i == 8 || i == 13 || i == 18 || i == 23) {
+        id[i] = '-';
+        continue;
+      }
+      uint64_t w = bit < 64 ? a : b;
+      id[i] = hex[(w >> (bit & 63)) & 15];
+      bit += 4;
+    }
+    id[14] = '4';
+    id[19] = hex[8 | (b >> 60 & 3)];
+    hm_add(&st->req_h, "x-request-id", 12, id, 36);
   }
   if (!hm_get(&st->req_h, "x-forwarded-proto", 17, 0, &v, &vn)) hm_add(&st->req_h, "x-forwarded-proto", 17, "http", 4);
 }
@@ -385,7 +396,14 @@ static void proto_emit(stream *st, const event *ev) {
   case EV_UP_DATA:
   case EV_DOWN_DATA:
     sb_printf(&b, ",\"eos\":%s,\"d\":", ev->eos ? "true" : "false");
-    sb_jb64(&b, ev->data, ev->len);
+    if (ev->b) {
+      size_t n;
+      char *p = body_flatten(ev->b, &n);
+      sb_jb64(&b, p, n);
+      free(p);
+    } else {
+      sb_jb64(&b, ev->data, ev->len);
+    }
     break;
   case EV_LOCAL_REPLY:
     sb_printf(&b, ",\"status\":%u,\"details\":", ev->status);
@@ -935,8 +953,12 @@ static void bench_emit(stream *st, const event *ev) {
       for (size_t i = 0; i < ev->h->n; i++)
         fprintf(stderr, "  %.*s: %.*s\n", (int)ev->h->e[i].kn, ev->h->e[i].k, (int)ev->h->e[i].vn, ev->h->e[i].v);
     } else {
-      fprintf(stderr, "bench: %s eos=%d %.*s\n", ev_names[ev->k], ev->eos, (int)(ev->len > 300 ? 300 : ev->len),
-              ev->data ? (const char *)ev->data : "");
+      size_t n = 0;
+      char *p = ev->b ? body_flatten(ev->b, &n) : NULL;
+      const char *d = p ? p : ev->data ? (const char *)ev->data : "";
+      if (!p) n = ev->len;
+      fprintf(stderr, "bench: %s eos=%d %.*s\n", ev_names[ev->k], ev->eos, (int)(n > 300 ? 300 : n), d);
+      free(p);
     }
   }
 }
@@ -1276,6 +1298,7 @@ int main(int argc, char **argv) {
   load_module(lib);
 
   if (bench_mode) {
+    g_poison = false; // measure the module, not the host's debugging aids
     if (!chainf || !reqf || !respf || bench == 0) {
       usage();
       return 2;

@@ -209,16 +209,18 @@ unsigned char *b64_dup(const char *in, size_t *outlen) {
 
 void hm_init(hmap *m) { m->e = NULL, m->n = 0, m->cap = 0; }
 
+bool g_poison = true;
+
 static void poison_free(char *p, size_t n) {
-  if (p && n) memset(p, 0xdd, n);
+  if (g_poison && p && n) memset(p, 0xdd, n);
   free(p);
 }
 
+// An entry's key and value share one allocation: k, NUL, v, NUL.
+static void entry_free(hentry *e) { poison_free(e->k, e->kn + e->vn + 2); }
+
 void hm_clear(hmap *m) {
-  for (size_t i = 0; i < m->n; i++) {
-    poison_free(m->e[i].k, m->e[i].kn);
-    poison_free(m->e[i].v, m->e[i].vn);
-  }
+  for (size_t i = 0; i < m->n; i++) entry_free(&m->e[i]);
   m->n = 0;
 }
 
@@ -241,11 +243,13 @@ void hm_add(hmap *m, const char *k, size_t kn, const char *v, size_t vn) {
     m->e = xrealloc(m->e, m->cap * sizeof(hentry));
   }
   hentry e;
-  e.k = xmalloc(kn + 1);
+  e.k = xmalloc(kn + vn + 2);
   for (size_t i = 0; i < kn; i++) e.k[i] = (char)tolower((unsigned char)k[i]);
   e.k[kn] = 0;
   e.kn = kn;
-  e.v = xmemdup(v, vn);
+  e.v = e.k + kn + 1;
+  if (vn) memcpy(e.v, v, vn);
+  e.v[vn] = 0;
   e.vn = vn;
   // Envoy keeps pseudo-headers ahead of the others.
   size_t pos = m->n;
@@ -262,8 +266,7 @@ void hm_remove(hmap *m, const char *k, size_t kn) {
   size_t o = 0;
   for (size_t i = 0; i < m->n; i++) {
     if (key_eq(&m->e[i], k, kn)) {
-      poison_free(m->e[i].k, m->e[i].kn);
-      poison_free(m->e[i].v, m->e[i].vn);
+      entry_free(&m->e[i]);
     } else {
       m->e[o++] = m->e[i];
     }

@@ -24,6 +24,9 @@ type Build struct {
 	Root string // repository root
 	Lib  string // dist/libinferencepool.so
 	Host string // test/abihost/abihost
+	// NullLib is dist/libabihostnull.so, a module whose hooks do nothing: a
+	// bench run with it measures abihost's own cost per exchange.
+	NullLib string
 }
 
 var (
@@ -76,7 +79,8 @@ func EnsureBuilt(t testing.TB) Build {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := Build{Root: root, Lib: filepath.Join(root, "dist", "libinferencepool.so"), Host: filepath.Join(root, "test", "abihost", "abihost")}
+	b := Build{Root: root, Lib: filepath.Join(root, "dist", "libinferencepool.so"), Host: filepath.Join(root, "test", "abihost", "abihost"),
+		NullLib: filepath.Join(root, "dist", "libabihostnull.so")}
 	if lib := os.Getenv("ABIHOST_LIB"); lib != "" {
 		b.Lib = lib
 	}
@@ -93,7 +97,7 @@ func EnsureBuilt(t testing.TB) Build {
 			t.Fatal(err)
 		}
 	}
-	if err := once("abihost", func() (string, error) { return b.Host, buildHost(root, b.Host) }); err != nil {
+	if err := once("abihost", func() (string, error) { return b.Host, buildHost(root, b.Host, b.NullLib) }); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -171,28 +175,39 @@ func replaceIfChanged(tmp, out string) error {
 }
 
 // HostSources are abihost's inputs; a newer one makes the binary stale.
-var hostSources = []string{"main.c", "fm.c", "callbacks.c", "stats.c", "util.c", "abihost.h", "callbacks.def", "build.sh"}
+var hostSources = []string{"main.c", "fm.c", "callbacks.c", "stats.c", "util.c", "abihost.h", "callbacks.def", "build.sh",
+	"nullmodule.c"}
 
-func buildHost(root, out string) error {
+func buildHost(root, out, nullOut string) error {
 	return withLock(root, func() error {
 		dir := filepath.Join(root, "test", "abihost")
-		if st, err := os.Stat(out); err == nil {
-			stale := false
+		stale := false
+		for _, o := range []string{out, nullOut} {
+			st, err := os.Stat(o)
+			if err != nil {
+				stale = true
+				continue
+			}
 			for _, s := range hostSources {
 				if si, err := os.Stat(filepath.Join(dir, s)); err == nil && si.ModTime().After(st.ModTime()) {
 					stale = true
 				}
 			}
-			if !stale {
-				return nil
-			}
+		}
+		if !stale {
+			return nil
 		}
 		tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
+		tmpNull := fmt.Sprintf("%s.tmp%d", nullOut, os.Getpid())
 		defer os.Remove(tmp)
-		cmd := exec.Command("sh", filepath.Join(dir, "build.sh"), tmp)
+		defer os.Remove(tmpNull)
+		cmd := exec.Command("sh", filepath.Join(dir, "build.sh"), tmp, tmpNull)
 		cmd.Dir = dir
 		if outb, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("building abihost: %v\n%s", err, outb)
+		}
+		if err := os.Rename(tmpNull, nullOut); err != nil {
+			return err
 		}
 		return os.Rename(tmp, out)
 	})

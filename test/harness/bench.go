@@ -1,0 +1,182 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Recorded is one side of an exchange as abihost's bench mode replays it:
+// headers (pseudo-headers included), body frames, trailers.
+type Recorded struct {
+	Headers  Headers
+	Frames   [][]byte
+	Trailers Headers
+}
+
+// BenchOptions run abihost --bench.
+type BenchOptions struct {
+	Chain    Chain    // default: envoy.yaml's chain
+	Request  Recorded // default: ChatRequest4KiB()
+	Response Recorded // default: ChatResponseWithUsage()
+	N        int      // measured exchanges (default 1000)
+	Warmup   int      // exchanges before measuring (default 200)
+	Lib      string   // default: EnsureBuilt's library
+	Env      []string
+	Dir      string // where to write the recorded files (default t.TempDir())
+}
+
+// BenchResult is what abihost measured per exchange (request and response
+// through every filter, stream creation to destroy), in one process with no
+// IPC in the loop.
+type BenchResult struct {
+	N               int                `json:"n"`
+	NsPerReq        float64            `json:"ns_per_req"`
+	HooksPerReq     float64            `json:"hooks_per_req"`
+	CallbacksPerReq float64            `json:"callbacks_per_req"`
+	ABICallsPerReq  float64            `json:"abicalls_per_req"`
+	LocalReplies    int                `json:"local_replies"`
+	UpstreamOK      int                `json:"upstream_ok"`
+	Incomplete      int                `json:"incomplete"`
+	ClientBytes     float64            `json:"client_bytes_per_req"`
+	Hooks           map[string]float64 `json:"hooks"`     // per exchange, by hook
+	Callbacks       map[string]float64 `json:"callbacks"` // per exchange, by callback
+}
+
+// RunBench writes the chain and the recorded exchange to files and runs
+// abihost --bench on them.
+func RunBench(t testing.TB, o BenchOptions) (*BenchResult, error) {
+	b := EnsureBuilt(t)
+	if o.Chain == nil {
+		o.Chain = EnvoyChain(t)
+	}
+	if o.Request.Headers == nil {
+		o.Request = ChatRequest4KiB()
+	}
+	if o.Response.Headers == nil {
+		o.Response = ChatResponseWithUsage()
+	}
+	if o.N == 0 {
+		o.N = 1000
+	}
+	if o.Warmup == 0 {
+		o.Warmup = 200
+	}
+	if o.Lib == "" {
+		o.Lib = b.Lib
+	}
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	files, err := WriteBenchFiles(o.Dir, o.Chain, o.Request, o.Response)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(b.Host, "--lib", o.Lib, "--bench", strconv.Itoa(o.N), "--warmup", strconv.Itoa(o.Warmup),
+		"--chain", files[0], "--request", files[1], "--response", files[2])
+	cmd.Dir = b.Root
+	cmd.Env = append(append(os.Environ(), "GODEBUG=cgocheck=0"), o.Env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("abihost --bench: %v\n%s%s", err, out, stderr.String())
+	}
+	var r BenchResult
+	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
+		return nil, fmt.Errorf("abihost --bench output %q: %v\n%s", out, err, stderr.String())
+	}
+	return &r, nil
+}
+
+// WriteBenchFiles writes the three files abihost --bench reads and returns
+// their paths (chain, request, response). Formats: a chain line is
+// "<filter_name> <base64 filter_config>"; a request or response line is
+// "H <b64 key> <b64 value>", "D <b64 frame>" or "T <b64 key> <b64 value>"
+// ("-" is empty).
+func WriteBenchFiles(dir string, c Chain, req, resp Recorded) ([]string, error) {
+	var cb strings.Builder
+	for _, f := range c {
+		fmt.Fprintf(&cb, "%s %s\n", f.Name, b64(f.Config))
+	}
+	paths := []string{filepath.Join(dir, "chain.txt"), filepath.Join(dir, "request.txt"), filepath.Join(dir, "response.txt")}
+	for i, content := range []string{cb.String(), recordedText(req), recordedText(resp)} {
+		if err := os.WriteFile(paths[i], []byte(content), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
+}
+
+func recordedText(r Recorded) string {
+	var b strings.Builder
+	for _, kv := range r.Headers {
+		fmt.Fprintf(&b, "H %s %s\n", b64s(kv[0]), b64s(kv[1]))
+	}
+	for _, f := range r.Frames {
+		fmt.Fprintf(&b, "D %s\n", b64(f))
+	}
+	for _, kv := range r.Trailers {
+		fmt.Fprintf(&b, "T %s %s\n", b64s(kv[0]), b64s(kv[1]))
+	}
+	return b.String()
+}
+
+// ChatRequest4KiB is a 4 KiB OpenAI chat completion request for model
+// sim-model, as a client sends it (one body frame).
+func ChatRequest4KiB() Recorded {
+	body := ChatBody("sim-model", 4096)
+	return Recorded{
+		Headers: Headers{{":method", "POST"}, {":path", "/v1/chat/completions"}, {":authority", "localhost:10000"},
+			{":scheme", "http"}, {"content-type", "application/json"}, {"content-length", strconv.Itoa(len(body))},
+			{"user-agent", "OpenAI/Python 1.54.0"}, {"accept", "application/json"}, {"authorization", "Bearer sk-test"}},
+		Frames: [][]byte{body},
+	}
+}
+
+// ChatBody returns a chat completion request of about size bytes: a system
+// prompt and a user message padded with prose.
+func ChatBody(model string, size int) []byte {
+	const prose = "The quick brown fox jumps over the lazy dog while the inference pool balances requests across servers. "
+	mk := func(n int) []byte {
+		user := strings.Repeat(prose, n/len(prose)+1)[:n]
+		b, _ := json.Marshal(map[string]any{
+			"model": model,
+			"messages": []map[string]string{
+				{"role": "system", "content": "You are a helpful assistant that answers briefly."},
+				{"role": "user", "content": user},
+			},
+			"max_tokens":  64,
+			"temperature": 0.2,
+		})
+		return b
+	}
+	b := mk(size)
+	if d := len(b) - size; d > 0 && d < size {
+		b = mk(size - d)
+	}
+	return b
+}
+
+// ChatResponseWithUsage is a non-streamed chat completion answer with
+// usage, as llm-d-inference-sim sends it.
+func ChatResponseWithUsage() Recorded {
+	body := []byte(`{"id":"chatcmpl-5ff891ad-865c-51ce-ae48-5ff351861c37","model":"sim-model","object":"chat.completion",` +
+		`"created":1795670606,"usage":{"prompt_tokens":812,"completion_tokens":29,"total_tokens":841,` +
+		`"prompt_tokens_details":{"cached_tokens":0}},"choices":[{"index":0,"finish_reason":"stop","message":` +
+		`{"role":"assistant","content":"Testing@, #testing 1$ ,2%,3^, [4&*5], 6~, 7-_ + (8 : 9) / \\ < > ."}}]}`)
+	return Recorded{
+		Headers: Headers{{":status", "200"}, {"content-type", "application/json"}, {"content-length", strconv.Itoa(len(body))},
+			{"date", "Thu, 26 Nov 2026 05:23:26 GMT"}, {"server", "fasthttp"}},
+		Frames: [][]byte{body},
+	}
+}
+
+var _ = base64.StdEncoding
