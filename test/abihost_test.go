@@ -571,3 +571,44 @@ func TestHostConfigRejectionCarriesModuleMessage(t *testing.T) {
 	_, err = h.Configure(harness.Chain{script("a", M{"unknown_key": 1})})
 	require.ErrorContains(t, err, "unknown_key")
 }
+
+// A filter config's scheduler: commits from a goroutine run on the main
+// thread (on_http_filter_config_scheduled).
+func TestHostConfigScheduler(t *testing.T) {
+	h := scriptHost(t, harness.Options{})
+	h.MustConfigure(harness.Chain{script("a", M{"config_schedule": true})})
+	require.Eventually(t, func() bool {
+		for _, l := range h.Logs() {
+			if l.Msg == "config-scheduled a" {
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 5*time.Millisecond)
+	require.EqualValues(t, 1, h.MustStats().ABI.Hooks["config_scheduled"])
+}
+
+// A filter answering by itself with send_response_headers/_data/_trailers:
+// the response goes through every filter's response hooks, its own too.
+func TestHostFilterSendsItsOwnResponse(t *testing.T) {
+	h := scriptHost(t, harness.Options{})
+	h.MustConfigure(harness.Chain{
+		script("a", M{}),
+		script("b", M{"request_headers": []M{{"status": "stop", "respond": M{"status": "202", "body": "mine", "trailers": [][2]string{{"t", "1"}}}}}}),
+	})
+	s := open(t, h)
+	require.NoError(t, s.RequestHeaders(reqHeaders, true))
+	require.Equal(t, []string{"local_reply", "down_headers", "down_data:mine", "down_trailers+eos"}, kinds(s.Events()))
+	require.Equal(t, []string{
+		`obs a request_headers eos=1 recv="" buf="" rb=0`,
+		`obs b request_headers eos=1 recv="" buf="" rb=0`,
+		`obs b response_headers eos=0 recv="" buf="" rb=0`,
+		`obs a response_headers eos=0 recv="" buf="" rb=0`,
+		`obs b response_body eos=0 recv="mine" buf="" rb=0`,
+		`obs a response_body eos=0 recv="mine" buf="" rb=0`,
+		`obs b response_trailers eos=1 recv="" buf="" rb=0`,
+		`obs a response_trailers eos=1 recv="" buf="" rb=0`,
+	}, logs(s, "obs"))
+	require.Equal(t, 202, s.Client().Status)
+	end(t, s)
+}

@@ -175,6 +175,14 @@ func (h *Host) Close() {
 	}
 }
 
+// Logs returns module log lines that belong to no stream (config creation,
+// config scheduler callbacks), with Options.LogEvents.
+func (h *Host) Logs() []LogLine {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]LogLine(nil), h.globalLogs...)
+}
+
 // Stderr returns what abihost and the module logged so far (the tail).
 func (h *Host) Stderr() string { return h.stderr.String() }
 

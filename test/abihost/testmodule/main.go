@@ -63,6 +63,7 @@ type step struct {
 	DefineLate         string            `json:"define_late"`
 	Attributes         bool              `json:"attributes"`
 	Callout            bool              `json:"callout"`
+	Respond            *respond          `json:"respond"`
 	Extra              map[string]string `json:"extra"`
 }
 
@@ -70,6 +71,13 @@ type reply struct {
 	Status  uint32      `json:"status"`
 	Body    string      `json:"body"`
 	Headers [][2]string `json:"headers"`
+}
+
+// respond answers with send_response_headers, _data and _trailers.
+type respond struct {
+	Status   string      `json:"status"`
+	Body     string      `json:"body"`
+	Trailers [][2]string `json:"trailers"`
 }
 
 type metadataOp struct {
@@ -105,6 +113,7 @@ type script struct {
 	Histograms       []metricDef `json:"histograms"`
 	Observe          []string    `json:"observe"`
 	Reject           string      `json:"reject"`
+	ConfigSchedule   bool        `json:"config_schedule"`
 }
 
 type configFactory struct{ name string }
@@ -133,6 +142,14 @@ func (f *configFactory) Create(h shared.HttpFilterConfigHandle, raw []byte) (sha
 	for _, d := range s.Histograms {
 		id, r := h.DefineHistogram(d.Name, d.Labels...)
 		h.Log(shared.LogLevelInfo, "define histogram %s id=%d result=%d", d.Name, id, r)
+	}
+	if s.ConfigSchedule {
+		sched := h.GetScheduler()
+		name := f.name
+		go func() {
+			time.Sleep(time.Millisecond)
+			sched.Schedule(func() { h.Log(shared.LogLevelInfo, "config-scheduled %s", name) })
+		}()
 	}
 	return ff, nil
 }
@@ -392,6 +409,13 @@ func (x *filter) run(hook string, s *step, request bool) {
 				}
 			})
 		}()
+	}
+	if s.Respond != nil {
+		h.SendResponseHeaders([][2]string{{":status", s.Respond.Status}, {"content-type", "text/plain"}}, false)
+		h.SendResponseData([]byte(s.Respond.Body), len(s.Respond.Trailers) == 0)
+		if len(s.Respond.Trailers) > 0 {
+			h.SendResponseTrailers(s.Respond.Trailers)
+		}
 	}
 	if s.Reply != nil {
 		h.SendLocalResponse(s.Reply.Status, s.Reply.Headers, []byte(s.Reply.Body), "testmodule_reply")
