@@ -1,21 +1,323 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
 )
 
-type endpointPickerConfigFactory struct {
-	shared.EmptyHttpFilterConfigFactory
-}
+// pickerMaxBody bounds what endpoint_picker buffers when it runs without
+// ai_router and must read the model from the body itself.
+const pickerMaxBody = 4 << 20
+
+type endpointPickerConfigFactory struct{}
 
 func (f *endpointPickerConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []byte) (shared.HttpFilterFactory, error) {
 	p, err := filterconfig.Parse(filterconfig.EndpointPicker, raw)
 	if err != nil {
 		return nil, err
 	}
+	pools, err := picker.Open(p.EndpointPicker)
+	if err != nil {
+		return nil, fmt.Errorf("%s filter_config: %w", filterconfig.EndpointPicker, err)
+	}
+	cfg, err := newPickerFilterConfig(h, pools)
+	if err != nil {
+		pools.Close()
+		return nil, err
+	}
 	return newFactory(filterconfig.EndpointPicker, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
-		return &shared.EmptyHttpFilter{}
-	}, nil)
+		return &endpointPickerFilter{cfg: cfg, h: fh}
+	}, pools.Close)
+}
+
+// CreatePerRoute parses {"pool": "name"}: the pool a route's requests go to.
+// Without it a request goes to the first pool.
+func (f *endpointPickerConfigFactory) CreatePerRoute(raw []byte) (any, error) {
+	var rc struct {
+		Pool string `json:"pool"`
+	}
+	if err := filterconfig.DecodeStrict(filterconfig.EndpointPicker+" per-route", raw, &rc); err != nil {
+		return nil, err
+	}
+	if rc.Pool == "" {
+		return nil, fmt.Errorf("%s per-route config: field \"pool\" is required", filterconfig.EndpointPicker)
+	}
+	return pickerRoute{pool: rc.Pool}, nil
+}
+
+type pickerRoute struct{ pool string }
+
+// pickerFilterConfig is shared by every stream of one filter config.
+type pickerFilterConfig struct {
+	pools *picker.Pools
+	first *picker.Pool
+
+	picks, sheds, noCapacity, noMetrics, scrapeErrors shared.MetricID
+	pickLatency                                       shared.MetricID
+	ready, saturated                                  shared.MetricID
+
+	// Stats that the collector's goroutines produce reach Envoy from the
+	// next stream that passes by, at most once per gaugeEvery.
+	lastGauges         atomic.Int64
+	scrapeErrsReported atomic.Uint64
+}
+
+const gaugeEvery = int64(time.Second)
+
+func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools) (*pickerFilterConfig, error) {
+	c := &pickerFilterConfig{pools: pools, first: pools.List()[0]}
+	d := metricDefiner{h: h, prefix: filterconfig.EndpointPicker + "."}
+	c.picks = d.counter("picks", "pool", "endpoint")
+	c.sheds = d.counter("sheds", "pool")
+	c.noCapacity = d.counter("no_capacity", "pool")
+	c.noMetrics = d.counter("no_metrics", "pool")
+	c.scrapeErrors = d.counter("scrape_errors", "pool")
+	c.pickLatency = d.histogram("pick_duration_us", "pool")
+	c.ready = d.gauge("ready_endpoints", "pool")
+	c.saturated = d.gauge("saturated_endpoints", "pool")
+	return c, d.err
+}
+
+func (c *pickerFilterConfig) poolFor(h shared.HttpFilterHandle) (*picker.Pool, string) {
+	if rc, ok := h.GetMostSpecificConfig().(pickerRoute); ok {
+		if p := c.pools.Pool(rc.pool); p != nil {
+			return p, ""
+		}
+		return nil, rc.pool
+	}
+	return c.first, ""
+}
+
+// publishGauges turns the pools' own counters into Envoy stats. Envoy stats
+// can only be touched from a stream, so a stream does it now and then.
+func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle) {
+	now := time.Now().UnixNano()
+	last := c.lastGauges.Load()
+	if now-last < gaugeEvery || !c.lastGauges.CompareAndSwap(last, now) {
+		return
+	}
+	var scrapeErrs uint64
+	for _, p := range c.pools.List() {
+		st := p.Stats()
+		h.SetGaugeValue(c.ready, uint64(st.Ready), st.Name)
+		h.SetGaugeValue(c.saturated, uint64(st.Saturated), st.Name)
+		scrapeErrs += st.ScrapeErrors
+	}
+	if prev := c.scrapeErrsReported.Swap(scrapeErrs); scrapeErrs > prev {
+		h.IncrementCounterValue(c.scrapeErrors, scrapeErrs-prev, c.first.Name())
+	}
+}
+
+// endpointPickerFilter picks endpoints for one stream.
+type endpointPickerFilter struct {
+	shared.EmptyHttpFilter
+	cfg  *pickerFilterConfig
+	h    shared.HttpFilterHandle
+	pool *picker.Pool
+
+	req     picker.Request
+	res     picker.Result
+	decided bool // a pick (or an answer) was made for this stream
+	picked  bool // res holds an endpoint in flight
+	failed  bool // the response says the endpoint failed
+	hdr     []byte
+	body    []byte
+}
+
+func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
+	// A client never chooses its own endpoint.
+	headers.Remove(headerDestination)
+	pool, missing := f.cfg.poolFor(f.h)
+	if pool == nil {
+		f.decided = true
+		f.reply(503, fmt.Sprintf("route names pool %q, which this endpoint_picker does not have", missing), "no_capacity")
+		return shared.HeadersStatusStop
+	}
+	f.pool = pool
+	f.req.Objective = headerString(headers, headerObjective)
+	f.readSubset()
+	if facts, ok := f.h.GetData(requestFactsKey).(*requestFacts); ok {
+		// ai_router ran and parsed the body: no need to see it.
+		f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
+		return headersStatus(f.pick(headers))
+	}
+	if endOfStream {
+		return headersStatus(f.pick(headers))
+	}
+	return shared.HeadersStatusStop
+}
+
+func headersStatus(ok bool) shared.HeadersStatus {
+	if ok {
+		return shared.HeadersStatusContinue
+	}
+	return shared.HeadersStatusStop
+}
+
+func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
+	if f.decided {
+		return shared.BodyStatusContinue
+	}
+	buffered := f.h.BufferedRequestBody()
+	receivedIsBuffered := f.h.ReceivedBufferedRequestBody()
+	if size := body.GetSize() + bufferedSize(buffered, receivedIsBuffered); size > pickerMaxBody {
+		f.decided = true
+		f.reply(413, fmt.Sprintf("request body is over %d bytes", pickerMaxBody), "request_too_large")
+		return shared.BodyStatusStopNoBuffer
+	}
+	if !endOfStream {
+		return shared.BodyStatusStopAndBuffer
+	}
+	f.body = wholeBody(f.body[:0], body, buffered, receivedIsBuffered)
+	if !f.readBody() {
+		return shared.BodyStatusStopNoBuffer
+	}
+	if f.pick(f.h.RequestHeaders()) {
+		return shared.BodyStatusContinue
+	}
+	return shared.BodyStatusStopNoBuffer
+}
+
+func bufferedSize(b shared.BodyBuffer, receivedIsBuffered bool) uint64 {
+	if receivedIsBuffered {
+		return 0
+	}
+	return b.GetSize()
+}
+
+func (f *endpointPickerFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStatus {
+	if f.decided {
+		return shared.TrailersStatusContinue
+	}
+	f.body = wholeBody(f.body[:0], nil, f.h.BufferedRequestBody(), false)
+	if f.readBody() && f.pick(f.h.RequestHeaders()) {
+		return shared.TrailersStatusContinue
+	}
+	return shared.TrailersStatusStop
+}
+
+// readBody fills the request from the body when ai_router did not run.
+func (f *endpointPickerFilter) readBody() bool {
+	r, err := picker.RequestFromBody(f.body)
+	if err != nil {
+		f.decided = true
+		f.reply(400, err.Error(), "invalid_request_error")
+		return false
+	}
+	f.req.Model, f.req.Prompt = r.Model, r.Prompt
+	return true
+}
+
+// readSubset reads the subset hint: a metadata list of ip:port, or one
+// comma-separated string.
+func (f *endpointPickerFilter) readSubset() {
+	f.req.Subset, f.req.HasSubset = f.req.Subset[:0], false
+	if n, ok := f.h.GetMetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
+		f.req.HasSubset = true
+		for i := 0; i < n; i++ {
+			if v, ok := f.h.GetMetadataListString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey, i); ok {
+				f.req.Subset = append(f.req.Subset, v.ToString())
+			}
+		}
+		return
+	}
+	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
+		f.req.HasSubset = true
+		for _, e := range strings.Split(v.ToUnsafeString(), ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				f.req.Subset = append(f.req.Subset, e)
+			}
+		}
+	}
+}
+
+// pick schedules the request and writes the answer: the destination header
+// and metadata, or a local reply. It reports whether the request goes on.
+func (f *endpointPickerFilter) pick(headers shared.HeaderMap) bool {
+	f.decided = true
+	start := time.Now()
+	f.pool.Pick(&f.req, &f.res)
+	f.req.Prompt = nil // the prompt may point into a buffer we reuse
+	pool := f.pool.Name()
+	f.h.RecordHistogramValue(f.cfg.pickLatency, uint64(time.Since(start).Microseconds()), pool)
+	f.cfg.publishGauges(f.h)
+	switch f.res.Status {
+	case picker.StatusOK:
+		f.picked = true
+		f.hdr = f.res.AppendHeader(f.hdr[:0])
+		dest := string(f.hdr)
+		headers.Set(headerDestination, dest)
+		f.h.SetMetadata(metadataLB, metadataDestination, dest)
+		f.h.IncrementCounterValue(f.cfg.picks, 1, pool, f.res.Endpoints()[0])
+		return true
+	case picker.StatusShed:
+		f.h.IncrementCounterValue(f.cfg.sheds, 1, pool)
+		f.reply(429, "the inference pool is saturated and this request is sheddable", "rate_limit_exceeded")
+	case picker.StatusNoCapacity:
+		f.h.IncrementCounterValue(f.cfg.noCapacity, 1, pool)
+		f.reply(503, "no endpoint of the pool can serve this request (subset hint matched none)", "no_capacity")
+	case picker.StatusNoMetrics:
+		f.h.IncrementCounterValue(f.cfg.noMetrics, 1, pool)
+		if f.pool.FailOpen() {
+			// Envoy's fallback policy picks.
+			return true
+		}
+		f.reply(503, "no endpoint of the pool has usable metrics", "no_capacity")
+	}
+	return false
+}
+
+func (f *endpointPickerFilter) reply(status uint32, msg, code string) {
+	errType := "invalid_request_error"
+	if status >= 500 {
+		errType = "service_unavailable"
+	} else if status == 429 {
+		errType = "rate_limit_exceeded"
+	}
+	f.h.SendLocalResponse(status, abi.JSONHeaders, abi.OpenAIError(msg, errType, code), "endpoint_picker_"+code)
+}
+
+func (f *endpointPickerFilter) OnResponseHeaders(headers shared.HeaderMap, _ bool) shared.HeadersStatus {
+	if !f.picked {
+		return shared.HeadersStatusContinue
+	}
+	if served := f.servedEndpoint(); served != "" {
+		f.res.Served(served)
+	}
+	if st := headers.GetOne(":status").ToUnsafeString(); len(st) == 3 && st[0] == '5' {
+		f.failed = true
+	}
+	return shared.HeadersStatusContinue
+}
+
+// servedEndpoint is the endpoint that answered, as Envoy reports it.
+func (f *endpointPickerFilter) servedEndpoint() string {
+	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, metadataLB, metadataServedKey); ok {
+		return v.ToString()
+	}
+	if v, ok := f.h.GetAttributeString(shared.AttributeIDUpstreamAddress); ok {
+		return v.ToString()
+	}
+	return ""
+}
+
+// OnStreamComplete ends the in-flight count; a 5xx (Envoy's own 503 for a
+// connect failure included) penalizes the endpoint that served.
+func (f *endpointPickerFilter) OnStreamComplete() {
+	if !f.picked {
+		return
+	}
+	if f.failed {
+		f.res.Done(picker.OutcomeFailed)
+	} else {
+		f.res.Done(picker.OutcomeOK)
+	}
 }

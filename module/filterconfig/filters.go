@@ -1,6 +1,10 @@
 package filterconfig
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
+)
 
 // Filter names, as in envoy.yaml's filter_name.
 const (
@@ -11,14 +15,11 @@ const (
 // AIRouterConfig is ai_router's filter_config.
 type AIRouterConfig struct{}
 
-// EndpointPickerConfig is endpoint_picker's filter_config.
-type EndpointPickerConfig struct{}
-
 // Parsed is one filter's parsed config plus its debug options.
 type Parsed struct {
 	Debug          Debug
 	AIRouter       *AIRouterConfig
-	EndpointPicker *EndpointPickerConfig
+	EndpointPicker *picker.Config
 }
 
 // Parse parses the filter_config of the named filter exactly as the library
@@ -34,8 +35,10 @@ func Parse(filter string, raw []byte) (*Parsed, error) {
 		p.AIRouter = &AIRouterConfig{}
 		err = DecodeStrict(filter, rest, p.AIRouter)
 	case EndpointPicker:
-		p.EndpointPicker = &EndpointPickerConfig{}
-		err = DecodeStrict(filter, rest, p.EndpointPicker)
+		p.EndpointPicker, err = picker.Parse(rest)
+		if err != nil {
+			err = fmt.Errorf("%s filter_config: %w", filter, err)
+		}
 	default:
 		err = fmt.Errorf("unknown filter_name %q: this library has %q and %q", filter, AIRouter, EndpointPicker)
 	}
