@@ -6,8 +6,10 @@ import "bytes"
 // wanted families, each ending in '\n'. A model server exposes hundreds of
 // histogram lines the scheduler never reads; dropping them before the
 // Prometheus parser sees them makes a scrape an order of magnitude cheaper.
-// Lines in the quoted-name form ({"name",...}) are always kept: the parser
-// knows how to read them and they are rare.
+// HELP lines are dropped too (their text is long and unused); TYPE lines are
+// kept, so a gauge is still told from a histogram. Lines in the quoted-name
+// form ({"name",...}) are always kept: the parser knows how to read them and
+// they are rare.
 func selectLines(dst, body []byte, wanted []string) []byte {
 	for len(body) > 0 {
 		var line []byte
@@ -34,8 +36,8 @@ func keepLine(line []byte, wanted []string) bool {
 		return true
 	case '#':
 		s = trimBlank(s[1:])
-		if !bytes.HasPrefix(s, []byte("HELP")) && !bytes.HasPrefix(s, []byte("TYPE")) {
-			return false // a plain comment
+		if !bytes.HasPrefix(s, []byte("TYPE")) {
+			return false // HELP or a plain comment: text the parser need not read
 		}
 		s = s[4:]
 		if len(s) == 0 || (s[0] != ' ' && s[0] != '\t') {

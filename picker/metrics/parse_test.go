@@ -175,5 +175,5 @@ func TestForEngine(t *testing.T) {
 func TestSelectLines(t *testing.T) {
 	in := "# HELP a The a.\n# TYPE a gauge\na{x=\"1\"} 1\n# TYPE b gauge\nb 2\nab 3\n  a 4\n# comment a\n#TYPE a gauge\n{\"b\"} 5\n# HELPa x\n"
 	got := string(selectLines(nil, []byte(in), []string{"a"}))
-	require.Equal(t, "# HELP a The a.\n# TYPE a gauge\na{x=\"1\"} 1\n  a 4\n#TYPE a gauge\n{\"b\"} 5\n", got)
+	require.Equal(t, "# TYPE a gauge\na{x=\"1\"} 1\n  a 4\n#TYPE a gauge\n{\"b\"} 5\n", got)
 }

@@ -26,7 +26,9 @@ func (r *recorder) Score(_ *framework.Cycle, eps []framework.Endpoint, out []flo
 		out[i] = 0
 	}
 }
-func (r *recorder) Picked(_ *framework.Cycle, ep *framework.Endpoint) { r.picked = append(r.picked, ep.Addr) }
+func (r *recorder) Picked(_ *framework.Cycle, ep *framework.Endpoint) {
+	r.picked = append(r.picked, ep.Addr)
+}
 
 func endpoints(queues ...float64) []framework.Endpoint {
 	eps := make([]framework.Endpoint, len(queues))
