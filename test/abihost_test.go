@@ -612,3 +612,31 @@ func TestHostFilterSendsItsOwnResponse(t *testing.T) {
 	require.Equal(t, 202, s.Client().Status)
 	end(t, s)
 }
+
+// Append and drain work on the received body (in the body hook) and on the
+// buffered body; the next filter and the router see the result.
+func TestHostAppendAndDrainBodies(t *testing.T) {
+	h := scriptHost(t, harness.Options{NoRetryBuffering: true})
+	h.MustConfigure(harness.Chain{
+		script("a", M{"request_body": []M{
+			{"drain": [][2]any{{"received", 2}}, "append": [][2]string{{"received", "!"}}},
+			{"status": "buffer", "append": [][2]string{{"received", "?"}}},
+			{"append": [][2]string{{"buffered", "+"}}, "drain": [][2]any{{"buffered", 1}}},
+		}}),
+		script("b", M{}),
+	})
+	s := open(t, h)
+	require.NoError(t, s.RequestHeaders(reqHeaders, false))
+	require.NoError(t, s.RequestData([]byte("xxhello"), false)) // a: "hello!" goes on
+	require.NoError(t, s.RequestData([]byte("one"), false))     // a: "one?" is buffered
+	require.NoError(t, s.RequestData([]byte("two"), true))      // a: buffer "one?two" + "+" - 1 byte
+	require.Equal(t, []string{
+		`obs a request_body eos=0 recv="xxhello" buf="" rb=0`,
+		`obs b request_body eos=0 recv="hello!" buf="" rb=0`,
+		`obs a request_body eos=0 recv="one" buf="" rb=0`,
+		`obs a request_body eos=1 recv="" buf="one?two" rb=0`,
+		`obs b request_body eos=1 recv="ne?two+" buf="ne?two+" rb=1`,
+	}, logs(s, "obs")[2:])
+	require.Equal(t, []string{"up_headers", "up_data:hello!", "up_data:ne?two++eos"}, kinds(s.Events()))
+	end(t, s)
+}
