@@ -147,7 +147,7 @@ func TestPanicInHookIsContained(t *testing.T) {
 		t.Run(tc.filter+"/"+tc.hook, func(t *testing.T) {
 			h := harness.Start(t, harness.Options{LogLevel: "error"})
 			chain := harness.EnvoyChain(t)
-			h.MustConfigure(chain.WithJSON(tc.filter, map[string]any{"debug": map[string]any{"panicIn": tc.hook}}))
+			h.MustConfigure(chain.WithMerged(tc.filter, map[string]any{"debug": map[string]any{"panicIn": tc.hook}}))
 			res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatBody("m", "boom"),
 				Cluster: []string{upstream}})
 			require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestPanicInHookIsContained(t *testing.T) {
 func TestScheduledWorkCompletesOnWorkerThread(t *testing.T) {
 	upstream := echoUpstream(t)
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("ai_router", map[string]any{"debug": map[string]any{"asyncRequestHeaders": true}}))
+	h.MustConfigure(harness.EnvoyChain(t).WithMerged("ai_router", map[string]any{"debug": map[string]any{"asyncRequestHeaders": true}}))
 	for i := 0; i < 20; i++ {
 		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatBody("m", "async"),
 			Cluster: []string{upstream}})

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -129,6 +130,28 @@ func (c Chain) WithJSON(name string, v any) Chain {
 		panic(err)
 	}
 	return c.With(name, b)
+}
+
+// WithMerged returns a copy of the chain where filter name's JSON config has
+// the top-level fields of patch set (others kept), e.g. to add a "debug"
+// object or point one field at test servers.
+func (c Chain) WithMerged(name string, patch map[string]any) Chain {
+	for _, f := range c {
+		if f.Name != name {
+			continue
+		}
+		cfg := map[string]any{}
+		if len(bytes.TrimSpace(f.Config)) > 0 {
+			if err := json.Unmarshal(f.Config, &cfg); err != nil {
+				panic(fmt.Sprintf("harness: %s's filter_config is not a JSON object: %v", name, err))
+			}
+		}
+		for k, v := range patch {
+			cfg[k] = v
+		}
+		return c.WithJSON(name, cfg)
+	}
+	panic(fmt.Sprintf("harness: chain has no filter %q", name))
 }
 
 // Only returns the sub-chain of the named filters, in chain order.

@@ -85,22 +85,41 @@ func (s *Stats) Find(kind, name string, tags ...string) *Stat {
 	return nil
 }
 
-// Counter returns a counter's value (0 and false when it does not exist).
+// Counter returns the value of the counter series with exactly these tags
+// (key, value pairs); when there is none, the sum over every series of that
+// name whose tags include them (false when no series matches at all).
 func (s *Stats) Counter(name string, tags ...string) (uint64, bool) {
-	st := s.Find("counter", name, tags...)
-	if st == nil {
-		return 0, false
-	}
-	return st.Value, true
+	return s.value("counter", name, tags)
 }
 
-// Gauge returns a gauge's value.
+// Gauge is Counter for gauges.
 func (s *Stats) Gauge(name string, tags ...string) (uint64, bool) {
-	st := s.Find("gauge", name, tags...)
-	if st == nil {
-		return 0, false
+	return s.value("gauge", name, tags)
+}
+
+func (s *Stats) value(kind, name string, tags []string) (uint64, bool) {
+	if st := s.Find(kind, name, tags...); st != nil {
+		return st.Value, true
 	}
-	return st.Value, true
+	var sum uint64
+	found := false
+	for _, st := range s.All {
+		if st.Kind != kind || st.Name != name {
+			continue
+		}
+		match := true
+		for j := 0; j+1 < len(tags); j += 2 {
+			if v, ok := st.Tags[tags[j]]; !ok || v != tags[j+1] {
+				match = false
+				break
+			}
+		}
+		if match {
+			sum += st.Value
+			found = true
+		}
+	}
+	return sum, found
 }
 
 // Histogram returns a histogram series.
