@@ -1,0 +1,227 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
+)
+
+// pickerConfig is an endpoint_picker filter_config for one pool of addrs,
+// scraped often so tests see load quickly.
+func pickerConfig(addrs []string, extra map[string]any) map[string]any {
+	pool := map[string]any{
+		"name":      "pool",
+		"endpoints": map[string]any{"static": addrs},
+		"scrape":    map[string]any{"interval": "50ms", "timeout": "500ms", "staleAfter": "1s"},
+	}
+	for k, v := range extra {
+		pool[k] = v
+	}
+	return map[string]any{"pools": []any{pool}}
+}
+
+func chatReq(model, prompt string, maxTokens int) []byte {
+	b, _ := json.Marshal(map[string]any{"model": model, "max_tokens": maxTokens,
+		"messages": []map[string]string{{"role": "user", "content": prompt}}})
+	return b
+}
+
+// destination is what the upstream received in x-gateway-destination-endpoint.
+func destination(res *harness.Result) string {
+	if res.Received == nil {
+		return ""
+	}
+	return res.Received.Headers.Get("X-Gateway-Destination-Endpoint")
+}
+
+// waitPicking sends requests until the picker has metrics and names a
+// destination (until then fail-open lets Envoy's fallback pick).
+func waitPicking(t *testing.T, h *harness.Host, model string, cluster []string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(model, "warm up", 1), Cluster: cluster})
+		require.NoError(t, err)
+		if destination(res) != "" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the picker never named a destination")
+}
+
+// sendDirect holds n long requests on one endpoint, bypassing the proxy.
+func sendDirect(t *testing.T, addr, model string, n, maxTokens int) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
+				strings.NewReader(string(chatReq(model, fmt.Sprintf("direct load %d", i), maxTokens))))
+			if err == nil {
+				resp.Body.Close()
+			}
+		}(i)
+	}
+	t.Cleanup(wg.Wait)
+	return &wg
+}
+
+// A client that names its own endpoint is not obeyed: the picker's list
+// replaces the header, and envoy.lb metadata carries the same value.
+func TestPickerOverwritesClientDestination(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 3})
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	waitPicking(t, h, sim.Model, sim.Addrs)
+
+	forged := sim.Addrs[0]
+	for i := 0; i < 10; i++ {
+		res, err := h.Send(context.Background(), &harness.Request{
+			Headers: append(harness.Headers{{"x-gateway-destination-endpoint", forged}}, jsonCT...),
+			Body:    chatReq(sim.Model, fmt.Sprintf("prompt %d", i), 1), Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status)
+		dest := destination(res)
+		list := strings.Split(dest, ",")
+		require.Len(t, list, 3, "best endpoint plus two fallbacks: %q", dest)
+		require.ElementsMatch(t, sim.Addrs, list)
+		require.Equal(t, list[0], res.Endpoint, "Envoy sends to the first entry")
+		md, ok := res.State.MetadataString("envoy.lb", "x-gateway-destination-endpoint")
+		require.True(t, ok)
+		require.Equal(t, dest, md)
+		require.Len(t, res.Received.Headers.Values("X-Gateway-Destination-Endpoint"), 1)
+	}
+	st := h.MustStats()
+	var picks uint64
+	for _, a := range sim.Addrs {
+		v, _ := st.Counter("endpoint_picker.picks", "pool", "pool", "endpoint", a)
+		picks += v
+	}
+	require.GreaterOrEqual(t, picks, uint64(10))
+}
+
+// An endpoint loaded up to its --max-num-seqs, with a queue behind it, stops
+// getting new picks.
+func TestPickerAvoidsLoadedEndpoint(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 2,
+		Args: []string{"--max-num-seqs", "2", "--inter-token-latency", "100ms"}})
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	waitPicking(t, h, sim.Model, sim.Addrs)
+
+	busy, idle := sim.Addrs[0], sim.Addrs[1]
+	sendDirect(t, busy, sim.Model, 8, 60) // 2 running, 6 waiting for ~6 s
+	time.Sleep(400 * time.Millisecond)      // a few scrapes
+
+	before, _ := h.MustStats().Counter("endpoint_picker.picks", "pool", "pool", "endpoint", busy)
+	for i := 0; i < 10; i++ {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT,
+			Body: chatReq(sim.Model, fmt.Sprintf("while loaded %d", i), 1), Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status)
+		require.Equal(t, idle, res.Endpoint)
+		require.Equal(t, idle, strings.Split(destination(res), ",")[0])
+	}
+	after, _ := h.MustStats().Counter("endpoint_picker.picks", "pool", "pool", "endpoint", busy)
+	require.Equal(t, before, after, "the loaded endpoint got new picks")
+}
+
+// A request for a LoRA adapter goes where that adapter is running.
+func TestPickerFollowsRunningLoRA(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 2, Args: []string{
+		"--max-loras", "1", "--inter-token-latency", "100ms",
+		"--lora-modules", `{"name":"lora-a","path":"/adapters/a"}`, `{"name":"lora-b","path":"/adapters/b"}`}})
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	waitPicking(t, h, sim.Model, sim.Addrs)
+
+	withLoRA := sim.Addrs[1]
+	sendDirect(t, withLoRA, "lora-a", 1, 80) // lora-a runs there for ~8 s
+	time.Sleep(600 * time.Millisecond)
+
+	for i := 0; i < 8; i++ {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT,
+			Body: chatReq("lora-a", fmt.Sprintf("adapter question %d", i), 1), Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.Equal(t, withLoRA, res.Endpoint, "lora-a should go where it runs")
+	}
+}
+
+// A killed server is skipped through the fallback list without a failed
+// request, and is picked again once it is back.
+func TestPickerSkipsKilledServerAndReturnsToIt(t *testing.T) {
+	var sims []*harness.Sim
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		s := harness.StartSim(t, harness.SimOptions{})
+		sims = append(sims, s)
+		addrs = append(addrs, s.Addrs[0])
+	}
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(addrs, map[string]any{"failurePenalty": "1s"})))
+	waitPicking(t, h, "sim-model", addrs)
+
+	victim := addrs[0]
+	sims[0].Stop()
+	walked := 0
+	for i := 0; i < 30; i++ {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT,
+			Body: chatReq("sim-model", fmt.Sprintf("during outage %d", i), 1), Cluster: addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status, "request %d failed during the outage", i)
+		require.NotEqual(t, victim, res.Endpoint)
+		if strings.HasPrefix(destination(res), victim) {
+			walked++ // Envoy walked the list past the dead first entry
+			require.Greater(t, len(res.Attempts), 1)
+		}
+	}
+	t.Logf("%d of 30 requests listed the dead server first and were served by a fallback", walked)
+
+	require.NoError(t, sims[0].Start())
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT,
+			Body: chatReq("sim-model", "after recovery", 1), Cluster: addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status)
+		if strings.HasPrefix(destination(res), victim) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the recovered server was never picked again")
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Without ai_router the picker reads the model from the body itself, and a
+// body without one is a 400 with an OpenAI-style error.
+func TestPickerAloneReadsTheBody(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 2})
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).Only("endpoint_picker").WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	waitPicking(t, h, sim.Model, sim.Addrs)
+
+	res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT,
+		Chunks: [][]byte{[]byte(`{"model":"sim-model","messages":[{"role":"user",`), []byte(`"content":"split body"}],"max_tokens":1}`)},
+		Cluster: sim.Addrs})
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status)
+	require.NotEmpty(t, destination(res))
+
+	res, err = h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: []byte(`{"messages":[]}`), Cluster: sim.Addrs})
+	require.NoError(t, err)
+	require.Equal(t, 400, res.Client.Status)
+	require.Contains(t, string(res.Client.Body), `"error"`)
+	require.Nil(t, res.Received)
+}
