@@ -3,6 +3,22 @@
 // program that plays Envoy's side of abi.h), configures the filter chain the
 // way envoy.yaml does, sends requests through the filters to real upstreams
 // (llm-d-inference-sim) and reports what the upstream and the client got.
+//
+//	sims := []*harness.Sim{harness.StartSim(t, harness.SimOptions{}), harness.StartSim(t, harness.SimOptions{})}
+//	cluster := []string{sims[0].Addrs[0], sims[1].Addrs[0]}
+//	h := harness.Start(t, harness.Options{Workers: 2})
+//	h.MustConfigure(harness.EnvoyChain(t).WithMerged("endpoint_picker", map[string]any{
+//		"pools": []any{map[string]any{"name": "pool", "endpoints": map[string]any{"static": cluster}}}}))
+//	res, err := h.Send(ctx, &harness.Request{Body: harness.ChatBody("sim-model", 1024), Cluster: cluster,
+//		Headers: harness.Headers{{"content-type", "application/json"}}})
+//	// res.Received.Headers (what the simulator got), res.Endpoint, res.Client.Status/Body/Chunks,
+//	// res.State.Metadata["envoy.lb"], res.State.Violations; h.MustStats().Counter(name, tag, value...)
+//
+// Lower level: Host.Open gives a Stream to drive frame by frame
+// (RequestHeaders, RequestData, ResponseHeaders...) and read its Events.
+// Every ABI violation abihost detects (a callback from a goroutine, continue
+// inside the filter's own hook...) fails the test unless
+// Options.AllowViolations is set. test/abihost/PROTOCOL.md documents abihost.
 package harness
 
 import (
