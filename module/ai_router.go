@@ -1,9 +1,14 @@
 package main
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
+	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
 
 type aiRouterConfigFactory struct {
@@ -15,7 +20,260 @@ func (f *aiRouterConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []by
 	if err != nil {
 		return nil, err
 	}
+	cfg, err := newRouterFilterConfig(h, p.AIRouter)
+	if err != nil {
+		return nil, err
+	}
 	return newFactory(filterconfig.AIRouter, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
-		return &shared.EmptyHttpFilter{}
+		return &aiRouterFilter{cfg: cfg, h: fh}
 	}, nil)
+}
+
+// GenAI stat tags, OpenTelemetry's attribute names.
+var genAITags = []string{"gen_ai.operation.name", "gen_ai.original.model", "gen_ai.request.model", "gen_ai.response.model", "error.type"}
+
+// routerFilterConfig is shared by every stream of one ai_router config.
+type routerFilterConfig struct {
+	*transform.Config
+	budgets *transform.Budgets
+
+	tokenUsage, duration, ttft, tpot shared.MetricID
+}
+
+func newRouterFilterConfig(h shared.HttpFilterConfigHandle, c *transform.Config) (*routerFilterConfig, error) {
+	rc := &routerFilterConfig{Config: c, budgets: c.Budgets()}
+	d := metricDefiner{h: h}
+	// Token counts; durations in microseconds (Envoy histograms are integers).
+	rc.tokenUsage = d.histogram(transform.MetricTokenUsage, append(append([]string{}, genAITags...), "gen_ai.token.type")...)
+	rc.duration = d.histogram(transform.MetricRequestDuration, genAITags...)
+	rc.ttft = d.histogram(transform.MetricTimeToFirstToken, genAITags...)
+	rc.tpot = d.histogram(transform.MetricTimePerOutputToken, genAITags...)
+	return rc, d.err
+}
+
+// aiRouterFilter handles one stream.
+type aiRouterFilter struct {
+	shared.EmptyHttpFilter
+	cfg *routerFilterConfig
+	h   shared.HttpFilterHandle
+
+	start       time.Time
+	ep          transform.Endpoint
+	active      bool // a known endpoint: the body is ours to read
+	decided     bool
+	rewriteHdr  string
+	budgetKey   uint64
+	hasBudget   bool
+	body        []byte
+	decision    transform.Decision
+	meter       *transform.Meter
+	restorer    *transform.ModelRestorer
+	restored    []byte
+	backend     string
+	costs       []transform.CostValue
+	accountedAt bool
+}
+
+func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
+	f.start = time.Now()
+	// A client never chooses its own model route.
+	headers.Remove(headerModel)
+	ep, err := f.cfg.Route(headers.GetOne(":method").ToUnsafeString(), headers.GetOne(":path").ToUnsafeString())
+	if err != nil {
+		f.replyError(err)
+		return shared.HeadersStatusStop
+	}
+	switch ep {
+	case transform.EndpointNone:
+		return shared.HeadersStatusContinue
+	case transform.EndpointModels:
+		f.h.SendLocalResponse(200, abi.JSONHeaders, f.cfg.ModelsBody(), "ai_router_models")
+		return shared.HeadersStatusStop
+	}
+	f.ep, f.active = ep, true
+	if f.cfg.budgets != nil {
+		f.budgetKey, f.hasBudget = f.cfg.budgets.Key(headers.GetOne(f.cfg.Budget.Header).ToUnsafeString()), true
+		if ok, retryAfter := f.cfg.budgets.Check(f.budgetKey); !ok {
+			f.hasBudget = false
+			f.replyWith(transform.BudgetExhausted(retryAfter), [2]string{"retry-after", transform.RetryAfter(retryAfter)})
+			return shared.HeadersStatusStop
+		}
+	}
+	f.rewriteHdr = headerString(headers, transform.ModelRewriteHeader)
+	if endOfStream {
+		f.decide(nil, nil, false)
+		return shared.HeadersStatusStop
+	}
+	return shared.HeadersStatusStop
+}
+
+func (f *aiRouterFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
+	if !f.active || f.decided {
+		return shared.BodyStatusContinue
+	}
+	buffered := f.h.BufferedRequestBody()
+	receivedIsBuffered := f.h.ReceivedBufferedRequestBody()
+	if err := f.cfg.CheckBodySize(int64(body.GetSize() + bufferedSize(buffered, receivedIsBuffered))); err != nil {
+		f.replyError(err)
+		return shared.BodyStatusStopNoBuffer
+	}
+	if !endOfStream {
+		return shared.BodyStatusStopAndBuffer
+	}
+	if f.decide(body, buffered, receivedIsBuffered) {
+		return shared.BodyStatusContinue
+	}
+	return shared.BodyStatusStopNoBuffer
+}
+
+func (f *aiRouterFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStatus {
+	if !f.active || f.decided {
+		return shared.TrailersStatusContinue
+	}
+	if f.decide(nil, f.h.BufferedRequestBody(), false) {
+		return shared.TrailersStatusContinue
+	}
+	return shared.TrailersStatusStop
+}
+
+// decide reads the whole body, then either answers the request or sets the
+// model header, rewrites the body if needed and hands the parse on to
+// endpoint_picker. It reports whether the request goes on.
+func (f *aiRouterFilter) decide(received, buffered shared.BodyBuffer, receivedIsBuffered bool) bool {
+	f.decided = true
+	if buffered != nil {
+		f.body = wholeBody(f.body[:0], received, buffered, receivedIsBuffered)
+	}
+	d, err := f.cfg.Decide(f.ep, f.body, f.rewriteHdr)
+	if err != nil {
+		f.replyError(err)
+		return false
+	}
+	f.decision = d
+	headers := f.h.RequestHeaders()
+	headers.Set(headerModel, d.Model)
+	// Routes match on x-ai-eg-model: one listener, many models and pools.
+	f.h.ClearRouteCache()
+	if d.Body != nil {
+		replaceBody(received, buffered, receivedIsBuffered, d.Body)
+		setContentLength(headers, len(d.Body))
+	}
+	// d.Prompt points into f.body or d.Body, which live as long as f.
+	f.h.SetData(requestFactsKey, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
+	return true
+}
+
+func (f *aiRouterFilter) replyError(err error) {
+	e, ok := err.(*transform.Error)
+	if !ok {
+		e = &transform.Error{Status: 500, Type: "internal_error", Code: "internal_error", Message: err.Error()}
+	}
+	f.replyWith(e)
+}
+
+func (f *aiRouterFilter) replyWith(e *transform.Error, extra ...[2]string) {
+	headers := append(append([][2]string{}, abi.JSONHeaders...), extra...)
+	f.h.SendLocalResponse(uint32(e.Status), headers, e.Body(), "ai_router_"+e.Code)
+}
+
+func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
+	if !f.decided || f.meter != nil {
+		return shared.HeadersStatusContinue
+	}
+	status, _ := strconv.Atoi(headers.GetOne(":status").ToUnsafeString())
+	contentType := headerString(headers, "content-type")
+	encoding := headerString(headers, "content-encoding")
+	f.meter = transform.NewMeter(f.ep, status, contentType, encoding)
+	if v, ok := f.h.GetAttributeString(shared.AttributeIDUpstreamAddress); ok {
+		f.backend = v.ToString()
+	}
+	if f.decision.TargetModel != f.decision.Model && (encoding == "" || encoding == "identity") {
+		// The client asked for Model: the response says so too.
+		f.restorer = transform.NewModelRestorer(f.decision.Model, contentType)
+		headers.Remove("content-length")
+	}
+	if endOfStream {
+		f.account()
+	}
+	return shared.HeadersStatusContinue
+}
+
+func (f *aiRouterFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
+	if f.meter == nil {
+		return shared.BodyStatusContinue
+	}
+	now := time.Now()
+	chunks := body.GetChunks()
+	changed := false
+	f.restored = f.restored[:0]
+	for _, c := range chunks {
+		b := c.ToUnsafeBytes()
+		f.meter.Write(b, now)
+		if f.restorer != nil {
+			var ch bool
+			f.restored, ch = f.restorer.Write(f.restored, b)
+			changed = changed || ch
+		}
+	}
+	if changed {
+		// Views into the body die at the next setter: we hold only copies.
+		body.Drain(body.GetSize())
+		body.Append(f.restored)
+	}
+	if endOfStream {
+		f.account()
+	}
+	return shared.BodyStatusContinue
+}
+
+func (f *aiRouterFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersStatus {
+	if f.meter != nil {
+		f.account()
+	}
+	return shared.TrailersStatusContinue
+}
+
+// OnStreamComplete accounts a response cut short (reset, client gone).
+func (f *aiRouterFilter) OnStreamComplete() {
+	if f.meter != nil {
+		f.account()
+	}
+}
+
+// account ends the response: GenAI stats, costs into dynamic metadata for
+// the rate limit filter, and the budget charge.
+func (f *aiRouterFilter) account() {
+	if f.accountedAt {
+		return
+	}
+	f.accountedAt = true
+	now := time.Now()
+	r := f.meter.Finish(now)
+	d := &f.decision
+	op, errType := f.ep.Operation(), r.ErrorType()
+	t := r.Timing(f.start, now)
+	f.h.RecordHistogramValue(f.cfg.duration, uint64(t.Duration.Microseconds()), op, d.Model, d.TargetModel, r.Model, errType)
+	if t.HasTTFT {
+		f.h.RecordHistogramValue(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()), op, d.Model, d.TargetModel, r.Model, errType)
+	}
+	if t.HasTPOT {
+		f.h.RecordHistogramValue(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()), op, d.Model, d.TargetModel, r.Model, errType)
+	}
+	if !r.HasUsage {
+		return
+	}
+	for _, c := range r.Usage.Counts() {
+		f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, op, d.Model, d.TargetModel, r.Model, errType, c.Type)
+	}
+	var err error
+	f.costs, err = f.cfg.AppendCosts(f.costs[:0], r.Usage, d.TargetModel, f.backend)
+	if err != nil {
+		f.h.Log(shared.LogLevelWarn, "ai_router: token costs: %v", err)
+	}
+	for _, c := range f.costs {
+		f.h.SetMetadata(transform.CostNamespace, c.MetadataKey, c.Value)
+	}
+	if f.hasBudget {
+		f.cfg.budgets.Charge(f.budgetKey, r.Usage.TotalTokens)
+	}
 }

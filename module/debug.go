@@ -13,6 +13,7 @@ type debugFilter struct {
 	shared.HttpFilter
 	cfg    filterconfig.Debug
 	handle shared.HttpFilterHandle
+	async  bool // the async step has started
 }
 
 func (d *debugFilter) maybePanic(hook string) {
@@ -24,11 +25,29 @@ func (d *debugFilter) maybePanic(hook string) {
 func (d *debugFilter) OnRequestHeaders(h shared.HeaderMap, eos bool) shared.HeadersStatus {
 	d.maybePanic("request_headers")
 	st := d.HttpFilter.OnRequestHeaders(h, eos)
-	if !d.cfg.AsyncRequestHeaders || st != shared.HeadersStatusContinue {
-		return st
+	if d.cfg.AsyncRequestHeaders && st == shared.HeadersStatusContinue {
+		d.goAsync()
+		return shared.HeadersStatusStopAllAndBuffer
 	}
-	// Work finishes on another goroutine and comes back through the
-	// scheduler: only then may the handle be touched again.
+	return st
+}
+
+func (d *debugFilter) OnRequestBody(b shared.BodyBuffer, eos bool) shared.BodyStatus {
+	d.maybePanic("request_body")
+	st := d.HttpFilter.OnRequestBody(b, eos)
+	// A filter that stopped its headers (to read the body) lets the request
+	// go at the end of the body: the async step happens there instead.
+	if d.cfg.AsyncRequestHeaders && !d.async && eos && st == shared.BodyStatusContinue {
+		d.goAsync()
+		return shared.BodyStatusStopAndBuffer
+	}
+	return st
+}
+
+// goAsync finishes on another goroutine and comes back through the
+// scheduler: only then may the handle be touched again.
+func (d *debugFilter) goAsync() {
+	d.async = true
 	sched := d.handle.GetScheduler()
 	handle := d.handle
 	go func() {
@@ -38,12 +57,6 @@ func (d *debugFilter) OnRequestHeaders(h shared.HeaderMap, eos bool) shared.Head
 			handle.ContinueRequest()
 		})
 	}()
-	return shared.HeadersStatusStopAllAndBuffer
-}
-
-func (d *debugFilter) OnRequestBody(b shared.BodyBuffer, eos bool) shared.BodyStatus {
-	d.maybePanic("request_body")
-	return d.HttpFilter.OnRequestBody(b, eos)
 }
 
 func (d *debugFilter) OnResponseHeaders(h shared.HeaderMap, eos bool) shared.HeadersStatus {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
+	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
 
 // Filter names, as in envoy.yaml's filter_name.
@@ -12,13 +13,10 @@ const (
 	EndpointPicker = "endpoint_picker"
 )
 
-// AIRouterConfig is ai_router's filter_config.
-type AIRouterConfig struct{}
-
 // Parsed is one filter's parsed config plus its debug options.
 type Parsed struct {
 	Debug          Debug
-	AIRouter       *AIRouterConfig
+	AIRouter       *transform.Config
 	EndpointPicker *picker.Config
 }
 
@@ -32,8 +30,10 @@ func Parse(filter string, raw []byte) (*Parsed, error) {
 	p := &Parsed{Debug: dbg}
 	switch filter {
 	case AIRouter:
-		p.AIRouter = &AIRouterConfig{}
-		err = DecodeStrict(filter, rest, p.AIRouter)
+		p.AIRouter, err = transform.Parse(rest)
+		if err != nil {
+			err = fmt.Errorf("%s filter_config: %w", filter, err)
+		}
 	case EndpointPicker:
 		p.EndpointPicker, err = picker.Parse(rest)
 		if err != nil {
