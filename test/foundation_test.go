@@ -193,8 +193,10 @@ func TestScheduledWorkCompletesOnWorkerThread(t *testing.T) {
 	h := harness.Start(t, harness.Options{})
 	h.MustConfigure(harness.EnvoyChain(t).WithMerged("ai_router", map[string]any{"debug": map[string]any{"asyncRequestHeaders": true}}))
 	for i := 0; i < 20; i++ {
-		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatBody("m", "async"),
-			Cluster: []string{upstream}})
+		// A path ai_router passes through: its request-headers hook returns
+		// Continue, which the debug option turns into asynchronous work.
+		res, err := h.Send(context.Background(), &harness.Request{Path: "/debug/async", Headers: jsonCT,
+			Body: chatBody("m", "async"), Cluster: []string{upstream}})
 		require.NoError(t, err)
 		require.Equal(t, 200, res.Client.Status)
 		require.Equal(t, "done", res.Received.Headers.Get("X-Inferencepool-Async"))
