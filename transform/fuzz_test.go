@@ -83,7 +83,8 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 // FuzzSSE checks that an SSE stream split anywhere in three gives the same
-// report as the whole stream, gzipped or not, and the same restored bytes.
+// report and the same restored bytes as the whole stream. (gzip stays out:
+// the coverage of compress/flate would drown the parser's.)
 func FuzzSSE(f *testing.F) {
 	addFixtures(f, "*/*.sse", func(b []byte) { f.Add(b, uint16(len(b)/3), uint16(len(b)/2)) })
 	f.Add([]byte(awkwardStream), uint16(10), uint16(200))
@@ -96,12 +97,6 @@ func FuzzSSE(f *testing.F) {
 		split := meterChunks(EndpointChatCompletions, "text/event-stream", "", stream[:i], stream[i:j], stream[j:])
 		whole.FirstContent, split.FirstContent = time.Time{}, time.Time{}
 		require.Equal(t, whole, split)
-
-		z := gzipped(t, stream)
-		zs := meterChunks(EndpointChatCompletions, "text/event-stream", "gzip", z[:min(i, len(z))], z[min(i, len(z)):])
-		require.NoError(t, zs.Err)
-		zs.FirstContent = time.Time{}
-		require.Equal(t, whole, zs)
 
 		restored := restoreAll("client-model", "text/event-stream", stream)
 		require.Equal(t, restored, restoreAll("client-model", "text/event-stream", stream[:i], stream[i:j], stream[j:]))

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bytes"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -82,6 +83,9 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 				err = badRequest("invalid_type", "model", "model must be a string")
 			} else if value.Str == "" {
 				err = badRequest("invalid_value", "model", "model must not be empty")
+			} else if !printable(value.Str) {
+				// It becomes a header value (x-ai-eg-model).
+				err = badRequest("invalid_value", "model", "model must be UTF-8 text without control characters")
 			}
 			r.Model, r.model = value.Str, v
 		case 2:
@@ -205,4 +209,17 @@ func emptyContainer(raw string) bool {
 // change b while the string is in use.
 func unsafeString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r >= 0x7f && r < 0xa0 {
+			return false
+		}
+	}
+	return true
 }
