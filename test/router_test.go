@@ -1,0 +1,255 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
+)
+
+// routerCosts are AI Gateway-style token costs, one of each type.
+var routerCosts = []map[string]any{
+	{"metadataKey": "llm_input_token", "type": "input"},
+	{"metadataKey": "llm_output_token", "type": "output"},
+	{"metadataKey": "llm_total_token", "type": "total"},
+	{"metadataKey": "llm_cached_input_token", "type": "cached_input"},
+	{"metadataKey": "weighted", "type": "cel", "cel": "input_tokens + 4u * output_tokens"},
+}
+
+type usage struct {
+	PromptTokens     uint64 `json:"prompt_tokens"`
+	CompletionTokens uint64 `json:"completion_tokens"`
+	TotalTokens      uint64 `json:"total_tokens"`
+}
+
+// usageOf reads the usage the simulator reported, from a JSON body or from
+// the usage chunk of an SSE stream.
+func usageOf(t *testing.T, body []byte) usage {
+	t.Helper()
+	var u struct {
+		Usage *usage `json:"usage"`
+	}
+	if json.Unmarshal(body, &u) == nil && u.Usage != nil {
+		return *u.Usage
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		u.Usage = nil
+		require.NoError(t, json.Unmarshal([]byte(data), &u), data)
+		if u.Usage != nil && u.Usage.TotalTokens > 0 {
+			return *u.Usage
+		}
+	}
+	t.Fatalf("no usage in %q", body)
+	return usage{}
+}
+
+func costMetadata(t *testing.T, res *harness.Result) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for k, v := range res.State.Metadata["io.envoy.ai_gateway"] {
+		f, ok := v.(float64)
+		require.True(t, ok, "%s: %T", k, v)
+		out[k] = f
+	}
+	return out
+}
+
+func routerHost(t *testing.T, sim *harness.Sim, router map[string]any) *harness.Host {
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).
+		WithJSON("ai_router", router).
+		WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	return h
+}
+
+// Token accounting through both filters against the simulator: what the
+// client gets is exactly what the server sent, the counts are the server's
+// own, and the costs land in io.envoy.ai_gateway metadata.
+func TestRouterAccountsTokens(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 2, Args: []string{"--inter-token-latency", "2ms"}})
+	h := routerHost(t, sim, map[string]any{"costs": routerCosts})
+	waitPicking(t, h, sim.Model, sim.Addrs)
+
+	for _, tc := range []struct {
+		name          string
+		stream        bool
+		clientUsage   bool // the client asked for stream_options.include_usage
+		wantInjection bool // ai_router asks the server for usage itself
+	}{
+		{name: "json"},
+		{name: "stream with include_usage", stream: true, clientUsage: true},
+		{name: "stream without include_usage", stream: true, wantInjection: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := map[string]any{"model": sim.Model, "max_tokens": 12,
+				"messages": []map[string]string{{"role": "system", "content": "be brief"}, {"role": "user", "content": "count to ten"}}}
+			if tc.stream {
+				req["stream"] = true
+			}
+			if tc.clientUsage {
+				req["stream_options"] = map[string]any{"include_usage": true}
+			}
+			body, _ := json.Marshal(req)
+			res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: body, Cluster: sim.Addrs})
+			require.NoError(t, err)
+			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+			require.Equal(t, res.UpstreamResponse.Body, res.Client.Body, "the client gets the server's bytes unchanged")
+			require.Equal(t, sim.Model, res.Received.Headers.Get("X-Ai-Eg-Model"))
+			require.GreaterOrEqual(t, res.State.RouteCacheClears, 1)
+
+			var sent struct {
+				StreamOptions *struct {
+					IncludeUsage bool `json:"include_usage"`
+				} `json:"stream_options"`
+			}
+			require.NoError(t, json.Unmarshal(res.Received.Body, &sent))
+			if tc.wantInjection {
+				require.NotNil(t, sent.StreamOptions)
+				require.True(t, sent.StreamOptions.IncludeUsage)
+				require.Equal(t, res.Received.Headers.Get("Content-Length"), itoa(len(res.Received.Body)))
+			} else if !tc.clientUsage {
+				require.JSONEq(t, string(body), string(res.Received.Body), "an unchanged request goes through as is")
+			}
+
+			u := usageOf(t, res.Client.Body)
+			costs := costMetadata(t, res)
+			require.EqualValues(t, u.PromptTokens, costs["llm_input_token"])
+			require.EqualValues(t, u.CompletionTokens, costs["llm_output_token"])
+			require.EqualValues(t, u.TotalTokens, costs["llm_total_token"])
+			require.EqualValues(t, 0, costs["llm_cached_input_token"])
+			require.EqualValues(t, u.PromptTokens+4*u.CompletionTokens, costs["weighted"])
+
+			st := h.MustStats()
+			tags := func(tokenType string) []string {
+				return []string{"gen_ai.operation.name", "chat", "gen_ai.original.model", sim.Model, "gen_ai.request.model", sim.Model,
+					"gen_ai.response.model", sim.Model, "error.type", "", "gen_ai.token.type", tokenType}
+			}
+			in, ok := st.Histogram("gen_ai.client.token.usage", tags("input")...)
+			require.True(t, ok, st.String())
+			require.Contains(t, in.Values, u.PromptTokens)
+			out, ok := st.Histogram("gen_ai.client.token.usage", tags("output")...)
+			require.True(t, ok)
+			require.Contains(t, out.Values, u.CompletionTokens)
+			dur, ok := st.Histogram("gen_ai.server.request.duration", tags("")[:10]...)
+			require.True(t, ok)
+			require.Positive(t, dur.Count)
+			if tc.stream {
+				ttft, ok := st.Histogram("gen_ai.server.time_to_first_token", tags("")[:10]...)
+				require.True(t, ok)
+				require.Positive(t, ttft.Count)
+			}
+		})
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// Bad requests are answered by ai_router with the status and OpenAI error
+// body a client of OpenAI expects, and never reach a server.
+func TestRouterRejectsBadRequests(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{})
+	h := routerHost(t, sim, map[string]any{
+		"maxRequestBodyBytes": 2048,
+		"models":              []map[string]any{{"name": sim.Model}},
+		"rejectUnknownPaths":  true,
+		"budget":              map[string]any{"header": "x-api-key", "tokens": 1, "window": "1h"},
+	})
+	big := `{"model":"sim-model","messages":[{"role":"user","content":"` + strings.Repeat("x", 4096) + `"}]}`
+	for _, tc := range []struct {
+		name, method, path, body string
+		headers                  harness.Headers
+		status                   int
+		code                     string
+	}{
+		{name: "malformed JSON", body: `{"model":"sim-model","messages":[`, status: 400},
+		{name: "missing model", body: `{"messages":[{"role":"user","content":"hi"}]}`, status: 400},
+		{name: "model not a string", body: `{"model":7,"messages":[{"role":"user","content":"hi"}]}`, status: 400},
+		{name: "missing messages", body: `{"model":"sim-model"}`, status: 400},
+		{name: "completions without prompt", path: "/v1/completions", body: `{"model":"sim-model"}`, status: 400},
+		{name: "unknown model", body: `{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}`, status: 404, code: "model_not_found"},
+		{name: "body over the limit", body: big, status: 413},
+		{name: "unknown path", path: "/v1/unknown", body: `{}`, status: 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.path
+			if path == "" {
+				path = "/v1/chat/completions"
+			}
+			res, err := h.Send(context.Background(), &harness.Request{Method: tc.method, Path: path,
+				Headers: append(tc.headers, jsonCT...), Body: []byte(tc.body), Cluster: sim.Addrs})
+			require.NoError(t, err)
+			require.Equal(t, tc.status, res.Client.Status, string(res.Client.Body))
+			require.Nil(t, res.Received, "a rejected request must not reach a server")
+			var e struct {
+				Error struct{ Message, Type, Code string } `json:"error"`
+			}
+			require.NoError(t, json.Unmarshal(res.Client.Body, &e), string(res.Client.Body))
+			require.NotEmpty(t, e.Error.Message)
+			require.NotEmpty(t, e.Error.Type)
+			if tc.code != "" {
+				require.Equal(t, tc.code, e.Error.Code)
+			}
+		})
+	}
+
+	t.Run("GET /v1/models is answered locally", func(t *testing.T) {
+		res, err := h.Send(context.Background(), &harness.Request{Method: "GET", Path: "/v1/models", Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status)
+		require.Nil(t, res.Received)
+		var list struct {
+			Object string `json:"object"`
+			Data   []struct{ ID string } `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(res.Client.Body, &list))
+		require.Equal(t, "list", list.Object)
+		require.Equal(t, sim.Model, list.Data[0].ID)
+	})
+
+	t.Run("an exhausted budget gets 429 with retry-after", func(t *testing.T) {
+		key := harness.Headers{{"x-api-key", "tenant-a"}}
+		res, err := h.Send(context.Background(), &harness.Request{Headers: append(key, jsonCT...),
+			Body: chatReq(sim.Model, "spend it", 4), Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		res, err = h.Send(context.Background(), &harness.Request{Headers: append(key, jsonCT...),
+			Body: chatReq(sim.Model, "again", 4), Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 429, res.Client.Status)
+		require.NotEmpty(t, res.Client.Headers.Get("retry-after"))
+		require.Nil(t, res.Received)
+		// Another key still has its budget.
+		res, err = h.Send(context.Background(), &harness.Request{Headers: append(harness.Headers{{"x-api-key", "tenant-b"}}, jsonCT...),
+			Body: chatReq(sim.Model, "other tenant", 4), Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status)
+	})
+}
+
+// A rewritten model reaches the server under its new name, and the client
+// reads back the name it asked for.
+func TestRouterRewritesModel(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{Args: []string{"--inter-token-latency", "2ms"}})
+	h := routerHost(t, sim, map[string]any{"rewrites": []map[string]any{
+		{"model": "friendly-name", "targets": []map[string]any{{"model": sim.Model, "weight": 1}}}}})
+	for _, stream := range []bool{false, true} {
+		body, _ := json.Marshal(map[string]any{"model": "friendly-name", "stream": stream, "max_tokens": 5,
+			"messages": []map[string]string{{"role": "user", "content": "who are you"}}})
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: body, Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.Equal(t, "friendly-name", res.Received.Headers.Get("X-Ai-Eg-Model"))
+		require.Contains(t, string(res.Received.Body), `"model":"`+sim.Model+`"`)
+		require.Contains(t, string(res.UpstreamResponse.Body), `"model":"`+sim.Model+`"`)
+		require.NotContains(t, string(res.Client.Body), `"model":"`+sim.Model+`"`)
+		require.Contains(t, string(res.Client.Body), `"model":"friendly-name"`)
+	}
+}
