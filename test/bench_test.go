@@ -11,7 +11,10 @@ import (
 // endpoint_picker) inside abihost's own process (abihost --bench: stream
 // creation, every request and response hook, stream_complete and destroy,
 // no IPC in the loop) and reports the cost per exchange: ns/req and the ABI
-// crossings (hooks plus callbacks) per exchange. ns/op is set to ns/req so
+// crossings (hooks plus callbacks) per exchange. cpu-ns/req is the worker
+// thread's CPU time per exchange (steadier than wall time on a shared
+// machine); proc-cpu-ns/req adds the process's other threads (Go GC, the
+// module's goroutines). ns/op is set to ns/req so
 // that benchstat compares the same figure. host-ns/req is abihost's own part
 // of ns/req (the same exchange through modules whose hooks do nothing).
 //
@@ -37,6 +40,8 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 	b.ReportMetric(r.NsPerReq, "ns/op")
 	b.ReportMetric(floor.NsPerReq, "host-ns/req")
 	b.ReportMetric(r.NsPerReq, "ns/req")
+	b.ReportMetric(r.ThreadCPUNsPerReq, "cpu-ns/req")
+	b.ReportMetric(r.ProcessCPUNsPerReq, "proc-cpu-ns/req")
 	b.ReportMetric(r.ABICallsPerReq, "abicalls/req")
 	b.ReportMetric(r.HooksPerReq, "hooks/req")
 	b.ReportMetric(r.CallbacksPerReq, "callbacks/req")

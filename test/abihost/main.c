@@ -1111,6 +1111,9 @@ static int run_bench(uint64_t n, uint64_t warmup, const char *chainf, const char
   for (int i = 0; i < HK__COUNT; i++) hk0[i] = atomic_load(&g_hk_count[i]);
   for (int i = 0; i < CB__COUNT; i++) cb0[i] = atomic_load(&g_cb_count[i]);
   uint64_t local = 0, upstream_ok = 0, bad = 0, bytes_down = 0;
+  struct timespec c0, p0;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p0);
   uint64_t t0 = now_ns();
   for (uint64_t i = 0; i < n; i++) {
     memset(&sink, 0, sizeof sink);
@@ -1122,6 +1125,11 @@ static int run_bench(uint64_t n, uint64_t warmup, const char *chainf, const char
     bytes_down += sink.down_bytes;
   }
   uint64_t el = now_ns() - t0;
+  struct timespec c1, p1;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p1);
+  double thread_cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
+  double process_cpu = (double)(p1.tv_sec - p0.tv_sec) * 1e9 + (double)(p1.tv_nsec - p0.tv_nsec);
   uint64_t hooks = 0, cbs = 0;
   sbuf b;
   sb_init(&b);
@@ -1144,9 +1152,11 @@ static int run_bench(uint64_t n, uint64_t warmup, const char *chainf, const char
     first = false;
   }
   sb_addc(&b, '}');
-  printf("{\"n\":%llu,\"ns_per_req\":%.1f,\"hooks_per_req\":%.2f,\"callbacks_per_req\":%.2f,\"abicalls_per_req\":%.2f,"
+  printf("{\"n\":%llu,\"ns_per_req\":%.1f,\"thread_cpu_ns_per_req\":%.1f,\"process_cpu_ns_per_req\":%.1f,"
+         "\"hooks_per_req\":%.2f,\"callbacks_per_req\":%.2f,\"abicalls_per_req\":%.2f,"
          "\"local_replies\":%llu,\"upstream_ok\":%llu,\"incomplete\":%llu,\"client_bytes_per_req\":%.1f,%s}\n",
-         (unsigned long long)n, (double)el / (double)n, (double)hooks / (double)n, (double)cbs / (double)n,
+         (unsigned long long)n, (double)el / (double)n, thread_cpu / (double)n, process_cpu / (double)n,
+         (double)hooks / (double)n, (double)cbs / (double)n,
          (double)(hooks + cbs) / (double)n, (unsigned long long)local, (unsigned long long)upstream_ok,
          (unsigned long long)bad, (double)bytes_down / (double)n, b.p);
   fflush(stdout);

@@ -35,27 +35,36 @@ static uint64_t fnv(const char *p, size_t n) {
 
 void stats_add(int kind, const metric_def *d, envoy_dynamic_module_type_module_buffer *vals, size_t nvals, int op,
                uint64_t value) {
-  sbuf key;
-  sb_init(&key);
-  sb_printf(&key, "%d", kind);
-  sb_addc(&key, 0);
-  sb_adds(&key, d->name);
+  // The key: kind, name, then label=value pairs, NUL separated. Built on
+  // the stack: this runs for every metric update of every stream.
+  char stackbuf[512];
+  size_t need = 2 + strlen(d->name);
+  for (size_t i = 0; i < nvals; i++) need += 2 + strlen(d->labels[i]) + vals[i].length;
+  char *key = need <= sizeof stackbuf ? stackbuf : xmalloc(need);
+  size_t kn = 0;
+  key[kn++] = (char)('0' + kind);
+  key[kn++] = 0;
+  size_t l = strlen(d->name);
+  memcpy(key + kn, d->name, l);
+  kn += l;
   for (size_t i = 0; i < nvals; i++) {
-    sb_addc(&key, 0);
-    sb_adds(&key, d->labels[i]);
-    sb_addc(&key, '=');
-    sb_add(&key, vals[i].ptr, vals[i].length);
+    key[kn++] = 0;
+    l = strlen(d->labels[i]);
+    memcpy(key + kn, d->labels[i], l);
+    kn += l;
+    key[kn++] = '=';
+    if (vals[i].length) memcpy(key + kn, vals[i].ptr, vals[i].length);
+    kn += vals[i].length;
   }
-  uint64_t h = fnv(key.p, key.n) % NBUCKETS;
+  uint64_t h = fnv(key, kn) % NBUCKETS;
   pthread_mutex_lock(&g_stats_mu);
   stat_entry *e = g_buckets[h];
-  while (e && !(e->keylen == key.n && memcmp(e->key, key.p, key.n) == 0)) e = e->next;
+  while (e && !(e->keylen == kn && memcmp(e->key, key, kn) == 0)) e = e->next;
   if (!e) {
     e = xcalloc(1, sizeof *e);
     e->kind = kind;
-    e->key = key.p;
-    e->keylen = key.n;
-    key.p = NULL;
+    e->key = xmemdup(key, kn);
+    e->keylen = kn;
     e->name = xmemdup(d->name, strlen(d->name));
     e->ntags = nvals;
     e->tagk = xcalloc(nvals, sizeof(char *));
@@ -90,7 +99,7 @@ void stats_add(int kind, const metric_def *d, envoy_dynamic_module_type_module_b
     break;
   }
   pthread_mutex_unlock(&g_stats_mu);
-  sb_free(&key);
+  if (key != stackbuf) free(key);
 }
 
 static const char *kind_name(int k) { return k == MK_COUNTER ? "counter" : k == MK_GAUGE ? "gauge" : "histogram"; }

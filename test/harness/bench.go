@@ -37,17 +37,23 @@ type BenchOptions struct {
 // through every filter, stream creation to destroy), in one process with no
 // IPC in the loop.
 type BenchResult struct {
-	N               int                `json:"n"`
-	NsPerReq        float64            `json:"ns_per_req"`
-	HooksPerReq     float64            `json:"hooks_per_req"`
-	CallbacksPerReq float64            `json:"callbacks_per_req"`
-	ABICallsPerReq  float64            `json:"abicalls_per_req"`
-	LocalReplies    int                `json:"local_replies"`
-	UpstreamOK      int                `json:"upstream_ok"`
-	Incomplete      int                `json:"incomplete"`
-	ClientBytes     float64            `json:"client_bytes_per_req"`
-	Hooks           map[string]float64 `json:"hooks"`     // per exchange, by hook
-	Callbacks       map[string]float64 `json:"callbacks"` // per exchange, by callback
+	N        int     `json:"n"`
+	NsPerReq float64 `json:"ns_per_req"` // wall clock
+	// ThreadCPUNsPerReq is the bench thread's CPU time (what the hooks and
+	// callbacks cost on the worker), robust to a loaded machine.
+	ThreadCPUNsPerReq float64 `json:"thread_cpu_ns_per_req"`
+	// ProcessCPUNsPerReq adds every other thread of the process (the Go
+	// runtime's GC and background work, the module's own goroutines).
+	ProcessCPUNsPerReq float64            `json:"process_cpu_ns_per_req"`
+	HooksPerReq        float64            `json:"hooks_per_req"`
+	CallbacksPerReq    float64            `json:"callbacks_per_req"`
+	ABICallsPerReq     float64            `json:"abicalls_per_req"`
+	LocalReplies       int                `json:"local_replies"`
+	UpstreamOK         int                `json:"upstream_ok"`
+	Incomplete         int                `json:"incomplete"`
+	ClientBytes        float64            `json:"client_bytes_per_req"`
+	Hooks              map[string]float64 `json:"hooks"`     // per exchange, by hook
+	Callbacks          map[string]float64 `json:"callbacks"` // per exchange, by callback
 }
 
 // RunBench writes the chain and the recorded exchange to files and runs
