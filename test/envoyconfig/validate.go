@@ -24,6 +24,7 @@ import (
 
 	// Typed configs our configs use; importing registers them for protojson.
 	_ "github.com/envoyproxy/go-control-plane/envoy/config/ratelimit/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ratelimit/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
