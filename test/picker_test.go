@@ -122,7 +122,7 @@ func TestPickerAvoidsLoadedEndpoint(t *testing.T) {
 
 	busy, idle := sim.Addrs[0], sim.Addrs[1]
 	sendDirect(t, busy, sim.Model, 8, 60) // 2 running, 6 waiting for ~6 s
-	time.Sleep(400 * time.Millisecond)      // a few scrapes
+	time.Sleep(400 * time.Millisecond)    // a few scrapes
 
 	before, _ := h.MustStats().Counter("endpoint_picker.picks", "pool", "pool", "endpoint", busy)
 	for i := 0; i < 10; i++ {
@@ -213,7 +213,7 @@ func TestPickerAloneReadsTheBody(t *testing.T) {
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT,
-		Chunks: [][]byte{[]byte(`{"model":"sim-model","messages":[{"role":"user",`), []byte(`"content":"split body"}],"max_tokens":1}`)},
+		Chunks:  [][]byte{[]byte(`{"model":"sim-model","messages":[{"role":"user",`), []byte(`"content":"split body"}],"max_tokens":1}`)},
 		Cluster: sim.Addrs})
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status)

@@ -206,7 +206,7 @@ func TestRouterRejectsBadRequests(t *testing.T) {
 		require.Equal(t, 200, res.Client.Status)
 		require.Nil(t, res.Received)
 		var list struct {
-			Object string `json:"object"`
+			Object string                `json:"object"`
 			Data   []struct{ ID string } `json:"data"`
 		}
 		require.NoError(t, json.Unmarshal(res.Client.Body, &list))
