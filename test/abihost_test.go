@@ -640,3 +640,59 @@ func TestHostAppendAndDrainBodies(t *testing.T) {
 	require.Equal(t, []string{"up_headers", "up_data:hello!", "up_data:ne?two++eos"}, kinds(s.Events()))
 	end(t, s)
 }
+
+// Envoy's buffer limit: a filter that buffers past it gets a 413 on the
+// request path, a 500 on the response path; a streaming filter does not.
+func TestHostBufferLimit(t *testing.T) {
+	h := scriptHost(t, harness.Options{BufferLimit: 100})
+	h.MustConfigure(harness.Chain{
+		script("a", M{"request_body": []M{{"status": "buffer", "eos_status": "continue"}},
+			"response_body": []M{{"status": "buffer", "eos_status": "continue"}}}),
+		script("b", M{}),
+	})
+	chunk := []byte(strings.Repeat("x", 60))
+
+	s := open(t, h)
+	require.NoError(t, s.RequestHeaders(reqHeaders, false))
+	require.NoError(t, s.RequestData(chunk, false))
+	require.NoError(t, s.RequestData(chunk, false))
+	require.Equal(t, []string{"up_headers", "local_reply", "down_headers", "down_data:Payload Too Large+eos"}, kinds(s.Events()))
+	require.Equal(t, "request_payload_too_large", s.Events()[1].Details)
+	require.Equal(t, 413, s.Client().Status)
+	end(t, s)
+
+	// Response: the headers went to the client already, so a reset.
+	s = open(t, h)
+	require.NoError(t, s.RequestHeaders(harness.Headers{{":method", "GET"}, {":path", "/"}, {":authority", "h"}}, true))
+	require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}}, false))
+	require.NoError(t, s.ResponseData(chunk, false))
+	require.NoError(t, s.ResponseData(chunk, false))
+	require.Equal(t, []string{"up_headers+eos", "down_headers", "reset"}, kinds(s.Events()))
+	end(t, s)
+
+	// Response headers held by the filter: a direct 500.
+	h.MustConfigure(harness.Chain{script("a", M{"response_headers": []M{{"status": "stop"}},
+		"response_body": []M{{"status": "buffer", "eos_status": "continue"}}}), script("b", M{})})
+	s = open(t, h)
+	require.NoError(t, s.RequestHeaders(harness.Headers{{":method", "GET"}, {":path", "/"}, {":authority", "h"}}, true))
+	require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}}, false))
+	require.NoError(t, s.ResponseData(chunk, false))
+	require.NoError(t, s.ResponseData(chunk, false))
+	require.Equal(t, []string{"up_headers+eos", "local_reply", "down_headers", "down_data:Internal Server Error+eos"}, kinds(s.Events()))
+	require.Equal(t, 500, s.Client().Status)
+	end(t, s)
+
+	// Streaming (no buffering filter) is not limited. (Behind a retry
+	// policy it would be, see TestHostRetryBufferTakesStreamingFilterLastFrame:
+	// the last frame joins the router's retry buffer.)
+	h = scriptHost(t, harness.Options{BufferLimit: 100, NoRetryBuffering: true})
+	h.MustConfigure(harness.Chain{script("a", M{})})
+	s = open(t, h)
+	require.NoError(t, s.RequestHeaders(reqHeaders, false))
+	for i := 0; i < 5; i++ {
+		require.NoError(t, s.RequestData(chunk, i == 4))
+	}
+	require.True(t, harness.RequestLeft(s.Events()))
+	require.False(t, harness.Answered(s.Events()))
+	end(t, s)
+}

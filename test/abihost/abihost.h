@@ -348,6 +348,7 @@ typedef struct stream {
   bool encoder_chain_complete; // the codec got end of stream
   bool reset;
   bool has_prepared_reply;
+  bool req_too_large, resp_too_large;
   local_reply prepared;
   bool router_started; // up_headers emitted
   bool router_complete;
@@ -426,6 +427,7 @@ void fm_encode_headers(stream *st, int from, bool end_stream);
 void fm_encode_data(stream *st, int from, body *data, bool end_stream, bool can_start_from_current);
 void fm_encode_trailers(stream *st, int from);
 void fm_continue(stream *st, hfilter *f, bool decoder);
+void fm_check_buffer_limit(stream *st, bool dec);
 void fm_send_local_reply(stream *st, local_reply *r); // takes ownership of r's contents
 void fm_complete(stream *st, bool reset);            // stream_complete + destroy of every filter
 void fm_run_scheduled(hfilter *f, uint64_t event);
@@ -441,6 +443,7 @@ extern int g_log_level;     // envoy_dynamic_module_type_log_level
 extern bool g_log_events;   // forward module logs as protocol events
 extern bool g_strict;       // abort on violations (bench/debug)
 extern bool g_router_retry_buffering; // the route has a retry policy (envoy.yaml's does)
+extern uint64_t g_buffer_limit;       // per_connection_buffer_limit_bytes (0: none)
 extern __thread fconfig *tls_creating; // config being created on this thread
 
 static inline void count_hook(stream *st, int h) {

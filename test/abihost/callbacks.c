@@ -248,6 +248,8 @@ bool envoy_dynamic_module_callback_http_append_body(envoy_dynamic_module_type_ht
     }
   }
   body_add(b, data.ptr, data.length);
+  if (b == f->st->buf_req) fm_check_buffer_limit(f->st, true);
+  if (b == f->st->buf_resp) fm_check_buffer_limit(f->st, false);
   return true;
 }
 

@@ -65,11 +65,39 @@ static void check_status(stream *st, hfilter *f, const char *hook, int s, int ma
 
 // commonHandleBufferData: data joins the stream's buffered body unless it is
 // that body already.
+// Envoy's buffered bodies are watermark buffers limited to the connection's
+// buffer limit (per_connection_buffer_limit_bytes, 1 MiB by default). Past
+// it, a buffering (not streaming) filter chain gets a local reply: 413 on the
+// request path (requestDataTooLarge), 500 or a reset on the response path.
+void fm_check_buffer_limit(stream *st, bool dec) {
+  body *buf = dec ? st->buf_req : st->buf_resp;
+  if (!g_buffer_limit || !buf || buf->total <= g_buffer_limit) return;
+  if (dec ? st->dec_streaming : st->enc_streaming) return; // watermark: flow control, no reply
+  if (dec ? st->req_too_large : st->resp_too_large) return;
+  if (dec)
+    st->req_too_large = true;
+  else
+    st->resp_too_large = true;
+  local_reply r;
+  memset(&r, 0, sizeof r);
+  hm_init(&r.headers);
+  r.status = dec ? 413 : 500;
+  const char *text = dec ? "Payload Too Large" : "Internal Server Error";
+  r.body = xmemdup(text, strlen(text));
+  r.bodylen = strlen(text);
+  const char *det = dec ? "request_payload_too_large" : "response_payload_too_large";
+  r.details = xmemdup(det, strlen(det));
+  host_log(envoy_dynamic_module_type_log_level_Info, st, "%s buffered body over the buffer limit (%llu bytes): %s",
+           dec ? "request" : "response", (unsigned long long)g_buffer_limit, det);
+  fm_send_local_reply(st, &r);
+}
+
 static void handle_buffer_data(stream *st, bool dec, body *data) {
   body **buf = dec ? &st->buf_req : &st->buf_resp;
   if (*buf == data) return;
   if (!*buf) *buf = body_new();
   body_move(*buf, data);
+  fm_check_buffer_limit(st, dec);
 }
 
 static void reset_stream(stream *st, const char *reason) {
@@ -108,8 +136,15 @@ static int hook_request_body(stream *st, int e, body *chunk, bool eos) {
     emit(st, &ev);
     if (g_router_retry_buffering) {
       // A route with a retry policy: the router copies the data upstream and
-      // keeps it for retries in the stream's buffered body (addDecodedData).
-      handle_buffer_data(st, true, chunk);
+      // keeps it for retries in the stream's buffered body (addDecodedData,
+      // streaming: over the limit it stops buffering rather than replying).
+      if (chunk != st->buf_req) {
+        if (!st->buf_req) st->buf_req = body_new();
+        if (!g_buffer_limit || st->buf_req->total + chunk->total <= g_buffer_limit)
+          body_move(st->buf_req, chunk);
+        else
+          body_drain(chunk, chunk->total);
+      }
     } else {
       body_drain(chunk, chunk->total);
     }

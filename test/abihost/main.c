@@ -19,6 +19,7 @@ int g_nworkers = 2;
 worker g_main;
 bool g_strict;
 bool g_router_retry_buffering = true;
+uint64_t g_buffer_limit = 1048576;
 __thread worker *tls_worker;
 __thread hook_ctx tls_hook;
 __thread fconfig *tls_creating;
@@ -1231,6 +1232,7 @@ static int parse_level(const char *s) {
 static void usage(void) {
   fprintf(stderr,
           "usage: abihost [--lib PATH] [--workers N] [--log-level LEVEL] [--log-events] [--strict] [--no-retry-buffering]\n"
+          "               [--buffer-limit BYTES]\n"
           "       abihost [--lib PATH] --bench N [--warmup W] --chain FILE --request FILE --response FILE [--verbose]\n"
           "The library defaults to $ABIHOST_LIB, else dist/libinferencepool.so. The log level defaults to\n"
           "$ABIHOST_LOG_LEVEL, else info (warn in bench mode). Protocol: test/abihost/PROTOCOL.md.\n");
@@ -1257,6 +1259,9 @@ int main(int argc, char **argv) {
       i++;
     } else if (!strcmp(a, "--log-events")) {
       g_log_events = true;
+    } else if (!strcmp(a, "--buffer-limit") && next) {
+      g_buffer_limit = strtoull(next, NULL, 10);
+      i++;
     } else if (!strcmp(a, "--no-retry-buffering")) {
       g_router_retry_buffering = false;
     } else if (!strcmp(a, "--strict")) {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,11 @@ type Options struct {
 	// NoRetryBuffering models a route without a retry policy: the router
 	// does not keep the request body in the stream's buffered body.
 	NoRetryBuffering bool
+	// BufferLimit is Envoy's buffer limit for a buffered body: over it, a
+	// buffering filter chain gets 413 (request) or 500 (response). Default:
+	// envoy.yaml's listener per_connection_buffer_limit_bytes, else Envoy's
+	// default 1 MiB. -1: no limit.
+	BufferLimit int
 }
 
 // Host is one running abihost: Envoy's main thread plus worker threads with
@@ -106,6 +112,13 @@ func StartHost(t testing.TB, opts Options) (*Host, error) {
 	if opts.NoRetryBuffering {
 		args = append(args, "--no-retry-buffering")
 	}
+	if opts.BufferLimit == 0 {
+		opts.BufferLimit = envoyBufferLimit(b.Root)
+	}
+	if opts.BufferLimit < 0 {
+		opts.BufferLimit = 0
+	}
+	args = append(args, "--buffer-limit", strconv.Itoa(opts.BufferLimit))
 	cmd := exec.Command(b.Host, args...)
 	cmd.Dir = b.Root
 	env := os.Environ()
@@ -151,6 +164,32 @@ func StartHost(t testing.TB, opts Options) (*Host, error) {
 	}
 	t.Cleanup(h.Close)
 	return h, nil
+}
+
+// envoyBufferLimit is the first listener's per_connection_buffer_limit_bytes
+// in envoy.yaml, else Envoy's default (1 MiB).
+func envoyBufferLimit(root string) int {
+	const envoyDefault = 1 << 20
+	doc, err := loadYAML(filepath.Join(root, "envoy.yaml"))
+	if err != nil {
+		return envoyDefault
+	}
+	for _, l := range list(field(doc, "static_resources", "listeners")) {
+		switch v := field(l, "per_connection_buffer_limit_bytes").(type) {
+		case float64:
+			return int(v)
+		case string:
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+		case map[string]any: // {value: N} (UInt32Value)
+			if n, ok := v["value"].(float64); ok {
+				return int(n)
+			}
+		}
+		break
+	}
+	return envoyDefault
 }
 
 // Close stops abihost (quit, then kill). Registered with t.Cleanup by Start.
