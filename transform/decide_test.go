@@ -244,3 +244,14 @@ func TestDecideDoesNotAliasBody(t *testing.T) {
 	require.Equal(t, "unlisted", d.Model)
 	require.Equal(t, "unlisted", d.TargetModel)
 }
+
+func TestRequestPathDoesNotAllocate(t *testing.T) {
+	c := mustParse(t, `{"models":[{"name":"llama-3-8b"}]}`)
+	body := chatBody(8 << 10)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := c.Decide(EndpointChatCompletions, body, ""); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.Zero(t, allocs)
+}
