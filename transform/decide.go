@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"net/http"
 	"strings"
 )
 
@@ -20,23 +19,23 @@ func (c *Config) Route(method, path string) (Endpoint, error) {
 	switch {
 	case ep == EndpointModels && !c.ServesModels():
 		return EndpointNone, nil
-	case ep == EndpointModels && method != http.MethodGet && method != http.MethodHead:
+	case ep == EndpointModels && method != "GET" && method != "HEAD":
 		return ep, methodNotAllowed(method, path)
 	case ep == EndpointModels:
 		return ep, nil
-	case ep.hasBody() && method != http.MethodPost:
+	case ep.hasBody() && method != "POST":
 		return ep, methodNotAllowed(method, path)
 	case ep.hasBody():
 		return ep, nil
 	case c.RejectUnknownPaths:
-		return EndpointNone, &Error{Status: http.StatusNotFound, Type: invalidRequest, Code: "unknown_url",
+		return EndpointNone, &Error{Status: 404, Type: invalidRequest, Code: "unknown_url",
 			Message: "Invalid URL (" + method + " " + pathOnly(path) + ")"}
 	}
 	return EndpointNone, nil
 }
 
 func methodNotAllowed(method, path string) *Error {
-	return &Error{Status: http.StatusMethodNotAllowed, Type: invalidRequest, Code: "method_not_allowed",
+	return &Error{Status: 405, Type: invalidRequest, Code: "method_not_allowed",
 		Message: method + " is not allowed on " + pathOnly(path)}
 }
 
@@ -91,7 +90,7 @@ func (c *Config) Decide(ep Endpoint, body []byte, rewriteHeader string) (Decisio
 	}
 	model, listed := c.known[r.Model]
 	if !listed && c.ServesModels() {
-		return Decision{}, &Error{Status: http.StatusNotFound, Type: invalidRequest, Code: "model_not_found", Param: "model",
+		return Decision{}, &Error{Status: 404, Type: invalidRequest, Code: "model_not_found", Param: "model",
 			Message: "The model `" + r.Model + "` does not exist."}
 	}
 	if !listed {

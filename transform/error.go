@@ -2,7 +2,6 @@ package transform
 
 import (
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -10,7 +9,8 @@ import (
 )
 
 // Error is a reply the filter sends instead of forwarding a request: an HTTP
-// status and an OpenAI-style error body.
+// status and an OpenAI-style error body. (Statuses are plain numbers: net/http
+// would bring the net package, and with it cgo, into the shared library.)
 type Error struct {
 	Status  int
 	Type    string // OpenAI error type, e.g. "invalid_request_error"
@@ -46,7 +46,7 @@ func (e *Error) Body() []byte {
 const invalidRequest = "invalid_request_error"
 
 func badRequest(code, param, format string, args ...any) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: invalidRequest, Code: code, Param: param, Message: fmt.Sprintf(format, args...)}
+	return &Error{Status: 400, Type: invalidRequest, Code: code, Param: param, Message: fmt.Sprintf(format, args...)}
 }
 
 // BodyTooLarge is the 413 reply for a request body over limit bytes. The
@@ -54,7 +54,7 @@ func badRequest(code, param, format string, args ...any) *Error {
 // the limit.
 func BodyTooLarge(limit int64) *Error {
 	return &Error{
-		Status:  http.StatusRequestEntityTooLarge,
+		Status:  413,
 		Type:    invalidRequest,
 		Code:    "request_too_large",
 		Message: "request body is larger than " + strconv.FormatInt(limit, 10) + " bytes",
@@ -65,7 +65,7 @@ func BodyTooLarge(limit int64) *Error {
 // spent. Send RetryAfter(retryAfter) in a retry-after header with it.
 func BudgetExhausted(retryAfter time.Duration) *Error {
 	return &Error{
-		Status:  http.StatusTooManyRequests,
+		Status:  429,
 		Type:    "tokens",
 		Code:    "rate_limit_exceeded",
 		Message: "token budget exhausted; retry in " + RetryAfter(retryAfter) + "s",
