@@ -11,8 +11,9 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// Config is the ai_router filter_config. Parse it with Parse; a Config is
-// safe for concurrent use once parsed. README.md documents every field.
+// Config is the ai_router filter_config. Get one from Parse and do not change
+// it afterwards: it is then safe for concurrent use. README.md documents
+// every field.
 type Config struct {
 	// MaxRequestBodyBytes is the largest request body buffered; a larger
 	// one gets 413. Default 4 MiB.
@@ -93,7 +94,7 @@ type BudgetConfig struct {
 	Header  string `json:"header"`  // request header naming the client, e.g. x-api-key; its value is hashed
 	Tokens  uint64 `json:"tokens"`  // tokens per window, > 0
 	Window  string `json:"window"`  // Go duration, at least 1s; default "1m"
-	MaxKeys int    `json:"maxKeys"` // clients tracked at once; default 100000
+	MaxKeys int    `json:"maxKeys"` // clients tracked at once (rounded up to a multiple of 64); default 100000
 }
 
 // Defaults.
