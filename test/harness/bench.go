@@ -2,7 +2,6 @@ package harness
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -184,5 +183,3 @@ func ChatResponseWithUsage() Recorded {
 		Frames: [][]byte{body},
 	}
 }
-
-var _ = base64.StdEncoding
