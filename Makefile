@@ -9,7 +9,6 @@ ABIHOST   := test/abihost/abihost
 SIM       := .bin/llm-d-inference-sim
 GO_SRC    := $(shell find abi module picker transform -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 HOST_SRC  := $(wildcard test/abihost/*.c test/abihost/*.h)
-SDK_ABI_H := $(shell $(GO) list -m -f '{{.Dir}}' github.com/envoyproxy/envoy/source/extensions/dynamic_modules 2>/dev/null)/abi
 
 .PHONY: build run test test-unit test-race test-e2e bench bench-routing sim docker clean
 
@@ -19,8 +18,9 @@ $(LIB): $(GO_SRC)
 	@mkdir -p dist
 	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -o $@ ./module
 
-$(ABIHOST): $(HOST_SRC)
-	gcc -O2 -g -Wall -Wextra -pthread -I$(SDK_ABI_H) -o $@ $(filter %.c,$(HOST_SRC)) -ldl
+# abihost plays Envoy's side of the C ABI in tests (test/abihost/PROTOCOL.md).
+$(ABIHOST): $(HOST_SRC) test/abihost/build.sh test/abihost/callbacks.def
+	test/abihost/build.sh
 
 sim: $(SIM)
 
@@ -35,7 +35,7 @@ run: build sim
 
 test: build sim
 	$(GO) vet ./...
-	$(GO) test -count=1 ./...
+	ABIHOST_SKIP_BUILD=1 $(GO) test -count=1 ./...
 	$(GO) test -count=1 -race ./picker/... ./transform/... ./module/filterconfig/... ./abi/...
 	@if [ -n "$$ENVOY_BIN" ]; then $(MAKE) test-e2e; else echo "e2e: ENVOY_BIN not set, real-Envoy suite not run (see README.md)"; fi
 
