@@ -44,8 +44,10 @@ func NewModelRestorer(model, contentType string) *ModelRestorer {
 	return r
 }
 
-// Write appends to dst the bytes to forward for chunk. When it reports
-// changed false, dst is returned as is and chunk goes on unchanged.
+// Write appends to dst the bytes to forward for chunk (chunk itself when
+// nothing in it changes) and reports whether they differ from chunk. A caller
+// that forwards several chunks at once appends them all to one dst, and needs
+// to replace the body only when one changed.
 func (r *ModelRestorer) Write(dst, chunk []byte) (out []byte, changed bool) {
 	r.out, r.chunk, r.last, r.changed = dst, chunk, 0, r.skipping
 	if r.sse {
@@ -55,11 +57,8 @@ func (r *ModelRestorer) Write(dst, chunk []byte) (out []byte, changed bool) {
 		r.walker.walk(chunk, r)
 	}
 	out, changed = r.out, r.changed
-	if changed && !r.skipping {
+	if !r.skipping {
 		out = append(out, chunk[r.last:]...)
-	}
-	if !changed {
-		out = dst
 	}
 	r.out, r.chunk = nil, nil
 	return out, changed

@@ -13,11 +13,12 @@ func restoreAll(model, contentType string, chunks ...[]byte) []byte {
 	r := NewModelRestorer(model, contentType)
 	var out []byte
 	for _, c := range chunks {
-		o, changed := r.Write(nil, c)
-		if !changed {
-			o = c
+		var changed bool
+		before := len(out)
+		out, changed = r.Write(out, c)
+		if !changed && string(out[before:]) != string(c) {
+			panic("unchanged chunk forwarded differently")
 		}
-		out = append(out, o...)
 	}
 	return out
 }
@@ -112,10 +113,7 @@ func TestModelRestorerNeverHoldsBack(t *testing.T) {
 	for i := 1; i < len(body); i++ {
 		r := NewModelRestorer("m", "text/event-stream")
 		in1 := body[:i]
-		out1, changed := r.Write(nil, in1)
-		if !changed {
-			out1 = in1
-		}
+		out1, _ := r.Write(nil, in1)
 		nameStart := bytes.Index(body, []byte(`"server`))
 		nameEnd := nameStart + len(`"server-model-name"`)
 		switch {
@@ -140,9 +138,24 @@ func TestModelRestorerLeavesOthersAlone(t *testing.T) {
 			r := NewModelRestorer("alias", tt.contentType)
 			out, changed := r.Write([]byte("prefix"), []byte(tt.in))
 			require.False(t, changed)
-			require.Equal(t, "prefix", string(out))
+			require.Equal(t, "prefix"+tt.in, string(out))
 		})
 	}
+}
+
+func TestModelRestorerSeveralChunksIntoOneBuffer(t *testing.T) {
+	// As the module forwards a body of several slices: the unchanged ones
+	// must be in the output too.
+	body := readFixture(t, "sim/chat_stream.sse")
+	want := expectedSSE(body, "alias")
+	cut := bytes.Index(body, []byte("\n\n")) + 2 // the first event, then a chunk inside the second event before its model
+	r := NewModelRestorer("alias", "text/event-stream")
+	out, changed := r.Write(nil, body[:cut])
+	require.True(t, changed)
+	out, changed = r.Write(out, body[cut:cut+10])
+	require.False(t, changed)
+	out, _ = r.Write(out, body[cut+10:])
+	require.Equal(t, string(want), string(out))
 }
 
 func TestModelRestorerBrokenLine(t *testing.T) {
