@@ -64,8 +64,9 @@ type aiRouterFilter struct {
 	rewriteHdr  string
 	budgetKey   uint64
 	hasBudget   bool
-	body        []byte
+	body        *[]byte // pooled; Prompt may point into it until OnDestroy
 	decision    transform.Decision
+	tags        [6]string // stat tag values: one backing array per stream
 	meter       *transform.Meter
 	restorer    *transform.ModelRestorer
 	restored    []byte
@@ -141,10 +142,17 @@ func (f *aiRouterFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStat
 // endpoint_picker. It reports whether the request goes on.
 func (f *aiRouterFilter) decide(received, buffered shared.BodyBuffer, receivedIsBuffered bool) bool {
 	f.decided = true
+	var body []byte
 	if buffered != nil {
-		f.body = wholeBody(f.body[:0], received, buffered, receivedIsBuffered)
+		n := bufferedSize(buffered, receivedIsBuffered)
+		if received != nil {
+			n += received.GetSize()
+		}
+		f.body = getBody(int(n))
+		*f.body = wholeBody(*f.body, received, buffered, receivedIsBuffered)
+		body = *f.body
 	}
-	d, err := f.cfg.Decide(f.ep, f.body, f.rewriteHdr)
+	d, err := f.cfg.Decide(f.ep, body, f.rewriteHdr)
 	if err != nil {
 		f.replyError(err)
 		return false
@@ -158,7 +166,7 @@ func (f *aiRouterFilter) decide(received, buffered shared.BodyBuffer, receivedIs
 		replaceBody(received, buffered, receivedIsBuffered, d.Body)
 		setContentLength(headers, len(d.Body))
 	}
-	// d.Prompt points into f.body or d.Body, which live as long as f.
+	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.h.SetData(requestFactsKey, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
 	return true
 }
@@ -240,6 +248,11 @@ func (f *aiRouterFilter) OnStreamComplete() {
 	}
 }
 
+func (f *aiRouterFilter) OnDestroy() {
+	putBody(f.body)
+	f.body = nil
+}
+
 // account ends the response: GenAI stats, costs into dynamic metadata for
 // the rate limit filter, and the budget charge.
 func (f *aiRouterFilter) account() {
@@ -250,20 +263,22 @@ func (f *aiRouterFilter) account() {
 	now := time.Now()
 	r := f.meter.Finish(now)
 	d := &f.decision
-	op, errType := f.ep.Operation(), r.ErrorType()
+	f.tags = [6]string{f.ep.Operation(), d.Model, d.TargetModel, r.Model, r.ErrorType()}
+	tags := f.tags[:5]
 	t := r.Timing(f.start, now)
-	f.h.RecordHistogramValue(f.cfg.duration, uint64(t.Duration.Microseconds()), op, d.Model, d.TargetModel, r.Model, errType)
+	f.h.RecordHistogramValue(f.cfg.duration, uint64(t.Duration.Microseconds()), tags...)
 	if t.HasTTFT {
-		f.h.RecordHistogramValue(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()), op, d.Model, d.TargetModel, r.Model, errType)
+		f.h.RecordHistogramValue(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()), tags...)
 	}
 	if t.HasTPOT {
-		f.h.RecordHistogramValue(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()), op, d.Model, d.TargetModel, r.Model, errType)
+		f.h.RecordHistogramValue(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()), tags...)
 	}
 	if !r.HasUsage {
 		return
 	}
 	for _, c := range r.Usage.Counts() {
-		f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, op, d.Model, d.TargetModel, r.Model, errType, c.Type)
+		f.tags[5] = c.Type
+		f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
 	}
 	var err error
 	f.costs, err = f.cfg.AppendCosts(f.costs[:0], r.Usage, d.TargetModel, f.backend)

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"unsafe"
+
+	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+)
+
+// A minimal in-Go stand-in for Envoy's side of the SDK, for benchmarks and
+// profiles of the filters' own Go code without the C ABI (abihost measures
+// that). Methods the filters do not call panic through the nil interfaces.
+
+type fakeHeaders struct{ kv [][2]string }
+
+func view(s string) shared.UnsafeEnvoyBuffer {
+	return shared.UnsafeEnvoyBuffer{Ptr: unsafe.StringData(s), Len: uint64(len(s))}
+}
+
+func (h *fakeHeaders) Get(key string) []shared.UnsafeEnvoyBuffer {
+	var out []shared.UnsafeEnvoyBuffer
+	for _, p := range h.kv {
+		if p[0] == key {
+			out = append(out, view(p[1]))
+		}
+	}
+	return out
+}
+
+func (h *fakeHeaders) GetOne(key string) shared.UnsafeEnvoyBuffer {
+	for _, p := range h.kv {
+		if p[0] == key {
+			return view(p[1])
+		}
+	}
+	return shared.UnsafeEnvoyBuffer{}
+}
+
+func (h *fakeHeaders) GetAll() [][2]shared.UnsafeEnvoyBuffer { return nil }
+
+func (h *fakeHeaders) Set(key, value string) {
+	h.Remove(key)
+	if value != "" {
+		h.kv = append(h.kv, [2]string{key, value})
+	}
+}
+
+func (h *fakeHeaders) Add(key, value string) { h.kv = append(h.kv, [2]string{key, value}) }
+
+func (h *fakeHeaders) Remove(key string) {
+	out := h.kv[:0]
+	for _, p := range h.kv {
+		if p[0] != key {
+			out = append(out, p)
+		}
+	}
+	h.kv = out
+}
+
+type fakeBody struct{ b []byte }
+
+func (f *fakeBody) GetChunks() []shared.UnsafeEnvoyBuffer {
+	if len(f.b) == 0 {
+		return nil
+	}
+	return []shared.UnsafeEnvoyBuffer{{Ptr: &f.b[0], Len: uint64(len(f.b))}}
+}
+func (f *fakeBody) GetSize() uint64    { return uint64(len(f.b)) }
+func (f *fakeBody) Drain(n uint64)     { f.b = f.b[n:] }
+func (f *fakeBody) Append(data []byte) { f.b = append(f.b, data...) }
+
+type fakeConfigHandle struct {
+	shared.HttpFilterConfigHandle
+	next shared.MetricID
+}
+
+func (c *fakeConfigHandle) define() (shared.MetricID, shared.MetricsResult) {
+	c.next++
+	return c.next, shared.MetricsSuccess
+}
+func (c *fakeConfigHandle) DefineCounter(string, ...string) (shared.MetricID, shared.MetricsResult) {
+	return c.define()
+}
+func (c *fakeConfigHandle) DefineGauge(string, ...string) (shared.MetricID, shared.MetricsResult) {
+	return c.define()
+}
+func (c *fakeConfigHandle) DefineHistogram(string, ...string) (shared.MetricID, shared.MetricsResult) {
+	return c.define()
+}
+
+// fakeStream is one stream's handle: headers, bodies, metadata, data.
+type fakeStream struct {
+	shared.HttpFilterHandle
+	reqHeaders, respHeaders fakeHeaders
+	buffered                fakeBody
+	data                    map[string]any
+	metadata                map[string]any
+	upstream                string
+	replies                 int
+}
+
+func (s *fakeStream) reset() {
+	s.reqHeaders.kv, s.respHeaders.kv = s.reqHeaders.kv[:0], s.respHeaders.kv[:0]
+	s.buffered.b = s.buffered.b[:0]
+	clear(s.data)
+	clear(s.metadata)
+}
+
+func (s *fakeStream) RequestHeaders() shared.HeaderMap       { return &s.reqHeaders }
+func (s *fakeStream) ResponseHeaders() shared.HeaderMap      { return &s.respHeaders }
+func (s *fakeStream) BufferedRequestBody() shared.BodyBuffer { return &s.buffered }
+func (s *fakeStream) ReceivedBufferedRequestBody() bool      { return false }
+func (s *fakeStream) ClearRouteCache()                       {}
+func (s *fakeStream) GetMostSpecificConfig() any             { return nil }
+func (s *fakeStream) SetData(k string, v any)                { s.data[k] = v }
+func (s *fakeStream) GetData(k string) any                   { return s.data[k] }
+func (s *fakeStream) SetMetadata(ns, k string, v any)        { s.metadata[ns+"/"+k] = v }
+func (s *fakeStream) SendLocalResponse(uint32, [][2]string, []byte, string) {
+	s.replies++
+}
+func (s *fakeStream) GetMetadataString(shared.MetadataSourceType, string, string) (shared.UnsafeEnvoyBuffer, bool) {
+	return shared.UnsafeEnvoyBuffer{}, false
+}
+func (s *fakeStream) GetMetadataListSize(shared.MetadataSourceType, string, string) (int, bool) {
+	return 0, false
+}
+func (s *fakeStream) GetAttributeString(id shared.AttributeID) (shared.UnsafeEnvoyBuffer, bool) {
+	if id == shared.AttributeIDUpstreamAddress && s.upstream != "" {
+		return view(s.upstream), true
+	}
+	return shared.UnsafeEnvoyBuffer{}, false
+}
+func (s *fakeStream) RecordHistogramValue(shared.MetricID, uint64, ...string) shared.MetricsResult {
+	return shared.MetricsSuccess
+}
+func (s *fakeStream) IncrementCounterValue(shared.MetricID, uint64, ...string) shared.MetricsResult {
+	return shared.MetricsSuccess
+}
+func (s *fakeStream) SetGaugeValue(shared.MetricID, uint64, ...string) shared.MetricsResult {
+	return shared.MetricsSuccess
+}
+func (s *fakeStream) Log(shared.LogLevel, string, ...any) {}

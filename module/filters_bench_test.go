@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+	"github.com/stretchr/testify/require"
+)
+
+// metricsServers serve the vLLM fixture exposition, so the picker has live
+// metrics to score.
+func metricsServers(tb testing.TB, n int) []string {
+	expo, err := os.ReadFile("../picker/testdata/vllm_metrics_sim_v0.10.2.txt")
+	require.NoError(tb, err)
+	var addrs []string
+	for i := 0; i < n; i++ {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(expo) }))
+		tb.Cleanup(srv.Close)
+		addrs = append(addrs, strings.TrimPrefix(srv.URL, "http://"))
+	}
+	return addrs
+}
+
+var benchResponse = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"sim-model",` +
+	`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, how can I help?"},"finish_reason":"stop"}],` +
+	`"usage":{"prompt_tokens":1024,"completion_tokens":9,"total_tokens":1033,"prompt_tokens_details":{"cached_tokens":512}}}`)
+
+func benchRequest(size int) []byte {
+	prefix := `{"model":"sim-model","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"`
+	suffix := `"}],"max_tokens":64}`
+	return []byte(prefix + strings.Repeat("a", size-len(prefix)-len(suffix)) + suffix)
+}
+
+type chain struct {
+	router, picker shared.HttpFilterFactory
+}
+
+func newChain(tb testing.TB, endpoints []string) chain {
+	r, err := (&aiRouterConfigFactory{}).Create(&fakeConfigHandle{}, []byte(`{"costs":[{"metadataKey":"llm_total_token","type":"total"}]}`))
+	require.NoError(tb, err)
+	quoted := `"` + strings.Join(endpoints, `","`) + `"`
+	p, err := (&endpointPickerConfigFactory{}).Create(&fakeConfigHandle{},
+		[]byte(`{"pools":[{"name":"pool","endpoints":{"static":[`+quoted+`]},"scrape":{"interval":"1s"}}]}`))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { r.OnDestroy(); p.OnDestroy() })
+	return chain{router: r, picker: p}
+}
+
+// exchange runs one request and response through both filters the way
+// Envoy orders the hooks, and returns the destination the picker chose.
+func (c chain) exchange(s *fakeStream, req, resp []byte) string {
+	s.reset()
+	s.reqHeaders.kv = append(s.reqHeaders.kv, [2]string{":method", "POST"}, [2]string{":path", "/v1/chat/completions"},
+		[2]string{"content-type", "application/json"}, [2]string{"content-length", fmt.Sprint(len(req))})
+	router, picker := c.router.Create(s), c.picker.Create(s)
+	router.OnRequestHeaders(&s.reqHeaders, false)
+	router.OnRequestBody(&fakeBody{b: req}, true)
+	picker.OnRequestHeaders(&s.reqHeaders, false)
+	picker.OnRequestBody(&fakeBody{b: req}, true)
+	dest := s.reqHeaders.GetOne(headerDestination).ToString()
+	s.respHeaders.kv = append(s.respHeaders.kv, [2]string{":status", "200"}, [2]string{"content-type", "application/json"})
+	picker.OnResponseHeaders(&s.respHeaders, false)
+	router.OnResponseHeaders(&s.respHeaders, false)
+	body := &fakeBody{b: resp}
+	picker.OnResponseBody(body, true)
+	router.OnResponseBody(body, true)
+	picker.OnStreamComplete()
+	router.OnStreamComplete()
+	picker.OnDestroy()
+	router.OnDestroy()
+	return dest
+}
+
+func newFakeStream() *fakeStream {
+	return &fakeStream{data: map[string]any{}, metadata: map[string]any{}, upstream: ""}
+}
+
+// BenchmarkFilters is both filters' Go code for one exchange (4 KiB chat
+// request, JSON response with usage, 10 endpoints with live metrics),
+// without the C ABI: BenchmarkABIRoundTrip in test/ adds the crossings.
+// For a CPU profile:
+//
+//	go test ./module -run '^$' -bench Filters -cpuprofile /tmp/cpu.out
+func BenchmarkFilters(b *testing.B) {
+	c := newChain(b, metricsServers(b, 10))
+	s := newFakeStream()
+	req := benchRequest(4 << 10)
+	deadline := time.Now().Add(5 * time.Second)
+	for c.exchange(s, req, benchResponse) == "" {
+		require.True(b, time.Now().Before(deadline), "the picker never had metrics")
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(req) + len(benchResponse)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if c.exchange(s, req, benchResponse) == "" {
+			b.Fatal("no destination")
+		}
+	}
+}
+
+func TestFakeExchange(t *testing.T) {
+	c := newChain(t, metricsServers(t, 3))
+	s := newFakeStream()
+	req := benchRequest(4 << 10)
+	deadline := time.Now().Add(5 * time.Second)
+	var dest string
+	for dest = c.exchange(s, req, benchResponse); dest == ""; dest = c.exchange(s, req, benchResponse) {
+		require.True(t, time.Now().Before(deadline))
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Len(t, strings.Split(dest, ","), 3)
+	require.Equal(t, "sim-model", s.reqHeaders.GetOne(headerModel).ToString())
+	require.EqualValues(t, 1033, s.metadata["io.envoy.ai_gateway/llm_total_token"])
+	require.Zero(t, s.replies)
+}
