@@ -77,8 +77,6 @@ type aiRouterFilter struct {
 
 func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
 	f.start = time.Now()
-	// A client never chooses its own model route.
-	headers.Remove(headerModel)
 	ep, err := f.cfg.Route(headers.GetOne(":method").ToUnsafeString(), headers.GetOne(":path").ToUnsafeString())
 	if err != nil {
 		f.replyError(err)
@@ -86,6 +84,10 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 	}
 	switch ep {
 	case transform.EndpointNone:
+		// A client never chooses its own model route. (On the other paths
+		// decide sets the header, replacing any value, or the request is
+		// answered here.)
+		headers.Remove(headerModel)
 		return shared.HeadersStatusContinue
 	case transform.EndpointModels:
 		f.h.SendLocalResponse(200, abi.JSONHeaders, f.cfg.ModelsBody(), "ai_router_models")
@@ -277,6 +279,9 @@ func (f *aiRouterFilter) account() {
 		return
 	}
 	for _, c := range r.Usage.Counts() {
+		if c.Count == 0 && (c.Type == transform.TokenTypeCachedInput || c.Type == transform.TokenTypeReasoning) {
+			continue // most responses have none: skip the crossing
+		}
 		f.tags[5] = c.Type
 		f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
 	}

@@ -133,8 +133,6 @@ type endpointPickerFilter struct {
 }
 
 func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
-	// A client never chooses its own endpoint.
-	headers.Remove(headerDestination)
 	pool, missing := f.cfg.poolFor(f.h)
 	if pool == nil {
 		f.decided = true
@@ -243,6 +241,16 @@ func (f *endpointPickerFilter) readSubset() {
 // and metadata, or a local reply. It reports whether the request goes on.
 func (f *endpointPickerFilter) pick(headers shared.HeaderMap) bool {
 	f.decided = true
+	// A client never chooses its own endpoint: on success the header is
+	// replaced below; otherwise it goes.
+	ok := f.pickAndAnswer(headers)
+	if !f.picked {
+		headers.Remove(headerDestination)
+	}
+	return ok
+}
+
+func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 	start := time.Now()
 	f.pool.Pick(&f.req, &f.res)
 	f.req.Prompt = nil // the prompt may point into a buffer we reuse

@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"io"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -155,7 +156,12 @@ func TestPickerFollowsRunningLoRA(t *testing.T) {
 			Body: chatReq("lora-a", fmt.Sprintf("adapter question %d", i), 1), Cluster: sim.Addrs})
 		require.NoError(t, err)
 		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
-		require.Equal(t, withLoRA, res.Endpoint, "lora-a should go where it runs")
+		if res.Endpoint != withLoRA {
+			for _, a := range sim.Addrs {
+				t.Logf("%s metrics:\n%s", a, loraMetrics(a))
+			}
+		}
+		require.Equal(t, withLoRA, res.Endpoint, "request %d: lora-a should go where it runs (destination %s)", i, destination(res))
 	}
 }
 
@@ -224,4 +230,20 @@ func TestPickerAloneReadsTheBody(t *testing.T) {
 	require.Equal(t, 400, res.Client.Status)
 	require.Contains(t, string(res.Client.Body), `"error"`)
 	require.Nil(t, res.Received)
+}
+
+func loraMetrics(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "vllm:lora") || strings.HasPrefix(l, "vllm:num_requests") || strings.HasPrefix(l, "vllm:kv") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -908,7 +908,7 @@ static bool read_recorded(const char *path, recorded *r) {
 }
 
 typedef struct {
-  bool up_done, down_done, local_reply, reset;
+  bool up_done, down_done, local_reply, reset, routed;
   uint32_t status;
   size_t up_bytes, down_bytes;
   bool verbose;
@@ -917,7 +917,14 @@ typedef struct {
 static void bench_emit(stream *st, const event *ev) {
   bench_sink *s = st->emit_ctx;
   switch (ev->k) {
-  case EV_UP_HEADERS:
+  case EV_UP_HEADERS: {
+    // Did the picker name a destination for the override_host policy?
+    const char *v;
+    size_t vn;
+    if (hm_get(ev->h, "x-gateway-destination-endpoint", 30, 0, &v, &vn) && vn > 0) s->routed = true;
+    if (ev->eos) s->up_done = true;
+    break;
+  }
   case EV_UP_TRAILERS:
     if (ev->eos) s->up_done = true;
     break;
@@ -1088,10 +1095,15 @@ static chain *bench_chain(const char *path) {
   return ch;
 }
 
-static int run_bench(uint64_t n, uint64_t warmup, const char *chainf, const char *reqf, const char *respf,
-                     bool verbose) {
+static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char *chainf, const char *reqf,
+                     const char *respf, bool verbose) {
   chain *ch = bench_chain(chainf);
   if (!ch) return 1;
+  // Let the module's background work (the picker's first scrapes) settle.
+  if (settle_ms) {
+    struct timespec ts = {(time_t)(settle_ms / 1000), (long)(settle_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   recorded rq, rs;
   if (!read_recorded(reqf, &rq) || !read_recorded(respf, &rs)) {
     fprintf(stderr, "abihost: cannot read %s or %s\n", reqf, respf);
@@ -1111,7 +1123,7 @@ static int run_bench(uint64_t n, uint64_t warmup, const char *chainf, const char
   uint64_t hk0[HK__COUNT], cb0[CB__COUNT];
   for (int i = 0; i < HK__COUNT; i++) hk0[i] = atomic_load(&g_hk_count[i]);
   for (int i = 0; i < CB__COUNT; i++) cb0[i] = atomic_load(&g_cb_count[i]);
-  uint64_t local = 0, upstream_ok = 0, bad = 0, bytes_down = 0;
+  uint64_t local = 0, upstream_ok = 0, bad = 0, bytes_down = 0, routed = 0;
   struct timespec c0, p0;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p0);
@@ -1121,6 +1133,7 @@ static int run_bench(uint64_t n, uint64_t warmup, const char *chainf, const char
     sink.verbose = verbose && warmup == 0 && i == 0;
     bench_one(ch, w, id++, &rq, &rs, &sink);
     if (sink.local_reply) local++;
+    if (sink.routed) routed++;
     if (sink.up_done && sink.down_done && !sink.local_reply) upstream_ok++;
     if (!sink.down_done) bad++;
     bytes_down += sink.down_bytes;
@@ -1155,11 +1168,11 @@ static int run_bench(uint64_t n, uint64_t warmup, const char *chainf, const char
   sb_addc(&b, '}');
   printf("{\"n\":%llu,\"ns_per_req\":%.1f,\"thread_cpu_ns_per_req\":%.1f,\"process_cpu_ns_per_req\":%.1f,"
          "\"hooks_per_req\":%.2f,\"callbacks_per_req\":%.2f,\"abicalls_per_req\":%.2f,"
-         "\"local_replies\":%llu,\"upstream_ok\":%llu,\"incomplete\":%llu,\"client_bytes_per_req\":%.1f,%s}\n",
+         "\"local_replies\":%llu,\"upstream_ok\":%llu,\"routed\":%llu,\"incomplete\":%llu,\"client_bytes_per_req\":%.1f,%s}\n",
          (unsigned long long)n, (double)el / (double)n, thread_cpu / (double)n, process_cpu / (double)n,
          (double)hooks / (double)n, (double)cbs / (double)n,
          (double)(hooks + cbs) / (double)n, (unsigned long long)local, (unsigned long long)upstream_ok,
-         (unsigned long long)bad, (double)bytes_down / (double)n, b.p);
+         (unsigned long long)routed, (unsigned long long)bad, (double)bytes_down / (double)n, b.p);
   fflush(stdout);
   sb_free(&b);
   return bad ? 2 : 0;
@@ -1233,7 +1246,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: abihost [--lib PATH] [--workers N] [--log-level LEVEL] [--log-events] [--strict] [--no-retry-buffering]\n"
           "               [--buffer-limit BYTES]\n"
-          "       abihost [--lib PATH] --bench N [--warmup W] --chain FILE --request FILE --response FILE [--verbose]\n"
+          "       abihost [--lib PATH] --bench N [--warmup W] [--settle-ms MS] --chain FILE --request FILE --response FILE [--verbose]\n"
           "The library defaults to $ABIHOST_LIB, else dist/libinferencepool.so. The log level defaults to\n"
           "$ABIHOST_LOG_LEVEL, else info (warn in bench mode). Protocol: test/abihost/PROTOCOL.md.\n");
 }
@@ -1241,7 +1254,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
   const char *lib = getenv("ABIHOST_LIB");
   if (!lib) lib = "dist/libinferencepool.so";
-  uint64_t bench = 0, warmup = 100;
+  uint64_t bench = 0, warmup = 100, settle_ms = 0;
   bool bench_mode = false, verbose = false;
   const char *chainf = NULL, *reqf = NULL, *respf = NULL;
   const char *lvl = getenv("ABIHOST_LOG_LEVEL");
@@ -1272,6 +1285,9 @@ int main(int argc, char **argv) {
       i++;
     } else if (!strcmp(a, "--warmup") && next) {
       warmup = strtoull(next, NULL, 10);
+      i++;
+    } else if (!strcmp(a, "--settle-ms") && next) {
+      settle_ms = strtoull(next, NULL, 10);
       i++;
     } else if (!strcmp(a, "--chain") && next) {
       chainf = next;
@@ -1318,7 +1334,7 @@ int main(int argc, char **argv) {
       usage();
       return 2;
     }
-    return run_bench(bench, warmup, chainf, reqf, respf, verbose);
+    return run_bench(bench, warmup, settle_ms, chainf, reqf, respf, verbose);
   }
 
   g_workers = xcalloc((size_t)g_nworkers, sizeof(worker *));

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Recorded is one side of an exchange as abihost's bench mode replays it:
@@ -30,6 +31,9 @@ type BenchOptions struct {
 	Lib      string   // default: EnsureBuilt's library
 	Env      []string
 	Dir      string // where to write the recorded files (default t.TempDir())
+	// Settle waits this long after the chain is configured, before the
+	// warmup: time for the picker's first scrapes.
+	Settle time.Duration
 }
 
 // BenchResult is what abihost measured per exchange (request and response
@@ -49,6 +53,7 @@ type BenchResult struct {
 	ABICallsPerReq     float64            `json:"abicalls_per_req"`
 	LocalReplies       int                `json:"local_replies"`
 	UpstreamOK         int                `json:"upstream_ok"`
+	Routed             int                `json:"routed"` // exchanges sent with x-gateway-destination-endpoint
 	Incomplete         int                `json:"incomplete"`
 	ClientBytes        float64            `json:"client_bytes_per_req"`
 	Hooks              map[string]float64 `json:"hooks"`     // per exchange, by hook
@@ -85,6 +90,7 @@ func RunBench(t testing.TB, o BenchOptions) (*BenchResult, error) {
 		return nil, err
 	}
 	cmd := exec.Command(b.Host, "--lib", o.Lib, "--bench", strconv.Itoa(o.N), "--warmup", strconv.Itoa(o.Warmup),
+		"--settle-ms", strconv.FormatInt(o.Settle.Milliseconds(), 10),
 		"--chain", files[0], "--request", files[1], "--response", files[2])
 	cmd.Dir = b.Root
 	cmd.Env = append(append(os.Environ(), "GODEBUG=cgocheck=0"), o.Env...)
