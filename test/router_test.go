@@ -253,3 +253,23 @@ func TestRouterRewritesModel(t *testing.T) {
 		require.Contains(t, string(res.Client.Body), `"model":"friendly-name"`)
 	}
 }
+
+// A 1 MiB prompt arriving in many frames is read whole, sent on unchanged,
+// and scheduled; the picker and the server see the same bytes.
+func TestRouterHugeSplitBody(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{Args: []string{"--max-model-len", "2000000", "--max-request-body-size-mb", "8"}})
+	h := routerHost(t, sim, map[string]any{})
+	waitPicking(t, h, sim.Model, sim.Addrs)
+
+	body := chatReq(sim.Model, strings.Repeat("All work and no play. ", 1<<20/22), 1)
+	var chunks [][]byte
+	for off := 0; off < len(body); off += 16 << 10 {
+		chunks = append(chunks, body[off:min(off+16<<10, len(body))])
+	}
+	res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Chunks: chunks, Cluster: sim.Addrs})
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+	require.Equal(t, body, res.Received.Body)
+	require.NotEmpty(t, destination(res))
+	require.Equal(t, sim.Model, res.Received.Headers.Get("X-Ai-Eg-Model"))
+}
