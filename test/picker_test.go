@@ -110,6 +110,19 @@ func TestPickerOverwritesClientDestination(t *testing.T) {
 		picks += v
 	}
 	require.GreaterOrEqual(t, picks, uint64(10))
+	lat, ok := st.Histogram("endpoint_picker.pick_duration_us", "pool", "pool")
+	require.True(t, ok, st.String())
+	require.GreaterOrEqual(t, lat.Count, uint64(10))
+	// Gauges follow the pools at most once a second, from a passing stream.
+	time.Sleep(1100 * time.Millisecond)
+	_, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(sim.Model, "one more", 1), Cluster: sim.Addrs})
+	require.NoError(t, err)
+	st = h.MustStats()
+	ready, ok := st.Gauge("endpoint_picker.ready_endpoints", "pool", "pool")
+	require.True(t, ok, "gauges are published by the streams that pass")
+	require.EqualValues(t, 3, ready)
+	_, ok = st.Gauge("endpoint_picker.saturated_endpoints", "pool", "pool")
+	require.True(t, ok)
 }
 
 // An endpoint loaded up to its --max-num-seqs, with a queue behind it, stops
