@@ -252,6 +252,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 			Waiting:  s.Waiting,
 			Running:  s.Running,
 			KVUsage:  s.KVUsage,
+			Capacity: s.PeakRunning,
 			Pending:  float64(max(0, inFlight-s.InFlightAtScrape)),
 			InFlight: float64(inFlight),
 			Stale:    now-s.At > p.staleAfter,

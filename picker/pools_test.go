@@ -117,7 +117,7 @@ func (f *fakeServer) addr() string { return strings.TrimPrefix(f.srv.URL, "http:
 // one is avoided, a failing one is dropped, and picks follow the numbers.
 func TestScrapedEndToEnd(t *testing.T) {
 	busy, idle := newFakeServer(t), newFakeServer(t)
-	busy.waiting.Store(4)
+	busy.waiting.Store(3) // with 1 running (its learned capacity) a new request would wait behind 4: not saturated
 	col := collector.New(nil)
 	ps, err := OpenJSON([]byte(staticConfig([]string{busy.addr(), idle.addr()},
 		`"scrape":{"interval":"10ms","staleAfter":"1s"}`)), WithCollector(col))

@@ -78,7 +78,7 @@ func (p *Pool) Stats() PoolStats {
 			es.Stale = now-sm.At > p.staleAfter
 			es.Waiting, es.Running, es.KVUsage = sm.Waiting, sm.Running, sm.KVUsage
 			ep := framework.Endpoint{
-				Waiting: sm.Waiting, KVUsage: sm.KVUsage, Stale: es.Stale,
+				Waiting: sm.Waiting, Running: sm.Running, KVUsage: sm.KVUsage, Stale: es.Stale, Capacity: sm.PeakRunning,
 				Pending: float64(max(0, es.InFlight-sm.InFlightAtScrape)),
 			}
 			es.Saturated = es.Stale || (p.saturation != nil && p.saturation.Saturated(&ep))

@@ -42,6 +42,8 @@ type Target struct {
 	scrapeErrors atomic.Uint64
 	consecutive  atomic.Int64
 	lastErr      atomic.Pointer[string]
+
+	peakRunning float64 // owned by the scrape goroutine
 }
 
 func newTarget(c *Collector, k targetKey, g *group) *Target {
@@ -181,6 +183,8 @@ func (t *Target) scrapeOnce(spec *Spec) {
 	if err == nil {
 		s.At = Now()
 		s.InFlightAtScrape = inFlight
+		t.peakRunning = max(t.peakRunning, s.Running)
+		s.PeakRunning = t.peakRunning
 		t.sample.Store(s)
 		t.consecutive.Store(0)
 		return

@@ -29,16 +29,26 @@ type Endpoint struct {
 	Waiting  float64 // scraped
 	Running  float64 // scraped
 	KVUsage  float64 // scraped, 0..1
+	Capacity float64 // requests it can run at once, learned (the most seen running); 0 if unknown
 	Pending  float64 // sent by this proxy after the scrape, so not in Waiting/Running yet
 	InFlight float64 // this proxy's requests in flight
 	Stale    bool    // metrics older than the pool's staleAfter
 	LoRA     *metrics.LoRA
 }
 
-// Queue is the waiting queue as this proxy best knows it: the scraped queue
-// plus what it sent since. Counting new requests as queued is pessimistic,
-// which is what keeps a burst between two scrapes from landing on one server.
-func (e *Endpoint) Queue() float64 { return e.Waiting + e.Pending }
+// Queue is how many requests a new one would wait behind, as this proxy
+// best knows it: the scraped waiting queue, plus the requests it sent since
+// that scrape, plus the new one, beyond the server's free slots. While the
+// server's slots are unknown every request sent since the scrape counts as
+// queued. Counting its own recent requests is what keeps a burst between two
+// scrapes from landing on one server; counting free slots is what tells a
+// full server from an idle one before either has a queue.
+func (e *Endpoint) Queue() float64 {
+	if e.Capacity <= 0 {
+		return e.Waiting + e.Pending
+	}
+	return e.Waiting + max(0, e.Running+e.Pending+1-e.Capacity)
+}
 
 // Filter keeps some endpoints. It moves the kept ones, in their original
 // order, to the front of eps and returns how many it kept; the dropped ones

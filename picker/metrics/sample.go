@@ -15,8 +15,9 @@ type Sample struct {
 	NumGPUBlocks int // KV blocks, 0 when not reported
 
 	// Set by the collector, not by Parse.
-	At               int64 // unix nanoseconds when the response arrived
-	InFlightAtScrape int64 // this proxy's in-flight count when the scrape was sent
+	At               int64   // collector.Now() when the response arrived
+	InFlightAtScrape int64   // this proxy's in-flight count when the scrape was sent
+	PeakRunning      float64 // the most requests this endpoint was seen running at once: its slots, as far as known
 }
 
 // LoRA is the newest state a vLLM-style lora_requests_info metric reports.
@@ -39,12 +40,19 @@ func NewLoRA(running, waiting []string, maxLoRA int) *LoRA {
 func Key(adapter string) uint64 { return xxhash.Sum64String(adapter) }
 
 // IsRunning reports whether adapter, whose Key is key, is loaded on the server.
+// A nil LoRA runs nothing.
 func (l *LoRA) IsRunning(adapter string, key uint64) bool {
+	if l == nil {
+		return false
+	}
 	return contains(l.Running, l.runningKeys, adapter, key)
 }
 
 // IsWaiting reports whether adapter, whose Key is key, is queued to be loaded.
 func (l *LoRA) IsWaiting(adapter string, key uint64) bool {
+	if l == nil {
+		return false
+	}
 	return contains(l.Waiting, l.waitingKeys, adapter, key)
 }
 

@@ -207,9 +207,22 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	key := chainHash(req.ModelKey, req.Prompt, bs, d)
 
 	limit := s.queueLimit(eps)
+	// A LoRA adapter's prefix can only be reused where the adapter runs: when
+	// some candidate runs it, only those may be preferred, or affinity
+	// would pull the adapter onto servers that must first load it.
+	adapterRunning := false
+	for i := range eps {
+		if l := eps[i].LoRA; l != nil && l.IsRunning(req.Model, req.ModelKey) {
+			adapterRunning = true
+			break
+		}
+	}
 	best, bestWeight := -1, uint64(0)
 	for i := range eps {
 		if eps[i].Queue() > limit {
+			continue
+		}
+		if adapterRunning && !eps[i].LoRA.IsRunning(req.Model, req.ModelKey) {
 			continue
 		}
 		if w := framework.Mix(key ^ eps[i].Key); best < 0 || w > bestWeight {

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/collector"
+)
+
+// router chooses the endpoint of each request, as a proxy would.
+type router interface {
+	// route returns the endpoint for body, or shed. done is called with the
+	// outcome when the request ends.
+	route(seq uint64, body []byte) (endpoint string, shed bool, done func(failed bool))
+	close()
+}
+
+type roundRobin struct {
+	addrs []string
+	next  atomic.Uint64
+}
+
+func (r *roundRobin) route(uint64, []byte) (string, bool, func(bool)) {
+	return r.addrs[(r.next.Add(1)-1)%uint64(len(r.addrs))], false, func(bool) {}
+}
+func (r *roundRobin) close() {}
+
+type random struct{ addrs []string }
+
+func (r *random) route(uint64, []byte) (string, bool, func(bool)) {
+	return r.addrs[rand.IntN(len(r.addrs))], false, func(bool) {}
+}
+func (r *random) close() {}
+
+// pickers is K independent picker instances, as K proxies would run: each
+// has its own collector (its own scrapes), prefix index and in-flight
+// counts. Requests reach them round robin, as through a load balancer in
+// front of the proxies.
+// poolOverride is merged into every picker scenario's pool config (-pool).
+var poolOverride map[string]any
+
+type pickers struct {
+	pools []*picker.Pools
+	addrs []string
+}
+
+func newPickers(k int, addrs []string, pool map[string]any) (*pickers, error) {
+	p := &pickers{addrs: addrs}
+	for range k {
+		cfg := map[string]any{"name": "bench", "endpoints": map[string]any{"static": addrs}}
+		for key, v := range pool {
+			cfg[key] = v
+		}
+		for key, v := range poolOverride {
+			cfg[key] = v
+		}
+		js, err := json.Marshal(map[string]any{"pools": []any{cfg}})
+		if err != nil {
+			return nil, err
+		}
+		// A collector each: pools on separate collectors never share a
+		// runtime, so the instances know nothing of each other.
+		ps, err := picker.OpenJSON(js, picker.WithCollector(collector.New(nil)))
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("picker config: %w", err)
+		}
+		p.pools = append(p.pools, ps)
+	}
+	for _, ps := range p.pools {
+		if err := ps.List()[0].WaitReady(10e9); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
+	pool := p.pools[seq%uint64(len(p.pools))].List()[0]
+	req, err := picker.RequestFromBody(body)
+	if err != nil {
+		panic(err) // the workload always names a model
+	}
+	res := &picker.Result{}
+	pool.Pick(&req, res)
+	switch res.Status {
+	case picker.StatusOK:
+		return res.Endpoints()[0], false, func(failed bool) {
+			if failed {
+				res.Done(picker.OutcomeFailed)
+			} else {
+				res.Done(picker.OutcomeOK)
+			}
+		}
+	case picker.StatusShed:
+		return "", true, nil
+	default: // no metrics: Envoy's fallback policy would pick
+		return p.addrs[rand.IntN(len(p.addrs))], false, func(bool) {}
+	}
+}
+
+func (p *pickers) close() {
+	for _, ps := range p.pools {
+		ps.Close()
+	}
+}
