@@ -41,6 +41,14 @@ func TestPickScheduling(t *testing.T) {
 			want: []string{epB, epC, epD},
 		},
 		{
+			name: "a full server is avoided before it reports a queue",
+			samples: map[string]*metrics.Sample{
+				epA: {Running: 6, PeakRunning: 6, KVUsage: 0.3},
+				epB: {Running: 5, PeakRunning: 6, KVUsage: 0.4},
+			},
+			want: []string{epB, epA},
+		},
+		{
 			name: "an active LoRA wins",
 			samples: map[string]*metrics.Sample{
 				epA: {Waiting: 1, KVUsage: 0.2, LoRA: loraFull},

@@ -85,7 +85,18 @@ func TestScrapePublishesSample(t *testing.T) {
 	require.Equal(t, 0.25, s.KVUsage)
 	require.Equal(t, int64(2), s.InFlightAtScrape)
 	require.GreaterOrEqual(t, s.At, before)
+	require.Equal(t, 3.0, s.PeakRunning)
 	require.Equal(t, uint64(1), tg.Stats().Scrapes)
+
+	// The peak of running requests is remembered across scrapes: it is the
+	// server's slot count as far as anyone has seen.
+	for _, running := range []string{"5", "1"} {
+		b := strings.Replace(okBody, "running 3", "running "+running, 1)
+		srv.body.Store(&b)
+		tg.scrapeOnce(&spec)
+	}
+	require.Equal(t, 1.0, tg.Sample().Running)
+	require.Equal(t, 5.0, tg.Sample().PeakRunning)
 }
 
 func TestScrapeFailures(t *testing.T) {

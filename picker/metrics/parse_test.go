@@ -158,6 +158,9 @@ func TestLoRAQueries(t *testing.T) {
 		l.MaxLoRA = 2
 		require.False(t, l.HasRoom())
 	}
+	var none *LoRA
+	require.False(t, none.IsRunning("a", Key("a")), "no LoRA metrics: nothing runs")
+	require.False(t, none.IsWaiting("a", Key("a")))
 }
 
 func TestForEngine(t *testing.T) {

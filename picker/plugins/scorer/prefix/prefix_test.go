@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
 )
 
 func TestAppendHashes(t *testing.T) {
@@ -296,4 +297,33 @@ func TestNewRejectsBadParams(t *testing.T) {
 		_, err := New(p)
 		require.Error(t, err, "%+v", p)
 	}
+}
+
+func TestRendezvousPrefersWhereTheAdapterRuns(t *testing.T) {
+	s := rendezvous(t)
+	eps := endpoints(8)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	for i := range eps {
+		eps[i].LoRA = metrics.NewLoRA([]string{"other"}, nil, 2)
+	}
+	// Wherever the base model's key would go, an adapter request is
+	// preferred only among the servers that run the adapter.
+	for _, runs := range [][]int{{2}, {5, 6}, {0, 7}} {
+		for i := range eps {
+			eps[i].LoRA = metrics.NewLoRA([]string{"other"}, nil, 2)
+		}
+		for _, i := range runs {
+			eps[i].LoRA = metrics.NewLoRA([]string{"sql"}, nil, 2)
+		}
+		c := &framework.Cycle{}
+		c.Reset(&framework.Request{Model: "sql", ModelKey: metrics.Key("sql"), Prompt: prompt}, 0, 1)
+		require.Contains(t, runs, preferred(score(s, c, eps)))
+	}
+	// When no server runs it, any may be preferred.
+	for i := range eps {
+		eps[i].LoRA = nil
+	}
+	c := &framework.Cycle{}
+	c.Reset(&framework.Request{Model: "sql", ModelKey: metrics.Key("sql"), Prompt: prompt}, 0, 1)
+	require.GreaterOrEqual(t, preferred(score(s, c, eps)), 0)
 }
