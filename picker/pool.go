@@ -237,27 +237,27 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		}
 		var e *framework.Endpoint
 		if m.target.FailedWithin(now, p.penalty) {
-			held = append(held, framework.Endpoint{})
+			held = grow(held)
 			e = &held[len(held)-1]
 		} else {
-			eps = append(eps, framework.Endpoint{})
+			eps = grow(eps)
 			e = &eps[len(eps)-1]
 		}
+		// Every field, one by one: a composite literal assigned through e is
+		// copied with typedmemmove, which costs more than the whole build.
 		inFlight := m.target.InFlight()
-		*e = framework.Endpoint{
-			Addr:     m.addr,
-			Key:      m.key,
-			ID:       m.id,
-			Member:   int32(i),
-			Waiting:  s.Waiting,
-			Running:  s.Running,
-			KVUsage:  s.KVUsage,
-			Capacity: s.PeakRunning,
-			Pending:  float64(max(0, inFlight-s.InFlightAtScrape)),
-			InFlight: float64(inFlight),
-			Stale:    now-s.At > p.staleAfter,
-			LoRA:     s.LoRA,
-		}
+		e.Addr = m.addr
+		e.Key = m.key
+		e.ID = m.id
+		e.Member = int32(i)
+		e.Waiting = s.Waiting
+		e.Running = s.Running
+		e.KVUsage = s.KVUsage
+		e.Capacity = s.PeakRunning
+		e.Pending = float64(max(0, inFlight-s.InFlightAtScrape))
+		e.InFlight = float64(inFlight)
+		e.Stale = now-s.At > p.staleAfter
+		e.LoRA = s.LoRA
 	}
 	st.eps, st.held = eps, held
 	if len(eps) == 0 {
@@ -282,6 +282,15 @@ func (p *Pool) Pick(req *Request, res *Result) {
 	res.started = v.members[picked[0]].target
 	res.started.Start()
 	p.picks.Add(1)
+}
+
+// grow extends eps by one element without zeroing it when the buffer
+// allows: the caller sets every field.
+func grow(eps []framework.Endpoint) []framework.Endpoint {
+	if len(eps) < cap(eps) {
+		return eps[:len(eps)+1]
+	}
+	return append(eps, framework.Endpoint{})
 }
 
 // markHint marks the members named by the subset hint and reports whether

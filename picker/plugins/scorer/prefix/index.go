@@ -29,10 +29,11 @@ type Index struct {
 	closed    bool
 	timer     *time.Timer
 
-	applyMu sync.Mutex // held while applying; guards what follows
-	batch   []*record
-	lists   []lru
-	spare   *node
+	applyMu      sync.Mutex // held while applying; guards what follows
+	batch        []*record
+	lists        []lru
+	spare        *node    // free nodes
+	spareEntries []*entry // free entries, holders slices kept
 }
 
 const (
@@ -216,7 +217,7 @@ func (x *Index) touch(id int32, h uint64) {
 			}
 		}
 	} else {
-		e = &entry{}
+		e = x.newEntry()
 		sh.m[h] = e
 		x.entries.Add(1)
 	}
@@ -247,6 +248,9 @@ func (x *Index) remove(nd *node) {
 		if len(e.holders) == 0 {
 			delete(sh.m, nd.hash)
 			x.entries.Add(-1)
+			// No reader can still see e: they hold the shard's read lock
+			// while they look, and it was removed under the write lock.
+			x.spareEntries = append(x.spareEntries, e)
 		}
 	}
 	sh.mu.Unlock()
@@ -262,6 +266,15 @@ func (x *Index) forget(id int32) {
 	for l.n > 0 {
 		x.remove(l.popBack())
 	}
+}
+
+func (x *Index) newEntry() *entry {
+	if n := len(x.spareEntries); n > 0 {
+		e := x.spareEntries[n-1]
+		x.spareEntries = x.spareEntries[:n-1]
+		return e
+	}
+	return &entry{holders: make([]holder, 0, 2)}
 }
 
 func (x *Index) newNode(h uint64, id int32) *node {
