@@ -47,9 +47,30 @@ func keepLine(line []byte, wanted []string) bool {
 		if len(s) > 0 && s[0] == '"' {
 			return true
 		}
-		return isWanted(s[:nameEnd(s)], wanted)
+		return isWantedName(s, wanted)
 	}
-	return isWanted(s[:nameEnd(s)], wanted)
+	return isWantedName(s, wanted)
+}
+
+// isWantedName reports whether s starts with a wanted metric name followed
+// by '{', a blank or the end. The byte after where the name would end is
+// checked first: it rules out almost every line without comparing names.
+func isWantedName(s []byte, wanted []string) bool {
+	for _, w := range wanted {
+		n := len(w)
+		if len(s) < n {
+			continue
+		}
+		if len(s) > n {
+			if c := s[n]; c != '{' && c != ' ' && c != '\t' {
+				continue
+			}
+		}
+		if string(s[:n]) == w {
+			return true
+		}
+	}
+	return false
 }
 
 func trimBlank(s []byte) []byte {
@@ -57,23 +78,4 @@ func trimBlank(s []byte) []byte {
 		s = s[1:]
 	}
 	return s
-}
-
-// nameEnd returns the length of the metric name at the start of s.
-func nameEnd(s []byte) int {
-	for i, c := range s {
-		if c == '{' || c == ' ' || c == '\t' {
-			return i
-		}
-	}
-	return len(s)
-}
-
-func isWanted(name []byte, wanted []string) bool {
-	for _, w := range wanted {
-		if string(name) == w {
-			return true
-		}
-	}
-	return false
 }

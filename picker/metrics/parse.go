@@ -21,16 +21,13 @@ var ErrMissing = errors.New("missing metric")
 // Parser reads expositions. It keeps scratch buffers between calls, so one
 // Parser must not be used by two goroutines at once.
 type Parser struct {
-	text   expfmt.TextParser
 	lines  []byte
 	wanted []string
 	reader bytes.Reader
 }
 
 // NewParser returns a Parser that accepts UTF-8 metric names.
-func NewParser() *Parser {
-	return &Parser{text: expfmt.NewTextParser(model.UTF8Validation)}
-}
+func NewParser() *Parser { return &Parser{} }
 
 // Parse extracts a Sample from a Prometheus text exposition. It fails, and the
 // endpoint must be treated as unhealthy, when the exposition does not parse,
@@ -40,18 +37,20 @@ func NewParser() *Parser {
 func (p *Parser) Parse(body []byte, names *Names) (s Sample, err error) {
 	// prometheus/common v0.66.1's text parser dereferences nil on some
 	// inputs (a line "{}", found by FuzzParseMetrics). A panic here would
-	// kill the whole proxy, so it is an unusable exposition instead, and the
-	// parser, whose state is now unknown, is replaced.
+	// kill the whole proxy, so it is an unusable exposition instead.
 	defer func() {
 		if r := recover(); r != nil {
-			p.text = expfmt.NewTextParser(model.UTF8Validation)
 			s, err = Sample{}, fmt.Errorf("parse exposition: parser panic: %v", r)
 		}
 	}()
 	p.wanted = names.list(p.wanted[:0])
 	p.lines = selectLines(p.lines[:0], body, p.wanted)
 	p.reader.Reset(p.lines)
-	families, err := p.text.TextToMetricFamilies(&p.reader)
+	// A new TextParser each time: its reset leaves state of the previous
+	// input behind (the fuzzer found results depending on what was parsed
+	// before), and it allocates its maps anew on every call anyway.
+	text := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := text.TextToMetricFamilies(&p.reader)
 	if err != nil {
 		return Sample{}, fmt.Errorf("parse exposition: %w", err)
 	}

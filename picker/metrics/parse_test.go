@@ -180,3 +180,18 @@ func TestSelectLines(t *testing.T) {
 	got := string(selectLines(nil, []byte(in), []string{"a"}))
 	require.Equal(t, "# TYPE a gauge\na{x=\"1\"} 1\n  a 4\n#TYPE a gauge\n{\"b\"} 5\n", got)
 }
+
+// A reused expfmt.TextParser carries the previous input's last metric into
+// the next parse (found by FuzzParseMetrics): a line "{}" then attaches to
+// it instead of failing. Parse must answer the same after any history.
+func TestParseIgnoresHistory(t *testing.T) {
+	garbage := []byte("# TYPE vllm:cache_config_info gauge\n{}0\nvllm:kv_cache_usage_perc 0\nvllm:num_requests_running 0\nvllm:num_requests_waiting 0\n")
+	_, fresh := NewParser().Parse(garbage, vllm(t))
+	require.Error(t, fresh)
+
+	p := NewParser()
+	_, err := p.Parse([]byte("vllm:num_requests_waiting{a=\"b\"} 1\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n"), vllm(t))
+	require.NoError(t, err)
+	_, err = p.Parse(garbage, vllm(t))
+	require.Equal(t, fresh, err)
+}
