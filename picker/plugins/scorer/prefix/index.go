@@ -19,12 +19,12 @@ import (
 type Index struct {
 	capacity int
 	shards   [numShards]shard
-	records  sync.Pool
 	dropped  atomic.Uint64
 	entries  atomic.Int64
 
-	mu        sync.Mutex // guards the queue
+	mu        sync.Mutex // guards the queue and free records
 	queue     []*record
+	free      []*record // applied records, reused: no garbage per pick
 	scheduled bool
 	closed    bool
 	timer     *time.Timer
@@ -40,8 +40,9 @@ const (
 	numShards = 32
 	// flushDelay batches updates: one timer firing per millisecond at most.
 	flushDelay = time.Millisecond
-	// maxQueued bounds the updates waiting for a flush; more are dropped.
-	maxQueued = 8192
+	// maxQueued bounds the updates waiting for a flush (a million picks a
+	// second at one flush per millisecond); more are dropped.
+	maxQueued = 1024
 )
 
 type shard struct {
@@ -81,7 +82,6 @@ type record struct {
 // Close it to stop its timer.
 func NewIndex(capacity int) *Index {
 	x := &Index{capacity: capacity}
-	x.records.New = func() any { return &record{} }
 	for i := range x.shards {
 		x.shards[i].m = make(map[uint64]*entry)
 	}
@@ -105,13 +105,23 @@ func (x *Index) Close() {
 // updates wait, the record is dropped and counted: losing some affinity
 // under overload is better than slowing picks.
 func (x *Index) Record(id int32, hashes []uint64) {
-	r := x.records.Get().(*record)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed || len(x.queue) >= maxQueued {
+		x.dropped.Add(1)
+		return
+	}
+	var r *record
+	if n := len(x.free); n > 0 {
+		r = x.free[n-1]
+		x.free = x.free[:n-1]
+	} else {
+		r = &record{}
+	}
 	r.id, r.forget = id, false
 	r.hashes = append(r.hashes[:0], hashes...)
-	if !x.enqueue(r) {
-		x.dropped.Add(1)
-		x.records.Put(r)
-	}
+	x.queue = append(x.queue, r)
+	x.schedule()
 }
 
 // Forget queues the removal of everything endpoint id holds, for an endpoint
@@ -123,17 +133,6 @@ func (x *Index) Forget(id int32) {
 		x.queue = append(x.queue, &record{id: id, forget: true})
 		x.schedule()
 	}
-}
-
-func (x *Index) enqueue(r *record) bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.closed || len(x.queue) >= maxQueued {
-		return false
-	}
-	x.queue = append(x.queue, r)
-	x.schedule()
-	return true
 }
 
 // schedule arms the flush timer unless it is armed; x.mu is held.
@@ -154,10 +153,17 @@ func (x *Index) Flush() {
 	x.queue = x.batch[:0]
 	x.scheduled = false
 	x.mu.Unlock()
-	for i, r := range batch {
+	for _, r := range batch {
 		x.apply(r)
+	}
+	x.mu.Lock()
+	for i, r := range batch {
+		if !r.forget {
+			x.free = append(x.free, r)
+		}
 		batch[i] = nil
 	}
+	x.mu.Unlock()
 	x.batch = batch
 }
 
@@ -192,7 +198,6 @@ func (x *Index) apply(r *record) {
 	for i := len(r.hashes) - 1; i >= 0; i-- {
 		x.touch(r.id, r.hashes[i])
 	}
-	x.records.Put(r)
 }
 
 func (x *Index) list(id int32) *lru {
