@@ -97,6 +97,14 @@ func TestScrapePublishesSample(t *testing.T) {
 	}
 	require.Equal(t, 1.0, tg.Sample().Running)
 	require.Equal(t, 5.0, tg.Sample().PeakRunning)
+
+	// Running without a queue tells nothing of the slots: no learning.
+	b := strings.Replace(strings.Replace(okBody, "running 3", "running 9", 1), "waiting 2", "waiting 0", 1)
+	require.NotEqual(t, okBody, b)
+	srv.body.Store(&b)
+	tg.scrapeOnce(&spec)
+	require.Equal(t, 9.0, tg.Sample().Running)
+	require.Equal(t, 5.0, tg.Sample().PeakRunning)
 }
 
 func TestScrapeFailures(t *testing.T) {

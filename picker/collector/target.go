@@ -183,7 +183,13 @@ func (t *Target) scrapeOnce(spec *Spec) {
 	if err == nil {
 		s.At = Now()
 		s.InFlightAtScrape = inFlight
-		t.peakRunning = max(t.peakRunning, s.Running)
+		if s.Waiting > 0 {
+			// Requests wait only when every slot is taken: running is then
+			// the server's slot count. Without a queue, running says
+			// nothing about the slots left, and a server seen running one
+			// request must not count as full.
+			t.peakRunning = max(t.peakRunning, s.Running)
+		}
 		s.PeakRunning = t.peakRunning
 		t.sample.Store(s)
 		t.consecutive.Store(0)
