@@ -265,7 +265,7 @@ func TestResultLifecycle(t *testing.T) {
 	require.Equal(t, "10.0.0.1:8000,10.0.0.2:8000", res.Header())
 	require.Equal(t, "x=10.0.0.1:8000,10.0.0.2:8000", string(res.AppendHeader([]byte("x="))))
 
-	// Envoy retried on B, which then failed.
+	// Envoy retried on B, which then failed; A, walked past, failed first.
 	res.Served(epB)
 	require.Zero(t, target(t, p, epA).InFlight())
 	require.Equal(t, int64(1), target(t, p, epB).InFlight())
@@ -274,21 +274,33 @@ func TestResultLifecycle(t *testing.T) {
 	res.Done(OutcomeFailed) // idempotent
 	require.Zero(t, target(t, p, epB).InFlight())
 	require.Equal(t, uint64(1), target(t, p, epB).Stats().Failures)
-	require.Zero(t, target(t, p, epA).Stats().Failures)
+	require.Equal(t, uint64(1), target(t, p, epA).Stats().Failures)
 
-	// B is penalized now, so even an idle B is not picked first.
-	publish(t, p, epB, metrics.Sample{})
-	publish(t, p, epA, metrics.Sample{Waiting: 3})
+	// A served on the next try: it is healthy again as far as this test
+	// goes (a fresh pool without A's failure).
+	p = openManual(t, staticConfig([]string{epA, epB}, `"failurePenalty":"1h"`))
+	publish(t, p, epA, metrics.Sample{Waiting: 0})
+	publish(t, p, epB, metrics.Sample{Waiting: 2})
 	p.Pick(&Request{}, &res)
-	require.Equal(t, []string{epA}, res.Endpoints())
+	res.Done(OutcomeOK)
+	p.Pick(&Request{}, &res)
+	require.Equal(t, epA, res.Endpoints()[0])
+	res.Done(OutcomeFailed)
+	require.Zero(t, target(t, p, epB).Stats().Failures)
+
+	// A is penalized now, so even an idle A is not picked first.
+	publish(t, p, epA, metrics.Sample{})
+	publish(t, p, epB, metrics.Sample{Waiting: 3})
+	p.Pick(&Request{}, &res)
+	require.Equal(t, []string{epB}, res.Endpoints())
 
 	// Reusing a Result without Done does not leak an in-flight count.
 	p.Pick(&Request{}, &res)
-	require.Equal(t, int64(1), target(t, p, epA).InFlight())
+	require.Equal(t, int64(1), target(t, p, epB).InFlight())
 	res.Done(OutcomeOK)
 
 	st := p.Stats()
-	require.Equal(t, uint64(3), st.Picks)
+	require.Equal(t, uint64(4), st.Picks)
 	require.Equal(t, 1, st.Penalized)
 	require.Equal(t, 1, st.Ready)
 }

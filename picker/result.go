@@ -89,7 +89,9 @@ func (r *Result) Header() string { return string(r.AppendHeader(nil)) }
 // Served records the endpoint that actually served the request (from
 // envoy.lb / x-gateway-destination-endpoint-served or the upstream address)
 // when it differs from the first one picked, i.e. Envoy retried: the
-// in-flight count moves there. Unknown addresses are ignored.
+// in-flight count moves there, and every endpoint listed before it is
+// penalized, since Envoy only walks past an entry that failed (connect
+// failure, reset or a retriable 5xx). Unknown addresses are ignored.
 func (r *Result) Served(addr string) {
 	if r.started == nil || addr == r.started.Addr {
 		return
@@ -98,6 +100,14 @@ func (r *Result) Served(addr string) {
 	i, ok := v.byAddr[addr]
 	if !ok {
 		return
+	}
+	for _, e := range r.eps[:r.n] {
+		if e == addr {
+			break
+		}
+		if j, ok := v.byAddr[e]; ok {
+			v.members[j].target.Fail()
+		}
 	}
 	t := v.members[i].target
 	r.started.Move(t)
