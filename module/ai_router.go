@@ -72,6 +72,7 @@ type aiRouterFilter struct {
 	restored    []byte
 	backend     string
 	costs       []transform.CostValue
+	costBuf     [4]transform.CostValue
 	accountedAt bool
 }
 
@@ -191,8 +192,9 @@ func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream
 		return shared.HeadersStatusContinue
 	}
 	status, _ := strconv.Atoi(headers.GetOne(":status").ToUnsafeString())
-	contentType := headerString(headers, "content-type")
-	encoding := headerString(headers, "content-encoding")
+	// Views into Envoy's memory: NewMeter and NewModelRestorer keep neither.
+	contentType := headers.GetOne("content-type").ToUnsafeString()
+	encoding := headers.GetOne("content-encoding").ToUnsafeString()
 	f.meter = transform.NewMeter(f.ep, status, contentType, encoding)
 	if v, ok := f.h.GetAttributeString(shared.AttributeIDUpstreamAddress); ok {
 		f.backend = v.ToString()
@@ -286,7 +288,7 @@ func (f *aiRouterFilter) account() {
 		f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
 	}
 	var err error
-	f.costs, err = f.cfg.AppendCosts(f.costs[:0], r.Usage, d.TargetModel, f.backend)
+	f.costs, err = f.cfg.AppendCosts(f.costBuf[:0], r.Usage, d.TargetModel, f.backend)
 	if err != nil {
 		f.h.Log(shared.LogLevelWarn, "ai_router: token costs: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
@@ -130,6 +131,10 @@ type endpointPickerFilter struct {
 	failed  bool // the response says the endpoint failed
 	hdr     []byte
 	body    []byte
+	// Per-stream backing arrays: slices of them passed to the SDK do not
+	// allocate (the filter is on the heap already).
+	hdrBuf [128]byte
+	tags   [2]string
 }
 
 func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
@@ -255,25 +260,28 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 	f.pool.Pick(&f.req, &f.res)
 	f.req.Prompt = nil // the prompt may point into a buffer we reuse
 	pool := f.pool.Name()
-	f.h.RecordHistogramValue(f.cfg.pickLatency, uint64(time.Since(start).Microseconds()), pool)
+	f.tags[0] = pool
+	f.h.RecordHistogramValue(f.cfg.pickLatency, uint64(time.Since(start).Microseconds()), f.tags[:1]...)
 	f.cfg.publishGauges(f.h)
 	switch f.res.Status {
 	case picker.StatusOK:
 		f.picked = true
-		f.hdr = f.res.AppendHeader(f.hdr[:0])
-		dest := string(f.hdr)
+		f.hdr = f.res.AppendHeader(f.hdrBuf[:0])
+		// Envoy copies header and metadata values; f.hdr outlives the calls.
+		dest := unsafe.String(unsafe.SliceData(f.hdr), len(f.hdr))
 		headers.Set(headerDestination, dest)
 		f.h.SetMetadata(metadataLB, metadataDestination, dest)
-		f.h.IncrementCounterValue(f.cfg.picks, 1, pool, f.res.Endpoints()[0])
+		f.tags[1] = f.res.Endpoints()[0]
+		f.h.IncrementCounterValue(f.cfg.picks, 1, f.tags[:2]...)
 		return true
 	case picker.StatusShed:
-		f.h.IncrementCounterValue(f.cfg.sheds, 1, pool)
+		f.h.IncrementCounterValue(f.cfg.sheds, 1, f.tags[:1]...)
 		f.reply(429, "the inference pool is saturated and this request is sheddable", "rate_limit_exceeded")
 	case picker.StatusNoCapacity:
-		f.h.IncrementCounterValue(f.cfg.noCapacity, 1, pool)
+		f.h.IncrementCounterValue(f.cfg.noCapacity, 1, f.tags[:1]...)
 		f.reply(503, "no endpoint of the pool can serve this request (subset hint matched none)", "no_capacity")
 	case picker.StatusNoMetrics:
-		f.h.IncrementCounterValue(f.cfg.noMetrics, 1, pool)
+		f.h.IncrementCounterValue(f.cfg.noMetrics, 1, f.tags[:1]...)
 		if f.pool.FailOpen() {
 			// Envoy's fallback policy picks.
 			return true

@@ -3,7 +3,6 @@ package transform
 import (
 	"bytes"
 	"fmt"
-	"mime"
 	"strings"
 	"time"
 
@@ -80,12 +79,12 @@ func NewMeter(ep Endpoint, status int, contentType, contentEncoding string) *Met
 	if status < 200 || status > 299 {
 		return m
 	}
-	mediaType, _, _ := mime.ParseMediaType(contentType)
+	mt := mediaType(contentType)
 	switch {
-	case mediaType == "text/event-stream":
+	case mt == "text/event-stream":
 		m.kind = bodySSE
 		m.report.Streamed = true
-	case contentType == "", mediaType == "application/json", strings.HasSuffix(mediaType, "+json"):
+	case contentType == "", mt == "application/json", strings.HasSuffix(mt, "+json"):
 		m.kind = bodyJSON
 		m.walker.watch = fieldModel.bit() | fieldUsage.bit()
 	default:

@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"mime"
 
 	"github.com/tidwall/gjson"
 )
@@ -38,8 +37,8 @@ type ModelRestorer struct {
 // NewModelRestorer returns a restorer that names model in a response with
 // the given content-type (text/event-stream, or else JSON).
 func NewModelRestorer(model, contentType string) *ModelRestorer {
-	mediaType, _, _ := mime.ParseMediaType(contentType)
-	r := &ModelRestorer{quoted: gjson.AppendJSONString(nil, model), sse: mediaType == "text/event-stream"}
+	mt := mediaType(contentType)
+	r := &ModelRestorer{quoted: gjson.AppendJSONString(nil, model), sse: mt == "text/event-stream"}
 	r.walker.watch = fieldModel.bit() | fieldResponseModel.bit()
 	return r
 }
