@@ -105,8 +105,7 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 	}
 	f.rewriteHdr = headerString(headers, transform.ModelRewriteHeader)
 	if endOfStream {
-		f.decide(nil, nil, false)
-		return shared.HeadersStatusStop
+		f.decide(nil)
 	}
 	return shared.HeadersStatusStop
 }
@@ -115,16 +114,15 @@ func (f *aiRouterFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool)
 	if !f.active || f.decided {
 		return shared.BodyStatusContinue
 	}
-	buffered := f.h.BufferedRequestBody()
-	receivedIsBuffered := f.h.ReceivedBufferedRequestBody()
-	if err := f.cfg.CheckBodySize(int64(body.GetSize() + bufferedSize(buffered, receivedIsBuffered))); err != nil {
+	parts := newBodyParts(f.h, body)
+	if err := f.cfg.CheckBodySize(int64(parts.size())); err != nil {
 		f.replyError(err)
 		return shared.BodyStatusStopNoBuffer
 	}
 	if !endOfStream {
 		return shared.BodyStatusStopAndBuffer
 	}
-	if f.decide(body, buffered, receivedIsBuffered) {
+	if f.decide(&parts) {
 		return shared.BodyStatusContinue
 	}
 	return shared.BodyStatusStopNoBuffer
@@ -134,7 +132,8 @@ func (f *aiRouterFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStat
 	if !f.active || f.decided {
 		return shared.TrailersStatusContinue
 	}
-	if f.decide(nil, f.h.BufferedRequestBody(), false) {
+	parts := newBodyParts(f.h, nil)
+	if f.decide(&parts) {
 		return shared.TrailersStatusContinue
 	}
 	return shared.TrailersStatusStop
@@ -143,16 +142,13 @@ func (f *aiRouterFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStat
 // decide reads the whole body, then either answers the request or sets the
 // model header, rewrites the body if needed and hands the parse on to
 // endpoint_picker. It reports whether the request goes on.
-func (f *aiRouterFilter) decide(received, buffered shared.BodyBuffer, receivedIsBuffered bool) bool {
+// parts is nil for a request that ended with its headers.
+func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 	f.decided = true
 	var body []byte
-	if buffered != nil {
-		n := bufferedSize(buffered, receivedIsBuffered)
-		if received != nil {
-			n += received.GetSize()
-		}
-		f.body = getBody(int(n))
-		*f.body = wholeBody(*f.body, received, buffered, receivedIsBuffered)
+	if parts != nil {
+		f.body = getBody(int(parts.size()))
+		*f.body = parts.appendTo(*f.body)
 		body = *f.body
 	}
 	d, err := f.cfg.Decide(f.ep, body, f.rewriteHdr)
@@ -165,8 +161,8 @@ func (f *aiRouterFilter) decide(received, buffered shared.BodyBuffer, receivedIs
 	headers.Set(headerModel, d.Model)
 	// Routes match on x-ai-eg-model: one listener, many models and pools.
 	f.h.ClearRouteCache()
-	if d.Body != nil {
-		replaceBody(received, buffered, receivedIsBuffered, d.Body)
+	if d.Body != nil && parts != nil {
+		parts.replace(d.Body)
 		setContentLength(headers, len(d.Body))
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.

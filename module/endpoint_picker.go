@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -169,9 +168,8 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 	if f.decided {
 		return shared.BodyStatusContinue
 	}
-	buffered := f.h.BufferedRequestBody()
-	receivedIsBuffered := f.h.ReceivedBufferedRequestBody()
-	if size := body.GetSize() + bufferedSize(buffered, receivedIsBuffered); size > pickerMaxBody {
+	parts := newBodyParts(f.h, body)
+	if parts.size() > pickerMaxBody {
 		f.decided = true
 		f.reply(413, fmt.Sprintf("request body is over %d bytes", pickerMaxBody), "request_too_large")
 		return shared.BodyStatusStopNoBuffer
@@ -179,7 +177,7 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 	if !endOfStream {
 		return shared.BodyStatusStopAndBuffer
 	}
-	f.body = wholeBody(f.body[:0], body, buffered, receivedIsBuffered)
+	f.body = parts.appendTo(f.body[:0])
 	if !f.readBody() {
 		return shared.BodyStatusStopNoBuffer
 	}
@@ -189,18 +187,11 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 	return shared.BodyStatusStopNoBuffer
 }
 
-func bufferedSize(b shared.BodyBuffer, receivedIsBuffered bool) uint64 {
-	if receivedIsBuffered {
-		return 0
-	}
-	return b.GetSize()
-}
-
 func (f *endpointPickerFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStatus {
 	if f.decided {
 		return shared.TrailersStatusContinue
 	}
-	f.body = wholeBody(f.body[:0], nil, f.h.BufferedRequestBody(), false)
+	f.body = newBodyParts(f.h, nil).appendTo(f.body[:0])
 	if f.readBody() && f.pick(f.h.RequestHeaders()) {
 		return shared.TrailersStatusContinue
 	}
@@ -219,8 +210,7 @@ func (f *endpointPickerFilter) readBody() bool {
 	return true
 }
 
-// readSubset reads the subset hint: a metadata list of ip:port, or one
-// comma-separated string.
+// readSubset reads the subset hint, a dynamic metadata list of ip:port.
 func (f *endpointPickerFilter) readSubset() {
 	f.req.Subset, f.req.HasSubset = f.req.Subset[:0], false
 	if n, ok := f.h.GetMetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
@@ -228,15 +218,6 @@ func (f *endpointPickerFilter) readSubset() {
 		for i := 0; i < n; i++ {
 			if v, ok := f.h.GetMetadataListString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey, i); ok {
 				f.req.Subset = append(f.req.Subset, v.ToString())
-			}
-		}
-		return
-	}
-	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
-		f.req.HasSubset = true
-		for _, e := range strings.Split(v.ToUnsafeString(), ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				f.req.Subset = append(f.req.Subset, e)
 			}
 		}
 	}
