@@ -168,8 +168,32 @@ func TestEnvoyOverwritesClientDestination(t *testing.T) {
 	envoyBin(t)
 	sims := startSims(t, 3)
 	e := startEnvoy(t, sims)
-	// A client naming an address outside the pool must not be obeyed.
-	resp, body := chat(t, e, `{"model":"sim-model","messages":[{"role":"user","content":"hi"}]}`,
-		map[string]string{"x-gateway-destination-endpoint": "127.0.0.1:1"})
-	require.Equal(t, 200, resp.StatusCode, string(body))
+	waitForPicks(t, e)
+	// A client naming an address outside the pool must not be obeyed, nor
+	// break the request.
+	for i := 0; i < 5; i++ {
+		resp, body := chat(t, e, `{"model":"sim-model","messages":[{"role":"user","content":"hi"}]}`,
+			map[string]string{"x-gateway-destination-endpoint": "127.0.0.1:1"})
+		require.Equal(t, 200, resp.StatusCode, string(body))
+	}
+}
+
+// waitForPicks sends requests until Envoy's stats show the picker naming
+// destinations (before its first scrapes it fails open).
+func waitForPicks(t *testing.T, e *envoy) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		chat(t, e, `{"model":"sim-model","messages":[{"role":"user","content":"warm up"}]}`, nil)
+		resp, err := http.Get(e.admin + "/stats?filter=endpoint_picker")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "endpoint_picker.picks") && !strings.HasSuffix(line, ": 0") {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("Envoy's stats never showed endpoint_picker.picks")
 }
