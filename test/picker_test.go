@@ -263,3 +263,46 @@ func loraMetrics(addr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// The subset hint (envoy.lb.subset_hint metadata, left by a filter before
+// ours) restricts the pick; a hint that matches nothing is a 503.
+func TestPickerHonoursSubsetHint(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 3})
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	waitPicking(t, h, sim.Model, sim.Addrs)
+
+	hint := func(addrs ...string) []harness.MetadataList {
+		return []harness.MetadataList{{Namespace: "envoy.lb.subset_hint", Key: "x-gateway-destination-endpoint-subset", Values: addrs}}
+	}
+	for _, tc := range []struct {
+		name   string
+		subset []string
+		want   []string // allowed destinations; nil: 503
+	}{
+		{name: "one endpoint", subset: []string{sim.Addrs[2]}, want: []string{sim.Addrs[2]}},
+		{name: "partial match", subset: []string{sim.Addrs[0], "10.9.9.9:80"}, want: []string{sim.Addrs[0]}},
+		{name: "two endpoints", subset: []string{sim.Addrs[0], sim.Addrs[1]}, want: []string{sim.Addrs[0], sim.Addrs[1]}},
+		{name: "no match", subset: []string{"10.9.9.9:80"}},
+		{name: "empty hint", subset: []string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := 0; i < 4; i++ {
+				res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, MetadataLists: hint(tc.subset...),
+					Body: chatReq(sim.Model, fmt.Sprintf("subset %s %d", tc.name, i), 1), Cluster: sim.Addrs})
+				require.NoError(t, err)
+				if tc.want == nil {
+					require.Equal(t, 503, res.Client.Status)
+					require.Contains(t, string(res.Client.Body), `"error"`)
+					require.Nil(t, res.Received)
+					continue
+				}
+				require.Equal(t, 200, res.Client.Status)
+				require.ElementsMatch(t, tc.want, strings.Split(destination(res), ","))
+				require.Contains(t, tc.want, res.Endpoint)
+			}
+		})
+	}
+	v, _ := h.MustStats().Counter("endpoint_picker.no_capacity", "pool", "pool")
+	require.EqualValues(t, 8, v)
+}

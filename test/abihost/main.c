@@ -596,6 +596,30 @@ static void handle_stream_cmd(task *t) {
   } else if (strcmp(cmd, "upstream") == 0) {
     if (t->ntok < 4) goto bad;
     set_str(&st->upstream_addr, t->tok[3]);
+  } else if (strcmp(cmd, "metalist") == 0) {
+    // metalist id sid ns key n v1..vn: a string list in the stream's dynamic
+    // metadata, as a filter before ours (or a route's set_metadata) leaves it.
+    uint64_t n;
+    if (t->ntok < 6 || !parse_u64(t->tok[5], &n) || t->ntok < 6 + (int)n) goto bad;
+    size_t nsn, kn;
+    char *ns = (char *)b64_dup(t->tok[3], &nsn), *key = (char *)b64_dup(t->tok[4], &kn);
+    if (!ns || !key) {
+      free(ns);
+      free(key);
+      goto bad;
+    }
+    mval *v = md_put(&st->md, ns, nsn, key, kn);
+    v->k = MV_LIST;
+    v->nitems = v->cap = (size_t)n;
+    v->items = n ? xcalloc(n, sizeof(mval)) : NULL;
+    for (uint64_t i = 0; i < n; i++) {
+      size_t vn;
+      v->items[i].k = MV_STR;
+      v->items[i].s = (char *)b64_dup(t->tok[6 + i], &vn);
+      v->items[i].sn = v->items[i].s ? vn : 0;
+    }
+    free(ns);
+    free(key);
   } else if (strcmp(cmd, "routerreply") == 0) {
     // routerreply id sid status body details: the router answers (no healthy
     // upstream, connect failure...) as Envoy's router does with sendLocalReply.

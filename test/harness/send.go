@@ -13,6 +13,12 @@ import (
 	"time"
 )
 
+// MetadataList is a list of strings in dynamic metadata.
+type MetadataList struct {
+	Namespace, Key string
+	Values         []string
+}
+
 // Request is what a client sends through the chain.
 type Request struct {
 	Method    string  // default POST with a body, else GET
@@ -34,6 +40,9 @@ type Request struct {
 	RetriableStatus []int
 	Timeout         time.Duration // the whole exchange (default 60s)
 	Stream          StreamOptions
+	// MetadataLists are put in the stream's dynamic metadata before the
+	// request enters the chain, as filters before ours would leave them.
+	MetadataLists []MetadataList
 }
 
 // NoRetries disables retries in Request.Retries.
@@ -102,6 +111,11 @@ func (h *Host) Send(ctx context.Context, req *Request) (*Result, error) {
 	s, err := h.Open(req.Stream)
 	if err != nil {
 		return nil, err
+	}
+	for _, m := range req.MetadataLists {
+		if err := s.SetMetadataList(m.Namespace, m.Key, m.Values); err != nil {
+			return nil, err
+		}
 	}
 	res := &Result{StreamID: s.ID, Worker: s.Worker}
 	err = h.exchange(ctx, s, req, res)

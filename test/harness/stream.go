@@ -182,6 +182,16 @@ func (s *Stream) RequestTrailers(h Headers) error { return s.do("reqt", headerAr
 // and UpstreamPort attributes).
 func (s *Stream) SetUpstream(addr string) error { return s.do("upstream", b64s(addr)) }
 
+// SetMetadataList puts a list of strings in the stream's dynamic metadata
+// under ns/key, as a filter before ours would.
+func (s *Stream) SetMetadataList(ns, key string, values []string) error {
+	args := []string{b64s(ns), b64s(key), strconv.Itoa(len(values))}
+	for _, v := range values {
+		args = append(args, b64s(v))
+	}
+	return s.do("metalist", args...)
+}
+
 // ResponseHeaders sends the upstream's response headers (with :status).
 func (s *Stream) ResponseHeaders(h Headers, eos bool) error {
 	return s.do("resh", append([]string{boolArg(eos)}, headerArgs(h)...)...)
