@@ -10,7 +10,8 @@ import (
 // sent to it, in an LRU of fixed capacity per endpoint. Lookups (every pick)
 // take a shard read lock. Updates are queued by the pick and applied in
 // batches about a millisecond later by a timer goroutine, so a pick neither
-// waits for the map writes nor pays for waking a writer.
+// waits for the table writes nor pays for waking a writer. See table.go
+// and the README for the layout.
 //
 // Hashes of one request are inserted deepest first, so a request's first
 // blocks are always the most recently used: what an endpoint holds of a
@@ -29,11 +30,11 @@ type Index struct {
 	closed    bool
 	timer     *time.Timer
 
-	applyMu      sync.Mutex // held while applying; guards what follows
-	batch        []*record
-	lists        []lru
-	spare        *node    // free nodes
-	spareEntries []*entry // free entries, holders slices kept
+	applyMu sync.Mutex // held while applying; guards what follows
+	batch   []*record
+	lists   []lru
+	delta   int64 // change of Entries not yet published
+	sink    int   // see warm
 }
 
 const (
@@ -43,32 +44,47 @@ const (
 	// maxQueued bounds the updates waiting for a flush (a million picks a
 	// second at one flush per millisecond); more are dropped.
 	maxQueued = 1024
+	// entryHolders is how many holders an entry keeps inline; more chain
+	// to further entries.
+	entryHolders = 6
+	none         = -1
 )
 
+// The structures below hold no pointers: links are int32 indices into
+// slabs, so updating them costs no GC write barriers and the collector does
+// not scan them.
+//
+// Only the applying goroutine (under applyMu) modifies a shard, and it does
+// so under the shard's write lock; it reads the shard without locking, since
+// nothing else writes it. Picks read it under the shard's read lock.
 type shard struct {
 	mu sync.RWMutex
-	m  map[uint64]*entry
-	_  [40]byte // keep shards on separate cache lines
+	t  table
+	_  [64]byte // keep shards' locks on separate cache lines
 }
 
-// entry lists the endpoints holding one hash. Few endpoints hold any given
-// prefix, so a slice beats a set.
-type entry struct{ holders []holder }
+// entry is a chained overflow of a table slot's holders.
+type entry struct {
+	holders [entryHolders]holder
+	n       int32
+	next    int32 // next entry, or none
+}
 
 type holder struct {
 	id   int32
-	node *node
+	slot int32 // in the endpoint's lru
 }
 
-// node is one (hash, endpoint) in that endpoint's LRU list.
-type node struct {
+// slot is one (hash, endpoint) in that endpoint's LRU list.
+type slot struct {
 	hash       uint64
-	id         int32
-	prev, next *node
+	prev, next int32
 }
 
 type lru struct {
-	head, tail *node // head is the most recently used
+	slots      []slot
+	head, tail int32 // head is the most recently used
+	free       int32 // free slots, chained by next
 	n          int
 }
 
@@ -83,7 +99,7 @@ type record struct {
 func NewIndex(capacity int) *Index {
 	x := &Index{capacity: capacity}
 	for i := range x.shards {
-		x.shards[i].m = make(map[uint64]*entry)
+		x.shards[i].t.free = none
 	}
 	x.timer = time.AfterFunc(time.Hour, x.Flush)
 	x.timer.Stop()
@@ -156,6 +172,10 @@ func (x *Index) Flush() {
 	for _, r := range batch {
 		x.apply(r)
 	}
+	if x.delta != 0 {
+		x.entries.Add(x.delta)
+		x.delta = 0
+	}
 	x.mu.Lock()
 	for i, r := range batch {
 		if !r.forget {
@@ -180,12 +200,8 @@ func (x *Index) Holders(h uint64, fn func(id int32) bool) bool {
 	sh := &x.shards[h%numShards]
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	if e := sh.m[h]; e != nil {
-		for _, hd := range e.holders {
-			if !fn(hd.id) {
-				return true
-			}
-		}
+	if i := sh.t.find(h); i >= 0 {
+		return sh.t.each(i, fn)
 	}
 	return false
 }
@@ -195,72 +211,81 @@ func (x *Index) apply(r *record) {
 		x.forget(r.id)
 		return
 	}
+	l := x.list(r.id)
+	x.warm(l, r.id, r.hashes)
 	for i := len(r.hashes) - 1; i >= 0; i-- {
-		x.touch(r.id, r.hashes[i])
+		x.touch(l, r.id, r.hashes[i])
 	}
+}
+
+// warm looks up, before touching any, the table slots that applying hashes
+// to l will read: each hash's, and those of the hashes it will evict. Most
+// are cache misses; here they are independent loads the CPU overlaps, where
+// in touch each waits behind the previous one's lock (whose atomic
+// instructions order memory accesses).
+func (x *Index) warm(l *lru, id int32, hashes []uint64) {
+	acc, added := 0, 0
+	for _, h := range hashes {
+		t := &x.shards[h%numShards].t
+		i := t.find(h)
+		if i < 0 {
+			added++
+		} else if _, ok := t.slotOf(i, id); !ok {
+			added++
+		}
+		acc += i
+	}
+	if evict := l.n + added - x.capacity; evict > 0 {
+		s := l.tail
+		for k := 0; k < evict && s != none; k++ {
+			sl := &l.slots[s]
+			acc += x.shards[sl.hash%numShards].t.find(sl.hash)
+			s = sl.prev
+		}
+	}
+	x.sink = acc
 }
 
 func (x *Index) list(id int32) *lru {
 	for int(id) >= len(x.lists) {
-		x.lists = append(x.lists, lru{})
+		x.lists = append(x.lists, lru{head: none, tail: none, free: none})
 	}
 	return &x.lists[id]
 }
 
 // touch makes h the most recently used hash of endpoint id.
-func (x *Index) touch(id int32, h uint64) {
-	l := x.list(id)
+func (x *Index) touch(l *lru, id int32, h uint64) {
 	sh := &x.shards[h%numShards]
-	sh.mu.Lock()
-	e := sh.m[h]
-	if e != nil {
-		for _, hd := range e.holders {
-			if hd.id == id {
-				sh.mu.Unlock()
-				l.moveToFront(hd.node)
-				return
-			}
+	// Only this goroutine writes sh: reading it needs no lock.
+	i := sh.t.find(h)
+	if i >= 0 {
+		if s, ok := sh.t.slotOf(i, id); ok {
+			l.moveToFront(s)
+			return
 		}
-	} else {
-		e = x.newEntry()
-		sh.m[h] = e
-		x.entries.Add(1)
 	}
-	nd := x.newNode(h, id)
-	e.holders = append(e.holders, holder{id: id, node: nd})
+	s := l.pushFront(h)
+	sh.mu.Lock()
+	if i < 0 {
+		i = sh.t.insert(h)
+		x.delta++
+	}
+	sh.t.addHolder(i, holder{id: id, slot: s})
 	sh.mu.Unlock()
 
-	l.pushFront(nd)
 	if l.n > x.capacity {
-		x.remove(l.popBack())
+		x.remove(id, l.popBack())
 	}
 }
 
-// remove drops nd's (hash, endpoint) from the map; nd is already unlinked.
-func (x *Index) remove(nd *node) {
-	sh := &x.shards[nd.hash%numShards]
+// remove drops (h, endpoint id) from the table; its slot is already freed.
+func (x *Index) remove(id int32, h uint64) {
+	sh := &x.shards[h%numShards]
 	sh.mu.Lock()
-	if e := sh.m[nd.hash]; e != nil {
-		for i, hd := range e.holders {
-			if hd.node == nd {
-				last := len(e.holders) - 1
-				e.holders[i] = e.holders[last]
-				e.holders[last] = holder{}
-				e.holders = e.holders[:last]
-				break
-			}
-		}
-		if len(e.holders) == 0 {
-			delete(sh.m, nd.hash)
-			x.entries.Add(-1)
-			// No reader can still see e: they hold the shard's read lock
-			// while they look, and it was removed under the write lock.
-			x.spareEntries = append(x.spareEntries, e)
-		}
+	if sh.t.remove(h, id) {
+		x.delta--
 	}
 	sh.mu.Unlock()
-	nd.next = x.spare
-	x.spare = nd
 }
 
 func (x *Index) forget(id int32) {
@@ -269,66 +294,62 @@ func (x *Index) forget(id int32) {
 	}
 	l := &x.lists[id]
 	for l.n > 0 {
-		x.remove(l.popBack())
+		x.remove(id, l.popBack())
 	}
 }
 
-func (x *Index) newEntry() *entry {
-	if n := len(x.spareEntries); n > 0 {
-		e := x.spareEntries[n-1]
-		x.spareEntries = x.spareEntries[:n-1]
-		return e
-	}
-	return &entry{holders: make([]holder, 0, 2)}
-}
-
-func (x *Index) newNode(h uint64, id int32) *node {
-	nd := x.spare
-	if nd == nil {
-		nd = &node{}
+// pushFront adds h as the most recently used slot and returns it.
+func (l *lru) pushFront(h uint64) int32 {
+	s := l.free
+	if s != none {
+		l.free = l.slots[s].next
 	} else {
-		x.spare = nd.next
+		l.slots = append(l.slots, slot{})
+		s = int32(len(l.slots) - 1)
 	}
-	*nd = node{hash: h, id: id}
-	return nd
-}
-
-func (l *lru) pushFront(nd *node) {
-	nd.prev, nd.next = nil, l.head
-	if l.head != nil {
-		l.head.prev = nd
+	l.slots[s] = slot{hash: h, prev: none, next: l.head}
+	if l.head != none {
+		l.slots[l.head].prev = s
 	} else {
-		l.tail = nd
+		l.tail = s
 	}
-	l.head = nd
+	l.head = s
 	l.n++
+	return s
 }
 
-func (l *lru) unlink(nd *node) {
-	if nd.prev != nil {
-		nd.prev.next = nd.next
+func (l *lru) unlink(s int32) {
+	sl := &l.slots[s]
+	if sl.prev != none {
+		l.slots[sl.prev].next = sl.next
 	} else {
-		l.head = nd.next
+		l.head = sl.next
 	}
-	if nd.next != nil {
-		nd.next.prev = nd.prev
+	if sl.next != none {
+		l.slots[sl.next].prev = sl.prev
 	} else {
-		l.tail = nd.prev
+		l.tail = sl.prev
 	}
-	nd.prev, nd.next = nil, nil
-	l.n--
 }
 
-func (l *lru) moveToFront(nd *node) {
-	if l.head == nd {
+func (l *lru) moveToFront(s int32) {
+	if l.head == s {
 		return
 	}
-	l.unlink(nd)
-	l.pushFront(nd)
+	l.unlink(s)
+	sl := &l.slots[s]
+	sl.prev, sl.next = none, l.head
+	l.slots[l.head].prev = s
+	l.head = s
 }
 
-func (l *lru) popBack() *node {
-	nd := l.tail
-	l.unlink(nd)
-	return nd
+// popBack frees the least recently used slot and returns its hash.
+func (l *lru) popBack() uint64 {
+	s := l.tail
+	l.unlink(s)
+	l.n--
+	h := l.slots[s].hash
+	l.slots[s] = slot{next: l.free}
+	l.free = s
+	return h
 }
