@@ -3,7 +3,6 @@ package abi
 import (
 	"fmt"
 	"runtime/debug"
-	"sync/atomic"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 )
@@ -11,10 +10,6 @@ import (
 // PanicDetail is the response code detail Envoy logs for a reply sent by the
 // barrier; access logs can match on it.
 const PanicDetail = "inferencepool_panic"
-
-// Panics counts every panic the barrier caught in this process, whatever
-// filter or config it came from. Envoy stats carry the per-filter count.
-var Panics atomic.Uint64
 
 // Barrier turns panics in hooks into a counter and, on the request path, a
 // 500 local reply. A panic that reaches the SDK's exports kills Envoy.
@@ -42,7 +37,6 @@ type guardedFilter struct {
 
 func (g *guardedFilter) caught(hook string, r any, requestPath bool) {
 	g.poisoned = true
-	Panics.Add(1)
 	defer func() { _ = recover() }() // reporting must not panic either
 	g.handle.IncrementCounterValue(g.barrier.PanicCounter, 1)
 	g.handle.Log(shared.LogLevelError, "%s: panic in %s: %v\n%s", g.barrier.Filter, hook, r, debug.Stack())
@@ -158,15 +152,18 @@ func (g *guardedFilter) OnDestroy() {
 }
 
 // GuardScheduled runs a scheduled callback behind the barrier: a panic there
-// would unwind through envoy_dynamic_module_on_http_filter_scheduled.
+// would unwind through envoy_dynamic_module_on_http_filter_scheduled. The
+// callback was to resume the stream, which now never happens, so the panic
+// is answered with a 500 rather than leaving the request hanging.
 func (b *Barrier) GuardScheduled(h shared.HttpFilterHandle, fn func()) func() {
 	return func() {
 		defer func() {
 			if r := recover(); r != nil {
-				Panics.Add(1)
 				defer func() { _ = recover() }()
 				h.IncrementCounterValue(b.PanicCounter, 1)
-				h.Log(shared.LogLevelError, "%s: panic in scheduled callback: %v", b.Filter, r)
+				h.Log(shared.LogLevelError, "%s: panic in scheduled callback: %v\n%s", b.Filter, r, debug.Stack())
+				msg := fmt.Sprintf("internal error in filter %s", b.Filter)
+				h.SendLocalResponse(500, JSONHeaders, OpenAIError(msg, "internal_error", "internal_error"), PanicDetail)
 			}
 		}()
 		fn()

@@ -23,7 +23,6 @@ func (g *guardedConfigFactory) Create(h shared.HttpFilterConfigHandle, cfg []byt
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			Panics.Add(1)
 			ff, err = nil, fmt.Errorf("panic while creating filter config: %v", r)
 		}
 	}()
@@ -33,7 +32,6 @@ func (g *guardedConfigFactory) Create(h shared.HttpFilterConfigHandle, cfg []byt
 func (g *guardedConfigFactory) CreatePerRoute(cfg []byte) (c any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			Panics.Add(1)
 			c, err = nil, fmt.Errorf("panic while creating per-route config: %v", r)
 		}
 	}()

@@ -3,17 +3,19 @@ package abi
 import "encoding/json"
 
 // OpenAIError renders the OpenAI-style error body
-// {"error":{"message","type","code"}} that clients of OpenAI-compatible
-// servers already parse.
+// {"error":{"message","type","param","code"}} that clients of
+// OpenAI-compatible servers already parse (transform.Error renders the same
+// shape for the filters' own replies; abi stays free of their packages).
 func OpenAIError(message, errType, code string) []byte {
 	type inner struct {
-		Message string `json:"message"`
-		Type    string `json:"type"`
-		Code    string `json:"code"`
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    string  `json:"code"`
 	}
 	b, _ := json.Marshal(struct {
 		Error inner `json:"error"`
-	}{inner{message, errType, code}})
+	}{inner{Message: message, Type: errType, Code: code}})
 	return b
 }
 

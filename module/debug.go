@@ -5,15 +5,17 @@ import (
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 )
 
 // debugFilter applies filterconfig.Debug around the real filter.
 type debugFilter struct {
 	shared.HttpFilter
-	cfg    filterconfig.Debug
-	handle shared.HttpFilterHandle
-	async  bool // the async step has started
+	cfg     filterconfig.Debug
+	handle  shared.HttpFilterHandle
+	barrier *abi.Barrier
+	async   bool // the async step has started
 }
 
 func (d *debugFilter) maybePanic(hook string) {
@@ -52,10 +54,12 @@ func (d *debugFilter) goAsync() {
 	handle := d.handle
 	go func() {
 		time.Sleep(time.Millisecond)
-		sched.Schedule(func() {
+		// Scheduled callbacks run behind the barrier too.
+		sched.Schedule(d.barrier.GuardScheduled(handle, func() {
+			d.maybePanic("scheduled")
 			handle.RequestHeaders().Set("x-inferencepool-async", "done")
 			handle.ContinueRequest()
-		})
+		}))
 	}()
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
+	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
 
 // pickerMaxBody bounds what endpoint_picker buffers when it runs without
@@ -279,7 +280,8 @@ func (f *endpointPickerFilter) reply(status uint32, msg, code string) {
 	} else if status == 429 {
 		errType = "rate_limit_exceeded"
 	}
-	f.h.SendLocalResponse(status, abi.JSONHeaders, abi.OpenAIError(msg, errType, code), "endpoint_picker_"+code)
+	e := transform.Error{Status: int(status), Type: errType, Code: code, Message: msg}
+	f.h.SendLocalResponse(status, abi.JSONHeaders, e.Body(), "endpoint_picker_"+code)
 }
 
 func (f *endpointPickerFilter) OnResponseHeaders(headers shared.HeaderMap, _ bool) shared.HeadersStatus {

@@ -212,6 +212,27 @@ func TestScheduledWorkCompletesOnWorkerThread(t *testing.T) {
 	require.EqualValues(t, 20, abi.Hooks["scheduled"])
 }
 
+// A panic in a scheduled callback (the work that was to resume the stream)
+// is answered with a 500 instead of leaving the request hanging, and the
+// host keeps serving.
+func TestPanicInScheduledCallbackAnswers500(t *testing.T) {
+	upstream := echoUpstream(t)
+	h := harness.Start(t, harness.Options{LogLevel: "error"})
+	h.MustConfigure(harness.EnvoyChain(t).WithMerged("ai_router", map[string]any{
+		"debug": map[string]any{"asyncRequestHeaders": true, "panicIn": "scheduled"}}))
+	for i := 0; i < 3; i++ {
+		res, err := h.Send(context.Background(), &harness.Request{Path: "/debug/async", Headers: jsonCT,
+			Body: chatBody("m", "async"), Cluster: []string{upstream}})
+		require.NoError(t, err)
+		require.Equal(t, 500, res.Client.Status)
+		require.Contains(t, string(res.Client.Body), "internal error in filter ai_router")
+		require.Nil(t, res.Received)
+		require.Equal(t, 1, res.State.ScheduledDelivered)
+	}
+	v, _ := h.MustStats().Counter("ai_router.panics")
+	require.EqualValues(t, 3, v)
+}
+
 // 1,000 streams, 64 at a time, spread over two worker threads.
 func TestThousandStreamsAcrossTwoWorkers(t *testing.T) {
 	upstream := echoUpstream(t)

@@ -12,7 +12,8 @@ import (
 // production config leaves it out.
 type Debug struct {
 	// PanicIn names a hook that panics on every stream: request_headers,
-	// request_body, response_headers or response_body.
+	// request_body, response_headers or response_body; or "scheduled", the
+	// callback of asyncRequestHeaders.
 	PanicIn string `json:"panicIn"`
 	// AsyncRequestHeaders holds each request in its headers hook until a
 	// goroutine has scheduled work back onto the stream's worker thread.
@@ -22,7 +23,7 @@ type Debug struct {
 // Enabled reports whether any debug behaviour is on.
 func (d Debug) Enabled() bool { return d.PanicIn != "" || d.AsyncRequestHeaders }
 
-var panicHooks = map[string]bool{"": true, "request_headers": true, "request_body": true, "response_headers": true, "response_body": true}
+var panicHooks = map[string]bool{"": true, "request_headers": true, "request_body": true, "response_headers": true, "response_body": true, "scheduled": true}
 
 // SplitDebug removes the "debug" object from a filter_config and parses it;
 // the rest goes to the filter's own parser.
