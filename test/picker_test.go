@@ -44,15 +44,18 @@ func destination(res *harness.Result) string {
 	return res.Received.Headers.Get("X-Gateway-Destination-Endpoint")
 }
 
-// waitPicking sends requests until the picker has metrics and names a
-// destination (until then fail-open lets Envoy's fallback pick).
+// waitPicking sends requests until the picker has metrics from every
+// endpoint of the cluster (up to the default list length of 3) and names
+// them all. Until the first scrape fail-open lets Envoy's fallback pick, and
+// the first scrapes land one by one.
 func waitPicking(t *testing.T, h *harness.Host, model string, cluster []string) {
 	t.Helper()
+	want := min(len(cluster), 3)
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(model, "warm up", 1), Cluster: cluster})
 		require.NoError(t, err)
-		if destination(res) != "" {
+		if d := destination(res); d != "" && len(strings.Split(d, ",")) >= want {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
