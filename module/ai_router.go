@@ -29,6 +29,12 @@ func (f *aiRouterConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []by
 	}, nil)
 }
 
+// CreatePerRoute refuses: ai_router has no per-route config, and a route
+// that gives it one is a mistake worth naming when the route loads.
+func (f *aiRouterConfigFactory) CreatePerRoute(raw []byte) (any, error) {
+	return filterconfig.ParsePerRoute(filterconfig.AIRouter, raw)
+}
+
 // GenAI stat tags, OpenTelemetry's attribute names.
 var genAITags = []string{"gen_ai.operation.name", "gen_ai.original.model", "gen_ai.request.model", "gen_ai.response.model", "error.type"}
 

@@ -42,14 +42,9 @@ func (f *endpointPickerConfigFactory) Create(h shared.HttpFilterConfigHandle, ra
 // CreatePerRoute parses {"pool": "name"}: the pool a route's requests go to.
 // Without it a request goes to the first pool.
 func (f *endpointPickerConfigFactory) CreatePerRoute(raw []byte) (any, error) {
-	var rc struct {
-		Pool string `json:"pool"`
-	}
-	if err := filterconfig.DecodeStrict(filterconfig.EndpointPicker+" per-route", raw, &rc); err != nil {
+	rc, err := filterconfig.ParsePerRoute(filterconfig.EndpointPicker, raw)
+	if err != nil {
 		return nil, err
-	}
-	if rc.Pool == "" {
-		return nil, fmt.Errorf("%s per-route config: field \"pool\" is required", filterconfig.EndpointPicker)
 	}
 	return pickerRoute{pool: rc.Pool}, nil
 }
@@ -68,13 +63,14 @@ type pickerFilterConfig struct {
 	// Stats that the collector's goroutines produce reach Envoy from the
 	// next stream that passes by, at most once per gaugeEvery.
 	lastGauges         atomic.Int64
-	scrapeErrsReported atomic.Uint64
+	scrapeErrsReported []atomic.Uint64 // per pool, in pools.List() order
 }
 
 const gaugeEvery = int64(time.Second)
 
 func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools) (*pickerFilterConfig, error) {
-	c := &pickerFilterConfig{pools: pools, first: pools.List()[0]}
+	c := &pickerFilterConfig{pools: pools, first: pools.List()[0],
+		scrapeErrsReported: make([]atomic.Uint64, len(pools.List()))}
 	d := metricDefiner{h: h, prefix: filterconfig.EndpointPicker + "."}
 	c.picks = d.counter("picks", "pool", "endpoint")
 	c.sheds = d.counter("sheds", "pool")
@@ -105,15 +101,13 @@ func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle) {
 	if now-last < gaugeEvery || !c.lastGauges.CompareAndSwap(last, now) {
 		return
 	}
-	var scrapeErrs uint64
-	for _, p := range c.pools.List() {
+	for i, p := range c.pools.List() {
 		st := p.Stats()
 		h.SetGaugeValue(c.ready, uint64(st.Ready), st.Name)
 		h.SetGaugeValue(c.saturated, uint64(st.Saturated), st.Name)
-		scrapeErrs += st.ScrapeErrors
-	}
-	if prev := c.scrapeErrsReported.Swap(scrapeErrs); scrapeErrs > prev {
-		h.IncrementCounterValue(c.scrapeErrors, scrapeErrs-prev, c.first.Name())
+		if prev := c.scrapeErrsReported[i].Swap(st.ScrapeErrors); st.ScrapeErrors > prev {
+			h.IncrementCounterValue(c.scrapeErrors, st.ScrapeErrors-prev, st.Name)
+		}
 	}
 }
 

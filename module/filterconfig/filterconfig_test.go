@@ -46,3 +46,30 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+func TestParsePerRoute(t *testing.T) {
+	tests := []struct {
+		name, filter, raw string
+		wantPool, wantErr string
+	}{
+		{name: "a pool", filter: EndpointPicker, raw: `{"pool":"b"}`, wantPool: "b"},
+		{name: "StringValue holding JSON", filter: EndpointPicker, raw: `"{\"pool\":\"b\"}"`, wantPool: "b"},
+		{name: "pool required", filter: EndpointPicker, raw: `{}`, wantErr: `field "pool" is required`},
+		{name: "empty config", filter: EndpointPicker, raw: ``, wantErr: `field "pool" is required`},
+		{name: "unknown field named", filter: EndpointPicker, raw: `{"pool":"b","pools":[]}`, wantErr: `unknown field "pools"`},
+		{name: "wrong type named", filter: EndpointPicker, raw: `{"pool":1}`, wantErr: `pool`},
+		{name: "malformed JSON", filter: EndpointPicker, raw: `{"pool":`, wantErr: "invalid JSON"},
+		{name: "ai_router has none", filter: AIRouter, raw: `{"pool":"b"}`, wantErr: `"ai_router" has no per-route config`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, err := ParsePerRoute(tc.filter, []byte(tc.raw))
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.wantPool, rc.Pool)
+		})
+	}
+}

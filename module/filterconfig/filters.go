@@ -47,3 +47,26 @@ func Parse(filter string, raw []byte) (*Parsed, error) {
 	}
 	return p, nil
 }
+
+// PickerRoute is endpoint_picker's per-route config: the pool the route's
+// requests go to.
+type PickerRoute struct {
+	Pool string `json:"pool"`
+}
+
+// ParsePerRoute parses the per-route filter_config (typed_per_filter_config)
+// of the named filter exactly as the library does when Envoy loads the route.
+// Only endpoint_picker has one.
+func ParsePerRoute(filter string, raw []byte) (*PickerRoute, error) {
+	if filter != EndpointPicker {
+		return nil, fmt.Errorf("filter %q has no per-route config (only %q does)", filter, EndpointPicker)
+	}
+	var rc PickerRoute
+	if err := DecodeStrict(filter+" per-route", raw, &rc); err != nil {
+		return nil, err
+	}
+	if rc.Pool == "" {
+		return nil, fmt.Errorf("%s per-route config: field \"pool\" is required", filter)
+	}
+	return &rc, nil
+}

@@ -175,6 +175,10 @@ typedef struct {
       envoy_dynamic_module_type_http_filter_config_envoy_ptr, envoy_dynamic_module_type_envoy_buffer,
       envoy_dynamic_module_type_envoy_buffer);
   void (*config_destroy)(envoy_dynamic_module_type_http_filter_config_module_ptr);
+  // Per-route configs; optional (NULL when the module has none).
+  envoy_dynamic_module_type_http_filter_per_route_config_module_ptr (*route_config_new)(
+      envoy_dynamic_module_type_envoy_buffer, envoy_dynamic_module_type_envoy_buffer);
+  void (*route_config_destroy)(envoy_dynamic_module_type_http_filter_per_route_config_module_ptr);
   envoy_dynamic_module_type_http_filter_module_ptr (*filter_new)(envoy_dynamic_module_type_http_filter_config_module_ptr,
                                                                  envoy_dynamic_module_type_http_filter_envoy_ptr);
   envoy_dynamic_module_type_on_http_filter_request_headers_status (*request_headers)(
@@ -263,6 +267,32 @@ typedef struct chain {
   fconfig **f;
   _Atomic int refs; // current chain + streams using it
 } chain;
+
+// Routes: what Envoy's route table gives a stream's filters. A route matches
+// every request, or those whose request header hkey equals hval; the first
+// match wins. Its per-filter configs (typed_per_filter_config) are keyed by
+// the chain entry they are for: abihost names a chain entry by its
+// filter_name, standing in for the HCM filter name Envoy keys them by.
+typedef struct {
+  char *filter;
+  size_t filterlen;
+  envoy_dynamic_module_type_http_filter_per_route_config_module_ptr mod;
+} route_filter_cfg;
+
+typedef struct {
+  char *name;
+  size_t namelen;
+  char *hkey, *hval; // hkey NULL: matches every request
+  size_t hkeylen, hvallen;
+  route_filter_cfg *cfgs;
+  int ncfgs;
+} route;
+
+typedef struct route_table {
+  int n;
+  route *r;
+  _Atomic int refs; // current table + streams using it
+} route_table;
 
 // Envoy's ActiveStreamFilterBase, one per direction per filter.
 enum { IT_CONTINUE = 0, IT_STOP_SINGLE, IT_STOP_ALL_BUFFER, IT_STOP_ALL_WATERMARK };
@@ -365,6 +395,12 @@ typedef struct stream {
   char *route_name;
   sbuf flags; // custom flags, comma separated
 
+  // The route cache: resolved from the request headers when first asked,
+  // cleared by clear_route_cache.
+  route_table *rt;
+  const route *route;
+  bool route_resolved;
+
   // accounting
   uint64_t route_cache_clears, cluster_cache_clears;
   uint64_t hooks, callbacks;
@@ -435,6 +471,9 @@ void fm_free_stream(stream *st);
 void hfilter_unref(hfilter *f);
 void fconfig_unref(fconfig *c);
 void chain_unref(chain *c);
+void route_table_unref(route_table *t);
+// The stream's route as Envoy's route cache has it (NULL: no route matches).
+const route *fm_route(stream *st);
 
 void violation(stream *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void host_log(int level, stream *st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -536,7 +536,9 @@ bool envoy_dynamic_module_callback_http_get_filter_state_bytes(envoy_dynamic_mod
 
 void envoy_dynamic_module_callback_http_clear_route_cache(envoy_dynamic_module_type_http_filter_envoy_ptr p) {
   hfilter *f = filter_for(p, CB_http_clear_route_cache);
-  if (f) f->st->route_cache_clears++;
+  if (!f) return;
+  f->st->route_cache_clears++;
+  f->st->route_resolved = false; // the next lookup matches the headers as they are now
 }
 
 void envoy_dynamic_module_callback_http_clear_route_cluster_cache(envoy_dynamic_module_type_http_filter_envoy_ptr p) {
@@ -546,8 +548,13 @@ void envoy_dynamic_module_callback_http_clear_route_cluster_cache(envoy_dynamic_
 
 envoy_dynamic_module_type_http_filter_per_route_config_module_ptr
 envoy_dynamic_module_callback_get_most_specific_route_config(envoy_dynamic_module_type_http_filter_envoy_ptr p) {
-  filter_for(p, CB_get_most_specific_route_config);
-  return NULL; // no per-route configs in the chains abihost builds
+  hfilter *f = filter_for(p, CB_get_most_specific_route_config);
+  if (!f) return NULL;
+  const route *r = fm_route(f->st);
+  for (int i = 0; r && i < r->ncfgs; i++)
+    if (r->cfgs[i].filterlen == f->cfg->namelen && memcmp(r->cfgs[i].filter, f->cfg->name, f->cfg->namelen) == 0)
+      return r->cfgs[i].mod;
+  return NULL;
 }
 
 void envoy_dynamic_module_callback_http_add_custom_flag(envoy_dynamic_module_type_http_filter_envoy_ptr p,
@@ -735,6 +742,7 @@ bool envoy_dynamic_module_callback_http_filter_get_attribute_string(envoy_dynami
   case envoy_dynamic_module_type_attribute_id_DestinationAddress:
     return str_attr(st->dest_addr, r);
   case envoy_dynamic_module_type_attribute_id_XdsRouteName:
+    if (!st->route_name && fm_route(st)) return str_attr(fm_route(st)->name, r);
     return str_attr(st->route_name ? st->route_name : "", r);
   case envoy_dynamic_module_type_attribute_id_ResponseCodeDetails:
     return str_attr(st->details, r);

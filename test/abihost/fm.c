@@ -725,6 +725,24 @@ void hfilter_unref(hfilter *f) {
   }
 }
 
+const route *fm_route(stream *st) {
+  if (!st->route_resolved) {
+    st->route_resolved = true;
+    st->route = NULL;
+    for (int i = 0; st->rt && i < st->rt->n; i++) {
+      const route *r = &st->rt->r[i];
+      const char *v;
+      size_t vn;
+      if (!r->hkey || (hm_get(&st->req_h, r->hkey, r->hkeylen, 0, &v, &vn) && vn == r->hvallen &&
+                       memcmp(v, r->hval, vn) == 0)) {
+        st->route = r;
+        break;
+      }
+    }
+  }
+  return st->route;
+}
+
 void fm_free_stream(stream *st) {
   for (int i = 0; i < st->n; i++) hfilter_unref(st->f[i]);
   free(st->f);
@@ -750,5 +768,6 @@ void fm_free_stream(stream *st) {
   sb_free(&st->flags);
   sb_free(&st->violations);
   if (st->ch) chain_unref(st->ch);
+  if (st->rt) route_table_unref(st->rt);
   free(st);
 }

@@ -2,6 +2,7 @@
 // threads, and speaks a line protocol on stdin/stdout (see PROTOCOL.md), or
 // replays one recorded exchange N times in-process (--bench).
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -27,7 +28,7 @@ extern void (*g_log_sink)(stream *st, int level, const char *msg, size_t n);
 extern _Atomic uint64_t g_sched_commits, g_sched_foreign_commits, g_sched_dropped, g_foreign_violations;
 static _Atomic uint64_t g_violations;
 
-enum { T_CMD = 0, T_SCHEDULED = 100, T_CONFIG_SCHEDULED = 101, T_DESTROY_CHAIN = 102 };
+enum { T_CMD = 0, T_SCHEDULED = 100, T_CONFIG_SCHEDULED = 101, T_DESTROY_CHAIN = 102, T_DESTROY_ROUTES = 103 };
 
 // ----------------------------------------------------------------- output
 
@@ -201,6 +202,118 @@ void chain_unref(chain *c) {
   t->kind = T_DESTROY_CHAIN;
   t->ptr = c;
   worker_push(&g_main, t);
+}
+
+static bool parse_u64(const char *s, uint64_t *v);
+
+static route_table *g_routes; // the current route table (NULL: none), guarded by g_chain_mu
+
+void route_table_unref(route_table *t) {
+  if (atomic_fetch_sub(&t->refs, 1) != 1) return;
+  task *d = xcalloc(1, sizeof *d);
+  d->kind = T_DESTROY_ROUTES;
+  d->ptr = t;
+  worker_push(&g_main, d);
+}
+
+// Envoy destroys per-route configs with the route table, on the main thread.
+static void destroy_routes(route_table *t) {
+  for (int i = 0; i < t->n; i++) {
+    route *r = &t->r[i];
+    for (int k = 0; k < r->ncfgs; k++) {
+      if (r->cfgs[k].mod && g_mod.route_config_destroy) g_mod.route_config_destroy(r->cfgs[k].mod);
+      free(r->cfgs[k].filter);
+    }
+    free(r->cfgs);
+    free(r->name);
+    free(r->hkey);
+    free(r->hval);
+  }
+  free(t->r);
+  free(t);
+}
+
+// routes id n [name hkey hval m [filter per_route_config_name filter_config]*m]*n
+// Builds a route table, creating every per-route config as Envoy does when
+// it loads a route configuration; one the module refuses (NULL) rejects the
+// whole table, with what the module logged.
+static route_table *build_routes(task *t, sbuf *err) {
+  uint64_t n;
+  int at = 2;
+  if (t->ntok < 3 || !parse_u64(t->tok[at++], &n) || n > 64) {
+    sb_adds(err, "routes: malformed arguments");
+    return NULL;
+  }
+  route_table *rt = xcalloc(1, sizeof *rt);
+  atomic_store(&rt->refs, 1);
+  rt->r = xcalloc(n ? n : 1, sizeof(route));
+  for (uint64_t i = 0; i < n; i++) {
+    route *r = &rt->r[rt->n++];
+    uint64_t m;
+    if (at + 4 > t->ntok || !parse_u64(t->tok[at + 3], &m) || m > 64 || at + 4 + 3 * (int)m > t->ntok) {
+      sb_adds(err, "routes: malformed arguments");
+      goto fail;
+    }
+    r->name = (char *)b64_dup(t->tok[at], &r->namelen);
+    if (strcmp(t->tok[at + 1], "-") != 0) {
+      r->hkey = (char *)b64_dup(t->tok[at + 1], &r->hkeylen);
+      r->hval = (char *)b64_dup(t->tok[at + 2], &r->hvallen);
+      for (size_t k = 0; r->hkey && k < r->hkeylen; k++) r->hkey[k] = (char)tolower((unsigned char)r->hkey[k]);
+    }
+    at += 4;
+    if (!r->name || (strcmp(t->tok[at - 3], "-") != 0 && (!r->hkey || !r->hval))) {
+      sb_adds(err, "routes: bad base64");
+      goto fail;
+    }
+    r->cfgs = xcalloc(m ? m : 1, sizeof(route_filter_cfg));
+    for (uint64_t k = 0; k < m; k++, at += 3) {
+      route_filter_cfg *c = &r->cfgs[r->ncfgs++];
+      size_t pn, cn;
+      c->filter = (char *)b64_dup(t->tok[at], &c->filterlen);
+      char *pname = (char *)b64_dup(t->tok[at + 1], &pn);
+      char *cfg = (char *)b64_dup(t->tok[at + 2], &cn);
+      if (!c->filter || !pname || !cfg) {
+        free(pname);
+        free(cfg);
+        sb_adds(err, "routes: bad base64");
+        goto fail;
+      }
+      if (!g_mod.route_config_new) {
+        free(pname);
+        free(cfg);
+        sb_printf(err, "route %s: the module exports no envoy_dynamic_module_on_http_filter_per_route_config_new",
+                  r->name);
+        goto fail;
+      }
+      // Capture what the module logs while refusing, as for filter configs.
+      fconfig capture = {0};
+      sb_init(&capture.creation_logs);
+      tls_creating = &capture;
+      envoy_dynamic_module_type_envoy_buffer bn = {pname, pn}, bc = {cfg, cn};
+      c->mod = g_mod.route_config_new(bn, bc);
+      tls_creating = NULL;
+      if (!c->mod) {
+        sb_printf(err, "route %s, filter %s: per-route config %.*s rejected by the module", r->name, c->filter,
+                  (int)pn, pname);
+        if (capture.creation_logs.n) {
+          sb_adds(err, ": ");
+          sb_add(err, capture.creation_logs.p, capture.creation_logs.n);
+        }
+      }
+      sb_free(&capture.creation_logs);
+      free(pname);
+      free(cfg);
+      if (!c->mod) goto fail;
+    }
+  }
+  if (at != t->ntok) {
+    sb_adds(err, "routes: trailing arguments");
+    goto fail;
+  }
+  return rt;
+fail:
+  destroy_routes(rt);
+  return NULL;
 }
 
 static fconfig *create_config(const char *name, size_t nn, const char *cfg, size_t cn) {
@@ -724,6 +837,21 @@ static void handle_main_cmd(task *t) {
       free(names[i]);
       free(cfgs[i]);
     }
+  } else if (strcmp(cmd, "routes") == 0) {
+    sbuf err;
+    sb_init(&err);
+    route_table *rt = build_routes(t, &err);
+    if (!rt) {
+      reply_err(t->id, "%s", err.p);
+    } else {
+      pthread_mutex_lock(&g_chain_mu);
+      route_table *old = g_routes;
+      g_routes = rt;
+      pthread_mutex_unlock(&g_chain_mu);
+      if (old) route_table_unref(old);
+      reply_ok(t->id, NULL);
+    }
+    sb_free(&err);
   } else if (strcmp(cmd, "stats") == 0) {
     sbuf b;
     sb_init(&b);
@@ -775,6 +903,8 @@ static void main_loop(void) {
         g_mod.config_scheduled(c, c->mod, t->event);
       }
       fconfig_unref(c);
+    } else if (t->kind == T_DESTROY_ROUTES) {
+      destroy_routes(t->ptr);
     } else if (t->kind == T_DESTROY_CHAIN) {
       chain *ch = t->ptr;
       for (int i = 0; i < ch->n; i++) destroy_config(ch->f[i]);
@@ -816,7 +946,7 @@ static void *reader_main(void *arg) {
       continue;
     }
     const char *cmd = t->tok[0];
-    bool main_cmd = !strcmp(cmd, "chain") || !strcmp(cmd, "stats") || !strcmp(cmd, "logevents") ||
+    bool main_cmd = !strcmp(cmd, "chain") || !strcmp(cmd, "routes") || !strcmp(cmd, "stats") || !strcmp(cmd, "logevents") ||
                     !strcmp(cmd, "loglevel") || !strcmp(cmd, "quit");
     if (main_cmd) {
       worker_push(&g_main, t);
@@ -833,6 +963,8 @@ static void *reader_main(void *arg) {
       pthread_mutex_lock(&g_chain_mu);
       chain *ch = g_chain;
       if (ch) atomic_fetch_add(&ch->refs, 1);
+      route_table *rt = ch ? g_routes : NULL;
+      if (rt) atomic_fetch_add(&rt->refs, 1);
       pthread_mutex_unlock(&g_chain_mu);
       if (!ch) {
         reply_err(t->id, "open: no chain configured");
@@ -840,6 +972,7 @@ static void *reader_main(void *arg) {
         continue;
       }
       stream *st = stream_new(t->sid, g_workers[wi], ch);
+      st->rt = rt;
       st->emit = proto_emit;
       if (!stream_insert(st)) {
         reply_err(t->id, "open: stream %llu exists", (unsigned long long)t->sid);
@@ -1244,6 +1377,8 @@ static void load_module(const char *path) {
   g_mod.scheduled = sym("envoy_dynamic_module_on_http_filter_scheduled", true);
   g_mod.config_scheduled = sym("envoy_dynamic_module_on_http_filter_config_scheduled", true);
   g_mod.local_reply = sym("envoy_dynamic_module_on_http_filter_local_reply", false);
+  g_mod.route_config_new = sym("envoy_dynamic_module_on_http_filter_per_route_config_new", false);
+  g_mod.route_config_destroy = sym("envoy_dynamic_module_on_http_filter_per_route_config_destroy", false);
   count_hook(NULL, HK_program_init);
   const char *v = g_mod.program_init();
   if (!v) {

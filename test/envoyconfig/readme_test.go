@@ -8,18 +8,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// readmeBlock returns the YAML block of README.md between the markers
+// <!-- name:start --> and <!-- name:end -->.
+func readmeBlock(t *testing.T, name string) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "<!-- "+name+":start -->")
+	require.True(t, ok, "README.md lost its %s", name)
+	block, _, ok := strings.Cut(rest, "<!-- "+name+":end -->")
+	require.True(t, ok)
+	block = strings.TrimSpace(block)
+	return strings.TrimSuffix(strings.TrimPrefix(block, "```yaml"), "```")
+}
+
 // The fleet rate-limit setup shown in README.md is a bootstrap Envoy and the
 // library would load.
 func TestREADMERateLimitBootstrapValidates(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	require.NoError(t, err)
-	_, rest, ok := strings.Cut(string(readme), "<!-- ratelimit-bootstrap:start -->")
-	require.True(t, ok, "README.md lost its rate limit bootstrap")
-	block, _, ok := strings.Cut(rest, "<!-- ratelimit-bootstrap:end -->")
-	require.True(t, ok)
-	block = strings.TrimSpace(block)
-	block = strings.TrimSuffix(strings.TrimPrefix(block, "```yaml"), "```")
-
+	block := readmeBlock(t, "ratelimit-bootstrap")
 	b, filters, err := ValidateYAML([]byte(block))
 	require.NoError(t, err)
 	require.Equal(t, []string{"ai_router", "endpoint_picker"}, names(filters))
@@ -27,4 +33,32 @@ func TestREADMERateLimitBootstrapValidates(t *testing.T) {
 	require.NotNil(t, route)
 	require.Contains(t, block, "%DYNAMIC_METADATA(io.envoy.ai_gateway:llm_total_token)%")
 	require.Contains(t, string(filters[0].FilterConfig), `"llm_total_token"`)
+}
+
+// The one-pool-per-model setup shown in README.md loads, and the validator
+// catches what would break it: a route naming a pool no endpoint_picker has,
+// and a per-route config the library refuses.
+func TestREADMEPoolsBootstrapValidates(t *testing.T) {
+	block := readmeBlock(t, "pools-bootstrap")
+	_, filters, err := ValidateYAML([]byte(block))
+	require.NoError(t, err)
+	require.Equal(t, []string{"ai_router", "endpoint_picker"}, names(filters))
+
+	for _, tc := range []struct{ name, old, new, wantErr string }{
+		{"route names a missing pool", "value: {pool: b}", "value: {pool: c}", `per-route pool "c" is not a pool of any endpoint_picker`},
+		{"per-route config without pool", "value: {pool: b}", "value: {}", `"pool" is required`},
+		{"per-route unknown field", "value: {pool: b}", "value: {pool: b, weight: 1}", `unknown field "weight"`},
+		{"per-route for ai_router", "per_route_config_name: endpoint_picker", "per_route_config_name: ai_router", `"ai_router" has no per-route config`},
+		{"filter_name instead of per_route_config_name", "per_route_config_name: endpoint_picker\n", "filter_name: endpoint_picker\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, block, tc.old, "mutation no longer applies to the README")
+			_, _, err := ValidateYAML([]byte(strings.Replace(block, tc.old, tc.new, 1)))
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
 }

@@ -63,14 +63,30 @@ func ValidateYAML(data []byte) (*bootstrapv3.Bootstrap, []DynamicModuleFilter, e
 	if err := b.ValidateAll(); err != nil {
 		return nil, nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	w := &walker{}
+	w := &walker{pools: map[string]bool{}}
 	w.message(b.ProtoReflect(), "bootstrap")
+	w.checkRoutePools()
 	return b, w.filters, errors.Join(w.errs...)
 }
 
 type walker struct {
 	errs    []error
 	filters []DynamicModuleFilter
+	pools   map[string]bool // every endpoint_picker pool name
+	routes  []routePool     // every per-route pool choice
+}
+
+type routePool struct{ path, pool string }
+
+// checkRoutePools refuses a route that names a pool no endpoint_picker has.
+// Envoy cannot see this (per-route and filter configs load apart); the
+// picker would answer that route's requests 503.
+func (w *walker) checkRoutePools() {
+	for _, r := range w.routes {
+		if !w.pools[r.pool] {
+			w.errs = append(w.errs, fmt.Errorf("%s: per-route pool %q is not a pool of any endpoint_picker", r.path, r.pool))
+		}
+	}
 }
 
 type validator interface{ ValidateAll() error }
@@ -112,9 +128,13 @@ func (w *walker) any(a *anypb.Any, path string) {
 			w.errs = append(w.errs, fmt.Errorf("%s (%s): %w", path, a.GetTypeUrl(), err))
 		}
 	}
-	if f, ok := inner.(*dynmodv3.DynamicModuleFilter); ok {
+	switch f := inner.(type) {
+	case *dynmodv3.DynamicModuleFilter:
 		w.dynamicModule(f, path)
 		return // filter_config is the library's, not Envoy's
+	case *dynmodv3.DynamicModuleFilterPerRoute:
+		w.dynamicModulePerRoute(f, path)
+		return
 	}
 	w.message(inner.ProtoReflect(), path)
 }
@@ -129,11 +149,42 @@ func (w *walker) dynamicModule(f *dynmodv3.DynamicModuleFilter, path string) {
 		w.errs = append(w.errs, fmt.Errorf("%s.filter_config: %w", path, err))
 		return
 	}
-	if _, err := filterconfig.Parse(f.GetFilterName(), raw); err != nil {
+	parsed, err := filterconfig.Parse(f.GetFilterName(), raw)
+	if err != nil {
 		w.errs = append(w.errs, fmt.Errorf("%s: %w", path, err))
 		return
 	}
+	if parsed.EndpointPicker != nil {
+		for _, p := range parsed.EndpointPicker.Pools {
+			w.pools[p.Name] = true
+		}
+	}
 	w.filters = append(w.filters, DynamicModuleFilter{FilterName: f.GetFilterName(), FilterConfig: raw})
+}
+
+// dynamicModulePerRoute checks a route's typed_per_filter_config for one of
+// our filters. The filter is named by filter_name, or by the older
+// per_route_config_name (which Envoy uses when filter_name is empty).
+func (w *walker) dynamicModulePerRoute(f *dynmodv3.DynamicModuleFilterPerRoute, path string) {
+	if got := f.GetDynamicModuleConfig().GetName(); got != ModuleName {
+		w.errs = append(w.errs, fmt.Errorf("%s.dynamic_module_config.name: %q, want %q (libinferencepool.so)", path, got, ModuleName))
+		return
+	}
+	name := f.GetFilterName()
+	if name == "" {
+		name = f.GetPerRouteConfigName()
+	}
+	raw, err := FilterConfigBytes(f.GetFilterConfig())
+	if err != nil {
+		w.errs = append(w.errs, fmt.Errorf("%s.filter_config: %w", path, err))
+		return
+	}
+	rc, err := filterconfig.ParsePerRoute(name, raw)
+	if err != nil {
+		w.errs = append(w.errs, fmt.Errorf("%s: %w", path, err))
+		return
+	}
+	w.routes = append(w.routes, routePool{path: path, pool: rc.Pool})
 }
 
 // FilterConfigBytes is what Envoy hands the module for a filter_config Any:

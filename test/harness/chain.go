@@ -49,9 +49,19 @@ func EnvoyChain(t testing.TB) Chain {
 // bootstrap file that has any, the http_filters of type
 // DynamicModuleFilter, in order.
 func LoadChain(path string) (Chain, error) {
-	doc, err := loadYAML(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	return LoadChainYAML(path, b)
+}
+
+// LoadChainYAML is LoadChain of a bootstrap's bytes; name is for errors.
+func LoadChainYAML(name string, data []byte) (Chain, error) {
+	path := name
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for _, l := range list(field(doc, "static_resources", "listeners")) {
 		for _, fc := range list(field(l, "filter_chains")) {
@@ -86,10 +96,16 @@ func filterOf(tc map[string]any) (Filter, error) {
 	if name == "" {
 		return Filter{}, fmt.Errorf("no filter_name")
 	}
-	f := Filter{Name: name}
+	cfg, err := filterConfigOf(tc)
+	return Filter{Name: name, Config: cfg}, err
+}
+
+// filterConfigOf is what Envoy hands the module for a (per-route) filter's
+// filter_config.
+func filterConfigOf(tc map[string]any) ([]byte, error) {
 	fc, ok := tc["filter_config"].(map[string]any)
 	if !ok {
-		return f, nil
+		return nil, nil
 	}
 	switch fc["@type"] {
 	case structType:
@@ -97,18 +113,13 @@ func filterOf(tc map[string]any) (Filter, error) {
 		if v == nil {
 			v = map[string]any{}
 		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return f, err
-		}
-		f.Config = b
+		return json.Marshal(v)
 	case stringValueType:
 		s, _ := fc["value"].(string)
-		f.Config = []byte(s)
+		return []byte(s), nil
 	default:
-		return f, fmt.Errorf("filter_config of type %v: abihost passes Struct (as JSON) and StringValue (raw)", fc["@type"])
+		return nil, fmt.Errorf("filter_config of type %v: abihost passes Struct (as JSON) and StringValue (raw)", fc["@type"])
 	}
-	return f, nil
 }
 
 // With returns a copy of the chain with filter name's config replaced.
