@@ -58,37 +58,48 @@ func LoadChain(path string) (Chain, error) {
 
 // LoadChainYAML is LoadChain of a bootstrap's bytes; name is for errors.
 func LoadChainYAML(name string, data []byte) (Chain, error) {
-	path := name
+	hcms, err := connectionManagers(name, data)
+	if err != nil {
+		return nil, err
+	}
+	for _, tc := range hcms {
+		var c Chain
+		for _, hf := range list(tc["http_filters"]) {
+			ftc, _ := field(hf, "typed_config").(map[string]any)
+			if ftc == nil || ftc["@type"] != dynamicModuleFilterType {
+				continue
+			}
+			f, err := filterOf(ftc)
+			if err != nil {
+				return nil, fmt.Errorf("%s: http filter %v: %w", name, field(hf, "name"), err)
+			}
+			c = append(c, f)
+		}
+		if len(c) > 0 {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no DynamicModuleFilter in any http_connection_manager", name)
+}
+
+// connectionManagers returns the typed_config of every HTTP connection
+// manager of a bootstrap's static listeners, in order.
+func connectionManagers(name string, data []byte) ([]map[string]any, error) {
 	var doc map[string]any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	var out []map[string]any
 	for _, l := range list(field(doc, "static_resources", "listeners")) {
 		for _, fc := range list(field(l, "filter_chains")) {
 			for _, nf := range list(field(fc, "filters")) {
-				tc, _ := field(nf, "typed_config").(map[string]any)
-				if tc == nil || tc["@type"] != hcmType {
-					continue
-				}
-				var c Chain
-				for _, hf := range list(tc["http_filters"]) {
-					ftc, _ := field(hf, "typed_config").(map[string]any)
-					if ftc == nil || ftc["@type"] != dynamicModuleFilterType {
-						continue
-					}
-					f, err := filterOf(ftc)
-					if err != nil {
-						return nil, fmt.Errorf("%s: http filter %v: %w", path, field(hf, "name"), err)
-					}
-					c = append(c, f)
-				}
-				if len(c) > 0 {
-					return c, nil
+				if tc, _ := field(nf, "typed_config").(map[string]any); tc != nil && tc["@type"] == hcmType {
+					out = append(out, tc)
 				}
 			}
 		}
 	}
-	return nil, fmt.Errorf("%s: no DynamicModuleFilter in any http_connection_manager", path)
+	return out, nil
 }
 
 func filterOf(tc map[string]any) (Filter, error) {

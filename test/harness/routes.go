@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"sigs.k8s.io/yaml"
 )
 
 // Route is one entry of the route table abihost gives streams, as Envoy's
@@ -70,40 +68,32 @@ func (h *Host) MustConfigureRoutes(routes ...Route) {
 // typed_per_filter_config for our dynamic-module filters, keyed by the
 // filter_name of the http_filter the config is for. name is for errors.
 func LoadRoutesYAML(name string, data []byte) ([]Route, error) {
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	hcms, err := connectionManagers(name, data)
+	if err != nil {
+		return nil, err
 	}
-	for _, l := range list(field(doc, "static_resources", "listeners")) {
-		for _, fc := range list(field(l, "filter_chains")) {
-			for _, nf := range list(field(fc, "filters")) {
-				tc, _ := field(nf, "typed_config").(map[string]any)
-				if tc == nil || tc["@type"] != hcmType {
-					continue
-				}
-				// typed_per_filter_config is keyed by the HCM filter name.
-				filterName := map[string]string{}
-				for _, hf := range list(tc["http_filters"]) {
-					hcmName, _ := field(hf, "name").(string)
-					if fn, ok := field(hf, "typed_config", "filter_name").(string); ok {
-						filterName[hcmName] = fn
-					}
-				}
-				vhosts := list(field(tc, "route_config", "virtual_hosts"))
-				if len(vhosts) == 0 {
-					continue
-				}
-				var out []Route
-				for i, r := range list(field(vhosts[0], "routes")) {
-					route, err := routeOf(r, filterName)
-					if err != nil {
-						return nil, fmt.Errorf("%s: route %d: %w", name, i, err)
-					}
-					out = append(out, route)
-				}
-				return out, nil
+	for _, tc := range hcms {
+		vhosts := list(field(tc, "route_config", "virtual_hosts"))
+		if len(vhosts) == 0 {
+			continue
+		}
+		// typed_per_filter_config is keyed by the HCM filter name.
+		filterName := map[string]string{}
+		for _, hf := range list(tc["http_filters"]) {
+			hcmName, _ := field(hf, "name").(string)
+			if fn, ok := field(hf, "typed_config", "filter_name").(string); ok {
+				filterName[hcmName] = fn
 			}
 		}
+		var out []Route
+		for i, r := range list(field(vhosts[0], "routes")) {
+			route, err := routeOf(r, filterName)
+			if err != nil {
+				return nil, fmt.Errorf("%s: route %d: %w", name, i, err)
+			}
+			out = append(out, route)
+		}
+		return out, nil
 	}
 	return nil, fmt.Errorf("%s: no http_connection_manager with a virtual host", name)
 }
