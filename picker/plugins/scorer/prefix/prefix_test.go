@@ -18,28 +18,55 @@ func TestAppendHashes(t *testing.T) {
 	prompt := []byte(strings.Repeat("a", 64) + strings.Repeat("b", 64) + "tail")
 
 	got := AppendHashes(nil, h0, prompt, 64, 256)
-	require.Len(t, got, 2, "the partial trailing block is not hashed")
-	// h1 = xxhash(block1 || h0), little-endian.
-	buf := append([]byte(strings.Repeat("a", 64)), le(h0)...)
-	require.Equal(t, xxhash.Sum64(buf), got[0])
-	buf = append([]byte(strings.Repeat("b", 64)), le(got[0])...)
-	require.Equal(t, xxhash.Sum64(buf), got[1])
-
+	require.Equal(t, []uint64{refHash(h0, prompt[:64]), refHash(h0, prompt[:128])}, got,
+		"one hash per whole block, each over the prefix up to it; the partial trailing block is not hashed")
 	require.Len(t, AppendHashes(nil, h0, prompt, 64, 1), 1, "maxBlocks caps")
 	require.NotEqual(t, got, AppendHashes(nil, ModelHash("other"), prompt, 64, 256), "the model is in the chain")
 	require.Equal(t, got[1], chainHash(h0, prompt, 64, 2))
 	require.Equal(t, got[0], chainHash(h0, prompt, 64, 1))
-
-	big := AppendHashes(nil, h0, []byte(strings.Repeat("x", 600)), 200, 8)
-	require.Len(t, big, 3, "blocks larger than the stack buffer work too")
+	require.Empty(t, AppendHashes(nil, h0, prompt[:63], 64, 256), "shorter than a block")
 }
 
-func le(v uint64) []byte {
-	b := make([]byte, 8)
-	for i := range b {
-		b[i] = byte(v >> (8 * i))
+// refHash is the definition AppendHashes implements: XXH64 of the whole
+// prefix, seeded with the model's hash.
+func refHash(h0 uint64, prefix []byte) uint64 {
+	d := xxhash.NewWithSeed(h0)
+	_, _ = d.Write(prefix)
+	return d.Sum64()
+}
+
+func TestPrefixHashesAreXXH64(t *testing.T) {
+	prompt := make([]byte, 1000)
+	for i := range prompt {
+		prompt[i] = byte(i*131 + i>>8)
 	}
-	return b
+	// Block sizes around XXH64's 32-byte stripe and its 8- and 4-byte tails.
+	for _, bs := range []int{1, 3, 4, 7, 8, 12, 31, 32, 33, 63, 64, 65, 200, 1000} {
+		t.Run(fmt.Sprint(bs), func(t *testing.T) {
+			checkPrefixHashes(t, 42, prompt, bs)
+		})
+	}
+}
+
+func FuzzPrefixHashes(f *testing.F) {
+	f.Add(uint64(1), []byte(strings.Repeat("You are helpful. ", 20)), uint8(64))
+	f.Add(uint64(0), []byte("short"), uint8(3))
+	f.Fuzz(func(t *testing.T, h0 uint64, prompt []byte, bs uint8) {
+		if bs == 0 {
+			return
+		}
+		checkPrefixHashes(t, h0, prompt, int(bs))
+	})
+}
+
+func checkPrefixHashes(t *testing.T, h0 uint64, prompt []byte, bs int) {
+	t.Helper()
+	got := AppendHashes(nil, h0, prompt, bs, len(prompt))
+	require.Len(t, got, len(prompt)/bs)
+	for k, h := range got {
+		require.Equal(t, refHash(h0, prompt[:(k+1)*bs]), h, "block %d", k)
+		require.Equal(t, h, chainHash(h0, prompt, bs, k+1), "block %d", k)
+	}
 }
 
 func TestFirstElementEnd(t *testing.T) {
