@@ -20,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/envoyconfig"
 )
 
 func repoRoot(t *testing.T) string {
@@ -44,11 +46,16 @@ func freePort(t *testing.T) int {
 
 // startSims starts n simulator ranks on consecutive ports from a free base.
 func startSims(t *testing.T, n int, extra ...string) []string {
+	return startModelSims(t, "sim-model", n, extra...)
+}
+
+// startModelSims is startSims serving model (any other model name is a 404).
+func startModelSims(t *testing.T, model string, n int, extra ...string) []string {
 	root := repoRoot(t)
 	bin := filepath.Join(root, ".bin", "llm-d-inference-sim")
 	require.FileExists(t, bin, "run make sim first")
 	base := freePort(t)
-	args := append([]string{"--model", "sim-model", "--force-dummy-tokenizer", "--port", fmt.Sprint(base),
+	args := append([]string{"--model", model, "--force-dummy-tokenizer", "--port", fmt.Sprint(base),
 		"--data-parallel-size", fmt.Sprint(n), "--max-waiting-queue-length", "200", "--time-factor-under-load", "1"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1")
@@ -100,11 +107,17 @@ type envoy struct {
 }
 
 func startEnvoy(t *testing.T, sims []string) *envoy {
-	bin := envoyBin(t)
 	listen, admin := freePort(t), freePort(t)
+	return startEnvoyWith(t, listen, admin, envoyConfig(t, listen, admin, sims))
+}
+
+// startEnvoyWith runs Envoy with a bootstrap listening on listen, its admin
+// on admin.
+func startEnvoyWith(t *testing.T, listen, admin int, config []byte) *envoy {
+	bin := envoyBin(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "envoy.yaml")
-	require.NoError(t, os.WriteFile(cfg, envoyConfig(t, listen, admin, sims), 0o644))
+	require.NoError(t, os.WriteFile(cfg, config, 0o644))
 	cmd := exec.Command(bin, "-c", cfg, "--log-level", "warn", "--concurrency", "2", "--base-id", fmt.Sprint(listen))
 	cmd.Env = append(os.Environ(), "GODEBUG=cgocheck=0", "ENVOY_DYNAMIC_MODULES_SEARCH_PATH="+filepath.Join(repoRoot(t), "dist"))
 	var logs bytes.Buffer
@@ -196,4 +209,74 @@ func waitForPicks(t *testing.T, e *envoy) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("Envoy's stats never showed endpoint_picker.picks")
+}
+
+// poolsConfig rewrites README.md's one-pool-per-model bootstrap for this
+// test: static pools and clusters on the simulators, its own ports, an admin
+// listener. The model-b route's cluster holds pool a's server too, so only
+// the picker's per-route pool keeps model-b requests off it (that server
+// answers another model's request 404).
+func poolsConfig(t *testing.T, listen, admin int, a, b string) []byte {
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(raw), "<!-- pools-bootstrap:start -->")
+	require.True(t, ok)
+	block, _, ok := strings.Cut(rest, "<!-- pools-bootstrap:end -->")
+	require.True(t, ok)
+	s := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```")
+	sock := func(addr string) string {
+		host, port, _ := net.SplitHostPort(addr)
+		return fmt.Sprintf("{endpoint: {address: {socket_address: {address: %s, port_value: %s}}}}", host, port)
+	}
+	for _, r := range []struct{ old, new string }{
+		{"port_value: 10000", fmt.Sprintf("port_value: %d", listen)},
+		{"address: 0.0.0.0", "address: 127.0.0.1"},
+		{"{dns: {name: pool-a.inference.svc.cluster.local, ports: [8000]}}", fmt.Sprintf("{static: [%q]}", a)},
+		{"{dns: {name: pool-b.inference.svc.cluster.local, ports: [8000]}}", fmt.Sprintf("{static: [%q]}", b)},
+		{"[{endpoint: {address: {socket_address: {address: pool-a.inference.svc.cluster.local, port_value: 8000}}}}]", "[" + sock(a) + "]"},
+		{"[{endpoint: {address: {socket_address: {address: pool-b.inference.svc.cluster.local, port_value: 8000}}}}]", "[" + sock(b) + ", " + sock(a) + "]"},
+	} {
+		require.Contains(t, s, r.old, "README.md's pools bootstrap changed; update this test")
+		s = strings.Replace(s, r.old, r.new, 1)
+	}
+	s = strings.ReplaceAll(s, "type: STRICT_DNS", "type: STATIC")
+	s += fmt.Sprintf("admin:\n  address:\n    socket_address: {address: 127.0.0.1, port_value: %d}\n", admin)
+	var check any
+	require.NoError(t, yaml.Unmarshal([]byte(s), &check))
+	return []byte(s)
+}
+
+// README.md's one-pool-per-model setup in a real Envoy: a route matching
+// x-ai-eg-model (set by ai_router) names pool b in endpoint_picker's
+// per-route config, and model-b requests are only ever sent to pool b.
+func TestEnvoyRoutesModelToItsPool(t *testing.T) {
+	envoyBin(t)
+	a := startSims(t, 1)[0]
+	b := startModelSims(t, "model-b", 1)[0]
+	listen, admin := freePort(t), freePort(t)
+	e := startEnvoyWith(t, listen, admin, poolsConfig(t, listen, admin, a, b))
+	waitForPicks(t, e)
+	for i := 0; i < 10; i++ {
+		resp, body := chat(t, e, fmt.Sprintf(`{"model":"model-b","messages":[{"role":"user","content":"to b %d"}]}`, i), nil)
+		require.Equal(t, 200, resp.StatusCode, "model-b request %d reached pool a's server: %s", i, body)
+		resp, body = chat(t, e, fmt.Sprintf(`{"model":"sim-model","messages":[{"role":"user","content":"to a %d"}]}`, i), nil)
+		require.Equal(t, 200, resp.StatusCode, string(body))
+	}
+}
+
+// The configs the suite hands Envoy load, checked here without Envoy so that
+// a README or envoy.yaml change that breaks the rewrites shows up in make
+// test, not only where an Envoy binary exists.
+func TestE2EConfigsValidate(t *testing.T) {
+	sims := []string{"127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003"}
+	for name, cfg := range map[string][]byte{
+		"envoy.yaml":   envoyConfig(t, 18080, 18081, sims),
+		"README pools": poolsConfig(t, 18080, 18081, sims[0], sims[1]),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, filters, err := envoyconfig.ValidateYAML(cfg)
+			require.NoError(t, err)
+			require.Len(t, filters, 2)
+		})
+	}
 }
