@@ -103,6 +103,7 @@ func (p *Profile) Schedule(c *framework.Cycle, eps []framework.Endpoint, b *Buff
 			continue
 		}
 		ws.Scorer.Score(c, eps, partial)
+		scores := scores[:len(partial)] // proves the bounds for the loop
 		for i, v := range partial {
 			scores[i] += ws.Weight * v
 		}

@@ -17,21 +17,14 @@ func New() *Scorer { return &Scorer{} }
 // Name implements framework.Scorer.
 func (*Scorer) Name() string { return Type }
 
-// Score implements framework.Scorer.
+// Score implements framework.Scorer. Each queue is computed once, into out,
+// along with the bounds; a second pass over out rescales it.
 func (*Scorer) Score(_ *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	minQ, maxQ := bounds(eps)
-	for i := range eps {
-		if maxQ == minQ {
-			out[i] = 1
-			continue
-		}
-		out[i] = (maxQ - eps[i].Queue()) / (maxQ - minQ)
-	}
-}
-
-func bounds(eps []framework.Endpoint) (lo, hi float64) {
+	out = out[:len(eps)]
+	var lo, hi float64
 	for i := range eps {
 		q := eps[i].Queue()
+		out[i] = q
 		if i == 0 || q < lo {
 			lo = q
 		}
@@ -39,5 +32,11 @@ func bounds(eps []framework.Endpoint) (lo, hi float64) {
 			hi = q
 		}
 	}
-	return lo, hi
+	for i, q := range out {
+		if hi == lo {
+			out[i] = 1
+			continue
+		}
+		out[i] = (hi - q) / (hi - lo)
+	}
 }
