@@ -20,6 +20,7 @@ import (
 	"fmt"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
 )
 
 // Type names the plugin in configuration.
@@ -212,7 +213,7 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	// would pull the adapter onto servers that must first load it.
 	adapterRunning := false
 	for i := range eps {
-		if l := eps[i].LoRA; l != nil && l.IsRunning(req.Model, req.ModelKey) {
+		if runs(eps[i].LoRA, req) {
 			adapterRunning = true
 			break
 		}
@@ -222,7 +223,7 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 		if eps[i].Queue() > limit {
 			continue
 		}
-		if adapterRunning && !eps[i].LoRA.IsRunning(req.Model, req.ModelKey) {
+		if adapterRunning && !runs(eps[i].LoRA, req) {
 			continue
 		}
 		if w := framework.Mix(key ^ eps[i].Key); best < 0 || w > bestWeight {
@@ -232,4 +233,11 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	if best >= 0 {
 		out[best] = 1
 	}
+}
+
+// runs reports whether l says the requested model (adapter) is running.
+// Naming metrics.LoRA imports its package, which is what lets the compiler
+// inline IsRunning: reached only through framework.Endpoint it stays a call.
+func runs(l *metrics.LoRA, req *framework.Request) bool {
+	return l.IsRunning(req.Model, req.ModelKey)
 }
