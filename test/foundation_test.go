@@ -116,15 +116,19 @@ func TestRequestThroughBothFiltersReachesSimulator(t *testing.T) {
 // A streamed answer arrives chunk by chunk and ends with the empty frame of
 // HTTP/1 chunked encoding.
 func TestStreamedAnswerArrivesInChunks(t *testing.T) {
-	sim := harness.StartSim(t, harness.SimOptions{Args: []string{"--inter-token-latency", "5ms"}})
+	// Echo mode answers with the prompt's words (a fixed length, where the
+	// random mode may answer one token), 30 ms apart: far enough that a busy
+	// machine's reader does not take several events in one read.
+	sim := harness.StartSim(t, harness.SimOptions{Args: []string{"--mode", "echo", "--inter-token-latency", "30ms"}})
 	h := harness.Start(t, harness.Options{})
 	h.MustConfigure(harness.EnvoyChain(t))
 	body, _ := json.Marshal(map[string]any{"model": sim.Model, "stream": true, "max_tokens": 20,
-		"messages": []map[string]string{{"role": "user", "content": "stream please"}}})
+		"messages": []map[string]string{{"role": "user", "content": "stream please, one word at a time"}}})
 	res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: body, Cluster: sim.Addrs})
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status)
 	require.Equal(t, res.UpstreamResponse.Body, res.Client.Body)
+	t.Logf("%d frames, %d events", len(res.Client.Chunks), strings.Count(string(res.Client.Body), "data: "))
 	require.Greater(t, len(res.Client.Chunks), 2, "the SSE stream should arrive in several frames")
 	require.True(t, res.Client.EOSFrame, "chunked: end of stream comes as a separate empty frame")
 	require.Contains(t, string(res.Client.Body), "data: [DONE]")
