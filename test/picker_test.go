@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,18 +65,21 @@ func waitPicking(t *testing.T, h *harness.Host, model string, cluster []string) 
 }
 
 // sendDirect holds n long requests on one endpoint, bypassing the proxy.
+// ignore_eos makes the simulator answer all maxTokens tokens: its random
+// mode may otherwise end the answer, and the load, after one.
 func sendDirect(t *testing.T, addr, model string, n, maxTokens int) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
+		body, _ := json.Marshal(map[string]any{"model": model, "max_tokens": maxTokens, "ignore_eos": true,
+			"messages": []map[string]string{{"role": "user", "content": fmt.Sprintf("direct load %d", i)}}})
 		wg.Add(1)
-		go func(i int) {
+		go func() {
 			defer wg.Done()
-			resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
-				strings.NewReader(string(chatReq(model, fmt.Sprintf("direct load %d", i), maxTokens))))
+			resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json", bytes.NewReader(body))
 			if err == nil {
 				resp.Body.Close()
 			}
-		}(i)
+		}()
 	}
 	t.Cleanup(wg.Wait)
 	return &wg
@@ -138,7 +142,7 @@ func TestPickerAvoidsLoadedEndpoint(t *testing.T) {
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	busy, idle := sim.Addrs[0], sim.Addrs[1]
-	sendDirect(t, busy, sim.Model, 8, 60) // 2 running, 6 waiting for ~6 s
+	sendDirect(t, busy, sim.Model, 8, 20) // 2 running, 6 waiting, for ~8 s in all
 	time.Sleep(400 * time.Millisecond)    // a few scrapes
 
 	before, _ := h.MustStats().Counter("endpoint_picker.picks", "pool", "pool", "endpoint", busy)
@@ -164,7 +168,7 @@ func TestPickerFollowsRunningLoRA(t *testing.T) {
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	withLoRA := sim.Addrs[1]
-	sendDirect(t, withLoRA, "lora-a", 1, 80) // lora-a runs there for ~8 s
+	sendDirect(t, withLoRA, "lora-a", 1, 30) // lora-a runs there for ~3 s
 	time.Sleep(600 * time.Millisecond)
 
 	for i := 0; i < 8; i++ {
