@@ -171,6 +171,13 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		parts.replace(d.Body)
 		setContentLength(headers, len(d.Body))
 	}
+	if d.TargetModel != d.Model {
+		// The response's model is mapped back to the client's name only in
+		// plain bytes, so the server must not compress it: a compressed
+		// answer would show the client the target's name. A compressor
+		// filter after the router can still compress for the client.
+		headers.Remove("accept-encoding")
+	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.h.SetData(requestFactsKey, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
 	return true

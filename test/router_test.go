@@ -243,15 +243,25 @@ func TestRouterRewritesModel(t *testing.T) {
 	for _, stream := range []bool{false, true} {
 		body, _ := json.Marshal(map[string]any{"model": "friendly-name", "stream": stream, "max_tokens": 5,
 			"messages": []map[string]string{{"role": "user", "content": "who are you"}}})
-		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: body, Cluster: sim.Addrs})
+		gzipOK := append(harness.Headers{{"accept-encoding", "gzip, br"}}, jsonCT...)
+		res, err := h.Send(context.Background(), &harness.Request{Headers: gzipOK, Body: body, Cluster: sim.Addrs})
 		require.NoError(t, err)
 		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 		require.Equal(t, "friendly-name", res.Received.Headers.Get("X-Ai-Eg-Model"))
+		require.Empty(t, res.Received.Headers.Values("Accept-Encoding"), "a compressed answer could not be mapped back")
 		require.Contains(t, string(res.Received.Body), `"model":"`+sim.Model+`"`)
 		require.Contains(t, string(res.UpstreamResponse.Body), `"model":"`+sim.Model+`"`)
 		require.NotContains(t, string(res.Client.Body), `"model":"`+sim.Model+`"`)
 		require.Contains(t, string(res.Client.Body), `"model":"friendly-name"`)
 	}
+	// Without a rewrite the client's accept-encoding reaches the server.
+	body, _ := json.Marshal(map[string]any{"model": sim.Model, "max_tokens": 1,
+		"messages": []map[string]string{{"role": "user", "content": "who are you"}}})
+	res, err := h.Send(context.Background(), &harness.Request{
+		Headers: append(harness.Headers{{"accept-encoding", "gzip"}}, jsonCT...), Body: body, Cluster: sim.Addrs})
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+	require.Equal(t, "gzip", res.Received.Headers.Get("Accept-Encoding"))
 }
 
 // A 1 MiB prompt arriving in many frames is read whole, sent on unchanged,
