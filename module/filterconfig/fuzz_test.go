@@ -1,0 +1,39 @@
+package filterconfig
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// FuzzFilterConfig feeds arbitrary filter_config and per-route bytes to the
+// parsers Envoy's config load reaches: whatever the bytes, they answer with
+// a config or an error, never a panic, and an error names the filter.
+func FuzzFilterConfig(f *testing.F) {
+	for _, seed := range []string{
+		``, `{}`, `"{}"`, `null`, `[]`, `{"debug":{"panicIn":"request_body"}}`,
+		`{"pools":[{"name":"p","endpoints":{"static":["127.0.0.1:8000"]}}]}`,
+		`{"pools":[{"name":"p","endpoints":{"dns":{"name":"x.local","ports":[8000]}},"scheduler":{"scorers":[{"type":"queue","weight":2}]}}]}`,
+		`{"pools":[{"name":"p","endpoints":{"file":{"path":"/nonexistent"}},"prefix":{"mode":"rendezvous"},"priorities":{"batch":-1}}]}`,
+		`{"maxRequestBodyBytes":1048576,"models":[{"name":"a"},{"name":"b"}],"rewrites":[{"model":"a","targets":[{"model":"b","weight":1}]}]}`,
+		`{"costs":[{"metadataKey":"k","type":"cel","cel":"input_tokens * uint(2) + output_tokens"}]}`,
+		`{"budget":{"header":"x-api-key","tokens":1000,"window":"1m"}}`,
+		`{"pool":"a"}`, `{"pool":""}`, `{"pool":1}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		for _, filter := range []string{AIRouter, EndpointPicker} {
+			p, err := Parse(filter, []byte(raw))
+			if err != nil {
+				require.Contains(t, err.Error(), filter)
+			} else {
+				require.NotNil(t, p)
+			}
+			rc, err := ParsePerRoute(filter, []byte(raw))
+			if err == nil {
+				require.NotEmpty(t, rc.Pool)
+			}
+		}
+	})
+}
