@@ -17,7 +17,7 @@ type Cycle struct {
 	// Floats is scratch for a picker (one per cycle, so one picker may use it).
 	Floats []float64
 
-	slots []int32
+	slots Slots
 	rng   uint64
 }
 
@@ -31,24 +31,57 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.HashesReady = false
 }
 
-// Slots returns a table from endpoint ID to position in eps (-1 for IDs not
-// in eps), reusing the cycle's buffer.
-func (c *Cycle) Slots(eps []Endpoint) []int32 {
-	n := int32(0)
+// Slots maps endpoint IDs to positions in eps for the rest of the cycle (a
+// later call replaces the mapping), reusing the cycle's table.
+func (c *Cycle) Slots(eps []Endpoint) *Slots {
+	c.slots.set(eps)
+	return &c.slots
+}
+
+// Slots maps endpoint IDs to positions in one cycle's endpoint list.
+//
+// Each entry is stamped with the generation that wrote it, and each set
+// starts a new generation, so entries of earlier cycles read as absent
+// without the table being cleared: a set writes one entry per endpoint
+// rather than one per ID ever used.
+type Slots struct {
+	tab []slotEntry
+	gen uint32 // 0 is never current: zeroed entries are absent
+}
+
+type slotEntry struct {
+	gen uint32
+	pos int32
+}
+
+func (s *Slots) set(eps []Endpoint) {
+	s.gen++
+	if s.gen == 0 { // wrapped: stamps of 2^32 sets ago would read as current
+		clear(s.tab)
+		s.gen = 1
+	}
 	for i := range eps {
-		n = max(n, eps[i].ID+1)
+		id := eps[i].ID
+		if int(id) >= len(s.tab) {
+			s.grow(int(id) + 1)
+		}
+		s.tab[id] = slotEntry{gen: s.gen, pos: int32(i)}
 	}
-	if cap(c.slots) < int(n) {
-		c.slots = make([]int32, n, n+n/4)
+}
+
+func (s *Slots) grow(n int) {
+	tab := make([]slotEntry, n+n/4) // zero stamps: absent
+	copy(tab, s.tab)
+	s.tab = tab
+}
+
+// Of returns the position of endpoint id in the list, or -1 when it is not
+// in it.
+func (s *Slots) Of(id int32) int {
+	if uint(id) < uint(len(s.tab)) && s.tab[id].gen == s.gen {
+		return int(s.tab[id].pos)
 	}
-	s := c.slots[:n]
-	for i := range s {
-		s[i] = -1
-	}
-	for i := range eps {
-		s[eps[i].ID] = int32(i)
-	}
-	return s
+	return -1
 }
 
 // Rand returns the next number of the cycle's random sequence (SplitMix64),

@@ -23,11 +23,73 @@ func TestQueue(t *testing.T) {
 	}
 }
 
+// positions reads back every ID below n from s.
+func positions(s *Slots, n int32) []int {
+	out := make([]int, n)
+	for id := range n {
+		out[id] = s.Of(id)
+	}
+	return out
+}
+
 func TestSlots(t *testing.T) {
 	c := &Cycle{}
-	eps := []Endpoint{{ID: 4}, {ID: 1}}
-	require.Equal(t, []int32{-1, 1, -1, -1, 0}, c.Slots(eps))
-	require.Equal(t, []int32{-1, 0}, c.Slots(eps[1:]), "reused and reset")
+	// One cycle after another on the same Cycle: each sees only its own
+	// endpoints, whatever earlier cycles wrote.
+	for _, tc := range []struct {
+		name string
+		ids  []int32
+		want []int // Of(0..len(want)-1)
+	}{
+		{name: "first cycle", ids: []int32{4, 1}, want: []int{-1, 1, -1, -1, 0, -1}},
+		{name: "a subset: the others are absent", ids: []int32{1}, want: []int{-1, 0, -1, -1, -1}},
+		{name: "IDs reused at other positions", ids: []int32{1, 0, 4}, want: []int{1, 0, -1, -1, 2}},
+		{name: "the table grows", ids: []int32{40, 2}, want: []int{-1, -1, 1, -1, -1, -1}},
+		{name: "past the table", ids: []int32{3}, want: []int{-1, -1, -1, 0}},
+		{name: "none", ids: nil, want: []int{-1, -1, -1, -1, -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eps := make([]Endpoint, len(tc.ids))
+			for i, id := range tc.ids {
+				eps[i].ID = id
+			}
+			s := c.Slots(eps)
+			require.Equal(t, tc.want, positions(s, int32(len(tc.want))))
+			require.Equal(t, -1, s.Of(1000), "beyond the table")
+			for i, id := range tc.ids {
+				require.Equal(t, i, s.Of(id))
+			}
+		})
+	}
+}
+
+func TestSlotsManyCycles(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		startGen uint32 // 0: leave it
+	}{
+		{name: "from the start"},
+		// The stamps of the first call (generation 1) come round again.
+		{name: "across the generation wrap", startGen: ^uint32(0) - 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Cycle{}
+			// IDs 4..7 are stamped once, by generation 1, and never again.
+			c.Slots([]Endpoint{{ID: 4}, {ID: 5}, {ID: 6}, {ID: 7}})
+			if tc.startGen != 0 {
+				c.slots.gen = tc.startGen
+			}
+			for cycle := range 20 {
+				// Rotate which IDs are present and where.
+				eps := []Endpoint{{ID: int32(cycle % 4)}, {ID: int32((cycle + 1) % 4)}}
+				s := c.Slots(eps)
+				want := []int{-1, -1, -1, -1, -1, -1, -1, -1}
+				want[cycle%4], want[(cycle+1)%4] = 0, 1
+				require.Equal(t, want, positions(s, 8), "cycle %d", cycle)
+				require.NotZero(t, s.gen, "generation 0 would match zeroed entries")
+			}
+		})
+	}
 }
 
 func TestCycleRand(t *testing.T) {

@@ -158,7 +158,8 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 	// out holds match lengths (0: none yet) until the final normalization.
 	unscored := func(k int) bool {
 		return s.index.Holders(hashes[k], func(id int32) bool {
-			return !(int(id) < len(slots) && slots[id] >= 0 && out[slots[id]] == 0)
+			i := slots.Of(id)
+			return i < 0 || out[i] != 0
 		})
 	}
 	for hi := n; hi > 0 && unscored(0); {
@@ -172,8 +173,8 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 			}
 		}
 		s.index.Holders(hashes[lo], func(id int32) bool {
-			if int(id) < len(slots) && slots[id] >= 0 && out[slots[id]] == 0 {
-				out[slots[id]] = float64(lo + 1)
+			if i := slots.Of(id); i >= 0 && out[i] == 0 {
+				out[i] = float64(lo + 1)
 			}
 			return true
 		})
@@ -207,29 +208,31 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	}
 	key := chainHash(req.ModelKey, req.Prompt, bs, d)
 
-	limit := s.queueLimit(eps)
 	// A LoRA adapter's prefix can only be reused where the adapter runs: when
 	// some candidate runs it, only those may be preferred, or affinity
-	// would pull the adapter onto servers that must first load it.
+	// would pull the adapter onto servers that must first load it. out
+	// marks those candidates until the final score, so each adapter list is
+	// read once.
 	adapterRunning := false
+	shortest := eps[0].Queue()
 	for i := range eps {
+		shortest = min(shortest, eps[i].Queue())
 		if runs(eps[i].LoRA, req) {
+			out[i] = 1
 			adapterRunning = true
-			break
 		}
 	}
+	limit := shortest + s.p.QueueSlack
 	best, bestWeight := -1, uint64(0)
 	for i := range eps {
-		if eps[i].Queue() > limit {
-			continue
-		}
-		if adapterRunning && !runs(eps[i].LoRA, req) {
+		if eps[i].Queue() > limit || adapterRunning && out[i] == 0 {
 			continue
 		}
 		if w := framework.Mix(key ^ eps[i].Key); best < 0 || w > bestWeight {
 			best, bestWeight = i, w
 		}
 	}
+	clear(out)
 	if best >= 0 {
 		out[best] = 1
 	}
