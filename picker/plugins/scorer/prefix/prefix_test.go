@@ -354,3 +354,36 @@ func TestRendezvousPrefersWhereTheAdapterRuns(t *testing.T) {
 	c.Reset(&framework.Request{Model: "sql", ModelKey: metrics.Key("sql"), Prompt: prompt}, 0, 1)
 	require.GreaterOrEqual(t, preferred(score(s, c, eps)), 0)
 }
+
+func TestRendezvousAdapterRunnersOverTheQueueLimit(t *testing.T) {
+	s := rendezvous(t)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	for _, tc := range []struct {
+		name string
+		runs []int // run the adapter
+		busy []int // queue beyond the limit
+		want []int // may be preferred; empty: none is
+	}{
+		{name: "every runner too busy: no preference", runs: []int{2, 5}, busy: []int{2, 5}},
+		{name: "a runner within the limit is preferred", runs: []int{2, 5}, busy: []int{2}, want: []int{5}},
+		{name: "no runner: any within the limit", busy: []int{0, 1, 2, 3}, want: []int{4, 5, 6, 7}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eps := endpoints(8)
+			for _, i := range tc.runs {
+				eps[i].LoRA = metrics.NewLoRA([]string{"sql"}, nil, 2)
+			}
+			for _, i := range tc.busy {
+				eps[i].Waiting = 3 // shortest is 0: beyond slack 1
+			}
+			c := &framework.Cycle{}
+			c.Reset(&framework.Request{Model: "sql", ModelKey: metrics.Key("sql"), Prompt: prompt}, 0, 1)
+			got := preferred(score(s, c, eps))
+			if len(tc.want) == 0 {
+				require.Equal(t, -1, got)
+				return
+			}
+			require.Contains(t, tc.want, got)
+		})
+	}
+}

@@ -210,32 +210,41 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 
 	// A LoRA adapter's prefix can only be reused where the adapter runs: when
 	// some candidate runs it, only those may be preferred, or affinity
-	// would pull the adapter onto servers that must first load it. out
-	// marks those candidates until the final score, so each adapter list is
-	// read once.
-	adapterRunning := false
-	shortest := eps[0].Queue()
+	// would pull the adapter onto servers that must first load it. One pass
+	// finds both the preferred endpoint and the preferred runner, reading
+	// the adapter lists of the endpoints within the queue limit only.
+	limit := s.queueLimit(eps)
+	best, runner := -1, -1
+	var bestWeight, runnerWeight uint64
 	for i := range eps {
-		shortest = min(shortest, eps[i].Queue())
-		if runs(eps[i].LoRA, req) {
-			out[i] = 1
-			adapterRunning = true
-		}
-	}
-	limit := shortest + s.p.QueueSlack
-	best, bestWeight := -1, uint64(0)
-	for i := range eps {
-		if eps[i].Queue() > limit || adapterRunning && out[i] == 0 {
+		if eps[i].Queue() > limit {
 			continue
 		}
-		if w := framework.Mix(key ^ eps[i].Key); best < 0 || w > bestWeight {
+		w := framework.Mix(key ^ eps[i].Key)
+		if best < 0 || w > bestWeight {
 			best, bestWeight = i, w
 		}
+		if runs(eps[i].LoRA, req) && (runner < 0 || w > runnerWeight) {
+			runner, runnerWeight = i, w
+		}
 	}
-	clear(out)
-	if best >= 0 {
+	switch {
+	case runner >= 0:
+		out[runner] = 1
+	case best >= 0 && !runsBeyond(eps, limit, req):
 		out[best] = 1
 	}
+}
+
+// runsBeyond reports whether an endpoint whose queue is over limit runs the
+// requested adapter: then none within the limit may be preferred.
+func runsBeyond(eps []framework.Endpoint, limit float64, req *framework.Request) bool {
+	for i := range eps {
+		if eps[i].Queue() > limit && runs(eps[i].LoRA, req) {
+			return true
+		}
+	}
+	return false
 }
 
 // runs reports whether l says the requested model (adapter) is running.

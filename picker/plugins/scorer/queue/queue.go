@@ -32,11 +32,13 @@ func (*Scorer) Score(_ *framework.Cycle, eps []framework.Endpoint, out []float64
 			hi = q
 		}
 	}
-	for i, q := range out {
-		if hi == lo {
+	if hi == lo {
+		for i := range out {
 			out[i] = 1
-			continue
 		}
+		return
+	}
+	for i, q := range out {
 		out[i] = (hi - q) / (hi - lo)
 	}
 }
