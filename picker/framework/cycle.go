@@ -8,11 +8,11 @@ type Cycle struct {
 	Now     int64  // collector.Now() at the start of the cycle
 	Seed    uint64 // random per cycle; see Rand and TieBreak
 
-	// PrefixLanes holds what the prefix scorer derives its block hashes
-	// from, once PrefixReady is set. It is computed at most once per cycle
-	// by whichever needs it first (the prefix scorer, then its recorder).
-	PrefixLanes []uint64
-	PrefixReady bool
+	// Hashes holds the prompt's prefix block hashes once HashesReady is set.
+	// They are computed at most once per cycle by whichever plugin needs
+	// them first (the prefix scorer, then its recorder).
+	Hashes      []uint64
+	HashesReady bool
 
 	// Floats is scratch for a picker (one per cycle, so one picker may use it).
 	Floats []float64
@@ -27,8 +27,8 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.Now = now
 	c.Seed = seed
 	c.rng = seed
-	c.PrefixLanes = c.PrefixLanes[:0]
-	c.PrefixReady = false
+	c.Hashes = c.Hashes[:0]
+	c.HashesReady = false
 }
 
 // Slots maps endpoint IDs to positions in eps for the rest of the cycle (a

@@ -63,46 +63,6 @@ func appendPrefixHashes(dst []uint64, h0 uint64, prompt []byte, blockSize, maxBl
 	return dst
 }
 
-// appendLanes appends, for each of the prompt's blocks (at most maxBlocks),
-// the four XXH64 lanes after folding every whole 32-byte stripe up to the
-// block's end: laneWords words a block. blockHash finishes them into the
-// block's hash. This is appendPrefixHashes without the finishes, which are
-// half its cost: a pick finishes only the blocks it looks up, and the
-// index's writer the rest (Index.RecordLanes).
-func appendLanes(dst []uint64, h0 uint64, prompt []byte, blockSize, maxBlocks int) []uint64 {
-	n := min(len(prompt)/blockSize, maxBlocks)
-	v1, v2, v3, v4 := h0+prime1+prime2, h0+prime2, h0, h0-prime1
-	folded := 0
-	for b := 1; b <= n; b++ {
-		for end := b * blockSize; folded+32 <= end; folded += 32 {
-			s := prompt[folded : folded+32]
-			v1 = round(v1, binary.LittleEndian.Uint64(s[0:8]))
-			v2 = round(v2, binary.LittleEndian.Uint64(s[8:16]))
-			v3 = round(v3, binary.LittleEndian.Uint64(s[16:24]))
-			v4 = round(v4, binary.LittleEndian.Uint64(s[24:32]))
-		}
-		dst = append(dst, v1, v2, v3, v4)
-	}
-	return dst
-}
-
-// laneWords is the words appendLanes appends per block.
-const laneWords = 4
-
-// blockHash is h_k, the hash of block k, from the prompt's lanes
-// (appendLanes). prompt must hold the block's bytes past its last whole
-// stripe; when blockSize is a multiple of 32 there are none and prompt may
-// be nil.
-func blockHash(lanes []uint64, k, blockSize int, prompt []byte) uint64 {
-	l := lanes[k*laneWords : k*laneWords+laneWords]
-	end := (k + 1) * blockSize
-	var tail []byte
-	if end%32 != 0 {
-		tail = prompt[end&^31 : end]
-	}
-	return finish(l[0], l[1], l[2], l[3], tail, uint64(end))
-}
-
 // XXH64's primes.
 const (
 	prime1 uint64 = 11400714785074694791

@@ -92,10 +92,6 @@ type record struct {
 	id     int32
 	forget bool
 	hashes []uint64
-	// From RecordLanes: apply finishes hashes from these first.
-	lanes     []uint64
-	prompt    []byte // the blocks' bytes, when they end inside a stripe
-	blockSize int
 }
 
 // NewIndex returns an index keeping up to capacity hashes per endpoint.
@@ -127,33 +123,9 @@ func (x *Index) Close() {
 func (x *Index) Record(id int32, hashes []uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if r := x.newRecord(id); r != nil {
-		r.hashes = append(r.hashes, hashes...)
-	}
-}
-
-// RecordLanes is Record for the hashes of prompt's blocks given as their
-// lanes (appendLanes): the writer finishes them, off the pick path.
-func (x *Index) RecordLanes(id int32, lanes []uint64, prompt []byte, blockSize int) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	r := x.newRecord(id)
-	if r == nil {
-		return
-	}
-	r.lanes = append(r.lanes, lanes...)
-	r.blockSize = blockSize
-	if blockSize%32 != 0 { // blockHash reads the bytes past each block's last stripe
-		r.prompt = append(r.prompt, prompt[:len(lanes)/laneWords*blockSize]...)
-	}
-}
-
-// newRecord queues an empty update record for id and returns it, or nil
-// when it was dropped; x.mu is held.
-func (x *Index) newRecord(id int32) *record {
 	if x.closed || len(x.queue) >= maxQueued {
 		x.dropped.Add(1)
-		return nil
+		return
 	}
 	var r *record
 	if n := len(x.free); n > 0 {
@@ -163,10 +135,9 @@ func (x *Index) newRecord(id int32) *record {
 		r = &record{}
 	}
 	r.id, r.forget = id, false
-	r.hashes, r.lanes, r.prompt = r.hashes[:0], r.lanes[:0], r.prompt[:0]
+	r.hashes = append(r.hashes[:0], hashes...)
 	x.queue = append(x.queue, r)
 	x.schedule()
-	return r
 }
 
 // Forget queues the removal of everything endpoint id holds, for an endpoint
@@ -239,9 +210,6 @@ func (x *Index) apply(r *record) {
 	if r.forget {
 		x.forget(r.id)
 		return
-	}
-	for k := range len(r.lanes) / laneWords {
-		r.hashes = append(r.hashes, blockHash(r.lanes, k, r.blockSize, r.prompt))
 	}
 	l := x.list(r.id)
 	x.warm(l, r.id, r.hashes)

@@ -63,15 +63,9 @@ func checkPrefixHashes(t *testing.T, h0 uint64, prompt []byte, bs int) {
 	t.Helper()
 	got := AppendHashes(nil, h0, prompt, bs, len(prompt))
 	require.Len(t, got, len(prompt)/bs)
-	lanes := appendLanes(nil, h0, prompt, bs, len(prompt))
-	require.Len(t, lanes, len(got)*laneWords)
 	for k, h := range got {
 		require.Equal(t, refHash(h0, prompt[:(k+1)*bs]), h, "block %d", k)
 		require.Equal(t, h, chainHash(h0, prompt, bs, k+1), "block %d", k)
-		require.Equal(t, h, blockHash(lanes, k, bs, prompt[:(k+1)*bs]), "block %d: finished from its lanes and the prompt up to it", k)
-		if bs%32 == 0 {
-			require.Equal(t, h, blockHash(lanes, k, bs, nil), "block %d: whole stripes need no prompt", k)
-		}
 	}
 }
 
@@ -211,51 +205,6 @@ func TestIndexLRU(t *testing.T) {
 	require.False(t, has(0, 10))
 	require.True(t, has(1, 1))
 	require.Equal(t, int64(1), x.Entries())
-}
-
-func TestIndexRecordLanes(t *testing.T) {
-	h0 := ModelHash("m")
-	prompt := blocks(8, "lanes")
-	for _, bs := range []int{64, 32, 48, 7} {
-		t.Run(fmt.Sprint(bs), func(t *testing.T) {
-			x := NewIndex(100)
-			defer x.Close()
-			hashes := AppendHashes(nil, h0, prompt, bs, 5)
-			// The writer finishes the hashes; the caller's buffers may
-			// change as soon as RecordLanes returns.
-			lanes := appendLanes(nil, h0, prompt, bs, 5)
-			p := append([]byte(nil), prompt...)
-			x.RecordLanes(0, lanes, p, bs)
-			clear(lanes)
-			clear(p)
-			x.Flush()
-			for _, h := range hashes {
-				require.Equal(t, []int32{0}, holders(x, h))
-			}
-			require.Equal(t, int64(len(hashes)), x.Entries())
-
-			// Reused records carry nothing over: hashes, then lanes again.
-			x.Record(1, []uint64{42})
-			x.Flush()
-			require.Equal(t, []int32{1}, holders(x, 42))
-			require.Equal(t, []int32{0}, holders(x, hashes[0]), "endpoint 1 got only its own hash")
-			x.RecordLanes(2, appendLanes(nil, h0, prompt, bs, 1), prompt, bs)
-			x.Flush()
-			require.Equal(t, []int32{0, 2}, holders(x, hashes[0]))
-			require.Equal(t, []int32{0}, holders(x, hashes[1]))
-			require.Equal(t, []int32{1}, holders(x, 42))
-		})
-	}
-}
-
-// holders lists the holders of h, in the index's order.
-func holders(x *Index, h uint64) []int32 {
-	var ids []int32
-	x.Holders(h, func(id int32) bool {
-		ids = append(ids, id)
-		return true
-	})
-	return ids
 }
 
 func TestIndexDropsWhenBacklogged(t *testing.T) {

@@ -113,8 +113,8 @@ func (s *Scorer) Picked(c *framework.Cycle, ep *framework.Endpoint) {
 	if s.index == nil {
 		return
 	}
-	if l := s.lanes(c); len(l) > 0 {
-		s.index.RecordLanes(ep.ID, l, c.Request.Prompt, s.p.BlockSize)
+	if h := s.hashes(c); len(h) > 0 {
+		s.index.Record(ep.ID, h)
 	}
 }
 
@@ -125,14 +125,12 @@ func (s *Scorer) Forget(id int32) {
 	}
 }
 
-// lanes returns the prompt's block lanes (appendLanes): a pick finishes
-// only the hashes it looks up (blockHash), the index's writer the others.
-func (s *Scorer) lanes(c *framework.Cycle) []uint64 {
-	if !c.PrefixReady {
-		c.PrefixLanes = appendLanes(c.PrefixLanes[:0], c.Request.ModelKey, c.Request.Prompt, s.p.BlockSize, s.p.MaxBlocks)
-		c.PrefixReady = true
+func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
+	if !c.HashesReady {
+		c.Hashes = AppendHashes(c.Hashes[:0], c.Request.ModelKey, c.Request.Prompt, s.p.BlockSize, s.p.MaxBlocks)
+		c.HashesReady = true
 	}
-	return c.PrefixLanes
+	return c.Hashes
 }
 
 // queueLimit is the longest queue that still keeps affinity.
@@ -151,16 +149,15 @@ func (s *Scorer) queueLimit(eps []framework.Endpoint) float64 {
 // that depth, and the search repeats below it. That is a few lookups per
 // distinct match length rather than one per block.
 func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	lanes := s.lanes(c)
-	n := len(lanes) / laneWords
+	hashes := s.hashes(c)
+	n := len(hashes)
 	if n == 0 {
 		return
 	}
-	hash := func(k int) uint64 { return blockHash(lanes, k, s.p.BlockSize, c.Request.Prompt) }
 	slots := c.Slots(eps)
 	// out holds match lengths (0: none yet) until the final normalization.
 	unscored := func(k int) bool {
-		return s.index.Holders(hash(k), func(id int32) bool {
+		return s.index.Holders(hashes[k], func(id int32) bool {
 			i := slots.Of(id)
 			return i < 0 || out[i] != 0
 		})
@@ -175,7 +172,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 				up = mid
 			}
 		}
-		s.index.Holders(hash(lo), func(id int32) bool {
+		s.index.Holders(hashes[lo], func(id int32) bool {
 			if i := slots.Of(id); i >= 0 && out[i] == 0 {
 				out[i] = float64(lo + 1)
 			}
