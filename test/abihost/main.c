@@ -1005,6 +1005,25 @@ static void *reader_main(void *arg) {
 
 // ------------------------------------------------------------------- bench
 
+// per_request_json writes {"name":count/n,...} for the counters that moved
+// since base, and returns how many calls they add up to.
+static uint64_t per_request_json(sbuf *b, const char **names, _Atomic uint64_t *counts, const uint64_t *base,
+                                 int k, uint64_t n) {
+  uint64_t total = 0;
+  bool first = true;
+  sb_addc(b, '{');
+  for (int i = 0; i < k; i++) {
+    uint64_t d = atomic_load(&counts[i]) - base[i];
+    total += d;
+    if (!d) continue;
+    sb_printf(b, "%s\"%s\":%.2f", first ? "" : ",", names[i], (double)d / (double)n);
+    first = false;
+  }
+  sb_addc(b, '}');
+  return total;
+}
+
+
 typedef struct {
   hmap h, t;
   bool has_t;
@@ -1301,28 +1320,12 @@ static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p1);
   double thread_cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
   double process_cpu = (double)(p1.tv_sec - p0.tv_sec) * 1e9 + (double)(p1.tv_nsec - p0.tv_nsec);
-  uint64_t hooks = 0, cbs = 0;
   sbuf b;
   sb_init(&b);
-  sb_adds(&b, "\"hooks\":{");
-  bool first = true;
-  for (int i = 0; i < HK__COUNT; i++) {
-    uint64_t d = atomic_load(&g_hk_count[i]) - hk0[i];
-    hooks += d;
-    if (!d) continue;
-    sb_printf(&b, "%s\"%s\":%.2f", first ? "" : ",", hk_names[i], (double)d / (double)n);
-    first = false;
-  }
-  sb_adds(&b, "},\"callbacks\":{");
-  first = true;
-  for (int i = 0; i < CB__COUNT; i++) {
-    uint64_t d = atomic_load(&g_cb_count[i]) - cb0[i];
-    cbs += d;
-    if (!d) continue;
-    sb_printf(&b, "%s\"%s\":%.2f", first ? "" : ",", cb_names[i], (double)d / (double)n);
-    first = false;
-  }
-  sb_addc(&b, '}');
+  sb_adds(&b, "\"hooks\":");
+  uint64_t hooks = per_request_json(&b, hk_names, g_hk_count, hk0, HK__COUNT, n);
+  sb_adds(&b, ",\"callbacks\":");
+  uint64_t cbs = per_request_json(&b, cb_names, g_cb_count, cb0, CB__COUNT, n);
   printf("{\"n\":%llu,\"ns_per_req\":%.1f,\"thread_cpu_ns_per_req\":%.1f,\"process_cpu_ns_per_req\":%.1f,"
          "\"hooks_per_req\":%.2f,\"callbacks_per_req\":%.2f,\"abicalls_per_req\":%.2f,"
          "\"local_replies\":%llu,\"upstream_ok\":%llu,\"routed\":%llu,\"incomplete\":%llu,\"client_bytes_per_req\":%.1f,%s}\n",
