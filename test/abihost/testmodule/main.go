@@ -431,52 +431,45 @@ var bodyStatus = map[string]shared.BodyStatus{"": shared.BodyStatusContinue, "co
 var trailerStatus = map[string]shared.TrailersStatus{"": shared.TrailersStatusContinue, "continue": shared.TrailersStatusContinue,
 	"stop": shared.TrailersStatusStop}
 
+// hook takes the script's next step for a hook, logs what the filter sees
+// and runs the step's actions.
+func (x *filter) hook(name string, steps []step, eos, request bool) *step {
+	s := x.step(name, steps)
+	x.observe(name, eos, request)
+	x.run(name, s, request)
+	return s
+}
+
+// bodyStatusOf is the step's answer to a body frame: EOSStatus for the last.
+func bodyStatusOf(s *step, eos bool) shared.BodyStatus {
+	if eos && s.EOSStatus != "" {
+		return bodyStatus[s.EOSStatus]
+	}
+	return bodyStatus[s.Status]
+}
+
 func (x *filter) OnRequestHeaders(_ shared.HeaderMap, eos bool) shared.HeadersStatus {
-	s := x.step("request_headers", x.f.s.RequestHeaders)
-	x.observe("request_headers", eos, true)
-	x.run("request_headers", s, true)
-	return headerStatus[s.Status]
+	return headerStatus[x.hook("request_headers", x.f.s.RequestHeaders, eos, true).Status]
 }
 
 func (x *filter) OnRequestBody(_ shared.BodyBuffer, eos bool) shared.BodyStatus {
-	s := x.step("request_body", x.f.s.RequestBody)
-	x.observe("request_body", eos, true)
-	x.run("request_body", s, true)
-	if eos && s.EOSStatus != "" {
-		return bodyStatus[s.EOSStatus]
-	}
-	return bodyStatus[s.Status]
+	return bodyStatusOf(x.hook("request_body", x.f.s.RequestBody, eos, true), eos)
 }
 
 func (x *filter) OnRequestTrailers(_ shared.HeaderMap) shared.TrailersStatus {
-	s := x.step("request_trailers", x.f.s.RequestTrailers)
-	x.observe("request_trailers", true, true)
-	x.run("request_trailers", s, true)
-	return trailerStatus[s.Status]
+	return trailerStatus[x.hook("request_trailers", x.f.s.RequestTrailers, true, true).Status]
 }
 
 func (x *filter) OnResponseHeaders(_ shared.HeaderMap, eos bool) shared.HeadersStatus {
-	s := x.step("response_headers", x.f.s.ResponseHeaders)
-	x.observe("response_headers", eos, false)
-	x.run("response_headers", s, false)
-	return headerStatus[s.Status]
+	return headerStatus[x.hook("response_headers", x.f.s.ResponseHeaders, eos, false).Status]
 }
 
 func (x *filter) OnResponseBody(_ shared.BodyBuffer, eos bool) shared.BodyStatus {
-	s := x.step("response_body", x.f.s.ResponseBody)
-	x.observe("response_body", eos, false)
-	x.run("response_body", s, false)
-	if eos && s.EOSStatus != "" {
-		return bodyStatus[s.EOSStatus]
-	}
-	return bodyStatus[s.Status]
+	return bodyStatusOf(x.hook("response_body", x.f.s.ResponseBody, eos, false), eos)
 }
 
 func (x *filter) OnResponseTrailers(_ shared.HeaderMap) shared.TrailersStatus {
-	s := x.step("response_trailers", x.f.s.ResponseTrailers)
-	x.observe("response_trailers", true, false)
-	x.run("response_trailers", s, false)
-	return trailerStatus[s.Status]
+	return trailerStatus[x.hook("response_trailers", x.f.s.ResponseTrailers, true, false).Status]
 }
 
 func (x *filter) OnStreamComplete() {
