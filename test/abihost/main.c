@@ -127,14 +127,20 @@ void worker_push(worker *w, task *t) {
   pthread_mutex_unlock(&w->mu);
 }
 
-task *worker_pop(worker *w, bool wait) {
-  pthread_mutex_lock(&w->mu);
-  while (!w->head && wait && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
+// take_head unlinks the queue's first task (NULL if empty); w->mu is held.
+static task *take_head(worker *w) {
   task *t = w->head;
   if (t) {
     w->head = t->next;
     if (!w->head) w->tail = NULL;
   }
+  return t;
+}
+
+task *worker_pop(worker *w, bool wait) {
+  pthread_mutex_lock(&w->mu);
+  while (!w->head && wait && !w->stop) pthread_cond_wait(&w->cv, &w->mu);
+  task *t = take_head(w);
   pthread_mutex_unlock(&w->mu);
   return t;
 }
@@ -149,11 +155,7 @@ static task *worker_pop_timeout(worker *w, uint64_t timeout_ns) {
   while (!w->head) {
     if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) break;
   }
-  task *t = w->head;
-  if (t) {
-    w->head = t->next;
-    if (!w->head) w->tail = NULL;
-  }
+  task *t = take_head(w);
   pthread_mutex_unlock(&w->mu);
   return t;
 }
