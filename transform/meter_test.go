@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -224,14 +225,27 @@ func TestMeterGzipTruncated(t *testing.T) {
 }
 
 func TestMeterGzipLeavesNoGoroutine(t *testing.T) {
-	// A meter that saw no byte, or half a stream, still ends cleanly.
-	m := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "gzip")
-	require.NoError(t, m.Finish(t0).Err)
+	// A meter that saw no byte, half a stream or all of it ends cleanly:
+	// Finish releases the decoder's coroutine (a goroutine iter.Pull
+	// started), which would otherwise stay parked for good.
 	z := gzipped(t, readFixture(t, "sim/chat_stream.sse"))
-	m = NewMeter(EndpointChatCompletions, 200, "text/event-stream", "gzip")
-	m.Write(z[:len(z)/2], t0)
-	require.Error(t, m.Finish(t0).Err)
-	require.Equal(t, m.Finish(t0), m.Finish(t0), "Finish twice")
+	before := runtime.NumGoroutine()
+	var meters []*Meter
+	for _, body := range [][]byte{nil, z[:len(z)/2], z} {
+		m := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "gzip")
+		m.Write(body, t0)
+		meters = append(meters, m)
+	}
+	require.Equal(t, before+len(meters), runtime.NumGoroutine(), "one decoder coroutine per gzip meter")
+	var errs []error
+	for _, m := range meters {
+		errs = append(errs, m.Finish(t0).Err)
+	}
+	require.Equal(t, before, runtime.NumGoroutine(), "every coroutine ended")
+	require.NoError(t, errs[0], "no byte")
+	require.Error(t, errs[1], "half a stream")
+	require.NoError(t, errs[2], "whole stream")
+	require.Equal(t, meters[1].Finish(t0), meters[1].Finish(t0), "Finish twice")
 }
 
 func TestMeterIgnores(t *testing.T) {
