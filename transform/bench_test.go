@@ -137,6 +137,56 @@ func BenchmarkCosts(b *testing.B) {
 	dst := make([]CostValue, 0, 4)
 	b.ReportAllocs()
 	for b.Loop() {
-		dst, _ = c.AppendCosts(dst[:0], u, "big", "10.0.0.1:8000")
+		var err error
+		if dst, err = c.AppendCosts(dst[:0], u, "big", "10.0.0.1:8000"); err != nil || len(dst) != 2 || dst[1].Value != 1300 {
+			b.Fatal(dst, err)
+		}
+	}
+}
+
+// BenchmarkMeterGzip accounts the 1,000-event stream of BenchmarkSSEUsage
+// gzipped, in 4 KiB chunks of compressed bytes: decoding plus SSE metering.
+func BenchmarkMeterGzip(b *testing.B) {
+	stream := sseStream(1000)
+	chunks := chunked(gzipped(b, stream), 4<<10)
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		m := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "gzip")
+		for _, c := range chunks {
+			m.Write(c, now)
+		}
+		if r := m.Finish(now); r.Err != nil || r.Usage.OutputTokens != 998 || r.ContentEvents != 998 {
+			b.Fatal(r)
+		}
+	}
+}
+
+// BenchmarkBudgets is the per-request budget work: Key and Check when the
+// request arrives, Charge when it ends, from every P at once; with fewer
+// clients than maxKeys, and with twice as many, so that Charge also evicts.
+func BenchmarkBudgets(b *testing.B) {
+	for _, clients := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			budgets := NewBudgets(1<<62, time.Hour, 5_000)
+			ids := make([]string, clients)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("sk-%032d", i)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					k := budgets.Key(ids[i%len(ids)])
+					if ok, _ := budgets.Check(k); !ok {
+						b.Error("budget spent")
+						return
+					}
+					budgets.Charge(k, 100)
+					i += 7
+				}
+			})
+		})
 	}
 }
