@@ -153,3 +153,53 @@ func keyCounts(obj gjson.Result) map[string]int {
 	}
 	return counts
 }
+
+// FuzzParseConfig checks that any filter_config either parses into a config
+// that holds its invariants or gives an error naming what is wrong, never a
+// panic, and that the first error reported does not depend on map order.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{
+		``, `null`, `{}`, fullConfig,
+		`{"rewrites":[{"model":"a","targets":[{"model":"b","weigth":2}]}]}`,
+		`{"models":[{"name":"a"}],"rewrites":[{"model":"x","targets":[{"model":"a"}]}]}`,
+		`{"budget":{"header":"h","tokens":1,"window":"10ms","maxKeys":-3}}`,
+		`{"costs":[{"metadataKey":"k","type":"cel","cel":"input_tokens / output_tokens"}]}`,
+		`{"maxRequestBodyBytes": 9223372036854775808, "rejectUnknownPaths": "yes"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			require.NotEmpty(t, err.Error())
+			_, again := Parse(data)
+			require.EqualError(t, again, err.Error(), "the same error every time")
+			return
+		}
+		if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 {
+			require.True(t, json.Valid(trimmed), "accepted invalid JSON")
+		}
+		require.Positive(t, c.MaxRequestBodyBytes)
+		require.True(t, json.Valid(c.ModelsBody()), "%s", c.ModelsBody())
+		require.Len(t, c.costs, len(c.Costs))
+		for _, r := range c.Rewrites {
+			require.NotEmpty(t, r.Targets)
+			for _, tg := range r.Targets {
+				require.NotEmpty(t, tg.Model)
+				require.True(t, tg.Weight >= 1 && tg.Weight <= maxWeight, "weight %d", tg.Weight)
+			}
+		}
+		if c.Budget != nil {
+			require.NotNil(t, c.Budgets())
+			require.NotEmpty(t, c.Budget.Header)
+			require.Positive(t, c.Budget.Tokens)
+			require.GreaterOrEqual(t, c.Budgets().window, time.Second)
+		}
+		// What it decides for a request never fails but on the request.
+		body := []byte(`{"model":"m","messages":[1],"stream":true}`)
+		if _, err := c.Decide(EndpointChatCompletions, body, ""); err != nil {
+			var e *Error
+			require.ErrorAs(t, err, &e)
+		}
+	})
+}
