@@ -29,7 +29,7 @@ type Endpoint struct {
 	Waiting  float64 // scraped
 	Running  float64 // scraped
 	KVUsage  float64 // scraped, 0..1
-	Capacity float64 // requests it can run at once, learned (the most seen running); 0 if unknown
+	Capacity float64 // requests it can run at once, learned (the most seen running while requests waited); 0 if unknown
 	Pending  float64 // sent by this proxy after the scrape, so not in Waiting/Running yet
 	InFlight float64 // this proxy's requests in flight
 	Stale    bool    // metrics older than the pool's staleAfter
