@@ -1,10 +1,13 @@
 package prefix
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -100,23 +103,40 @@ func TestIndexMatchesModel(t *testing.T) {
 }
 
 // TestIndexHoldersDuringFlush runs lookups while updates are applied: run
-// with -race.
+// with -race. Every lookup must also read a consistent holder list: only
+// IDs that were recorded, each at most once.
 func TestIndexHoldersDuringFlush(t *testing.T) {
 	x := NewIndex(100)
 	defer x.Close()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	var bad atomic.Value // the first inconsistent lookup, as a string
+	var seenAny atomic.Bool
 	for r := range 2 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var seen [12]bool
 			for i := uint64(r); ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				x.Holders(i%500, func(id int32) bool { return id >= 0 })
+				clear(seen[:])
+				h := i % 500
+				x.Holders(h, func(id int32) bool {
+					switch {
+					case id < 0 || id >= int32(len(seen)):
+						bad.CompareAndSwap(nil, fmt.Sprintf("hash %d: holder %d was never recorded", h, id))
+					case seen[id]:
+						bad.CompareAndSwap(nil, fmt.Sprintf("hash %d: holder %d listed twice", h, id))
+					default:
+						seen[id] = true
+						seenAny.Store(true)
+					}
+					return true
+				})
 			}
 		}()
 	}
@@ -133,6 +153,9 @@ func TestIndexHoldersDuringFlush(t *testing.T) {
 			x.Flush()
 		}
 	}
+	// The readers may start late on a busy machine: the index is full now.
+	require.Eventually(t, seenAny.Load, 10*time.Second, time.Millisecond, "the lookups saw no holder at all")
 	close(stop)
 	wg.Wait()
+	require.Nil(t, bad.Load())
 }
