@@ -66,6 +66,17 @@ func expectedSSE(stream []byte, model string) []byte {
 	return out
 }
 
+// requireRestoredAnySplit checks that body restored to model gives want
+// whole, byte by byte and split in two at every point.
+func requireRestoredAnySplit(t *testing.T, model, contentType string, body, want []byte) {
+	t.Helper()
+	require.Equal(t, string(want), string(restoreAll(model, contentType, body)), "whole")
+	require.Equal(t, string(want), string(restoreAll(model, contentType, bytesOf(body)...)), "byte by byte")
+	for i := range body {
+		require.Equal(t, string(want), string(restoreAll(model, contentType, body[:i], body[i:])), "split at %d", i)
+	}
+}
+
 func TestModelRestorerJSON(t *testing.T) {
 	for _, f := range []string{
 		"openai/chat_completion.json", "openai/chat_completion_usage_first.json", "openai/responses.json",
@@ -76,11 +87,7 @@ func TestModelRestorerJSON(t *testing.T) {
 			want := replaceModels(body, `client "alias" ü`)
 			require.NotEqual(t, body, want)
 			require.Equal(t, `client "alias" ü`, gjson.GetBytes(want, "model").Str)
-			require.Equal(t, string(want), string(restoreAll(`client "alias" ü`, "application/json", body)))
-			require.Equal(t, string(want), string(restoreAll(`client "alias" ü`, "application/json", bytesOf(body)...)))
-			for i := range body {
-				require.Equal(t, string(want), string(restoreAll(`client "alias" ü`, "application/json", body[:i], body[i:])), "split at %d", i)
-			}
+			requireRestoredAnySplit(t, `client "alias" ü`, "application/json", body, want)
 		})
 	}
 }
@@ -94,11 +101,7 @@ func TestModelRestorerSSE(t *testing.T) {
 			body := readFixture(t, f)
 			want := expectedSSE(body, "alias")
 			require.NotEqual(t, body, want)
-			require.Equal(t, string(want), string(restoreAll("alias", "text/event-stream", body)))
-			require.Equal(t, string(want), string(restoreAll("alias", "text/event-stream", bytesOf(body)...)))
-			for i := range body {
-				require.Equal(t, string(want), string(restoreAll("alias", "text/event-stream", body[:i], body[i:])), "split at %d", i)
-			}
+			requireRestoredAnySplit(t, "alias", "text/event-stream", body, want)
 			// The stream the meter sees after restoring names the client's model.
 			r := meterChunks(EndpointChatCompletions, "text/event-stream", "", want)
 			require.Equal(t, "alias", r.Model)
