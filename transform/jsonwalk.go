@@ -52,9 +52,6 @@ func (w *jsonWalker) reset() {
 	*w = jsonWalker{watch: w.watch}
 }
 
-// inside reports the watched value the previous chunk ended in, if any.
-func (w *jsonWalker) inside() field { return w.current }
-
 func (w *jsonWalker) walk(b []byte, sink fieldSink) {
 	for i := 0; i < len(b) && !w.ended; i++ {
 		if w.str {
