@@ -13,7 +13,7 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/queue"
 )
 
-// recorder observes picks, and scores by a fixed table when asked to.
+// recorder observes picks and counts its Score calls; it scores every endpoint 0.
 type recorder struct {
 	picked []string
 	calls  int
