@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/strictjson"
 )
 
 // Config is the endpoint_picker filter_config: a list of pools. README.md
@@ -147,7 +149,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, errors.New(`empty endpoint_picker config: want {"pools": [...]}`)
 	}
 	var cfg Config
-	if err := decodeStrict(data, &cfg); err != nil {
+	if err := strictjson.Decode(data, &cfg); err != nil {
 		return nil, err
 	}
 	cfg.applyDefaults()

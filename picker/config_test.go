@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/strictjson"
 )
 
 func TestParseDefaults(t *testing.T) {
@@ -75,11 +77,11 @@ func TestParseErrors(t *testing.T) {
 		{name: "empty object", in: `{}`, want: `pools: at least one pool is required`},
 		{name: "no pools", in: `{"pools":[]}`, want: `pools: at least one pool is required`},
 		{name: "not JSON", in: `{"pools":`, want: `invalid JSON`},
-		{name: "unknown top-level field", in: `{"pool":[]}`, want: `pool: unknown field (known: pools)`},
-		{name: "wrong case", in: pool(`,"Engine":"vllm"`), want: `pools[0].Engine: unknown field (did you mean "engine"?)`},
-		{name: "unknown nested field", in: pool(`,"scrape":{"intervall":"1s"}`), want: `pools[0].scrape.intervall: unknown field`},
+		{name: "unknown top-level field", in: `{"pool":[]}`, want: `unknown field "pool" (known: pools)`},
+		{name: "wrong case", in: pool(`,"Engine":"vllm"`), want: `pools[0]: unknown field "Engine" (did you mean "engine"?)`},
+		{name: "unknown nested field", in: pool(`,"scrape":{"intervall":"1s"}`), want: `pools[0].scrape: unknown field "intervall"`},
 		{name: "negative weight", in: pool(`,"scheduler":{"scorers":[{"type":"queue"},{"type":"kv-cache-utilization","weight":-1}]}`), want: `pools[0].scheduler.scorers[1].weight: must be >= 0`},
-		{name: "weight as string", in: pool(`,"scheduler":{"scorers":[{"type":"queue","weight":"2"}]}`), want: `pools[0].scheduler.scorers[0].weight: want a number`},
+		{name: "weight as string", in: pool(`,"scheduler":{"scorers":[{"type":"queue","weight":"2"}]}`), want: `pools[0].scheduler.scorers[0].weight: must be a number`},
 		{name: "unknown scorer", in: pool(`,"scheduler":{"scorers":[{"type":"magic"}]}`), want: `pools[0].scheduler.scorers[0].type: unknown scorer "magic" (known: in-flight, kv-cache-utilization, lora-affinity, prefix-cache, queue)`},
 		{name: "duplicate scorer", in: pool(`,"scheduler":{"scorers":[{"type":"queue"},{"type":"queue"}]}`), want: `pools[0].scheduler.scorers[1].type: scorer "queue" listed twice`},
 		{name: "unknown filter", in: pool(`,"scheduler":{"filters":[{"type":"x"}]}`), want: `pools[0].scheduler.filters[0].type: unknown filter "x" (known: saturation)`},
@@ -90,7 +92,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "negative duration", in: pool(`,"scrape":{"timeout":"-1s"}`), want: `pools[0].scrape.timeout: must be > 0`},
 		{name: "stale before the next scrape", in: pool(`,"scrape":{"interval":"1s","staleAfter":"500ms"}`), want: `pools[0].scrape.staleAfter: must be >= scrape.interval (1s)`},
 		{name: "path", in: pool(`,"scrape":{"path":"metrics"}`), want: `pools[0].scrape.path: must start with "/"`},
-		{name: "integer expected", in: pool(`,"scrape":{"concurrency":1.5}`), want: `pools[0].scrape.concurrency: want an integer`},
+		{name: "integer expected", in: pool(`,"scrape":{"concurrency":1.5}`), want: `pools[0].scrape.concurrency: must be an integer`},
 		{name: "unknown engine", in: pool(`,"engine":"tgi"`), want: `pools[0].engine: unknown engine "tgi"`},
 		{name: "bad metric name", in: pool(`,"metrics":{"waiting":"a b"}`), want: `pools[0].metrics.waiting: not a metric name`},
 		{name: "prefix mode", in: pool(`,"prefix":{"mode":"magic"}`), want: `pools[0].prefix.mode: must be "learned" or "rendezvous"`},
@@ -98,7 +100,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "KV threshold", in: pool(`,"saturation":{"kvCache":1.5}`), want: `pools[0].saturation.kvCache: must be in (0, 1]`},
 		{name: "failure mode", in: pool(`,"failureMode":"open"`), want: `pools[0].failureMode: must be "fail-open" or "fail-close"`},
 		{name: "negative penalty", in: pool(`,"failurePenalty":"-1s"`), want: `pools[0].failurePenalty: must be >= 0`},
-		{name: "priority type", in: pool(`,"priorities":{"batch":"low"}`), want: `pools[0].priorities["batch"]: want an integer`},
+		{name: "priority type", in: pool(`,"priorities":{"batch":"low"}`), want: `pools[0].priorities["batch"]: must be an integer`},
 		{name: "no name", in: `{"pools":[{"endpoints":{"static":["10.0.0.1:8000"]}}]}`, want: `pools[0].name: required`},
 		{name: "duplicate name", in: `{"pools":[{"name":"a","endpoints":{"static":["10.0.0.1:8000"]}},{"name":"a","endpoints":{"static":["10.0.0.1:8000"]}}]}`, want: `pools[1].name: "a" is already the name of pools[0]`},
 		{name: "no source", in: `{"pools":[{"name":"a","endpoints":{}}]}`, want: `pools[0].endpoints: set exactly one of static, dns, file`},
@@ -135,13 +137,13 @@ func TestREADMEDocumentsEveryField(t *testing.T) {
 		if t.Kind() != reflect.Struct || t == reflect.TypeFor[Duration]() {
 			return
 		}
-		for f := range jsonFields(t) {
+		for f := range strictjson.Fields(t) {
 			p := f
 			if prefix != "" {
 				p = prefix + "." + f
 			}
 			paths = append(paths, p)
-			walk(p, jsonFields(t)[f].Type)
+			walk(p, strictjson.Fields(t)[f].Type)
 		}
 	}
 	walk("", reflect.TypeFor[Config]())

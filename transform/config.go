@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/strictjson"
 )
 
 // Config is the ai_router filter_config. Get one from Parse and do not change
@@ -112,7 +114,7 @@ const (
 func Parse(data []byte) (*Config, error) {
 	c := &Config{MaxRequestBodyBytes: DefaultMaxRequestBodyBytes, TokenAccounting: true}
 	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && string(trimmed) != "null" {
-		if err := decodeStrict(trimmed, c); err != nil {
+		if err := strictjson.Decode(trimmed, c); err != nil {
 			return nil, err
 		}
 	}

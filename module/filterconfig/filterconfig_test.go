@@ -26,7 +26,7 @@ func TestParse(t *testing.T) {
 		{name: "bad debug hook is named", filter: AIRouter, raw: `{"debug":{"panicIn":"somewhere"}}`, wantErr: `debug.panicIn`},
 		{name: "debug type mismatch names the field", filter: AIRouter, raw: `{"debug":{"asyncRequestHeaders":"yes"}}`, wantErr: `asyncRequestHeaders`},
 		{name: "malformed JSON", filter: AIRouter, raw: `{"debug":`, wantErr: "invalid JSON"},
-		{name: "trailing data", filter: AIRouter, raw: `{} {}`, wantErr: "trailing data"},
+		{name: "trailing data", filter: AIRouter, raw: `{} {}`, wantErr: "data after the top-level value"},
 		{name: "unknown filter", filter: "other", raw: `{}`, wantErr: `unknown filter_name "other"`},
 		{name: "debug async", filter: AIRouter, raw: `{"debug":{"asyncRequestHeaders":true}}`,
 			check: func(t *testing.T, p *Parsed) { require.True(t, p.Debug.Enabled()) }},
