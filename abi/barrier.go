@@ -40,11 +40,19 @@ func (g *guardedFilter) caught(hook string, r any, requestPath bool) {
 	defer func() { _ = recover() }() // reporting must not panic either
 	g.handle.IncrementCounterValue(g.barrier.PanicCounter, 1)
 	g.handle.Log(shared.LogLevelError, "%s: panic in %s: %v\n%s", g.barrier.Filter, hook, r, debug.Stack())
-	if requestPath && !g.replied {
-		g.replied = true
-		msg := fmt.Sprintf("internal error in filter %s", g.barrier.Filter)
-		g.handle.SendLocalResponse(500, JSONHeaders, OpenAIError(msg, "internal_error", "internal_error"), PanicDetail)
+	if requestPath {
+		g.reply()
 	}
+}
+
+// reply answers the stream with a 500, once.
+func (g *guardedFilter) reply() {
+	if g.replied {
+		return
+	}
+	g.replied = true
+	msg := fmt.Sprintf("internal error in filter %s", g.barrier.Filter)
+	g.handle.SendLocalResponse(500, JSONHeaders, OpenAIError(msg, "internal_error", "internal_error"), PanicDetail)
 }
 
 func (g *guardedFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) (s shared.HeadersStatus) {

@@ -18,11 +18,12 @@ type Factory struct {
 func (f *Factory) Create(h shared.HttpFilterHandle) (out shared.HttpFilter) {
 	defer func() {
 		if r := recover(); r != nil {
-			// A filter that could not be built answers 500 at its first hook.
+			// A filter that could not be built is counted and logged here,
+			// once, and answers 500 at its first request hook.
 			g := &guardedFilter{barrier: f.Barrier, handle: h, inner: &shared.EmptyHttpFilter{}}
 			g.caught("create", r, false)
 			g.poisoned = false
-			g.inner = &panicFilter{r: r}
+			g.inner = &unbuiltFilter{g: g}
 			out = g
 		}
 	}()
@@ -36,11 +37,16 @@ func (f *Factory) OnDestroy() {
 	}
 }
 
-// panicFilter re-raises a construction panic at the first request hook, so
-// that the barrier answers it there with a 500.
-type panicFilter struct {
+// unbuiltFilter stands in for a filter whose construction panicked: the
+// first request hook answers 500 and poisons the stream, so that no other
+// hook reaches it. Reporting the panic again there would count it twice.
+type unbuiltFilter struct {
 	shared.EmptyHttpFilter
-	r any
+	g *guardedFilter
 }
 
-func (p *panicFilter) OnRequestHeaders(shared.HeaderMap, bool) shared.HeadersStatus { panic(p.r) }
+func (u *unbuiltFilter) OnRequestHeaders(shared.HeaderMap, bool) shared.HeadersStatus {
+	u.g.poisoned = true
+	u.g.reply() // runs inside g's barrier, like any hook
+	return shared.HeadersStatusStop
+}
