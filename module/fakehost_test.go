@@ -95,7 +95,15 @@ type fakeStream struct {
 	data                    map[string]any
 	metadata                map[string]any
 	upstream                string
+	route                   any // per-route config, as GetMostSpecificConfig returns it
 	replies                 int
+	lastReply               fakeReply
+}
+
+type fakeReply struct {
+	status uint32
+	body   []byte
+	detail string
 }
 
 func (s *fakeStream) reset() {
@@ -110,12 +118,13 @@ func (s *fakeStream) ResponseHeaders() shared.HeaderMap      { return &s.respHea
 func (s *fakeStream) BufferedRequestBody() shared.BodyBuffer { return &s.buffered }
 func (s *fakeStream) ReceivedBufferedRequestBody() bool      { return false }
 func (s *fakeStream) ClearRouteCache()                       {}
-func (s *fakeStream) GetMostSpecificConfig() any             { return nil }
+func (s *fakeStream) GetMostSpecificConfig() any             { return s.route }
 func (s *fakeStream) SetData(k string, v any)                { s.data[k] = v }
 func (s *fakeStream) GetData(k string) any                   { return s.data[k] }
 func (s *fakeStream) SetMetadata(ns, k string, v any)        { s.metadata[ns+"/"+k] = v }
-func (s *fakeStream) SendLocalResponse(uint32, [][2]string, []byte, string) {
+func (s *fakeStream) SendLocalResponse(status uint32, _ [][2]string, body []byte, detail string) {
 	s.replies++
+	s.lastReply = fakeReply{status, body, detail}
 }
 func (s *fakeStream) GetMetadataString(shared.MetadataSourceType, string, string) (shared.UnsafeEnvoyBuffer, bool) {
 	return shared.UnsafeEnvoyBuffer{}, false
