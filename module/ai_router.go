@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
@@ -111,7 +112,7 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 	}
 	f.rewriteHdr = headerString(headers, transform.ModelRewriteHeader)
 	if endOfStream {
-		f.decide(nil)
+		return headersStatus(f.decide(nil))
 	}
 	return shared.HeadersStatusStop
 }
@@ -208,7 +209,7 @@ func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream
 	if v, ok := f.h.GetAttributeString(shared.AttributeIDUpstreamAddress); ok {
 		f.backend = v.ToString()
 	}
-	if f.decision.TargetModel != f.decision.Model && (encoding == "" || encoding == "identity") {
+	if f.decision.TargetModel != f.decision.Model && (encoding == "" || strings.EqualFold(encoding, "identity")) {
 		// The client asked for Model: the response says so too.
 		f.restorer = transform.NewModelRestorer(f.decision.Model, contentType)
 		headers.Remove("content-length")

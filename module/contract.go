@@ -5,7 +5,6 @@ const (
 	headerDestination = "x-gateway-destination-endpoint"
 	headerModel       = "x-ai-eg-model"
 	headerObjective   = "x-gateway-inference-objective"
-	headerFairnessID  = "x-gateway-inference-fairness-id"
 
 	metadataLB          = "envoy.lb"
 	metadataServedKey   = "x-gateway-destination-endpoint-served"
