@@ -25,7 +25,11 @@ func testSpec(t *testing.T) Spec {
 	return Spec{
 		Path:           "/metrics",
 		Interval:       10 * time.Millisecond,
-		Timeout:        time.Second,
+		// Generous: the huge-body case reads 1 MiB, which under -race on a
+		// busy 2-core machine took over a second (a timeout then counts as a
+		// transport failure, not a bad exposition). TestScrapeTimeout sets
+		// its own.
+		Timeout:        30 * time.Second,
 		Concurrency:    4,
 		UnhealthyAfter: 3,
 		MaxBytes:       1 << 20,
