@@ -23,8 +23,8 @@ func testSpec(t *testing.T) Spec {
 	names, err := metrics.ForEngine(metrics.EngineVLLM)
 	require.NoError(t, err)
 	return Spec{
-		Path:           "/metrics",
-		Interval:       10 * time.Millisecond,
+		Path:     "/metrics",
+		Interval: 10 * time.Millisecond,
 		// Generous: the huge-body case reads 1 MiB, which under -race on a
 		// busy 2-core machine took over a second (a timeout then counts as a
 		// transport failure, not a bad exposition). TestScrapeTimeout sets
