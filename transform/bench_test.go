@@ -138,7 +138,7 @@ func BenchmarkCosts(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var err error
-		if dst, err = c.AppendCosts(dst[:0], u, "big", "10.0.0.1:8000"); err != nil || len(dst) != 2 || dst[1].Value != 1300 {
+		if dst, err = c.AppendCosts(dst[:0], u, "big", "10.0.0.1:8000", "route"); err != nil || len(dst) != 2 || dst[1].Value != 1300 {
 			b.Fatal(dst, err)
 		}
 	}
