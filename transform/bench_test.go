@@ -190,3 +190,25 @@ func BenchmarkBudgets(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoute is the request-headers step: path normalisation and
+// classification. The plain path takes the no-allocation fast path; an
+// escaped one is decoded.
+func BenchmarkRoute(b *testing.B) {
+	c := mustParse(b, `{"passThroughPaths":["/health","/v1/responses/*"]}`)
+	for _, tc := range []struct{ name, path string }{
+		{"plain", "/v1/chat/completions"},
+		{"query", "/v1/chat/completions?api-version=1"},
+		{"escaped", "/v1/chat%2Fcompletions"},
+		{"passed", "/v1/responses/resp_1"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Route("POST", tc.path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
