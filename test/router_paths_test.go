@@ -27,6 +27,7 @@ type fakeOpenAI struct {
 	addr  string
 	mu    sync.Mutex
 	paths []string
+	sse   string // when set, the answer to a request with "stream": true
 }
 
 func newFakeOpenAI(t *testing.T) *fakeOpenAI {
@@ -39,6 +40,14 @@ func newFakeOpenAI(t *testing.T) *fakeOpenAI {
 		w.Header().Set("content-type", "application/json")
 		if r.Method != "POST" || !gjson.ValidBytes(body) {
 			_, _ = io.WriteString(w, `{"ok":true}`)
+			return
+		}
+		u.mu.Lock()
+		sse := u.sse
+		u.mu.Unlock()
+		if sse != "" && gjson.GetBytes(body, "stream").Bool() {
+			w.Header().Set("content-type", "text/event-stream")
+			_, _ = io.WriteString(w, sse)
 			return
 		}
 		model := r.Header.Get("x-respond-model")
@@ -283,4 +292,53 @@ func TestRouterCELVariables(t *testing.T) {
 	require.EqualValues(t, 100, costs["by_model"], "model is the requested model, not the rewritten target")
 	require.EqualValues(t, 10, costs["by_route"])
 	require.EqualValues(t, 5, costs["by_backend"])
+}
+
+// Issue 7, item 12: a Responses API stream that fails (an error event, or
+// response.failed) is tagged as an error; a request that continues a stored
+// response, prompt or conversation without input is valid.
+func TestRouterResponsesAPI(t *testing.T) {
+	up := newFakeOpenAI(t)
+	h := routerOnly(t, map[string]any{"models": []map[string]any{{"name": "m"}}})
+	for _, tc := range []struct{ name, body string }{
+		{"previous_response_id", `{"model":"m","previous_response_id":"resp_1"}`},
+		{"stored prompt", `{"model":"m","prompt":{"id":"pmpt_1","version":"2"}}`},
+		{"conversation", `{"model":"m","conversation":"conv_1"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := sendTo(t, h, up, sendOpts{path: "/v1/responses", body: tc.body})
+			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+			require.Equal(t, tc.body, string(res.Received.Body))
+		})
+	}
+	res := sendTo(t, h, up, sendOpts{path: "/v1/responses", body: `{"model":"m","instructions":"x"}`})
+	require.Equal(t, 400, res.Client.Status, "nothing to answer")
+
+	errorTags := func(errType string) []string {
+		return []string{"gen_ai.operation.name", "responses", "gen_ai.original.model", "m", "gen_ai.request.model", "m",
+			"gen_ai.response.model", "m", "error.type", errType}
+	}
+	for _, tc := range []struct{ name, stream string }{
+		{"error event", "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"model\":\"m\",\"status\":\"in_progress\"}}\n\n" +
+			"event: error\ndata: {\"type\":\"error\",\"code\":\"ERR\",\"message\":\"boom\",\"param\":null,\"sequence_number\":2}\n\n"},
+		{"response.failed", "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"model\":\"m\",\"status\":\"failed\"," +
+			"\"error\":{\"code\":\"server_error\",\"message\":\"boom\"},\"usage\":{\"input_tokens\":3,\"output_tokens\":0,\"total_tokens\":3}}}\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up.mu.Lock()
+			up.sse = tc.stream
+			up.mu.Unlock()
+			before, _ := h.MustStats().Histogram("gen_ai.server.request.duration", errorTags("_OTHER")...)
+			res := sendTo(t, h, up, sendOpts{path: "/v1/responses", body: `{"model":"m","input":"hi","stream":true}`})
+			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+			require.Equal(t, tc.stream, string(res.Client.Body))
+			after, ok := h.MustStats().Histogram("gen_ai.server.request.duration", errorTags("_OTHER")...)
+			require.True(t, ok, h.MustStats().String())
+			var n uint64
+			if before != nil {
+				n = before.Count
+			}
+			require.Equal(t, n+1, after.Count)
+		})
+	}
 }
