@@ -292,8 +292,7 @@ func (f *aiRouterFilter) account() {
 	r := f.meter.Finish(now)
 	d := &f.decision
 	// Model tags are bounded (MetricModel): Envoy never frees a stat.
-	c := f.cfg
-	f.tags = [6]string{f.ep.Operation(), c.MetricModel(d.Model), c.MetricModel(d.TargetModel), c.MetricModel(r.Model), r.ErrorType()}
+	f.tags = [6]string{f.ep.Operation(), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
 	tags := f.tags[:5]
 	t := r.Timing(f.start, now)
 	f.h.RecordHistogramValue(f.cfg.duration, uint64(t.Duration.Microseconds()), tags...)
