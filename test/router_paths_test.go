@@ -342,3 +342,22 @@ func TestRouterResponsesAPI(t *testing.T) {
 		})
 	}
 }
+
+// A malformed pass-through list, and the retired rejectUnknownPaths: false,
+// are refused when the config loads, naming the field.
+func TestRouterPathConfigRefused(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	chain := harness.EnvoyChain(t).Only("ai_router")
+	for config, want := range map[string]string{
+		`{"passThroughPaths":["health"]}`:                 `passThroughPaths[0]: "health" must start with '/'`,
+		`{"passThroughPaths":["/v1/chat%2Fcompletions"]}`: `passThroughPaths[0]`,
+		`{"passThroughPaths":["/invocations"]}`:           `an endpoint ai_router checks`,
+		`{"passThroughPaths":"/health"}`:                  `passThroughPaths: must be an array`,
+		`{"rejectUnknownPaths":false}`:                    `passThroughPaths`,
+	} {
+		_, err := h.Configure(chain.With("ai_router", []byte(config)))
+		var ce *harness.CommandError
+		require.ErrorAs(t, err, &ce, config)
+		require.Contains(t, ce.Msg, want)
+	}
+}
