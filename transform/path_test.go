@@ -1,6 +1,9 @@
 package transform
 
 import (
+	"net/url"
+	"path"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -47,4 +50,30 @@ func TestNormalizePathDoesNotAllocate(t *testing.T) {
 	for _, p := range []string{"/v1/chat/completions", "/v1/completions?x=1", "/invocations"} {
 		require.Zero(t, testing.AllocsPerRun(100, func() { _ = NormalizePath(p) }), p)
 	}
+}
+
+// FuzzNormalizePath checks NormalizePath against the standard library:
+// for any path whose escapes are well-formed, it is url.PathUnescape then
+// path.Clean (which collapses slashes, resolves dot segments and drops a
+// trailing slash) of the path without its query and fragment.
+func FuzzNormalizePath(f *testing.F) {
+	for _, s := range []string{"/v1/chat/%63ompletions", "/v1/chat%2Fcompletions", "//v1//x/../chat/./completions/?q#f",
+		"/a%zz", "%2Fv1", "*", "", "/%2e%2e/x", "/v1/chat%252F"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got := NormalizePath(p)
+		raw := p
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
+			raw = raw[:i]
+		}
+		want, err := url.PathUnescape(raw)
+		if err != nil {
+			return // a malformed escape is kept as is: no reference to compare with
+		}
+		if strings.HasPrefix(want, "/") {
+			want = path.Clean(want)
+		}
+		require.Equal(t, want, got)
+	})
 }
