@@ -109,7 +109,7 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 		// before this filter ran: with the header gone, it must choose again.
 		// (On the other paths decide sets the header, replacing any value,
 		// and clears the route cache, or the request is answered here.)
-		if headers.GetOne(headerModel).Len > 0 {
+		if len(headers.Get(headerModel)) > 0 { // an empty value can match a route too
 			headers.Remove(headerModel)
 			f.h.ClearRouteCache()
 		}

@@ -32,6 +32,7 @@ func TestRouterRequestHeadersByPath(t *testing.T) {
 	}{
 		{"passed with the client's model header", "GET", "/health", [][2]string{{"x-ai-eg-model", "vip"}}, shared.HeadersStatusContinue, 0, 1, false},
 		{"passed without it", "GET", "/health/", nil, shared.HeadersStatusContinue, 0, 0, false},
+		{"passed with an empty model header", "GET", "/health", [][2]string{{"x-ai-eg-model", ""}}, shared.HeadersStatusContinue, 0, 1, false},
 		{"unknown path", "POST", "/generate", [][2]string{{"x-ai-eg-model", "vip"}}, shared.HeadersStatusStop, 404, 0, true},
 		{"content-length over the limit", "POST", "/v1/chat%2Fcompletions", [][2]string{{"content-length", "101"}}, shared.HeadersStatusStop, 413, 0, true},
 		{"content-length at the limit waits for the body", "POST", "/v1/chat/completions", [][2]string{{"content-length", "100"}}, shared.HeadersStatusStop, 0, 0, true},

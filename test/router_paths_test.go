@@ -191,6 +191,12 @@ func TestRouterPassThrough(t *testing.T) {
 		require.Empty(t, res.Received.Headers.Values("X-Ai-Eg-Model"))
 		require.GreaterOrEqual(t, res.State.RouteCacheClears, 1, "the route the client's header chose is dropped")
 	})
+	t.Run("an empty model header is removed too", func(t *testing.T) {
+		res := sendTo(t, h, up, sendOpts{method: "GET", path: "/health", headers: harness.Headers{{"x-ai-eg-model", ""}}})
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.Empty(t, res.Upstream.Headers.Values("x-ai-eg-model"))
+		require.GreaterOrEqual(t, res.State.RouteCacheClears, 1)
+	})
 	t.Run("without the header the route stands", func(t *testing.T) {
 		res := sendTo(t, h, up, sendOpts{method: "GET", path: "/health?probe=1"})
 		require.Equal(t, 200, res.Client.Status)
