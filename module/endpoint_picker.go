@@ -263,17 +263,35 @@ func readInferenceBody(path string, body []byte) (string, []byte, error) {
 	return strings.Clone(r.Model), r.Prompt, nil
 }
 
-// readSubset reads the subset hint, a dynamic metadata list of ip:port.
+// readSubset reads the subset hint from dynamic metadata: a list of
+// ip:port, or one comma-separated string of them (entries of a list may be
+// comma-separated too). Blanks around entries are ignored.
 func (f *endpointPickerFilter) readSubset() {
 	f.req.Subset, f.req.HasSubset = f.req.Subset[:0], false
 	if n, ok := f.h.GetMetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
 		f.req.HasSubset = true
 		for i := 0; i < n; i++ {
 			if v, ok := f.h.GetMetadataListString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey, i); ok {
-				f.req.Subset = append(f.req.Subset, v.ToString())
+				f.req.Subset = appendSubset(f.req.Subset, v.ToString())
 			}
 		}
+		return
 	}
+	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
+		f.req.HasSubset = true
+		f.req.Subset = appendSubset(f.req.Subset, v.ToString())
+	}
+}
+
+// appendSubset appends the comma-separated entries of list (a copy, out of
+// Envoy's memory) to dst.
+func appendSubset(dst []string, list string) []string {
+	for e := range strings.SplitSeq(list, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			dst = append(dst, e)
+		}
+	}
+	return dst
 }
 
 // pick schedules the request and writes the answer: the destination header

@@ -140,3 +140,19 @@ func TestPickerAloneLargePassThroughIsRouted(t *testing.T) {
 	require.Zero(t, s.replies)
 	require.NotEmpty(t, s.reqHeaders.GetOne(headerDestination).ToString())
 }
+
+func TestAppendSubset(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"10.0.0.1:80", []string{"10.0.0.1:80"}},
+		{"10.0.0.1:80,10.0.0.2:80", []string{"10.0.0.1:80", "10.0.0.2:80"}},
+		{" 10.0.0.1:80 , ,10.0.0.2:80,", []string{"10.0.0.1:80", "10.0.0.2:80"}},
+		{"[::1]:80,10.0.0.2:80", []string{"[::1]:80", "10.0.0.2:80"}},
+		{" , ", nil},
+		{"", nil},
+	} {
+		require.Equal(t, tc.want, appendSubset(nil, tc.in), tc.in)
+	}
+}

@@ -172,3 +172,107 @@ func TestPickerAloneJudgesOnlyInferenceBodies(t *testing.T) {
 		})
 	}
 }
+
+// blindServers are n local servers that answer requests but have no usable
+// metrics (their /metrics is a 404).
+func blindServers(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for i := 0; i < n; i++ {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metrics" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("content-type", "application/json")
+			_, _ = w.Write([]byte(`{"id":"x","object":"chat.completion","model":"m"}`))
+		}))
+		t.Cleanup(srv.Close)
+		addrs = append(addrs, strings.TrimPrefix(srv.URL, "http://"))
+	}
+	return addrs
+}
+
+// With a subset hint whose endpoints have no metrics, a fail-open pool still
+// keeps the request inside the hint (Envoy's fallback policy would pick from
+// the whole cluster); a fail-close pool answers 503.
+func TestPickerSubsetHintWithoutMetricsStaysInside(t *testing.T) {
+	withMetrics := modelServers(t, 1)
+	blind := blindServers(t, 3)
+	cluster := append(append([]string{}, withMetrics...), blind...)
+	hint := []harness.MetadataList{{Namespace: "envoy.lb.subset_hint", Key: "x-gateway-destination-endpoint-subset", Values: blind[:2]}}
+	for _, mode := range []string{"fail-open", "fail-close"} {
+		t.Run(mode, func(t *testing.T) {
+			h := harness.Start(t, harness.Options{})
+			h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(cluster, map[string]any{"failureMode": mode})))
+			// The pool has metrics (from the one endpoint outside the hint).
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: cluster})
+				require.NoError(t, err)
+				if destination(res) == withMetrics[0] {
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "the picker never had metrics")
+				time.Sleep(50 * time.Millisecond)
+			}
+			served := map[string]bool{}
+			for i := 0; i < 12; i++ {
+				res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, MetadataLists: hint,
+					Body: chatReq("m", fmt.Sprintf("hinted %d", i), 1), Cluster: cluster})
+				require.NoError(t, err)
+				if mode == "fail-close" {
+					require.Equal(t, 503, res.Client.Status)
+					require.Contains(t, string(res.Client.Body), `"error"`)
+					require.Nil(t, res.Received)
+					continue
+				}
+				require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+				require.ElementsMatch(t, blind[:2], strings.Split(destination(res), ","), "the hinted endpoints, nothing else")
+				require.Contains(t, blind[:2], res.Endpoint)
+				served[res.Endpoint] = true
+			}
+			if mode == "fail-open" {
+				require.Len(t, served, 2, "blind picks spread over the hint")
+			}
+		})
+	}
+}
+
+// The subset hint may be one comma-separated string as well as a list (whose
+// entries may themselves be comma-separated).
+func TestPickerSubsetHintAsString(t *testing.T) {
+	addrs := modelServers(t, 4)
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(addrs, nil)))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
+	const ns, key = "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset"
+	want := addrs[1:3]
+	for _, tc := range []struct {
+		name    string
+		strings []harness.MetadataString
+		lists   []harness.MetadataList
+		want    []string // nil: 503
+	}{
+		{name: "string", strings: []harness.MetadataString{{Namespace: ns, Key: key, Value: want[0] + ", " + want[1]}}, want: want},
+		{name: "list of one comma-separated entry", lists: []harness.MetadataList{{Namespace: ns, Key: key, Values: []string{want[0] + "," + want[1]}}}, want: want},
+		{name: "string matching nothing", strings: []harness.MetadataString{{Namespace: ns, Key: key, Value: "10.9.9.9:80"}}},
+		// (An empty string cannot be told from no hint: the SDK reports an
+		// empty metadata string as absent.)
+		{name: "string of separators only", strings: []harness.MetadataString{{Namespace: ns, Key: key, Value: " , "}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := 0; i < 4; i++ {
+				res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, MetadataStrings: tc.strings, MetadataLists: tc.lists,
+					Body: chatReq("m", fmt.Sprintf("hint %s %d", tc.name, i), 1), Cluster: addrs})
+				require.NoError(t, err)
+				if tc.want == nil {
+					require.Equal(t, 503, res.Client.Status)
+					continue
+				}
+				require.Equal(t, 200, res.Client.Status)
+				require.ElementsMatch(t, tc.want, strings.Split(destination(res), ","))
+			}
+		})
+	}
+}
