@@ -23,7 +23,7 @@ type PoolStats struct {
 	Picks        uint64 // StatusOK
 	Sheds        uint64 // StatusShed (429)
 	NoCapacity   uint64 // StatusNoCapacity (503)
-	NoMetrics    uint64 // StatusNoMetrics
+	NoMetrics    uint64 // StatusNoMetrics, and blind picks inside a subset hint (also in Picks)
 	ScrapeErrors uint64 // failed or unusable scrapes of this pool's endpoints
 
 	Source        endpoints.Stats
