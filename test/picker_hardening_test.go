@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -275,4 +276,19 @@ func TestPickerSubsetHintAsString(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A DNS pool is resolved off Envoy's main thread: the config loads, and once
+// the name resolves the picker names the endpoint.
+func TestPickerDNSPoolResolvesAfterLoad(t *testing.T) {
+	addr := modelServers(t, 1)[0]
+	port, err := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	require.NoError(t, err)
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", map[string]any{"pools": []any{map[string]any{
+		"name":      "pool",
+		"endpoints": map[string]any{"dns": map[string]any{"name": "localhost", "ports": []int{port}, "interval": "1s"}},
+		"scrape":    map[string]any{"interval": "50ms", "timeout": "500ms", "staleAfter": "1s"},
+	}}}))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "via DNS", 1), Cluster: []string{addr}})
 }
