@@ -17,7 +17,7 @@ type Sample struct {
 	// Set by the collector, not by Parse.
 	At               int64   // collector.Now() when the response arrived
 	InFlightAtScrape int64   // this proxy's in-flight count when the scrape was sent
-	PeakRunning      float64 // the most requests this endpoint was seen running while others waited: its slots, as far as known (0: unknown)
+	PeakRunning      float64 // its slots as far as known (0: unknown): the most requests it was seen running while others waited, re-learned after a restart (collector's slotLearner)
 }
 
 // LoRA is the newest state a vLLM-style lora_requests_info metric reports.
