@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,4 +292,81 @@ func TestPickerDNSPoolResolvesAfterLoad(t *testing.T) {
 		"scrape":    map[string]any{"interval": "50ms", "timeout": "500ms", "staleAfter": "1s"},
 	}}}))
 	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "via DNS", 1), Cluster: []string{addr}})
+}
+
+// switchableServer answers /metrics with its current exposition (503 while
+// it is empty) and anything else with a small JSON body.
+type switchableServer struct {
+	addr string
+	expo atomic.Pointer[string]
+}
+
+func newSwitchableServer(t *testing.T, expo string) *switchableServer {
+	s := &switchableServer{}
+	s.expo.Store(&expo)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			e := *s.expo.Load()
+			if e == "" {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte(e))
+			return
+		}
+		w.Header().Set("content-type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"x","object":"chat.completion","model":"m"}`))
+	}))
+	t.Cleanup(srv.Close)
+	s.addr = strings.TrimPrefix(srv.URL, "http://")
+	return s
+}
+
+func (s *switchableServer) set(expo string) { s.expo.Store(&expo) }
+
+func vllmExpo(waiting, running int) string {
+	return fmt.Sprintf("vllm:num_requests_waiting %d\nvllm:num_requests_running %d\nvllm:kv_cache_usage_perc 0.3\n", waiting, running)
+}
+
+// A server that went away and came back with fewer slots is not taken for
+// the bigger one it was: its learned slot count starts over. A was seen
+// running 8 with a queue, B 6; after an outage A runs 6 with a queue, B 5.
+// With A's old count, A would look as free as B (one slot left); re-learned,
+// A is full and B has a free slot, so every pick goes to B.
+func TestPickerRelearnsSlotsAfterRestart(t *testing.T) {
+	a, b := newSwitchableServer(t, vllmExpo(1, 8)), newSwitchableServer(t, vllmExpo(1, 6))
+	cluster := []string{a.addr, b.addr}
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).Only("endpoint_picker").WithJSON("endpoint_picker", pickerConfig(cluster, nil)))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: cluster})
+
+	a.set("") // A goes down long enough to lose its metrics...
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", "outage", 1), Cluster: cluster})
+		require.NoError(t, err)
+		if destination(res) == b.addr {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "A never lost its metrics")
+		time.Sleep(20 * time.Millisecond)
+	}
+	a.set(vllmExpo(1, 6)) // ...and comes back smaller
+	b.set(vllmExpo(1, 5))
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", "back", 1), Cluster: cluster})
+		require.NoError(t, err)
+		if len(strings.Split(destination(res), ",")) == 2 {
+			break // A has metrics again
+		}
+		require.True(t, time.Now().Before(deadline), "A never came back")
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // a few more scrapes of both
+	for i := 0; i < 12; i++ {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", fmt.Sprintf("q%d", i), 1), Cluster: cluster})
+		require.NoError(t, err)
+		require.Equal(t, b.addr, strings.Split(destination(res), ",")[0], "request %d: A is full, B has a slot", i)
+	}
 }
