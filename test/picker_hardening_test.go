@@ -370,3 +370,31 @@ func TestPickerRelearnsSlotsAfterRestart(t *testing.T) {
 		require.Equal(t, b.addr, strings.Split(destination(res), ",")[0], "request %d: A is full, B has a slot", i)
 	}
 }
+
+func sglangExpo(waiting, running, pages int) string {
+	return fmt.Sprintf("sglang:cache_config_info{page_size=\"16\",num_pages=\"%d\"} 1\n"+
+		"sglang:num_queue_reqs %d\nsglang:num_running_reqs %d\nsglang:token_usage 0.3\n", pages, waiting, running)
+}
+
+// SGLang's cache geometry is read from its own labels (page_size,
+// num_pages): a server restarted with a smaller KV cache, between two
+// scrapes, shows another geometry, and its slot count is learned anew. A was
+// seen running 8 with a queue, B 6; after A's restart A runs 6 with a queue,
+// B 5: re-learned, A is full and B has a free slot.
+func TestPickerSGLangRestartSeenInCacheGeometry(t *testing.T) {
+	a, b := newSwitchableServer(t, sglangExpo(1, 8, 4000)), newSwitchableServer(t, sglangExpo(1, 6, 4000))
+	cluster := []string{a.addr, b.addr}
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).Only("endpoint_picker").WithJSON("endpoint_picker", pickerConfig(cluster, map[string]any{"engine": "sglang"})))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: cluster})
+	time.Sleep(200 * time.Millisecond) // both peaks learned
+
+	a.set(sglangExpo(1, 6, 1500)) // restarted with less KV cache: 6 slots
+	b.set(sglangExpo(1, 5, 4000))
+	time.Sleep(300 * time.Millisecond) // a few scrapes of both
+	for i := 0; i < 12; i++ {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", fmt.Sprintf("q%d", i), 1), Cluster: cluster})
+		require.NoError(t, err)
+		require.Equal(t, b.addr, strings.Split(destination(res), ",")[0], "request %d: A is full, B has a slot", i)
+	}
+}

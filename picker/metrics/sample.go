@@ -11,8 +11,8 @@ type Sample struct {
 
 	LoRA *LoRA // nil when the server reports no LoRA information
 
-	BlockSize    int // tokens per KV block, 0 when not reported
-	NumGPUBlocks int // KV blocks, 0 when not reported
+	BlockSize    int // tokens per KV block (SGLang: per page), 0 when not reported
+	NumGPUBlocks int // KV blocks (SGLang: pages), 0 when not reported
 
 	// Set by the collector, not by Parse.
 	At               int64   // collector.Now() when the response arrived
