@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -42,4 +43,27 @@ func TestIsJSON(t *testing.T) {
 	} {
 		require.Equal(t, want, IsJSON(ct), ct)
 	}
+}
+
+// FuzzPassThroughModel: never a panic; a model is returned only for a valid
+// JSON object whose one top-level "model" is that string (encoding/json as
+// the oracle).
+func FuzzPassThroughModel(f *testing.F) {
+	for _, s := range []string{`{"model":"m"}`, `{"model":"a\u0062"}`, `{"x":{"model":"m"},"model":"n"}`, `{"model":"m","model":"n"}`, `["model"]`, `{"model":`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got := PassThroughModel(body)
+		if got == "" {
+			return
+		}
+		var v map[string]json.RawMessage
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("model %q from a body encoding/json rejects: %v", got, err)
+		}
+		var m string
+		if err := json.Unmarshal(v["model"], &m); err != nil || m != got {
+			t.Fatalf("model %q, encoding/json reads %q (%v)", got, m, err)
+		}
+	})
 }
