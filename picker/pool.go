@@ -293,8 +293,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 // pickInHint answers a fail-open pool whose hinted endpoints have no
 // usable metrics: the hinted members with the fewest requests in flight from
 // this proxy, ties broken from a random starting member, up to the
-// profile's list length. The
-// hint matched at least one member (markHint).
+// profile's list length. The hint matched at least one member (markHint).
 func (p *Pool) pickInHint(v *view, st *cycleState, res *Result) {
 	k := min(p.profile.MaxEndpoints, maxListed)
 	n := len(v.members)
