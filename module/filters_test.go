@@ -136,7 +136,7 @@ func TestPickerLocalReplies(t *testing.T) {
 		code   string
 		says   string
 	}{
-		{name: "invalid JSON", body: `{"model":`, status: 400, code: "invalid_request_error"},
+		{name: "invalid JSON", body: `{"model":`, status: 400, code: "invalid_json"}, // ai_router's code: one parser
 		{name: "route names an unknown pool", route: pickerRoute{pool: "nope"}, body: `{"model":"m","prompt":"x"}`,
 			status: 503, code: "no_capacity", says: `"nope"`},
 		{name: "body over the limit", body: strings.Repeat(" ", pickerMaxBody+1), status: 413, code: "request_too_large"},

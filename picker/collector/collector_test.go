@@ -23,13 +23,9 @@ func testSpec(t *testing.T) Spec {
 	names, err := metrics.ForEngine(metrics.EngineVLLM)
 	require.NoError(t, err)
 	return Spec{
-		Path:     "/metrics",
-		Interval: 10 * time.Millisecond,
-		// Generous: the huge-body case reads 1 MiB, which under -race on a
-		// busy 2-core machine took over a second (a timeout then counts as a
-		// transport failure, not a bad exposition). TestScrapeTimeout sets
-		// its own.
-		Timeout:        30 * time.Second,
+		Path:           "/metrics",
+		Interval:       10 * time.Millisecond,
+		Timeout:        10 * time.Second, // generous: -race on a busy 2-core machine is slow, and a timeout is not what these tests test
 		Concurrency:    4,
 		UnhealthyAfter: 3,
 		MaxBytes:       1 << 20,

@@ -735,6 +735,25 @@ static void handle_stream_cmd(task *t) {
     }
     free(ns);
     free(key);
+  } else if (strcmp(cmd, "metastr") == 0) {
+    // metastr id sid ns key value: a string in the stream's dynamic metadata,
+    // as a filter before ours (or a route's set_metadata) leaves it.
+    if (t->ntok < 6) goto bad;
+    size_t nsn, kn, vn;
+    char *ns = (char *)b64_dup(t->tok[3], &nsn), *key = (char *)b64_dup(t->tok[4], &kn);
+    char *val = (char *)b64_dup(t->tok[5], &vn);
+    if (!ns || !key || !val) {
+      free(ns);
+      free(key);
+      free(val);
+      goto bad;
+    }
+    mval *v = md_put(&st->md, ns, nsn, key, kn);
+    v->k = MV_STR;
+    v->s = val;
+    v->sn = vn;
+    free(ns);
+    free(key);
   } else if (strcmp(cmd, "routerreply") == 0) {
     // routerreply id sid status body details: the router answers (no healthy
     // upstream, connect failure...) as Envoy's router does with sendLocalReply.
