@@ -289,6 +289,8 @@ type wireMsg struct {
 	Status  int         `json:"status"`
 	Details string      `json:"details"`
 	Who     string      `json:"who"`
+	Route   string      `json:"route"`
+	Cluster string      `json:"cluster"`
 	Reason  string      `json:"reason"`
 	Level   string      `json:"level"`
 }
@@ -311,7 +313,7 @@ func (h *Host) dispatch(m *wireMsg, line []byte) {
 			return
 		}
 		ev := Event{Kind: EventKind(m.K), EOS: m.EOS, Data: m.D, Status: m.Status, Details: m.Details, Who: m.Who,
-			Reason: m.Reason, At: time.Now()}
+			Route: m.Route, Cluster: m.Cluster, Reason: m.Reason, At: time.Now()}
 		if m.H != nil {
 			ev.Headers = make(Headers, len(m.H))
 			for i, kv := range m.H {
