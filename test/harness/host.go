@@ -25,7 +25,7 @@ import (
 type Options struct {
 	Workers   int    // worker threads (default 2)
 	LogLevel  string // trace, debug, info, warn, error, critical, off (default warn)
-	Lib       string // the module (default: EnsureBuilt's dist/libinferencepool.so)
+	Lib       string // the module (default: EnsureBuilt's dist/test/libinferencepool.so)
 	LogEvents bool   // forward module log lines to the streams (Stream.Logs)
 	// AllowViolations keeps the test going when abihost reports an ABI
 	// violation (a callback from a goroutine, continue inside a hook...).
