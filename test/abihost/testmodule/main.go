@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	sdk "github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go"
@@ -173,7 +172,6 @@ type filter struct {
 	f     *filterFactory
 	h     shared.HttpFilterHandle
 	calls map[string]int
-	mu    sync.Mutex
 }
 
 func (x *filter) step(hook string, steps []step) *step {
