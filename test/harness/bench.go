@@ -80,6 +80,9 @@ func RunBench(t testing.TB, o BenchOptions) (*BenchResult, error) {
 		o.Warmup = 200
 	}
 	if o.Lib == "" {
+		o.Lib = os.Getenv("ABIHOST_LIB")
+	}
+	if o.Lib == "" {
 		o.Lib = ProductionLib(t) // measure what ships, not the test build
 	}
 	if o.Dir == "" {
