@@ -72,6 +72,7 @@ type aiRouterFilter struct {
 	budgetKey   uint64
 	hasBudget   bool
 	body        *[]byte // pooled; Prompt may point into it until OnDestroy
+	facts       factsHandoff
 	decision    transform.Decision
 	tags        [6]string // stat tag values: one backing array per stream
 	meter       *transform.Meter
@@ -194,7 +195,7 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		headers.Remove("accept-encoding")
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
-	f.h.SetData(requestFactsKey, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
+	f.facts.publish(f.h, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
 	return true
 }
 
@@ -277,6 +278,7 @@ func (f *aiRouterFilter) OnStreamComplete() {
 }
 
 func (f *aiRouterFilter) OnDestroy() {
+	f.facts.release() // before the body its Prompt points into goes back
 	putBody(f.body)
 	f.body = nil
 }

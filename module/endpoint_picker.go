@@ -143,7 +143,7 @@ func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfS
 	f.pool = pool
 	f.req.Objective = headerString(headers, headerObjective)
 	f.readSubset()
-	if facts, ok := f.h.GetData(requestFactsKey).(*requestFacts); ok {
+	if facts := receiveRequestFacts(f.h); facts != nil {
 		// ai_router ran and parsed the body: no need to see it.
 		f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
 		return headersStatus(f.pick(headers))

@@ -188,7 +188,7 @@ func TestRouterBadRequestReply(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal(s.lastReply.body, &e), string(s.lastReply.body))
 			require.NotEmpty(t, e.Error.Message)
-			require.Nil(t, s.data[requestFactsKey], "nothing is handed to endpoint_picker")
+			require.Nil(t, s.filterState[requestFactsKey], "nothing is handed to endpoint_picker")
 			f.OnStreamComplete()
 			f.OnDestroy()
 		})
