@@ -43,8 +43,9 @@ func TestPickerAloneReadsWhatAIRouterHandsOver(t *testing.T) {
 			router := &aiRouterFilter{cfg: rc, h: s}
 			require.Equal(t, shared.HeadersStatusStop, router.OnRequestHeaders(&s.reqHeaders, false))
 			require.Equal(t, shared.BodyStatusContinue, router.OnRequestBody(&fakeBody{b: []byte(tc.body)}, true))
-			facts, ok := s.data[requestFactsKey].(*requestFacts)
-			require.True(t, ok, "ai_router hands its parse over")
+			facts := receiveRequestFacts(s)
+			require.NotNil(t, facts, "ai_router hands its parse over")
+			defer router.OnDestroy()
 
 			model, prompt, err := readInferenceBody(tc.path, []byte(tc.body))
 			require.NoError(t, err)
