@@ -92,22 +92,23 @@ func TestMeterSSE(t *testing.T) {
 		usage   Usage // zero: no usage
 		model   string
 		content int
+		bytes   int // of content
 		done    bool
 	}{
-		{"sim/chat_stream.sse", EndpointChatCompletions, Usage{11, 0, 6, 0, 17}, "acme-test-7b", 6, true},
-		{"sim/chat_stream_nousage.sse", EndpointChatCompletions, Usage{}, "acme-test-7b", 3, true},
-		{"sim/chat_tools_stream.sse", EndpointChatCompletions, Usage{9, 0, 12, 0, 21}, "acme-test-7b", 9, true},
-		{"sim/completions_stream.sse", EndpointCompletions, Usage{4, 0, 4, 0, 8}, "acme-test-7b", 4, true},
-		{"sim/responses_stream.sse", EndpointResponses, Usage{8, 0, 3, 0, 11}, "acme-test-7b", 3, false},
-		{"openai/chat_stream_multibyte.sse", EndpointChatCompletions, Usage{31, 16, 19, 7, 50}, "o4-mini-2025-04-16", 11, true},
-		{"openai/chat_stream_reasoning_crlf.sse", EndpointChatCompletions, Usage{12, 0, 40, 30, 52}, "qwen3-32b", 3, true},
-		{"openai/responses_stream.sse", EndpointResponses, Usage{37, 5, 62, 48, 99}, "o3-2025-04-16", 9, false},
+		{"sim/chat_stream.sse", EndpointChatCompletions, Usage{11, 0, 6, 0, 17}, "acme-test-7b", 6, 25, true},
+		{"sim/chat_stream_nousage.sse", EndpointChatCompletions, Usage{}, "acme-test-7b", 3, 15, true},
+		{"sim/chat_tools_stream.sse", EndpointChatCompletions, Usage{9, 0, 12, 0, 21}, "acme-test-7b", 9, 32, true},
+		{"sim/completions_stream.sse", EndpointCompletions, Usage{4, 0, 4, 0, 8}, "acme-test-7b", 4, 16, true},
+		{"sim/responses_stream.sse", EndpointResponses, Usage{8, 0, 3, 0, 11}, "acme-test-7b", 3, 16, false},
+		{"openai/chat_stream_multibyte.sse", EndpointChatCompletions, Usage{31, 16, 19, 7, 50}, "o4-mini-2025-04-16", 11, 70, true},
+		{"openai/chat_stream_reasoning_crlf.sse", EndpointChatCompletions, Usage{12, 0, 40, 30, 52}, "qwen3-32b", 3, 43, true},
+		{"openai/responses_stream.sse", EndpointResponses, Usage{37, 5, 62, 48, 99}, "o3-2025-04-16", 9, 69, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			body := readFixture(t, tt.file)
 			want := Report{Status: 200, Streamed: true, Usage: tt.usage, HasUsage: tt.usage != Usage{},
-				Model: tt.model, ContentEvents: tt.content, Done: tt.done}
+				Model: tt.model, ContentEvents: tt.content, ContentBytes: tt.bytes, Done: tt.done}
 			first := firstContentEnd(t, tt.ep, body)
 
 			whole := meterChunks(tt.ep, "text/event-stream", "", body)
@@ -147,7 +148,7 @@ const awkwardStream = ": hi\r\n\r\n" +
 
 func TestMeterSSEEveryPairOfSplits(t *testing.T) {
 	body := []byte(awkwardStream)
-	want := Report{Status: 200, Streamed: true, Usage: Usage{3, 1, 2, 0, 5}, HasUsage: true, Model: "m", ContentEvents: 2, Done: true}
+	want := Report{Status: 200, Streamed: true, Usage: Usage{3, 1, 2, 0, 5}, HasUsage: true, Model: "m", ContentEvents: 2, ContentBytes: 11, Done: true}
 	for i := 0; i <= len(body); i++ {
 		for j := i; j <= len(body); j++ {
 			r := meterChunks(EndpointChatCompletions, "text/event-stream", "", body[:i], body[i:j], body[j:])
