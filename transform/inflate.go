@@ -23,6 +23,7 @@ type gunzipper struct {
 	out   func([]byte) bool // receives the decoded bytes; false: no more are wanted
 	read  int64             // compressed bytes taken by the decoder
 	made  int64             // decoded bytes
+	limit int64             // maxInflated (tests lower it)
 }
 
 // Inflation bounds. Decoding is for accounting only, and the CPU it costs is
@@ -47,7 +48,7 @@ var gzipReaders sync.Pool // *gzip.Reader: each holds a 32 KiB window
 var errStopped = errors.New("transform: gzip decoding stopped")
 
 func newGunzipper(out func([]byte) bool) *gunzipper {
-	g := &gunzipper{out: out}
+	g := &gunzipper{out: out, limit: maxInflated}
 	g.next, g.stop = iter.Pull(g.run)
 	return g
 }
@@ -90,7 +91,7 @@ func (g *gunzipper) run(yield func(struct{}) bool) {
 			var n int
 			if n, err = zr.Read(buf); n > 0 {
 				g.made += int64(n)
-				if g.made > maxInflated || g.made > inflateRatioFrom && g.made > maxInflateRatio*g.read {
+				if g.made > g.limit || g.made > inflateRatioFrom && g.made > maxInflateRatio*g.read {
 					err = ErrInflateLimit
 					break
 				}

@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -360,4 +361,63 @@ func TestSimulatorErrorFixtures(t *testing.T) {
 		_, ok := ParseUsage(readFixture(t, filepath.FromSlash(f)))
 		require.False(t, ok, f)
 	}
+}
+
+// A gzip bomb stops being decoded at the inflation bounds and the meter
+// gives up on it; a JSON body stops being decoded when its document ends.
+func TestMeterGzipBounds(t *testing.T) {
+	t.Run("bomb", func(t *testing.T) {
+		// What reading the usage after 8 MiB of spaces would cost.
+		bomb := gzipped(t, append(append([]byte(`{"x":"`), bytes.Repeat([]byte{' '}, 8<<20)...), `","usage":{"total_tokens":1}}`...))
+		require.Less(t, len(bomb), 40<<10)
+		m := NewMeter(EndpointChatCompletions, 200, "application/json", "gzip")
+		for off := 0; off < len(bomb); off += 16 << 10 {
+			m.Write(bomb[off:min(off+16<<10, len(bomb))], t0)
+		}
+		made := m.gz.made
+		r := m.Finish(t0)
+		require.ErrorIs(t, r.Err, ErrInflateLimit)
+		require.False(t, r.HasUsage)
+		require.LessOrEqual(t, made, int64(2*inflateRatioFrom), "stopped early by the ratio")
+	})
+	t.Run("absolute", func(t *testing.T) {
+		// Numbers compress less than 200:1; the limit is lowered from
+		// 64 MiB to 2 MiB to keep the test short.
+		var plain bytes.Buffer
+		plain.WriteString(`{"x":"`)
+		for i := 0; plain.Len() < 3<<20; i++ {
+			fmt.Fprintf(&plain, "%d,", i*7919)
+		}
+		plain.WriteString(`","usage":{"total_tokens":1}}`)
+		gz := gzipped(t, plain.Bytes())
+		m := NewMeter(EndpointChatCompletions, 200, "application/json", "gzip")
+		m.gz.limit = 2 << 20
+		m.Write(gz, t0)
+		r := m.Finish(t0)
+		require.ErrorIs(t, r.Err, ErrInflateLimit)
+		require.False(t, r.HasUsage)
+		m = NewMeter(EndpointChatCompletions, 200, "application/json", "gzip")
+		m.gz.limit = 4 << 20
+		m.Write(gz, t0)
+		r = m.Finish(t0)
+		require.NoError(t, r.Err, "under the limit")
+		require.True(t, r.HasUsage)
+	})
+	t.Run("JSON ends", func(t *testing.T) {
+		body := append([]byte(`{"model":"m","usage":{"prompt_tokens":2,"completion_tokens":3}}`), bytes.Repeat([]byte{'\n'}, 4<<20)...)
+		m := NewMeter(EndpointChatCompletions, 200, "application/json", "gzip")
+		gz := gzipped(t, body)
+		m.Write(gz, t0)
+		made := m.gz.made
+		r := m.Finish(t0)
+		require.NoError(t, r.Err)
+		require.Equal(t, Usage{2, 0, 3, 0, 5}, r.Usage)
+		require.Less(t, made, int64(64<<10), "decoding stops at the end of the document")
+	})
+	t.Run("not a JSON object", func(t *testing.T) {
+		r := meterChunks(EndpointChatCompletions, "application/json", "gzip", gzipped(t, []byte(` ["usage"]`+strings.Repeat(" ", 1<<20))))
+		require.ErrorIs(t, r.Err, errNotJSONObject)
+		r = meterChunks(EndpointChatCompletions, "", "", []byte("hello"))
+		require.ErrorIs(t, r.Err, errNotJSONObject)
+	})
 }
