@@ -197,14 +197,34 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		// answer would show the client the target's name. A compressor
 		// filter after the router can still compress for the client.
 		headers.Remove("accept-encoding")
-	} else if ae, change := transform.MeteredAcceptEncoding(headerString(headers, "accept-encoding")); change {
-		// Only encodings the meter reads: an answer in br or zstd would
-		// carry usage no one reads.
-		headers.Set("accept-encoding", ae)
+	} else {
+		meteredAcceptEncoding(headers)
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.h.SetData(requestFactsKey, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
 	return true
+}
+
+// meteredAcceptEncoding lets the server answer only in encodings the meter
+// reads: an answer in br or zstd would carry usage no one reads. Several
+// accept-encoding headers are read as one list and become one.
+func meteredAcceptEncoding(headers shared.HeaderMap) {
+	values := headers.Get("accept-encoding")
+	v := ""
+	for i, b := range values {
+		if i > 0 {
+			v += ", "
+		}
+		v += b.ToUnsafeString() // copied by the concatenation when there are several
+	}
+	ae, change := transform.MeteredAcceptEncoding(v)
+	switch {
+	case !change && len(values) < 2:
+	case ae == "":
+		headers.Remove("accept-encoding")
+	default:
+		headers.Set("accept-encoding", strings.Clone(ae))
+	}
 }
 
 func (f *aiRouterFilter) replyError(err error) {

@@ -181,6 +181,13 @@ func TestRouterMetersOnlyReadableEncodings(t *testing.T) {
 		})
 	}
 
+	t.Run("several accept-encoding headers are one list", func(t *testing.T) {
+		res, err := h.Send(context.Background(), &harness.Request{
+			Headers: append(harness.Headers{{"accept-encoding", "gzip"}, {"accept-encoding", "br"}}, jsonCT...), Body: chatReq(sim.Model, "hi", 3), Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, []string{"gzip"}, res.Received.Headers.Values("Accept-Encoding"))
+	})
+
 	// A server that answers br anyway (or any encoding the meter does not
 	// decode) is not free: the prompt estimate plus max_tokens.
 	for _, enc := range []string{"br", "zstd", "deflate"} {

@@ -37,6 +37,9 @@ func (s *UsageChunkStripper) Dropped() int { return s.dropped }
 // Write appends to dst the bytes to forward for chunk and reports whether
 // they differ from chunk (bytes held back, released or dropped).
 func (s *UsageChunkStripper) Write(dst, chunk []byte) (out []byte, changed bool) {
+	if len(s.held) == 0 && !s.passing && !s.dropBlank && !s.afterCR && !usageObjectFollows(chunk) {
+		return s.writeClean(dst, chunk)
+	}
 	changed = len(s.held) > 0
 	if s.afterCR && len(chunk) > 0 {
 		s.afterCR = false
@@ -94,6 +97,25 @@ func (s *UsageChunkStripper) Write(dst, chunk []byte) (out []byte, changed bool)
 	return dst, changed
 }
 
+// writeClean writes a chunk that starts a line and holds no usage object,
+// so none of its whole lines is a usage chunk: they go on at once, and only
+// the unfinished last line is held.
+func (s *UsageChunkStripper) writeClean(dst, chunk []byte) ([]byte, bool) {
+	end := max(bytes.LastIndexByte(chunk, '\n'), bytes.LastIndexByte(chunk, '\r')) + 1
+	switch {
+	case len(chunk) == 0:
+		return dst, false
+	case end == len(chunk):
+		s.afterCR, s.droppedCR = chunk[end-1] == '\r', false
+		return append(dst, chunk...), false
+	case len(chunk)-end > maxHeldLine:
+		s.passing = true
+		return append(dst, chunk...), false
+	}
+	s.held = append(s.held, chunk[end:]...)
+	return append(dst, chunk[:end]...), true
+}
+
 // endLine forwards (or drops) the line ending at chunk[i] and returns the
 // rest of the chunk.
 func (s *UsageChunkStripper) endLine(dst, chunk []byte, i int, drop bool) ([]byte, []byte) {
@@ -127,12 +149,31 @@ func (s *UsageChunkStripper) Flush(dst []byte) (out []byte, changed bool) {
 
 var usageKey = []byte(`"usage"`)
 
+// usageObjectFollows reports whether some "usage" in d is followed by a
+// colon and an object: most chunks have none, or "usage":null, and are
+// passed over without parsing.
+func usageObjectFollows(d []byte) bool {
+	for {
+		i := bytes.Index(d, usageKey)
+		if i < 0 {
+			return false
+		}
+		d = d[i+len(usageKey):]
+		j := skipSpace(d, 0)
+		if j < len(d) && d[j] == ':' {
+			if j = skipSpace(d, j+1); j < len(d) && d[j] == '{' {
+				return true
+			}
+		}
+	}
+}
+
 // isUsageChunkLine reports whether an SSE line is a data line holding a
 // usage chunk: a JSON object whose "usage" is an object and whose "choices"
 // is empty or absent.
 func isUsageChunkLine(line []byte) bool {
 	d, ok := bytes.CutPrefix(line, []byte("data:"))
-	if !ok || !bytes.Contains(d, usageKey) { // the cheap test first
+	if !ok || !usageObjectFollows(d) { // the cheap test first
 		return false
 	}
 	usage, choices := false, true
