@@ -341,7 +341,8 @@ func (f *aiRouterFilter) OnDestroy() {
 	// Only if stream_complete never came (no handle calls here): release
 	// the meter's decoder and the budget reservation.
 	if f.meter != nil && !f.accountedAt {
-		f.meter.Finish(time.Now())
+		r := f.meter.Finish(time.Now())
+		f.settle(transform.ChargeOf(&r, f.estimate))
 	}
 	if f.reserved {
 		f.settle(transform.ChargeOf(nil, f.estimate))
