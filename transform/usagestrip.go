@@ -37,9 +37,6 @@ func (s *UsageChunkStripper) Dropped() int { return s.dropped }
 // Write appends to dst the bytes to forward for chunk and reports whether
 // they differ from chunk (bytes held back, released or dropped).
 func (s *UsageChunkStripper) Write(dst, chunk []byte) (out []byte, changed bool) {
-	if len(s.held) == 0 && !s.passing && !s.dropBlank && !s.afterCR && !usageObjectFollows(chunk) {
-		return s.writeClean(dst, chunk)
-	}
 	changed = len(s.held) > 0
 	if s.afterCR && len(chunk) > 0 {
 		s.afterCR = false
@@ -52,7 +49,17 @@ func (s *UsageChunkStripper) Write(dst, chunk []byte) (out []byte, changed bool)
 			chunk = chunk[1:]
 		}
 	}
+	tried := false
 	for len(chunk) > 0 {
+		// Once the held line is complete, the rest usually has no usage
+		// object: it goes on whole but its unfinished last line.
+		if !tried && len(s.held) == 0 && !s.passing && !s.dropBlank {
+			tried = true
+			if !usageObjectFollows(chunk) {
+				out, ch := s.writeClean(dst, chunk)
+				return out, changed || ch
+			}
+		}
 		i := lineEnd(chunk)
 		if s.passing {
 			if i < 0 {
@@ -101,7 +108,8 @@ func (s *UsageChunkStripper) Write(dst, chunk []byte) (out []byte, changed bool)
 // so none of its whole lines is a usage chunk: they go on at once, and only
 // the unfinished last line is held.
 func (s *UsageChunkStripper) writeClean(dst, chunk []byte) ([]byte, bool) {
-	end := max(bytes.LastIndexByte(chunk, '\n'), bytes.LastIndexByte(chunk, '\r')) + 1
+	end := bytes.LastIndexByte(chunk, '\n') + 1
+	end += bytes.LastIndexByte(chunk[end:], '\r') + 1 // CR line endings: only past the last LF
 	switch {
 	case len(chunk) == 0:
 		return dst, false
