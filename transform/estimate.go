@@ -1,6 +1,10 @@
 package transform
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"io"
+)
 
 // Estimates. A response whose usage the meter could not read is never free:
 // it is charged an estimate, and the module says so in the cost metadata
@@ -94,7 +98,7 @@ func ChargeOf(r *Report, e Estimate) Charge {
 		return Charge{}
 	case r.HasUsage:
 		return Charge{Usage: r.Usage, Charged: true}
-	case r.Streamed && r.Err == nil:
+	case r.Streamed && (r.Err == nil || errors.Is(r.Err, io.ErrUnexpectedEOF)): // read, or a gzip stream cut short
 		out := max(uint64(r.ContentEvents), EstimateTokens(r.ContentBytes))
 		return Charge{Usage: estimated(e.InputTokens, out), Source: UsageStreamed, Charged: true}
 	}

@@ -1,7 +1,11 @@
 package transform
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -77,6 +81,7 @@ func TestChargeOf(t *testing.T) {
 		{"cut stream: events", &Report{Status: 200, Streamed: true, ContentEvents: 6, ContentBytes: 8}, Charge{Usage{10, 0, 6, 0, 16}, UsageStreamed, true}},
 		{"cut stream: bytes", &Report{Status: 200, Streamed: true, ContentEvents: 2, ContentBytes: 400}, Charge{Usage{10, 0, 100, 0, 110}, UsageStreamed, true}},
 		{"cut stream before content", &Report{Status: 200, Streamed: true}, Charge{Usage{10, 0, 0, 0, 10}, UsageStreamed, true}},
+		{"gzip stream cut short", &Report{Status: 200, Streamed: true, ContentEvents: 6, Err: fmt.Errorf("gzip body: %w", io.ErrUnexpectedEOF)}, Charge{Usage{10, 0, 6, 0, 16}, UsageStreamed, true}},
 		{"unreadable stream", &Report{Status: 200, Streamed: true, Err: errors.New("br")}, Charge{Usage{10, 0, 100, 0, 110}, UsageReserved, true}},
 		{"JSON without usage", &Report{Status: 200}, Charge{Usage{10, 0, 100, 0, 110}, UsageReserved, true}},
 		{"gzip bomb", &Report{Status: 200, Err: ErrInflateLimit}, Charge{Usage{10, 0, 100, 0, 110}, UsageReserved, true}},
@@ -110,4 +115,25 @@ func TestMeteredAcceptEncoding(t *testing.T) {
 		require.Equal(t, tt.out, out, tt.in)
 		require.Equal(t, tt.change, change, tt.in)
 	}
+}
+
+// A gzip stream cut short is charged what was streamed, like a plain one.
+// (A streaming server flushes its compressor after each event.)
+func TestChargeOfCutGzipStream(t *testing.T) {
+	body := readFixture(t, "sim/chat_stream.sse")
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	for ev := range bytes.SplitAfterSeq(body, []byte("\n\n")) {
+		_, _ = zw.Write(ev)
+		require.NoError(t, zw.Flush())
+	}
+	require.NoError(t, zw.Close())
+	gz := buf.Bytes()
+	r := meterChunks(EndpointChatCompletions, "text/event-stream", "gzip", gz[:len(gz)*2/3])
+	require.ErrorIs(t, r.Err, io.ErrUnexpectedEOF)
+	require.False(t, r.HasUsage)
+	require.Positive(t, r.ContentEvents)
+	ch := ChargeOf(&r, Estimate{InputTokens: 10, OutputTokens: 100})
+	require.Equal(t, UsageStreamed, ch.Source)
+	require.Equal(t, max(uint64(r.ContentEvents), EstimateTokens(r.ContentBytes)), ch.Usage.OutputTokens)
 }
