@@ -33,9 +33,9 @@ var meteringCosts = []map[string]any{
 // rounded up.
 func estimateOf(body []byte) float64 { return float64((len(body) + 3) / 4) }
 
-// routerOnly runs ai_router alone (no picker: Send falls back to round
+// meteringRouter runs ai_router alone on workers threads (no picker: Send falls back to round
 // robin over the request's Cluster).
-func routerOnly(t *testing.T, workers int, router map[string]any) *harness.Host {
+func meteringRouter(t *testing.T, workers int, router map[string]any) *harness.Host {
 	h := harness.Start(t, harness.Options{Workers: workers})
 	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", router))
 	return h
@@ -95,7 +95,7 @@ const usageEvent = `data: {"id":"c1","object":"chat.completion.chunk","model":"m
 // break), while the accounting still reads it; a client that asked gets it.
 func TestRouterStripsInjectedUsageChunk(t *testing.T) {
 	sim := harness.StartSim(t, harness.SimOptions{Args: []string{"--inter-token-latency", "1ms"}})
-	h := routerOnly(t, 2, map[string]any{"costs": meteringCosts})
+	h := meteringRouter(t, 2, map[string]any{"costs": meteringCosts})
 	for _, asked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("client asked %v", asked), func(t *testing.T) {
 			res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatStreamReq(sim.Model, 8, asked), Cluster: sim.Addrs})
@@ -131,7 +131,7 @@ func TestRouterStripsInjectedUsageChunk(t *testing.T) {
 
 	// A usage chunk split across body frames anywhere still goes, and no
 	// more than the unfinished line is held back.
-	h2 := routerOnly(t, 1, map[string]any{})
+	h2 := meteringRouter(t, 1, map[string]any{})
 	stream := chunkEvent("Once") + chunkEvent(" upon") + usageEvent + "data: [DONE]\n\n"
 	for _, cut := range []int{len(chunkEvent("Once")) + 3, len(stream) - len(usageEvent) - 12, len(stream) - 20} {
 		s, ev := openChat(t, h2, chatStreamReq("m", 8, false))
@@ -162,7 +162,7 @@ func usageLineOf(t *testing.T, body []byte) string {
 // response it cannot read is charged an estimate, said so in the metadata.
 func TestRouterMetersOnlyReadableEncodings(t *testing.T) {
 	sim := harness.StartSim(t, harness.SimOptions{})
-	h := routerOnly(t, 2, map[string]any{"costs": meteringCosts})
+	h := meteringRouter(t, 2, map[string]any{"costs": meteringCosts})
 	for _, tt := range []struct{ client, upstream string }{
 		{"br", ""},
 		{"zstd, br", ""},
@@ -221,7 +221,7 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 // charged what was seen (or the reservation), exactly once, on every end
 // path; the metadata says which estimate it is.
 func TestRouterChargesCutAndUnreadableResponses(t *testing.T) {
-	h := routerOnly(t, 2, map[string]any{"costs": meteringCosts, "defaultMaxTokens": 500})
+	h := meteringRouter(t, 2, map[string]any{"costs": meteringCosts, "defaultMaxTokens": 500})
 	bomb := gzipBytes(t, append(append([]byte(`{"x":"`), bytes.Repeat([]byte{' '}, 64<<20)...), `","usage":{"prompt_tokens":1,"completion_tokens":1}}`...))
 	require.Less(t, len(bomb), 128<<10)
 
@@ -343,7 +343,7 @@ func TestRouterSettlesReservationOnce(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := routerOnly(t, 1, map[string]any{"budget": map[string]any{"header": "x-api-key", "tokens": budget, "window": "1h"}})
+			h := meteringRouter(t, 1, map[string]any{"budget": map[string]any{"header": "x-api-key", "tokens": budget, "window": "1h"}})
 			key := [2]string{"x-api-key", "tenant"}
 			s1, ev := openChat(t, h, body, key)
 			require.True(t, harness.RequestLeft(ev))
@@ -400,7 +400,7 @@ func TestRouterBudgetHoldsUnderConcurrency(t *testing.T) {
 	t.Cleanup(func() { _ = srv.Close() })
 
 	const budget, clients = 2000, 48
-	h := routerOnly(t, 4, map[string]any{"budget": map[string]any{"header": "x-api-key", "tokens": budget, "window": "1h"}})
+	h := meteringRouter(t, 4, map[string]any{"budget": map[string]any{"header": "x-api-key", "tokens": budget, "window": "1h"}})
 	var wg sync.WaitGroup
 	var spent, admitted, refused int
 	for i := range clients {

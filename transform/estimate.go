@@ -64,15 +64,21 @@ type Estimate struct {
 // Total is the tokens to reserve.
 func (e Estimate) Total() uint64 { return satAdd(e.InputTokens, e.OutputTokens) }
 
-// EstimateOf estimates a decided request from its body length.
+// EstimateOf estimates a decided request from its body length. Only the
+// generating endpoints (chat, completions, responses, messages) have output;
+// tokenize and detokenize run no model and are estimated at nothing.
 func (c *Config) EstimateOf(d *Decision, bodyLen int) Estimate {
+	switch d.Endpoint {
+	case EndpointTokenize, EndpointDetokenize:
+		return Estimate{}
+	}
 	e := Estimate{InputTokens: EstimateTokens(bodyLen)}
-	switch {
-	case d.Endpoint == EndpointEmbeddings:
-	case d.MaxTokens > 0:
-		e.OutputTokens = d.MaxTokens
-	default:
+	switch d.Endpoint {
+	case EndpointChatCompletions, EndpointCompletions, EndpointResponses, EndpointMessages, EndpointInvocations:
 		e.OutputTokens = c.DefaultMaxTokens
+		if d.MaxTokens > 0 {
+			e.OutputTokens = d.MaxTokens
+		}
 	}
 	return e
 }
@@ -92,12 +98,16 @@ type Charge struct {
 // never lets an unreadable or cut response go free.
 func ChargeOf(r *Report, e Estimate) Charge {
 	switch {
-	case r == nil || r.Status == 0:
+	case (r == nil || r.Status == 0) && e != Estimate{}:
 		return Charge{Usage: estimated(e.InputTokens, 0), Source: UsagePromptOnly, Charged: true}
+	case r == nil || r.Status == 0:
+		return Charge{}
 	case r.Status < 200 || r.Status > 299:
 		return Charge{}
 	case r.HasUsage:
 		return Charge{Usage: r.Usage, Charged: true}
+	case e == Estimate{}: // nothing to estimate (tokenize): nothing charged
+		return Charge{}
 	case r.Streamed && (r.Err == nil || errors.Is(r.Err, io.ErrUnexpectedEOF)): // read, or a gzip stream cut short
 		out := max(uint64(r.ContentEvents), EstimateTokens(r.ContentBytes))
 		return Charge{Usage: estimated(e.InputTokens, out), Source: UsageStreamed, Charged: true}

@@ -28,6 +28,9 @@ func TestEstimateOf(t *testing.T) {
 		{"max_tokens", Decision{Endpoint: EndpointChatCompletions, MaxTokens: 7}, Estimate{10, 7}},
 		{"no max_tokens: the configured default", Decision{Endpoint: EndpointCompletions}, Estimate{10, 100}},
 		{"embeddings generate nothing", Decision{Endpoint: EndpointEmbeddings, MaxTokens: 7}, Estimate{10, 0}},
+		{"rerank generates nothing", Decision{Endpoint: EndpointRerank}, Estimate{10, 0}},
+		{"messages", Decision{Endpoint: EndpointMessages, MaxTokens: 3}, Estimate{10, 3}},
+		{"tokenize runs no model", Decision{Endpoint: EndpointTokenize}, Estimate{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Equal(t, tt.want, c.EstimateOf(&tt.d, 40))
@@ -68,6 +71,10 @@ func TestMaxTokensParsed(t *testing.T) {
 func TestChargeOf(t *testing.T) {
 	e := Estimate{InputTokens: 10, OutputTokens: 100}
 	counted := Usage{InputTokens: 3, OutputTokens: 4, TotalTokens: 7}
+	free := Estimate{}
+	require.Equal(t, Charge{}, ChargeOf(nil, free), "tokenize: nothing")
+	require.Equal(t, Charge{}, ChargeOf(&Report{Status: 200}, free))
+	require.Equal(t, Charge{Usage{1, 0, 0, 0, 1}, UsageCounted, true}, ChargeOf(&Report{Status: 200, HasUsage: true, Usage: Usage{InputTokens: 1, TotalTokens: 1}}, free))
 	for _, tt := range []struct {
 		name string
 		r    *Report

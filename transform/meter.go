@@ -240,6 +240,8 @@ func (m *Meter) data(d []byte) {
 			content += choicesContentBytes(raw)
 		case "type": // Responses API: response.output_text.delta and the like
 			delta = delta || raw[0] == '"' && bytes.HasSuffix(raw, []byte(`.delta"`))
+			// Its failures: an error event and a failed response.
+			m.report.StreamError = m.report.StreamError || string(raw) == `"error"` || string(raw) == `"response.failed"`
 		case "delta": // its text
 			content += contentLen(raw)
 		case "response":
