@@ -78,6 +78,12 @@ type aiRouterFilter struct {
 	meter       *transform.Meter
 	restorer    *transform.ModelRestorer
 	restored    []byte
+	stripper    *transform.UsageChunkStripper // drops the usage chunk the client did not ask for
+	stripped    []byte
+	forwarded   bool               // decided and sent upstream: it costs something from now on
+	estimate    transform.Estimate // the request's estimated cost
+	reservation transform.Reservation
+	reserved    bool // reservation is not settled yet
 	backend     string
 	costs       []transform.CostValue
 	costBuf     [4]transform.CostValue
@@ -179,6 +185,18 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 	}
 	f.decision = d
 	f.ep = d.Endpoint // /invocations is served as the endpoint its body asks for
+	f.estimate = f.cfg.EstimateOf(&d, len(body))
+	if f.hasBudget {
+		// Reserve now, settle at the end: concurrent requests of a key
+		// cannot all pass before any is charged.
+		r, ok, retryAfter := f.cfg.budgets.Reserve(f.budgetKey, f.estimate.Total())
+		if !ok {
+			f.replyWith(transform.BudgetExhausted(retryAfter), [2]string{"retry-after", transform.RetryAfter(retryAfter)})
+			return false
+		}
+		f.reservation, f.reserved = r, true
+	}
+	f.forwarded = true
 	headers := f.h.RequestHeaders()
 	headers.Set(headerModel, d.Model)
 	// Routes match on x-ai-eg-model: one listener, many models and pools.
@@ -187,16 +205,41 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		parts.replace(d.Body)
 		setContentLength(headers, len(d.Body))
 	}
-	if d.TargetModel != d.Model {
-		// The response's model is mapped back to the client's name only in
+	if d.TargetModel != d.Model || d.UsageInjected {
+		// The response's model is mapped back to the client's name, and the
+		// usage chunk the client did not ask for is stripped, only in
 		// plain bytes, so the server must not compress it: a compressed
 		// answer would show the client the target's name. A compressor
 		// filter after the router can still compress for the client.
 		headers.Remove("accept-encoding")
+	} else {
+		meteredAcceptEncoding(headers)
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.facts.publish(f.h, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
 	return true
+}
+
+// meteredAcceptEncoding lets the server answer only in encodings the meter
+// reads: an answer in br or zstd would carry usage no one reads. Several
+// accept-encoding headers are read as one list and become one.
+func meteredAcceptEncoding(headers shared.HeaderMap) {
+	values := headers.Get("accept-encoding")
+	v := ""
+	for i, b := range values {
+		if i > 0 {
+			v += ", "
+		}
+		v += b.ToUnsafeString() // copied by the concatenation when there are several
+	}
+	ae, change := transform.MeteredAcceptEncoding(v)
+	switch {
+	case !change && len(values) < 2:
+	case ae == "":
+		headers.Remove("accept-encoding")
+	default:
+		headers.Set("accept-encoding", strings.Clone(ae))
+	}
 }
 
 func (f *aiRouterFilter) replyError(err error) {
@@ -229,6 +272,10 @@ func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream
 		f.restorer = transform.NewModelRestorer(f.decision.Model, contentType)
 		headers.Remove("content-length")
 	}
+	if f.decision.UsageInjected && f.meter.Stream() && (encoding == "" || strings.EqualFold(encoding, "identity")) {
+		f.stripper = transform.NewUsageChunkStripper()
+		headers.Remove("content-length")
+	}
 	if endOfStream {
 		f.account()
 	}
@@ -242,20 +289,42 @@ func (f *aiRouterFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bool
 	now := time.Now()
 	chunks := body.GetChunks()
 	changed := false
-	f.restored = f.restored[:0]
+	out := f.restored[:0] // what the client gets, when it changes
+	if f.stripper != nil {
+		out = f.stripped[:0]
+	}
 	for _, c := range chunks {
 		b := c.ToUnsafeBytes()
 		f.meter.Write(b, now)
-		if f.restorer != nil {
-			var ch bool
-			f.restored, ch = f.restorer.Write(f.restored, b)
+		var ch bool
+		switch {
+		case f.restorer != nil && f.stripper != nil:
+			f.restored, ch = f.restorer.Write(f.restored[:0], b)
 			changed = changed || ch
+			out, ch = f.stripper.Write(out, f.restored)
+		case f.restorer != nil:
+			out, ch = f.restorer.Write(out, b)
+		case f.stripper != nil:
+			out, ch = f.stripper.Write(out, b)
 		}
+		changed = changed || ch
+	}
+	if endOfStream && f.stripper != nil {
+		var ch bool
+		out, ch = f.stripper.Flush(out)
+		changed = changed || ch
+	}
+	if f.stripper != nil {
+		f.stripped = out
+	} else {
+		f.restored = out
 	}
 	if changed {
 		// Views into the body die at the next setter: we hold only copies.
 		body.Drain(body.GetSize())
-		body.Append(f.restored)
+		if len(out) > 0 {
+			body.Append(out)
+		}
 	}
 	if endOfStream {
 		f.account()
@@ -270,10 +339,14 @@ func (f *aiRouterFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersSta
 	return shared.TrailersStatusContinue
 }
 
-// OnStreamComplete accounts a response cut short (reset, client gone).
+// OnStreamComplete accounts a response cut short (reset, client gone), and
+// charges a request that went upstream but got no response at all.
 func (f *aiRouterFilter) OnStreamComplete() {
-	if f.meter != nil {
+	switch {
+	case f.meter != nil:
 		f.account()
+	case f.forwarded:
+		f.charge(nil)
 	}
 }
 
@@ -281,6 +354,15 @@ func (f *aiRouterFilter) OnDestroy() {
 	f.facts.release() // before the body its Prompt points into goes back
 	putBody(f.body)
 	f.body = nil
+	// Only if stream_complete never came (no handle calls here): release
+	// the meter's decoder and the budget reservation.
+	if f.meter != nil && !f.accountedAt {
+		r := f.meter.Finish(time.Now())
+		f.settle(transform.ChargeOf(&r, f.estimate))
+	}
+	if f.reserved {
+		f.settle(transform.ChargeOf(nil, f.estimate))
+	}
 }
 
 // account ends the response: GenAI stats, costs into dynamic metadata for
@@ -304,32 +386,61 @@ func (f *aiRouterFilter) account() {
 	if t.HasTPOT {
 		f.h.RecordHistogramValue(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()), tags...)
 	}
-	if !r.HasUsage {
+	if r.HasUsage {
+		// The server's counts only: estimates stay out of the histogram.
+		for _, c := range r.Usage.Counts() {
+			if c.Count == 0 && (c.Type == transform.TokenTypeCachedInput || c.Type == transform.TokenTypeReasoning) {
+				continue // most responses have none: skip the crossing
+			}
+			f.tags[5] = c.Type
+			f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
+		}
+	}
+	f.charge(&r)
+}
+
+// charge writes the costs of the response (r nil: none came) and settles
+// the budget reservation: the server's usage when the meter read it, else
+// an estimate, said so under transform.UsageEstimateKey. Nothing read is
+// never free.
+func (f *aiRouterFilter) charge(r *transform.Report) {
+	if !f.forwarded {
 		return
 	}
-	for _, c := range r.Usage.Counts() {
-		if c.Count == 0 && (c.Type == transform.TokenTypeCachedInput || c.Type == transform.TokenTypeReasoning) {
-			continue // most responses have none: skip the crossing
+	f.forwarded = false // once
+	ch := transform.ChargeOf(r, f.estimate)
+	if ch.Charged {
+		var err error
+		var route string
+		if f.cfg.NeedsRouteName() {
+			if v, ok := f.h.GetAttributeString(shared.AttributeIDXdsRouteName); ok {
+				route = v.ToString()
+			}
 		}
-		f.tags[5] = c.Type
-		f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
-	}
-	var err error
-	var route string
-	if f.cfg.NeedsRouteName() {
-		if v, ok := f.h.GetAttributeString(shared.AttributeIDXdsRouteName); ok {
-			route = v.ToString()
+		// model is what the client asked for, as documented and as AI Gateway has it.
+		f.costs, err = f.cfg.AppendCosts(f.costBuf[:0], ch.Usage, f.decision.Model, f.backend, route)
+		if err != nil {
+			f.h.Log(shared.LogLevelWarn, "ai_router: token costs: %v", err)
+		}
+		for _, c := range f.costs {
+			f.h.SetMetadata(transform.CostNamespace, c.MetadataKey, c.Value)
+		}
+		if ch.Source != transform.UsageCounted {
+			f.h.SetMetadata(transform.CostNamespace, transform.UsageEstimateKey, string(ch.Source))
 		}
 	}
-	// model is what the client asked for, as documented and as AI Gateway has it.
-	f.costs, err = f.cfg.AppendCosts(f.costBuf[:0], r.Usage, d.Model, f.backend, route)
-	if err != nil {
-		f.h.Log(shared.LogLevelWarn, "ai_router: token costs: %v", err)
+	f.settle(ch)
+}
+
+// settle ends the budget reservation, once.
+func (f *aiRouterFilter) settle(ch transform.Charge) {
+	if !f.reserved {
+		return
 	}
-	for _, c := range f.costs {
-		f.h.SetMetadata(transform.CostNamespace, c.MetadataKey, c.Value)
+	f.reserved = false
+	var tokens uint64
+	if ch.Charged {
+		tokens = ch.Usage.TotalTokens
 	}
-	if f.hasBudget {
-		f.cfg.budgets.Charge(f.budgetKey, r.Usage.TotalTokens)
-	}
+	f.cfg.budgets.Settle(f.reservation, tokens)
 }

@@ -191,6 +191,59 @@ func BenchmarkBudgets(b *testing.B) {
 	}
 }
 
+// BenchmarkUsageChunkStripper strips the usage chunk from the 1,000-event
+// stream of BenchmarkSSEUsage in 4 KiB chunks: the per-chunk cost a stream
+// whose usage ai_router injected pays on top of metering.
+func BenchmarkUsageChunkStripper(b *testing.B) {
+	stream := sseStream(1000)
+	chunks := chunked(stream, 4<<10)
+	out := make([]byte, 0, 8<<10)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		s := NewUsageChunkStripper()
+		for _, c := range chunks {
+			out, _ = s.Write(out[:0], c)
+		}
+		if out, _ = s.Flush(out[:0]); s.Dropped() != 1 {
+			b.Fatal(s.Dropped())
+		}
+	}
+}
+
+// BenchmarkBudgetsReserve is the per-request budget work with
+// reservations: Key and Check when the request arrives, Reserve when it is
+// decided, Settle when it ends, from every P at once.
+func BenchmarkBudgetsReserve(b *testing.B) {
+	for _, clients := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			budgets := NewBudgets(1<<62, time.Hour, 5_000)
+			ids := make([]string, clients)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("sk-%032d", i)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					k := budgets.Key(ids[i%len(ids)])
+					if ok, _ := budgets.Check(k); !ok {
+						b.Error("budget spent")
+						return
+					}
+					r, ok, _ := budgets.Reserve(k, 600)
+					if !ok {
+						b.Error("reservation refused")
+						return
+					}
+					budgets.Settle(r, 100)
+					i += 7
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkRoute is the request-headers step: path normalisation and
 // classification. The plain path takes the no-allocation fast path; an
 // escaped one is decoded.

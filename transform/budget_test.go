@@ -150,3 +150,94 @@ func TestSaturatingAdd(t *testing.T) {
 	require.Equal(t, uint64(5), satAdd(2, 3))
 	require.Equal(t, ^uint64(0), satAdd(^uint64(0)-1, 3))
 }
+
+func TestBudgetsReserve(t *testing.T) {
+	b, clock := newTestBudgets(100, time.Minute, 10)
+	start := clock.now()
+	k := b.Key("k")
+
+	r1, ok, _ := b.Reserve(k, 60)
+	require.True(t, ok)
+	require.Equal(t, uint64(60), r1.Tokens())
+	_, ok, wait := b.Reserve(k, 50)
+	require.False(t, ok, "60 reserved + 50 > 100")
+	require.Equal(t, time.Second, wait, "room frees when the request in flight settles")
+	r2, ok, _ := b.Reserve(k, 40)
+	require.True(t, ok, "60 + 40 fits exactly")
+
+	b.Settle(r1, 10) // used 10 of its 60
+	r3, ok, _ := b.Reserve(k, 50)
+	require.True(t, ok, "10 spent + 40 reserved + 50 fits")
+	b.Settle(r2, 40)
+	b.Settle(r3, 50)
+	_, ok, wait = b.Reserve(k, 1)
+	require.False(t, ok, "100 spent")
+	require.Equal(t, time.Minute, wait)
+	ok, _ = b.Check(k)
+	require.False(t, ok)
+
+	// A new window: an idle key may always send one request, even one
+	// estimated over the whole budget; then nothing else fits.
+	clock.set(start.Add(time.Minute))
+	big, ok, _ := b.Reserve(k, 500)
+	require.True(t, ok)
+	_, ok, wait = b.Reserve(k, 1)
+	require.False(t, ok)
+	require.Equal(t, time.Second, wait, "nothing is spent yet: it may fit once the big one settles")
+	b.Settle(big, 0) // refunded whole: it cost nothing
+	small, ok, _ := b.Reserve(k, 100)
+	require.True(t, ok)
+
+	// A reservation from an earlier window settles into the current one
+	// without refunding anything there.
+	clock.set(start.Add(2 * time.Minute))
+	cur, ok, _ := b.Reserve(k, 30)
+	require.True(t, ok)
+	b.Settle(small, 20)
+	s := b.shard(k)
+	require.Equal(t, spent{window: b.windowOf(clock.now()), tokens: 20, reserved: 30}, s.used[k])
+	b.Settle(cur, 5)
+	require.Equal(t, spent{window: b.windowOf(clock.now()), tokens: 25}, s.used[k])
+
+	// Charge is a settle without a reservation.
+	b.Charge(k, 5)
+	require.Equal(t, uint64(30), s.used[k].tokens)
+}
+
+// Concurrent requests of one key never overshoot: every request that got a
+// reservation uses what it reserved, and the spent total stays within the
+// budget. Run with -race.
+func TestBudgetsReserveConcurrent(t *testing.T) {
+	b, _ := newTestBudgets(10_000, time.Hour, 100)
+	const workers, perWorker, cost = 8, 2000, 7
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				k := uint64(i % 3)
+				r, ok, _ := b.Reserve(k, cost)
+				if !ok {
+					continue
+				}
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+				b.Settle(r, cost)
+			}
+		}()
+	}
+	wg.Wait()
+	var total uint64
+	for k := range uint64(3) {
+		e := b.shard(k).used[k]
+		require.Zero(t, e.reserved, "every reservation settled")
+		require.LessOrEqual(t, e.tokens, uint64(10_000))
+		require.Greater(t, e.tokens, uint64(10_000-cost), "refusals only when the budget is full")
+		total += e.tokens
+	}
+	require.Equal(t, uint64(admitted*cost), total)
+}

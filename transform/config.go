@@ -42,6 +42,10 @@ type Config struct {
 	Costs []Cost `json:"costs"`
 	// Budget is an optional local token budget per client key.
 	Budget *BudgetConfig `json:"budget"`
+	// DefaultMaxTokens is the completion assumed for a request without
+	// max_tokens when reserving budget and estimating unreadable responses
+	// (estimate.go). Default 4096.
+	DefaultMaxTokens uint64 `json:"defaultMaxTokens"`
 
 	known      map[string]string // listed and rewritten model names, to intern
 	rules      map[string]*rewriteRule
@@ -168,6 +172,9 @@ func (c *Config) compile() error {
 		return err
 	}
 	if err := c.compileBudget(); err != nil {
+		return err
+	}
+	if err := c.compileEstimates(); err != nil {
 		return err
 	}
 	c.modelsBody = modelsBody(c.Models)

@@ -67,6 +67,10 @@ type Decision struct {
 	// IncludeUsage reports whether a streamed response will carry usage
 	// (the client asked, or Decide asked for it).
 	IncludeUsage bool
+	// UsageInjected: Decide asked for the usage chunk the client did not ask
+	// for; strip it from the client's stream (UsageChunkStripper).
+	UsageInjected bool
+	MaxTokens     uint64 // Request.MaxTokens
 	// Body is the body to send upstream when it had to change (model
 	// rewritten, include_usage added); nil when the original body goes
 	// through as is. Update content-length when it is set.
@@ -110,6 +114,7 @@ func (c *Config) Decide(ep Endpoint, body []byte, rewriteHeader string) (Decisio
 		IncludeUsage: r.Stream && (r.IncludeUsage || askUsage || ep == EndpointResponses),
 		Prompt:       r.Prompt,
 	}
+	d.UsageInjected, d.MaxTokens = askUsage, r.MaxTokens
 	if rewrite || askUsage {
 		var prompt span
 		d.Body, prompt = applyEdits(body, editRequest(body, &r, target, rewrite, askUsage), r.prompt)

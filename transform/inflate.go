@@ -20,15 +20,35 @@ type gunzipper struct {
 	yield func(struct{}) bool
 	next  func() (struct{}, bool)
 	stop  func()
-	out   func([]byte) // receives the decoded bytes
+	out   func([]byte) bool // receives the decoded bytes; false: no more are wanted
+	read  int64             // compressed bytes taken by the decoder
+	made  int64             // decoded bytes
+	limit int64             // maxInflated (tests lower it)
 }
+
+// Inflation bounds. Decoding is for accounting only, and the CPU it costs is
+// proportional to the decoded bytes (0.2 to 2 s per GiB here, by content), so a small
+// gzip bomb must not buy a worker's time: decoding stops, and the response
+// counts as unreadable, when the decoded bytes pass maxInflated, or pass
+// inflateRatioFrom while being more than maxInflateRatio times the
+// compressed bytes. Real JSON and SSE bodies compress about 3 to 30 times;
+// deflate's own limit is about 1032.
+const (
+	maxInflated      = 64 << 20
+	inflateRatioFrom = 1 << 20
+	maxInflateRatio  = 200
+)
+
+// ErrInflateLimit: a gzip body decoded to more than the inflation bounds
+// allow; the meter gave up on it.
+var ErrInflateLimit = errors.New("decoded size over the accounting limit (64 MiB, or 200 times the compressed size past 1 MiB)")
 
 var gzipReaders sync.Pool // *gzip.Reader: each holds a 32 KiB window
 
 var errStopped = errors.New("transform: gzip decoding stopped")
 
-func newGunzipper(out func([]byte)) *gunzipper {
-	g := &gunzipper{out: out}
+func newGunzipper(out func([]byte) bool) *gunzipper {
+	g := &gunzipper{out: out, limit: maxInflated}
 	g.next, g.stop = iter.Pull(g.run)
 	return g
 }
@@ -70,7 +90,14 @@ func (g *gunzipper) run(yield func(struct{}) bool) {
 		for err == nil {
 			var n int
 			if n, err = zr.Read(buf); n > 0 {
-				g.out(buf[:n])
+				g.made += int64(n)
+				if g.made > g.limit || g.made > inflateRatioFrom && g.made > maxInflateRatio*g.read {
+					err = ErrInflateLimit
+					break
+				}
+				if !g.out(buf[:n]) {
+					err = errStopped // the reader wants no more: stop decoding
+				}
 			}
 		}
 	}
@@ -89,6 +116,7 @@ func (g *gunzipper) Read(p []byte) (int, error) {
 	}
 	n := copy(p, g.in)
 	g.in = g.in[n:]
+	g.read += int64(n)
 	return n, nil
 }
 
@@ -100,6 +128,7 @@ func (g *gunzipper) ReadByte() (byte, error) {
 	}
 	c := g.in[0]
 	g.in = g.in[1:]
+	g.read++
 	return c, nil
 }
 

@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type Meter struct {
 	captures [2]capture // model and usage of a JSON body
 	active   *capture   // the capture a chunk ended in
 	report   Report
+	opened   bool // a JSON body's first byte was seen
 	finished bool
 }
 
@@ -63,8 +65,11 @@ type Report struct {
 	// FirstContent is when the first event carrying content (text,
 	// reasoning, a refusal or a tool call) arrived; zero if none did.
 	FirstContent time.Time
-	// ContentEvents counts events carrying content.
+	// ContentEvents counts events carrying content, and ContentBytes the
+	// bytes of that content (JSON string contents as sent, escapes included;
+	// tool calls as raw JSON): what estimates a stream's output without usage.
 	ContentEvents int
+	ContentBytes  int
 	Done          bool  // the stream ended with data: [DONE]
 	StreamError   bool  // an event carried an "error" object
 	Err           error // why the body could not be accounted, if it could not
@@ -100,6 +105,10 @@ func NewMeter(ep Endpoint, status int, contentType, contentEncoding string) *Met
 	}
 	return m
 }
+
+// Stream reports whether the body is an SSE stream the meter reads (in
+// whatever encoding).
+func (m *Meter) Stream() bool { return m.kind == bodySSE }
 
 // Write accounts a chunk of the response body received at now. The chunk is
 // not kept after Write returns.
@@ -142,11 +151,28 @@ func (m *Meter) Finish(now time.Time) Report {
 	return m.report
 }
 
-// feed accounts decoded body bytes.
-func (m *Meter) feed(b []byte) {
+// feed accounts decoded body bytes. It reports whether it wants more: a
+// JSON body is done when its document ends, or when it turns out not to be
+// an object (no usage can be read from it), so a gzip body is not decoded
+// further.
+func (m *Meter) feed(b []byte) bool {
 	if m.kind == bodySSE {
 		m.sse.write(b, m)
-		return
+		return true
+	}
+	if m.kind != bodyJSON {
+		return false
+	}
+	if !m.opened {
+		i := skipSpace(b, 0)
+		if i == len(b) {
+			return true
+		}
+		if m.opened = true; b[i] != '{' {
+			m.report.Err = errNotJSONObject
+			m.kind = bodyIgnored
+			return false
+		}
 	}
 	if m.active != nil {
 		m.active.from = 0
@@ -155,7 +181,10 @@ func (m *Meter) feed(b []byte) {
 	if m.active != nil { // the value goes on in the next chunk
 		m.active.add(b[m.active.from:])
 	}
+	return !m.walker.ended
 }
+
+var errNotJSONObject = errors.New("the body is not a JSON object")
 
 func (m *Meter) fieldStart(f field, b []byte, i int) {
 	c := &m.captures[0]
@@ -192,7 +221,7 @@ func (m *Meter) data(d []byte) {
 		m.report.Done = true
 		return
 	}
-	content := false
+	content, delta := 0, false
 	scanTopLevel(d, func(k, v span) bool {
 		if !k.ok() {
 			return false
@@ -208,11 +237,13 @@ func (m *Meter) data(d []byte) {
 				m.noteUsage(gjson.Parse(unsafeString(raw)))
 			}
 		case "choices":
-			content = content || choicesCarryContent(raw)
+			content += choicesContentBytes(raw)
 		case "type": // Responses API: response.output_text.delta and the like
-			content = content || raw[0] == '"' && bytes.HasSuffix(raw, []byte(`.delta"`))
+			delta = delta || raw[0] == '"' && bytes.HasSuffix(raw, []byte(`.delta"`))
 			// Its failures: an error event and a failed response.
 			m.report.StreamError = m.report.StreamError || string(raw) == `"error"` || string(raw) == `"response.failed"`
+		case "delta": // its text
+			content += contentLen(raw)
 		case "response":
 			if raw[0] == '{' {
 				r := gjson.Parse(unsafeString(raw))
@@ -224,7 +255,8 @@ func (m *Meter) data(d []byte) {
 		}
 		return true
 	})
-	if content {
+	if content > 0 || delta {
+		m.report.ContentBytes += content
 		m.report.ContentEvents++
 		if m.report.FirstContent.IsZero() {
 			m.report.FirstContent = m.now
@@ -244,11 +276,11 @@ func (m *Meter) noteUsage(v gjson.Result) {
 	}
 }
 
-// choicesCarryContent reports whether the raw "choices" of a chat or
-// completion chunk carry generated content: text, reasoning, a refusal or a
-// tool call.
-func choicesCarryContent(choices []byte) bool {
-	found := false
+// choicesContentBytes returns the bytes of generated content (text,
+// reasoning, a refusal or a tool call) the raw "choices" of a chat or
+// completion chunk carry: > 0 when the chunk carries content.
+func choicesContentBytes(choices []byte) int {
+	n := 0
 	scanTopLevel(choices, func(_, c span) bool {
 		choice := choices[c.start:c.end]
 		scanTopLevel(choice, func(k, v span) bool {
@@ -257,7 +289,7 @@ func choicesCarryContent(choices []byte) bool {
 			}
 			switch keyName(choice, k) {
 			case "text": // completions
-				found = nonEmpty(choice[v.start:v.end])
+				n += contentLen(choice[v.start:v.end])
 			case "delta":
 				delta := choice[v.start:v.end]
 				scanTopLevel(delta, func(k, v span) bool {
@@ -265,17 +297,59 @@ func choicesCarryContent(choices []byte) bool {
 						return false
 					}
 					switch keyName(delta, k) {
-					case "content", "reasoning_content", "reasoning", "refusal", "tool_calls", "function_call":
-						found = nonEmpty(delta[v.start:v.end])
+					case "content", "reasoning_content", "reasoning", "refusal":
+						n += contentLen(delta[v.start:v.end])
+					case "tool_calls", "function_call":
+						n += toolCallLen(delta[v.start:v.end])
 					}
-					return !found
+					return true
 				})
 			}
-			return !found
+			return true
 		})
-		return !found
+		return true
 	})
-	return found
+	return n
+}
+
+// contentLen is the length of raw JSON content: a string's bytes between
+// its quotes (escapes as sent), a non-empty array or object whole; 0 for
+// anything else.
+func contentLen(raw []byte) int {
+	if nonEmpty(raw) {
+		if raw[0] == '"' {
+			return len(raw) - 2
+		}
+		return len(raw)
+	}
+	return 0
+}
+
+// toolCallLen is the content of raw tool_calls (an array) or function_call
+// (an object): the bytes of the functions' names and arguments, at least 1
+// for a non-empty call (the JSON around them is not generated text).
+func toolCallLen(raw []byte) int {
+	if !nonEmpty(raw) {
+		return 0
+	}
+	n := 0
+	add := func(call gjson.Result) {
+		for _, f := range [...]string{"name", "arguments"} {
+			if v := call.Get(f); v.Type == gjson.String {
+				n += len(v.Raw) - 2
+			}
+		}
+	}
+	v := gjson.Parse(unsafeString(raw))
+	if v.IsArray() {
+		v.ForEach(func(_, c gjson.Result) bool {
+			add(c.Get("function"))
+			return true
+		})
+	} else {
+		add(v)
+	}
+	return max(n, 1)
 }
 
 // nonEmpty reports whether raw JSON is a non-empty string, array or object.

@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -92,22 +93,23 @@ func TestMeterSSE(t *testing.T) {
 		usage   Usage // zero: no usage
 		model   string
 		content int
+		bytes   int // of content
 		done    bool
 	}{
-		{"sim/chat_stream.sse", EndpointChatCompletions, Usage{11, 0, 6, 0, 17}, "acme-test-7b", 6, true},
-		{"sim/chat_stream_nousage.sse", EndpointChatCompletions, Usage{}, "acme-test-7b", 3, true},
-		{"sim/chat_tools_stream.sse", EndpointChatCompletions, Usage{9, 0, 12, 0, 21}, "acme-test-7b", 9, true},
-		{"sim/completions_stream.sse", EndpointCompletions, Usage{4, 0, 4, 0, 8}, "acme-test-7b", 4, true},
-		{"sim/responses_stream.sse", EndpointResponses, Usage{8, 0, 3, 0, 11}, "acme-test-7b", 3, false},
-		{"openai/chat_stream_multibyte.sse", EndpointChatCompletions, Usage{31, 16, 19, 7, 50}, "o4-mini-2025-04-16", 11, true},
-		{"openai/chat_stream_reasoning_crlf.sse", EndpointChatCompletions, Usage{12, 0, 40, 30, 52}, "qwen3-32b", 3, true},
-		{"openai/responses_stream.sse", EndpointResponses, Usage{37, 5, 62, 48, 99}, "o3-2025-04-16", 9, false},
+		{"sim/chat_stream.sse", EndpointChatCompletions, Usage{11, 0, 6, 0, 17}, "acme-test-7b", 6, 25, true},
+		{"sim/chat_stream_nousage.sse", EndpointChatCompletions, Usage{}, "acme-test-7b", 3, 15, true},
+		{"sim/chat_tools_stream.sse", EndpointChatCompletions, Usage{9, 0, 12, 0, 21}, "acme-test-7b", 9, 32, true},
+		{"sim/completions_stream.sse", EndpointCompletions, Usage{4, 0, 4, 0, 8}, "acme-test-7b", 4, 16, true},
+		{"sim/responses_stream.sse", EndpointResponses, Usage{8, 0, 3, 0, 11}, "acme-test-7b", 3, 16, false},
+		{"openai/chat_stream_multibyte.sse", EndpointChatCompletions, Usage{31, 16, 19, 7, 50}, "o4-mini-2025-04-16", 11, 70, true},
+		{"openai/chat_stream_reasoning_crlf.sse", EndpointChatCompletions, Usage{12, 0, 40, 30, 52}, "qwen3-32b", 3, 43, true},
+		{"openai/responses_stream.sse", EndpointResponses, Usage{37, 5, 62, 48, 99}, "o3-2025-04-16", 9, 69, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
 			body := readFixture(t, tt.file)
 			want := Report{Status: 200, Streamed: true, Usage: tt.usage, HasUsage: tt.usage != Usage{},
-				Model: tt.model, ContentEvents: tt.content, Done: tt.done}
+				Model: tt.model, ContentEvents: tt.content, ContentBytes: tt.bytes, Done: tt.done}
 			first := firstContentEnd(t, tt.ep, body)
 
 			whole := meterChunks(tt.ep, "text/event-stream", "", body)
@@ -147,7 +149,7 @@ const awkwardStream = ": hi\r\n\r\n" +
 
 func TestMeterSSEEveryPairOfSplits(t *testing.T) {
 	body := []byte(awkwardStream)
-	want := Report{Status: 200, Streamed: true, Usage: Usage{3, 1, 2, 0, 5}, HasUsage: true, Model: "m", ContentEvents: 2, Done: true}
+	want := Report{Status: 200, Streamed: true, Usage: Usage{3, 1, 2, 0, 5}, HasUsage: true, Model: "m", ContentEvents: 2, ContentBytes: 11, Done: true}
 	for i := 0; i <= len(body); i++ {
 		for j := i; j <= len(body); j++ {
 			r := meterChunks(EndpointChatCompletions, "text/event-stream", "", body[:i], body[i:j], body[j:])
@@ -362,4 +364,63 @@ func TestSimulatorErrorFixtures(t *testing.T) {
 		_, ok := ParseUsage(readFixture(t, filepath.FromSlash(f)))
 		require.False(t, ok, f)
 	}
+}
+
+// A gzip bomb stops being decoded at the inflation bounds and the meter
+// gives up on it; a JSON body stops being decoded when its document ends.
+func TestMeterGzipBounds(t *testing.T) {
+	t.Run("bomb", func(t *testing.T) {
+		// What reading the usage after 8 MiB of spaces would cost.
+		bomb := gzipped(t, append(append([]byte(`{"x":"`), bytes.Repeat([]byte{' '}, 8<<20)...), `","usage":{"total_tokens":1}}`...))
+		require.Less(t, len(bomb), 40<<10)
+		m := NewMeter(EndpointChatCompletions, 200, "application/json", "gzip")
+		for off := 0; off < len(bomb); off += 16 << 10 {
+			m.Write(bomb[off:min(off+16<<10, len(bomb))], t0)
+		}
+		made := m.gz.made
+		r := m.Finish(t0)
+		require.ErrorIs(t, r.Err, ErrInflateLimit)
+		require.False(t, r.HasUsage)
+		require.LessOrEqual(t, made, int64(2*inflateRatioFrom), "stopped early by the ratio")
+	})
+	t.Run("absolute", func(t *testing.T) {
+		// Numbers compress less than 200:1; the limit is lowered from
+		// 64 MiB to 2 MiB to keep the test short.
+		var plain bytes.Buffer
+		plain.WriteString(`{"x":"`)
+		for i := 0; plain.Len() < 3<<20; i++ {
+			fmt.Fprintf(&plain, "%d,", i*7919)
+		}
+		plain.WriteString(`","usage":{"total_tokens":1}}`)
+		gz := gzipped(t, plain.Bytes())
+		m := NewMeter(EndpointChatCompletions, 200, "application/json", "gzip")
+		m.gz.limit = 2 << 20
+		m.Write(gz, t0)
+		r := m.Finish(t0)
+		require.ErrorIs(t, r.Err, ErrInflateLimit)
+		require.False(t, r.HasUsage)
+		m = NewMeter(EndpointChatCompletions, 200, "application/json", "gzip")
+		m.gz.limit = 4 << 20
+		m.Write(gz, t0)
+		r = m.Finish(t0)
+		require.NoError(t, r.Err, "under the limit")
+		require.True(t, r.HasUsage)
+	})
+	t.Run("JSON ends", func(t *testing.T) {
+		body := append([]byte(`{"model":"m","usage":{"prompt_tokens":2,"completion_tokens":3}}`), bytes.Repeat([]byte{'\n'}, 4<<20)...)
+		m := NewMeter(EndpointChatCompletions, 200, "application/json", "gzip")
+		gz := gzipped(t, body)
+		m.Write(gz, t0)
+		made := m.gz.made
+		r := m.Finish(t0)
+		require.NoError(t, r.Err)
+		require.Equal(t, Usage{2, 0, 3, 0, 5}, r.Usage)
+		require.Less(t, made, int64(64<<10), "decoding stops at the end of the document")
+	})
+	t.Run("not a JSON object", func(t *testing.T) {
+		r := meterChunks(EndpointChatCompletions, "application/json", "gzip", gzipped(t, []byte(` ["usage"]`+strings.Repeat(" ", 1<<20))))
+		require.ErrorIs(t, r.Err, errNotJSONObject)
+		r = meterChunks(EndpointChatCompletions, "", "", []byte("hello"))
+		require.ErrorIs(t, r.Err, errNotJSONObject)
+	})
 }

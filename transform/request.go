@@ -16,6 +16,10 @@ type Request struct {
 	Model        string // the model the client asked for
 	Stream       bool   // "stream": true
 	IncludeUsage bool   // "stream_options": {"include_usage": true}, as the client sent it
+	// MaxTokens is the largest of max_tokens, max_completion_tokens and
+	// max_output_tokens (0: none, or not a non-negative integer), for
+	// budget reservations and usage estimates.
+	MaxTokens uint64
 
 	// Prompt is the value of the endpoint's required field, for the endpoint
 	// picker's prefix hashing: the raw JSON of "messages" for chat, of
@@ -73,6 +77,9 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 			bit = 4
 		case name == field && field != "":
 			bit = 8
+		case name == "max_tokens" || name == "max_completion_tokens" || name == "max_output_tokens":
+			r.MaxTokens = max(r.MaxTokens, count(gjson.Parse(unsafeString(body[v.start:v.end]))))
+			return true
 		case ep == EndpointResponses && (name == "previous_response_id" || name == "prompt" || name == "conversation"):
 			// Each lets a request go without input (the Responses API
 			// then continues a stored response, prompt or conversation).
