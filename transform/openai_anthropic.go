@@ -1,0 +1,645 @@
+package transform
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// anthropicTranslator sends OpenAI chat completions to Anthropic's Messages
+// API (/v1/messages) and turns the answers, JSON or streamed, back into
+// OpenAI's chat completion shapes. The request side is in this file, the
+// JSON response and errors in openai_anthropic_response.go, the stream in
+// openai_anthropic_stream.go.
+type anthropicTranslator struct {
+	backend *Backend
+	now     func() time.Time // for "created"; time.Now but in tests
+
+	// From the request.
+	model        string // the request's model (named in responses when overridden)
+	override     bool
+	includeUsage bool // the client asked for a usage chunk
+
+	// From the response.
+	status  int
+	mode    responseMode
+	created int64
+	body    []byte // a JSON response, until its end
+	tooBig  bool   // the JSON response went over maxAnthropicJSON
+	errBuf  errorBuffer
+	stream  anthropicStream
+	done    bool
+
+	raw           [4]uint64 // Anthropic's input, cache read, cache creation and output tokens
+	usage         Usage
+	cacheCreation uint64
+	hasUsage      bool
+}
+
+type responseMode uint8
+
+const (
+	modeJSON responseMode = iota
+	modeStream
+	modeError
+)
+
+func newAnthropicTranslator(b *Backend) *anthropicTranslator {
+	return &anthropicTranslator{backend: b, now: time.Now}
+}
+
+func (t *anthropicTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
+	if EndpointOf(req.Path) != EndpointChatCompletions {
+		return TranslatedRequest{}, unknownURL(req.Path, "an Anthropic backend serves /v1/chat/completions only")
+	}
+	r, err := ParseRequest(EndpointChatCompletions, req.Body)
+	if err != nil {
+		return TranslatedRequest{}, err
+	}
+	t.model = strings.Clone(r.Model)
+	t.override = t.backend.Model != "" && t.backend.Model != r.Model
+	t.includeUsage = r.Stream && r.IncludeUsage
+	body, e := t.requestBody(req.Body, r.Stream)
+	if e != nil {
+		return TranslatedRequest{}, e
+	}
+	h := make([]HeaderEdit, 0, 10)
+	h = append(h,
+		HeaderEdit{Name: ":path", Value: t.backend.PathPrefix + "/messages"},
+		contentLength(len(body)),
+		HeaderEdit{Name: "content-type", Value: "application/json"},
+		// The response is read to be translated: it must come plain.
+		HeaderEdit{Name: "accept-encoding", Remove: true},
+	)
+	h = credentialEdits(h,
+		HeaderEdit{Name: "x-api-key", Value: t.backend.apiKey},
+		HeaderEdit{Name: "anthropic-version", Value: t.backend.AnthropicVersion})
+	return TranslatedRequest{Headers: h, Body: body}, nil
+}
+
+// CacheCreationInputTokens is the number of input tokens Anthropic wrote to
+// its prompt cache, once the body has carried usage. They count in
+// Usage().InputTokens too; Usage has no field of its own for them.
+func (t *anthropicTranslator) CacheCreationInputTokens() uint64 { return t.cacheCreation }
+
+// chatRequest holds the top-level fields of an OpenAI chat request that
+// the translation reads.
+type chatRequest struct {
+	messages, tools, toolChoice, parallel, stop       gjson.Result
+	maxCompletion, maxTokens, temperature, topP, topK gjson.Result
+	n, logprobs, responseFormat, user                 gjson.Result
+}
+
+// requestBody writes the Messages API body for an OpenAI chat request (a
+// valid JSON object: ParseRequest checked it).
+func (t *anthropicTranslator) requestBody(body []byte, stream bool) ([]byte, *Error) {
+	var c chatRequest
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "messages":
+			c.messages = v
+		case "tools":
+			c.tools = v
+		case "tool_choice":
+			c.toolChoice = v
+		case "parallel_tool_calls":
+			c.parallel = v
+		case "stop":
+			c.stop = v
+		case "max_completion_tokens":
+			c.maxCompletion = v
+		case "max_tokens":
+			c.maxTokens = v
+		case "temperature":
+			c.temperature = v
+		case "top_p":
+			c.topP = v
+		case "top_k":
+			c.topK = v
+		case "n":
+			c.n = v
+		case "logprobs":
+			c.logprobs = v
+		case "response_format":
+			c.responseFormat = v
+		case "user":
+			c.user = v
+		}
+		return true
+	})
+	if e := c.refuseUnsupported(); e != nil {
+		return nil, e
+	}
+	out := make([]byte, 0, len(body)+256)
+	out = append(out, `{"model":`...)
+	if t.backend.Model != "" {
+		out = gjson.AppendJSONString(out, t.backend.Model)
+	} else {
+		out = gjson.AppendJSONString(out, t.model)
+	}
+	out = append(out, `,"max_tokens":`...)
+	var e *Error
+	if out, e = c.appendMaxTokens(out, t.backend.MaxTokens); e != nil {
+		return nil, e
+	}
+	if out, e = appendMessages(out, c.messages); e != nil {
+		return nil, e
+	}
+	if out, e = c.appendStop(out); e != nil {
+		return nil, e
+	}
+	for _, f := range [...]struct {
+		name string
+		v    gjson.Result
+	}{{"temperature", c.temperature}, {"top_p", c.topP}, {"top_k", c.topK}} {
+		if !f.v.Exists() || f.v.Type == gjson.Null {
+			continue
+		}
+		if f.v.Type != gjson.Number {
+			return nil, badRequest("invalid_type", f.name, "%s must be a number", f.name)
+		}
+		out = append(append(append(out, `,"`...), f.name...), `":`...)
+		out = append(out, f.v.Raw...)
+	}
+	if stream {
+		out = append(out, `,"stream":true`...)
+	}
+	if out, e = c.appendTools(out); e != nil {
+		return nil, e
+	}
+	if c.user.Type == gjson.String && c.user.Str != "" {
+		out = append(out, `,"metadata":{"user_id":`...)
+		out = append(append(out, c.user.Raw...), '}')
+	}
+	return append(out, '}'), nil
+}
+
+// refuseUnsupported answers 400 to what Anthropic cannot do, rather than
+// silently doing something else.
+func (c *chatRequest) refuseUnsupported() *Error {
+	if c.n.Exists() && c.n.Type != gjson.Null && (c.n.Type != gjson.Number || c.n.Raw != "1") {
+		return badRequest("unsupported_value", "n", "n: an Anthropic backend returns one choice; n must be 1")
+	}
+	if c.logprobs.Type == gjson.True {
+		return badRequest("unsupported_value", "logprobs", "logprobs are not available from an Anthropic backend")
+	}
+	if rf := c.responseFormat; rf.Exists() && rf.Type != gjson.Null {
+		if typ := rf.Get("type"); typ.Type != gjson.String || typ.Str != "text" {
+			return badRequest("unsupported_value", "response_format", "response_format: only type text is available from an Anthropic backend")
+		}
+	}
+	return nil
+}
+
+// appendMaxTokens writes max_completion_tokens, else max_tokens, else the
+// backend's default: Anthropic requires one.
+func (c *chatRequest) appendMaxTokens(out []byte, def int64) ([]byte, *Error) {
+	name, v := "max_completion_tokens", c.maxCompletion
+	if !v.Exists() || v.Type == gjson.Null {
+		name, v = "max_tokens", c.maxTokens
+	}
+	if !v.Exists() || v.Type == gjson.Null {
+		return strconv.AppendInt(out, def, 10), nil
+	}
+	if v.Type != gjson.Number || !positiveInteger(v.Raw) {
+		return nil, badRequest("invalid_value", name, "%s must be a positive integer", name)
+	}
+	return append(out, v.Raw...), nil
+}
+
+// positiveInteger reports whether a JSON number is written as an integer
+// greater than zero, within int64.
+func positiveInteger(raw string) bool {
+	n, err := strconv.ParseInt(raw, 10, 64)
+	return err == nil && n > 0
+}
+
+func (c *chatRequest) appendStop(out []byte) ([]byte, *Error) {
+	switch v := c.stop; {
+	case !v.Exists() || v.Type == gjson.Null:
+	case v.Type == gjson.String:
+		out = append(append(append(out, `,"stop_sequences":[`...), v.Raw...), ']')
+	case v.IsArray():
+		out = append(out, `,"stop_sequences":[`...)
+		var e *Error
+		i := 0
+		v.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				e = badRequest("invalid_type", "stop", "stop must be a string or an array of strings")
+				return false
+			}
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, s.Raw...)
+			i++
+			return true
+		})
+		if e != nil {
+			return nil, e
+		}
+		out = append(out, ']')
+	default:
+		return nil, badRequest("invalid_type", "stop", "stop must be a string or an array of strings")
+	}
+	return out, nil
+}
+
+// appendTools writes tools and tool_choice (with parallel_tool_calls as
+// disable_parallel_tool_use).
+func (c *chatRequest) appendTools(out []byte) ([]byte, *Error) {
+	if v := c.tools; v.Exists() && v.Type != gjson.Null {
+		if !v.IsArray() {
+			return nil, badRequest("invalid_type", "tools", "tools must be an array")
+		}
+		out = append(out, `,"tools":[`...)
+		var e *Error
+		j := 0
+		v.ForEach(func(_, tool gjson.Result) bool {
+			param := "tools[" + strconv.Itoa(j) + "]"
+			if typ := tool.Get("type"); typ.Type != gjson.String || typ.Str != "function" {
+				e = badRequest("unsupported_value", param+".type", "%s.type: only function tools are available from an Anthropic backend", param)
+				return false
+			}
+			f := tool.Get("function")
+			name := f.Get("name")
+			if name.Type != gjson.String || name.Str == "" {
+				e = badRequest("missing_required_parameter", param+".function.name", "%s.function.name must be a non-empty string", param)
+				return false
+			}
+			if j > 0 {
+				out = append(out, ',')
+			}
+			out = append(append(out, `{"name":`...), name.Raw...)
+			if d := f.Get("description"); d.Type == gjson.String {
+				out = append(append(out, `,"description":`...), d.Raw...)
+			}
+			out = append(out, `,"input_schema":`...)
+			if p := f.Get("parameters"); p.IsObject() {
+				out = append(out, p.Raw...)
+			} else {
+				out = append(out, `{"type":"object","properties":{}}`...)
+			}
+			out = append(out, '}')
+			j++
+			return true
+		})
+		if e != nil {
+			return nil, e
+		}
+		out = append(out, ']')
+	}
+	noParallel := c.parallel.Type == gjson.False
+	typ, name := "", ""
+	switch v := c.toolChoice; {
+	case !v.Exists() || v.Type == gjson.Null:
+		if noParallel && c.tools.IsArray() {
+			typ = "auto"
+		}
+	case v.Type == gjson.String:
+		switch v.Str {
+		case "none":
+			typ, noParallel = "none", false // Anthropic refuses the flag with none
+		case "auto":
+			typ = "auto"
+		case "required":
+			typ = "any"
+		default:
+			return nil, badRequest("invalid_value", "tool_choice", `tool_choice must be "none", "auto", "required" or a function`)
+		}
+	case v.IsObject():
+		n := v.Get("function.name")
+		if v.Get("type").Str != "function" || n.Type != gjson.String || n.Str == "" {
+			return nil, badRequest("invalid_value", "tool_choice", `tool_choice must be "none", "auto", "required" or {"type":"function","function":{"name":...}}`)
+		}
+		typ, name = "tool", n.Raw
+	default:
+		return nil, badRequest("invalid_type", "tool_choice", "tool_choice must be a string or an object")
+	}
+	if typ != "" {
+		out = append(append(append(out, `,"tool_choice":{"type":"`...), typ...), '"')
+		if name != "" {
+			out = append(append(out, `,"name":`...), name...)
+		}
+		if noParallel {
+			out = append(out, `,"disable_parallel_tool_use":true`...)
+		}
+		out = append(out, '}')
+	}
+	return out, nil
+}
+
+// appendMessages writes "system" (every system and developer message, in
+// order: Anthropic takes them apart from the turns) and "messages".
+// Consecutive tool messages become one user turn of tool_result blocks, as
+// Anthropic wants the results of one assistant turn's calls together.
+func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
+	var e *Error
+	// System first: its blocks precede the turns in the body.
+	nsys := 0
+	i := 0
+	msgs.ForEach(func(_, m gjson.Result) bool {
+		if role := m.Get("role").Str; role == "system" || role == "developer" {
+			if nsys == 0 {
+				out = append(out, `,"system":[`...)
+			}
+			out, nsys, e = appendTextBlocks(out, m.Get("content"), nsys, "messages["+strconv.Itoa(i)+"].content")
+		}
+		i++
+		return e == nil
+	})
+	if e != nil {
+		return nil, e
+	}
+	if nsys > 0 {
+		out = append(out, ']')
+	}
+	out = append(out, `,"messages":[`...)
+	turns, inTools := 0, false
+	i = 0
+	msgs.ForEach(func(_, m gjson.Result) bool {
+		param := "messages[" + strconv.Itoa(i) + "]"
+		i++
+		if !m.IsObject() {
+			e = badRequest("invalid_type", param, "%s must be an object", param)
+			return false
+		}
+		role := m.Get("role")
+		if role.Type != gjson.String {
+			e = badRequest("invalid_type", param+".role", "%s.role must be a string", param)
+			return false
+		}
+		if inTools && role.Str != "tool" {
+			out, inTools = append(out, "]}"...), false
+		}
+		switch role.Str {
+		case "system", "developer":
+			return true
+		case "tool":
+			id := m.Get("tool_call_id")
+			if id.Type != gjson.String || id.Str == "" {
+				e = badRequest("missing_required_parameter", param+".tool_call_id", "%s.tool_call_id must be a non-empty string", param)
+				return false
+			}
+			if !inTools {
+				if turns > 0 {
+					out = append(out, ',')
+				}
+				out = append(out, `{"role":"user","content":[`...)
+				turns, inTools = turns+1, true
+			} else {
+				out = append(out, ',')
+			}
+			out = append(append(out, `{"type":"tool_result","tool_use_id":`...), id.Raw...)
+			out = append(out, `,"content":`...)
+			if c := m.Get("content"); c.Type == gjson.String {
+				out = append(out, c.Raw...)
+			} else {
+				out = append(out, '[')
+				if out, _, e = appendTextBlocks(out, c, 0, param+".content"); e != nil {
+					return false
+				}
+				out = append(out, ']')
+			}
+			out = append(out, '}')
+		case "user":
+			if turns > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"role":"user","content":`...)
+			if out, e = appendUserContent(out, m.Get("content"), param+".content"); e != nil {
+				return false
+			}
+			out = append(out, '}')
+			turns++
+		case "assistant":
+			mark := len(out)
+			if turns > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"role":"assistant","content":[`...)
+			var n int
+			if out, n, e = appendAssistantContent(out, m, param); e != nil {
+				return false
+			}
+			if n == 0 { // nothing said: Anthropic refuses empty turns
+				out = out[:mark]
+				return true
+			}
+			out = append(out, "]}"...)
+			turns++
+		default:
+			e = badRequest("invalid_value", param+".role", "%s.role %q is not available with an Anthropic backend", param, role.Str)
+			return false
+		}
+		return true
+	})
+	if e != nil {
+		return nil, e
+	}
+	if inTools {
+		out = append(out, "]}"...)
+	}
+	return append(out, ']'), nil
+}
+
+// appendTextBlocks appends the text of content (a string, or an array of
+// text parts) as text blocks after n earlier ones, and returns the new
+// count. An empty string gives no block: Anthropic refuses empty text.
+func appendTextBlocks(out []byte, content gjson.Result, n int, param string) ([]byte, int, *Error) {
+	add := func(text gjson.Result) {
+		if text.Str == "" {
+			return
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, `{"type":"text","text":`...), text.Raw...), '}')
+		n++
+	}
+	switch {
+	case content.Type == gjson.String:
+		add(content)
+	case content.IsArray():
+		var e *Error
+		j := 0
+		content.ForEach(func(_, part gjson.Result) bool {
+			text := part.Get("text")
+			if part.Get("type").Str != "text" || text.Type != gjson.String {
+				e = badRequest("invalid_value", param, "%s[%d] must be a text part", param, j)
+				return false
+			}
+			add(text)
+			j++
+			return true
+		})
+		if e != nil {
+			return nil, 0, e
+		}
+	case !content.Exists() || content.Type == gjson.Null:
+	default:
+		return nil, 0, badRequest("invalid_type", param, "%s must be a string or an array of parts", param)
+	}
+	return out, n, nil
+}
+
+// appendUserContent writes a user message's content: a string as is, an
+// array of parts as text and image blocks.
+func appendUserContent(out []byte, content gjson.Result, param string) ([]byte, *Error) {
+	if content.Type == gjson.String {
+		return append(out, content.Raw...), nil
+	}
+	if !content.IsArray() {
+		return nil, badRequest("invalid_type", param, "%s must be a string or an array of parts", param)
+	}
+	out = append(out, '[')
+	var e *Error
+	j := 0
+	content.ForEach(func(_, part gjson.Result) bool {
+		p := param + "[" + strconv.Itoa(j) + "]"
+		if j > 0 {
+			out = append(out, ',')
+		}
+		j++
+		switch part.Get("type").Str {
+		case "text":
+			text := part.Get("text")
+			if text.Type != gjson.String {
+				e = badRequest("invalid_type", p+".text", "%s.text must be a string", p)
+				return false
+			}
+			out = append(append(append(out, `{"type":"text","text":`...), text.Raw...), '}')
+		case "image_url":
+			out, e = appendImage(out, part.Get("image_url"), p+".image_url")
+		default:
+			e = badRequest("unsupported_value", p+".type", "%s.type: only text and image_url parts are available with an Anthropic backend", p)
+		}
+		return e == nil
+	})
+	if e != nil {
+		return nil, e
+	}
+	return append(out, ']'), nil
+}
+
+// appendImage writes an image block: a data: URL as base64 data, an http(s)
+// URL as a URL source.
+func appendImage(out []byte, img gjson.Result, param string) ([]byte, *Error) {
+	u := img
+	if img.IsObject() {
+		u = img.Get("url")
+	}
+	if u.Type != gjson.String {
+		return nil, badRequest("invalid_type", param, "%s.url must be a string", param)
+	}
+	if data, ok := strings.CutPrefix(u.Str, "data:"); ok {
+		mt, b64, ok := strings.Cut(data, ";base64,")
+		switch mt {
+		case "image/jpeg", "image/png", "image/gif", "image/webp":
+		default:
+			ok = false
+		}
+		if !ok || b64 == "" {
+			return nil, badRequest("invalid_value", param, "%s.url: a data URL must be base64 image/jpeg, image/png, image/gif or image/webp", param)
+		}
+		out = append(out, `{"type":"image","source":{"type":"base64","media_type":"`...)
+		out = append(append(out, mt...), `","data":`...)
+		out = gjson.AppendJSONString(out, b64)
+		return append(out, "}}"...), nil
+	}
+	if !strings.HasPrefix(u.Str, "https://") && !strings.HasPrefix(u.Str, "http://") {
+		return nil, badRequest("invalid_value", param, "%s.url must be an http(s) or data URL", param)
+	}
+	out = append(append(out, `{"type":"image","source":{"type":"url","url":`...), u.Raw...)
+	return append(out, "}}"...), nil
+}
+
+// appendAssistantContent writes an assistant turn's text and tool calls as
+// blocks and returns how many it wrote.
+func appendAssistantContent(out []byte, m gjson.Result, param string) ([]byte, int, *Error) {
+	c := m.Get("content")
+	if c.IsArray() { // text and refusal parts
+		n := 0
+		var e *Error
+		j := 0
+		c.ForEach(func(_, part gjson.Result) bool {
+			text := part.Get("text")
+			if part.Get("type").Str == "refusal" {
+				text = part.Get("refusal")
+			}
+			if text.Type != gjson.String {
+				e = badRequest("invalid_value", param+".content", "%s.content[%d] must be a text or refusal part", param, j)
+				return false
+			}
+			if text.Str != "" {
+				if n > 0 {
+					out = append(out, ',')
+				}
+				out = append(append(append(out, `{"type":"text","text":`...), text.Raw...), '}')
+				n++
+			}
+			j++
+			return true
+		})
+		if e != nil {
+			return nil, 0, e
+		}
+		return appendToolCalls(out, n, m.Get("tool_calls"), param)
+	}
+	out, n, e := appendTextBlocks(out, c, 0, param+".content")
+	if e != nil {
+		return nil, 0, e
+	}
+	return appendToolCalls(out, n, m.Get("tool_calls"), param)
+}
+
+// appendToolCalls writes an assistant's tool calls as tool_use blocks; the
+// arguments, a JSON string in OpenAI's shape, become the input object.
+func appendToolCalls(out []byte, n int, calls gjson.Result, param string) ([]byte, int, *Error) {
+	if !calls.Exists() || calls.Type == gjson.Null {
+		return out, n, nil
+	}
+	if !calls.IsArray() {
+		return nil, 0, badRequest("invalid_type", param+".tool_calls", "%s.tool_calls must be an array", param)
+	}
+	var e *Error
+	j := 0
+	calls.ForEach(func(_, call gjson.Result) bool {
+		p := param + ".tool_calls[" + strconv.Itoa(j) + "]"
+		j++
+		id, name, args := call.Get("id"), call.Get("function.name"), call.Get("function.arguments")
+		switch {
+		case id.Type != gjson.String || id.Str == "":
+			e = badRequest("missing_required_parameter", p+".id", "%s.id must be a non-empty string", p)
+		case name.Type != gjson.String || name.Str == "":
+			e = badRequest("missing_required_parameter", p+".function.name", "%s.function.name must be a non-empty string", p)
+		case args.Exists() && args.Type != gjson.String && args.Type != gjson.Null:
+			e = badRequest("invalid_type", p+".function.arguments", "%s.function.arguments must be a string of JSON", p)
+		}
+		if e != nil {
+			return false
+		}
+		input := strings.TrimSpace(args.Str)
+		if input == "" {
+			input = "{}"
+		}
+		if !gjson.Valid(input) || input[0] != '{' {
+			e = badRequest("invalid_value", p+".function.arguments", "%s.function.arguments must be a JSON object", p)
+			return false
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(append(out, `{"type":"tool_use","id":`...), id.Raw...)
+		out = append(append(out, `,"name":`...), name.Raw...)
+		out = append(append(append(out, `,"input":`...), input...), '}')
+		n++
+		return true
+	})
+	if e != nil {
+		return nil, 0, e
+	}
+	return out, n, nil
+}
