@@ -241,7 +241,8 @@ func (s *anthropicStream) blockDelta(dst []byte, index, delta gjson.Result) []by
 			return dst // not a tool block we opened: nothing to attach it to
 		}
 		dst = strconv.AppendInt(append(s.start(dst), `{"tool_calls":[{"index":`...), int64(s.tools[i]-1), 10)
-		return s.delta(dst, `,"function":{"arguments":`, pj.Raw, `}}]}`)
+		dst = append(append(append(dst, `,"function":{"arguments":`...), pj.Raw...), `}}]}`...)
+		return s.end(dst, gjson.Result{})
 	}
 	// signature_delta, citations_delta and newer delta types.
 	return dst

@@ -37,6 +37,7 @@ func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	h := make([]HeaderEdit, 0, 8)
 	h = append(h, HeaderEdit{Name: ":path", Value: t.backend.PathPrefix + rest})
 	h = append(h, contentLength(len(body)))
+	h = t.jsonContentType(h)
 	h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: bearer(t.backend.apiKey)})
 	if t.override {
 		// Compressed bodies cannot be edited: ask for plain ones.
@@ -62,6 +63,17 @@ func (t *openAITranslator) overrideModel(body []byte) ([]byte, error) {
 	t.override = true
 	out, _ := applyEdits(body, []edit{{r.model.start, r.model.end, gjson.AppendJSONString(nil, t.backend.Model)}}, noSpan)
 	return out, nil
+}
+
+// jsonContentType sets content-type for the endpoints whose bodies are
+// JSON (ParseRequest checked them): another schema's attempt may have set
+// it, and some clients send JSON under another type. Other paths (file
+// uploads) keep theirs.
+func (t *openAITranslator) jsonContentType(h []HeaderEdit) []HeaderEdit {
+	if t.endpoint == EndpointNone || t.endpoint == EndpointModels {
+		return h
+	}
+	return append(h, HeaderEdit{Name: "content-type", Value: "application/json"})
 }
 
 // sentModel is the model name the backend receives.
