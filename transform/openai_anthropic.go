@@ -79,6 +79,16 @@ func (t *anthropicTranslator) TranslateRequest(req UpstreamRequest) (TranslatedR
 	return TranslatedRequest{Headers: h, Body: body}, nil
 }
 
+// samplingVersion is the first anthropic-version that refuses temperature,
+// top_p and top_k (400 even at their defaults).
+const samplingVersion = "2026-10-21"
+
+// samplingParams reports whether the backend's API version takes sampling
+// parameters. Later versions get requests without them: OpenAI clients send
+// a temperature as a matter of course, and a 400 for each would make the
+// backend unusable.
+func (b *Backend) samplingParams() bool { return b.AnthropicVersion < samplingVersion }
+
 // CacheCreationInputTokens is the number of input tokens Anthropic wrote to
 // its prompt cache, once the body has carried usage. They count in
 // Usage().InputTokens too; Usage has no field of its own for them.
@@ -159,6 +169,9 @@ func (t *anthropicTranslator) requestBody(body []byte, stream bool) ([]byte, *Er
 		}
 		if f.v.Type != gjson.Number {
 			return nil, badRequest("invalid_type", f.name, "%s must be a number", f.name)
+		}
+		if !t.backend.samplingParams() {
+			continue
 		}
 		out = append(append(append(out, `,"`...), f.name...), `":`...)
 		out = append(out, f.v.Raw...)

@@ -81,6 +81,9 @@ func TestAnthropicRequest(t *testing.T) {
 			`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false,"tool_choice":null}`,
 			`{"model":"m","max_tokens":4096,"messages":[{"role":"user","content":"x"}],
 			 "tools":[{"name":"f","input_schema":{"type":"object","properties":{}}}],"tool_choice":{"type":"auto","disable_parallel_tool_use":true}}`},
+		{"API version 2026-10-21: no sampling parameters", `{"schema":"anthropic","anthropicVersion":"2026-10-21"}`,
+			`{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5,"top_p":0.9,"top_k":40}`,
+			`{"model":"m","max_tokens":4096,"messages":[{"role":"user","content":"hi"}]}`},
 		{"escapes kept", `{"schema":"anthropic"}`,
 			`{"model":"m","messages":[{"role":"system","content":"\u00e9\n\"q\""},{"role":"user","content":"\ud83d\ude80 \\ </script>"}]}`,
 			`{"model":"m","max_tokens":4096,"system":[{"type":"text","text":"é\n\"q\""}],"messages":[{"role":"user","content":"🚀 \\ </script>"}]}`},
@@ -94,7 +97,7 @@ func TestAnthropicRequest(t *testing.T) {
 			require.JSONEq(t, tc.want, string(out.Body))
 			applyHeaders(h, out.Headers)
 			require.Equal(t, map[string]string{
-				":path": "/v1/messages", "x-api-key": testKey, "anthropic-version": "2023-06-01",
+				":path": "/v1/messages", "x-api-key": testKey, "anthropic-version": tr.backend.AnthropicVersion,
 				"content-type": "application/json", "content-length": itoa(len(out.Body)),
 			}, h)
 		})
