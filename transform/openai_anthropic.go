@@ -351,13 +351,12 @@ func (c *chatRequest) appendTools(out []byte) ([]byte, *Error) {
 func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 	var e *Error
 	// System first: its blocks precede the turns in the body.
+	mark := len(out)
+	out = append(out, `,"system":[`...)
 	nsys := 0
 	i := 0
 	msgs.ForEach(func(_, m gjson.Result) bool {
 		if role := m.Get("role").Str; role == "system" || role == "developer" {
-			if nsys == 0 {
-				out = append(out, `,"system":[`...)
-			}
 			out, nsys, e = appendTextBlocks(out, m.Get("content"), nsys, "messages["+strconv.Itoa(i)+"].content")
 		}
 		i++
@@ -366,7 +365,9 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	if nsys > 0 {
+	if nsys == 0 {
+		out = out[:mark] // no system text at all
+	} else {
 		out = append(out, ']')
 	}
 	out = append(out, `,"messages":[`...)
