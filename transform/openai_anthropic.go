@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -106,7 +107,7 @@ type chatRequest struct {
 // valid JSON object: ParseRequest checked it).
 func (t *anthropicTranslator) requestBody(body []byte, stream bool) ([]byte, *Error) {
 	var c chatRequest
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "messages":
 			c.messages = v
@@ -271,15 +272,14 @@ func (c *chatRequest) appendTools(out []byte) ([]byte, *Error) {
 		var e *Error
 		j := 0
 		v.ForEach(func(_, tool gjson.Result) bool {
-			param := "tools[" + strconv.Itoa(j) + "]"
 			if typ := tool.Get("type"); typ.Type != gjson.String || typ.Str != "function" {
-				e = badRequest("unsupported_value", param+".type", "%s.type: only function tools are available from an Anthropic backend", param)
+				e = fieldError("unsupported_value", "only function tools are available from an Anthropic backend", "tools[%d].type", j)
 				return false
 			}
 			f := tool.Get("function")
 			name := f.Get("name")
 			if name.Type != gjson.String || name.Str == "" {
-				e = badRequest("missing_required_parameter", param+".function.name", "%s.function.name must be a non-empty string", param)
+				e = fieldError("missing_required_parameter", "must be a non-empty string", "tools[%d].function.name", j)
 				return false
 			}
 			if j > 0 {
@@ -348,6 +348,7 @@ func (c *chatRequest) appendTools(out []byte) ([]byte, *Error) {
 // order: Anthropic takes them apart from the turns) and "messages".
 // Consecutive tool messages become one user turn of tool_result blocks, as
 // Anthropic wants the results of one assistant turn's calls together.
+// Field names for errors are formatted only when there is one.
 func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 	var e *Error
 	// System first: its blocks precede the turns in the body.
@@ -357,7 +358,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 	i := 0
 	msgs.ForEach(func(_, m gjson.Result) bool {
 		if role := m.Get("role").Str; role == "system" || role == "developer" {
-			out, nsys, e = appendTextBlocks(out, m.Get("content"), nsys, "messages["+strconv.Itoa(i)+"].content")
+			out, nsys, e = appendTextBlocks(out, m.Get("content"), nsys, i)
 		}
 		i++
 		return e == nil
@@ -372,17 +373,16 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 	}
 	out = append(out, `,"messages":[`...)
 	turns, inTools := 0, false
-	i = 0
+	i = -1
 	msgs.ForEach(func(_, m gjson.Result) bool {
-		param := "messages[" + strconv.Itoa(i) + "]"
 		i++
 		if !m.IsObject() {
-			e = badRequest("invalid_type", param, "%s must be an object", param)
+			e = fieldError("invalid_type", "must be an object", "messages[%d]", i)
 			return false
 		}
 		role := m.Get("role")
 		if role.Type != gjson.String {
-			e = badRequest("invalid_type", param+".role", "%s.role must be a string", param)
+			e = fieldError("invalid_type", "must be a string", "messages[%d].role", i)
 			return false
 		}
 		if inTools && role.Str != "tool" {
@@ -394,7 +394,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 		case "tool":
 			id := m.Get("tool_call_id")
 			if id.Type != gjson.String || id.Str == "" {
-				e = badRequest("missing_required_parameter", param+".tool_call_id", "%s.tool_call_id must be a non-empty string", param)
+				e = fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_call_id", i)
 				return false
 			}
 			if !inTools {
@@ -412,7 +412,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 				out = append(out, c.Raw...)
 			} else {
 				out = append(out, '[')
-				if out, _, e = appendTextBlocks(out, c, 0, param+".content"); e != nil {
+				if out, _, e = appendTextBlocks(out, c, 0, i); e != nil {
 					return false
 				}
 				out = append(out, ']')
@@ -423,7 +423,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 				out = append(out, ',')
 			}
 			out = append(out, `{"role":"user","content":`...)
-			if out, e = appendUserContent(out, m.Get("content"), param+".content"); e != nil {
+			if out, e = appendUserContent(out, m.Get("content"), i); e != nil {
 				return false
 			}
 			out = append(out, '}')
@@ -435,7 +435,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 			}
 			out = append(out, `{"role":"assistant","content":[`...)
 			var n int
-			if out, n, e = appendAssistantContent(out, m, param); e != nil {
+			if out, n, e = appendAssistantContent(out, m, i); e != nil {
 				return false
 			}
 			if n == 0 { // nothing said: Anthropic refuses empty turns
@@ -445,7 +445,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 			out = append(out, "]}"...)
 			turns++
 		default:
-			e = badRequest("invalid_value", param+".role", "%s.role %q is not available with an Anthropic backend", param, role.Str)
+			e = fieldError("invalid_value", "role "+strconv.Quote(role.Str)+" is not available with an Anthropic backend", "messages[%d].role", i)
 			return false
 		}
 		return true
@@ -459,10 +459,18 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 	return append(out, ']'), nil
 }
 
-// appendTextBlocks appends the text of content (a string, or an array of
-// text parts) as text blocks after n earlier ones, and returns the new
-// count. An empty string gives no block: Anthropic refuses empty text.
-func appendTextBlocks(out []byte, content gjson.Result, n int, param string) ([]byte, int, *Error) {
+// fieldError is a 400 for the request field named by Sprintf(format,
+// indexes...): "<field>: <problem>", with the field as param.
+func fieldError(code, problem, format string, indexes ...any) *Error {
+	param := fmt.Sprintf(format, indexes...)
+	return badRequest(code, param, "%s: %s", param, problem)
+}
+
+// appendTextBlocks appends the text of message i's content (a string, or
+// an array of text parts) as text blocks after n earlier ones, and returns
+// the new count. An empty string gives no block: Anthropic refuses empty
+// text.
+func appendTextBlocks(out []byte, content gjson.Result, n, i int) ([]byte, int, *Error) {
 	add := func(text gjson.Result) {
 		if text.Str == "" {
 			return
@@ -482,7 +490,7 @@ func appendTextBlocks(out []byte, content gjson.Result, n int, param string) ([]
 		content.ForEach(func(_, part gjson.Result) bool {
 			text := part.Get("text")
 			if part.Get("type").Str != "text" || text.Type != gjson.String {
-				e = badRequest("invalid_value", param, "%s[%d] must be a text part", param, j)
+				e = fieldError("invalid_value", "must be a text part", "messages[%d].content[%d]", i, j)
 				return false
 			}
 			add(text)
@@ -494,41 +502,40 @@ func appendTextBlocks(out []byte, content gjson.Result, n int, param string) ([]
 		}
 	case !content.Exists() || content.Type == gjson.Null:
 	default:
-		return nil, 0, badRequest("invalid_type", param, "%s must be a string or an array of parts", param)
+		return nil, 0, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
 	}
 	return out, n, nil
 }
 
-// appendUserContent writes a user message's content: a string as is, an
-// array of parts as text and image blocks.
-func appendUserContent(out []byte, content gjson.Result, param string) ([]byte, *Error) {
+// appendUserContent writes message i's content: a string as is, an array
+// of parts as text and image blocks.
+func appendUserContent(out []byte, content gjson.Result, i int) ([]byte, *Error) {
 	if content.Type == gjson.String {
 		return append(out, content.Raw...), nil
 	}
 	if !content.IsArray() {
-		return nil, badRequest("invalid_type", param, "%s must be a string or an array of parts", param)
+		return nil, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
 	}
 	out = append(out, '[')
 	var e *Error
-	j := 0
+	j := -1
 	content.ForEach(func(_, part gjson.Result) bool {
-		p := param + "[" + strconv.Itoa(j) + "]"
+		j++
 		if j > 0 {
 			out = append(out, ',')
 		}
-		j++
 		switch part.Get("type").Str {
 		case "text":
 			text := part.Get("text")
 			if text.Type != gjson.String {
-				e = badRequest("invalid_type", p+".text", "%s.text must be a string", p)
+				e = fieldError("invalid_type", "must be a string", "messages[%d].content[%d].text", i, j)
 				return false
 			}
 			out = append(append(append(out, `{"type":"text","text":`...), text.Raw...), '}')
 		case "image_url":
-			out, e = appendImage(out, part.Get("image_url"), p+".image_url")
+			out, e = appendImage(out, part.Get("image_url"), i, j)
 		default:
-			e = badRequest("unsupported_value", p+".type", "%s.type: only text and image_url parts are available with an Anthropic backend", p)
+			e = fieldError("unsupported_value", "only text and image_url parts are available with an Anthropic backend", "messages[%d].content[%d].type", i, j)
 		}
 		return e == nil
 	})
@@ -540,13 +547,14 @@ func appendUserContent(out []byte, content gjson.Result, param string) ([]byte, 
 
 // appendImage writes an image block: a data: URL as base64 data, an http(s)
 // URL as a URL source.
-func appendImage(out []byte, img gjson.Result, param string) ([]byte, *Error) {
+func appendImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) {
+	const field = "messages[%d].content[%d].image_url"
 	u := img
 	if img.IsObject() {
 		u = img.Get("url")
 	}
 	if u.Type != gjson.String {
-		return nil, badRequest("invalid_type", param, "%s.url must be a string", param)
+		return nil, fieldError("invalid_type", "url must be a string", field, i, j)
 	}
 	if data, ok := strings.CutPrefix(u.Str, "data:"); ok {
 		mt, b64, ok := strings.Cut(data, ";base64,")
@@ -556,7 +564,7 @@ func appendImage(out []byte, img gjson.Result, param string) ([]byte, *Error) {
 			ok = false
 		}
 		if !ok || b64 == "" {
-			return nil, badRequest("invalid_value", param, "%s.url: a data URL must be base64 image/jpeg, image/png, image/gif or image/webp", param)
+			return nil, fieldError("invalid_value", "a data URL must be base64 image/jpeg, image/png, image/gif or image/webp", field, i, j)
 		}
 		out = append(out, `{"type":"image","source":{"type":"base64","media_type":"`...)
 		out = append(append(out, mt...), `","data":`...)
@@ -564,73 +572,73 @@ func appendImage(out []byte, img gjson.Result, param string) ([]byte, *Error) {
 		return append(out, "}}"...), nil
 	}
 	if !strings.HasPrefix(u.Str, "https://") && !strings.HasPrefix(u.Str, "http://") {
-		return nil, badRequest("invalid_value", param, "%s.url must be an http(s) or data URL", param)
+		return nil, fieldError("invalid_value", "url must be an http(s) or data URL", field, i, j)
 	}
 	out = append(append(out, `{"type":"image","source":{"type":"url","url":`...), u.Raw...)
 	return append(out, "}}"...), nil
 }
 
-// appendAssistantContent writes an assistant turn's text and tool calls as
-// blocks and returns how many it wrote.
-func appendAssistantContent(out []byte, m gjson.Result, param string) ([]byte, int, *Error) {
+// appendAssistantContent writes assistant message i's text and tool calls
+// as blocks and returns how many it wrote.
+func appendAssistantContent(out []byte, m gjson.Result, i int) ([]byte, int, *Error) {
 	c := m.Get("content")
-	if c.IsArray() { // text and refusal parts
-		n := 0
-		var e *Error
-		j := 0
-		c.ForEach(func(_, part gjson.Result) bool {
-			text := part.Get("text")
-			if part.Get("type").Str == "refusal" {
-				text = part.Get("refusal")
-			}
-			if text.Type != gjson.String {
-				e = badRequest("invalid_value", param+".content", "%s.content[%d] must be a text or refusal part", param, j)
-				return false
-			}
-			if text.Str != "" {
-				if n > 0 {
-					out = append(out, ',')
-				}
-				out = append(append(append(out, `{"type":"text","text":`...), text.Raw...), '}')
-				n++
-			}
-			j++
-			return true
-		})
+	if !c.IsArray() {
+		out, n, e := appendTextBlocks(out, c, 0, i)
 		if e != nil {
 			return nil, 0, e
 		}
-		return appendToolCalls(out, n, m.Get("tool_calls"), param)
+		return appendToolCalls(out, n, m.Get("tool_calls"), i)
 	}
-	out, n, e := appendTextBlocks(out, c, 0, param+".content")
+	// Text and refusal parts.
+	n := 0
+	var e *Error
+	j := 0
+	c.ForEach(func(_, part gjson.Result) bool {
+		text := part.Get("text")
+		if part.Get("type").Str == "refusal" {
+			text = part.Get("refusal")
+		}
+		if text.Type != gjson.String {
+			e = fieldError("invalid_value", "must be a text or refusal part", "messages[%d].content[%d]", i, j)
+			return false
+		}
+		if text.Str != "" {
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = append(append(append(out, `{"type":"text","text":`...), text.Raw...), '}')
+			n++
+		}
+		j++
+		return true
+	})
 	if e != nil {
 		return nil, 0, e
 	}
-	return appendToolCalls(out, n, m.Get("tool_calls"), param)
+	return appendToolCalls(out, n, m.Get("tool_calls"), i)
 }
 
-// appendToolCalls writes an assistant's tool calls as tool_use blocks; the
+// appendToolCalls writes message i's tool calls as tool_use blocks; the
 // arguments, a JSON string in OpenAI's shape, become the input object.
-func appendToolCalls(out []byte, n int, calls gjson.Result, param string) ([]byte, int, *Error) {
+func appendToolCalls(out []byte, n int, calls gjson.Result, i int) ([]byte, int, *Error) {
 	if !calls.Exists() || calls.Type == gjson.Null {
 		return out, n, nil
 	}
 	if !calls.IsArray() {
-		return nil, 0, badRequest("invalid_type", param+".tool_calls", "%s.tool_calls must be an array", param)
+		return nil, 0, fieldError("invalid_type", "must be an array", "messages[%d].tool_calls", i)
 	}
 	var e *Error
-	j := 0
+	j := -1
 	calls.ForEach(func(_, call gjson.Result) bool {
-		p := param + ".tool_calls[" + strconv.Itoa(j) + "]"
 		j++
 		id, name, args := call.Get("id"), call.Get("function.name"), call.Get("function.arguments")
 		switch {
 		case id.Type != gjson.String || id.Str == "":
-			e = badRequest("missing_required_parameter", p+".id", "%s.id must be a non-empty string", p)
+			e = fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].id", i, j)
 		case name.Type != gjson.String || name.Str == "":
-			e = badRequest("missing_required_parameter", p+".function.name", "%s.function.name must be a non-empty string", p)
+			e = fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].function.name", i, j)
 		case args.Exists() && args.Type != gjson.String && args.Type != gjson.Null:
-			e = badRequest("invalid_type", p+".function.arguments", "%s.function.arguments must be a string of JSON", p)
+			e = fieldError("invalid_type", "must be a string of JSON", "messages[%d].tool_calls[%d].function.arguments", i, j)
 		}
 		if e != nil {
 			return false
@@ -640,7 +648,7 @@ func appendToolCalls(out []byte, n int, calls gjson.Result, param string) ([]byt
 			input = "{}"
 		}
 		if !gjson.Valid(input) || input[0] != '{' {
-			e = badRequest("invalid_value", p+".function.arguments", "%s.function.arguments must be a JSON object", p)
+			e = fieldError("invalid_value", "must be a JSON object", "messages[%d].tool_calls[%d].function.arguments", i, j)
 			return false
 		}
 		if n > 0 {

@@ -140,34 +140,52 @@ func (s *anthropicStream) lineDone(dst, line []byte) []byte {
 }
 
 // wholeObject reports whether a data line holds a whole JSON object (so it
-// is the event's only data line).
+// is the event's only data line); event1 checks that it is valid.
 func wholeObject(v []byte) bool {
 	v = bytes.TrimSpace(v)
-	return len(v) >= 2 && v[0] == '{' && v[len(v)-1] == '}' && gjson.ValidBytes(v)
+	return len(v) >= 2 && v[0] == '{' && v[len(v)-1] == '}'
 }
 
-// event1 translates one event.
+// event1 translates one event. scanTopLevel validates it and finds its
+// members in one pass without allocating; gjson reads the rare events'
+// nested values.
 func (s *anthropicStream) event1(dst, data []byte) []byte {
-	if !gjson.ValidBytes(data) {
+	var typ, index, delta []byte
+	valid := scanTopLevel(data, func(k, v span) bool {
+		if !k.ok() {
+			return false
+		}
+		switch keyName(data, k) {
+		case "type":
+			typ = data[v.start:v.end]
+		case "index":
+			index = data[v.start:v.end]
+		case "delta":
+			delta = data[v.start:v.end]
+		}
+		return true
+	})
+	if !valid {
 		return s.fail(dst, "the Anthropic backend sent an event that is not JSON")
 	}
-	ev := gjson.ParseBytes(data)
-	switch ev.Get("type").Str {
-	case "message_start":
-		m := ev.Get("message")
+	switch string(typ) {
+	case `"content_block_delta"`: // nearly every event: kept off gjson
+		return s.blockDelta(dst, index, delta)
+	case `"message_start"`:
+		m := gjson.Get(unsafeString(data), "message")
 		s.setPrefix(m.Get("id"), m.Get("model"))
 		s.t.noteUsage(m.Get("usage"))
 		return s.end(append(s.start(dst), `{"role":"assistant","content":""}`...), gjson.Result{})
-	case "content_block_start":
+	case `"content_block_start"`:
+		ev := gjson.Parse(unsafeString(data))
 		return s.blockStart(dst, ev.Get("index"), ev.Get("content_block"))
-	case "content_block_delta":
-		return s.blockDelta(dst, ev.Get("index"), ev.Get("delta"))
-	case "message_delta":
+	case `"message_delta"`:
+		ev := gjson.Parse(unsafeString(data))
 		s.t.noteUsage(ev.Get("usage"))
 		if sr := ev.Get("delta.stop_reason"); sr.Type == gjson.String {
 			return s.end(append(s.start(dst), `{}`...), sr)
 		}
-	case "message_stop":
+	case `"message_stop"`:
 		s.finished = true
 		if s.t.includeUsage {
 			dst = append(dst, s.prefix[:bytes.LastIndex(s.prefix, []byte(`[{`))]...)
@@ -176,9 +194,9 @@ func (s *anthropicStream) event1(dst, data []byte) []byte {
 			dst = append(dst, "}\n\n"...)
 		}
 		return append(dst, "data: [DONE]\n\n"...)
-	case "error":
+	case `"error"`:
 		s.finished = true
-		return s.errorEvent(dst, anthropicError(500, ev.Get("error")))
+		return s.errorEvent(dst, anthropicError(500, gjson.Get(unsafeString(data), "error")))
 	}
 	// ping, content_block_stop and event types newer than this code.
 	return dst
@@ -188,11 +206,11 @@ func (s *anthropicStream) blockStart(dst []byte, index, block gjson.Result) []by
 	switch block.Get("type").Str {
 	case "text":
 		if text := block.Get("text"); text.Type == gjson.String && text.Str != "" {
-			return s.delta(dst, `{"content":`, text.Raw, `}`)
+			return s.delta(dst, `{"content":`, []byte(text.Raw), `}`)
 		}
 	case "thinking":
 		if text := block.Get("thinking"); text.Type == gjson.String && text.Str != "" {
-			return s.delta(dst, `{"reasoning_content":`, text.Raw, `}`)
+			return s.delta(dst, `{"reasoning_content":`, []byte(text.Raw), `}`)
 		}
 	case "tool_use":
 		i := index.Int()
@@ -224,29 +242,50 @@ func (s *anthropicStream) blockStart(dst []byte, index, block gjson.Result) []by
 	return dst
 }
 
-func (s *anthropicStream) blockDelta(dst []byte, index, delta gjson.Result) []byte {
-	switch delta.Get("type").Str {
-	case "text_delta":
-		if text := delta.Get("text"); text.Type == gjson.String {
-			return s.delta(dst, `{"content":`, text.Raw, `}`)
+// blockDelta translates a content_block_delta from the raw JSON of its
+// index and delta (valid: event1 scanned them).
+func (s *anthropicStream) blockDelta(dst, index, delta []byte) []byte {
+	var typ, text, thinking, partial []byte
+	scanTopLevel(delta, func(k, v span) bool {
+		if !k.ok() {
+			return false
 		}
-	case "thinking_delta":
-		if text := delta.Get("thinking"); text.Type == gjson.String {
-			return s.delta(dst, `{"reasoning_content":`, text.Raw, `}`)
+		switch keyName(delta, k) {
+		case "type":
+			typ = delta[v.start:v.end]
+		case "text":
+			text = delta[v.start:v.end]
+		case "thinking":
+			thinking = delta[v.start:v.end]
+		case "partial_json":
+			partial = delta[v.start:v.end]
 		}
-	case "input_json_delta":
-		i := index.Int()
-		pj := delta.Get("partial_json")
-		if index.Type != gjson.Number || i < 0 || i >= int64(len(s.tools)) || s.tools[i] == 0 || pj.Type != gjson.String {
+		return true
+	})
+	switch string(typ) {
+	case `"text_delta"`:
+		if isJSONString(text) {
+			return s.delta(dst, `{"content":`, text, `}`)
+		}
+	case `"thinking_delta"`:
+		if isJSONString(thinking) {
+			return s.delta(dst, `{"reasoning_content":`, thinking, `}`)
+		}
+	case `"input_json_delta"`:
+		i, err := strconv.ParseInt(unsafeString(index), 10, 64)
+		if err != nil || i < 0 || i >= int64(len(s.tools)) || s.tools[i] == 0 || !isJSONString(partial) {
 			return dst // not a tool block we opened: nothing to attach it to
 		}
 		dst = strconv.AppendInt(append(s.start(dst), `{"tool_calls":[{"index":`...), int64(s.tools[i]-1), 10)
-		dst = append(append(append(dst, `,"function":{"arguments":`...), pj.Raw...), `}}]}`...)
+		dst = append(append(append(dst, `,"function":{"arguments":`...), partial...), `}}]}`...)
 		return s.end(dst, gjson.Result{})
 	}
 	// signature_delta, citations_delta and newer delta types.
 	return dst
 }
+
+// isJSONString reports whether raw, a valid JSON value, is a string.
+func isJSONString(raw []byte) bool { return len(raw) > 0 && raw[0] == '"' }
 
 // start appends the start of a chat.completion.chunk event, up to its
 // delta; end closes it with a finish reason (a stop_reason, or none).
@@ -259,7 +298,7 @@ func (s *anthropicStream) end(dst []byte, stopReason gjson.Result) []byte {
 }
 
 // delta appends a whole chunk whose delta is pre, a raw JSON value, post.
-func (s *anthropicStream) delta(dst []byte, pre, raw, post string) []byte {
+func (s *anthropicStream) delta(dst []byte, pre string, raw []byte, post string) []byte {
 	dst = append(append(append(s.start(dst), pre...), raw...), post...)
 	return s.end(dst, gjson.Result{})
 }
