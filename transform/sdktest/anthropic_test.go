@@ -1,4 +1,4 @@
-package transform
+package sdktest
 
 // End-to-end tests of the Anthropic translator in plain Go: the official
 // OpenAI SDK talks to a "proxy" (an httptest server that runs the
@@ -29,7 +29,29 @@ import (
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/stretchr/testify/require"
 	"github.com/tidwall/gjson"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
+
+const testKey = "sk-test-SECRET-0123456789"
+
+func mustBackend(t testing.TB, config, key string) *transform.Backend {
+	t.Helper()
+	b, err := transform.ParseBackend([]byte(config), key)
+	require.NoError(t, err)
+	return b
+}
+
+// applyHeaders applies edits to a header map as Envoy would.
+func applyHeaders(h map[string]string, edits []transform.HeaderEdit) {
+	for _, e := range edits {
+		if e.Remove {
+			delete(h, e.Name)
+		} else {
+			h[e.Name] = e.Value
+		}
+	}
+}
 
 // fakeAnthropic is a Messages API server on 127.0.0.1.
 type fakeAnthropic struct {
@@ -121,19 +143,19 @@ func writeEvents(t *testing.T, w http.ResponseWriter, events ...string) {
 type translatingProxy struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
-	usage []Usage
+	usage []transform.Usage
 }
 
-func newTranslatingProxy(t *testing.T, b *Backend, upstream string) *translatingProxy {
+func newTranslatingProxy(t *testing.T, b *transform.Backend, upstream string) *translatingProxy {
 	p := &translatingProxy{}
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		require.NoError(t, err)
 		tr := b.NewTranslator()
-		out, err := tr.TranslateRequest(UpstreamRequest{Path: r.URL.RequestURI(), Body: body})
+		out, err := tr.TranslateRequest(transform.UpstreamRequest{Path: r.URL.RequestURI(), Body: body})
 		if err != nil {
-			e := err.(*Error)
+			e := err.(*transform.Error)
 			w.Header().Set("content-type", "application/json")
 			w.WriteHeader(e.Status)
 			w.Write(e.Body())
@@ -155,7 +177,7 @@ func newTranslatingProxy(t *testing.T, b *Backend, upstream string) *translating
 		resp, err := client.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
-		rh, err := tr.TranslateResponseHeaders(UpstreamResponse{Status: resp.StatusCode,
+		rh, err := tr.TranslateResponseHeaders(transform.UpstreamResponse{Status: resp.StatusCode,
 			ContentType: resp.Header.Get("content-type"), ContentEncoding: resp.Header.Get("content-encoding")})
 		require.NoError(t, err)
 		for k, v := range resp.Header {
@@ -191,7 +213,7 @@ func newTranslatingProxy(t *testing.T, b *Backend, upstream string) *translating
 	return p
 }
 
-func (p *translatingProxy) lastUsage(t *testing.T) Usage {
+func (p *translatingProxy) lastUsage(t *testing.T) transform.Usage {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	require.NotEmpty(t, p.usage)
@@ -250,7 +272,7 @@ func TestSDKChat(t *testing.T) {
 	require.Equal(t, int64(2048), c.Usage.PromptTokensDetails.CachedTokens)
 	require.Equal(t, int64(6), c.Usage.CompletionTokens)
 	require.Equal(t, int64(2066), c.Usage.TotalTokens)
-	require.Equal(t, Usage{InputTokens: 2060, CachedInputTokens: 2048, OutputTokens: 6, TotalTokens: 2066}, p.lastUsage(t))
+	require.Equal(t, transform.Usage{InputTokens: 2060, CachedInputTokens: 2048, OutputTokens: 6, TotalTokens: 2066}, p.lastUsage(t))
 }
 
 // A tool call and its result, over two turns, with the assistant turn the
@@ -406,7 +428,7 @@ func TestSDKStream(t *testing.T) {
 	require.Equal(t, int64(71), c.Usage.CompletionTokens)
 	require.Equal(t, int64(596), c.Usage.TotalTokens)
 	require.Equal(t, int64(0), c.Usage.PromptTokensDetails.CachedTokens)
-	require.Equal(t, Usage{InputTokens: 525, OutputTokens: 71, TotalTokens: 596}, p.lastUsage(t))
+	require.Equal(t, transform.Usage{InputTokens: 525, OutputTokens: 71, TotalTokens: 596}, p.lastUsage(t))
 	require.Greater(t, chunks, 8)
 }
 
