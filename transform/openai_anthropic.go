@@ -516,6 +516,9 @@ func appendUserContent(out []byte, content gjson.Result, i int) ([]byte, *Error)
 	if !content.IsArray() {
 		return nil, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
 	}
+	if emptyContainer(content.Raw) {
+		return nil, fieldError("invalid_value", "must not be empty", "messages[%d].content", i)
+	}
 	out = append(out, '[')
 	var e *Error
 	j := -1

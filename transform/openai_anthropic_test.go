@@ -136,6 +136,7 @@ func TestAnthropicRequestErrors(t *testing.T) {
 		{`{"model":"m","messages":[{"content":"x"}]}`, "messages[0].role", "invalid_type"},
 		{`{"model":"m","messages":[{"role":"function","content":"x"}]}`, "messages[0].role", "invalid_value"},
 		{`{"model":"m","messages":[{"role":"user","content":1}]}`, "messages[0].content", "invalid_type"},
+		{`{"model":"m","messages":[{"role":"user","content":[ ]}]}`, "messages[0].content", "invalid_value"},
 		{`{"model":"m","messages":[{"role":"user","content":[{"type":"input_audio"}]}]}`, "messages[0].content[0].type", "unsupported_value"},
 		{`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":5}]}]}`, "messages[0].content[0].text", "invalid_type"},
 		{`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/tiff;base64,AA=="}}]}]}`, "messages[0].content[0].image_url", "invalid_value"},
