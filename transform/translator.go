@@ -104,6 +104,15 @@ type Translator interface {
 	ErrorTranslator
 }
 
+// CacheCreationReporter is implemented by the translators whose provider
+// reports prompt-cache writes apart (Anthropic): Usage has no field for
+// them (they count in its InputTokens).
+type CacheCreationReporter interface {
+	CacheCreationInputTokens() uint64
+}
+
+var _ CacheCreationReporter = (*anthropicTranslator)(nil)
+
 // Schemas a backend may speak.
 const (
 	SchemaOpenAI      = "openai"       // OpenAI-compatible
