@@ -49,6 +49,7 @@ func TestSDKDecodesTranslatedRequests(t *testing.T) {
 		require.Positive(t, p.MaxTokens)
 	}
 	require.Positive(t, accepted)
+	t.Logf("%d of %d requests translated and decoded", accepted, len(bodies))
 }
 
 // corpusBytes reads a "go test fuzz v1" file holding one []byte value.
