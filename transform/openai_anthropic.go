@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -358,7 +359,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 	i := 0
 	msgs.ForEach(func(_, m gjson.Result) bool {
 		if role := m.Get("role").Str; role == "system" || role == "developer" {
-			out, nsys, e = appendTextBlocks(out, m.Get("content"), nsys, i)
+			out, nsys, e = appendTextBlocks(out, rawMember(m, "content"), nsys, i)
 		}
 		i++
 		return e == nil
@@ -408,7 +409,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 			}
 			out = append(append(out, `{"type":"tool_result","tool_use_id":`...), id.Raw...)
 			out = append(out, `,"content":`...)
-			if c := m.Get("content"); c.Type == gjson.String {
+			if c := rawMember(m, "content"); c.Type == gjson.String {
 				out = append(out, c.Raw...)
 			} else {
 				out = append(out, '[')
@@ -423,7 +424,7 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 				out = append(out, ',')
 			}
 			out = append(out, `{"role":"user","content":`...)
-			if out, e = appendUserContent(out, m.Get("content"), i); e != nil {
+			if out, e = appendUserContent(out, rawMember(m, "content"), i); e != nil {
 				return false
 			}
 			out = append(out, '}')
@@ -459,6 +460,41 @@ func appendMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 	return append(out, ']'), nil
 }
 
+// rawMember returns the value of obj's member key (obj a valid object) with
+// its Raw and Type but not its Str: gjson's Get unescapes every string it
+// lands on, which allocates, and texts are copied raw. Missing: the zero
+// Result.
+func rawMember(obj gjson.Result, key string) gjson.Result {
+	b := unsafe.Slice(unsafe.StringData(obj.Raw), len(obj.Raw))
+	v := noSpan
+	scanTopLevel(b, func(k, val span) bool {
+		if k.ok() && keyName(b, k) == key {
+			v = val
+			return false
+		}
+		return true
+	})
+	if !v.ok() || !obj.IsObject() {
+		return gjson.Result{}
+	}
+	r := gjson.Result{Raw: obj.Raw[v.start:v.end]}
+	switch r.Raw[0] {
+	case '"':
+		r.Type = gjson.String
+	case '{', '[':
+		r.Type = gjson.JSON
+	case 't':
+		r.Type = gjson.True
+	case 'f':
+		r.Type = gjson.False
+	case 'n':
+		r.Type = gjson.Null
+	default:
+		r.Type = gjson.Number
+	}
+	return r
+}
+
 // fieldError is a 400 for the request field named by Sprintf(format,
 // indexes...): "<field>: <problem>", with the field as param.
 func fieldError(code, problem, format string, indexes ...any) *Error {
@@ -472,7 +508,7 @@ func fieldError(code, problem, format string, indexes ...any) *Error {
 // text.
 func appendTextBlocks(out []byte, content gjson.Result, n, i int) ([]byte, int, *Error) {
 	add := func(text gjson.Result) {
-		if text.Str == "" {
+		if text.Raw == `""` {
 			return
 		}
 		if n > 0 {
@@ -488,7 +524,7 @@ func appendTextBlocks(out []byte, content gjson.Result, n, i int) ([]byte, int, 
 		var e *Error
 		j := 0
 		content.ForEach(func(_, part gjson.Result) bool {
-			text := part.Get("text")
+			text := rawMember(part, "text")
 			if part.Get("type").Str != "text" || text.Type != gjson.String {
 				e = fieldError("invalid_value", "must be a text part", "messages[%d].content[%d]", i, j)
 				return false
@@ -529,7 +565,7 @@ func appendUserContent(out []byte, content gjson.Result, i int) ([]byte, *Error)
 		}
 		switch part.Get("type").Str {
 		case "text":
-			text := part.Get("text")
+			text := rawMember(part, "text")
 			if text.Type != gjson.String {
 				e = fieldError("invalid_type", "must be a string", "messages[%d].content[%d].text", i, j)
 				return false
@@ -584,7 +620,7 @@ func appendImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) {
 // appendAssistantContent writes assistant message i's text and tool calls
 // as blocks and returns how many it wrote.
 func appendAssistantContent(out []byte, m gjson.Result, i int) ([]byte, int, *Error) {
-	c := m.Get("content")
+	c := rawMember(m, "content")
 	if !c.IsArray() {
 		out, n, e := appendTextBlocks(out, c, 0, i)
 		if e != nil {
@@ -597,15 +633,15 @@ func appendAssistantContent(out []byte, m gjson.Result, i int) ([]byte, int, *Er
 	var e *Error
 	j := 0
 	c.ForEach(func(_, part gjson.Result) bool {
-		text := part.Get("text")
+		text := rawMember(part, "text")
 		if part.Get("type").Str == "refusal" {
-			text = part.Get("refusal")
+			text = rawMember(part, "refusal")
 		}
 		if text.Type != gjson.String {
 			e = fieldError("invalid_value", "must be a text or refusal part", "messages[%d].content[%d]", i, j)
 			return false
 		}
-		if text.Str != "" {
+		if text.Raw != `""` {
 			if n > 0 {
 				out = append(out, ',')
 			}
