@@ -5,18 +5,30 @@
 
 GO        ?= go
 LIB       := dist/libinferencepool.so
+# The test build: the same library plus the test-only "debug" injection
+# (module/debug_inject.go), which drives the panic barrier and the scheduler
+# through the real library. Never shipped: make build leaves it out, and the
+# production library refuses a config with a "debug" object.
+DEBUG_TAG := inferencepool_debug
+TEST_LIB  := dist/test/libinferencepool.so
 ABIHOST   := test/abihost/abihost
 SIM       := .bin/llm-d-inference-sim
 GO_SRC    := $(shell find abi module picker transform -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
 HOST_SRC  := $(wildcard test/abihost/*.c test/abihost/*.h)
 
-.PHONY: build run test test-e2e bench bench-routing sim docker clean
+.PHONY: build run test test-lib tidy-check test-e2e bench bench-routing sim docker clean
 
 build: $(LIB) $(ABIHOST)
 
 $(LIB): $(GO_SRC)
 	@mkdir -p dist
 	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -o $@ ./module
+
+test-lib: $(TEST_LIB)
+
+$(TEST_LIB): $(GO_SRC)
+	@mkdir -p dist/test
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -trimpath -tags $(DEBUG_TAG) -o $@ ./module
 
 # abihost plays Envoy's side of the C ABI in tests (test/abihost/PROTOCOL.md).
 $(ABIHOST): $(HOST_SRC) test/abihost/build.sh test/abihost/callbacks.def
@@ -33,10 +45,20 @@ $(SIM): tools/go.mod tools/go.sum
 run: build sim
 	./build/run.sh
 
-test: build sim
+# go.mod and go.sum must be tidy (go mod tidy would change nothing).
+tidy-check:
+	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+
+# Tests drive the test library (the harness's default, dist/test/); the
+# production library's refusal of "debug" is tested through abihost
+# (test/production_test.go), and module/ and the envoy.yaml validator run
+# without the tag too, as they ship.
+test: tidy-check build $(TEST_LIB) sim
 	$(GO) vet ./...
-	ABIHOST_SKIP_BUILD=1 $(GO) test -count=1 ./...
-	$(GO) test -count=1 -race ./picker/... ./transform/... ./module/filterconfig/... ./abi/... ./internal/...
+	$(GO) vet -tags $(DEBUG_TAG) ./...
+	ABIHOST_SKIP_BUILD=1 $(GO) test -tags $(DEBUG_TAG) -count=1 ./...
+	$(GO) test -count=1 ./module/... ./test/envoyconfig/...
+	$(GO) test -count=1 -race -tags $(DEBUG_TAG) ./picker/... ./transform/... ./module/filterconfig/... ./abi/... ./internal/...
 	@if [ -n "$$ENVOY_BIN" ]; then $(MAKE) test-e2e; else echo "e2e: ENVOY_BIN not set, real-Envoy suite not run (see README.md)"; fi
 
 test-e2e: build sim

@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/openaierror"
 )
 
 // PanicDetail is the response code detail Envoy logs for a reply sent by the
@@ -52,7 +54,7 @@ func (g *guardedFilter) reply() {
 	}
 	g.replied = true
 	msg := fmt.Sprintf("internal error in filter %s", g.barrier.Filter)
-	g.handle.SendLocalResponse(500, JSONHeaders, OpenAIError(msg, "internal_error", "internal_error"), PanicDetail)
+	g.handle.SendLocalResponse(500, JSONHeaders, openaierror.Body(msg, "internal_error", "", "internal_error"), PanicDetail)
 }
 
 func (g *guardedFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) (s shared.HeadersStatus) {
@@ -171,7 +173,7 @@ func (b *Barrier) GuardScheduled(h shared.HttpFilterHandle, fn func()) func() {
 				h.IncrementCounterValue(b.PanicCounter, 1)
 				h.Log(shared.LogLevelError, "%s: panic in scheduled callback: %v\n%s", b.Filter, r, debug.Stack())
 				msg := fmt.Sprintf("internal error in filter %s", b.Filter)
-				h.SendLocalResponse(500, JSONHeaders, OpenAIError(msg, "internal_error", "internal_error"), PanicDetail)
+				h.SendLocalResponse(500, JSONHeaders, openaierror.Body(msg, "internal_error", "", "internal_error"), PanicDetail)
 			}
 		}()
 		fn()

@@ -24,7 +24,3 @@ func TestCgoCheckDisabled(t *testing.T) {
 		})
 	}
 }
-
-func TestOpenAIError(t *testing.T) {
-	require.JSONEq(t, `{"error":{"message":"m \"q\"","type":"t","param":null,"code":"c"}}`, string(OpenAIError(`m "q"`, "t", "c")))
-}

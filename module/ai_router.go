@@ -72,6 +72,7 @@ type aiRouterFilter struct {
 	budgetKey   uint64
 	hasBudget   bool
 	body        *[]byte // pooled; Prompt may point into it until OnDestroy
+	facts       factsHandoff
 	decision    transform.Decision
 	tags        [6]string // stat tag values: one backing array per stream
 	meter       *transform.Meter
@@ -90,26 +91,39 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 		f.replyError(err)
 		return shared.HeadersStatusStop
 	}
-	switch ep {
-	case transform.EndpointNone:
-		// A client never chooses its own model route. (On the other paths
-		// decide sets the header, replacing any value, or the request is
-		// answered here.)
-		headers.Remove(headerModel)
-		return shared.HeadersStatusContinue
-	case transform.EndpointModels:
+	if ep == transform.EndpointModels {
 		f.h.SendLocalResponse(200, abi.JSONHeaders, f.cfg.ModelsBody(), "ai_router_models")
 		return shared.HeadersStatusStop
 	}
-	f.ep, f.active = ep, true
 	if f.cfg.budgets != nil {
-		f.budgetKey, f.hasBudget = f.cfg.budgets.Key(headers.GetOne(f.cfg.Budget.Header).ToUnsafeString()), true
-		if ok, retryAfter := f.cfg.budgets.Check(f.budgetKey); !ok {
-			f.hasBudget = false
+		// Every path a request reaches a server by, passed-through ones too:
+		// a spent key gets nothing more.
+		key := f.cfg.budgets.Key(headers.GetOne(f.cfg.Budget.Header).ToUnsafeString())
+		if ok, retryAfter := f.cfg.budgets.Check(key); !ok {
 			f.replyWith(transform.BudgetExhausted(retryAfter), [2]string{"retry-after", transform.RetryAfter(retryAfter)})
 			return shared.HeadersStatusStop
 		}
+		f.budgetKey, f.hasBudget = key, ep != transform.EndpointNone
 	}
+	if ep == transform.EndpointNone {
+		// A client never chooses its own model route. Envoy chose the route
+		// before this filter ran: with the header gone, it must choose again.
+		// (On the other paths decide sets the header, replacing any value,
+		// and clears the route cache, or the request is answered here.)
+		if len(headers.Get(headerModel)) > 0 { // an empty value can match a route too
+			headers.Remove(headerModel)
+			f.h.ClearRouteCache()
+		}
+		return shared.HeadersStatusContinue
+	}
+	if n, err := strconv.ParseInt(headers.GetOne("content-length").ToUnsafeString(), 10, 64); err == nil {
+		// Refused now, before Envoy buffers a body we would refuse anyway.
+		if err := f.cfg.CheckBodySize(n); err != nil {
+			f.replyError(err)
+			return shared.HeadersStatusStop
+		}
+	}
+	f.ep, f.active = ep, true
 	f.rewriteHdr = headerString(headers, transform.ModelRewriteHeader)
 	if endOfStream {
 		return headersStatus(f.decide(nil))
@@ -164,6 +178,7 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		return false
 	}
 	f.decision = d
+	f.ep = d.Endpoint // /invocations is served as the endpoint its body asks for
 	headers := f.h.RequestHeaders()
 	headers.Set(headerModel, d.Model)
 	// Routes match on x-ai-eg-model: one listener, many models and pools.
@@ -180,7 +195,7 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		headers.Remove("accept-encoding")
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
-	f.h.SetData(requestFactsKey, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
+	f.facts.publish(f.h, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
 	return true
 }
 
@@ -263,6 +278,7 @@ func (f *aiRouterFilter) OnStreamComplete() {
 }
 
 func (f *aiRouterFilter) OnDestroy() {
+	f.facts.release() // before the body its Prompt points into goes back
 	putBody(f.body)
 	f.body = nil
 }
@@ -277,7 +293,8 @@ func (f *aiRouterFilter) account() {
 	now := time.Now()
 	r := f.meter.Finish(now)
 	d := &f.decision
-	f.tags = [6]string{f.ep.Operation(), d.Model, d.TargetModel, r.Model, r.ErrorType()}
+	// Model tags are bounded (MetricModel): Envoy never frees a stat.
+	f.tags = [6]string{f.ep.Operation(), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
 	tags := f.tags[:5]
 	t := r.Timing(f.start, now)
 	f.h.RecordHistogramValue(f.cfg.duration, uint64(t.Duration.Microseconds()), tags...)
@@ -298,7 +315,14 @@ func (f *aiRouterFilter) account() {
 		f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
 	}
 	var err error
-	f.costs, err = f.cfg.AppendCosts(f.costBuf[:0], r.Usage, d.TargetModel, f.backend)
+	var route string
+	if f.cfg.NeedsRouteName() {
+		if v, ok := f.h.GetAttributeString(shared.AttributeIDXdsRouteName); ok {
+			route = v.ToString()
+		}
+	}
+	// model is what the client asked for, as documented and as AI Gateway has it.
+	f.costs, err = f.cfg.AppendCosts(f.costBuf[:0], r.Usage, d.Model, f.backend, route)
 	if err != nil {
 		f.h.Log(shared.LogLevelWarn, "ai_router: token costs: %v", err)
 	}

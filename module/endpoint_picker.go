@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -125,6 +126,7 @@ type endpointPickerFilter struct {
 	failed  bool // the response says the endpoint failed
 	hdr     []byte
 	body    []byte
+	use     bodyUse // without ai_router: what the body is read for
 	// Per-stream backing arrays: slices of them passed to the SDK do not
 	// allocate (the filter is on the heap already).
 	hdrBuf [128]byte
@@ -141,15 +143,49 @@ func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfS
 	f.pool = pool
 	f.req.Objective = headerString(headers, headerObjective)
 	f.readSubset()
-	if facts, ok := f.h.GetData(requestFactsKey).(*requestFacts); ok {
+	if facts := receiveRequestFacts(f.h); facts != nil {
 		// ai_router ran and parsed the body: no need to see it.
 		f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
 		return headersStatus(f.pick(headers))
 	}
-	if endOfStream {
+	f.use = bodyOf(headers)
+	if f.use == bodySkip || endOfStream && f.use == bodyPassThrough {
 		return headersStatus(f.pick(headers))
 	}
+	if endOfStream { // an inference request without a body: ParseRequest names what is missing
+		return headersStatus(f.readBody() && f.pick(headers))
+	}
 	return shared.HeadersStatusStop
+}
+
+// bodyUse is what endpoint_picker, running without ai_router, does with a
+// request body.
+type bodyUse uint8
+
+const (
+	// bodyParse: an inference endpoint (POST chat, completions, embeddings,
+	// responses). The body is read with ai_router's own parser
+	// (transform.ParseRequest), so both deployments hash the same prompt
+	// bytes; a body it rejects is answered 400 as ai_router would.
+	bodyParse bodyUse = iota
+	// bodyPassThrough: another path with a JSON body. Its top-level
+	// "model", when there is a valid one, steers LoRA affinity; nothing in
+	// it is an error (the path is not ours to judge).
+	bodyPassThrough
+	// bodySkip: another path with a body that is not JSON (a multipart
+	// /v1/audio/transcriptions upload...): picked at once on load alone,
+	// without buffering.
+	bodySkip
+)
+
+func bodyOf(headers shared.HeaderMap) bodyUse {
+	if headers.GetOne(":method").ToUnsafeString() == "POST" && transform.EndpointOf(headers.GetOne(":path").ToUnsafeString()).ParsesBody() {
+		return bodyParse
+	}
+	if transform.IsJSON(headers.GetOne("content-type").ToUnsafeString()) {
+		return bodyPassThrough
+	}
+	return bodySkip
 }
 
 func headersStatus(ok bool) shared.HeadersStatus {
@@ -165,6 +201,10 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 	}
 	parts := newBodyParts(f.h, body)
 	if parts.size() > pickerMaxBody {
+		if f.use == bodyPassThrough {
+			// Not ours to refuse: picked on load, the body flows on.
+			return bodyStatus(f.pick(f.h.RequestHeaders()))
+		}
 		f.decided = true
 		f.reply(413, fmt.Sprintf("request body is over %d bytes", pickerMaxBody), "request_too_large")
 		return shared.BodyStatusStopNoBuffer
@@ -173,10 +213,11 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 		return shared.BodyStatusStopAndBuffer
 	}
 	f.body = parts.appendTo(f.body[:0])
-	if !f.readBody() {
-		return shared.BodyStatusStopNoBuffer
-	}
-	if f.pick(f.h.RequestHeaders()) {
+	return bodyStatus(f.readBody() && f.pick(f.h.RequestHeaders()))
+}
+
+func bodyStatus(ok bool) shared.BodyStatus {
+	if ok {
 		return shared.BodyStatusContinue
 	}
 	return shared.BodyStatusStopNoBuffer
@@ -193,29 +234,64 @@ func (f *endpointPickerFilter) OnRequestTrailers(shared.HeaderMap) shared.Traile
 	return shared.TrailersStatusStop
 }
 
-// readBody fills the request from the body when ai_router did not run.
+// readBody fills the request from f.body when ai_router did not run. An
+// inference body the parser rejects is answered 400.
 func (f *endpointPickerFilter) readBody() bool {
-	r, err := picker.RequestFromBody(f.body)
+	if f.use == bodyPassThrough {
+		f.req.Model = transform.PassThroughModel(f.body)
+		return true
+	}
+	model, prompt, err := readInferenceBody(f.h.RequestHeaders().GetOne(":path").ToUnsafeString(), f.body)
 	if err != nil {
 		f.decided = true
-		f.reply(400, err.Error(), "invalid_request_error")
+		f.replyError(err)
 		return false
 	}
-	f.req.Model, f.req.Prompt = r.Model, r.Prompt
+	f.req.Model, f.req.Prompt = model, prompt
 	return true
 }
 
-// readSubset reads the subset hint, a dynamic metadata list of ip:port.
+// readInferenceBody reads the model and the prompt of an inference
+// request's body exactly as ai_router's Decide hands them to
+// endpoint_picker (requestFacts, without a model rewrite): one parser, the
+// same bytes. The prompt aliases body; the model is a copy.
+func readInferenceBody(path string, body []byte) (string, []byte, error) {
+	r, err := transform.ParseRequest(transform.EndpointOf(path), body)
+	if err != nil {
+		return "", nil, err
+	}
+	return strings.Clone(r.Model), r.Prompt, nil
+}
+
+// readSubset reads the subset hint from dynamic metadata: a list of
+// ip:port, or one comma-separated string of them (entries of a list may be
+// comma-separated too). Blanks around entries are ignored.
 func (f *endpointPickerFilter) readSubset() {
 	f.req.Subset, f.req.HasSubset = f.req.Subset[:0], false
 	if n, ok := f.h.GetMetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
 		f.req.HasSubset = true
 		for i := 0; i < n; i++ {
 			if v, ok := f.h.GetMetadataListString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey, i); ok {
-				f.req.Subset = append(f.req.Subset, v.ToString())
+				f.req.Subset = appendSubset(f.req.Subset, v.ToString())
 			}
 		}
+		return
 	}
+	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
+		f.req.HasSubset = true
+		f.req.Subset = appendSubset(f.req.Subset, v.ToString())
+	}
+}
+
+// appendSubset appends the comma-separated entries of list (a copy, out of
+// Envoy's memory) to dst.
+func appendSubset(dst []string, list string) []string {
+	for e := range strings.SplitSeq(list, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			dst = append(dst, e)
+		}
+	}
+	return dst
 }
 
 // pick schedules the request and writes the answer: the destination header
@@ -265,6 +341,15 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 		f.reply(503, "no endpoint of the pool has usable metrics", "no_capacity")
 	}
 	return false
+}
+
+// replyError answers with a parse error of transform's (an *Error).
+func (f *endpointPickerFilter) replyError(err error) {
+	e, ok := err.(*transform.Error)
+	if !ok {
+		e = &transform.Error{Status: 500, Type: "internal_error", Code: "internal_error", Message: err.Error()}
+	}
+	f.h.SendLocalResponse(uint32(e.Status), abi.JSONHeaders, e.Body(), "endpoint_picker_"+e.Code)
 }
 
 func (f *endpointPickerFilter) reply(status uint32, msg, code string) {

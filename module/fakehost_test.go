@@ -94,6 +94,8 @@ type fakeStream struct {
 	buffered                fakeBody
 	data                    map[string]any
 	metadata                map[string]any
+	filterState             map[string][]byte
+	conn                    uint64 // the ConnectionId attribute
 	upstream                string
 	route                   any // per-route config, as GetMostSpecificConfig returns it
 	replies                 int
@@ -111,6 +113,7 @@ func (s *fakeStream) reset() {
 	s.buffered.b = s.buffered.b[:0]
 	clear(s.data)
 	clear(s.metadata)
+	clear(s.filterState)
 }
 
 func (s *fakeStream) RequestHeaders() shared.HeaderMap       { return &s.reqHeaders }
@@ -122,6 +125,26 @@ func (s *fakeStream) GetMostSpecificConfig() any             { return s.route }
 func (s *fakeStream) SetData(k string, v any)                { s.data[k] = v }
 func (s *fakeStream) GetData(k string) any                   { return s.data[k] }
 func (s *fakeStream) SetMetadata(ns, k string, v any)        { s.metadata[ns+"/"+k] = v }
+
+// SetFilterState keeps the first value of a key: Envoy stores it read-only.
+func (s *fakeStream) SetFilterState(k string, v []byte) {
+	if _, ok := s.filterState[k]; !ok {
+		s.filterState[k] = append([]byte(nil), v...)
+	}
+}
+func (s *fakeStream) GetFilterState(k string) (shared.UnsafeEnvoyBuffer, bool) {
+	v, ok := s.filterState[k]
+	if !ok || len(v) == 0 {
+		return shared.UnsafeEnvoyBuffer{}, false
+	}
+	return shared.UnsafeEnvoyBuffer{Ptr: &v[0], Len: uint64(len(v))}, true
+}
+func (s *fakeStream) GetAttributeNumber(id shared.AttributeID) (float64, bool) {
+	if id == shared.AttributeIDConnectionId {
+		return float64(s.conn), true
+	}
+	return 0, false
+}
 func (s *fakeStream) SendLocalResponse(status uint32, _ [][2]string, body []byte, detail string) {
 	s.replies++
 	s.lastReply = fakeReply{status, body, detail}

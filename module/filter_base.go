@@ -17,11 +17,5 @@ func newFactory(name string, h shared.HttpFilterConfigHandle, dbg filterconfig.D
 		return nil, fmt.Errorf("%s: defining counter %s.panics failed (result %d)", name, name, res)
 	}
 	barrier := &abi.Barrier{Filter: name, PanicCounter: panics}
-	newFilter := build
-	if dbg.Enabled() {
-		newFilter = func(fh shared.HttpFilterHandle) shared.HttpFilter {
-			return &debugFilter{HttpFilter: build(fh), cfg: dbg, handle: fh, barrier: barrier}
-		}
-	}
-	return &abi.Factory{Barrier: barrier, NewFilter: newFilter, Destroy: destroy}, nil
+	return &abi.Factory{Barrier: barrier, NewFilter: withDebug(build, dbg, barrier), Destroy: destroy}, nil
 }

@@ -78,7 +78,7 @@ func (c chain) exchange(s *fakeStream, req, resp []byte) string {
 }
 
 func newFakeStream() *fakeStream {
-	return &fakeStream{data: map[string]any{}, metadata: map[string]any{}, upstream: ""}
+	return &fakeStream{data: map[string]any{}, metadata: map[string]any{}, filterState: map[string][]byte{}, upstream: ""}
 }
 
 // BenchmarkFilters is both filters' Go code for one exchange (4 KiB chat

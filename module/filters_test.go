@@ -136,7 +136,7 @@ func TestPickerLocalReplies(t *testing.T) {
 		code   string
 		says   string
 	}{
-		{name: "invalid JSON", body: `{"model":`, status: 400, code: "invalid_request_error"},
+		{name: "invalid JSON", body: `{"model":`, status: 400, code: "invalid_json"}, // ai_router's code: one parser
 		{name: "route names an unknown pool", route: pickerRoute{pool: "nope"}, body: `{"model":"m","prompt":"x"}`,
 			status: 503, code: "no_capacity", says: `"nope"`},
 		{name: "body over the limit", body: strings.Repeat(" ", pickerMaxBody+1), status: 413, code: "request_too_large"},
@@ -188,7 +188,7 @@ func TestRouterBadRequestReply(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal(s.lastReply.body, &e), string(s.lastReply.body))
 			require.NotEmpty(t, e.Error.Message)
-			require.Nil(t, s.data[requestFactsKey], "nothing is handed to endpoint_picker")
+			require.Nil(t, s.filterState[requestFactsKey], "nothing is handed to endpoint_picker")
 			f.OnStreamComplete()
 			f.OnDestroy()
 		})

@@ -1,8 +1,17 @@
 package main
 
-// requestFactsKey is where ai_router leaves its parse of the request body for
-// endpoint_picker on the same stream (the SDK's SetData/GetData), so the body
-// is parsed once.
+import (
+	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/handoff"
+)
+
+// requestFactsKey is the filter state key under which ai_router leaves, for
+// endpoint_picker on the same stream, the token of its parse of the request
+// body, so the body is parsed once. The facts themselves stay in this
+// process (requestFactsTable): Envoy, its access logs and other filters see
+// an opaque token, never a pointer (the SDK's SetData would print one in
+// dynamic metadata), and a token opens nothing on another connection.
 const requestFactsKey = "inferencepool.request_facts"
 
 // requestFacts is what ai_router learned from the body. Prompt is a Go-owned
@@ -11,4 +20,57 @@ type requestFacts struct {
 	Model  string
 	Prompt []byte
 	Stream bool
+}
+
+// requestFactsTable holds the facts of every live stream, all workers.
+var requestFactsTable = handoff.New[requestFacts]()
+
+// factsHandoff is ai_router's side of one stream: publish leaves the facts
+// for endpoint_picker, release (at OnDestroy, which ends every stream: end,
+// reset, local reply) removes them.
+type factsHandoff struct {
+	tok  handoff.Token
+	live bool
+}
+
+func (p *factsHandoff) publish(h shared.HttpFilterHandle, f *requestFacts) {
+	if p.live { // the token is in the filter state already (set once: Envoy keeps it read-only)
+		requestFactsTable.Replace(p.tok, f)
+		return
+	}
+	if _, taken := h.GetFilterState(requestFactsKey); taken {
+		return // set before us, by someone else: endpoint_picker reads the body itself
+	}
+	p.tok = requestFactsTable.Put(connectionID(h), f)
+	p.live = true
+	var text [handoff.TokenLen]byte
+	h.SetFilterState(requestFactsKey, p.tok.AppendText(text[:0]))
+}
+
+func (p *factsHandoff) release() {
+	if p.live {
+		requestFactsTable.Delete(p.tok)
+		p.live = false
+	}
+}
+
+// receiveRequestFacts is endpoint_picker's side: ai_router's facts for this
+// stream, or nil (no ai_router before it, or it handed nothing over).
+func receiveRequestFacts(h shared.HttpFilterHandle) *requestFacts {
+	v, ok := h.GetFilterState(requestFactsKey)
+	if !ok {
+		return nil
+	}
+	tok, ok := handoff.ParseToken(v.ToUnsafeBytes())
+	if !ok {
+		return nil
+	}
+	return requestFactsTable.Get(tok, connectionID(h))
+}
+
+// connectionID binds an entry to the downstream connection (0 where Envoy
+// has none; both filters then read the same 0).
+func connectionID(h shared.HttpFilterHandle) uint64 {
+	id, _ := h.GetAttributeNumber(shared.AttributeIDConnectionId)
+	return uint64(id)
 }

@@ -1,17 +1,11 @@
 package picker
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/prefix"
 )
 
 // BenchmarkPick is one full scheduling cycle with the default profile on a
@@ -75,74 +69,5 @@ func benchPick(b *testing.B, n int, extra string) {
 			b.Fatalf("status %v", res.Status)
 		}
 		res.Done(OutcomeOK)
-	}
-}
-
-// BenchmarkScrapeParse parses the simulator fixture exposition into a Sample.
-func BenchmarkScrapeParse(b *testing.B) {
-	body, err := os.ReadFile("testdata/vllm_metrics_sim_main.txt")
-	if err != nil {
-		b.Fatal(err)
-	}
-	names, _ := metrics.ForEngine(metrics.EngineVLLM)
-	parser := metrics.NewParser()
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := parser.Parse(body, &names); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkScrapeParseUnfiltered is BenchmarkScrapeParse without dropping
-// the unread families first: the whole exposition through expfmt, as a
-// plain Prometheus parse would do. For comparison only.
-func BenchmarkScrapeParseUnfiltered(b *testing.B) {
-	body, err := os.ReadFile("testdata/vllm_metrics_sim_main.txt")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		if _, err := p.TextToMetricFamilies(bytes.NewReader(body)); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkPrefixIndexRecord is the learned index's deferred work per
-// request (4 KiB prompt, 64 blocks): what the timer goroutine spends, off the
-// pick path, to record where a prompt went.
-func BenchmarkPrefixIndexRecord(b *testing.B) {
-	x := prefix.NewIndex(31250)
-	defer x.Close()
-	systems := make([][]uint64, 8)
-	for i := range systems {
-		prompt := chatPrompt(fmt.Sprintf("tenant %d ", i)+strings.Repeat("Follow the rules. ", 100), "q", 4096)
-		systems[i] = prefix.AppendHashes(nil, prefix.ModelHash("m"), prompt[:2048], 64, 256)
-	}
-	hashes := make([]uint64, 0, 64)
-	i := 0
-	record := func() {
-		// A shared 2 KiB system prompt, then 2 KiB unique to the request,
-		// over 10 endpoints.
-		hashes = append(hashes[:0], systems[i%8]...)
-		for j := range 32 {
-			hashes = append(hashes, uint64(i)<<8|uint64(j))
-		}
-		x.Record(int32(i%10), hashes)
-		x.Flush()
-		i++
-	}
-	for range 20000 { // fill every endpoint's LRU: steady state evicts
-		record()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		record()
 	}
 }

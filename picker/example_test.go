@@ -16,11 +16,10 @@ func Example() {
 	defer pools.Close() // when Envoy destroys the filter config
 	pool := pools.Pool("chat")
 
-	body := []byte(`{"model":"llama","messages":[{"role":"user","content":"hi"}]}`)
-	req, err := picker.RequestFromBody(body) // or from ai_router's parse
-	if err != nil {
-		return // 400
-	}
+	// The model and the prompt bytes come from transform.ParseRequest (in
+	// ai_router, or in endpoint_picker when it runs alone): the raw JSON of
+	// a chat's "messages".
+	req := picker.Request{Model: "llama", Prompt: []byte(`[{"role":"user","content":"hi"}]`)}
 	req.Objective = "critical" // x-gateway-inference-objective
 
 	var res picker.Result // one per stream

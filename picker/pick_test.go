@@ -153,10 +153,10 @@ func TestPickScheduling(t *testing.T) {
 			status:  StatusNoCapacity,
 		},
 		{
-			name:    "subset hint: matches only endpoints without metrics",
+			name:    "subset hint: matches only endpoints without metrics (fail-open stays inside it)",
 			samples: map[string]*metrics.Sample{epA: nil, epB: {}},
 			req:     Request{Subset: []string{epA}, HasSubset: true},
-			status:  StatusNoMetrics,
+			want:    []string{epA},
 		},
 		{
 			name:    "endpoints without usable metrics are never picked",
@@ -323,14 +323,16 @@ func TestStats(t *testing.T) {
 	require.Equal(t, StatusNoCapacity, res.Status)
 	p.Pick(&Request{Objective: "batch", Subset: []string{epB, epC}, HasSubset: true}, &res)
 	require.Equal(t, StatusShed, res.Status)
-	p.Pick(&Request{Subset: []string{epD}, HasSubset: true}, &res)
-	require.Equal(t, StatusNoMetrics, res.Status)
+	p.Pick(&Request{Subset: []string{epD}, HasSubset: true}, &res) // blind, inside the hint
+	require.Equal(t, StatusOK, res.Status)
+	require.Equal(t, []string{epD}, res.Endpoints())
+	res.Done(OutcomeOK)
 	p.Pick(&Request{}, &res)
 	require.Equal(t, StatusOK, res.Status)
 	res.Done(OutcomeOK)
 
 	st = p.Stats()
-	require.Equal(t, uint64(1), st.Picks)
+	require.Equal(t, uint64(2), st.Picks)
 	require.Equal(t, uint64(1), st.Sheds)
 	require.Equal(t, uint64(1), st.NoCapacity)
 	require.Equal(t, uint64(1), st.NoMetrics)
@@ -342,4 +344,61 @@ func TestStats(t *testing.T) {
 	require.True(t, byAddr[epB].Saturated)
 	require.True(t, byAddr[epC].Stale)
 	require.False(t, byAddr[epD].Healthy)
+}
+
+// A fail-open pool whose hinted endpoints have no metrics picks inside the
+// hint, never leaving the request to Envoy's fallback, which would pick
+// outside it: fewest in flight first, up to the list length. Fail-close
+// answers 503.
+func TestPickSubsetHintWithoutMetrics(t *testing.T) {
+	all := []string{epA, epB, epC, epD}
+	hint := Request{Subset: []string{epB, epC, epD, "10.9.9.9:80"}, HasSubset: true}
+	t.Run("fail-open", func(t *testing.T) {
+		p := openManual(t, staticConfig(all, `"scheduler":{"maxEndpoints":2}`))
+		publish(t, p, epA, metrics.Sample{}) // the only endpoint with metrics is outside the hint
+		seen := map[string]int{}
+		var held []*Result
+		for i := 0; i < 30; i++ {
+			res := &Result{}
+			p.Pick(&hint, res)
+			require.Equal(t, StatusOK, res.Status)
+			require.Len(t, res.Endpoints(), 2, "the pool's maxEndpoints")
+			for _, e := range res.Endpoints() {
+				require.Contains(t, hint.Subset, e)
+			}
+			seen[res.Endpoints()[0]]++
+			if i < 3 {
+				held = append(held, res) // three in flight, one on each hinted endpoint
+				continue
+			}
+			res.Done(OutcomeOK)
+		}
+		require.Len(t, seen, 3, "ties in a random order: the load spreads over the hint")
+		for _, e := range []string{epB, epC, epD} {
+			require.EqualValues(t, 1, target(t, p, e).InFlight())
+		}
+		target(t, p, epC).Fail() // failures do not matter blind; in-flight counts do
+		held[0].Done(OutcomeOK)
+		freed := ""
+		for _, e := range []string{epB, epC, epD} {
+			if target(t, p, e).InFlight() == 0 {
+				freed = e
+			}
+		}
+		var res Result
+		p.Pick(&hint, &res)
+		require.Equal(t, freed, res.Endpoints()[0], "the fewest in flight first")
+		res.Done(OutcomeOK)
+		for _, r := range held[1:] {
+			r.Done(OutcomeOK)
+		}
+	})
+	t.Run("fail-close", func(t *testing.T) {
+		p := openManual(t, staticConfig(all, `"failureMode":"fail-close"`))
+		publish(t, p, epA, metrics.Sample{})
+		var res Result
+		p.Pick(&hint, &res)
+		require.Equal(t, StatusNoMetrics, res.Status)
+		require.Empty(t, res.Endpoints())
+	})
 }

@@ -264,6 +264,12 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		eps = held // every candidate failed recently: better them than nothing
 	}
 	if len(eps) == 0 {
+		if req.HasSubset && p.failOpen {
+			// Envoy's fallback policy would pick outside the hint: stay
+			// inside it, blind.
+			p.pickInHint(v, st, res)
+			return
+		}
 		res.Status = StatusNoMetrics
 		p.noMetrics.Add(1)
 		return
@@ -282,6 +288,44 @@ func (p *Pool) Pick(req *Request, res *Result) {
 	res.started = v.members[picked[0]].target
 	res.started.Start()
 	p.picks.Add(1)
+}
+
+// pickInHint answers a fail-open pool whose hinted endpoints have no
+// usable metrics: the hinted members with the fewest requests in flight from
+// this proxy, ties broken from a random starting member, up to the
+// profile's list length. The hint matched at least one member (markHint).
+func (p *Pool) pickInHint(v *view, st *cycleState, res *Result) {
+	k := min(p.profile.MaxEndpoints, maxListed)
+	n := len(v.members)
+	start := int(st.cycle.Rand() % uint64(n))
+	var inFlight [maxListed]int64
+	for j := 0; j < n; j++ {
+		i := (start + j) % n
+		if !st.inHint[i] {
+			continue
+		}
+		f := v.members[i].target.InFlight()
+		// Insertion into the sorted top k; a later equal count goes after.
+		pos := res.n
+		for pos > 0 && inFlight[pos-1] > f {
+			pos--
+		}
+		if pos >= k {
+			continue
+		}
+		last := min(res.n, k-1)
+		copy(res.members[pos+1:last+1], res.members[pos:last])
+		copy(inFlight[pos+1:last+1], inFlight[pos:last])
+		res.members[pos], inFlight[pos] = int32(i), f
+		res.n = last + 1
+	}
+	for j := 0; j < res.n; j++ {
+		res.eps[j] = v.members[res.members[j]].addr
+	}
+	res.started = v.members[res.members[0]].target
+	res.started.Start()
+	p.picks.Add(1)
+	p.noMetrics.Add(1)
 }
 
 // grow extends eps by one element without zeroing it when the buffer

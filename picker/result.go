@@ -19,7 +19,8 @@ const (
 	// StatusNoMetrics: no endpoint in scope has usable metrics (none scraped
 	// yet, all failing, or an empty endpoint set). With fail-open pass the
 	// request on without a destination (Envoy's fallback policy picks); with
-	// fail-close reply 503. Pool.FailOpen says which.
+	// fail-close reply 503. Pool.FailOpen says which. (With a subset hint a
+	// fail-open pool never returns it: it picks inside the hint, blind.)
 	StatusNoMetrics
 )
 

@@ -23,7 +23,7 @@ type PoolStats struct {
 	Picks        uint64 // StatusOK
 	Sheds        uint64 // StatusShed (429)
 	NoCapacity   uint64 // StatusNoCapacity (503)
-	NoMetrics    uint64 // StatusNoMetrics
+	NoMetrics    uint64 // StatusNoMetrics, and blind picks inside a subset hint (also in Picks)
 	ScrapeErrors uint64 // failed or unusable scrapes of this pool's endpoints
 
 	Source        endpoints.Stats
@@ -44,6 +44,10 @@ type EndpointStats struct {
 	Waiting   float64
 	Running   float64
 	KVUsage   float64
+	// Cache geometry from the cache config info metric, 0 when not reported.
+	BlockSize, NumGPUBlocks int
+	// Slots is the learned slot count (0: unknown).
+	Slots float64
 	collector.TargetStats
 }
 
@@ -77,6 +81,7 @@ func (p *Pool) Stats() PoolStats {
 			es.Age = time.Duration(now - sm.At)
 			es.Stale = now-sm.At > p.staleAfter
 			es.Waiting, es.Running, es.KVUsage = sm.Waiting, sm.Running, sm.KVUsage
+			es.BlockSize, es.NumGPUBlocks, es.Slots = sm.BlockSize, sm.NumGPUBlocks, sm.PeakRunning
 			ep := framework.Endpoint{
 				Waiting: sm.Waiting, Running: sm.Running, KVUsage: sm.KVUsage, Stale: es.Stale, Capacity: sm.PeakRunning,
 				Pending: float64(max(0, es.InFlight-sm.InFlightAtScrape)),

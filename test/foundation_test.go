@@ -194,7 +194,8 @@ func TestPanicInHookIsContained(t *testing.T) {
 func TestScheduledWorkCompletesOnWorkerThread(t *testing.T) {
 	upstream := echoUpstream(t)
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithMerged("ai_router", map[string]any{"debug": map[string]any{"asyncRequestHeaders": true}}))
+	h.MustConfigure(harness.EnvoyChain(t).WithMerged("ai_router", map[string]any{"debug": map[string]any{"asyncRequestHeaders": true},
+		"passThroughPaths": []string{"/debug/async"}}))
 	for i := 0; i < 20; i++ {
 		// A path ai_router passes through: its request-headers hook returns
 		// Continue, which the debug option turns into asynchronous work.
@@ -223,7 +224,8 @@ func TestPanicInScheduledCallbackAnswers500(t *testing.T) {
 	upstream := echoUpstream(t)
 	h := harness.Start(t, harness.Options{LogLevel: "error"})
 	h.MustConfigure(harness.EnvoyChain(t).WithMerged("ai_router", map[string]any{
-		"debug": map[string]any{"asyncRequestHeaders": true, "panicIn": "scheduled"}}))
+		"debug":            map[string]any{"asyncRequestHeaders": true, "panicIn": "scheduled"},
+		"passThroughPaths": []string{"/debug/async"}}))
 	for i := 0; i < 3; i++ {
 		res, err := h.Send(context.Background(), &harness.Request{Path: "/debug/async", Headers: jsonCT,
 			Body: chatBody("m", "async"), Cluster: []string{upstream}})

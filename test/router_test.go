@@ -75,7 +75,8 @@ func routerHost(t *testing.T, sim *harness.Sim, router map[string]any) *harness.
 // own, and the costs land in io.envoy.ai_gateway metadata.
 func TestRouterAccountsTokens(t *testing.T) {
 	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 2, Args: []string{"--inter-token-latency", "2ms"}})
-	h := routerHost(t, sim, map[string]any{"costs": routerCosts})
+	// Listed, so that the model has stat tags of its own (others are _OTHER).
+	h := routerHost(t, sim, map[string]any{"costs": routerCosts, "models": []map[string]any{{"name": sim.Model}}})
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	for _, tc := range []struct {
@@ -159,7 +160,6 @@ func TestRouterRejectsBadRequests(t *testing.T) {
 	h := routerHost(t, sim, map[string]any{
 		"maxRequestBodyBytes": 2048,
 		"models":              []map[string]any{{"name": sim.Model}},
-		"rejectUnknownPaths":  true,
 		"budget":              map[string]any{"header": "x-api-key", "tokens": 1, "window": "1h"},
 	})
 	big := `{"model":"sim-model","messages":[{"role":"user","content":"` + strings.Repeat("x", 4096) + `"}]}`

@@ -138,7 +138,7 @@ func BenchmarkCosts(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var err error
-		if dst, err = c.AppendCosts(dst[:0], u, "big", "10.0.0.1:8000"); err != nil || len(dst) != 2 || dst[1].Value != 1300 {
+		if dst, err = c.AppendCosts(dst[:0], u, "big", "10.0.0.1:8000", "route"); err != nil || len(dst) != 2 || dst[1].Value != 1300 {
 			b.Fatal(dst, err)
 		}
 	}
@@ -187,6 +187,28 @@ func BenchmarkBudgets(b *testing.B) {
 					i += 7
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkRoute is the request-headers step: path normalisation and
+// classification. The plain path takes the no-allocation fast path; an
+// escaped one is decoded.
+func BenchmarkRoute(b *testing.B) {
+	c := mustParse(b, `{"passThroughPaths":["/health","/v1/responses/*"]}`)
+	for _, tc := range []struct{ name, path string }{
+		{"plain", "/v1/chat/completions"},
+		{"query", "/v1/chat/completions?api-version=1"},
+		{"escaped", "/v1/chat%2Fcompletions"},
+		{"passed", "/v1/responses/resp_1"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Route("POST", tc.path); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

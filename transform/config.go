@@ -20,9 +20,14 @@ type Config struct {
 	// MaxRequestBodyBytes is the largest request body buffered; a larger
 	// one gets 413. Default 4 MiB.
 	MaxRequestBodyBytes int64 `json:"maxRequestBodyBytes"`
-	// RejectUnknownPaths answers 404 to any path that is not an endpoint
-	// we know, instead of passing it through.
-	RejectUnknownPaths bool `json:"rejectUnknownPaths"`
+	// PassThroughPaths are the paths handed to the backend unchecked
+	// (normalised paths; "/x/*" takes every path below /x). Any other path
+	// that is not an endpoint ai_router checks gets 404.
+	PassThroughPaths []string `json:"passThroughPaths"`
+	// RejectUnknownPaths is deprecated: unknown paths always get 404 now.
+	// true is accepted and changes nothing; false is refused, naming
+	// PassThroughPaths ("/*" passes every unknown path, the old default).
+	RejectUnknownPaths *bool `json:"rejectUnknownPaths"`
 	// Models, when set, are the only models a client may ask for (others
 	// get 404 model_not_found) and the answer to GET /v1/models.
 	Models []Model `json:"models"`
@@ -44,6 +49,9 @@ type Config struct {
 	costs      []compiledCost
 	modelsBody []byte
 	budgets    *Budgets
+	passThru   passThrough
+	needsRoute bool            // a CEL cost names route_name
+	tagged     map[string]bool // model names that are stat tag values of their own
 }
 
 // Model is an entry of the model list.
@@ -128,11 +136,22 @@ func (c *Config) compile() error {
 	if c.MaxRequestBodyBytes <= 0 {
 		return errors.New("maxRequestBodyBytes: must be > 0")
 	}
+	if c.RejectUnknownPaths != nil && !*c.RejectUnknownPaths {
+		return errors.New(`rejectUnknownPaths: false is no longer supported: unknown paths get 404; ` +
+			`list the paths to pass through in passThroughPaths (["/*"] passes every unknown path)`)
+	}
+	var err error
+	if c.passThru, err = compilePassThrough(c.PassThroughPaths); err != nil {
+		return err
+	}
 	c.known = make(map[string]string)
 	for i := range c.Models {
 		m := &c.Models[i]
 		if m.Name == "" {
 			return fmt.Errorf("models[%d].name: must not be empty", i)
+		}
+		if err := checkModelName(m.Name); err != nil {
+			return fmt.Errorf("models[%d].name: %w", i, err)
 		}
 		if _, dup := c.known[m.Name]; dup {
 			return fmt.Errorf("models[%d].name: duplicate model %q", i, m.Name)
@@ -152,6 +171,20 @@ func (c *Config) compile() error {
 		return err
 	}
 	c.modelsBody = modelsBody(c.Models)
+	c.tagged = make(map[string]bool)
+	for name := range c.known {
+		c.tagged[name] = true
+	}
+	for _, r := range c.rules {
+		for _, t := range r.targets {
+			c.tagged[t.model] = true
+		}
+	}
+	if c.fallback != nil {
+		for _, t := range c.fallback.targets {
+			c.tagged[t.model] = true
+		}
+	}
 	return nil
 }
 
@@ -166,6 +199,8 @@ func (c *Config) compileRewrites() error {
 			return fmt.Errorf("%s.model: duplicate rule for model %q", path, r.Model)
 		case r.Model != "" && len(c.Models) > 0 && c.known[r.Model] == "":
 			return fmt.Errorf("%s.model: %q is not in models", path, r.Model)
+		case r.Model != "" && checkModelName(r.Model) != nil:
+			return fmt.Errorf("%s.model: %w", path, checkModelName(r.Model))
 		case len(r.Targets) == 0:
 			return fmt.Errorf("%s.targets: must hold at least one target", path)
 		}
@@ -214,6 +249,8 @@ func (c *Config) compileCosts() error {
 			return fmt.Errorf("%s.%w", path, err)
 		}
 		c.costs = append(c.costs, compiled)
+		// A plain text search: a false hit only costs one attribute read.
+		c.needsRoute = c.needsRoute || strings.Contains(cost.CEL, "route_name")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +15,8 @@ func TestParseDefaults(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, int64(4<<20), c.MaxRequestBodyBytes)
 			require.True(t, c.TokenAccounting)
-			require.False(t, c.RejectUnknownPaths)
+			require.Nil(t, c.RejectUnknownPaths)
+			require.Empty(t, c.PassThroughPaths)
 			require.False(t, c.ServesModels())
 			require.Nil(t, c.Budgets())
 			require.Equal(t, `{"object":"list","data":[]}`, string(c.ModelsBody()))
@@ -25,6 +27,7 @@ func TestParseDefaults(t *testing.T) {
 const fullConfig = `{
   "maxRequestBodyBytes": 1048576,
   "rejectUnknownPaths": true,
+  "passThroughPaths": ["/health", "/v1/audio/transcriptions", "/v1/responses/*"],
   "models": [
     {"name": "llama-3-8b", "ownedBy": "meta", "created": 1700000000},
     {"name": "food-review"}
@@ -49,7 +52,10 @@ func TestParseFullConfig(t *testing.T) {
 	c, err := Parse([]byte(fullConfig))
 	require.NoError(t, err)
 	require.Equal(t, int64(1<<20), c.MaxRequestBodyBytes)
-	require.True(t, c.RejectUnknownPaths)
+	require.True(t, *c.RejectUnknownPaths)
+	require.True(t, c.passThru.match("/health"))
+	require.True(t, c.passThru.match("/v1/responses/resp_1/cancel"))
+	require.False(t, c.passThru.match("/v1/responses"))
 	require.Equal(t, "x-api-key", c.Budget.Header)
 	require.NotNil(t, c.Budgets())
 	require.Equal(t, time.Hour, c.Budgets().window)
@@ -104,6 +110,23 @@ func TestParseErrors(t *testing.T) {
 		{"budget without tokens", `{"budget":{"header":"h"}}`, "budget.tokens: must be > 0"},
 		{"budget bad window", `{"budget":{"header":"h","tokens":1,"window":"1 minute"}}`, `budget.window: time: unknown unit " minute" in duration "1 minute"`},
 		{"budget short window", `{"budget":{"header":"h","tokens":1,"window":"10ms"}}`, "budget.window: must be at least 1s"},
+		{"rejectUnknownPaths false", `{"rejectUnknownPaths": false}`, `rejectUnknownPaths: false is no longer supported: unknown paths get 404; list the paths to pass through in passThroughPaths (["/*"] passes every unknown path)`},
+		{"pass-through not a list", `{"passThroughPaths": "/health"}`, "passThroughPaths: must be an array"},
+		{"pass-through empty", `{"passThroughPaths": [""]}`, `passThroughPaths[0]: "" must not be empty`},
+		{"pass-through relative", `{"passThroughPaths": ["/a", "health"]}`, `passThroughPaths[1]: "health" must start with '/'`},
+		{"pass-through query", `{"passThroughPaths": ["/health?x=1"]}`, `passThroughPaths[0]: "/health?x=1" must not hold a query or fragment`},
+		{"pass-through inner star", `{"passThroughPaths": ["/v1/*/x"]}`, `passThroughPaths[0]: "/v1/*/x" may hold '*' only as its last segment, "/*"`},
+		{"pass-through partial star", `{"passThroughPaths": ["/v1/x*"]}`, `passThroughPaths[0]: "/v1/x*" may hold '*' only as its last segment`},
+		{"pass-through escape", `{"passThroughPaths": ["/v1/a%2Fb"]}`, `passThroughPaths[0]: "/v1/a%2Fb" must be written decoded`},
+		{"pass-through trailing slash", `{"passThroughPaths": ["/health/"]}`, `passThroughPaths[0]: "/health/" is not in normal form (no '//', '.' or '..' segments, no trailing '/'): write "/health"`},
+		{"pass-through double slash", `{"passThroughPaths": ["//health"]}`, `is not in normal form`},
+		{"pass-through dot segment", `{"passThroughPaths": ["/v1/../health"]}`, `write "/health"`},
+		{"pass-through duplicate", `{"passThroughPaths": ["/health","/health"]}`, `passThroughPaths[1]: duplicate path "/health"`},
+		{"pass-through a checked endpoint", `{"passThroughPaths": ["/v1/chat/completions"]}`, `passThroughPaths[0]: "/v1/chat/completions" is /v1/chat/completions, an endpoint ai_router checks: it cannot be passed through`},
+		{"pass-through an alias of a checked endpoint", `{"passThroughPaths": ["/v2/rerank"]}`, `an endpoint ai_router checks`},
+		{"model name too long", `{"models":[{"name":"` + strings.Repeat("m", 257) + `"}]}`, "models[0].name: model must be at most 256 bytes long"},
+		{"model name with a control character", `{"models":[{"name":"a\nb"}]}`, "models[0].name: model must be UTF-8 text without control characters"},
+		{"rule model too long", `{"rewrites":[{"model":"` + strings.Repeat("m", 257) + `","targets":[{"model":"a"}]}]}`, "rewrites[0].model: model must be at most 256 bytes long"},
 		{"budget negative keys", `{"budget":{"header":"h","tokens":1,"maxKeys":-3}}`, "budget.maxKeys: must be > 0"},
 	}
 	for _, tt := range tests {

@@ -54,6 +54,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(
 		cel.Variable("model", cel.StringType),
 		cel.Variable("backend", cel.StringType),
+		cel.Variable("route_name", cel.StringType),
 		cel.Variable("input_tokens", cel.UintType),
 		cel.Variable("cached_input_tokens", cel.UintType),
 		cel.Variable("output_tokens", cel.UintType),
@@ -96,17 +97,23 @@ func compileCost(c Cost) (compiledCost, error) {
 	}
 	// As Envoy AI Gateway does: an expression that fails on zero usage is
 	// rejected now rather than at every response.
-	if _, err := evalCost(out.prog, &costVars{model: "dummy", backend: "dummy"}); err != nil {
+	if _, err := evalCost(out.prog, &costVars{model: "dummy", backend: "dummy", routeName: "dummy"}); err != nil {
 		return out, fmt.Errorf("cel: on zero usage: %w", err)
 	}
 	return out, nil
 }
 
+// NeedsRouteName reports whether a CEL cost may read route_name, so that
+// the module asks Envoy for it only then.
+func (c *Config) NeedsRouteName() bool { return c.needsRoute }
+
 // AppendCosts appends to dst the configured costs of a response with usage u, in
-// config order. model and backend are the CEL variables of the same names:
-// the model the client asked for and the backend that served it. A CEL cost
-// that fails is left out and its error joined into the returned error.
-func (c *Config) AppendCosts(dst []CostValue, u Usage, model, backend string) ([]CostValue, error) {
+// config order. model, backend and routeName are the CEL variables model,
+// backend and route_name, as Envoy AI Gateway names them: the model the
+// client asked for (Decision.Model, before any rewrite), the backend that
+// served it and the route that chose it. A CEL cost that fails is left out
+// and its error joined into the returned error.
+func (c *Config) AppendCosts(dst []CostValue, u Usage, model, backend, routeName string) ([]CostValue, error) {
 	var errs []error
 	var vars *costVars
 	for _, cost := range c.costs {
@@ -124,7 +131,7 @@ func (c *Config) AppendCosts(dst []CostValue, u Usage, model, backend string) ([
 			v = u.ReasoningTokens
 		case costCEL:
 			if vars == nil {
-				vars = &costVars{model: model, backend: backend, usage: u}
+				vars = &costVars{model: model, backend: backend, routeName: routeName, usage: u}
 			}
 			var err error
 			if v, err = evalCost(cost.prog, vars); err != nil {
@@ -164,8 +171,8 @@ func typeName(v ref.Val) string {
 // costVars is the CEL activation of one response; it resolves names without
 // building a map.
 type costVars struct {
-	model, backend string
-	usage          Usage
+	model, backend, routeName string
+	usage                     Usage
 }
 
 func (v *costVars) ResolveName(name string) (any, bool) {
@@ -174,6 +181,8 @@ func (v *costVars) ResolveName(name string) (any, bool) {
 		return types.String(v.model), true
 	case "backend":
 		return types.String(v.backend), true
+	case "route_name":
+		return types.String(v.routeName), true
 	case "input_tokens":
 		return types.Uint(v.usage.InputTokens), true
 	case "cached_input_tokens":

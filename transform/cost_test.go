@@ -31,6 +31,9 @@ func TestAppendCosts(t *testing.T) {
 		{"cel by model, other model", `[{"metadataKey":"k","type":"cel","cel":
 			"model == 'big' ? total_tokens * 10u : total_tokens"}]`, "small",
 			[]CostValue{{"k", 130}}, ""},
+		{"cel by route name", `[{"metadataKey":"k","type":"cel","cel":
+			"route_name == 'route-a' ? total_tokens * 2u : total_tokens"}]`, "m",
+			[]CostValue{{"k", 260}}, ""},
 		{"cel int result", `[{"metadataKey":"k","type":"cel","cel":"int(output_tokens) * 2"}]`, "m",
 			[]CostValue{{"k", 60}}, ""},
 		{"cel constant", `[{"metadataKey":"k","type":"cel","cel":"1"}]`, "m", []CostValue{{"k", 1}}, ""},
@@ -45,7 +48,7 @@ func TestAppendCosts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := mustParse(t, `{"costs":`+tt.costs+`}`)
-			got, err := c.AppendCosts(nil, u, tt.model, "10.0.0.7:8000")
+			got, err := c.AppendCosts(nil, u, tt.model, "10.0.0.7:8000", "route-a")
 			if tt.err == "" {
 				require.NoError(t, err)
 			} else {
@@ -59,8 +62,13 @@ func TestAppendCosts(t *testing.T) {
 func TestAppendCostsAppends(t *testing.T) {
 	c := mustParse(t, `{"costs":[{"metadataKey":"k","type":"total"}]}`)
 	dst := make([]CostValue, 1, 4)
-	got, err := c.AppendCosts(dst, Usage{TotalTokens: 5}, "m", "b")
+	got, err := c.AppendCosts(dst, Usage{TotalTokens: 5}, "m", "b", "r")
 	require.NoError(t, err)
 	require.Equal(t, []CostValue{{}, {"k", 5}}, got)
 	require.Same(t, &dst[0], &got[0])
+}
+
+func TestNeedsRouteName(t *testing.T) {
+	require.False(t, mustParse(t, `{"costs":[{"metadataKey":"k","type":"cel","cel":"model == 'a' ? 1 : 2"}]}`).NeedsRouteName())
+	require.True(t, mustParse(t, `{"costs":[{"metadataKey":"k","type":"cel","cel":"route_name == 'a' ? 1 : 2"}]}`).NeedsRouteName())
 }

@@ -5,45 +5,48 @@ import (
 )
 
 // Route tells the module what to do with a request from its method and
-// path, before any body arrives:
+// path, before any body arrives. The path is read as the servers behind us
+// route it (NormalizePath).
 //
-//   - EndpointNone: pass the request through untouched (unless err is set:
-//     reply with it, the path is unknown and RejectUnknownPaths is on);
-//   - EndpointModels: reply 200 with ModelsBody (only when models are listed;
-//     otherwise /v1/models passes through as EndpointNone);
-//   - any other endpoint: buffer the body and call Decide.
-//
-// A known endpoint called with the wrong method gets 405.
+//   - EndpointNone: pass the request through untouched: its path is in
+//     PassThroughPaths, or it is GET /v1/models without a model list;
+//   - EndpointModels: reply 200 with ModelsBody (only when models are listed);
+//   - any other endpoint: buffer the body and call Decide;
+//   - an error to reply with: 404 unknown_url for any other path (Envoy AI
+//     Gateway's answer), 405 for a known endpoint called with the wrong
+//     method.
 func (c *Config) Route(method, path string) (Endpoint, error) {
-	ep := EndpointOf(path)
+	norm := NormalizePath(path)
+	ep := endpointOfPath[norm]
 	switch {
 	case ep == EndpointModels && !c.ServesModels():
 		return EndpointNone, nil
 	case ep == EndpointModels && method != "GET" && method != "HEAD":
-		return ep, methodNotAllowed(method, path)
+		return ep, methodNotAllowed(method, norm)
 	case ep == EndpointModels:
 		return ep, nil
 	case ep.hasBody() && method != "POST":
-		return ep, methodNotAllowed(method, path)
+		return ep, methodNotAllowed(method, norm)
 	case ep.hasBody():
 		return ep, nil
-	case c.RejectUnknownPaths:
-		return EndpointNone, &Error{Status: 404, Type: invalidRequest, Code: "unknown_url",
-			Message: "Invalid URL (" + method + " " + pathOnly(path) + ")"}
+	case c.passThru.match(norm):
+		return EndpointNone, nil
 	}
-	return EndpointNone, nil
+	return EndpointNone, &Error{Status: 404, Type: invalidRequest, Code: "unknown_url",
+		Message: "Invalid URL (" + method + " " + clip(norm, 128) + ")"}
+}
+
+// clip bounds what a reply echoes of client input.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 func methodNotAllowed(method, path string) *Error {
 	return &Error{Status: 405, Type: invalidRequest, Code: "method_not_allowed",
-		Message: method + " is not allowed on " + pathOnly(path)}
-}
-
-func pathOnly(path string) string {
-	if i := strings.IndexAny(path, "?#"); i >= 0 {
-		return path[:i]
-	}
-	return path
+		Message: clip(method, 32) + " is not allowed on " + path}
 }
 
 // CheckBodySize returns the 413 error when a body of n bytes (buffered so far,
@@ -88,6 +91,7 @@ func (c *Config) Decide(ep Endpoint, body []byte, rewriteHeader string) (Decisio
 	if err != nil {
 		return Decision{}, err
 	}
+	ep = r.Endpoint // EndpointInvocations resolved
 	model, listed := c.known[r.Model]
 	if !listed && c.ServesModels() {
 		return Decision{}, &Error{Status: 404, Type: invalidRequest, Code: "model_not_found", Param: "model",
@@ -109,7 +113,9 @@ func (c *Config) Decide(ep Endpoint, body []byte, rewriteHeader string) (Decisio
 	if rewrite || askUsage {
 		var prompt span
 		d.Body, prompt = applyEdits(body, editRequest(body, &r, target, rewrite, askUsage), r.prompt)
-		d.Prompt = d.Body[prompt.start:prompt.end:prompt.end]
+		if prompt.ok() {
+			d.Prompt = d.Body[prompt.start:prompt.end:prompt.end]
+		}
 	}
 	return d, nil
 }

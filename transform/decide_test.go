@@ -2,6 +2,7 @@ package transform
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,7 +18,8 @@ func mustParse(t testing.TB, config string) *Config {
 
 func TestRoute(t *testing.T) {
 	listed := mustParse(t, `{"models":[{"name":"m"}]}`)
-	strict := mustParse(t, `{"rejectUnknownPaths":true}`)
+	passing := mustParse(t, `{"passThroughPaths":["/health","/v1/audio/transcriptions","/v1/responses/*"]}`)
+	all := mustParse(t, `{"passThroughPaths":["/*"]}`)
 	open := mustParse(t, ``)
 	tests := []struct {
 		name         string
@@ -30,12 +32,31 @@ func TestRoute(t *testing.T) {
 		{"query ignored", open, "POST", "/v1/completions?api-version=2024-02-01", EndpointCompletions, 0},
 		{"embeddings", open, "POST", "/v1/embeddings", EndpointEmbeddings, 0},
 		{"responses", open, "POST", "/v1/responses#x", EndpointResponses, 0},
+		{"escaped letter", open, "POST", "/v1/chat/%63ompletions", EndpointChatCompletions, 0},
+		{"escaped slash", open, "POST", "/v1/chat%2Fcompletions", EndpointChatCompletions, 0},
+		{"escaped slash, lower case", open, "POST", "/v1/chat%2fcompletions?x", EndpointChatCompletions, 0},
+		{"double slash", open, "POST", "//v1//chat/completions", EndpointChatCompletions, 0},
+		{"trailing slash", open, "POST", "/v1/chat/completions/", EndpointChatCompletions, 0},
+		{"dot segments", open, "POST", "/v1/x/../chat/./completions", EndpointChatCompletions, 0},
+		{"vLLM invocations", open, "POST", "/invocations", EndpointInvocations, 0},
+		{"vLLM rerank", open, "POST", "/v2/rerank", EndpointRerank, 0},
+		{"vLLM anthropic messages", open, "POST", "/v1/messages", EndpointMessages, 0},
 		{"wrong method", open, "GET", "/v1/chat/completions", EndpointChatCompletions, 405},
-		{"unknown passes", open, "GET", "/healthz", EndpointNone, 0},
-		{"unknown rejected", strict, "POST", "/v1/chat/completions/", EndpointNone, 404},
+		{"wrong method, escaped", open, "GET", "/v1/chat%2Fcompletions", EndpointChatCompletions, 405},
+		{"unknown rejected", open, "GET", "/healthz", EndpointNone, 404},
+		{"SGLang generate rejected", open, "POST", "/generate", EndpointNone, 404},
+		{"double escape is not decoded twice", open, "POST", "/v1/chat%252Fcompletions", EndpointNone, 404},
+		{"listed passes", passing, "GET", "/health", EndpointNone, 0},
+		{"listed passes, other spelling", passing, "GET", "/%68ealth/?probe=1", EndpointNone, 0},
+		{"listed multipart path passes", passing, "POST", "/v1/audio/transcriptions", EndpointNone, 0},
+		{"prefix passes", passing, "POST", "/v1/responses/resp_1/cancel", EndpointNone, 0},
+		{"prefix does not take its own root", passing, "GET", "/v1/responses-x", EndpointNone, 404},
+		{"a checked endpoint under a prefix stays checked", passing, "POST", "/v1/responses", EndpointResponses, 0},
+		{"unlisted still rejected", passing, "GET", "/metrics", EndpointNone, 404},
+		{"everything passes with /*", all, "GET", "/anything/at/all", EndpointNone, 0},
+		{"checked endpoints stay checked with /*", all, "POST", "/v1/chat/%63ompletions", EndpointChatCompletions, 0},
 		{"models without a list pass", open, "GET", "/v1/models", EndpointNone, 0},
-		{"models without a list pass even when strict", strict, "GET", "/v1/models", EndpointNone, 0},
-		{"models listed", listed, "GET", "/v1/models", EndpointModels, 0},
+		{"models listed", listed, "GET", "/v1/models/", EndpointModels, 0},
 		{"models listed, wrong method", listed, "DELETE", "/v1/models", EndpointModels, 405},
 	}
 	for _, tt := range tests {
@@ -49,11 +70,15 @@ func TestRoute(t *testing.T) {
 			var e *Error
 			require.ErrorAs(t, err, &e)
 			require.Equal(t, tt.status, e.Status)
+			require.True(t, json.Valid(e.Body()))
 		})
 	}
-	_, err := strict.Route("POST", "/v2/x?y=1")
+	_, err := open.Route("POST", "/v2/x?y=1")
 	require.JSONEq(t, `{"error":{"message":"Invalid URL (POST /v2/x)","type":"invalid_request_error","param":null,"code":"unknown_url"}}`,
 		string(err.(*Error).Body()))
+	_, err = open.Route("POST", "/"+strings.Repeat("%ff", 100))
+	require.LessOrEqual(t, len(err.(*Error).Message), 200, "the reply echoes a bounded part of the path")
+	require.True(t, json.Valid(err.(*Error).Body()))
 }
 
 // edited applies to a request body, decoded, the changes Decide should make.
@@ -254,4 +279,15 @@ func TestRequestPathDoesNotAllocate(t *testing.T) {
 		}
 	})
 	require.Zero(t, allocs)
+}
+
+func TestDecideInvocations(t *testing.T) {
+	c := mustParse(t, `{"models":[{"name":"m"}]}`)
+	d, err := c.Decide(EndpointInvocations, []byte(`{"model":"m","prompt":"p","stream":true}`), "")
+	require.NoError(t, err)
+	require.Equal(t, EndpointCompletions, d.Endpoint)
+	require.True(t, d.IncludeUsage, "usage is asked for as on /v1/completions")
+	require.Contains(t, string(d.Body), `"stream_options":{"include_usage":true}`)
+	_, err = c.Decide(EndpointInvocations, []byte(`{"model":"other","messages":[{"role":"user"}]}`), "")
+	require.Equal(t, "model_not_found", err.(*Error).Code)
 }

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tidwall/gjson"
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/openaierror"
 )
 
 // Error is a reply the filter sends instead of forwarding a request: an HTTP
@@ -27,20 +27,7 @@ func (e *Error) Error() string {
 //
 //	{"error":{"message":"...","type":"...","param":null,"code":"..."}}
 func (e *Error) Body() []byte {
-	b := make([]byte, 0, 80+len(e.Message)+len(e.Type)+len(e.Code)+len(e.Param))
-	b = append(b, `{"error":{"message":`...)
-	b = gjson.AppendJSONString(b, e.Message)
-	b = append(b, `,"type":`...)
-	b = gjson.AppendJSONString(b, e.Type)
-	b = append(b, `,"param":`...)
-	if e.Param == "" {
-		b = append(b, "null"...)
-	} else {
-		b = gjson.AppendJSONString(b, e.Param)
-	}
-	b = append(b, `,"code":`...)
-	b = gjson.AppendJSONString(b, e.Code)
-	return append(b, "}}"...)
+	return openaierror.Body(e.Message, e.Type, e.Param, e.Code)
 }
 
 const invalidRequest = "invalid_request_error"

@@ -22,7 +22,8 @@ func addFixtures(f *testing.F, pattern string, add func([]byte)) {
 	}
 }
 
-var fuzzEndpoints = []Endpoint{EndpointChatCompletions, EndpointCompletions, EndpointEmbeddings, EndpointResponses}
+var fuzzEndpoints = []Endpoint{EndpointChatCompletions, EndpointCompletions, EndpointEmbeddings, EndpointResponses,
+	EndpointMessages, EndpointRerank, EndpointInvocations}
 
 // FuzzParseRequest checks the request path against encoding/json: the same
 // bodies are valid, the fields read are the ones encoding/json reads, and
@@ -36,6 +37,9 @@ func FuzzParseRequest(f *testing.F) {
 		`{"input":"x","model":"m\u00e9","stream_options":{},"stream":true}`,
 		`{"model":"a","mod\u0065l":"b","messages":[1]}`,
 		`{"model":"m","messages":[1]} x`,
+		`{"model":"0","messages":[{}],"stream_options":{"include_usage":true}}`,
+		`{"model":"m","previous_response_id":"resp_1","stream":true}`,
+		`{"model":"m","prompt":"p","input":"i","stream":true}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -60,12 +64,25 @@ func FuzzParseRequest(f *testing.F) {
 			require.Equal(t, model, r.Model)
 			var stream *bool
 			_ = json.Unmarshal(top["stream"], &stream)
-			require.Equal(t, stream != nil && *stream && ep != EndpointEmbeddings, r.Stream)
-			raw := bytes.TrimSpace(top[ep.promptField()])
-			if raw[0] == '"' {
-				raw = raw[1 : len(raw)-1]
+			require.Equal(t, stream != nil && *stream && r.Endpoint != EndpointEmbeddings, r.Stream)
+			if ep != EndpointInvocations {
+				require.Equal(t, ep, r.Endpoint)
 			}
-			require.Equal(t, string(raw), string(r.Prompt))
+			if field := r.Endpoint.promptField(); field != "" && top[field] != nil {
+				raw := bytes.TrimSpace(top[field])
+				if raw[0] == '"' {
+					raw = raw[1 : len(raw)-1]
+				}
+				require.Equal(t, string(raw), string(r.Prompt))
+			} else {
+				require.Empty(t, r.Prompt)
+			}
+			if r.Endpoint.streamsUsageOnRequest() && !r.Stream {
+				// stream_options is refused without a stream unless empty.
+				var so map[string]json.RawMessage
+				_ = json.Unmarshal(top["stream_options"], &so)
+				require.Empty(t, so)
+			}
 
 			d, err := c.Decide(ep, body, "")
 			require.NoError(t, err)
@@ -75,7 +92,8 @@ func FuzzParseRequest(f *testing.F) {
 			require.NoError(t, err)
 			require.Equal(t, "fuzz-target-é", again.Model)
 			require.Equal(t, r.Stream, again.Stream)
-			require.Equal(t, d.IncludeUsage && ep != EndpointResponses, again.IncludeUsage)
+			require.Equal(t, r.Endpoint, d.Endpoint)
+			require.Equal(t, d.IncludeUsage && d.Endpoint != EndpointResponses, again.IncludeUsage)
 			require.Equal(t, string(r.Prompt), string(d.Prompt))
 			require.Equal(t, again.Prompt, d.Prompt)
 		}

@@ -211,6 +211,8 @@ func (m *Meter) data(d []byte) {
 			content = content || choicesCarryContent(raw)
 		case "type": // Responses API: response.output_text.delta and the like
 			content = content || raw[0] == '"' && bytes.HasSuffix(raw, []byte(`.delta"`))
+			// Its failures: an error event and a failed response.
+			m.report.StreamError = m.report.StreamError || string(raw) == `"error"` || string(raw) == `"response.failed"`
 		case "response":
 			if raw[0] == '{' {
 				r := gjson.Parse(unsafeString(raw))

@@ -307,7 +307,10 @@ func TestMeterSSEDetails(t *testing.T) {
 		{"usage null", `data: {"choices":[],"usage":null}` + "\n\n", 0, false, false},
 		{"usage on the last line without a line ending", `data: {"usage":{"prompt_tokens":1}}`, 0, false, true},
 		{"not JSON", "data: hello\n\ndata: {\"choices\":[{\"text\":\"x\"}]}\n\n", 1, false, false},
-		{"responses failed event keeps usage", `data: {"type":"response.failed","response":{"usage":{"input_tokens":4,"output_tokens":0}}}` + "\n\n", 0, false, true},
+		{"responses failed event keeps usage and is an error", `data: {"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"x"},"usage":{"input_tokens":4,"output_tokens":0}}}` + "\n\n", 0, true, true},
+		{"responses error event", "event: error\ndata: {\"type\":\"error\",\"code\":\"ERR_SOMETHING\",\"message\":\"boom\",\"param\":null,\"sequence_number\":1}\n\n", 0, true, false},
+		{"responses completed is no error", `data: {"type":"response.completed","response":{"status":"completed","usage":{"input_tokens":4,"output_tokens":2}}}` + "\n\n", 0, false, true},
+		{"a delta naming error is content, not an error", `data: {"type":"response.output_text.delta","delta":"error"}` + "\n\n", 1, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,23 @@ const (
 	MetricTimePerOutputToken = "gen_ai.server.time_per_output_token"
 )
 
+// OtherModel is the stat tag value of every model name the config does not
+// name (see Config.MetricModel).
+const OtherModel = "_OTHER"
+
+// MetricModel is the stat tag value for a model name (original, request or
+// response model): the name itself when the config names it (models,
+// rewrite rules and their targets), else OtherModel. Envoy never frees a
+// stat, so tags taken from client input or from what an upstream reports
+// would let anyone grow the proxy's memory without bound, one made-up
+// model name at a time.
+func (c *Config) MetricModel(name string) string {
+	if c.tagged[name] {
+		return name
+	}
+	return OtherModel
+}
+
 // ErrorTypeOther is the error type of a failure without an HTTP status of
 // its own, such as an error event in a 200 stream.
 const ErrorTypeOther = "_OTHER"

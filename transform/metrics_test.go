@@ -18,6 +18,14 @@ func TestEndpoints(t *testing.T) {
 		{"/v1/embeddings", EndpointEmbeddings, "embeddings"},
 		{"/v1/responses", EndpointResponses, "responses"},
 		{"/v1/models", EndpointModels, "list_models"},
+		{"/v1/messages", EndpointMessages, "messages"},
+		{"/score", EndpointScore, "score"},
+		{"/rerank", EndpointRerank, "rerank"},
+		{"/classify", EndpointClassify, "classify"},
+		{"/pooling", EndpointPooling, "pooling"},
+		{"/tokenize", EndpointTokenize, "tokenize"},
+		{"/detokenize", EndpointDetokenize, "detokenize"},
+		{"/invocations", EndpointInvocations, "invocations"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -27,7 +35,11 @@ func TestEndpoints(t *testing.T) {
 			require.Equal(t, tt.op, tt.ep.Operation())
 		})
 	}
-	for _, p := range []string{"", "/", "/v1/chat/completions/", "/V1/models", "/v1/chat", "/openai/v1/chat/completions"} {
+	for p, ep := range map[string]Endpoint{"/v1/score": EndpointScore, "/v1/rerank": EndpointRerank, "/v2/rerank": EndpointRerank,
+		"/v1/tokenize": EndpointTokenize, "/v1/detokenize": EndpointDetokenize, "/v1/chat/completions/": EndpointChatCompletions} {
+		require.Equal(t, ep, EndpointOf(p), p)
+	}
+	for _, p := range []string{"", "/", "/V1/models", "/v1/chat", "/openai/v1/chat/completions", "/generate", "/v1/audio/transcriptions"} {
 		require.Equal(t, EndpointNone, EndpointOf(p), p)
 	}
 	require.Equal(t, "", EndpointNone.Operation())
@@ -57,6 +69,17 @@ func TestTiming(t *testing.T) {
 			require.Equal(t, tt.want, tt.r.Timing(start, end))
 		})
 	}
+}
+
+func TestMetricModel(t *testing.T) {
+	c := mustParse(t, `{"models":[{"name":"listed"},{"name":"alias"}],"rewrites":[{"model":"alias","targets":[{"model":"target"}]}]}`)
+	for name, want := range map[string]string{"listed": "listed", "alias": "alias", "target": "target",
+		"random-7f3a": OtherModel, "": OtherModel, "_OTHER": OtherModel} {
+		require.Equal(t, want, c.MetricModel(name), name)
+	}
+	open := mustParse(t, `{"rewrites":[{"targets":[{"model":"catch-all-target"}]}]}`)
+	require.Equal(t, "catch-all-target", open.MetricModel("catch-all-target"))
+	require.Equal(t, OtherModel, open.MetricModel("anything"))
 }
 
 func TestErrorType(t *testing.T) {

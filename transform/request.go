@@ -2,6 +2,8 @@ package transform
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"unicode/utf8"
 	"unsafe"
 
@@ -44,27 +46,38 @@ func (s span) ok() bool { return s.start >= 0 }
 // Request.Model and Request.Prompt alias body: copy them if body is about to
 // change. ParseRequest does not allocate on success.
 func ParseRequest(ep Endpoint, body []byte) (Request, error) {
+	if ep == EndpointInvocations {
+		ep = invocationEndpoint(body)
+	}
 	r := Request{Endpoint: ep, model: noSpan, streamOptions: noSpan, includeUsage: noSpan, prompt: noSpan}
 	field := ep.promptField()
+	usageOnRequest := ep.streamsUsageOnRequest()
 	var (
-		err    *Error
-		seen   uint8
-		prompt gjson.Result
+		err       *Error
+		seen      uint8
+		prompt    gjson.Result
+		soEmpty   bool // stream_options is null or {}
+		storedRef bool // Responses API: previous_response_id, prompt or conversation
 	)
 	valid := scanTopLevel(body, func(k, v span) bool {
 		if !k.ok() { // an array: reported below
 			return false
 		}
 		var bit uint8
-		switch name := keyName(body, k); name {
-		case "model":
+		switch name := keyName(body, k); {
+		case name == "model":
 			bit = 1
-		case "stream":
+		case name == "stream":
 			bit = 2
-		case "stream_options":
+		case name == "stream_options" && usageOnRequest:
 			bit = 4
-		case field:
+		case name == field && field != "":
 			bit = 8
+		case ep == EndpointResponses && (name == "previous_response_id" || name == "prompt" || name == "conversation"):
+			// Each lets a request go without input (the Responses API
+			// then continues a stored response, prompt or conversation).
+			storedRef = storedRef || body[v.start] != 'n'
+			return true
 		default:
 			return true
 		}
@@ -81,11 +94,8 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 		case 1:
 			if value.Type != gjson.String {
 				err = badRequest("invalid_type", "model", "model must be a string")
-			} else if value.Str == "" {
-				err = badRequest("invalid_value", "model", "model must not be empty")
-			} else if !printable(value.Str) {
-				// It becomes a header value (x-ai-eg-model).
-				err = badRequest("invalid_value", "model", "model must be UTF-8 text without control characters")
+			} else if e := checkModelName(value.Str); e != nil {
+				err = badRequest("invalid_value", "model", "%s", e.Error())
 			}
 			r.Model, r.model = value.Str, v
 		case 2:
@@ -98,6 +108,7 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 			}
 		case 4:
 			r.streamOptions = v
+			soEmpty = value.Type == gjson.Null || value.IsObject() && emptyContainer(value.Raw)
 			err = r.readStreamOptions(value, v.start)
 		case 8:
 			prompt, r.prompt = value, v
@@ -117,6 +128,14 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 	if seen&1 == 0 {
 		return r, badRequest("missing_required_parameter", "model", "you must provide a model parameter")
 	}
+	if seen&4 != 0 && !soEmpty && !r.Stream {
+		// OpenAI and vLLM refuse it too: without a stream there is no
+		// usage chunk to ask for.
+		return r, badRequest("invalid_value", "stream_options", "stream_options is only allowed when stream is true")
+	}
+	if field == "" || seen&8 == 0 && storedRef {
+		return r, nil // no prompt to hash
+	}
 	if seen&8 == 0 {
 		return r, badRequest("missing_required_parameter", field, "missing required parameter: %q", field)
 	}
@@ -128,6 +147,35 @@ func ParseRequest(ep Endpoint, body []byte) (Request, error) {
 	}
 	r.Prompt = body[r.prompt.start:r.prompt.end:r.prompt.end]
 	return r, nil
+}
+
+// invocationEndpoint is the endpoint vLLM serves a POST /invocations body
+// with: chat when it has messages, else completions when it has prompt, else
+// embeddings when it has input. Any other body (and SGLang, which serves only
+// chat there) is read as chat, so that ParseRequest reports what is missing.
+func invocationEndpoint(body []byte) Endpoint {
+	var has uint8
+	scanTopLevel(body, func(k, _ span) bool {
+		if !k.ok() {
+			return false
+		}
+		switch keyName(body, k) {
+		case "messages":
+			has |= 1
+		case "prompt":
+			has |= 2
+		case "input":
+			has |= 4
+		}
+		return true
+	})
+	switch {
+	case has&1 == 0 && has&2 != 0:
+		return EndpointCompletions
+	case has&1 == 0 && has&4 != 0:
+		return EndpointEmbeddings
+	}
+	return EndpointChatCompletions
 }
 
 // keyName returns the name of the object key whose raw JSON (quotes
@@ -209,6 +257,26 @@ func emptyContainer(raw string) bool {
 // change b while the string is in use.
 func unsafeString(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// MaxModelNameBytes caps the length of a requested model name: it becomes
+// the x-ai-eg-model header and appears in error messages, and no served
+// model name comes near it (Hugging Face repository ids are at most 96
+// characters).
+const MaxModelNameBytes = 256
+
+// checkModelName says what is wrong with a model name, if anything.
+func checkModelName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("model must not be empty")
+	case len(name) > MaxModelNameBytes:
+		return fmt.Errorf("model must be at most %d bytes long", MaxModelNameBytes)
+	case !printable(name):
+		// It becomes a header value (x-ai-eg-model).
+		return errors.New("model must be UTF-8 text without control characters")
+	}
+	return nil
 }
 
 // printable reports whether s is valid UTF-8 without control characters.

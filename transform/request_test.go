@@ -3,6 +3,7 @@ package transform
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -98,6 +99,17 @@ func TestParseRequestErrors(t *testing.T) {
 		{"embeddings without input", EndpointEmbeddings, `{"model":"m","prompt":"x"}`, "missing_required_parameter", ""},
 		{"embeddings empty input", EndpointEmbeddings, `{"model":"m","input":[]}`, "invalid_value", ""},
 		{"responses input null", EndpointResponses, `{"model":"m","input":null}`, "invalid_type", ""},
+		{"responses without input or stored reference", EndpointResponses, `{"model":"m","previous_response_id":null,"instructions":"x"}`, "missing_required_parameter", ""},
+		{"model name over the cap", EndpointChatCompletions, `{"model":"` + strings.Repeat("x", MaxModelNameBytes+1) + `",` + msgs + `}`, "invalid_value",
+			`{"error":{"message":"model must be at most 256 bytes long","type":"invalid_request_error","param":"model","code":"invalid_value"}}`},
+		{"stream_options without stream", EndpointChatCompletions, `{"model":"0","messages":[{}],"stream_options":{"include_usage":true}}`, "invalid_value",
+			`{"error":{"message":"stream_options is only allowed when stream is true","type":"invalid_request_error","param":"stream_options","code":"invalid_value"}}`},
+		{"stream_options with stream false", EndpointCompletions, `{"model":"m","prompt":"p","stream":false,"stream_options":{"include_usage":false}}`, "invalid_value", ""},
+		{"messages without messages", EndpointMessages, `{"model":"m","prompt":"x"}`, "missing_required_parameter", ""},
+		{"rerank without model", EndpointRerank, `{"query":"q","documents":["a"]}`, "missing_required_parameter", ""},
+		{"invocations without model", EndpointInvocations, `{"prompt":"x"}`, "missing_required_parameter", ""},
+		{"invocations of nothing known", EndpointInvocations, `{"model":"m","text_1":"x"}`, "missing_required_parameter",
+			`{"error":{"message":"missing required parameter: \"messages\"","type":"invalid_request_error","param":"messages","code":"missing_required_parameter"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,6 +123,42 @@ func TestParseRequestErrors(t *testing.T) {
 				require.JSONEq(t, tt.want, string(e.Body()))
 				require.Equal(t, tt.want, string(e.Body()))
 			}
+		})
+	}
+}
+
+func TestParseRequestEndpoints(t *testing.T) {
+	tests := []struct {
+		name   string
+		ep     Endpoint
+		body   string
+		want   Endpoint
+		prompt string
+		stream bool
+	}{
+		{"invocations with messages is chat", EndpointInvocations, `{"model":"m","prompt":"p","messages":[{"role":"user"}]}`, EndpointChatCompletions, `[{"role":"user"}]`, false},
+		{"invocations with prompt is completions", EndpointInvocations, `{"model":"m","input":"i","prompt":"p","stream":true}`, EndpointCompletions, "p", true},
+		{"invocations with input is embeddings", EndpointInvocations, `{"model":"m","input":["a"],"stream":true}`, EndpointEmbeddings, `["a"]`, false},
+		{"responses continuing a stored response", EndpointResponses, `{"model":"m","previous_response_id":"resp_1","stream":true}`, EndpointResponses, "", true},
+		{"responses with a stored prompt", EndpointResponses, `{"model":"m","prompt":{"id":"pmpt_1"}}`, EndpointResponses, "", false},
+		{"responses in a conversation", EndpointResponses, `{"model":"m","conversation":"conv_1"}`, EndpointResponses, "", false},
+		{"responses with input and a stored response", EndpointResponses, `{"model":"m","previous_response_id":"r","input":"more"}`, EndpointResponses, "more", false},
+		{"responses ignore stream_options", EndpointResponses, `{"model":"m","input":"x","stream_options":{"include_obfuscation":false}}`, EndpointResponses, "x", false},
+		{"empty stream_options without stream", EndpointChatCompletions, `{"model":"m","messages":[1],"stream_options":{}}`, EndpointChatCompletions, "[1]", false},
+		{"null stream_options without stream", EndpointCompletions, `{"model":"m","prompt":"p","stream_options":null}`, EndpointCompletions, "p", false},
+		{"embeddings ignore stream_options", EndpointEmbeddings, `{"model":"m","input":"p","stream_options":{"include_usage":true}}`, EndpointEmbeddings, "p", false},
+		{"anthropic messages", EndpointMessages, `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, EndpointMessages, `[{"role":"user","content":"hi"}]`, false},
+		{"rerank needs only a model", EndpointRerank, `{"model":"m","query":"q","documents":["a"]}`, EndpointRerank, "", false},
+		{"model name at the cap", EndpointScore, `{"model":"` + strings.Repeat("é", MaxModelNameBytes/2) + `"}`, EndpointScore, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := ParseRequest(tt.ep, []byte(tt.body))
+			require.NoError(t, err)
+			require.Equal(t, tt.want, r.Endpoint)
+			require.Equal(t, tt.prompt, string(r.Prompt))
+			require.Equal(t, tt.stream, r.Stream)
+			require.False(t, r.IncludeUsage)
 		})
 	}
 }

@@ -46,7 +46,8 @@ type config struct {
 	Prio     map[string]int    `json:"prio"`
 	Nested   *struct{ X int }  `json:"nested"`
 	Labels   map[string]string `json:"labels"`
-	hidden   int
+	//lint:ignore U1000 never set: the test checks an unexported field is not a JSON field
+	hidden int
 }
 
 func TestDecode(t *testing.T) {

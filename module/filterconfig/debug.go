@@ -1,15 +1,14 @@
 package filterconfig
 
-import (
-	"fmt"
+// DebugBuildTag is the build tag of the test library: only a library built
+// with it (make test's dist/test/libinferencepool.so) accepts the "debug"
+// object and injects what it asks for. The production build (make build)
+// refuses a config that carries one.
+const DebugBuildTag = "inferencepool_debug"
 
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
-)
-
-// Debug is the test-only "debug" object any filter_config may carry. It lets
-// tests drive failure and async paths through the real library; a
-// production config leaves it out.
+// Debug is the test-only "debug" object any filter_config may carry in the
+// test build. It lets tests drive failure and async paths through the real
+// library.
 type Debug struct {
 	// PanicIn names a hook that panics on every stream: request_headers,
 	// request_body, response_headers or response_body; or "scheduled", the
@@ -22,31 +21,3 @@ type Debug struct {
 
 // Enabled reports whether any debug behaviour is on.
 func (d Debug) Enabled() bool { return d.PanicIn != "" || d.AsyncRequestHeaders }
-
-var panicHooks = map[string]bool{"": true, "request_headers": true, "request_body": true, "response_headers": true, "response_body": true, "scheduled": true}
-
-// SplitDebug removes the "debug" object from a filter_config and parses it;
-// the rest goes to the filter's own parser.
-func SplitDebug(filter string, raw []byte) (Debug, []byte, error) {
-	raw = Normalize(raw)
-	var d Debug
-	if !gjson.ValidBytes(raw) {
-		var v any
-		return d, nil, DecodeStrict(filter, raw, &v)
-	}
-	dbg := gjson.GetBytes(raw, "debug")
-	if !dbg.Exists() {
-		return d, raw, nil
-	}
-	if err := DecodeStrict(filter, []byte(dbg.Raw), &d); err != nil {
-		return d, nil, fmt.Errorf("%w (in field \"debug\")", err)
-	}
-	if !panicHooks[d.PanicIn] {
-		return d, nil, fmt.Errorf("%s filter_config: field \"debug.panicIn\": unknown hook %q", filter, d.PanicIn)
-	}
-	rest, err := sjson.DeleteBytes(raw, "debug")
-	if err != nil {
-		return d, nil, fmt.Errorf("%s filter_config: %v", filter, err)
-	}
-	return d, rest, nil
-}

@@ -25,7 +25,7 @@ func testSpec(t *testing.T) Spec {
 	return Spec{
 		Path:           "/metrics",
 		Interval:       10 * time.Millisecond,
-		Timeout:        time.Second,
+		Timeout:        10 * time.Second, // generous: -race on a busy 2-core machine is slow, and a timeout is not what these tests test
 		Concurrency:    4,
 		UnhealthyAfter: 3,
 		MaxBytes:       1 << 20,

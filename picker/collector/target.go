@@ -43,7 +43,7 @@ type Target struct {
 	consecutive  atomic.Int64
 	lastErr      atomic.Pointer[string]
 
-	peakRunning float64 // owned by the scrape goroutine
+	slots slotLearner // owned by the scrape goroutine
 }
 
 func newTarget(c *Collector, k targetKey, g *group) *Target {
@@ -183,14 +183,7 @@ func (t *Target) scrapeOnce(spec *Spec) {
 	if err == nil {
 		s.At = Now()
 		s.InFlightAtScrape = inFlight
-		if s.Waiting > 0 {
-			// Requests wait only when every slot is taken: running is then
-			// the server's slot count. Without a queue, running says
-			// nothing about the slots left, and a server seen running one
-			// request must not count as full.
-			t.peakRunning = max(t.peakRunning, s.Running)
-		}
-		s.PeakRunning = t.peakRunning
+		s.PeakRunning = t.slots.observe(s, relearnScrapes(spec.Interval))
 		t.sample.Store(s)
 		t.consecutive.Store(0)
 		return
@@ -206,6 +199,9 @@ func (t *Target) scrapeOnce(spec *Spec) {
 	var bad *badMetricsError
 	if errors.As(err, &bad) || n >= int64(spec.UnhealthyAfter) {
 		t.sample.Store(nil) // never keep serving old numbers from a broken endpoint
+	}
+	if n >= int64(spec.UnhealthyAfter) {
+		t.slots.forget() // down for a while: it may come back as another server
 	}
 }
 

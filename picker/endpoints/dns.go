@@ -17,6 +17,8 @@ type Resolver interface {
 // NewDNS returns a source that resolves name every interval and yields every
 // address crossed with every port, as for a headless Service whose pods serve
 // several data-parallel ranks. A nil resolver means net.DefaultResolver.
+// It is asynchronous: Start does not wait for the first lookup (each lookup
+// may take up to 5 s, and Envoy's main thread would wait with it).
 func NewDNS(name string, ports []int, interval time.Duration, resolver Resolver) *Source {
 	if resolver == nil {
 		resolver = net.DefaultResolver
@@ -25,7 +27,7 @@ func NewDNS(name string, ports []int, interval time.Duration, resolver Resolver)
 	if interval <= 0 {
 		timeout = 5 * time.Second
 	}
-	return newSource("dns", interval, func(ctx context.Context) ([]string, error) {
+	s := newSource("dns", interval, func(ctx context.Context) ([]string, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		ips, err := resolver.LookupNetIP(ctx, "ip", name)
@@ -44,4 +46,6 @@ func NewDNS(name string, ports []int, interval time.Duration, resolver Resolver)
 		slices.Sort(set)
 		return slices.Compact(set), nil
 	})
+	s.async = true
+	return s
 }

@@ -19,6 +19,10 @@ type Source struct {
 	kind     string
 	interval time.Duration // 0: load once
 	load     func(ctx context.Context) ([]string, error)
+	// async: the first load runs in the poller too, so Start never waits
+	// on it (DNS: a lookup may take seconds, and Start runs on Envoy's main
+	// thread while it loads the config).
+	async bool
 
 	current  atomic.Pointer[[]string]
 	updates  atomic.Uint64
@@ -36,22 +40,35 @@ func newSource(kind string, interval time.Duration, load func(context.Context) (
 	return &Source{kind: kind, interval: interval, load: load, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
-// Start loads the set once before returning, so a pool has its endpoints at
-// once when the source works, then keeps polling in a goroutine. onChange is
-// called with each new set (sorted, no duplicates), never concurrently.
+// Start publishes the first set, then keeps polling in a goroutine.
+// onChange is called with each new set (sorted, no duplicates), never
+// concurrently. A synchronous source (static, file) loads once before Start
+// returns, so a pool has its endpoints at once; an asynchronous one (DNS)
+// returns at once and publishes when its first load completes: until then
+// the pool has no endpoints (its failure mode decides what requests get).
 func (s *Source) Start(onChange func([]string)) {
 	s.startOnce.Do(func() {
+		if s.async {
+			go s.run(onChange, true)
+			return
+		}
 		s.poll(onChange)
 		if s.interval <= 0 {
 			close(s.done)
 			return
 		}
-		go s.run(onChange)
+		go s.run(onChange, false)
 	})
 }
 
-func (s *Source) run(onChange func([]string)) {
+func (s *Source) run(onChange func([]string), first bool) {
 	defer close(s.done)
+	if first {
+		s.poll(onChange)
+		if s.interval <= 0 {
+			return
+		}
+	}
 	ticker := time.NewTicker(s.interval)
 	defer ticker.Stop()
 	for {

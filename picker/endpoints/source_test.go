@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,6 +102,7 @@ func TestDNS(t *testing.T) {
 	var r recorder
 	s.Start(r.on)
 	defer s.Close()
+	require.Eventually(t, func() bool { return r.last() != nil }, 5*time.Second, time.Millisecond, "the first lookup runs after Start returns")
 	require.Equal(t, []string{"10.0.0.1:8000", "10.0.0.1:8001", "10.0.0.2:8000", "10.0.0.2:8001"}, r.last())
 
 	for _, step := range []struct {
@@ -132,8 +134,54 @@ func TestDNSLocalhost(t *testing.T) {
 	s := NewDNS("localhost", []int{9}, 0, nil)
 	var r recorder
 	s.Start(r.on)
+	require.Eventually(t, func() bool { return r.last() != nil }, 5*time.Second, time.Millisecond)
 	s.Close()
 	require.Contains(t, r.last(), "127.0.0.1:9")
+}
+
+// blockingResolver answers only once released, or fails when its context
+// ends (as net.Resolver does).
+type blockingResolver struct {
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (b *blockingResolver) LookupNetIP(ctx context.Context, _, _ string) ([]netip.Addr, error) {
+	b.calls.Add(1)
+	select {
+	case <-b.release:
+		return []netip.Addr{netip.MustParseAddr("10.0.0.9")}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Start runs on Envoy's main thread while it loads the config: it must not
+// wait for a DNS lookup. The set appears when the lookup answers.
+func TestDNSStartDoesNotWaitForTheLookup(t *testing.T) {
+	t.Run("answers later", func(t *testing.T) {
+		res := &blockingResolver{release: make(chan struct{})}
+		s := NewDNS("slow.example", []int{80}, time.Hour, res)
+		var r recorder
+		s.Start(r.on) // returns with the lookup still blocked
+		defer s.Close()
+		require.Eventually(t, func() bool { return res.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+		require.Nil(t, r.last())
+		require.Nil(t, s.Current())
+		close(res.release)
+		require.Eventually(t, func() bool { return len(r.last()) == 1 }, 5*time.Second, time.Millisecond)
+		require.Equal(t, []string{"10.0.0.9:80"}, s.Current())
+	})
+	t.Run("closed while looking up", func(t *testing.T) {
+		res := &blockingResolver{release: make(chan struct{})}
+		s := NewDNS("slow.example", []int{80}, 0, res)
+		var r recorder
+		s.Start(r.on)
+		require.Eventually(t, func() bool { return res.calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+		s.Close() // cancels the lookup and waits for the poller
+		require.Nil(t, r.last())
+		require.Zero(t, s.Stats().Failures, "a cancelled lookup is not the name's failure")
+	})
 }
 
 func TestFile(t *testing.T) {

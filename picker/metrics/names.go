@@ -21,7 +21,9 @@ type Names struct {
 	KVUsage         string // KV-cache use in [0,1], averaged across series
 	KVUsageFallback string // read when KVUsage is absent (older vLLM)
 	LoRAInfo        string // vLLM-style lora_requests_info; value is a timestamp
-	CacheConfig     string // info metric with block_size and num_gpu_blocks labels
+	CacheConfig     string // info metric whose labels give the cache geometry:
+	BlockSizeLabel  string // its label holding tokens per KV block (vLLM block_size, SGLang page_size)
+	NumBlocksLabel  string // its label holding the KV blocks (vLLM num_gpu_blocks, SGLang num_pages)
 }
 
 // ForEngine returns the default names for an engine (DESIGN.md section 5).
@@ -35,13 +37,19 @@ func ForEngine(engine string) (Names, error) {
 			KVUsageFallback: "vllm:gpu_cache_usage_perc",
 			LoRAInfo:        "vllm:lora_requests_info",
 			CacheConfig:     "vllm:cache_config_info",
+			BlockSizeLabel:  "block_size",
+			NumBlocksLabel:  "num_gpu_blocks",
 		}, nil
 	case EngineSGLang:
 		return Names{
-			Waiting:     "sglang:num_queue_reqs",
-			Running:     "sglang:num_running_reqs",
-			KVUsage:     "sglang:token_usage",
-			CacheConfig: "sglang:cache_config_info",
+			Waiting: "sglang:num_queue_reqs",
+			Running: "sglang:num_running_reqs",
+			KVUsage: "sglang:token_usage",
+			// SGLang names its cache geometry after pages, not blocks (as
+			// the Inference Extension's and llm-d's SGLang mappings read it).
+			CacheConfig:    "sglang:cache_config_info",
+			BlockSizeLabel: "page_size",
+			NumBlocksLabel: "num_pages",
 		}, nil
 	case EngineTRTLLM:
 		return Names{

@@ -76,8 +76,8 @@ func (p *Parser) Parse(body []byte, names *Names) (s Sample, err error) {
 	}
 	if mf := families[names.CacheConfig]; mf != nil && names.CacheConfig != "" && len(mf.Metric) > 0 {
 		m := mf.Metric[0]
-		s.BlockSize, _ = strconv.Atoi(label(m, "block_size"))
-		s.NumGPUBlocks, _ = strconv.Atoi(label(m, "num_gpu_blocks"))
+		s.BlockSize, _ = strconv.Atoi(label(m, names.BlockSizeLabel))
+		s.NumGPUBlocks, _ = strconv.Atoi(label(m, names.NumBlocksLabel))
 	}
 	return s, nil
 }

@@ -175,6 +175,33 @@ func TestForEngine(t *testing.T) {
 	require.ErrorContains(t, err, `unknown engine "tgi"`)
 }
 
+// Each engine's cache geometry is read from its own labels: SGLang's
+// cache_config_info says page_size and num_pages, vLLM's block_size and
+// num_gpu_blocks; the other engine's labels are not mistaken for them.
+func TestParseCacheGeometry(t *testing.T) {
+	const sglang = "# TYPE sglang:cache_config_info gauge\n" +
+		"sglang:cache_config_info{page_size=\"64\",num_pages=\"5120\",block_size=\"1\"} 1\n" +
+		"sglang:num_queue_reqs 2\nsglang:num_running_reqs 7\nsglang:token_usage 0.4\n"
+	const vllm = "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"4096\",page_size=\"99\"} 1\n" +
+		"vllm:num_requests_waiting 0\nvllm:num_requests_running 1\nvllm:kv_cache_usage_perc 0.1\n"
+	for _, tc := range []struct {
+		engine, body      string
+		blockSize, blocks int
+	}{
+		{EngineSGLang, sglang, 64, 5120},
+		{EngineVLLM, vllm, 16, 4096},
+	} {
+		t.Run(tc.engine, func(t *testing.T) {
+			n, err := ForEngine(tc.engine)
+			require.NoError(t, err)
+			s, err := NewParser().Parse([]byte(tc.body), &n)
+			require.NoError(t, err)
+			require.Equal(t, tc.blockSize, s.BlockSize)
+			require.Equal(t, tc.blocks, s.NumGPUBlocks)
+		})
+	}
+}
+
 func TestSelectLines(t *testing.T) {
 	in := "# HELP a The a.\n# TYPE a gauge\na{x=\"1\"} 1\n# TYPE b gauge\nb 2\nab 3\n  a 4\n# comment a\n#TYPE a gauge\n{\"b\"} 5\n# HELPa x\n"
 	got := string(selectLines(nil, []byte(in), []string{"a"}))

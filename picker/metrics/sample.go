@@ -11,13 +11,13 @@ type Sample struct {
 
 	LoRA *LoRA // nil when the server reports no LoRA information
 
-	BlockSize    int // tokens per KV block, 0 when not reported
-	NumGPUBlocks int // KV blocks, 0 when not reported
+	BlockSize    int // tokens per KV block (SGLang: per page), 0 when not reported
+	NumGPUBlocks int // KV blocks (SGLang: pages), 0 when not reported
 
 	// Set by the collector, not by Parse.
 	At               int64   // collector.Now() when the response arrived
 	InFlightAtScrape int64   // this proxy's in-flight count when the scrape was sent
-	PeakRunning      float64 // the most requests this endpoint was seen running while others waited: its slots, as far as known (0: unknown)
+	PeakRunning      float64 // its slots as far as known (0: unknown): the most requests it was seen running while others waited, re-learned after a restart (collector's slotLearner)
 }
 
 // LoRA is the newest state a vLLM-style lora_requests_info metric reports.

@@ -284,6 +284,7 @@ typedef struct {
   size_t namelen;
   char *hkey, *hval; // hkey NULL: matches every request
   size_t hkeylen, hvallen;
+  char *cluster; // the route's cluster ("" for none)
   route_filter_cfg *cfgs;
   int ncfgs;
 } route;
@@ -355,6 +356,7 @@ typedef struct event {
   uint32_t status;
   int level;
   const char *who; // local reply sender: filter name or "router"
+  const void *route; // up_headers: the route the router forwards on (a const route *, NULL: none)
 } event;
 
 typedef struct stream {
@@ -395,11 +397,13 @@ typedef struct stream {
   char *route_name;
   sbuf flags; // custom flags, comma separated
 
-  // The route cache: resolved from the request headers when first asked,
-  // cleared by clear_route_cache.
+  // The route cache: resolved from the request headers as they arrive,
+  // before the first filter (ActiveStream::decodeHeaders); cleared by
+  // clear_route_cache and then resolved again when next asked.
   route_table *rt;
   const route *route;
   bool route_resolved;
+  const route *routed; // the route the router forwarded on
 
   // accounting
   uint64_t route_cache_clears, cluster_cache_clears;
@@ -474,6 +478,8 @@ void chain_unref(chain *c);
 void route_table_unref(route_table *t);
 // The stream's route as Envoy's route cache has it (NULL: no route matches).
 const route *fm_route(stream *st);
+// Matches the route table against the request headers now (fills the cache).
+void fm_refresh_route(stream *st);
 
 void violation(stream *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void host_log(int level, stream *st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -112,10 +112,11 @@ static void reset_stream(stream *st, const char *reason) {
 // ------------------------------------------------------------ the hooks
 
 static int hook_request_headers(stream *st, int e, bool eos) {
-  if (e == st->n) { // the router starts the upstream request
+  if (e == st->n) { // the router starts the upstream request on the cached route
     st->router_started = true;
+    st->routed = fm_route(st);
     if (eos) st->router_complete = true;
-    event ev = {.k = EV_UP_HEADERS, .eos = eos, .h = &st->req_h};
+    event ev = {.k = EV_UP_HEADERS, .eos = eos, .h = &st->req_h, .route = st->routed};
     emit(st, &ev);
     return ROUTER_STATUS;
   }
@@ -320,6 +321,9 @@ static void maybe_continue_decoding(stream *st, int cde) {
 }
 
 void fm_decode_headers(stream *st, int from, bool end_stream) {
+  // ActiveStream::decodeHeaders: the connection manager picks the route from
+  // the request headers before the first filter runs.
+  if (from < 0) fm_refresh_route(st);
   int e = from < 0 ? 0 : from + 1;
   int cde = -1;
   for (; e <= st->n; e++) {
@@ -725,21 +729,25 @@ void hfilter_unref(hfilter *f) {
   }
 }
 
-const route *fm_route(stream *st) {
-  if (!st->route_resolved) {
-    st->route_resolved = true;
-    st->route = NULL;
-    for (int i = 0; st->rt && i < st->rt->n; i++) {
-      const route *r = &st->rt->r[i];
-      const char *v;
-      size_t vn;
-      if (!r->hkey || (hm_get(&st->req_h, r->hkey, r->hkeylen, 0, &v, &vn) && vn == r->hvallen &&
-                       memcmp(v, r->hval, vn) == 0)) {
-        st->route = r;
-        break;
-      }
+void fm_refresh_route(stream *st) {
+  st->route_resolved = true;
+  st->route = NULL;
+  for (int i = 0; st->rt && i < st->rt->n; i++) {
+    const route *r = &st->rt->r[i];
+    const char *v;
+    size_t vn;
+    if (!r->hkey ||
+        (hm_get(&st->req_h, r->hkey, r->hkeylen, 0, &v, &vn) && vn == r->hvallen && memcmp(v, r->hval, vn) == 0)) {
+      st->route = r;
+      break;
     }
   }
+}
+
+// Envoy's route(): the cached route, recomputed from the headers as they are
+// now only after clear_route_cache.
+const route *fm_route(stream *st) {
+  if (!st->route_resolved) fm_refresh_route(st);
   return st->route;
 }
 

@@ -230,12 +230,13 @@ static void destroy_routes(route_table *t) {
     free(r->name);
     free(r->hkey);
     free(r->hval);
+    free(r->cluster);
   }
   free(t->r);
   free(t);
 }
 
-// routes id n [name hkey hval m [filter per_route_config_name filter_config]*m]*n
+// routes id n [name hkey hval cluster m [filter per_route_config_name filter_config]*m]*n
 // Builds a route table, creating every per-route config as Envoy does when
 // it loads a route configuration; one the module refuses (NULL) rejects the
 // whole table, with what the module logged.
@@ -252,7 +253,7 @@ static route_table *build_routes(task *t, sbuf *err) {
   for (uint64_t i = 0; i < n; i++) {
     route *r = &rt->r[rt->n++];
     uint64_t m;
-    if (at + 4 > t->ntok || !parse_u64(t->tok[at + 3], &m) || m > 64 || at + 4 + 3 * (int)m > t->ntok) {
+    if (at + 5 > t->ntok || !parse_u64(t->tok[at + 4], &m) || m > 64 || at + 5 + 3 * (int)m > t->ntok) {
       sb_adds(err, "routes: malformed arguments");
       goto fail;
     }
@@ -262,8 +263,10 @@ static route_table *build_routes(task *t, sbuf *err) {
       r->hval = (char *)b64_dup(t->tok[at + 2], &r->hvallen);
       for (size_t k = 0; r->hkey && k < r->hkeylen; k++) r->hkey[k] = (char)tolower((unsigned char)r->hkey[k]);
     }
-    at += 4;
-    if (!r->name || (strcmp(t->tok[at - 3], "-") != 0 && (!r->hkey || !r->hval))) {
+    size_t cn;
+    r->cluster = (char *)b64_dup(t->tok[at + 3], &cn);
+    at += 5;
+    if (!r->name || !r->cluster || (strcmp(t->tok[at - 4], "-") != 0 && (!r->hkey || !r->hval))) {
       sb_adds(err, "routes: bad base64");
       goto fail;
     }
@@ -503,6 +506,14 @@ static void proto_emit(stream *st, const event *ev) {
   sb_printf(&b, "{\"t\":\"ev\",\"s\":%llu,\"k\":\"%s\"", (unsigned long long)st->id, ev_names[ev->k]);
   switch (ev->k) {
   case EV_UP_HEADERS:
+    if (ev->route) {
+      const route *r = ev->route;
+      sb_adds(&b, ",\"route\":");
+      sb_jstr(&b, r->name, r->namelen);
+      sb_adds(&b, ",\"cluster\":");
+      sb_jstr(&b, r->cluster, strlen(r->cluster));
+    }
+    // fall through
   case EV_DOWN_HEADERS:
   case EV_UP_TRAILERS:
   case EV_DOWN_TRAILERS:
@@ -576,6 +587,12 @@ static void state_json(sbuf *b, stream *st) {
             (unsigned long long)foreign_calls, (unsigned long long)st->local_replies,
             st->completed ? "true" : "false", st->reset ? "true" : "false");
   if (st->has_response_code) sb_printf(b, ",\"responseCode\":%u", st->response_code);
+  if (st->routed) {
+    sb_adds(b, ",\"route\":");
+    sb_jstr(b, st->routed->name, st->routed->namelen);
+    sb_adds(b, ",\"cluster\":");
+    sb_jstr(b, st->routed->cluster, strlen(st->routed->cluster));
+  }
   if (st->details) {
     sb_adds(b, ",\"details\":");
     sb_jstr(b, st->details, strlen(st->details));
@@ -733,6 +750,25 @@ static void handle_stream_cmd(task *t) {
       v->items[i].s = (char *)b64_dup(t->tok[6 + i], &vn);
       v->items[i].sn = v->items[i].s ? vn : 0;
     }
+    free(ns);
+    free(key);
+  } else if (strcmp(cmd, "metastr") == 0) {
+    // metastr id sid ns key value: a string in the stream's dynamic metadata,
+    // as a filter before ours (or a route's set_metadata) leaves it.
+    if (t->ntok < 6) goto bad;
+    size_t nsn, kn, vn;
+    char *ns = (char *)b64_dup(t->tok[3], &nsn), *key = (char *)b64_dup(t->tok[4], &kn);
+    char *val = (char *)b64_dup(t->tok[5], &vn);
+    if (!ns || !key || !val) {
+      free(ns);
+      free(key);
+      free(val);
+      goto bad;
+    }
+    mval *v = md_put(&st->md, ns, nsn, key, kn);
+    v->k = MV_STR;
+    v->s = val;
+    v->sn = vn;
     free(ns);
     free(key);
   } else if (strcmp(cmd, "routerreply") == 0) {

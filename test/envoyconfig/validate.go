@@ -172,6 +172,9 @@ func (w *walker) dynamicModulePerRoute(f *dynmodv3.DynamicModuleFilterPerRoute, 
 	}
 	name := f.GetFilterName()
 	if name == "" {
+		// Envoy v1.39 still reads per_route_config_name (newer protos
+		// deprecate it for filter_name); configs written for it must pass.
+		//lint:ignore SA1019 read on purpose, see above
 		name = f.GetPerRouteConfigName()
 	}
 	raw, err := FilterConfigBytes(f.GetFilterConfig())

@@ -52,10 +52,10 @@ func TestStringValueFilterConfig(t *testing.T) {
 	base, err := os.ReadFile(rootConfig)
 	require.NoError(t, err)
 	s := strings.Replace(string(base), "filter_name: ai_router\n              filter_config:\n                \"@type\": type.googleapis.com/google.protobuf.Struct\n                value: {}",
-		"filter_name: ai_router\n              filter_config:\n                \"@type\": type.googleapis.com/google.protobuf.StringValue\n                value: '{\"debug\":{\"panicIn\":\"request_body\"}}'", 1)
+		"filter_name: ai_router\n              filter_config:\n                \"@type\": type.googleapis.com/google.protobuf.StringValue\n                value: '{\"maxRequestBodyBytes\":1048576}'", 1)
 	_, filters, err := ValidateYAML([]byte(s))
 	require.NoError(t, err)
-	require.JSONEq(t, `{"debug":{"panicIn":"request_body"}}`, string(filters[0].FilterConfig))
+	require.JSONEq(t, `{"maxRequestBodyBytes":1048576}`, string(filters[0].FilterConfig))
 }
 
 func names(fs []DynamicModuleFilter) []string {

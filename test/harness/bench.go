@@ -80,7 +80,10 @@ func RunBench(t testing.TB, o BenchOptions) (*BenchResult, error) {
 		o.Warmup = 200
 	}
 	if o.Lib == "" {
-		o.Lib = b.Lib
+		o.Lib = os.Getenv("ABIHOST_LIB")
+	}
+	if o.Lib == "" {
+		o.Lib = ProductionLib(t) // measure what ships, not the test build
 	}
 	if o.Dir == "" {
 		o.Dir = t.TempDir()

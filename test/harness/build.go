@@ -38,7 +38,11 @@ const modulePath = "github.com/envoy-inferencepool/envoy-inferencepool"
 // Build names what EnsureBuilt produced.
 type Build struct {
 	Root string // repository root
-	Lib  string // dist/libinferencepool.so
+	// Lib is dist/test/libinferencepool.so, the library built with the
+	// test-only build tag (filterconfig.DebugBuildTag), so that a config's
+	// "debug" object can drive the panic barrier and the scheduler through
+	// the real library. Everything else in it is the production code.
+	Lib  string
 	Host string // test/abihost/abihost
 	// NullLib is dist/libabihostnull.so, a module whose hooks do nothing: a
 	// bench run with it measures abihost's own cost per exchange.
@@ -83,19 +87,20 @@ var (
 	buildError = map[string]error{}
 )
 
-// EnsureBuilt builds dist/libinferencepool.so (go build -buildmode=c-shared)
-// and test/abihost/abihost (gcc) when they are missing or stale, once per
-// test binary, serialised across test binaries with a file lock. A rebuilt
-// file replaces the old one by rename only when its bytes changed, so running
-// hosts keep their mapping. ABIHOST_SKIP_BUILD=1 uses what exists (after
-// make build); ABIHOST_LIB points at another library.
+// EnsureBuilt builds dist/test/libinferencepool.so (go build
+// -buildmode=c-shared -tags inferencepool_debug) and test/abihost/abihost
+// (gcc) when they are missing or stale, once per test binary, serialised
+// across test binaries with a file lock. A rebuilt file replaces the old one
+// by rename only when its bytes changed, so running hosts keep their mapping.
+// ABIHOST_SKIP_BUILD=1 uses what exists (after make build and make's test
+// library); ABIHOST_LIB points at another library.
 func EnsureBuilt(t testing.TB) Build {
 	t.Helper()
 	root, err := RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := Build{Root: root, Lib: filepath.Join(root, "dist", "libinferencepool.so"), Host: filepath.Join(root, "test", "abihost", "abihost"),
+	b := Build{Root: root, Lib: filepath.Join(root, "dist", "test", "libinferencepool.so"), Host: filepath.Join(root, "test", "abihost", "abihost"),
 		NullLib: filepath.Join(root, "dist", "libabihostnull.so")}
 	if lib := os.Getenv("ABIHOST_LIB"); lib != "" {
 		b.Lib = lib
@@ -109,7 +114,7 @@ func EnsureBuilt(t testing.TB) Build {
 		return b
 	}
 	if os.Getenv("ABIHOST_LIB") == "" {
-		if _, err := BuildModule(t, "./module", b.Lib); err != nil {
+		if _, err := BuildModule(t, "./module", b.Lib, debugBuildTag); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,9 +124,36 @@ func EnsureBuilt(t testing.TB) Build {
 	return b
 }
 
+// debugBuildTag is filterconfig.DebugBuildTag (the harness does not import
+// the library's packages).
+const debugBuildTag = "inferencepool_debug"
+
+// ProductionLib returns dist/libinferencepool.so, the library make build
+// ships (no test-only build tag: a config's "debug" object is refused),
+// building it when missing or stale unless ABIHOST_SKIP_BUILD=1.
+func ProductionLib(t testing.TB) string {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(root, "dist", "libinferencepool.so")
+	if os.Getenv("ABIHOST_SKIP_BUILD") == "1" {
+		if _, err := os.Stat(lib); err != nil {
+			t.Fatalf("ABIHOST_SKIP_BUILD=1 but %s is missing (run make build)", lib)
+		}
+		return lib
+	}
+	if _, err := BuildModule(t, "./module", lib); err != nil {
+		t.Fatal(err)
+	}
+	return lib
+}
+
 // BuildModule builds a Go package of this repository (e.g. "./module" or a
-// test module) as a c-shared library at out, once per test binary.
-func BuildModule(t testing.TB, pkg, out string) (string, error) {
+// test module) as a c-shared library at out, with the given build tags, once
+// per test binary.
+func BuildModule(t testing.TB, pkg, out string, tags ...string) (string, error) {
 	t.Helper()
 	root, err := RepoRoot()
 	if err != nil {
@@ -130,17 +162,21 @@ func BuildModule(t testing.TB, pkg, out string) (string, error) {
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}
-	err = once("module:"+pkg+":"+out, func() (string, error) {
+	err = once("module:"+pkg+":"+out+":"+strings.Join(tags, ","), func() (string, error) {
 		return out, withLock(root, func() error {
 			tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
 			defer os.Remove(tmp)
 			defer os.Remove(strings.TrimSuffix(tmp, ".so") + ".h")
 			defer os.Remove(tmp + ".h")
-			cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", tmp, pkg)
+			args := []string{"build", "-buildmode=c-shared", "-trimpath"}
+			if len(tags) > 0 {
+				args = append(args, "-tags", strings.Join(tags, ","))
+			}
+			cmd := exec.Command("go", append(args, "-o", tmp, pkg)...)
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 			if outb, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("go build -buildmode=c-shared %s: %v\n%s", pkg, err, outb)
+				return fmt.Errorf("go %s: %v\n%s", strings.Join(cmd.Args[1:], " "), err, outb)
 			}
 			return replaceIfChanged(tmp, out)
 		})

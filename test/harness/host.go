@@ -25,7 +25,7 @@ import (
 type Options struct {
 	Workers   int    // worker threads (default 2)
 	LogLevel  string // trace, debug, info, warn, error, critical, off (default warn)
-	Lib       string // the module (default: EnsureBuilt's dist/libinferencepool.so)
+	Lib       string // the module (default: EnsureBuilt's dist/test/libinferencepool.so)
 	LogEvents bool   // forward module log lines to the streams (Stream.Logs)
 	// AllowViolations keeps the test going when abihost reports an ABI
 	// violation (a callback from a goroutine, continue inside a hook...).
@@ -289,6 +289,8 @@ type wireMsg struct {
 	Status  int         `json:"status"`
 	Details string      `json:"details"`
 	Who     string      `json:"who"`
+	Route   string      `json:"route"`
+	Cluster string      `json:"cluster"`
 	Reason  string      `json:"reason"`
 	Level   string      `json:"level"`
 }
@@ -311,7 +313,7 @@ func (h *Host) dispatch(m *wireMsg, line []byte) {
 			return
 		}
 		ev := Event{Kind: EventKind(m.K), EOS: m.EOS, Data: m.D, Status: m.Status, Details: m.Details, Who: m.Who,
-			Reason: m.Reason, At: time.Now()}
+			Route: m.Route, Cluster: m.Cluster, Reason: m.Reason, At: time.Now()}
 		if m.H != nil {
 			ev.Headers = make(Headers, len(m.H))
 			for i, kv := range m.H {

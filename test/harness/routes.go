@@ -10,13 +10,19 @@ import (
 
 // Route is one entry of the route table abihost gives streams, as Envoy's
 // RouteConfiguration would: it matches every request, or those whose request
-// header Header equals Value (after filters ran: a filter that sets the
-// header and clears the route cache re-routes the request, as ai_router
-// does with x-ai-eg-model). The first matching route wins.
+// header Header equals Value. The first matching route wins. As in Envoy,
+// the route is matched when the request headers arrive, before the first
+// filter runs, and matched again (on the headers as filters left them) only
+// after a filter clears the route cache, as ai_router does with
+// x-ai-eg-model: a header removed without clearing the cache has still
+// decided the route.
 type Route struct {
 	Name   string
 	Header string // "" matches every request
 	Value  string
+	// Cluster is the route's cluster name, reported back in
+	// Event.Cluster and StreamState.Cluster.
+	Cluster string
 	// PerFilter is the route's typed_per_filter_config: per chain filter
 	// (by filter_name), the DynamicModuleFilterPerRouteConfig's
 	// filter_config. Its per_route_config_name is the filter_name too.
@@ -43,7 +49,7 @@ func (h *Host) ConfigureRoutes(routes ...Route) error {
 		if r.Header != "" {
 			hk, hv = b64s(r.Header), b64s(r.Value)
 		}
-		args = append(args, b64s(r.Name), hk, hv, strconv.Itoa(len(r.PerFilter)))
+		args = append(args, b64s(r.Name), hk, hv, b64s(r.Cluster), strconv.Itoa(len(r.PerFilter)))
 		for filter, cfg := range r.PerFilter {
 			args = append(args, b64s(filter), b64s(filter), b64(cfg))
 		}
@@ -101,6 +107,7 @@ func LoadRoutesYAML(name string, data []byte) ([]Route, error) {
 func routeOf(r any, filterName map[string]string) (Route, error) {
 	out := Route{PerFilter: map[string][]byte{}}
 	out.Name, _ = field(r, "name").(string)
+	out.Cluster, _ = field(r, "route", "cluster").(string)
 	switch hs := list(field(r, "match", "headers")); len(hs) {
 	case 0:
 	case 1:

@@ -43,6 +43,8 @@ type Request struct {
 	// MetadataLists are put in the stream's dynamic metadata before the
 	// request enters the chain, as filters before ours would leave them.
 	MetadataLists []MetadataList
+	// MetadataStrings likewise, for string values.
+	MetadataStrings []MetadataString
 }
 
 // NoRetries disables retries in Request.Retries.
@@ -114,6 +116,11 @@ func (h *Host) Send(ctx context.Context, req *Request) (*Result, error) {
 	}
 	for _, m := range req.MetadataLists {
 		if err := s.SetMetadataList(m.Namespace, m.Key, m.Values); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range req.MetadataStrings {
+		if err := s.SetMetadataString(m.Namespace, m.Key, m.Value); err != nil {
 			return nil, err
 		}
 	}

@@ -62,7 +62,12 @@ type Event struct {
 	Status  int     // local reply
 	Details string  // local reply
 	Who     string  // local reply: the filter that sent it, or "router"
-	Reason  string  // reset
+	// Route and Cluster (up_headers): the route the router forwards on, as
+	// the route cache holds it then (matched when the request headers
+	// arrived, again after clear_route_cache), and its cluster.
+	Route   string
+	Cluster string
+	Reason  string // reset
 	At      time.Time
 }
 
@@ -227,6 +232,8 @@ type StreamState struct {
 	Completed            bool                      `json:"completed"`
 	Reset                bool                      `json:"reset"`
 	ResponseCode         int                       `json:"responseCode"`
+	Route                string                    `json:"route"`   // the route the router used ("" not reached, or none matched)
+	Cluster              string                    `json:"cluster"` // that route's cluster
 	Details              string                    `json:"details"`
 	Flags                string                    `json:"flags"`
 	Violations           []string                  `json:"violations"`

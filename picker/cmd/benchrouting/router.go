@@ -81,10 +81,7 @@ func newPickers(k int, addrs []string, pool map[string]any) (*pickers, error) {
 
 func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
 	pool := p.pools[seq%uint64(len(p.pools))].List()[0]
-	req, err := picker.RequestFromBody(body)
-	if err != nil {
-		panic(err) // the workload always names a model
-	}
+	req := chatRequest(body)
 	res := &picker.Result{}
 	pool.Pick(&req, res)
 	switch res.Status {
@@ -101,6 +98,20 @@ func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
 	default: // no metrics: Envoy's fallback policy would pick
 		return p.addrs[rand.IntN(len(p.addrs))], false, func(bool) {}
 	}
+}
+
+// chatRequest reads the workload's chat body as the proxy would hand it to
+// the picker: the model and the raw JSON of "messages" (what
+// transform.ParseRequest gives for chat; picker must not import transform).
+func chatRequest(body []byte) picker.Request {
+	var b struct {
+		Model    string          `json:"model"`
+		Messages json.RawMessage `json:"messages"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil || b.Model == "" {
+		panic(fmt.Sprintf("workload body: %v", err)) // the workload always names a model
+	}
+	return picker.Request{Model: b.Model, Prompt: b.Messages}
 }
 
 func (p *pickers) close() {

@@ -22,7 +22,7 @@
 //	 "read_metadata": [{"ns": "n", "key": "k"}], "filter_state": [["k", "v"]], "read_filter_state": ["k"],
 //	 "clear_route_cache": true, "refresh_cluster": true, "flag": "f",
 //	 "metric": [{"kind": "counter|gauge_inc|gauge_dec|gauge_set|histogram", "id": 0, "value": 1, "tags": ["t"]}],
-//	 "define_late": "name", "attributes": true, "callout": true}
+//	 "define_late": "name", "attributes": true, "route_name": true, "callout": true}
 //
 // Every hook logs "obs <filter> <hook> eos=<0|1> recv=<q> buf=<q> rb=<0|1> <observed headers>".
 package main
@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	sdk "github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go"
@@ -62,6 +61,7 @@ type step struct {
 	Metric             []metricOp        `json:"metric"`
 	DefineLate         string            `json:"define_late"`
 	Attributes         bool              `json:"attributes"`
+	RouteName          bool              `json:"route_name"` // log the route the stream's route cache holds
 	Callout            bool              `json:"callout"`
 	Respond            *respond          `json:"respond"`
 	Extra              map[string]string `json:"extra"`
@@ -172,7 +172,6 @@ type filter struct {
 	f     *filterFactory
 	h     shared.HttpFilterHandle
 	calls map[string]int
-	mu    sync.Mutex
 }
 
 func (x *filter) step(hook string, steps []step) *step {
@@ -326,6 +325,10 @@ func (x *filter) run(hook string, s *step, request bool) {
 	for _, k := range s.ReadFilterState {
 		v, ok := h.GetFilterState(k)
 		h.Log(shared.LogLevelInfo, "fs %s %q %v", k, v.ToString(), ok)
+	}
+	if s.RouteName {
+		v, ok := h.GetAttributeString(shared.AttributeIDXdsRouteName)
+		h.Log(shared.LogLevelInfo, "route %s %v", v.ToString(), ok)
 	}
 	if s.ClearRouteCache {
 		h.ClearRouteCache()

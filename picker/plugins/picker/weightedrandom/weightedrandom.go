@@ -12,7 +12,7 @@ import (
 const Type = "weighted-random"
 
 // Picker is the weighted-random picker.
-type Picker struct{ keys []float64 }
+type Picker struct{}
 
 // New returns the picker.
 func New() *Picker { return &Picker{} }

@@ -1,13 +1,12 @@
-package test
-
-// Faithfulness tests of abihost itself: a scripted module (test/abihost/
-// testmodule, built with the same Go SDK) returns chosen statuses from its
-// hooks and logs what it observes; these tests check that abihost iterates
-// the chain as Envoy v1.39's filter manager does (DESIGN.md section 9).
+// Package conformance holds the faithfulness tests of abihost itself: a
+// scripted module (test/abihost/testmodule, built with the same Go SDK)
+// returns chosen statuses from its hooks and logs what it observes; these
+// tests check that abihost iterates the chain and keeps stream state as
+// Envoy v1.39's filter manager does (DESIGN.md section 9).
+package conformance
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -21,32 +20,12 @@ type M = map[string]any
 
 func scriptHost(t *testing.T, opts harness.Options) *harness.Host {
 	t.Helper()
-	lib, err := harness.BuildModule(t, "./test/abihost/testmodule", "dist/libabihosttest.so")
-	require.NoError(t, err)
-	opts.Lib = lib
-	opts.LogLevel = "info"
-	opts.LogEvents = true
-	return harness.Start(t, opts)
+	return harness.StartScripted(t, opts)
 }
 
-func script(name string, v M) harness.Filter {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return harness.Filter{Name: name, Config: b}
-}
+func script(name string, v M) harness.Filter { return harness.Script(name, v) }
 
-// logs returns the stream's module log lines that start with prefix.
-func logs(s *harness.Stream, prefix string) []string {
-	var out []string
-	for _, l := range s.Logs() {
-		if strings.HasPrefix(l.Msg, prefix) {
-			out = append(out, strings.TrimSpace(l.Msg))
-		}
-	}
-	return out
-}
+func logs(s *harness.Stream, prefix string) []string { return s.LogsWithPrefix(prefix) }
 
 var reqHeaders = harness.Headers{{":method", "POST"}, {":path", "/p"}, {":authority", "h"}, {":scheme", "http"}}
 
@@ -64,21 +43,7 @@ func end(t *testing.T, s *harness.Stream) *harness.StreamState {
 	return st
 }
 
-func kinds(ev []harness.Event) []string {
-	var out []string
-	for _, e := range ev {
-		k := string(e.Kind)
-		switch e.Kind {
-		case harness.UpData, harness.DownData:
-			k += ":" + string(e.Data)
-		}
-		if e.EOS {
-			k += "+eos"
-		}
-		out = append(out, k)
-	}
-	return out
-}
+func kinds(ev []harness.Event) []string { return harness.Kinds(ev) }
 
 func waitFor(t *testing.T, s *harness.Stream, cond func([]harness.Event) bool) []harness.Event {
 	t.Helper()
@@ -695,4 +660,50 @@ func TestHostBufferLimit(t *testing.T) {
 	require.True(t, harness.RequestLeft(s.Events()))
 	require.False(t, harness.Answered(s.Events()))
 	end(t, s)
+}
+
+// The route is chosen when the request headers arrive, before the first
+// filter runs (Envoy's ActiveStream::decodeHeaders fills the route cache),
+// and chosen again, from the headers as filters left them, only after a
+// filter clears the route cache. A header a filter removes (or sets)
+// without clearing the cache has still decided the route and its cluster.
+func TestHostRouteChosenBeforeFirstFilter(t *testing.T) {
+	withHeader := append(harness.Headers{{"x-r", "1"}}, reqHeaders...)
+	for _, tc := range []struct {
+		name        string
+		headers     harness.Headers
+		step        M
+		seenByA     string // after its header edit, before its clear
+		wantRoute   string // what filter b sees and the router uses
+		wantCluster string
+	}{
+		{"header removed, cache kept", withHeader, M{"remove": [][2]string{{"req", "x-r"}}}, "r1", "r1", "c1"},
+		{"header removed, cache cleared", withHeader, M{"remove": [][2]string{{"req", "x-r"}}, "clear_route_cache": true}, "r1", "r2", "c2"},
+		{"header set, cache kept", reqHeaders, M{"set": [][3]string{{"req", "x-r", "1"}}}, "r2", "r2", "c2"},
+		{"header set, cache cleared", reqHeaders, M{"set": [][3]string{{"req", "x-r", "1"}}, "clear_route_cache": true}, "r2", "r1", "c1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := scriptHost(t, harness.Options{})
+			h.MustConfigureRoutes(harness.Route{Name: "r1", Header: "x-r", Value: "1", Cluster: "c1"},
+				harness.Route{Name: "r2", Cluster: "c2"})
+			step := M{"route_name": true}
+			for k, v := range tc.step {
+				step[k] = v
+			}
+			h.MustConfigure(harness.Chain{
+				script("a", M{"request_headers": []M{step}}),
+				script("b", M{"request_headers": []M{{"route_name": true}}}),
+			})
+			s := open(t, h)
+			require.NoError(t, s.RequestHeaders(tc.headers, true))
+			require.Equal(t, []string{"route " + tc.seenByA + " true", "route " + tc.wantRoute + " true"}, logs(s, "route "))
+			ev := s.Events()
+			require.Equal(t, []string{"up_headers+eos"}, kinds(ev))
+			require.Equal(t, tc.wantRoute, ev[0].Route)
+			require.Equal(t, tc.wantCluster, ev[0].Cluster)
+			st := end(t, s)
+			require.Equal(t, tc.wantRoute, st.Route)
+			require.Equal(t, tc.wantCluster, st.Cluster)
+		})
+	}
 }

@@ -1,4 +1,4 @@
-package picker
+package metrics
 
 import (
 	"bytes"
@@ -9,8 +9,6 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
 )
 
 // FuzzParseMetrics feeds expositions to the scrape parser: it must never
@@ -19,7 +17,7 @@ import (
 // parser drops the families it does not read before parsing).
 func FuzzParseMetrics(f *testing.F) {
 	for _, name := range []string{"vllm_metrics_sim_main.txt", "vllm_metrics_sim_v0.10.2.txt"} {
-		body, err := os.ReadFile("testdata/" + name)
+		body, err := os.ReadFile("../testdata/" + name)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -30,8 +28,8 @@ func FuzzParseMetrics(f *testing.F) {
 	f.Add([]byte(`{"vllm:num_requests_waiting",a="b"} 1` + "\n"))
 	f.Add([]byte(`vllm:lora_requests_info{max_lora="1",running_lora_adapters="a,b",waiting_lora_adapters=""} 1.7e9` + "\n"))
 
-	names, _ := metrics.ForEngine(metrics.EngineVLLM)
-	parser := metrics.NewParser()
+	names, _ := ForEngine(EngineVLLM)
+	parser := NewParser()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		s, err := parser.Parse(body, &names)
 		if err != nil {

@@ -1,3 +1,5 @@
+//go:build inferencepool_debug
+
 package main
 
 import (
@@ -8,6 +10,17 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 )
+
+// withDebug wraps each new filter in what the config's test-only "debug"
+// object asks for (the test build only: filterconfig.DebugBuildTag).
+func withDebug(build abi.NewFilterFunc, dbg filterconfig.Debug, barrier *abi.Barrier) abi.NewFilterFunc {
+	if !dbg.Enabled() {
+		return build
+	}
+	return func(fh shared.HttpFilterHandle) shared.HttpFilter {
+		return &debugFilter{HttpFilter: build(fh), cfg: dbg, handle: fh, barrier: barrier}
+	}
+}
 
 // debugFilter applies filterconfig.Debug around the real filter.
 type debugFilter struct {
