@@ -22,7 +22,7 @@ func (t *azureTranslator) TranslateRequest(req UpstreamRequest) (TranslatedReque
 	default:
 		return TranslatedRequest{}, unknownURL(req.Path, "an Azure OpenAI backend serves chat/completions, completions, embeddings and responses")
 	}
-	body, err := t.overrideModel(req.Body)
+	body, err := t.overrideModel(req.Body, t.backend.Deployment == "")
 	if err != nil {
 		return TranslatedRequest{}, err
 	}

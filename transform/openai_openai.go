@@ -25,17 +25,17 @@ type openAITranslator struct {
 }
 
 func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
-	rest, ok := v1Rest(req.Path)
+	path, ok := t.upstreamPath(req.Path)
 	if !ok {
-		return TranslatedRequest{}, unknownURL(req.Path, "an OpenAI-compatible backend serves /v1 paths only")
+		return TranslatedRequest{}, unknownURL(req.Path, "this OpenAI-compatible backend serves /v1 paths only")
 	}
 	t.endpoint = EndpointOf(req.Path)
-	body, err := t.overrideModel(req.Body)
+	body, err := t.overrideModel(req.Body, false)
 	if err != nil {
 		return TranslatedRequest{}, err
 	}
 	h := make([]HeaderEdit, 0, 8)
-	h = append(h, HeaderEdit{Name: ":path", Value: t.backend.PathPrefix + rest})
+	h = append(h, HeaderEdit{Name: ":path", Value: path})
 	h = append(h, contentLength(len(body)))
 	h = t.jsonContentType(h)
 	h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: bearer(t.backend.apiKey)})
@@ -46,10 +46,36 @@ func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	return TranslatedRequest{Headers: h, Body: body}, nil
 }
 
-// overrideModel reads the request's model and, when the backend has its
-// own name for it, returns a copy of body with that name in its place.
-func (t *openAITranslator) overrideModel(body []byte) ([]byte, error) {
-	if t.endpoint == EndpointNone || t.endpoint == EndpointModels {
+// upstreamPath maps a request path to the backend's, from its normal form
+// (NormalizePath: the route the server takes, so that no other spelling
+// escapes the prefix): a "/v1" path gets the backend's prefix instead;
+// with the default prefix every path passes (vLLM's /score, /tokenize,
+// ...); with another, only /v1 paths do. The query string is kept.
+func (t *openAITranslator) upstreamPath(raw string) (string, bool) {
+	p := NormalizePath(raw)
+	query := ""
+	if i := strings.IndexAny(raw, "?#"); i >= 0 && raw[i] == '?' {
+		query = raw[i:]
+		if j := strings.IndexByte(query, '#'); j >= 0 {
+			query = query[:j]
+		}
+	}
+	if rest, ok := strings.CutPrefix(p, "/v1"); ok && (rest == "" || rest[0] == '/') {
+		return t.backend.PathPrefix + rest + query, true
+	}
+	if t.backend.PathPrefix == defaultOpenAIPrefix && strings.HasPrefix(p, "/") {
+		return p + query, true
+	}
+	return "", false
+}
+
+// overrideModel reads the request's model (when the backend overrides it,
+// or needModel) and, when the backend has its own name for it, returns a
+// copy of body with that name in its place.
+func (t *openAITranslator) overrideModel(body []byte, needModel bool) ([]byte, error) {
+	switch {
+	case t.backend.Model == "" && !needModel,
+		t.endpoint == EndpointNone, t.endpoint == EndpointModels, t.endpoint == EndpointInvocations:
 		return body, nil
 	}
 	r, err := ParseRequest(t.endpoint, body)
@@ -140,16 +166,6 @@ func openAIError(status int, body []byte) *Error {
 		out.Param = v.Str
 	}
 	return out
-}
-
-// v1Rest returns what follows the leading "/v1" of an OpenAI path ("" or
-// starting with '/' or '?').
-func v1Rest(path string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, "/v1")
-	if !ok || rest != "" && rest[0] != '/' && rest[0] != '?' {
-		return "", false
-	}
-	return rest, true
 }
 
 func unknownURL(path, why string) *Error {

@@ -93,6 +93,8 @@ func TestOpenAIRequest(t *testing.T) {
 		{"prefix keeps query", `{"schema":"openai","pathPrefix":"/v1beta/openai"}`, "", "/v1/chat/completions?x=1", "/v1beta/openai/chat/completions?x=1", "", "food-review"},
 		{"override", `{"schema":"openai","model":"llama-3-8b"}`, testKey, "/v1/chat/completions", "/v1/chat/completions", "Bearer " + testKey, "llama-3-8b"},
 		{"unknown endpoint untouched", `{"schema":"openai","model":"llama-3-8b"}`, testKey, "/v1/files", "/v1/files", "Bearer " + testKey, "food-review"},
+		{"normal form, query kept", `{"schema":"openai","pathPrefix":"/openai/v1"}`, testKey, "//v1/./chat%2Fcompletions/?a=1#f", "/openai/v1/chat/completions?a=1", "Bearer " + testKey, "food-review"},
+		{"non-v1 path with the default prefix", `{"schema":"openai"}`, testKey, "/tokenize", "/tokenize", "Bearer " + testKey, "food-review"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := mustBackend(t, tc.config, tc.key).NewTranslator()
@@ -132,10 +134,15 @@ func atoi(t *testing.T, s string) int {
 
 func TestOpenAIRequestErrors(t *testing.T) {
 	tr := mustBackend(t, `{"schema":"openai","model":"x"}`, "").NewTranslator()
-	_, err := tr.TranslateRequest(UpstreamRequest{Path: "/v2/chat/completions", Body: []byte(`{}`)})
-	require.Equal(t, 404, err.(*Error).Status)
+	_, err := tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: []byte(`{}`)})
+	require.Equal(t, 400, err.(*Error).Status, "an override needs the model")
 	_, err = tr.TranslateRequest(UpstreamRequest{Path: "/v1x", Body: []byte(`{}`)})
-	require.Equal(t, 404, err.(*Error).Status)
+	require.NoError(t, err, "any path with the default prefix")
+	prefixed := mustBackend(t, `{"schema":"openai","pathPrefix":"/openai/v1"}`, "").NewTranslator()
+	for _, p := range []string{"/v1x", "/tokenize", "/v1/../admin", "/v1/%2E%2E/admin", "v1/chat/completions"} {
+		_, err = prefixed.TranslateRequest(UpstreamRequest{Path: p, Body: []byte(`{}`)})
+		require.Equal(t, 404, err.(*Error).Status, p)
+	}
 	_, err = tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: []byte(`{"model":1}`)})
 	require.Equal(t, 400, err.(*Error).Status)
 }
