@@ -1,0 +1,158 @@
+package transform
+
+// The translator seam of the ai_upstream filter (issue 8). The filter runs
+// in a cluster's upstream HTTP filter chain, once per attempt: it hands each
+// attempt's request to a Translator made for the backend the attempt
+// reaches, and the response back through the same Translator. The Translator
+// holds the per-stream state of the exchange (what the request asked for,
+// the SSE line in progress, the usage seen); the module only moves bytes and
+// headers between Envoy and it. TRANSLATORS.md describes the mappings.
+
+// HeaderEdit is one change to a header map: set Name to Value, or remove
+// Name. Names are lower-case; ":path" is the request path.
+type HeaderEdit struct {
+	Name   string
+	Value  string
+	Remove bool
+}
+
+// UpstreamRequest is one attempt's request as the translator needs it.
+type UpstreamRequest struct {
+	// Path is the request's original :path, as the downstream filters left
+	// it, never the value a previous attempt's translation wrote: retries
+	// share the request header map, so the module keeps the original.
+	Path string
+	// Body is the whole request body (the router's buffered copy, fresh for
+	// every attempt). It is not kept after the call returns.
+	Body []byte
+}
+
+// TranslatedRequest is what an attempt sends instead.
+type TranslatedRequest struct {
+	// Headers are all the header edits the translation owns, computed from
+	// the original values only: :path, content-length, the credentials
+	// headers (set or removed) and the provider's own headers. Applying
+	// them to a header map an earlier attempt already edited gives the same
+	// result as applying them to the original one.
+	Headers []HeaderEdit
+	// Body is the body to send. It is the request's Body itself when the
+	// translation leaves it as is; the content-length among Headers is
+	// len(Body) either way, so the module must hold the request headers
+	// until the body is translated.
+	Body []byte
+}
+
+// UpstreamResponse is what the response headers step reads.
+type UpstreamResponse struct {
+	Status          int
+	ContentType     string
+	ContentEncoding string
+}
+
+// TranslatedResponseHeaders is what the client is to see instead.
+type TranslatedResponseHeaders struct {
+	Status  int          // the status to hand to the router (maybe mapped)
+	Headers []HeaderEdit // content-type, content-length removal, ...
+}
+
+// RequestTranslator translates one attempt's request.
+type RequestTranslator interface {
+	// TranslateRequest returns the headers and body to send. An error is an
+	// *Error: a request the backend cannot serve, for the module to answer
+	// as a local reply (its Body is OpenAI's error shape).
+	TranslateRequest(req UpstreamRequest) (TranslatedRequest, error)
+}
+
+// ResponseHeadersTranslator translates the response status and headers.
+type ResponseHeadersTranslator interface {
+	// TranslateResponseHeaders is called once, after TranslateRequest. An
+	// error is an *Error (a response the translator cannot read, such as a
+	// compressed one) for the module to answer instead.
+	TranslateResponseHeaders(resp UpstreamResponse) (TranslatedResponseHeaders, error)
+}
+
+// ResponseBodyTranslator translates the response body as it streams.
+type ResponseBodyTranslator interface {
+	// TranslateResponseBody appends to dst the bytes to send for chunk (a
+	// piece of the body as received, split anywhere) and reports whether
+	// they differ from chunk. When they do not, out is dst with chunk
+	// appended; a caller that forwards chunk as is may ignore it. A
+	// translator never holds more than it must: SSE events go out as their
+	// line completes; a JSON body or an error body, which can only be
+	// translated whole, goes out at endOfStream. The chunk is not kept.
+	TranslateResponseBody(dst, chunk []byte, endOfStream bool) (out []byte, changed bool)
+	// Usage is the token usage the provider reported, in OpenAI's terms
+	// (cache reads are cached input, and count in the input), once the body
+	// has carried it.
+	Usage() (Usage, bool)
+}
+
+// ErrorTranslator turns a provider's error response into OpenAI's shape.
+type ErrorTranslator interface {
+	// TranslateError maps a non-2xx status and its body (possibly cut
+	// short) to the OpenAI error the client is to see, status included.
+	TranslateError(status int, body []byte) *Error
+}
+
+// Translator translates one exchange (one attempt) with one backend. It is
+// used by one stream at a time, in order: TranslateRequest, then
+// TranslateResponseHeaders, then TranslateResponseBody until endOfStream.
+type Translator interface {
+	RequestTranslator
+	ResponseHeadersTranslator
+	ResponseBodyTranslator
+	ErrorTranslator
+}
+
+// CacheCreationReporter is implemented by the translators whose provider
+// reports prompt-cache writes apart (Anthropic): Usage has no field for
+// them (they count in its InputTokens).
+type CacheCreationReporter interface {
+	CacheCreationInputTokens() uint64
+}
+
+var _ CacheCreationReporter = (*anthropicTranslator)(nil)
+
+// Schemas a backend may speak.
+const (
+	SchemaOpenAI      = "openai"       // OpenAI-compatible
+	SchemaAzureOpenAI = "azure_openai" // Azure OpenAI deployments
+	SchemaAnthropic   = "anthropic"    // Anthropic Messages
+)
+
+// translators makes a Translator per schema name.
+var translators = map[string]func(*Backend) Translator{
+	SchemaOpenAI:      func(b *Backend) Translator { return &openAITranslator{backend: b} },
+	SchemaAzureOpenAI: func(b *Backend) Translator { return &azureTranslator{openAITranslator{backend: b}} },
+	SchemaAnthropic:   func(b *Backend) Translator { return newAnthropicTranslator(b) },
+}
+
+// NewTranslator returns a fresh Translator for one exchange with the
+// backend. Make one per attempt: it keeps that attempt's state.
+func (b *Backend) NewTranslator() Translator {
+	return translators[b.Schema](b)
+}
+
+// maxErrorBody bounds how much of an error response is read to translate
+// it; the rest is dropped.
+const maxErrorBody = 64 << 10
+
+// errorBuffer collects a non-2xx body, up to maxErrorBody.
+type errorBuffer struct{ buf []byte }
+
+func (e *errorBuffer) add(chunk []byte) {
+	if room := maxErrorBody - len(e.buf); room > 0 {
+		e.buf = append(e.buf, chunk[:min(room, len(chunk))]...)
+	}
+}
+
+func isSuccess(status int) bool { return status >= 200 && status <= 299 }
+
+// upstreamError is the generic OpenAI error for a provider status.
+func upstreamError(status int, message string) *Error {
+	typ := "server_error"
+	if status >= 400 && status <= 499 {
+		typ = invalidRequest
+	}
+	return &Error{Status: status, Type: typ, Message: message}
+}
