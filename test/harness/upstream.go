@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 // UpstreamHost is one endpoint of a Cluster: its address and the metadata
@@ -401,4 +403,114 @@ func streamAttemptResponse(s *Stream, resp *http.Response, ur *UpstreamResponse,
 		return stopped(err)
 	}
 	return true, nil
+}
+
+const (
+	httpProtocolOptionsKey  = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	httpProtocolOptionsType = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	upstreamCodecType       = "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+)
+
+// LoadClustersYAML takes, from an Envoy bootstrap's static clusters, those
+// with upstream HTTP filters
+// (typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].http_filters):
+// their dynamic-module filters in order, and their STATIC load_assignment
+// hosts with each LbEndpoint's metadata.filter_metadata (Host) and its
+// LocalityLbEndpoints' (HostLocality). As in Envoy, the filter list must end
+// with the upstream codec; abihost runs no other kind of upstream filter,
+// and host metadata values must be strings, numbers or bools. name is for
+// errors.
+func LoadClustersYAML(name string, data []byte) ([]Cluster, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var out []Cluster
+	for _, c := range list(field(doc, "static_resources", "clusters")) {
+		cname, _ := field(c, "name").(string)
+		opts, _ := field(c, "typed_extension_protocol_options", httpProtocolOptionsKey).(map[string]any)
+		if opts == nil {
+			continue
+		}
+		if opts["@type"] != httpProtocolOptionsType {
+			return nil, fmt.Errorf("%s: cluster %s: %s has @type %v", name, cname, httpProtocolOptionsKey, opts["@type"])
+		}
+		hfs := list(opts["http_filters"])
+		if len(hfs) == 0 {
+			continue
+		}
+		cl := Cluster{Name: cname}
+		for i, hf := range hfs {
+			hname := field(hf, "name")
+			tc, _ := field(hf, "typed_config").(map[string]any)
+			switch {
+			case tc != nil && tc["@type"] == upstreamCodecType:
+				if i != len(hfs)-1 {
+					return nil, fmt.Errorf("%s: cluster %s: upstream http filter %v: the codec must be the last filter", name, cname, hname)
+				}
+				continue
+			case tc != nil && tc["@type"] == dynamicModuleFilterType:
+				f, err := filterOf(tc)
+				if err != nil {
+					return nil, fmt.Errorf("%s: cluster %s: upstream http filter %v: %w", name, cname, hname, err)
+				}
+				cl.Filters = append(cl.Filters, f)
+			default:
+				return nil, fmt.Errorf("%s: cluster %s: upstream http filter %v: abihost runs dynamic-module filters and the upstream codec only", name, cname, hname)
+			}
+			if i == len(hfs)-1 {
+				return nil, fmt.Errorf("%s: cluster %s: http_filters must end with the upstream codec (%s)", name, cname, upstreamCodecType)
+			}
+		}
+		for _, le := range list(field(c, "load_assignment", "endpoints")) {
+			lmd, err := filterMetadata(field(le, "metadata", "filter_metadata"))
+			if err != nil {
+				return nil, fmt.Errorf("%s: cluster %s: locality metadata: %w", name, cname, err)
+			}
+			for _, ep := range list(field(le, "lb_endpoints")) {
+				sa := field(ep, "endpoint", "address", "socket_address")
+				addr, _ := field(sa, "address").(string)
+				var port int
+				switch v := field(sa, "port_value").(type) {
+				case float64:
+					port = int(v)
+				case string:
+					port, _ = strconv.Atoi(v)
+				}
+				md, err := filterMetadata(field(ep, "metadata", "filter_metadata"))
+				if err != nil {
+					return nil, fmt.Errorf("%s: cluster %s: host %s:%d metadata: %w", name, cname, addr, port, err)
+				}
+				cl.Hosts = append(cl.Hosts, UpstreamHost{Address: addr + ":" + strconv.Itoa(port), Metadata: md, LocalityMetadata: lmd})
+			}
+		}
+		out = append(out, cl)
+	}
+	return out, nil
+}
+
+// filterMetadata reads metadata.filter_metadata: namespace → Struct of
+// scalar values.
+func filterMetadata(v any) (map[string]map[string]any, error) {
+	m, _ := v.(map[string]any)
+	if len(m) == 0 {
+		return nil, nil
+	}
+	out := map[string]map[string]any{}
+	for ns, s := range m {
+		fields, ok := s.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("namespace %q is not a struct", ns)
+		}
+		out[ns] = map[string]any{}
+		for k, val := range fields {
+			switch val.(type) {
+			case string, float64, bool:
+				out[ns][k] = val
+			default:
+				return nil, fmt.Errorf("%s/%s: %T: abihost keeps string, number and bool values", ns, k, val)
+			}
+		}
+	}
+	return out, nil
 }
