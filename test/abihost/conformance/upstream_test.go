@@ -182,7 +182,7 @@ func TestUpstreamSharedHeadersFreshBody(t *testing.T) {
 	h := upstreamHost(t, harness.Chain{script("a", M{
 		"observe":         []string{"x-try", ":path"},
 		"request_headers": []M{{"status": "stop", "add": [][3]string{{"req", "x-try", "1"}}}},
-		"request_body": []M{{"append": [][2]string{{"received", "+t"}}, "set": [][3]string{{"req", ":path", "/provider/v1/messages"}}}},
+		"request_body":    []M{{"append": [][2]string{{"received", "+t"}}, "set": [][3]string{{"req", ":path", "/provider/v1/messages"}}}},
 	})}, M{}, harness.UpstreamHost{Address: a.addr}, harness.UpstreamHost{Address: b.addr})
 	res := send(t, h, &harness.Request{Body: []byte("hello"),
 		Headers: harness.Headers{{"x-gateway-destination-endpoint", a.addr + "," + b.addr}}})
@@ -330,4 +330,57 @@ func TestUpstreamResetRetried(t *testing.T) {
 	require.Equal(t, 503, res.Client.Status)
 	require.Equal(t, 3, res.State.Attempts, "two retries after the first try")
 	require.Contains(t, res.LocalReply.Details, "upstream_reset_before_response_started{connection failure}")
+}
+
+// A cluster read from a bootstrap (HttpProtocolOptions.http_filters, host
+// filter_metadata) runs its upstream filter, here one that holds the
+// headers and resumes them from a scheduled callback.
+func TestUpstreamClusterFromBootstrap(t *testing.T) {
+	be := newBackend(t, 200, "fine")
+	bootstrap := `
+static_resources:
+  clusters:
+  - name: providers
+    type: STATIC
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {http_protocol_options: {}}
+        http_filters:
+        - name: a
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+            dynamic_module_config: {name: testmodule}
+            filter_name: a
+            filter_config:
+              "@type": type.googleapis.com/google.protobuf.Struct
+              value:
+                request_headers:
+                - status: stop
+                  continue_after_ms: 5
+                  read_metadata: [{ns: aigw, key: backend, source: host}]
+        - name: envoy.filters.http.upstream_codec
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec
+    load_assignment:
+      cluster_name: providers
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: PORT}}}
+          metadata: {filter_metadata: {aigw: {backend: bedrock-3}}}
+`
+	_, port, _ := strings.Cut(be.addr, ":")
+	cls, err := harness.LoadClustersYAML("bootstrap", []byte(strings.Replace(bootstrap, "PORT", port, 1)))
+	require.NoError(t, err)
+	require.Len(t, cls, 1)
+	h := scriptHost(t, harness.Options{})
+	h.MustConfigure(harness.Chain{script("b", M{})})
+	h.MustConfigureRoutes(harness.Route{Name: "r", Cluster: "providers"})
+	h.MustConfigureCluster(cls[0])
+	res := send(t, h, &harness.Request{}) // header-only: only the scheduled continue resumes it
+	require.Equal(t, 200, res.Client.Status)
+	require.Equal(t, "fine", string(res.Client.Body))
+	require.Equal(t, []string{"md@host aigw backend string=bedrock-3 keys=backend namespaces=aigw route=false"}, streamLogs(res, "md@host"))
+	require.Len(t, streamLogs(res, "obs a scheduled-continue"), 1)
+	require.Equal(t, 1, res.State.ScheduledDelivered)
 }
