@@ -384,3 +384,26 @@ static_resources:
 	require.Len(t, streamLogs(res, "obs a scheduled-continue"), 1)
 	require.Equal(t, 1, res.State.ScheduledDelivered)
 }
+
+// A body over the retry buffer limit abandons retries: the first try's 503
+// is the answer.
+func TestUpstreamRetryBufferLimit(t *testing.T) {
+	a := newBackend(t, 503, "busy")
+	b := newBackend(t, 200, "fine")
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+	}{{"within", "0123456789", 200}, {"over", strings.Repeat("x", 40), 503}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := scriptHost(t, harness.Options{BufferLimit: 32})
+			h.MustConfigure(harness.Chain{script("b", M{})})
+			h.MustConfigureRoutes(harness.Route{Name: "r", Cluster: "pool"})
+			h.MustConfigureCluster(harness.Cluster{Name: "pool", Hosts: []harness.UpstreamHost{{Address: a.addr}, {Address: b.addr}}})
+			res := send(t, h, &harness.Request{Body: []byte(tc.body),
+				Headers: harness.Headers{{"x-gateway-destination-endpoint", a.addr + "," + b.addr}}})
+			require.Equal(t, tc.status, res.Client.Status)
+			require.Equal(t, tc.body, string(res.AttemptRequests[0].Body), "the first try streams the whole body")
+		})
+	}
+}
