@@ -407,3 +407,37 @@ func TestUpstreamRetryBufferLimit(t *testing.T) {
 		})
 	}
 }
+
+// Many streams on both workers, each retried once: every try runs on its
+// stream's worker with its own filter instances.
+func TestUpstreamConcurrentStreams(t *testing.T) {
+	a := newBackend(t, 502, "down")
+	b := newBackend(t, 200, "up")
+	h := upstreamHost(t, harness.Chain{script("a", M{"request_headers": []M{{"status": "stop", "continue_after_ms": 1}}})}, M{},
+		harness.UpstreamHost{Address: a.addr}, harness.UpstreamHost{Address: b.addr})
+	const n = 24
+	var wg sync.WaitGroup
+	results := make([]*harness.Result, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i], errs[i] = h.Send(context.Background(), &harness.Request{Body: []byte("x"),
+				Headers: harness.Headers{{"x-gateway-destination-endpoint", a.addr + "," + b.addr}}})
+		}(i)
+	}
+	wg.Wait()
+	workers := map[int]bool{}
+	for i, res := range results {
+		require.NoError(t, errs[i])
+		require.Equal(t, 200, res.Client.Status)
+		require.Equal(t, 2, res.State.Attempts)
+		require.Len(t, streamLogs(res, "life a new"), 2)
+		require.Len(t, streamLogs(res, "life a destroy"), 2)
+		workers[res.Worker] = true
+	}
+	require.Len(t, workers, 2)
+	require.Len(t, a.requests(), n)
+	require.Len(t, b.requests(), n)
+}
