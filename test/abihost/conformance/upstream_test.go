@@ -441,3 +441,22 @@ func TestUpstreamConcurrentStreams(t *testing.T) {
 	require.Len(t, a.requests(), n)
 	require.Len(t, b.requests(), n)
 }
+
+// An upstream filter that rewrites the response body holds the response
+// headers until the body is done; it can then fix their content-length,
+// and the downstream chain gets the rewritten response.
+func TestUpstreamResponseRewrite(t *testing.T) {
+	a := newBackend(t, 200, "provider-shaped")
+	h := upstreamHost(t, harness.Chain{script("a", M{
+		"response_headers": []M{{"status": "stop"}},
+		"response_body": []M{{"status": "buffer", "eos_status": "continue",
+			"drain":  [][2]any{{"received", 1000}},
+			"append": [][2]string{{"buffered", "openai-shaped!"}},
+			"set":    [][3]string{{"resp", "content-length", "14"}}}},
+	})}, M{"response_headers": []M{{"read_response": []string{"content-length"}}}}, harness.UpstreamHost{Address: a.addr})
+	res := send(t, h, &harness.Request{Body: []byte("x")})
+	require.Equal(t, 200, res.Client.Status)
+	require.Equal(t, "openai-shaped!", string(res.Client.Body))
+	require.Equal(t, "14", res.Client.Headers.Get("content-length"))
+	require.Equal(t, []string{"resph b content-length=14 n=4"}, streamLogs(res, "resph"))
+}
