@@ -289,6 +289,29 @@ typedef struct {
   int ncfgs;
 } route;
 
+// A cluster with an upstream HTTP filter chain (HttpProtocolOptions
+// http_filters, before the upstream codec) and its hosts, each with Host and
+// HostLocality metadata. A stream whose cached route names such a cluster is
+// forwarded by abihost's router itself: one attempt (a filter manager of its
+// own) per try, see fm.c's "upstream attempts".
+typedef struct uhost {
+  char *addr; // "ip:port"
+  meta md;    // Host (LbEndpoint) metadata
+  meta lmd;   // HostLocality (LocalityLbEndpoints) metadata
+} uhost;
+
+typedef struct cluster {
+  char *name;
+  int nh;
+  uhost *h;
+  struct chain *uch; // the upstream filters (may be empty)
+  _Atomic uint64_t rr; // round robin: the override_host policy's fallback
+  _Atomic int refs;    // the table + streams routed to it
+} cluster;
+
+cluster *cluster_ref(const char *name, size_t n); // NULL: no such cluster
+void cluster_unref(cluster *c);
+
 typedef struct route_table {
   int n;
   route *r;
@@ -344,6 +367,11 @@ typedef enum {
   EV_RESET,
   EV_LOG,
   EV_VIOLATION,
+  EV_ATTEMPT,     // the router started an attempt on a host
+  EV_UA_HEADERS,  // an attempt's request headers reached the upstream codec (the wire)
+  EV_UA_DATA,
+  EV_UA_TRAILERS,
+  EV_RETRY,       // the router gave up an attempt and retries
 } evkind;
 
 typedef struct event {
@@ -357,6 +385,8 @@ typedef struct event {
   int level;
   const char *who; // local reply sender: filter name or "router"
   const void *route; // up_headers: the route the router forwards on (a const route *, NULL: none)
+  int attempt;       // attempt events: the attempt's number (1: first try)
+  const char *endpoint, *source; // EV_ATTEMPT
 } event;
 
 typedef struct stream {
@@ -415,6 +445,34 @@ typedef struct stream {
 
   void (*emit)(struct stream *st, const struct event *ev);
   void *emit_ctx;
+
+  // Upstream attempts. On the downstream stream: the routed cluster (when it
+  // has an upstream configuration), the current attempt, the retry policy
+  // and the override_host list (computed once, consumed per attempt). An
+  // attempt is a stream of its own (filters, buffered bodies, iteration
+  // state) whose parent is the downstream stream: request headers, trailers
+  // and stream info are the parent's.
+  struct stream *parent;  // an attempt: the downstream stream
+  struct stream *attempt; // the current attempt (NULL: none)
+  cluster *cl;
+  const uhost *host; // this attempt's host (downstream: the latest attempt's)
+  int nattempts;
+  int retries_left;
+  int retry_codes[16];
+  int nretry_codes;
+  bool retry_on_reset;
+  bool retry_policy_set;
+  bool retry_overflow; // the body outgrew the retry buffer: no retries
+  char **ovr;          // override_host entries
+  int novr, ovr_pos;
+  bool ovr_done;
+  bool pending_retry;  // start the next attempt once the current call returns
+  // On an attempt:
+  bool doomed;         // destroy once the current call returns (retry, reset, end, local reply)
+  bool resp_forwarded; // the router took the response headers (they left the chain)
+  bool resp_t_forwarded;
+  bool wire_sent;      // headers reached the codec
+  int status_seen;     // the status the chain handed the router
 } stream;
 
 typedef struct task {
@@ -471,6 +529,16 @@ void fm_check_buffer_limit(stream *st, bool dec);
 void fm_send_local_reply(stream *st, local_reply *r); // takes ownership of r's contents
 void fm_complete(stream *st, bool reset);            // stream_complete + destroy of every filter
 void fm_run_scheduled(hfilter *f, uint64_t event);
+// Upstream attempts (fm.c): the harness's answers for the current attempt,
+// and the router's work deferred to the end of a call (retry, destruction).
+void fm_attempt_response_headers(stream *ds, bool end_stream);
+void fm_attempt_response_data(stream *ds, body *data, bool end_stream);
+void fm_attempt_response_trailers(stream *ds);
+void fm_attempt_reset(stream *ds, const char *reason);
+void fm_settle(stream *ds);
+void fm_destroy_attempt(stream *ds);
+// The stream whose stream info a filter of st sees (an attempt's parent).
+static inline stream *si(stream *st) { return st->parent ? st->parent : st; }
 void fm_free_stream(stream *st);
 void hfilter_unref(hfilter *f);
 void fconfig_unref(fconfig *c);

@@ -64,6 +64,23 @@ static hfilter *filter_for(void *p, int cb) {
 }
 
 static hmap *header_map(stream *st, envoy_dynamic_module_type_http_header_type t) {
+  if (st->parent) {
+    // An upstream filter edits the router's request headers and trailers
+    // (shared by every try); its response headers and trailers are its own
+    // until the router takes them.
+    stream *ds = st->parent;
+    switch (t) {
+    case envoy_dynamic_module_type_http_header_type_RequestHeader:
+      return ds->has_req_h ? &ds->req_h : NULL;
+    case envoy_dynamic_module_type_http_header_type_RequestTrailer:
+      return ds->has_req_t ? &ds->req_t : NULL;
+    case envoy_dynamic_module_type_http_header_type_ResponseHeader:
+      return st->has_resp_h && !st->resp_forwarded ? &st->resp_h : NULL;
+    case envoy_dynamic_module_type_http_header_type_ResponseTrailer:
+      return st->has_resp_t && !st->resp_t_forwarded ? &st->resp_t : NULL;
+    }
+    return NULL;
+  }
   switch (t) {
   case envoy_dynamic_module_type_http_header_type_RequestHeader:
     return st->has_req_h ? &st->req_h : NULL;
@@ -276,10 +293,29 @@ bool envoy_dynamic_module_callback_http_received_buffered_response_body(
 
 // -------------------------------------------------------------- metadata
 
+// The metadata a source names: the stream's dynamic metadata (shared by the
+// downstream chain and every try), or the Host / HostLocality metadata of
+// the upstream host in stream info (the latest try's; none before the
+// router's first try). Route and Cluster metadata: none here.
+static meta *md_source(hfilter *f, envoy_dynamic_module_type_metadata_source src) {
+  if (!f) return NULL;
+  stream *st = si(f->st);
+  switch (src) {
+  case envoy_dynamic_module_type_metadata_source_Dynamic:
+    return &st->md;
+  case envoy_dynamic_module_type_metadata_source_Host:
+    return st->host ? (meta *)&st->host->md : NULL;
+  case envoy_dynamic_module_type_metadata_source_HostLocality:
+    return st->host ? (meta *)&st->host->lmd : NULL;
+  default:
+    return NULL;
+  }
+}
+
 static mval *dyn_get(hfilter *f, envoy_dynamic_module_type_metadata_source src,
                      envoy_dynamic_module_type_module_buffer ns, envoy_dynamic_module_type_module_buffer key) {
-  if (!f || src != envoy_dynamic_module_type_metadata_source_Dynamic) return NULL; // route/cluster/host: none here
-  return md_get(&f->st->md, ns.ptr, ns.length, key.ptr, key.length);
+  meta *m = md_source(f, src);
+  return m ? md_get(m, ns.ptr, ns.length, key.ptr, key.length) : NULL;
 }
 
 void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(envoy_dynamic_module_type_http_filter_envoy_ptr p,
@@ -288,7 +324,7 @@ void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(envoy_dynami
                                                                     envoy_dynamic_module_type_module_buffer value) {
   hfilter *f = filter_for(p, CB_http_set_dynamic_metadata_string);
   if (!f) return;
-  mval *v = md_put(&f->st->md, ns.ptr, ns.length, key.ptr, key.length);
+  mval *v = md_put(&si(f->st)->md, ns.ptr, ns.length, key.ptr, key.length);
   v->k = MV_STR;
   v->s = xmemdup(value.ptr, value.length);
   v->sn = value.length;
@@ -300,7 +336,7 @@ void envoy_dynamic_module_callback_http_set_dynamic_metadata_number(envoy_dynami
                                                                     double value) {
   hfilter *f = filter_for(p, CB_http_set_dynamic_metadata_number);
   if (!f) return;
-  mval *v = md_put(&f->st->md, ns.ptr, ns.length, key.ptr, key.length);
+  mval *v = md_put(&si(f->st)->md, ns.ptr, ns.length, key.ptr, key.length);
   v->k = MV_NUM;
   v->num = value;
 }
@@ -311,17 +347,17 @@ void envoy_dynamic_module_callback_http_set_dynamic_metadata_bool(envoy_dynamic_
                                                                   bool value) {
   hfilter *f = filter_for(p, CB_http_set_dynamic_metadata_bool);
   if (!f) return;
-  mval *v = md_put(&f->st->md, ns.ptr, ns.length, key.ptr, key.length);
+  mval *v = md_put(&si(f->st)->md, ns.ptr, ns.length, key.ptr, key.length);
   v->k = MV_BOOL;
   v->b = value;
 }
 
 static mval *list_append(hfilter *f, envoy_dynamic_module_type_module_buffer ns,
                          envoy_dynamic_module_type_module_buffer key) {
-  mval *v = md_get(&f->st->md, ns.ptr, ns.length, key.ptr, key.length);
+  mval *v = md_get(&si(f->st)->md, ns.ptr, ns.length, key.ptr, key.length);
   if (v && v->k != MV_LIST) return NULL;
   if (!v) {
-    v = md_put(&f->st->md, ns.ptr, ns.length, key.ptr, key.length);
+    v = md_put(&si(f->st)->md, ns.ptr, ns.length, key.ptr, key.length);
     v->k = MV_LIST;
   }
   if (v->nitems == v->cap) {
@@ -455,8 +491,9 @@ size_t envoy_dynamic_module_callback_http_get_metadata_keys_count(envoy_dynamic_
                                                                   envoy_dynamic_module_type_metadata_source src,
                                                                   envoy_dynamic_module_type_module_buffer ns) {
   hfilter *f = filter_for(p, CB_http_get_metadata_keys_count);
-  if (!f || src != envoy_dynamic_module_type_metadata_source_Dynamic) return 0;
-  mns *n = md_ns(&f->st->md, ns.ptr, ns.length, false);
+  meta *m = md_source(f, src);
+  if (!m) return 0;
+  mns *n = md_ns(m, ns.ptr, ns.length, false);
   return n ? n->nk : 0;
 }
 
@@ -465,8 +502,9 @@ bool envoy_dynamic_module_callback_http_get_metadata_keys(envoy_dynamic_module_t
                                                           envoy_dynamic_module_type_module_buffer ns,
                                                           envoy_dynamic_module_type_envoy_buffer *out) {
   hfilter *f = filter_for(p, CB_http_get_metadata_keys);
-  if (!f || src != envoy_dynamic_module_type_metadata_source_Dynamic) return false;
-  mns *n = md_ns(&f->st->md, ns.ptr, ns.length, false);
+  meta *m = md_source(f, src);
+  if (!m) return false;
+  mns *n = md_ns(m, ns.ptr, ns.length, false);
   if (!n) return false;
   for (size_t i = 0; i < n->nk; i++) {
     out[i].ptr = n->keys[i].k;
@@ -478,18 +516,19 @@ bool envoy_dynamic_module_callback_http_get_metadata_keys(envoy_dynamic_module_t
 size_t envoy_dynamic_module_callback_http_get_metadata_namespaces_count(
     envoy_dynamic_module_type_http_filter_envoy_ptr p, envoy_dynamic_module_type_metadata_source src) {
   hfilter *f = filter_for(p, CB_http_get_metadata_namespaces_count);
-  if (!f || src != envoy_dynamic_module_type_metadata_source_Dynamic) return 0;
-  return f->st->md.n;
+  meta *m = md_source(f, src);
+  return m ? m->n : 0;
 }
 
 bool envoy_dynamic_module_callback_http_get_metadata_namespaces(envoy_dynamic_module_type_http_filter_envoy_ptr p,
                                                                 envoy_dynamic_module_type_metadata_source src,
                                                                 envoy_dynamic_module_type_envoy_buffer *out) {
   hfilter *f = filter_for(p, CB_http_get_metadata_namespaces);
-  if (!f || src != envoy_dynamic_module_type_metadata_source_Dynamic) return false;
-  for (size_t i = 0; i < f->st->md.n; i++) {
-    out[i].ptr = f->st->md.ns[i].ns;
-    out[i].length = f->st->md.ns[i].nsn;
+  meta *m = md_source(f, src);
+  if (!m) return false;
+  for (size_t i = 0; i < m->n; i++) {
+    out[i].ptr = m->ns[i].ns;
+    out[i].length = m->ns[i].nsn;
   }
   return true;
 }
@@ -501,7 +540,7 @@ bool envoy_dynamic_module_callback_http_set_filter_state_bytes(envoy_dynamic_mod
                                                                envoy_dynamic_module_type_module_buffer value) {
   hfilter *f = filter_for(p, CB_http_set_filter_state_bytes);
   if (!f) return false;
-  fstate *fs = &f->st->fs;
+  fstate *fs = &si(f->st)->fs;
   for (size_t i = 0; i < fs->n; i++)
     if (fs->e[i].kn == key.length && memcmp(fs->e[i].k, key.ptr, key.length) == 0)
       return false; // Envoy stores it ReadOnly: a second set is refused
@@ -522,7 +561,7 @@ bool envoy_dynamic_module_callback_http_get_filter_state_bytes(envoy_dynamic_mod
                                                                envoy_dynamic_module_type_envoy_buffer *result) {
   hfilter *f = filter_for(p, CB_http_get_filter_state_bytes);
   if (!f) return false;
-  fstate *fs = &f->st->fs;
+  fstate *fs = &si(f->st)->fs;
   for (size_t i = 0; i < fs->n; i++)
     if (fs->e[i].kn == key.length && memcmp(fs->e[i].k, key.ptr, key.length) == 0) {
       result->ptr = fs->e[i].v;
@@ -536,21 +575,21 @@ bool envoy_dynamic_module_callback_http_get_filter_state_bytes(envoy_dynamic_mod
 
 void envoy_dynamic_module_callback_http_clear_route_cache(envoy_dynamic_module_type_http_filter_envoy_ptr p) {
   hfilter *f = filter_for(p, CB_http_clear_route_cache);
-  if (!f) return;
+  if (!f || f->st->parent) return; // upstream: no downstream callbacks, a no-op
   f->st->route_cache_clears++;
   f->st->route_resolved = false; // the next lookup matches the headers as they are now
 }
 
 void envoy_dynamic_module_callback_http_clear_route_cluster_cache(envoy_dynamic_module_type_http_filter_envoy_ptr p) {
   hfilter *f = filter_for(p, CB_http_clear_route_cluster_cache);
-  if (f) f->st->cluster_cache_clears++;
+  if (f && !f->st->parent) f->st->cluster_cache_clears++; // upstream: a no-op
 }
 
 envoy_dynamic_module_type_http_filter_per_route_config_module_ptr
 envoy_dynamic_module_callback_get_most_specific_route_config(envoy_dynamic_module_type_http_filter_envoy_ptr p) {
   hfilter *f = filter_for(p, CB_get_most_specific_route_config);
   if (!f) return NULL;
-  const route *r = fm_route(f->st);
+  const route *r = fm_route(si(f->st));
   for (int i = 0; r && i < r->ncfgs; i++)
     if (r->cfgs[i].filterlen == f->cfg->namelen && memcmp(r->cfgs[i].filter, f->cfg->name, f->cfg->namelen) == 0)
       return r->cfgs[i].mod;
@@ -570,8 +609,9 @@ void envoy_dynamic_module_callback_http_add_custom_flag(envoy_dynamic_module_typ
     violation(f->st, "add_custom_flag with an empty flag");
     return;
   }
-  if (f->st->flags.n) sb_addc(&f->st->flags, ',');
-  sb_add(&f->st->flags, flag.ptr, flag.length);
+  stream *st = si(f->st);
+  if (st->flags.n) sb_addc(&st->flags, ',');
+  sb_add(&st->flags, flag.ptr, flag.length);
 }
 
 // ---------------------------------------------------------- continuing
@@ -624,6 +664,11 @@ void envoy_dynamic_module_callback_http_send_response_headers(envoy_dynamic_modu
                                                               size_t nheaders, bool end_stream) {
   hfilter *f = filter_for(p, CB_http_send_response_headers);
   if (!f) return;
+  if (f->st->parent) {
+    violation(f->st, "send_response_headers from an upstream filter: abihost does not model a response made up by an upstream filter "
+                     "(refused)");
+    return;
+  }
   stream *st = f->st;
   if (st->has_resp_h) {
     violation(st, "send_response_headers after response headers already exist");
@@ -652,6 +697,11 @@ void envoy_dynamic_module_callback_http_send_response_data(envoy_dynamic_module_
                                                            bool end_stream) {
   hfilter *f = filter_for(p, CB_http_send_response_data);
   if (!f) return;
+  if (f->st->parent) {
+    violation(f->st, "send_response_data from an upstream filter: abihost does not model a response made up by an upstream filter "
+                     "(refused)");
+    return;
+  }
   body *b = body_new();
   body_add(b, data.ptr, data.length);
   fm_encode_data(f->st, -1, b, end_stream, false);
@@ -663,6 +713,11 @@ void envoy_dynamic_module_callback_http_send_response_trailers(envoy_dynamic_mod
                                                                size_t n) {
   hfilter *f = filter_for(p, CB_http_send_response_trailers);
   if (!f) return;
+  if (f->st->parent) {
+    violation(f->st, "send_response_trailers from an upstream filter: abihost does not model a response made up by an upstream filter "
+                     "(refused)");
+    return;
+  }
   hm_clear(&f->st->resp_t);
   headers_from_module(&f->st->resp_t, trailers, n);
   f->st->has_resp_t = true;
@@ -701,7 +756,7 @@ bool envoy_dynamic_module_callback_http_filter_get_attribute_string(envoy_dynami
                                                                     envoy_dynamic_module_type_envoy_buffer *r) {
   hfilter *f = filter_for(p, CB_http_filter_get_attribute_string);
   if (!f) return false;
-  stream *st = f->st;
+  stream *st = si(f->st);
   switch (id) {
   case envoy_dynamic_module_type_attribute_id_RequestPath:
     return header_attr(st, ":path", r);
@@ -757,7 +812,7 @@ bool envoy_dynamic_module_callback_http_filter_get_attribute_int(envoy_dynamic_m
                                                                  uint64_t *r) {
   hfilter *f = filter_for(p, CB_http_filter_get_attribute_int);
   if (!f) return false;
-  stream *st = f->st;
+  stream *st = si(f->st);
   switch (id) {
   case envoy_dynamic_module_type_attribute_id_ResponseCode:
     if (!st->has_response_code) return false;

@@ -31,6 +31,11 @@ enum {
 enum { ROUTER_STATUS = -1 };
 
 static void send_via_chain(stream *st, local_reply *r);
+static void router_upstream_headers(stream *ds, bool eos);
+static void router_response_headers(stream *a, bool eos);
+static void router_response_data(stream *a, body *data, bool eos);
+static void router_response_trailers(stream *a);
+static void reset_stream(stream *st, const char *reason);
 
 // -------------------------------------------------------------- helpers
 
@@ -112,12 +117,19 @@ static void reset_stream(stream *st, const char *reason) {
 // ------------------------------------------------------------ the hooks
 
 static int hook_request_headers(stream *st, int e, bool eos) {
+  if (e == st->n && st->parent) { // an attempt's codec: the headers go on the wire now
+    st->wire_sent = true;
+    event ev = {.k = EV_UA_HEADERS, .eos = eos, .h = &st->parent->req_h, .attempt = st->nattempts};
+    emit(st->parent, &ev);
+    return ROUTER_STATUS;
+  }
   if (e == st->n) { // the router starts the upstream request on the cached route
     st->router_started = true;
     st->routed = fm_route(st);
     if (eos) st->router_complete = true;
     event ev = {.k = EV_UP_HEADERS, .eos = eos, .h = &st->req_h, .route = st->routed};
     emit(st, &ev);
+    router_upstream_headers(st, eos);
     return ROUTER_STATUS;
   }
   hfilter *f = st->f[e];
@@ -131,10 +143,32 @@ static int hook_request_headers(stream *st, int e, bool eos) {
 }
 
 static int hook_request_body(stream *st, int e, body *chunk, bool eos) {
+  if (e == st->n && st->parent) { // an attempt's codec
+    event ev = {.k = EV_UA_DATA, .b = chunk, .len = chunk->total, .eos = eos, .attempt = st->nattempts};
+    emit(st->parent, &ev);
+    body_drain(chunk, chunk->total);
+    return ROUTER_STATUS;
+  }
   if (e == st->n) {
     if (eos) st->router_complete = true;
     event ev = {.k = EV_UP_DATA, .b = chunk, .len = chunk->total, .eos = eos};
     emit(st, &ev);
+    stream *a = st->attempt;
+    if (a && !a->doomed) {
+      // router.cc decodeData: the current attempt gets a copy of the frame
+      // (the original stays in the retry buffer).
+      size_t n;
+      char *p = body_flatten(chunk, &n);
+      body *c = body_new();
+      body_add(c, p, n);
+      free(p);
+      if (eos) a->remote_complete = true;
+      fm_decode_data(a, -1, c, eos, false);
+      body_free(c);
+    }
+    if (st->cl && g_buffer_limit && chunk != st->buf_req &&
+        (st->buf_req ? st->buf_req->total : 0) + chunk->total > g_buffer_limit)
+      st->retry_overflow = true; // over the retry buffer limit: retries are abandoned
     if (g_router_retry_buffering) {
       // A route with a retry policy: the router copies the data upstream and
       // keeps it for retries in the stream's buffered body (addDecodedData,
@@ -170,10 +204,21 @@ static int hook_request_body(stream *st, int e, body *chunk, bool eos) {
 }
 
 static int hook_request_trailers(stream *st, int e) {
+  if (e == st->n && st->parent) { // an attempt's codec
+    event ev = {.k = EV_UA_TRAILERS, .eos = true, .h = &st->parent->req_t, .attempt = st->nattempts};
+    emit(st->parent, &ev);
+    return ROUTER_STATUS;
+  }
   if (e == st->n) {
     st->router_complete = true;
     event ev = {.k = EV_UP_TRAILERS, .eos = true, .h = &st->req_t};
     emit(st, &ev);
+    stream *a = st->attempt;
+    if (a && !a->doomed) {
+      a->has_req_t = true;
+      a->remote_complete = true;
+      fm_decode_trailers(a, -1);
+    }
     return ROUTER_STATUS;
   }
   hfilter *f = st->f[e];
@@ -323,7 +368,7 @@ static void maybe_continue_decoding(stream *st, int cde) {
 void fm_decode_headers(stream *st, int from, bool end_stream) {
   // ActiveStream::decodeHeaders: the connection manager picks the route from
   // the request headers before the first filter runs.
-  if (from < 0) fm_refresh_route(st);
+  if (from < 0 && !st->parent) fm_refresh_route(st);
   int e = from < 0 ? 0 : from + 1;
   int cde = -1;
   for (; e <= st->n; e++) {
@@ -332,7 +377,11 @@ void fm_decode_headers(stream *st, int from, bool end_stream) {
     a->end_stream = end_stream && cde < 0;
     int status = hook_request_headers(st, e, a->end_stream);
     st->call_state &= ~CS_DH;
-    if (e == st->n) break;
+    if (e == st->n) {
+      // An upstream filter's local reply while the router ran goes out now.
+      if (st->dec_aborted) execute_local_reply_if_prepared(st);
+      break;
+    }
     if (st->dec_aborted) {
       execute_local_reply_if_prepared(st);
       status = envoy_dynamic_module_type_on_http_filter_request_headers_status_StopIteration;
@@ -364,7 +413,10 @@ void fm_decode_data(stream *st, int from, body *data, bool end_stream, bool can_
     a->end_stream = end_stream && !st->has_req_t;
     int status = hook_request_body(st, e, data, a->end_stream);
     st->call_state &= ~CS_DD;
-    if (e == st->n) break;
+    if (e == st->n) {
+      if (st->dec_aborted) execute_local_reply_if_prepared(st);
+      break;
+    }
     if (st->dec_aborted) {
       execute_local_reply_if_prepared(st);
       return;
@@ -383,7 +435,10 @@ void fm_decode_trailers(stream *st, int from) {
     int status = hook_request_trailers(st, e);
     a->end_stream = true;
     st->call_state &= ~CS_DT;
-    if (e == st->n) break;
+    if (e == st->n) {
+      if (st->dec_aborted) execute_local_reply_if_prepared(st);
+      break;
+    }
     if (st->dec_aborted) {
       execute_local_reply_if_prepared(st);
       return;
@@ -401,6 +456,11 @@ static void maybe_continue_encoding(stream *st, int cde) {
 }
 
 static void codec_headers(stream *st, bool eos) {
+  if (st->parent) { // an attempt: the router gets the response headers
+    if (eos) st->encoder_chain_complete = true;
+    router_response_headers(st, eos);
+    return;
+  }
   st->non100_encoded = true;
   if (eos) st->encoder_chain_complete = true;
   event ev = {.k = EV_DOWN_HEADERS, .eos = eos, .h = &st->resp_h};
@@ -447,7 +507,10 @@ void fm_encode_data(stream *st, int from, body *data, bool end_stream, bool can_
     if (!after_data(st, false, e, a, status, data)) return;
   }
   if (end_stream) st->encoder_chain_complete = true;
-  emit_body(st, EV_DOWN_DATA, data, end_stream);
+  if (st->parent)
+    router_response_data(st, data, end_stream);
+  else
+    emit_body(st, EV_DOWN_DATA, data, end_stream);
 }
 
 void fm_encode_trailers(stream *st, int from) {
@@ -465,6 +528,10 @@ void fm_encode_trailers(stream *st, int from) {
     if (!after_trailers(st, false, e, a, status)) return;
   }
   st->encoder_chain_complete = true;
+  if (st->parent) {
+    router_response_trailers(st);
+    return;
+  }
   event ev = {.k = EV_DOWN_TRAILERS, .eos = true, .h = &st->resp_t};
   emit(st, &ev);
 }
@@ -617,6 +684,16 @@ static void send_direct(stream *st, local_reply *r) {
 }
 
 void fm_send_local_reply(stream *st, local_reply *r) {
+  if (st->parent) {
+    // UpstreamFilterManager::sendLocalReply: the attempt's chains stop and
+    // the reply goes through the downstream filter manager (upstream filters
+    // never see it); the router does not retry it.
+    st->dec_aborted = st->enc_aborted = true;
+    st->encoder_chain_complete = st->local_complete = true;
+    st->doomed = true;
+    fm_send_local_reply(st->parent, r);
+    return;
+  }
   if (st->call_state & CS_DEC)
     st->dec_aborted = true;
   else if (st->call_state & CS_ENC)
@@ -699,6 +776,9 @@ void fm_complete(stream *st, bool reset) {
     f->st = NULL;
     pthread_mutex_unlock(&f->mu);
   }
+  // The router is the last filter destroyed; its attempt goes with it.
+  if (st->attempt) fm_destroy_attempt(st);
+  st->pending_retry = false;
   st->destroyed = true;
 }
 
@@ -719,6 +799,7 @@ void fm_run_scheduled(hfilter *f, uint64_t event) {
   g_mod.scheduled(f, f->mod, event);
   leave(s);
   st->scheduled_delivered++;
+  fm_settle(si(st));
 }
 
 void hfilter_unref(hfilter *f) {
@@ -777,5 +858,308 @@ void fm_free_stream(stream *st) {
   sb_free(&st->violations);
   if (st->ch) chain_unref(st->ch);
   if (st->rt) route_table_unref(st->rt);
+  if (st->cl) cluster_unref(st->cl);
+  for (int i = 0; i < st->novr; i++) free(st->ovr[i]);
+  free(st->ovr);
   free(st);
+}
+
+// ------------------------------------------------------ upstream attempts
+//
+// Envoy's router with a cluster that has upstream HTTP filters
+// (source/common/router/router.cc, upstream_request.cc): every try is an
+// UpstreamRequest with a filter manager of its own, created after the host is
+// chosen. Its request headers and trailers are the router's (the downstream
+// maps, shared by every try), its body is what the router hands it: frames as
+// they pass the router on the first try, a copy of the whole retry buffer as
+// one frame on a retry. Its decoder chain ends in the upstream codec (events
+// ua_*, the harness's HTTP client); the response comes back through its
+// encoder chain (reverse order) to the router, which retries or forwards it
+// to the downstream encoder chain. Work that Envoy defers (deleting an
+// attempt, the retry after its backoff) runs in fm_settle once the current
+// command or scheduled event has returned.
+
+static local_reply router_reply(uint32_t status, const char *body, const char *details) {
+  local_reply r;
+  memset(&r, 0, sizeof r);
+  r.status = status;
+  hm_init(&r.headers);
+  r.body = xmemdup(body, strlen(body));
+  r.bodylen = strlen(body);
+  r.details = xmemdup(details, strlen(details));
+  return r;
+}
+
+// The override_host policy (load_balancer.cc): its sources concatenated in
+// the configured order (envoy.yaml: the x-gateway-destination-endpoint
+// header, then the envoy.lb metadata string), computed once per request;
+// each try consumes entries until one is a host of the cluster, else the
+// fallback policy (round robin) picks.
+static void override_list(stream *ds) {
+  ds->ovr_done = true;
+  const char *srcs[2] = {NULL, NULL};
+  size_t lens[2] = {0, 0};
+  const char *v;
+  size_t vn;
+  if (hm_get(&ds->req_h, "x-gateway-destination-endpoint", 30, 0, &v, &vn)) srcs[0] = v, lens[0] = vn;
+  mval *m = md_get(&ds->md, "envoy.lb", 8, "x-gateway-destination-endpoint", 30);
+  if (m && m->k == MV_STR) srcs[1] = m->s, lens[1] = m->sn;
+  for (int k = 0; k < 2; k++) {
+    const char *p = srcs[k], *end = p + lens[k];
+    while (p && p < end) {
+      const char *c = memchr(p, ',', (size_t)(end - p));
+      const char *e = c ? c : end;
+      const char *a = p, *b = e;
+      while (a < b && (*a == ' ' || *a == '\t')) a++;
+      while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+      if (b > a) {
+        ds->ovr = xrealloc(ds->ovr, (size_t)(ds->novr + 1) * sizeof(char *));
+        ds->ovr[ds->novr++] = xmemdup(a, (size_t)(b - a));
+      }
+      p = c ? c + 1 : end;
+    }
+  }
+}
+
+static const uhost *choose_host(stream *ds, const char **source) {
+  if (!ds->ovr_done) override_list(ds);
+  while (ds->ovr_pos < ds->novr) {
+    const char *e = ds->ovr[ds->ovr_pos++];
+    for (int i = 0; i < ds->cl->nh; i++)
+      if (strcmp(ds->cl->h[i].addr, e) == 0) {
+        *source = "override";
+        return &ds->cl->h[i];
+      }
+  }
+  if (ds->cl->nh == 0) return NULL;
+  *source = "fallback";
+  return &ds->cl->h[atomic_fetch_add(&ds->cl->rr, 1) % (uint64_t)ds->cl->nh];
+}
+
+// A new UpstreamRequest: host chosen, new filter instances, then the
+// router's request: on a retry (replay) headers, the whole retry buffer as
+// one frame, trailers (Filter::doRetry).
+static void start_attempt(stream *ds, bool replay, bool headers_eos) {
+  const char *source = "";
+  const uhost *h = choose_host(ds, &source);
+  if (!h) {
+    local_reply r = router_reply(503, "no healthy upstream", "no_healthy_upstream");
+    fm_send_local_reply(ds, &r);
+    return;
+  }
+  stream *a = xcalloc(1, sizeof *a);
+  a->id = ds->id;
+  a->w = ds->w;
+  a->parent = ds;
+  a->ch = ds->cl->uch;
+  atomic_fetch_add(&a->ch->refs, 1);
+  a->has_req_h = true;
+  a->host = h;
+  a->nattempts = ++ds->nattempts;
+  ds->host = h; // the downstream stream info's upstream host is this try's
+  free(ds->upstream_addr);
+  ds->upstream_addr = xmemdup(h->addr, strlen(h->addr));
+  ds->attempt = a;
+  event ev = {.k = EV_ATTEMPT, .attempt = a->nattempts, .endpoint = h->addr, .source = source};
+  emit(ds, &ev);
+  fm_open(a);
+  if (a->reset) { // on_http_filter_new refused: the try fails like a reset
+    a->doomed = true;
+    return;
+  }
+  if (!replay) {
+    a->remote_complete = headers_eos;
+    fm_decode_headers(a, -1, headers_eos);
+    return;
+  }
+  a->has_req_t = ds->has_req_t;
+  bool eos = !ds->buf_req && !ds->has_req_t && ds->router_complete;
+  a->remote_complete = eos;
+  fm_decode_headers(a, -1, eos);
+  if (ds->buf_req && !a->doomed && ds->attempt == a) {
+    size_t n;
+    char *p = body_flatten(ds->buf_req, &n);
+    body *c = body_new();
+    body_add(c, p, n);
+    free(p);
+    a->remote_complete = !ds->has_req_t && ds->router_complete;
+    fm_decode_data(a, -1, c, a->remote_complete, false);
+    body_free(c);
+  }
+  if (ds->has_req_t && !a->doomed && ds->attempt == a) {
+    a->remote_complete = true;
+    fm_decode_trailers(a, -1);
+  }
+}
+
+// The router got the request headers on a route whose cluster has an
+// upstream configuration: the first try starts now.
+static void router_upstream_headers(stream *ds, bool eos) {
+  if (ds->cl || !ds->routed || !ds->routed->cluster[0]) return;
+  ds->cl = cluster_ref(ds->routed->cluster, strlen(ds->routed->cluster));
+  if (!ds->cl) return; // no such cluster: the harness forwards (legacy)
+  if (!ds->retry_policy_set) { // envoy.yaml's route retry policy
+    ds->retries_left = 2;
+    int codes[] = {500, 502, 503, 504};
+    memcpy(ds->retry_codes, codes, sizeof codes);
+    ds->nretry_codes = 4;
+    ds->retry_on_reset = true;
+  }
+  if (!g_router_retry_buffering) ds->retries_left = 0; // no retry policy
+  start_attempt(ds, false, eos);
+}
+
+static bool retriable_status(stream *ds, int status) {
+  if (ds->retries_left <= 0 || ds->retry_overflow) return false;
+  for (int i = 0; i < ds->nretry_codes; i++)
+    if (ds->retry_codes[i] == status) return true;
+  return false;
+}
+
+static void retry(stream *ds, stream *a, int status, const char *reason) {
+  ds->retries_left--;
+  a->doomed = true;
+  ds->pending_retry = true;
+  event ev = {.k = EV_RETRY, .attempt = a->nattempts, .status = (uint32_t)status, .data = reason, .len = strlen(reason)};
+  emit(ds, &ev);
+}
+
+// Router::onUpstreamHeaders: the status the upstream chain hands over
+// decides; a retried try's response never reaches the downstream chain.
+// Forwarded headers leave the attempt (UpstreamRequestFilterManagerCallbacks
+// moves them), so its filters' getters and setters fail from then on.
+static void router_response_headers(stream *a, bool eos) {
+  stream *ds = a->parent;
+  if (a->doomed || ds->attempt != a) return;
+  const char *v;
+  size_t vn;
+  int status = 0;
+  if (hm_get(&a->resp_h, ":status", 7, 0, &v, &vn)) status = atoi(v);
+  a->status_seen = status;
+  if (ds->has_resp_h || ds->local_complete || ds->reset) { // answered meanwhile
+    a->doomed = true;
+    return;
+  }
+  if (retriable_status(ds, status)) {
+    retry(ds, a, status, "retriable status");
+    return;
+  }
+  a->resp_forwarded = true;
+  hm_clear(&ds->resp_h);
+  hm_copy(&ds->resp_h, &a->resp_h);
+  hm_clear(&a->resp_h);
+  a->has_resp_h = false;
+  ds->has_resp_h = true;
+  ds->response_code = (uint32_t)status;
+  ds->has_response_code = true;
+  free(ds->details);
+  ds->details = xmemdup("via_upstream", 12);
+  if (eos) a->doomed = true; // onUpstreamComplete: deferred delete
+  fm_encode_headers(ds, -1, eos);
+}
+
+static void router_response_data(stream *a, body *data, bool eos) {
+  stream *ds = a->parent;
+  if (!a->resp_forwarded || ds->attempt != a || ds->reset) {
+    body_drain(data, data->total);
+    return;
+  }
+  if (eos) a->doomed = true;
+  fm_encode_data(ds, -1, data, eos, false);
+}
+
+static void router_response_trailers(stream *a) {
+  stream *ds = a->parent;
+  if (!a->resp_forwarded || ds->attempt != a || ds->reset) return;
+  hm_clear(&ds->resp_t);
+  hm_copy(&ds->resp_t, &a->resp_t);
+  hm_clear(&a->resp_t);
+  a->has_resp_t = false;
+  a->resp_t_forwarded = true;
+  ds->has_resp_t = true;
+  a->doomed = true;
+  fm_encode_trailers(ds, -1);
+}
+
+// The harness's HTTP client answers for the current attempt.
+void fm_attempt_response_headers(stream *ds, bool end_stream) {
+  stream *a = ds->attempt;
+  if (!a || a->doomed) return;
+  a->has_resp_h = true;
+  a->local_complete = end_stream;
+  fm_encode_headers(a, -1, end_stream);
+}
+
+void fm_attempt_response_data(stream *ds, body *data, bool end_stream) {
+  stream *a = ds->attempt;
+  if (!a || a->doomed) return;
+  if (end_stream) a->local_complete = true;
+  fm_encode_data(a, -1, data, end_stream, false);
+}
+
+void fm_attempt_response_trailers(stream *ds) {
+  stream *a = ds->attempt;
+  if (!a || a->doomed) return;
+  a->has_resp_t = true;
+  a->local_complete = true;
+  fm_encode_trailers(a, -1);
+}
+
+// Router::onUpstreamReset: a reset (or connect failure) counts for
+// retry_on reset/connect-failure; out of retries the router answers 503
+// before the response started, else resets the downstream stream.
+void fm_attempt_reset(stream *ds, const char *reason) {
+  stream *a = ds->attempt;
+  if (!a || a->doomed) return;
+  a->doomed = true;
+  if (a->resp_forwarded) {
+    reset_stream(ds, "upstream reset after the response started");
+    return;
+  }
+  if (ds->retry_on_reset && ds->retries_left > 0 && !ds->retry_overflow) {
+    a->doomed = false;
+    retry(ds, a, 0, reason);
+    return;
+  }
+  char body[512], details[512];
+  snprintf(body, sizeof body, "upstream connect error or disconnect/reset before headers. reset reason: %s", reason);
+  snprintf(details, sizeof details, "upstream_reset_before_response_started{%s}", reason);
+  local_reply r = router_reply(503, body, details);
+  fm_send_local_reply(ds, &r);
+}
+
+// Destroys the current attempt's filters (no stream_complete: only the
+// connection manager calls it) and the attempt.
+void fm_destroy_attempt(stream *ds) {
+  stream *a = ds->attempt;
+  if (!a) return;
+  ds->attempt = NULL;
+  for (int i = 0; i < a->n; i++) {
+    hfilter *f = a->f[i];
+    if (f->mod) {
+      hook_ctx s = enter(a, f, false);
+      count_hook(a, HK_filter_destroy);
+      g_mod.filter_destroy(f->mod);
+      leave(s);
+    }
+    pthread_mutex_lock(&f->mu);
+    f->destroyed = true;
+    f->st = NULL;
+    pthread_mutex_unlock(&f->mu);
+  }
+  ds->hooks += a->hooks;
+  ds->callbacks += a->callbacks;
+  ds->scheduled_delivered += a->scheduled_delivered;
+  fm_free_stream(a);
+}
+
+void fm_settle(stream *ds) {
+  if (!ds || ds->parent) return;
+  for (int guard = 0; guard < 64; guard++) {
+    if (ds->attempt && ds->attempt->doomed) fm_destroy_attempt(ds);
+    if (!ds->pending_retry || ds->attempt) return;
+    ds->pending_retry = false;
+    if (ds->completed || ds->local_complete || ds->reset) return;
+    start_attempt(ds, true, false);
+  }
 }

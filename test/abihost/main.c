@@ -102,6 +102,7 @@ void violation(stream *st, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   atomic_fetch_add(&g_violations, 1);
+  if (st) st = si(st); // an attempt's violations are its stream's
   if (st) {
     fprintf(stderr, "abihost: ABI VIOLATION [stream %llu]: %s\n", (unsigned long long)st->id, msg);
     if (st->violations.n) sb_addc(&st->violations, ',');
@@ -367,7 +368,7 @@ static void metrics_json(sbuf *b, chain *ch) {
 static chain *build_chain(int n, char **names, size_t *nlens, char **cfgs, size_t *clens, sbuf *err) {
   chain *ch = xcalloc(1, sizeof *ch);
   ch->n = n;
-  ch->f = xcalloc((size_t)n, sizeof(fconfig *));
+  ch->f = xcalloc(n ? (size_t)n : 1, sizeof(fconfig *));
   atomic_store(&ch->refs, 1);
   for (int i = 0; i < n; i++) {
     fconfig *c = create_config(names[i], nlens[i], cfgs[i], clens[i]);
@@ -386,6 +387,142 @@ static chain *build_chain(int n, char **names, size_t *nlens, char **cfgs, size_
     ch->f[i] = c;
   }
   return ch;
+}
+
+// ---------------------------------------------------------------- clusters
+
+#define MAX_CLUSTERS 64
+static cluster *g_clusters[MAX_CLUSTERS]; // guarded by g_chain_mu
+static int g_nclusters;
+
+cluster *cluster_ref(const char *name, size_t n) {
+  cluster *c = NULL;
+  pthread_mutex_lock(&g_chain_mu);
+  for (int i = 0; i < g_nclusters; i++)
+    if (strlen(g_clusters[i]->name) == n && memcmp(g_clusters[i]->name, name, n) == 0) {
+      c = g_clusters[i];
+      atomic_fetch_add(&c->refs, 1);
+      break;
+    }
+  pthread_mutex_unlock(&g_chain_mu);
+  return c;
+}
+
+void cluster_unref(cluster *c) {
+  if (atomic_fetch_sub(&c->refs, 1) != 1) return;
+  for (int i = 0; i < c->nh; i++) {
+    free(c->h[i].addr);
+    md_free(&c->h[i].md);
+    md_free(&c->h[i].lmd);
+  }
+  free(c->h);
+  free(c->name);
+  if (c->uch) chain_unref(c->uch); // its configs are destroyed on the main thread
+  free(c);
+}
+
+// cluster id name nhosts [addr nmd [src ns key kind value]*nmd]*nhosts nfilters [name cfg]*nfilters
+// src: h (Host) or l (HostLocality); kind: s (string), n (number), b (bool);
+// name, addr, ns, key, value and the filters' name and cfg are base64.
+// Creates the upstream filter configs (on_http_filter_config_new, main
+// thread, as Envoy does for a cluster's HttpProtocolOptions http_filters)
+// and replaces the cluster of that name for streams routed from now on.
+static void handle_cluster_cmd(task *t) {
+  int at = 2;
+  uint64_t nh, nf;
+  cluster *c = NULL;
+  sbuf err;
+  sb_init(&err);
+  char *names[64] = {0}, *cfgs[64] = {0};
+  size_t nl[64], cl[64];
+  if (at + 2 > t->ntok) goto bad;
+  c = xcalloc(1, sizeof *c);
+  atomic_store(&c->refs, 1);
+  size_t nn;
+  c->name = (char *)b64_dup(t->tok[at++], &nn);
+  if (!c->name || !parse_u64(t->tok[at++], &nh) || nh > 256) goto bad;
+  c->h = xcalloc(nh ? nh : 1, sizeof(uhost));
+  for (uint64_t i = 0; i < nh; i++) {
+    uhost *h = &c->h[c->nh++];
+    uint64_t nmd;
+    size_t an;
+    if (at + 2 > t->ntok) goto bad;
+    h->addr = (char *)b64_dup(t->tok[at++], &an);
+    if (!h->addr || !parse_u64(t->tok[at++], &nmd) || nmd > 256 || at + 5 * (int)nmd > t->ntok) goto bad;
+    for (uint64_t k = 0; k < nmd; k++, at += 5) {
+      const char *src = t->tok[at], *kind = t->tok[at + 3];
+      size_t nsn, kn, vn;
+      char *ns = (char *)b64_dup(t->tok[at + 1], &nsn), *key = (char *)b64_dup(t->tok[at + 2], &kn);
+      char *val = (char *)b64_dup(t->tok[at + 4], &vn);
+      bool ok = ns && key && val && (src[0] == 'h' || src[0] == 'l') &&
+                (kind[0] == 's' || kind[0] == 'n' || kind[0] == 'b');
+      if (ok) {
+        mval *v = md_put(src[0] == 'h' ? &h->md : &h->lmd, ns, nsn, key, kn);
+        if (kind[0] == 's') {
+          v->k = MV_STR;
+          v->s = val;
+          v->sn = vn;
+          val = NULL;
+        } else if (kind[0] == 'n') {
+          v->k = MV_NUM;
+          v->num = strtod(val, NULL);
+        } else {
+          v->k = MV_BOOL;
+          v->b = strcmp(val, "true") == 0 || strcmp(val, "1") == 0;
+        }
+      }
+      free(ns);
+      free(key);
+      free(val);
+      if (!ok) goto bad;
+    }
+  }
+  if (at >= t->ntok || !parse_u64(t->tok[at++], &nf) || nf > 64 || at + 2 * (int)nf != t->ntok) goto bad;
+  for (uint64_t i = 0; i < nf; i++) {
+    names[i] = (char *)b64_dup(t->tok[at + 2 * i], &nl[i]);
+    cfgs[i] = (char *)b64_dup(t->tok[at + 2 * i + 1], &cl[i]);
+    if (!names[i] || !cfgs[i]) goto bad;
+  }
+  c->uch = build_chain((int)nf, names, nl, cfgs, cl, &err);
+  if (!c->uch) {
+    reply_err(t->id, "cluster %s: %s", c->name, err.p);
+    goto out;
+  }
+  sbuf b;
+  sb_init(&b);
+  metrics_json(&b, c->uch);
+  pthread_mutex_lock(&g_chain_mu);
+  cluster *old = NULL;
+  int i = 0;
+  for (; i < g_nclusters; i++)
+    if (strcmp(g_clusters[i]->name, c->name) == 0) break;
+  if (i < g_nclusters) {
+    old = g_clusters[i];
+    g_clusters[i] = c;
+  } else if (g_nclusters < MAX_CLUSTERS) {
+    g_clusters[g_nclusters++] = c;
+  } else {
+    old = c; // table full: refused
+  }
+  pthread_mutex_unlock(&g_chain_mu);
+  if (old == c) {
+    reply_err(t->id, "cluster: more than %d clusters", MAX_CLUSTERS);
+  } else {
+    reply_ok(t->id, b.p);
+  }
+  sb_free(&b);
+  if (old) cluster_unref(old);
+  c = NULL;
+  goto out;
+bad:
+  reply_err(t->id, "cluster: malformed arguments");
+out:
+  if (c) cluster_unref(c);
+  for (int k = 0; k < 64; k++) {
+    free(names[k]);
+    free(cfgs[k]);
+  }
+  sb_free(&err);
 }
 
 // --------------------------------------------------------- stream registry
@@ -485,7 +622,8 @@ static stream *stream_new(uint64_t sid, worker *w, chain *ch) {
 // ------------------------------------------------------- protocol: events
 
 static const char *ev_names[] = {"up_headers",     "up_data",     "up_trailers", "down_headers", "down_data",
-                                 "down_trailers", "local_reply", "reset",       "log",          "violation"};
+                                 "down_trailers", "local_reply", "reset",       "log",          "violation",
+                                 "attempt",       "ua_headers",  "ua_data",     "ua_trailers",  "retry"};
 
 static void json_headers(sbuf *b, const hmap *h) {
   sb_addc(b, '[');
@@ -517,11 +655,25 @@ static void proto_emit(stream *st, const event *ev) {
   case EV_DOWN_HEADERS:
   case EV_UP_TRAILERS:
   case EV_DOWN_TRAILERS:
-    sb_printf(&b, ",\"eos\":%s,\"h\":", ev->eos ? "true" : "false");
+  case EV_UA_HEADERS:
+  case EV_UA_TRAILERS:
+    sb_printf(&b, ",\"n\":%d,\"eos\":%s,\"h\":", ev->attempt, ev->eos ? "true" : "false");
     json_headers(&b, ev->h);
+    break;
+  case EV_ATTEMPT:
+    sb_printf(&b, ",\"n\":%d,\"endpoint\":", ev->attempt);
+    sb_jstr(&b, ev->endpoint, strlen(ev->endpoint));
+    sb_adds(&b, ",\"source\":");
+    sb_jstr(&b, ev->source, strlen(ev->source));
+    break;
+  case EV_RETRY:
+    sb_printf(&b, ",\"n\":%d,\"status\":%u,\"reason\":", ev->attempt, ev->status);
+    sb_jstr(&b, ev->data, ev->len);
     break;
   case EV_UP_DATA:
   case EV_DOWN_DATA:
+  case EV_UA_DATA:
+    sb_printf(&b, ",\"n\":%d", ev->attempt);
     sb_printf(&b, ",\"eos\":%s,\"d\":", ev->eos ? "true" : "false");
     if (ev->b) {
       size_t n;
@@ -587,6 +739,7 @@ static void state_json(sbuf *b, stream *st) {
             (unsigned long long)foreign_calls, (unsigned long long)st->local_replies,
             st->completed ? "true" : "false", st->reset ? "true" : "false");
   if (st->has_response_code) sb_printf(b, ",\"responseCode\":%u", st->response_code);
+  sb_printf(b, ",\"attempts\":%d", st->nattempts);
   if (st->routed) {
     sb_adds(b, ",\"route\":");
     sb_jstr(b, st->routed->name, st->routed->namelen);
@@ -789,6 +942,56 @@ static void handle_stream_cmd(task *t) {
       goto bad;
     }
     fm_send_local_reply(st, &r);
+  } else if (strcmp(cmd, "retrypolicy") == 0) {
+    // retrypolicy id sid num_retries on_reset n code1..coden: the route's
+    // retry policy for this stream (default: envoy.yaml's).
+    uint64_t nr, onreset, n;
+    if (t->ntok < 6 || !parse_u64(t->tok[3], &nr) || !parse_u64(t->tok[4], &onreset) || !parse_u64(t->tok[5], &n) ||
+        n > 16 || t->ntok != 6 + (int)n)
+      goto bad;
+    st->retries_left = (int)nr;
+    st->retry_on_reset = onreset != 0;
+    st->nretry_codes = (int)n;
+    for (uint64_t i = 0; i < n; i++) {
+      uint64_t c;
+      if (!parse_u64(t->tok[6 + i], &c)) goto bad;
+      st->retry_codes[i] = (int)c;
+    }
+    st->retry_policy_set = true;
+  } else if (strcmp(cmd, "uresh") == 0 || strcmp(cmd, "uresd") == 0 || strcmp(cmd, "urest") == 0 ||
+             strcmp(cmd, "ureset") == 0) {
+    // The current attempt's upstream answers (or resets): through the
+    // attempt's upstream filters to the router.
+    stream *a = st->attempt;
+    if (!a || a->doomed) {
+      reply_err(t->id, "%s: stream %llu has no live attempt", cmd, (unsigned long long)t->sid);
+      return;
+    }
+    if (strcmp(cmd, "uresh") == 0) {
+      if (t->ntok < 5 || !parse_u64(t->tok[3], &eos)) goto bad;
+      hm_clear(&a->resp_h);
+      if (!parse_headers(t, 4, &a->resp_h)) goto bad;
+      fm_attempt_response_headers(st, eos != 0);
+    } else if (strcmp(cmd, "uresd") == 0) {
+      if (t->ntok < 5 || !parse_u64(t->tok[3], &eos)) goto bad;
+      size_t n;
+      unsigned char *data = b64_dup(t->tok[4], &n);
+      if (!data) goto bad;
+      body *b = body_new();
+      body_add(b, data, n);
+      free(data);
+      fm_attempt_response_data(st, b, eos != 0);
+      body_free(b);
+    } else if (strcmp(cmd, "urest") == 0) {
+      hm_clear(&a->resp_t);
+      if (!parse_headers(t, 3, &a->resp_t)) goto bad;
+      fm_attempt_response_trailers(st);
+    } else {
+      size_t n;
+      char *reason = t->ntok > 3 ? (char *)b64_dup(t->tok[3], &n) : NULL;
+      fm_attempt_reset(st, reason ? reason : "remote reset");
+      free(reason);
+    }
   } else if (strcmp(cmd, "state") == 0) {
     sbuf b;
     sb_init(&b);
@@ -810,6 +1013,7 @@ static void handle_stream_cmd(task *t) {
     reply_err(t->id, "unknown command %s", cmd);
     return;
   }
+  fm_settle(st); // the router's deferred work: destroy a finished attempt, start a retry
   reply_ok(t->id, NULL);
   return;
 bad:
@@ -835,6 +1039,10 @@ static void *worker_main(void *arg) {
 
 static void handle_main_cmd(task *t) {
   const char *cmd = t->tok[0];
+  if (strcmp(cmd, "cluster") == 0) {
+    handle_cluster_cmd(t);
+    return;
+  }
   if (strcmp(cmd, "chain") == 0) {
     uint64_t n;
     if (t->ntok < 3 || !parse_u64(t->tok[2], &n) || (uint64_t)(t->ntok - 3) < 2 * n || n == 0 || n > 64) {
@@ -984,7 +1192,7 @@ static void *reader_main(void *arg) {
       continue;
     }
     const char *cmd = t->tok[0];
-    bool main_cmd = !strcmp(cmd, "chain") || !strcmp(cmd, "routes") || !strcmp(cmd, "stats") || !strcmp(cmd, "logevents") ||
+    bool main_cmd = !strcmp(cmd, "chain") || !strcmp(cmd, "cluster") || !strcmp(cmd, "routes") || !strcmp(cmd, "stats") || !strcmp(cmd, "logevents") ||
                     !strcmp(cmd, "loglevel") || !strcmp(cmd, "quit");
     if (main_cmd) {
       worker_push(&g_main, t);

@@ -293,6 +293,9 @@ type wireMsg struct {
 	Cluster string      `json:"cluster"`
 	Reason  string      `json:"reason"`
 	Level   string      `json:"level"`
+	N       int         `json:"n"`
+	Endpt   string      `json:"endpoint"`
+	Source  string      `json:"source"`
 }
 
 func (h *Host) dispatch(m *wireMsg, line []byte) {
@@ -313,7 +316,8 @@ func (h *Host) dispatch(m *wireMsg, line []byte) {
 			return
 		}
 		ev := Event{Kind: EventKind(m.K), EOS: m.EOS, Data: m.D, Status: m.Status, Details: m.Details, Who: m.Who,
-			Route: m.Route, Cluster: m.Cluster, Reason: m.Reason, At: time.Now()}
+			Route: m.Route, Cluster: m.Cluster, Reason: m.Reason, Attempt: m.N, Endpoint: m.Endpt, Source: m.Source,
+			At: time.Now()}
 		if m.H != nil {
 			ev.Headers = make(Headers, len(m.H))
 			for i, kv := range m.H {

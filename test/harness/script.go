@@ -2,6 +2,7 @@ package harness
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -51,8 +52,11 @@ func Kinds(ev []Event) []string {
 	for _, e := range ev {
 		k := string(e.Kind)
 		switch e.Kind {
-		case UpData, DownData:
+		case UpData, DownData, UAData:
 			k += ":" + string(e.Data)
+		}
+		if e.Attempt > 0 {
+			k += "#" + strconv.Itoa(e.Attempt)
 		}
 		if e.EOS {
 			k += "+eos"

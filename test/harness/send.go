@@ -32,7 +32,9 @@ type Request struct {
 
 	// Cluster is the routed cluster's host set (ip:port), what Envoy's
 	// override_host policy checks entries of x-gateway-destination-endpoint
-	// against and what its round-robin fallback walks.
+	// against and what its round-robin fallback walks. Unused when the
+	// route's cluster is one abihost knows (Host.ConfigureCluster): its
+	// router then picks among that cluster's hosts.
 	Cluster []string
 	// Retries after the first attempt (envoy.yaml: 2). NoRetries for none.
 	Retries int
@@ -88,10 +90,14 @@ type Result struct {
 	// the wire (before the response hooks).
 	UpstreamResponse *UpstreamResponse
 	Attempts         []Attempt
-	Client           *ClientResponse // what the client got
-	LocalReply       *LocalReply     // set when the chain (or the router) answered itself
-	State            *StreamState    // final: metadata, filter state, route cache clears, ABI counts
-	Events           []Event
+	// AttemptRequests: with a cluster abihost knows, every try's request as
+	// the upstream codec sent it (after the upstream filters).
+	AttemptRequests []*AttemptRequest
+	Client          *ClientResponse // what the client got
+	Logs            []LogLine       // the module's log lines for the stream (Options.LogEvents)
+	LocalReply      *LocalReply     // set when the chain (or the router) answered itself
+	State           *StreamState    // final: metadata, filter state, route cache clears, ABI counts
+	Events          []Event
 }
 
 // Send runs one request through the chain as Envoy would: the request hooks,
@@ -124,6 +130,20 @@ func (h *Host) Send(ctx context.Context, req *Request) (*Result, error) {
 			return nil, err
 		}
 	}
+	if req.Retries != 0 || req.RetriableStatus != nil {
+		retries, codes := req.Retries, req.RetriableStatus
+		if retries == 0 {
+			retries = 2
+		} else if retries < 0 {
+			retries = 0
+		}
+		if codes == nil {
+			codes = []int{500, 502, 503, 504}
+		}
+		if err := s.SetRetryPolicy(retries, true, codes); err != nil {
+			return nil, err
+		}
+	}
 	res := &Result{StreamID: s.ID, Worker: s.Worker}
 	err = h.exchange(ctx, s, req, res)
 	var st *StreamState
@@ -137,6 +157,8 @@ func (h *Host) Send(ctx context.Context, req *Request) (*Result, error) {
 	res.Events = s.Events()
 	res.Client = clientOf(res.Events)
 	res.LocalReply = localReplyOf(res.Events)
+	res.AttemptRequests = AttemptRequests(res.Events)
+	res.Logs = s.Logs()
 	if res.Upstream == nil {
 		res.Upstream = upstreamOf(res.Events)
 	}
@@ -189,7 +211,13 @@ func (h *Host) exchange(ctx context.Context, s *Stream, req *Request, res *Resul
 	if err != nil {
 		return fmt.Errorf("the request did not leave the chain: %w", err)
 	}
-	if !Answered(ev) {
+	if !Answered(ev) && attemptStarted(ev, 1) {
+		// abihost's router forwards on a cluster it knows: tries run there.
+		res.Upstream = upstreamOf(ev)
+		if err := h.forwardAttempts(ctx, s, res); err != nil {
+			return err
+		}
+	} else if !Answered(ev) {
 		res.Upstream = upstreamOf(ev)
 		if err := h.forward(ctx, s, req, res); err != nil {
 			return err

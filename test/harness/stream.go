@@ -51,6 +51,14 @@ const (
 	DownTrailers EventKind = "down_trailers" // response trailers reached the client
 	LocalReplyEv EventKind = "local_reply"   // a local reply started (send_response, or the router)
 	ResetEv      EventKind = "reset"         // the stream was reset
+
+	// Upstream attempts (a route whose cluster abihost knows, see
+	// Host.ConfigureCluster): Event.Attempt numbers the try, from 1.
+	AttemptEv  EventKind = "attempt"     // the router started a try on Event.Endpoint (Event.Source: override or fallback)
+	UAHeaders  EventKind = "ua_headers"  // a try's request headers reached the upstream codec: sent as they are now
+	UAData     EventKind = "ua_data"     // a try's request body frame reached the codec
+	UATrailers EventKind = "ua_trailers" // a try's request trailers reached the codec
+	RetryEv    EventKind = "retry"       // the router gave a try up (Event.Status, 0 for a reset; Event.Reason) to retry
 )
 
 // Event is one thing leaving the chain, in order.
@@ -67,8 +75,12 @@ type Event struct {
 	// arrived, again after clear_route_cache), and its cluster.
 	Route   string
 	Cluster string
-	Reason  string // reset
-	At      time.Time
+	Reason  string // reset, retry
+	// Attempt, Endpoint and Source: upstream attempt events.
+	Attempt  int
+	Endpoint string
+	Source   string
+	At       time.Time
 }
 
 // LogLine is a module log line attributed to a stream (Options.LogEvents).
@@ -232,8 +244,9 @@ type StreamState struct {
 	Completed            bool                      `json:"completed"`
 	Reset                bool                      `json:"reset"`
 	ResponseCode         int                       `json:"responseCode"`
-	Route                string                    `json:"route"`   // the route the router used ("" not reached, or none matched)
-	Cluster              string                    `json:"cluster"` // that route's cluster
+	Attempts             int                       `json:"attempts"` // upstream tries abihost's router made (clusters it knows)
+	Route                string                    `json:"route"`    // the route the router used ("" not reached, or none matched)
+	Cluster              string                    `json:"cluster"`  // that route's cluster
 	Details              string                    `json:"details"`
 	Flags                string                    `json:"flags"`
 	Violations           []string                  `json:"violations"`

@@ -19,12 +19,14 @@
 //	 "reply": {"status": 403, "body": "...", "headers": [["k", "v"]]},
 //	 "continue_after_ms": 1, "continue_now": true, "touch_from_goroutine": true,
 //	 "metadata": [{"ns": "n", "key": "k", "string": "s" | "number": 1 | "bool": true, "list": true}],
-//	 "read_metadata": [{"ns": "n", "key": "k"}], "filter_state": [["k", "v"]], "read_filter_state": ["k"],
+//	 "read_metadata": [{"ns": "n", "key": "k", "source": "dynamic|host|locality"}], "read_response": ["k"],
+//	 "filter_state": [["k", "v"]], "read_filter_state": ["k"],
 //	 "clear_route_cache": true, "refresh_cluster": true, "flag": "f",
 //	 "metric": [{"kind": "counter|gauge_inc|gauge_dec|gauge_set|histogram", "id": 0, "value": 1, "tags": ["t"]}],
 //	 "define_late": "name", "attributes": true, "route_name": true, "callout": true}
 //
-// Every hook logs "obs <filter> <hook> eos=<0|1> recv=<q> buf=<q> rb=<0|1> <observed headers>".
+// Every hook logs "obs <filter> <hook> eos=<0|1> recv=<q> buf=<q> rb=<0|1> <observed headers>";
+// on_http_filter_new and on_http_filter_destroy log "life <filter> new|destroy <instance>".
 package main
 
 import (
@@ -32,6 +34,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	sdk "github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go"
@@ -64,6 +67,7 @@ type step struct {
 	RouteName          bool              `json:"route_name"` // log the route the stream's route cache holds
 	Callout            bool              `json:"callout"`
 	Respond            *respond          `json:"respond"`
+	ReadResponse       []string          `json:"read_response"` // log the response headers' values (resph ...)
 	Extra              map[string]string `json:"extra"`
 }
 
@@ -81,6 +85,7 @@ type respond struct {
 }
 
 type metadataOp struct {
+	Source string   `json:"source"` // read_metadata: dynamic (default), host or locality
 	NS     string   `json:"ns"`
 	Key    string   `json:"key"`
 	String *string  `json:"string"`
@@ -162,13 +167,20 @@ type filterFactory struct {
 	config shared.HttpFilterConfigHandle
 }
 
+// instances numbers filter instances per filter name, so that tests can
+// tell a new instance (a new upstream attempt) from a reused one.
+var instances = map[string]*atomic.Int64{"a": {}, "b": {}, "c": {}, "d": {}}
+
 func (f *filterFactory) Create(h shared.HttpFilterHandle) shared.HttpFilter {
-	return &filter{f: f, h: h, calls: map[string]int{}}
+	id := instances[f.name].Add(1)
+	h.Log(shared.LogLevelInfo, "life %s new %d", f.name, id)
+	return &filter{f: f, h: h, calls: map[string]int{}, id: id}
 }
 
 func (f *filterFactory) OnDestroy() {}
 
 type filter struct {
+	id    int64
 	f     *filterFactory
 	h     shared.HttpFilterHandle
 	calls map[string]int
@@ -283,7 +295,12 @@ func (x *filter) run(hook string, s *step, request bool) {
 		}
 	}
 	for _, m := range s.ReadMetadata {
-		src := shared.MetadataSourceTypeDynamic
+		src := map[string]shared.MetadataSourceType{"": shared.MetadataSourceTypeDynamic,
+			"host": shared.MetadataSourceTypeHost, "locality": shared.MetadataSourceTypeHostLocality}[m.Source]
+		tag := "md"
+		if m.Source != "" {
+			tag = "md@" + m.Source
+		}
 		var parts []string
 		if v, ok := h.GetMetadataString(src, m.NS, m.Key); ok {
 			parts = append(parts, "string="+v.ToString())
@@ -316,7 +333,7 @@ func (x *filter) run(hook string, s *step, request bool) {
 			nss = append(nss, n.ToString())
 		}
 		_, routeOK := h.GetMetadataString(shared.MetadataSourceTypeRoute, m.NS, m.Key)
-		h.Log(shared.LogLevelInfo, "md %s %s %s keys=%s namespaces=%s route=%v", m.NS, m.Key, strings.Join(parts, " "),
+		h.Log(shared.LogLevelInfo, "%s %s %s %s keys=%s namespaces=%s route=%v", tag, m.NS, m.Key, strings.Join(parts, " "),
 			strings.Join(keys, ","), strings.Join(nss, ","), routeOK)
 	}
 	for _, kv := range s.FilterState {
@@ -325,6 +342,17 @@ func (x *filter) run(hook string, s *step, request bool) {
 	for _, k := range s.ReadFilterState {
 		v, ok := h.GetFilterState(k)
 		h.Log(shared.LogLevelInfo, "fs %s %q %v", k, v.ToString(), ok)
+	}
+	if len(s.ReadResponse) > 0 {
+		var parts []string
+		for _, k := range s.ReadResponse {
+			var vals []string
+			for _, v := range h.ResponseHeaders().Get(k) {
+				vals = append(vals, v.ToString())
+			}
+			parts = append(parts, fmt.Sprintf("%s=%s", k, strings.Join(vals, "|")))
+		}
+		h.Log(shared.LogLevelInfo, "resph %s %s n=%d", x.f.name, strings.Join(parts, " "), len(h.ResponseHeaders().GetAll()))
 	}
 	if s.RouteName {
 		v, ok := h.GetAttributeString(shared.AttributeIDXdsRouteName)
@@ -479,7 +507,9 @@ func (x *filter) OnStreamComplete() {
 	x.h.Log(shared.LogLevelInfo, "obs %s stream_complete", x.f.name)
 }
 
-func (x *filter) OnDestroy() {}
+// OnDestroy logs through the handle: abihost calls on_http_filter_destroy
+// inside the stream's context, so the line is the stream's.
+func (x *filter) OnDestroy() { x.h.Log(shared.LogLevelInfo, "life %s destroy %d", x.f.name, x.id) }
 
 func init() {
 	m := map[string]shared.HttpFilterConfigFactory{}
