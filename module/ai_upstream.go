@@ -58,21 +58,21 @@ func (f *aiUpstreamConfigFactory) CreatePerRoute(raw []byte) (any, error) {
 type upstreamFilterConfig struct {
 	backends map[string]*upstreamBackend
 	def      *upstreamBackend // for hosts without a backend name; may be nil
+	now      func() time.Time // time.Now; tests move it on
 }
 
 // upstreamBackend is one named backend: fixed, or rebuilt when its key
 // file changes.
 type upstreamBackend struct {
-	name   string
-	fixed  *transform.Backend
-	keyed  *secretfile.File[*transform.Backend]
-	config transform.BackendConfig
+	name  string
+	fixed *transform.Backend
+	keyed *secretfile.File[*transform.Backend]
 }
 
 func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterConfig, error) {
-	uc := &upstreamFilterConfig{backends: make(map[string]*upstreamBackend, len(c.Backends))}
+	uc := &upstreamFilterConfig{backends: make(map[string]*upstreamBackend, len(c.Backends)), now: time.Now}
 	for i, b := range c.Backends {
-		ub := &upstreamBackend{name: b.Name, config: b.Config}
+		ub := &upstreamBackend{name: b.Name}
 		var err error
 		if b.APIKeyFile == "" {
 			ub.fixed, err = transform.NewBackend(b.Config, "")
@@ -92,11 +92,11 @@ func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterC
 
 // backend returns the backend with its current key; a key file that
 // changed is read again (at most once per second, by one stream).
-func (b *upstreamBackend) backend(h shared.HttpFilterHandle) *transform.Backend {
+func (b *upstreamBackend) backend(h shared.HttpFilterHandle, now time.Time) *transform.Backend {
 	if b.fixed != nil {
 		return b.fixed
 	}
-	be, err := b.keyed.Load(time.Now())
+	be, err := b.keyed.Load(now)
 	if err != nil {
 		// The error names the file, never the key.
 		h.Log(shared.LogLevelWarn, "ai_upstream: backend %s: %v", b.name, err)
@@ -148,7 +148,7 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 			Message: "the gateway has no backend configured for the upstream host it chose"})
 		return nil
 	}
-	return ub.backend(f.h)
+	return ub.backend(f.h, f.cfg.now())
 }
 
 // originalPath is the :path before any attempt rewrote it: the first
