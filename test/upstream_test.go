@@ -527,3 +527,63 @@ func TestUpstreamConfigAndUnknownBackend(t *testing.T) {
 		})
 	}
 }
+
+// README.md's provider bootstrap, its "models" cluster as written (the
+// upstream chain, the host metadata naming each host's backend), with the
+// hosts and the key file swapped for the test's: the pool answers 503 and
+// the retry reaches Anthropic with Anthropic's translation. abihost has no
+// priorities: the destination list names the pool, then the provider host,
+// as previous_priorities would order them.
+func TestREADMEProviderBootstrapFallback(t *testing.T) {
+	root, err := harness.RepoRoot()
+	require.NoError(t, err)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "<!-- providers-bootstrap:start -->")
+	require.True(t, ok)
+	block, _, ok := strings.Cut(rest, "<!-- providers-bootstrap:end -->")
+	require.True(t, ok)
+	block = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```")
+	clusters, err := harness.LoadClustersYAML("README.md", []byte(block))
+	require.NoError(t, err)
+	require.Len(t, clusters, 2)
+	models := clusters[0]
+	require.Equal(t, "models", models.Name)
+	require.Len(t, models.Hosts, 2)
+
+	pool := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+		w.WriteHeader(503)
+		io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
+	})
+	claude := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, anthropicMessage)
+	}))
+	models.Hosts[0].Address, models.Hosts[1].Address = pool.addr, claude.addr
+	cfg := string(models.Filters[0].Config)
+	require.Contains(t, cfg, "/etc/secrets/anthropic/api-key")
+	models.Filters[0].Config = []byte(strings.Replace(cfg, "/etc/secrets/anthropic/api-key", keyFile(t, anthropicKey), 1))
+
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", map[string]any{"costs": meteringCosts}))
+	h.MustConfigureRoutes(harness.Route{Name: "models", Cluster: "models"})
+	h.MustConfigureCluster(models)
+	req := chatRequest(`{"model":"llama-3-8b","messages":[{"role":"user","content":"hi"}]}`)
+	req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", pool.addr + "," + claude.addr})
+	res, err := h.Send(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+	require.Len(t, res.Attempts, 2)
+	require.Equal(t, 503, res.Attempts[0].Status)
+	require.Len(t, pool.requests(), 1)
+	requireNoClientKey(t, pool.requests()[0])
+	got := claude.requests()
+	require.Len(t, got, 1)
+	var p anthropic.MessageNewParams
+	require.NoError(t, json.Unmarshal(got[0].body, &p))
+	require.Equal(t, "claude-sonnet-4-5", string(p.Model), "the README's model for the Anthropic backend")
+	var cc openai.ChatCompletion
+	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
+	require.Equal(t, "llama-3-8b", cc.Model)
+	require.EqualValues(t, 26, costMetadata(t, res)["llm_input_token"])
+}
