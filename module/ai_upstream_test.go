@@ -20,7 +20,7 @@ func writeKey(t *testing.T, path, key string) {
 	require.NoError(t, os.WriteFile(path, []byte(key), 0o600))
 }
 
-func upstreamConfig(t *testing.T, raw string) (*upstreamFilterConfig, error) {
+func upstreamConfig(t testing.TB, raw string) (*upstreamFilterConfig, error) {
 	t.Helper()
 	p, err := filterconfig.Parse(filterconfig.AIUpstream, []byte(raw))
 	if err != nil {
@@ -233,4 +233,45 @@ func TestAIUpstreamResponseAndOriginalPath(t *testing.T) {
 	runAttempt(t, f2, s, upstreamChat)
 	require.Equal(t, "/v1/messages", headerMap(&s.reqHeaders)[":path"])
 	require.Equal(t, "/v1/chat/completions", f2.path)
+}
+
+// BenchmarkAIUpstream is one attempt's Go side (fake host, no C ABI): a 4
+// KiB chat request and a JSON response with usage, through ai_upstream
+// for an OpenAI-compatible backend with a key file (the pool's case: path
+// and credentials only) and for Anthropic (full translation both ways).
+//
+//	go test ./module -run '^$' -bench AIUpstream -count 6
+func BenchmarkAIUpstream(b *testing.B) {
+	k := filepath.Join(b.TempDir(), "k")
+	require.NoError(b, os.WriteFile(k, []byte("sk-bench"), 0o600))
+	req := benchRequest(4 << 10)
+	anthropicResp := []byte(`{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"Hello there, how can I help?"}],` +
+		`"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1024,"output_tokens":9}}`)
+	for _, bc := range []struct {
+		name, schema string
+		resp         []byte
+	}{{"openai", "openai", benchResponse}, {"anthropic", "anthropic", anthropicResp}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg, err := upstreamConfig(b, `{"backends":[{"name":"a","schema":"`+bc.schema+`","apiKeyFile":"`+k+`"}]}`)
+			require.NoError(b, err)
+			s := newUpstreamStream()
+			b.ReportAllocs()
+			for b.Loop() {
+				s.reset()
+				s.reqHeaders.kv = append(s.reqHeaders.kv, [2]string{":method", "POST"}, [2]string{":path", "/v1/chat/completions"},
+					[2]string{"content-type", "application/json"}, [2]string{"content-length", "4096"}, [2]string{"authorization", "Bearer client"})
+				f := newAttempt(cfg, s)
+				f.OnRequestHeaders(&s.reqHeaders, false)
+				body := fakeBody{b: append(s.buffered.b[:0], req...)}
+				if f.OnRequestBody(&body, true) != shared.BodyStatusContinue {
+					b.Fatalf("refused: %s", s.lastReply.body)
+				}
+				s.respHeaders.kv = append(s.respHeaders.kv, [2]string{":status", "200"}, [2]string{"content-type", "application/json"})
+				f.OnResponseHeaders(&s.respHeaders, false)
+				out := fakeBody{b: append([]byte(nil), bc.resp...)}
+				f.OnResponseBody(&out, true)
+				f.OnDestroy()
+			}
+		})
+	}
 }
