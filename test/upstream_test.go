@@ -587,3 +587,30 @@ func TestREADMEProviderBootstrapFallback(t *testing.T) {
 	require.Equal(t, "llama-3-8b", cc.Model)
 	require.EqualValues(t, 26, costMetadata(t, res)["llm_input_token"])
 }
+
+func TestUpstreamAzureOpenAI(t *testing.T) {
+	const deployment = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
+	fake := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+		if r.header.Get("api-key") != openaiKey || r.path != deployment {
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`)
+			return
+		}
+		openAIAnswer(w, r)
+	})
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "azure", "schema": "azure_openai", "apiVersion": "2024-10-21", "apiKeyFile": keyFile(t, openaiKey)}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("azure")})
+	res, err := h.Send(context.Background(), chatRequest(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+	got := fake.requests()
+	require.Len(t, got, 1)
+	require.Equal(t, deployment, got[0].path)
+	requireNoClientKey(t, got[0])
+	require.Empty(t, got[0].header.Get("authorization"))
+	var cc openai.ChatCompletion
+	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
+	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+	require.EqualValues(t, 16, costMetadata(t, res)["llm_total_token"])
+}
