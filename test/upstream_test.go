@@ -614,3 +614,42 @@ func TestUpstreamAzureOpenAI(t *testing.T) {
 	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
 	require.EqualValues(t, 16, costMetadata(t, res)["llm_total_token"])
 }
+
+// A rotated key file reaches the provider without a reload of the config:
+// the library checks the file at most once a second from the request path.
+func TestUpstreamKeyRotationThroughABI(t *testing.T) {
+	var want atomic.Value
+	want.Store(anthropicKey)
+	fake := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+		if r.header.Get("x-api-key") != want.Load().(string) {
+			writeAnthropicErr(w, 401, "authentication_error", "invalid x-api-key")
+			return
+		}
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, anthropicMessage)
+	})
+	key := keyFile(t, anthropicKey)
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": key}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+	res, err := h.Send(context.Background(), chatRequest(chatJSON))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+
+	const rotated = "sk-ant-ROTATED-key-000111"
+	tmp := key + ".new"
+	require.NoError(t, os.WriteFile(tmp, []byte(rotated+"\n"), 0o600))
+	require.NoError(t, os.Rename(tmp, key)) // as a secret volume swaps it
+	want.Store(rotated)
+	require.Eventually(t, func() bool {
+		res, err := h.Send(context.Background(), chatRequest(chatJSON))
+		require.NoError(t, err)
+		return res.Client.Status == 200
+	}, 10*time.Second, 200*time.Millisecond, "the rotated key is used within about a second")
+	got := fake.requests()
+	require.Equal(t, rotated, got[len(got)-1].header.Get("x-api-key"))
+	for _, l := range h.Logs() {
+		require.NotContains(t, l.Msg, rotated)
+		require.NotContains(t, l.Msg, anthropicKey)
+	}
+}
