@@ -393,10 +393,11 @@ static chain *build_chain(int n, char **names, size_t *nlens, char **cfgs, size_
 
 #define MAX_CLUSTERS 64
 static cluster *g_clusters[MAX_CLUSTERS]; // guarded by g_chain_mu
-static int g_nclusters;
+static _Atomic int g_nclusters;
 
 cluster *cluster_ref(const char *name, size_t n) {
   cluster *c = NULL;
+  if (atomic_load_explicit(&g_nclusters, memory_order_relaxed) == 0) return NULL; // the common case: no lock
   pthread_mutex_lock(&g_chain_mu);
   for (int i = 0; i < g_nclusters; i++)
     if (strlen(g_clusters[i]->name) == n && memcmp(g_clusters[i]->name, name, n) == 0) {

@@ -96,3 +96,32 @@ func TestLoadClustersYAML(t *testing.T) {
 		})
 	}
 }
+
+func TestAttemptRequests(t *testing.T) {
+	ev := []Event{
+		{Kind: UpHeaders, Headers: Headers{{":path", "/down"}}},
+		{Kind: AttemptEv, Attempt: 1, Endpoint: "127.0.0.1:1", Source: "override"},
+		{Kind: UAHeaders, Attempt: 1, Headers: Headers{{":path", "/one"}}},
+		{Kind: UpData, Data: []byte("ab"), EOS: true},
+		{Kind: UAData, Attempt: 1, Data: []byte("ab"), EOS: true},
+		{Kind: RetryEv, Attempt: 1, Status: 503},
+		{Kind: AttemptEv, Attempt: 2, Endpoint: "127.0.0.1:2", Source: "fallback"},
+		{Kind: UAHeaders, Attempt: 2, Headers: Headers{{":path", "/two"}}},
+		{Kind: UAData, Attempt: 2, Data: []byte("ab")},
+		{Kind: UATrailers, Attempt: 2, Headers: Headers{{"t", "1"}}, EOS: true},
+		{Kind: AttemptEv, Attempt: 3, Endpoint: "127.0.0.1:3", Source: "fallback"},
+		{Kind: UAHeaders, Attempt: 3, Headers: Headers{{":path", "/three"}}},
+	}
+	got := AttemptRequests(ev)
+	require.Equal(t, []*AttemptRequest{
+		{Attempt: 1, Endpoint: "127.0.0.1:1", Source: "override", Headers: Headers{{":path", "/one"}}, Body: []byte("ab"),
+			Frames: [][]byte{[]byte("ab")}, Complete: true},
+		{Attempt: 2, Endpoint: "127.0.0.1:2", Source: "fallback", Headers: Headers{{":path", "/two"}}, Body: []byte("ab"),
+			Frames: [][]byte{[]byte("ab")}, Trailers: Headers{{"t", "1"}}, Complete: true},
+		{Attempt: 3, Endpoint: "127.0.0.1:3", Source: "fallback", Headers: Headers{{":path", "/three"}}},
+	}, got)
+	require.True(t, retried(ev, 1))
+	require.False(t, retried(ev, 2))
+	require.Nil(t, attemptReady(ev, 3), "headers without end of stream: the request is not done")
+	require.Equal(t, 2, attemptReady(ev, 2).Attempt)
+}
