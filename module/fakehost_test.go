@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
@@ -97,7 +98,9 @@ type fakeStream struct {
 	filterState             map[string][]byte
 	conn                    uint64 // the ConnectionId attribute
 	upstream                string
-	route                   any // per-route config, as GetMostSpecificConfig returns it
+	route                   any               // per-route config, as GetMostSpecificConfig returns it
+	hostMetadata            map[string]string // the upstream host's metadata, "ns/key" → string
+	logs                    []string
 	replies                 int
 	lastReply               fakeReply
 }
@@ -149,7 +152,10 @@ func (s *fakeStream) SendLocalResponse(status uint32, _ [][2]string, body []byte
 	s.replies++
 	s.lastReply = fakeReply{status, body, detail}
 }
-func (s *fakeStream) GetMetadataString(shared.MetadataSourceType, string, string) (shared.UnsafeEnvoyBuffer, bool) {
+func (s *fakeStream) GetMetadataString(src shared.MetadataSourceType, ns, key string) (shared.UnsafeEnvoyBuffer, bool) {
+	if v, ok := s.hostMetadata[ns+"/"+key]; ok && src == shared.MetadataSourceTypeHost {
+		return view(v), true
+	}
 	return shared.UnsafeEnvoyBuffer{}, false
 }
 func (s *fakeStream) GetMetadataListSize(shared.MetadataSourceType, string, string) (int, bool) {
@@ -170,4 +176,6 @@ func (s *fakeStream) IncrementCounterValue(shared.MetricID, uint64, ...string) s
 func (s *fakeStream) SetGaugeValue(shared.MetricID, uint64, ...string) shared.MetricsResult {
 	return shared.MetricsSuccess
 }
-func (s *fakeStream) Log(shared.LogLevel, string, ...any) {}
+func (s *fakeStream) Log(_ shared.LogLevel, format string, args ...any) {
+	s.logs = append(s.logs, fmt.Sprintf(format, args...))
+}

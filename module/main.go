@@ -1,5 +1,6 @@
 // Command module is libinferencepool.so: Envoy's dynamic_modules HTTP filter
-// loads it and finds two filters, ai_router and endpoint_picker.
+// loads it and finds three filters: ai_router and endpoint_picker in the
+// listener's chain, ai_upstream in a cluster's upstream chain.
 package main
 
 import (
@@ -16,6 +17,7 @@ func init() {
 	sdk.RegisterHttpFilterConfigFactories(map[string]shared.HttpFilterConfigFactory{
 		filterconfig.AIRouter:       abi.GuardConfigFactory(&aiRouterConfigFactory{}),
 		filterconfig.EndpointPicker: abi.GuardConfigFactory(&endpointPickerConfigFactory{}),
+		filterconfig.AIUpstream:     abi.GuardConfigFactory(&aiUpstreamConfigFactory{}),
 	})
 }
 

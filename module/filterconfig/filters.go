@@ -11,6 +11,7 @@ import (
 const (
 	AIRouter       = "ai_router"
 	EndpointPicker = "endpoint_picker"
+	AIUpstream     = "ai_upstream" // an upstream (cluster) filter
 )
 
 // Parsed is one filter's parsed config plus its debug options.
@@ -18,6 +19,7 @@ type Parsed struct {
 	Debug          Debug
 	AIRouter       *transform.Config
 	EndpointPicker *picker.Config
+	AIUpstream     *AIUpstreamConfig
 }
 
 // Parse parses the filter_config of the named filter exactly as the library
@@ -39,8 +41,13 @@ func Parse(filter string, raw []byte) (*Parsed, error) {
 		if err != nil {
 			err = fmt.Errorf("%s filter_config: %w", filter, err)
 		}
+	case AIUpstream:
+		p.AIUpstream, err = ParseAIUpstream(rest)
+		if err != nil {
+			err = fmt.Errorf("%s filter_config: %w", filter, err)
+		}
 	default:
-		err = fmt.Errorf("unknown filter_name %q: this library has %q and %q", filter, AIRouter, EndpointPicker)
+		err = fmt.Errorf("unknown filter_name %q: this library has %q, %q and %q (upstream)", filter, AIRouter, EndpointPicker, AIUpstream)
 	}
 	if err != nil {
 		return nil, err

@@ -19,11 +19,13 @@ func FuzzFilterConfig(f *testing.F) {
 		`{"costs":[{"metadataKey":"k","type":"cel","cel":"input_tokens * uint(2) + output_tokens"}]}`,
 		`{"budget":{"header":"x-api-key","tokens":1000,"window":"1m"}}`,
 		`{"pool":"a"}`, `{"pool":""}`, `{"pool":1}`,
+		`{"backends":[{"name":"a","schema":"anthropic","apiKeyFile":"/k","maxTokens":10}],"defaultBackend":"a"}`,
+		`{"backends":[{"name":"a","schema":"azure_openai","apiVersion":"2024-10-21"},{"name":"b","schema":"openai"}]}`,
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		for _, filter := range []string{AIRouter, EndpointPicker} {
+		for _, filter := range []string{AIRouter, EndpointPicker, AIUpstream} {
 			p, err := Parse(filter, []byte(raw))
 			if err != nil {
 				require.Contains(t, err.Error(), filter)

@@ -62,3 +62,23 @@ func TestREADMEPoolsBootstrapValidates(t *testing.T) {
 		})
 	}
 }
+
+// The provider-backends bootstrap shown in README.md loads: a pool and
+// Anthropic in one cluster at two priorities with ai_upstream, and
+// Anthropic's own cluster; a bad ai_upstream config is named.
+func TestREADMEProvidersBootstrapValidates(t *testing.T) {
+	block := readmeBlock(t, "providers-bootstrap")
+	_, filters, err := ValidateYAML([]byte(block))
+	require.NoError(t, err)
+	require.Equal(t, []string{"ai_router", "endpoint_picker", "ai_upstream", "ai_upstream"}, names(filters))
+	for _, tc := range []struct{ name, old, new, wantErr string }{
+		{"unknown backend schema", "schema: anthropic, model", "schema: bedrock, model", `backends[1].schema: unknown schema "bedrock"`},
+		{"default names no backend", "defaultBackend: pool", "defaultBackend: vllm", `defaultBackend: "vllm"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, block, tc.old, "mutation no longer applies to the README")
+			_, _, err := ValidateYAML([]byte(strings.Replace(block, tc.old, tc.new, 1)))
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}

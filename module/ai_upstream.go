@@ -1,0 +1,308 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/secretfile"
+	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
+	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
+)
+
+// ai_upstream runs in a cluster's upstream HTTP filter chain, once per
+// attempt, after the host is chosen (DESIGN.md section 10). It translates
+// the attempt's OpenAI request for the backend the host belongs to, and the
+// response back, with a transform.Translator; this file only moves headers
+// and bytes between Envoy and it.
+
+// upstreamMaxBody bounds the request body the filter holds to translate.
+// Envoy's retry buffer (1 MiB by default) and ai_router's own limit are
+// usually lower.
+const upstreamMaxBody = 32 << 20
+
+// originalPathKey is the filter state key under which the first attempt
+// keeps the request's :path as the downstream filters left it. Retries
+// share the request header map, so a retry finds the previous attempt's
+// :path there; the filter state is the downstream stream's, shared by every
+// attempt, and read-only once set, so the first value is the original.
+const originalPathKey = "envoy-inferencepool.ai_upstream.original_path"
+
+type aiUpstreamConfigFactory struct {
+	shared.EmptyHttpFilterConfigFactory
+}
+
+func (f *aiUpstreamConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []byte) (shared.HttpFilterFactory, error) {
+	p, err := filterconfig.Parse(filterconfig.AIUpstream, raw)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := newUpstreamFilterConfig(p.AIUpstream)
+	if err != nil {
+		return nil, fmt.Errorf("%s filter_config: %w", filterconfig.AIUpstream, err)
+	}
+	return newFactory(filterconfig.AIUpstream, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
+		return &aiUpstreamFilter{cfg: cfg, h: fh}
+	}, nil)
+}
+
+// CreatePerRoute refuses: ai_upstream has no per-route config.
+func (f *aiUpstreamConfigFactory) CreatePerRoute(raw []byte) (any, error) {
+	return filterconfig.ParsePerRoute(filterconfig.AIUpstream, raw)
+}
+
+// upstreamFilterConfig is shared by every attempt of one cluster's filter.
+type upstreamFilterConfig struct {
+	backends map[string]*upstreamBackend
+	def      *upstreamBackend // for hosts without a backend name; may be nil
+	now      func() time.Time // time.Now; tests move it on
+}
+
+// upstreamBackend is one named backend: fixed, or rebuilt when its key
+// file changes.
+type upstreamBackend struct {
+	name  string
+	fixed *transform.Backend
+	keyed *secretfile.File[*transform.Backend]
+}
+
+func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterConfig, error) {
+	uc := &upstreamFilterConfig{backends: make(map[string]*upstreamBackend, len(c.Backends)), now: time.Now}
+	for i, b := range c.Backends {
+		ub := &upstreamBackend{name: b.Name}
+		var err error
+		if b.APIKeyFile == "" {
+			ub.fixed, err = transform.NewBackend(b.Config, "")
+		} else {
+			ub.keyed, err = secretfile.Open(b.APIKeyFile, func(key string) (*transform.Backend, error) {
+				return transform.NewBackend(b.Config, key)
+			})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("backends[%d].apiKeyFile: %w", i, err)
+		}
+		uc.backends[b.Name] = ub
+	}
+	uc.def = uc.backends[c.DefaultBackend]
+	return uc, nil
+}
+
+// backend returns the backend with its current key; a key file that
+// changed is read again (at most once per second, by one stream).
+func (b *upstreamBackend) backend(h shared.HttpFilterHandle, now time.Time) *transform.Backend {
+	if b.fixed != nil {
+		return b.fixed
+	}
+	be, err := b.keyed.Load(now)
+	if err != nil {
+		// The error names the file, never the key.
+		h.Log(shared.LogLevelWarn, "ai_upstream: backend %s: %v", b.name, err)
+	}
+	return be
+}
+
+// aiUpstreamFilter handles one attempt.
+type aiUpstreamFilter struct {
+	shared.EmptyHttpFilter
+	cfg *upstreamFilterConfig
+	h   shared.HttpFilterHandle
+
+	tr      transform.Translator // nil: the attempt was refused
+	path    string               // the request's original :path
+	sent    bool                 // the request was translated and let go
+	body    *[]byte              // pooled; the request body, until OnDestroy
+	out     []byte               // response scratch
+	replied bool
+}
+
+func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
+	b := f.pick()
+	if b == nil {
+		return shared.HeadersStatusStop
+	}
+	f.tr = b.NewTranslator()
+	f.path = f.originalPath(headers)
+	if endOfStream {
+		return headersStatus(f.translate(nil))
+	}
+	// Held until the body is translated: the codec sends headers as soon
+	// as they reach it, with the content-length they have then.
+	return shared.HeadersStatusStop
+}
+
+// pick finds the backend of the attempt's host: its metadata names it, or
+// the cluster's default serves. Nil: the attempt was answered.
+func (f *aiUpstreamFilter) pick() *transform.Backend {
+	ub := f.cfg.def
+	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeHost, filterconfig.HostBackendNamespace, filterconfig.HostBackendKey); ok {
+		ub = f.cfg.backends[v.ToUnsafeString()]
+		if ub == nil {
+			f.h.Log(shared.LogLevelWarn, "ai_upstream: the upstream host names backend %q, which this filter's config does not have", v.ToString())
+		}
+	}
+	if ub == nil {
+		f.reply(&transform.Error{Status: 500, Type: "server_error", Code: "backend_not_configured",
+			Message: "the gateway has no backend configured for the upstream host it chose"})
+		return nil
+	}
+	return ub.backend(f.h, f.cfg.now())
+}
+
+// originalPath is the :path before any attempt rewrote it: the first
+// attempt keeps it in the filter state, every later one reads it there.
+func (f *aiUpstreamFilter) originalPath(headers shared.HeaderMap) string {
+	if v, ok := f.h.GetFilterState(originalPathKey); ok {
+		return v.ToString()
+	}
+	p := headers.GetOne(":path").ToString()
+	f.h.SetFilterState(originalPathKey, []byte(p))
+	return p
+}
+
+func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
+	if f.sent || f.tr == nil {
+		return shared.BodyStatusContinue
+	}
+	parts := newBodyParts(f.h, body)
+	if parts.size() > upstreamMaxBody {
+		f.reply(transform.BodyTooLarge(upstreamMaxBody))
+		return shared.BodyStatusStopNoBuffer
+	}
+	if !endOfStream {
+		return shared.BodyStatusStopAndBuffer
+	}
+	if f.translate(&parts) {
+		return shared.BodyStatusContinue
+	}
+	return shared.BodyStatusStopNoBuffer
+}
+
+func (f *aiUpstreamFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStatus {
+	if f.sent || f.tr == nil {
+		return shared.TrailersStatusContinue
+	}
+	parts := newBodyParts(f.h, nil)
+	if f.translate(&parts) {
+		return shared.TrailersStatusContinue
+	}
+	return shared.TrailersStatusStop
+}
+
+// translate hands the whole request to the translator, applies every
+// header it owns (set from the original values, over whatever an earlier
+// attempt left in the shared map) and the new body. It reports whether the
+// request goes on. parts is nil for a request without a body.
+func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
+	var body []byte
+	if parts != nil {
+		f.body = getBody(int(parts.size()))
+		*f.body = parts.appendTo(*f.body)
+		body = *f.body
+	}
+	out, err := f.tr.TranslateRequest(transform.UpstreamRequest{Path: f.path, Body: body})
+	if err != nil {
+		f.replyError(err)
+		return false
+	}
+	applyEdits(f.h.RequestHeaders(), out.Headers)
+	if parts != nil && !sameBytes(out.Body, body) {
+		parts.replace(out.Body)
+	}
+	f.sent = true
+	return true
+}
+
+func applyEdits(h shared.HeaderMap, edits []transform.HeaderEdit) {
+	for _, e := range edits {
+		if e.Remove {
+			h.Remove(e.Name)
+		} else {
+			h.Set(e.Name, e.Value)
+		}
+	}
+}
+
+// sameBytes reports whether a and b are the same slice (the translator
+// returns the request's body itself when it keeps it).
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
+	if !f.sent {
+		return shared.HeadersStatusContinue
+	}
+	status, _ := strconv.Atoi(headers.GetOne(":status").ToUnsafeString())
+	rh, err := f.tr.TranslateResponseHeaders(transform.UpstreamResponse{
+		Status:          status,
+		ContentType:     headers.GetOne("content-type").ToUnsafeString(),
+		ContentEncoding: headers.GetOne("content-encoding").ToUnsafeString(),
+	})
+	if err != nil {
+		f.sent = false // nothing more of this response goes through
+		f.replyError(err)
+		return shared.HeadersStatusStop
+	}
+	if rh.Status != status && rh.Status > 0 {
+		// The router decides on this status: a provider's "overloaded" is
+		// retried like OpenAI's 503.
+		headers.Set(":status", strconv.Itoa(rh.Status))
+	}
+	applyEdits(headers, rh.Headers)
+	return shared.HeadersStatusContinue
+}
+
+func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
+	if !f.sent {
+		return shared.BodyStatusContinue
+	}
+	chunks := body.GetChunks()
+	out, changed := f.out[:0], false
+	if len(chunks) == 0 {
+		out, changed = f.tr.TranslateResponseBody(out, nil, endOfStream)
+	}
+	for i, c := range chunks {
+		var ch bool
+		out, ch = f.tr.TranslateResponseBody(out, c.ToUnsafeBytes(), endOfStream && i == len(chunks)-1)
+		changed = changed || ch
+	}
+	f.out = out
+	if changed {
+		// out is a copy: the views die with the drain.
+		body.Drain(body.GetSize())
+		if len(out) > 0 {
+			body.Append(out)
+		}
+	}
+	return shared.BodyStatusContinue
+}
+
+func (f *aiUpstreamFilter) OnDestroy() {
+	putBody(f.body)
+	f.body = nil
+}
+
+func (f *aiUpstreamFilter) replyError(err error) {
+	e, ok := err.(*transform.Error)
+	if !ok {
+		e = &transform.Error{Status: 500, Type: "server_error", Code: "internal_error", Message: "the request could not be translated"}
+	}
+	f.reply(e)
+}
+
+// reply answers the attempt locally: Envoy sends it through the downstream
+// chain and never retries it.
+func (f *aiUpstreamFilter) reply(e *transform.Error) {
+	if f.replied {
+		return
+	}
+	f.replied = true
+	code := e.Code
+	if code == "" {
+		code = e.Type
+	}
+	f.h.SendLocalResponse(uint32(e.Status), abi.JSONHeaders, e.Body(), "ai_upstream_"+code)
+}

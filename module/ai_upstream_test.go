@@ -1,0 +1,277 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
+)
+
+const upstreamChat = `{"model":"m","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
+
+func writeKey(t *testing.T, path, key string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, []byte(key), 0o600))
+}
+
+func upstreamConfig(t testing.TB, raw string) (*upstreamFilterConfig, error) {
+	t.Helper()
+	p, err := filterconfig.Parse(filterconfig.AIUpstream, []byte(raw))
+	if err != nil {
+		return nil, err
+	}
+	return newUpstreamFilterConfig(p.AIUpstream)
+}
+
+// newAttempt is one attempt's filter on a stream whose request headers
+// (shared by every attempt) and filter state the test keeps.
+func newAttempt(cfg *upstreamFilterConfig, s *fakeStream) *aiUpstreamFilter {
+	return &aiUpstreamFilter{cfg: cfg, h: s}
+}
+
+func newUpstreamStream(headers ...[2]string) *fakeStream {
+	s := &fakeStream{data: map[string]any{}, metadata: map[string]any{}, filterState: map[string][]byte{}, hostMetadata: map[string]string{}}
+	s.reqHeaders.kv = append([][2]string{{":method", "POST"}, {":path", "/v1/chat/completions"},
+		{"content-type", "application/json"}, {"content-length", "74"}}, headers...)
+	return s
+}
+
+// runAttempt drives one attempt's request hooks with body as one frame.
+func runAttempt(t *testing.T, f *aiUpstreamFilter, s *fakeStream, body string) {
+	t.Helper()
+	s.buffered.b = nil // each attempt has its own buffer
+	require.Equal(t, shared.HeadersStatusStop, f.OnRequestHeaders(&s.reqHeaders, false), "headers held for the body")
+	frame := &fakeBody{b: []byte(body)}
+	require.Equal(t, shared.BodyStatusContinue, f.OnRequestBody(frame, true), "reply: %s", s.lastReply.body)
+	s.buffered.b = frame.b // what leaves the attempt
+}
+
+func headerMap(h *fakeHeaders) map[string]string {
+	out := map[string]string{}
+	for _, kv := range h.kv {
+		out[kv[0]] = kv[1]
+	}
+	return out
+}
+
+func TestAIUpstreamConfigErrorsNameTheField(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	writeKey(t, key, "sk-1\n")
+	empty := filepath.Join(dir, "empty")
+	writeKey(t, empty, " \n")
+	bad := filepath.Join(dir, "bad")
+	writeKey(t, bad, "sk-with\r\ninjected: header")
+	tests := []struct{ name, raw, want string }{
+		{"no backends", `{}`, "backends: at least one"},
+		{"name required", `{"backends":[{"schema":"openai"}]}`, "backends[0].name: required"},
+		{"duplicate name", `{"backends":[{"name":"a","schema":"openai"},{"name":"a","schema":"openai"}]}`, "backends[1].name"},
+		{"schema named", `{"backends":[{"name":"a","schema":"nope"}]}`, "backends[0].schema"},
+		{"translator field named", `{"backends":[{"name":"a","schema":"openai","maxTokens":5}]}`, "backends[0].maxTokens"},
+		{"unknown field named", `{"backends":[{"name":"a","schema":"openai","apiKey":"inline"}]}`, `backends[0]: unknown field "apiKey"`},
+		{"default names a backend", `{"backends":[{"name":"a","schema":"openai"}],"defaultBackend":"b"}`, "defaultBackend"},
+		{"apiKeyFile type", `{"backends":[{"name":"a","schema":"openai","apiKeyFile":1}]}`, "backends[0].apiKeyFile: must be a string"},
+		{"missing key file", `{"backends":[{"name":"a","schema":"openai","apiKeyFile":"` + filepath.Join(dir, "none") + `"}]}`, "backends[0].apiKeyFile"},
+		{"empty key file", `{"backends":[{"name":"a","schema":"openai","apiKeyFile":"` + empty + `"}]}`, "is empty"},
+		{"key that would split a header", `{"backends":[{"name":"a","schema":"openai"},{"name":"b","schema":"anthropic","apiKeyFile":"` + bad + `"}]}`, "backends[1].apiKeyFile"},
+		{"top-level unknown", `{"backend":[]}`, `unknown field "backend"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := upstreamConfig(t, tc.raw)
+			require.ErrorContains(t, err, tc.want)
+			require.NotContains(t, err.Error(), "injected", "the key's content is never in an error")
+		})
+	}
+	cfg, err := upstreamConfig(t, `{"backends":[{"name":"a","schema":"openai","apiKeyFile":"`+key+`"}]}`)
+	require.NoError(t, err)
+	require.NotNil(t, cfg.def, "the only backend is the default")
+}
+
+// Retries share the request header map: a second attempt, to another
+// backend, must end up with exactly the headers a first attempt to that
+// backend would have, whatever the first attempt wrote.
+func TestAIUpstreamHeadersOwnedAcrossAttempts(t *testing.T) {
+	dir := t.TempDir()
+	ak, ok := filepath.Join(dir, "a"), filepath.Join(dir, "o")
+	writeKey(t, ak, "sk-ant")
+	writeKey(t, ok, "sk-oai")
+	cfg, err := upstreamConfig(t, `{"backends":[
+		{"name":"claude","schema":"anthropic","apiKeyFile":"`+ak+`"},
+		{"name":"azure","schema":"azure_openai","apiVersion":"2024-10-21","apiKeyFile":"`+ok+`"},
+		{"name":"pool","schema":"openai"}],"defaultBackend":"pool"}`)
+	require.NoError(t, err)
+	client := [][2]string{{"authorization", "Bearer client"}, {"x-api-key", "client"}, {"anthropic-beta", "x"}}
+
+	alone := func(backend string) (map[string]string, string) {
+		s := newUpstreamStream(client...)
+		if backend != "" {
+			s.hostMetadata[filterconfig.HostBackendNamespace+"/"+filterconfig.HostBackendKey] = backend
+		}
+		runAttempt(t, newAttempt(cfg, s), s, upstreamChat)
+		return headerMap(&s.reqHeaders), string(s.buffered.b)
+	}
+	for _, first := range []string{"claude", "azure", "pool"} {
+		for _, second := range []string{"claude", "azure", "", "pool"} {
+			t.Run(first+" then "+second, func(t *testing.T) {
+				s := newUpstreamStream(client...)
+				s.hostMetadata[filterconfig.HostBackendNamespace+"/"+filterconfig.HostBackendKey] = first
+				runAttempt(t, newAttempt(cfg, s), s, upstreamChat)
+				if second == "" {
+					delete(s.hostMetadata, filterconfig.HostBackendNamespace+"/"+filterconfig.HostBackendKey)
+				} else {
+					s.hostMetadata[filterconfig.HostBackendNamespace+"/"+filterconfig.HostBackendKey] = second
+				}
+				// The retry gets a fresh copy of the original body.
+				runAttempt(t, newAttempt(cfg, s), s, upstreamChat)
+				wantHeaders, wantBody := alone(second)
+				got := headerMap(&s.reqHeaders)
+				if first == "claude" && second != "claude" {
+					// accept-encoding is only ever removed; nothing else differs.
+					delete(wantHeaders, "accept-encoding")
+				}
+				require.Equal(t, wantHeaders, got)
+				require.Equal(t, wantBody, string(s.buffered.b))
+				require.NotContains(t, got["authorization"]+got["x-api-key"], "client")
+			})
+		}
+	}
+}
+
+// The key file is read again when it changes (checked at most once a
+// second); a change to an empty or missing file keeps the previous key.
+func TestAIUpstreamKeyRotation(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "key")
+	writeKey(t, key, "sk-one\n")
+	cfg, err := upstreamConfig(t, `{"backends":[{"name":"a","schema":"openai","apiKeyFile":"`+key+`"}]}`)
+	require.NoError(t, err)
+	now := time.Now()
+	cfg.now = func() time.Time { return now }
+	auth := func() (string, []string) {
+		s := newUpstreamStream()
+		runAttempt(t, newAttempt(cfg, s), s, upstreamChat)
+		return headerMap(&s.reqHeaders)["authorization"], s.logs
+	}
+	got, _ := auth()
+	require.Equal(t, "Bearer sk-one", got)
+
+	writeKey(t, key, "sk-two-longer\n")
+	got, _ = auth()
+	require.Equal(t, "Bearer sk-one", got, "not checked again within a second")
+	now = now.Add(2 * time.Second)
+	got, _ = auth()
+	require.Equal(t, "Bearer sk-two-longer", got)
+
+	for _, broken := range []func(){
+		func() { writeKey(t, key, "") },
+		func() { require.NoError(t, os.Remove(key)) },
+	} {
+		broken()
+		now = now.Add(2 * time.Second)
+		got, logs := auth()
+		require.Equal(t, "Bearer sk-two-longer", got, "a broken file keeps the previous key")
+		require.NotEmpty(t, logs)
+		require.NotContains(t, strings.Join(logs, "\n"), "sk-two")
+	}
+	writeKey(t, key, "sk-three")
+	now = now.Add(2 * time.Second)
+	got, _ = auth()
+	require.Equal(t, "Bearer sk-three", got)
+}
+
+func TestAIUpstreamUnknownHostBackend(t *testing.T) {
+	cfg, err := upstreamConfig(t, `{"backends":[{"name":"a","schema":"openai"},{"name":"b","schema":"openai"}]}`)
+	require.NoError(t, err)
+	for name, md := range map[string]map[string]string{
+		"host names another backend": {filterconfig.HostBackendNamespace + "/" + filterconfig.HostBackendKey: "zzz"},
+		"no name and no default":     {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newUpstreamStream()
+			s.hostMetadata = md
+			require.Equal(t, shared.HeadersStatusStop, newAttempt(cfg, s).OnRequestHeaders(&s.reqHeaders, false))
+			require.Equal(t, 1, s.replies)
+			require.EqualValues(t, 500, s.lastReply.status)
+			require.NotContains(t, string(s.lastReply.body), "zzz")
+		})
+	}
+}
+
+// A response is translated chunk by chunk; the original :path is kept in
+// the filter state by the first attempt only.
+func TestAIUpstreamResponseAndOriginalPath(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	writeKey(t, k, "sk-ant")
+	cfg, err := upstreamConfig(t, `{"backends":[{"name":"claude","schema":"anthropic","apiKeyFile":"`+k+`"}]}`)
+	require.NoError(t, err)
+	s := newUpstreamStream()
+	f := newAttempt(cfg, s)
+	runAttempt(t, f, s, `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	require.Equal(t, "/v1/chat/completions", string(s.filterState[originalPathKey]))
+	require.Equal(t, "/v1/messages", headerMap(&s.reqHeaders)[":path"])
+
+	s.respHeaders.kv = [][2]string{{":status", "529"}, {"content-type", "application/json"}}
+	require.Equal(t, shared.HeadersStatusContinue, f.OnResponseHeaders(&s.respHeaders, false))
+	require.Equal(t, "503", headerMap(&s.respHeaders)[":status"], "Anthropic's overloaded is OpenAI's 503")
+	errBody := `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`
+	b := &fakeBody{b: []byte(errBody[:20])}
+	require.Equal(t, shared.BodyStatusContinue, f.OnResponseBody(b, false))
+	require.Empty(t, b.b, "an error body is translated whole")
+	b = &fakeBody{b: []byte(errBody[20:])}
+	f.OnResponseBody(b, true)
+	require.JSONEq(t, `{"error":{"message":"Overloaded","type":"server_error","param":null,"code":"overloaded"}}`, string(b.b))
+	f.OnDestroy()
+
+	// The second attempt reads the original, though :path is /v1/messages.
+	f2 := newAttempt(cfg, s)
+	runAttempt(t, f2, s, upstreamChat)
+	require.Equal(t, "/v1/messages", headerMap(&s.reqHeaders)[":path"])
+	require.Equal(t, "/v1/chat/completions", f2.path)
+}
+
+// BenchmarkAIUpstream is one attempt's Go side (fake host, no C ABI): a 4
+// KiB chat request and a JSON response with usage, through ai_upstream
+// for an OpenAI-compatible backend with a key file (the pool's case: path
+// and credentials only) and for Anthropic (full translation both ways).
+//
+//	go test ./module -run '^$' -bench AIUpstream -count 6
+func BenchmarkAIUpstream(b *testing.B) {
+	k := filepath.Join(b.TempDir(), "k")
+	require.NoError(b, os.WriteFile(k, []byte("sk-bench"), 0o600))
+	req := benchRequest(4 << 10)
+	anthropicResp := []byte(`{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"Hello there, how can I help?"}],` +
+		`"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1024,"output_tokens":9}}`)
+	for _, bc := range []struct {
+		name, schema string
+		resp         []byte
+	}{{"openai", "openai", benchResponse}, {"anthropic", "anthropic", anthropicResp}} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg, err := upstreamConfig(b, `{"backends":[{"name":"a","schema":"`+bc.schema+`","apiKeyFile":"`+k+`"}]}`)
+			require.NoError(b, err)
+			s := newUpstreamStream()
+			b.ReportAllocs()
+			for b.Loop() {
+				s.reset()
+				s.reqHeaders.kv = append(s.reqHeaders.kv, [2]string{":method", "POST"}, [2]string{":path", "/v1/chat/completions"},
+					[2]string{"content-type", "application/json"}, [2]string{"content-length", "4096"}, [2]string{"authorization", "Bearer client"})
+				f := newAttempt(cfg, s)
+				f.OnRequestHeaders(&s.reqHeaders, false)
+				body := fakeBody{b: append(s.buffered.b[:0], req...)}
+				if f.OnRequestBody(&body, true) != shared.BodyStatusContinue {
+					b.Fatalf("refused: %s", s.lastReply.body)
+				}
+				s.respHeaders.kv = append(s.respHeaders.kv, [2]string{":status", "200"}, [2]string{"content-type", "application/json"})
+				f.OnResponseHeaders(&s.respHeaders, false)
+				out := fakeBody{b: append([]byte(nil), bc.resp...)}
+				f.OnResponseBody(&out, true)
+				f.OnDestroy()
+			}
+		})
+	}
+}

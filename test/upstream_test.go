@@ -1,0 +1,655 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/openai/openai-go/v3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
+)
+
+// Issue 8's ai_upstream filter through the real library and abihost's
+// upstream step: a cluster whose upstream chain runs ai_upstream once per
+// attempt, with ai_router downstream metering what the client gets.
+
+const (
+	anthropicKey = "sk-ant-FILE-KEY-0123456789"
+	openaiKey    = "sk-openai-FILE-KEY-9876543210"
+	clientKey    = "client-own-gateway-key"
+)
+
+// hostBackend is the host metadata that names a host's backend (AI
+// Gateway's namespace and key).
+func hostBackend(name string) map[string]map[string]any {
+	return map[string]map[string]any{"aigateway.envoy.io": {"per_route_rule_backend_name": name}}
+}
+
+// keyFile writes a key into a file, as a mounted secret (with its newline).
+func keyFile(t *testing.T, key string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "key")
+	require.NoError(t, os.WriteFile(p, []byte(key+"\n"), 0o600))
+	return p
+}
+
+// providerGateway runs ai_router downstream (costs from the usage it
+// meters), a route to cluster "providers" and that cluster with ai_upstream.
+func providerGateway(t *testing.T, upstream map[string]any, hosts ...harness.UpstreamHost) *harness.Host {
+	t.Helper()
+	h := harness.Start(t, harness.Options{LogEvents: true})
+	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", map[string]any{"costs": meteringCosts}))
+	h.MustConfigureRoutes(harness.Route{Name: "providers", Cluster: "providers"})
+	cfg, err := json.Marshal(upstream)
+	require.NoError(t, err)
+	h.MustConfigureCluster(harness.Cluster{Name: "providers", Hosts: hosts,
+		Filters: harness.Chain{{Name: "ai_upstream", Config: cfg}}})
+	return h
+}
+
+// recorded is one request a fake provider got.
+type recorded struct {
+	path   string
+	header http.Header
+	body   []byte
+}
+
+// fakeProvider is an httptest server on 127.0.0.1 that records what it
+// gets and answers with answer.
+type fakeProvider struct {
+	addr   string
+	answer func(w http.ResponseWriter, r *recorded)
+	mu     sync.Mutex
+	got    []recorded
+}
+
+func newFakeProvider(t *testing.T, answer func(w http.ResponseWriter, r *recorded)) *fakeProvider {
+	t.Helper()
+	f := &fakeProvider{answer: answer}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rec := recorded{path: r.URL.RequestURI(), header: r.Header.Clone(), body: body}
+		f.mu.Lock()
+		f.got = append(f.got, rec)
+		f.mu.Unlock()
+		if r.ContentLength != int64(len(body)) {
+			http.Error(w, "content-length does not match the body", http.StatusBadRequest)
+			return
+		}
+		f.answer(w, &rec)
+	}))
+	t.Cleanup(srv.Close)
+	f.addr = strings.TrimPrefix(srv.URL, "http://")
+	return f
+}
+
+func (f *fakeProvider) requests() []recorded {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]recorded(nil), f.got...)
+}
+
+// anthropicAnswer decodes the request with the Anthropic SDK's types and
+// checks what Anthropic requires (its key, its version header, its path),
+// answering Anthropic's error shape otherwise; then answer runs.
+func anthropicAnswer(t *testing.T, answer func(w http.ResponseWriter, p *anthropic.MessageNewParams)) func(http.ResponseWriter, *recorded) {
+	return func(w http.ResponseWriter, r *recorded) {
+		var p anthropic.MessageNewParams
+		switch {
+		case r.path != "/v1/messages":
+			writeAnthropicErr(w, 404, "not_found_error", "no such path "+r.path)
+		case r.header.Get("x-api-key") != anthropicKey:
+			writeAnthropicErr(w, 401, "authentication_error", "invalid x-api-key")
+		case r.header.Get("anthropic-version") == "":
+			writeAnthropicErr(w, 400, "invalid_request_error", "anthropic-version: header is required")
+		case json.Unmarshal(r.body, &p) != nil:
+			writeAnthropicErr(w, 400, "invalid_request_error", "cannot decode the body")
+		default:
+			answer(w, &p)
+		}
+	}
+}
+
+func writeAnthropicErr(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("content-type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"type":"error","error":{"type":%q,"message":%q},"request_id":"req_011"}`, typ, msg)
+}
+
+// anthropicMessage is a Messages API answer with cache reads and writes.
+const anthropicMessage = `{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5",` +
+	`"content":[{"type":"text","text":"The lighthouse keeper waved."}],"stop_reason":"end_turn","stop_sequence":null,` +
+	`"usage":{"input_tokens":20,"output_tokens":7,"cache_read_input_tokens":4,"cache_creation_input_tokens":2}}`
+
+// anthropicEvents is a Messages stream; usage: 25 input + 5 cache reads +
+// 3 cache writes, 12 output.
+var anthropicEvents = []string{
+	`{"type":"message_start","message":{"id":"msg_02","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1,"cache_read_input_tokens":5,"cache_creation_input_tokens":3}}}`,
+	`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+	`{"type":"ping"}`,
+	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Once upon"}}`,
+	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" a time"}}`,
+	`{"type":"content_block_stop","index":0}`,
+	`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":12}}`,
+	`{"type":"message_stop"}`,
+}
+
+func writeAnthropicEvents(t *testing.T, w http.ResponseWriter) {
+	w.Header().Set("content-type", "text/event-stream; charset=utf-8")
+	w.WriteHeader(200)
+	for _, ev := range anthropicEvents {
+		var u anthropic.MessageStreamEventUnion
+		require.NoError(t, json.Unmarshal([]byte(ev), &u), ev)
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", u.Type, ev)
+		w.(http.Flusher).Flush()
+	}
+}
+
+// openAIAnswer answers a chat completion as OpenAI does.
+func openAIAnswer(w http.ResponseWriter, r *recorded) {
+	w.Header().Set("content-type", "application/json")
+	fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1733000000,"model":%q,`+
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"from the pool"},"finish_reason":"stop"}],`+
+		`"usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}`, jsonString(r.body, "model"))
+}
+
+func jsonString(body []byte, key string) string {
+	var m map[string]any
+	_ = json.Unmarshal(body, &m)
+	s, _ := m[key].(string)
+	return s
+}
+
+// chatRequest is a client's chat completion, with the client's own key
+// for the gateway in both spellings a provider could take.
+func chatRequest(body string) *harness.Request {
+	return &harness.Request{Body: []byte(body), Headers: harness.Headers{
+		{"content-type", "application/json"}, {"authorization", "Bearer " + clientKey}, {"x-api-key", clientKey}}}
+}
+
+const chatJSON = `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Tell me about the lighthouse."}]}`
+
+// requireNoClientKey checks that nothing of the client's key reached a
+// provider.
+func requireNoClientKey(t *testing.T, r recorded) {
+	t.Helper()
+	for k, vs := range r.header {
+		for _, v := range vs {
+			require.NotContains(t, v, clientKey, "header %s", k)
+		}
+	}
+}
+
+func TestUpstreamAnthropicJSON(t *testing.T) {
+	fake := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, anthropicMessage)
+	}))
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+
+	res, err := h.Send(context.Background(), chatRequest(chatJSON))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+
+	// The request as Anthropic expects it (the fake decoded it with the
+	// SDK's MessageNewParams and checked key, version and length).
+	got := fake.requests()
+	require.Len(t, got, 1)
+	require.Equal(t, "/v1/messages", got[0].path)
+	require.Equal(t, anthropicKey, got[0].header.Get("x-api-key"))
+	require.Empty(t, got[0].header.Get("authorization"))
+	requireNoClientKey(t, got[0])
+	var p anthropic.MessageNewParams
+	require.NoError(t, json.Unmarshal(got[0].body, &p))
+	require.EqualValues(t, 64, p.MaxTokens)
+	require.Equal(t, "Be brief.", p.System[0].Text)
+	require.Len(t, p.Messages, 1)
+	require.Equal(t, strconv.Itoa(len(got[0].body)), res.AttemptRequests[0].Headers.Get("content-length"),
+		"the held headers carry the translated body's length")
+
+	// The answer as an OpenAI client expects it.
+	var cc openai.ChatCompletion
+	require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
+	require.Equal(t, "chat.completion", string(cc.Object))
+	require.Equal(t, "The lighthouse keeper waved.", cc.Choices[0].Message.Content)
+	require.Equal(t, "stop", cc.Choices[0].FinishReason)
+	require.EqualValues(t, 26, cc.Usage.PromptTokens, "input + cache reads + cache writes")
+	require.EqualValues(t, 4, cc.Usage.PromptTokensDetails.CachedTokens)
+	require.EqualValues(t, 7, cc.Usage.CompletionTokens)
+	require.Equal(t, "application/json", res.Client.Headers.Get("content-type"))
+
+	// ai_router metered the provider's own usage.
+	costs := costMetadata(t, res)
+	require.EqualValues(t, 26, costs["llm_input_token"])
+	require.EqualValues(t, 7, costs["llm_output_token"])
+	require.EqualValues(t, 33, costs["llm_total_token"])
+}
+
+func TestUpstreamAnthropicStream(t *testing.T) {
+	fake := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		writeAnthropicEvents(t, w)
+	}))
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+
+	for _, asked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("client asked for usage %v", asked), func(t *testing.T) {
+			body := `{"model":"claude-sonnet-4-5","stream":true,"messages":[{"role":"user","content":"A story?"}]}`
+			if asked {
+				body = `{"model":"claude-sonnet-4-5","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"A story?"}]}`
+			}
+			res, err := h.Send(context.Background(), chatRequest(body))
+			require.NoError(t, err)
+			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+			got := fake.requests()
+			var p anthropic.MessageNewParams
+			require.NoError(t, json.Unmarshal(got[len(got)-1].body, &p))
+			require.EqualValues(t, 4096, p.MaxTokens, "the backend's default max_tokens")
+			require.Contains(t, string(got[len(got)-1].body), `"stream":true`)
+
+			// Chunks as an OpenAI client reads them.
+			var text strings.Builder
+			var usageChunks int
+			var finish string
+			events := strings.Split(strings.TrimSuffix(string(res.Client.Body), "\n\n"), "\n\n")
+			require.Equal(t, "data: [DONE]", events[len(events)-1])
+			for _, ev := range events[:len(events)-1] {
+				data, ok := strings.CutPrefix(ev, "data: ")
+				require.True(t, ok, "%q", ev)
+				var c openai.ChatCompletionChunk
+				require.NoError(t, json.Unmarshal([]byte(data), &c), data)
+				require.Equal(t, "chat.completion.chunk", string(c.Object))
+				if len(c.Choices) == 0 {
+					usageChunks++
+					require.EqualValues(t, 33, c.Usage.PromptTokens)
+					require.EqualValues(t, 12, c.Usage.CompletionTokens)
+					continue
+				}
+				text.WriteString(c.Choices[0].Delta.Content)
+				if c.Choices[0].FinishReason != "" {
+					finish = c.Choices[0].FinishReason
+				}
+			}
+			require.Equal(t, "Once upon a time", text.String())
+			require.Equal(t, "stop", finish)
+			if asked {
+				require.Equal(t, 1, usageChunks)
+			} else {
+				require.Zero(t, usageChunks, "ai_router strips the usage chunk it asked for")
+			}
+
+			costs := costMetadata(t, res)
+			require.EqualValues(t, 33, costs["llm_input_token"])
+			require.EqualValues(t, 12, costs["llm_output_token"])
+		})
+	}
+}
+
+// Each Anthropic event goes to the client as soon as its line is complete:
+// the upstream frames are fed one by one into the attempt and the client
+// has the translated chunk before the next frame.
+func TestUpstreamAnthropicStreamsAsItArrives(t *testing.T) {
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		harness.UpstreamHost{Address: "127.0.0.1:9", Metadata: hostBackend("claude")})
+	s, err := h.Open(harness.StreamOptions{})
+	require.NoError(t, err)
+	require.NoError(t, s.RequestHeaders(harness.Headers{{":method", "POST"}, {":path", "/v1/chat/completions"},
+		{":authority", "localhost"}, {":scheme", "http"}, {"content-type", "application/json"}}, false))
+	require.NoError(t, s.RequestData([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`), true))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = s.Wait(ctx, func(ev []harness.Event) bool {
+		a := harness.AttemptRequests(ev)
+		return len(a) == 1 && a[0].Complete
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.AttemptResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "text/event-stream"}}, false))
+	sent := 0
+	for i, ev := range anthropicEvents {
+		frame := "event: x\ndata: " + ev + "\n\n"
+		// Cut the frame in two: the first half alone sends nothing new.
+		require.NoError(t, s.AttemptResponseData([]byte(frame[:len(frame)/2]), false))
+		require.Len(t, clientBody(s), sent, "event %d: half a line is held", i)
+		require.NoError(t, s.AttemptResponseData([]byte(frame[len(frame)/2:]), i == len(anthropicEvents)-1))
+		if strings.Contains(ev, "text_delta") {
+			require.Greater(t, len(clientBody(s)), sent, "event %d went on at once", i)
+			require.Contains(t, string(clientBody(s)[sent:]), `"content":`)
+		}
+		sent = len(clientBody(s))
+	}
+	body := string(clientBody(s))
+	require.Contains(t, body, `"content":"Once upon"`)
+	require.True(t, strings.HasSuffix(body, "data: [DONE]\n\n"), body)
+	require.NotContains(t, body, `"choices":[]`, "ai_router strips the usage chunk it asked for")
+	_, err = s.End()
+	require.NoError(t, err)
+}
+
+func TestUpstreamAnthropicErrors(t *testing.T) {
+	fake := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		writeAnthropicErr(w, 429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")
+	}))
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+
+	t.Run("provider error in OpenAI's shape", func(t *testing.T) {
+		res, err := h.Send(context.Background(), chatRequest(chatJSON))
+		require.NoError(t, err)
+		require.Equal(t, 429, res.Client.Status)
+		var e struct{ Error openai.Error }
+		require.NoError(t, json.Unmarshal(res.Client.Body, &e), string(res.Client.Body))
+		require.Equal(t, "requests", e.Error.Type)
+		require.Equal(t, "rate_limit_exceeded", e.Error.Code)
+		require.Contains(t, e.Error.Message, "per-minute rate limit")
+	})
+	t.Run("request the backend cannot serve is answered here", func(t *testing.T) {
+		n := len(fake.requests())
+		res, err := h.Send(context.Background(), chatRequest(`{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}`))
+		require.NoError(t, err)
+		require.Equal(t, 400, res.Client.Status)
+		require.NotNil(t, res.LocalReply)
+		var e struct{ Error openai.Error }
+		require.NoError(t, json.Unmarshal(res.Client.Body, &e), string(res.Client.Body))
+		require.Equal(t, "n", e.Error.Param)
+		require.Len(t, fake.requests(), n, "nothing reached the provider")
+		require.NotContains(t, string(res.Client.Body), anthropicKey)
+	})
+}
+
+func TestUpstreamOpenAICompatible(t *testing.T) {
+	fake := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+		if r.header.Get("authorization") != "Bearer "+openaiKey || r.path != "/v1beta/openai/chat/completions" {
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"message":"bad key or path","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
+			return
+		}
+		openAIAnswer(w, r)
+	})
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "gemini", "schema": "openai", "pathPrefix": "/v1beta/openai", "model": "gemini-2.5-flash", "apiKeyFile": keyFile(t, openaiKey)}}},
+		harness.UpstreamHost{Address: fake.addr}) // no host metadata: the only backend serves
+
+	res, err := h.Send(context.Background(), chatRequest(`{"model":"fast","messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+	got := fake.requests()
+	require.Len(t, got, 1)
+	requireNoClientKey(t, got[0])
+	require.Empty(t, got[0].header.Get("x-api-key"))
+	require.Equal(t, "gemini-2.5-flash", jsonString(got[0].body, "model"), "the backend's model name")
+	var cc openai.ChatCompletion
+	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
+	require.Equal(t, "fast", cc.Model, "the client's model name comes back")
+	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+	costs := costMetadata(t, res)
+	require.EqualValues(t, 11, costs["llm_input_token"])
+	require.EqualValues(t, 5, costs["llm_output_token"])
+}
+
+// Fallback between backends of one cluster: the router retries on the
+// next host, and each attempt gets its own backend's translation, from the
+// original request, whatever the previous attempt wrote into the shared
+// request headers.
+func TestUpstreamFallbackAcrossBackends(t *testing.T) {
+	var poolStatus, claudeStatus atomic.Int32
+	pool := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+		if s := int(poolStatus.Load()); s != 200 {
+			w.Header().Set("content-type", "application/json")
+			w.WriteHeader(s)
+			io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
+			return
+		}
+		openAIAnswer(w, r)
+	})
+	claude := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		if s := int(claudeStatus.Load()); s != 200 {
+			writeAnthropicErr(w, s, "overloaded_error", "Overloaded")
+			return
+		}
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, anthropicMessage)
+	}))
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "pool", "schema": "openai"},
+		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		harness.UpstreamHost{Address: pool.addr, Metadata: hostBackend("pool")},
+		harness.UpstreamHost{Address: claude.addr, Metadata: hostBackend("claude")})
+	send := func(order ...string) *harness.Result {
+		req := chatRequest(`{"model":"llama-3-8b","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`)
+		req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", strings.Join(order, ",")})
+		req.RetriableStatus = []int{429, 503}
+		res, err := h.Send(context.Background(), req)
+		require.NoError(t, err)
+		return res
+	}
+
+	for _, status := range []int{503, 429} {
+		t.Run(fmt.Sprintf("pool answers %d, Anthropic serves", status), func(t *testing.T) {
+			poolStatus.Store(int32(status))
+			claudeStatus.Store(200)
+			res := send(pool.addr, claude.addr)
+			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+			require.Len(t, res.Attempts, 2)
+			require.Equal(t, status, res.Attempts[0].Status)
+			first, second := res.AttemptRequests[0].Headers, res.AttemptRequests[1].Headers
+			require.Equal(t, "/v1/chat/completions", first.Get(":path"))
+			require.Empty(t, first.Get("authorization"), "the client's key never reaches the pool")
+			require.Empty(t, first.Get("x-api-key"))
+			require.Equal(t, "/v1/messages", second.Get(":path"))
+			require.Equal(t, anthropicKey, second.Get("x-api-key"))
+			got := claude.requests()
+			var p anthropic.MessageNewParams
+			require.NoError(t, json.Unmarshal(got[len(got)-1].body, &p))
+			require.Equal(t, "claude-sonnet-4-5", string(p.Model))
+			var cc openai.ChatCompletion
+			require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
+			require.Equal(t, "The lighthouse keeper waved.", cc.Choices[0].Message.Content)
+			require.Equal(t, "llama-3-8b", cc.Model, "the client's model name")
+			costs := costMetadata(t, res)
+			require.EqualValues(t, 26, costs["llm_input_token"], "the serving provider's usage")
+		})
+	}
+
+	t.Run("Anthropic overloaded, the pool serves from the original request", func(t *testing.T) {
+		poolStatus.Store(200)
+		claudeStatus.Store(529)
+		res := send(claude.addr, pool.addr)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.Len(t, res.Attempts, 2)
+		// 529 is not a retriable status of the policy: the router retried on
+		// the 503 ai_upstream handed it (Anthropic's overloaded, mapped).
+		require.Equal(t, 529, res.Attempts[0].Status)
+		first, second := res.AttemptRequests[0].Headers, res.AttemptRequests[1].Headers
+		require.Equal(t, "/v1/messages", first.Get(":path"))
+		// The retry starts from attempt 1's rewrites in the shared map: every
+		// header ai_upstream owns is set again from the original values.
+		require.Equal(t, "/v1/chat/completions", second.Get(":path"))
+		require.Empty(t, second.Get("x-api-key"))
+		require.Empty(t, second.Get("anthropic-version"))
+		got := pool.requests()
+		last := got[len(got)-1]
+		require.Equal(t, "/v1/chat/completions", last.path)
+		require.Equal(t, "llama-3-8b", jsonString(last.body, "model"), "the OpenAI body, not attempt 1's Anthropic one")
+		require.Equal(t, strconv.Itoa(len(last.body)), last.header.Get("content-length"))
+		var cc openai.ChatCompletion
+		require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
+		require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+		costs := costMetadata(t, res)
+		require.EqualValues(t, 11, costs["llm_input_token"])
+	})
+}
+
+// A host naming a backend the filter does not have is refused, and a
+// config whose key file is missing or empty does not load.
+func TestUpstreamConfigAndUnknownBackend(t *testing.T) {
+	fake := newFakeProvider(t, openAIAnswer)
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "pool", "schema": "openai"}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("elsewhere")})
+	res, err := h.Send(context.Background(), chatRequest(chatJSON))
+	require.NoError(t, err)
+	require.Equal(t, 500, res.Client.Status)
+	require.Empty(t, fake.requests())
+
+	empty := filepath.Join(t.TempDir(), "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	for name, tc := range map[string]struct {
+		cfg  string
+		want string
+	}{
+		"missing key file": {cfg: `{"backends":[{"name":"a","schema":"anthropic","apiKeyFile":"/nonexistent/key"}]}`, want: "backends[0].apiKeyFile"},
+		"empty key file":   {cfg: `{"backends":[{"name":"a","schema":"anthropic","apiKeyFile":"` + empty + `"}]}`, want: "backends[0].apiKeyFile"},
+		"unknown schema":   {cfg: `{"backends":[{"name":"a","schema":"bedrock"}]}`, want: "backends[0].schema"},
+		"unknown default":  {cfg: `{"backends":[{"name":"a","schema":"openai"}],"defaultBackend":"b"}`, want: "defaultBackend"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := h.ConfigureCluster(harness.Cluster{Name: "other", Hosts: []harness.UpstreamHost{{Address: fake.addr}},
+				Filters: harness.Chain{{Name: "ai_upstream", Config: []byte(tc.cfg)}}})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+// README.md's provider bootstrap, its "models" cluster as written (the
+// upstream chain, the host metadata naming each host's backend), with the
+// hosts and the key file swapped for the test's: the pool answers 503 and
+// the retry reaches Anthropic with Anthropic's translation. abihost has no
+// priorities: the destination list names the pool, then the provider host,
+// as previous_priorities would order them.
+func TestREADMEProviderBootstrapFallback(t *testing.T) {
+	root, err := harness.RepoRoot()
+	require.NoError(t, err)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "<!-- providers-bootstrap:start -->")
+	require.True(t, ok)
+	block, _, ok := strings.Cut(rest, "<!-- providers-bootstrap:end -->")
+	require.True(t, ok)
+	block = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```")
+	clusters, err := harness.LoadClustersYAML("README.md", []byte(block))
+	require.NoError(t, err)
+	require.Len(t, clusters, 2)
+	models := clusters[0]
+	require.Equal(t, "models", models.Name)
+	require.Len(t, models.Hosts, 2)
+
+	pool := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+		w.WriteHeader(503)
+		io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
+	})
+	claude := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, anthropicMessage)
+	}))
+	models.Hosts[0].Address, models.Hosts[1].Address = pool.addr, claude.addr
+	cfg := string(models.Filters[0].Config)
+	require.Contains(t, cfg, "/etc/secrets/anthropic/api-key")
+	models.Filters[0].Config = []byte(strings.Replace(cfg, "/etc/secrets/anthropic/api-key", keyFile(t, anthropicKey), 1))
+
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", map[string]any{"costs": meteringCosts}))
+	h.MustConfigureRoutes(harness.Route{Name: "models", Cluster: "models"})
+	h.MustConfigureCluster(models)
+	req := chatRequest(`{"model":"llama-3-8b","messages":[{"role":"user","content":"hi"}]}`)
+	req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", pool.addr + "," + claude.addr})
+	res, err := h.Send(context.Background(), req)
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+	require.Len(t, res.Attempts, 2)
+	require.Equal(t, 503, res.Attempts[0].Status)
+	require.Len(t, pool.requests(), 1)
+	requireNoClientKey(t, pool.requests()[0])
+	got := claude.requests()
+	require.Len(t, got, 1)
+	var p anthropic.MessageNewParams
+	require.NoError(t, json.Unmarshal(got[0].body, &p))
+	require.Equal(t, "claude-sonnet-4-5", string(p.Model), "the README's model for the Anthropic backend")
+	var cc openai.ChatCompletion
+	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
+	require.Equal(t, "llama-3-8b", cc.Model)
+	require.EqualValues(t, 26, costMetadata(t, res)["llm_input_token"])
+}
+
+func TestUpstreamAzureOpenAI(t *testing.T) {
+	const deployment = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
+	fake := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+		if r.header.Get("api-key") != openaiKey || r.path != deployment {
+			w.WriteHeader(401)
+			io.WriteString(w, `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`)
+			return
+		}
+		openAIAnswer(w, r)
+	})
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "azure", "schema": "azure_openai", "apiVersion": "2024-10-21", "apiKeyFile": keyFile(t, openaiKey)}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("azure")})
+	res, err := h.Send(context.Background(), chatRequest(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+	got := fake.requests()
+	require.Len(t, got, 1)
+	require.Equal(t, deployment, got[0].path)
+	requireNoClientKey(t, got[0])
+	require.Empty(t, got[0].header.Get("authorization"))
+	var cc openai.ChatCompletion
+	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
+	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+	require.EqualValues(t, 16, costMetadata(t, res)["llm_total_token"])
+}
+
+// A rotated key file reaches the provider without a reload of the config:
+// the library checks the file at most once a second from the request path.
+func TestUpstreamKeyRotationThroughABI(t *testing.T) {
+	var want atomic.Value
+	want.Store(anthropicKey)
+	fake := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+		if r.header.Get("x-api-key") != want.Load().(string) {
+			writeAnthropicErr(w, 401, "authentication_error", "invalid x-api-key")
+			return
+		}
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, anthropicMessage)
+	})
+	key := keyFile(t, anthropicKey)
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": key}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+	res, err := h.Send(context.Background(), chatRequest(chatJSON))
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+
+	const rotated = "sk-ant-ROTATED-key-000111"
+	tmp := key + ".new"
+	require.NoError(t, os.WriteFile(tmp, []byte(rotated+"\n"), 0o600))
+	require.NoError(t, os.Rename(tmp, key)) // as a secret volume swaps it
+	want.Store(rotated)
+	require.Eventually(t, func() bool {
+		res, err := h.Send(context.Background(), chatRequest(chatJSON))
+		require.NoError(t, err)
+		return res.Client.Status == 200
+	}, 10*time.Second, 200*time.Millisecond, "the rotated key is used within about a second")
+	got := fake.requests()
+	require.Equal(t, rotated, got[len(got)-1].header.Get("x-api-key"))
+	for _, l := range h.Logs() {
+		require.NotContains(t, l.Msg, rotated)
+		require.NotContains(t, l.Msg, anthropicKey)
+	}
+}
