@@ -440,19 +440,7 @@ func (h *Host) Configure(c Chain) ([]MetricDef, error) {
 	for _, f := range c {
 		args = append(args, b64s(f.Name), b64(f.Config))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	raw, err := h.call(ctx, "chain", args...)
-	if err != nil {
-		return nil, err
-	}
-	var r struct {
-		Metrics []MetricDef `json:"metrics"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, err
-	}
-	return r.Metrics, nil
+	return h.configure("chain", args)
 }
 
 // MustConfigure is Configure failing the test on error.
@@ -502,4 +490,22 @@ func (b *tailBuffer) String() string {
 		s = "...\n" + s[len(s)-64<<10:]
 	}
 	return s
+}
+
+// configure sends a command that creates filter configs (chain, cluster) and
+// returns the metrics they defined.
+func (h *Host) configure(cmd string, args []string) ([]MetricDef, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	raw, err := h.call(ctx, cmd, args...)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Metrics []MetricDef `json:"metrics"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, err
+	}
+	return r.Metrics, nil
 }

@@ -368,21 +368,7 @@ func (h *Host) roundTrip(ctx context.Context, ep string, up *UpstreamRequest) (*
 // separate empty frame, as Envoy's HTTP/1 codec delivers it.
 func streamResponse(s *Stream, resp *http.Response, ur *UpstreamResponse) error {
 	defer resp.Body.Close()
-	hdrs := Headers{{":status", strconv.Itoa(resp.StatusCode)}}
-	keys := make([]string, 0, len(resp.Header))
-	for k := range resp.Header {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		lk := strings.ToLower(k)
-		if hopByHop[lk] && lk != "content-length" {
-			continue
-		}
-		for _, v := range resp.Header[k] {
-			hdrs = append(hdrs, [2]string{lk, v})
-		}
-	}
+	hdrs := responseHeaders(resp)
 	cl := resp.ContentLength
 	if err := s.ResponseHeaders(hdrs, cl == 0); err != nil {
 		if Answered(s.Events()) {
@@ -438,4 +424,26 @@ func contains(l []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// responseHeaders is resp's status and headers as Envoy's codec hands them to
+// the filters: lower-case keys in a stable order, hop-by-hop headers dropped
+// (content-length kept).
+func responseHeaders(resp *http.Response) Headers {
+	hdrs := Headers{{":status", strconv.Itoa(resp.StatusCode)}}
+	keys := make([]string, 0, len(resp.Header))
+	for k := range resp.Header {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		lk := strings.ToLower(k)
+		if hopByHop[lk] && lk != "content-length" {
+			continue
+		}
+		for _, v := range resp.Header[k] {
+			hdrs = append(hdrs, [2]string{lk, v})
+		}
+	}
+	return hdrs
 }

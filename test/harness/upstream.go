@@ -3,14 +3,12 @@ package harness
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -89,19 +87,7 @@ func (h *Host) ConfigureCluster(c Cluster) ([]MetricDef, error) {
 	for _, f := range c.Filters {
 		args = append(args, b64s(f.Name), b64(f.Config))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	raw, err := h.call(ctx, "cluster", args...)
-	if err != nil {
-		return nil, err
-	}
-	var r struct {
-		Metrics []MetricDef `json:"metrics"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, err
-	}
-	return r.Metrics, nil
+	return h.configure("cluster", args)
 }
 
 // MustConfigureCluster is ConfigureCluster failing the test on error.
@@ -321,21 +307,7 @@ func (h *Host) wireRoundTrip(ctx context.Context, ar *AttemptRequest) (*http.Res
 // router retried after the headers: the rest is discarded.
 func streamAttemptResponse(s *Stream, resp *http.Response, ur *UpstreamResponse, n int) (done bool, err error) {
 	defer resp.Body.Close()
-	hdrs := Headers{{":status", strconv.Itoa(resp.StatusCode)}}
-	keys := make([]string, 0, len(resp.Header))
-	for k := range resp.Header {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		lk := strings.ToLower(k)
-		if hopByHop[lk] && lk != "content-length" {
-			continue
-		}
-		for _, v := range resp.Header[k] {
-			hdrs = append(hdrs, [2]string{lk, v})
-		}
-	}
+	hdrs := responseHeaders(resp)
 	cl := resp.ContentLength
 	// stopped: the try ended on the router's side (a retry, a local reply,
 	// a reset): what the upstream sends next goes nowhere.
