@@ -751,18 +751,10 @@ void fm_open(stream *st) {
   st->opened = true;
 }
 
-void fm_complete(stream *st, bool reset) {
-  if (st->completed) return;
-  st->completed = true;
-  if (reset) reset_stream(st, "stream reset by the harness");
-  for (int i = 0; i < st->n; i++) {
-    hfilter *f = st->f[i];
-    if (!f->mod) continue;
-    hook_ctx s = enter(st, f, false);
-    count_hook(st, HK_stream_complete);
-    g_mod.stream_complete(f, f->mod);
-    leave(s);
-  }
+// Calls every filter's destroy hook and marks the filter dead, so a late
+// scheduler commit or callback finds it gone. Shared by a stream's end and
+// an attempt's end.
+static void destroy_filters(stream *st) {
   for (int i = 0; i < st->n; i++) {
     hfilter *f = st->f[i];
     if (f->mod) {
@@ -776,6 +768,21 @@ void fm_complete(stream *st, bool reset) {
     f->st = NULL;
     pthread_mutex_unlock(&f->mu);
   }
+}
+
+void fm_complete(stream *st, bool reset) {
+  if (st->completed) return;
+  st->completed = true;
+  if (reset) reset_stream(st, "stream reset by the harness");
+  for (int i = 0; i < st->n; i++) {
+    hfilter *f = st->f[i];
+    if (!f->mod) continue;
+    hook_ctx s = enter(st, f, false);
+    count_hook(st, HK_stream_complete);
+    g_mod.stream_complete(f, f->mod);
+    leave(s);
+  }
+  destroy_filters(st);
   // The router is the last filter destroyed; its attempt goes with it.
   if (st->attempt) fm_destroy_attempt(st);
   st->pending_retry = false;
@@ -1134,19 +1141,7 @@ void fm_destroy_attempt(stream *ds) {
   stream *a = ds->attempt;
   if (!a) return;
   ds->attempt = NULL;
-  for (int i = 0; i < a->n; i++) {
-    hfilter *f = a->f[i];
-    if (f->mod) {
-      hook_ctx s = enter(a, f, false);
-      count_hook(a, HK_filter_destroy);
-      g_mod.filter_destroy(f->mod);
-      leave(s);
-    }
-    pthread_mutex_lock(&f->mu);
-    f->destroyed = true;
-    f->st = NULL;
-    pthread_mutex_unlock(&f->mu);
-  }
+  destroy_filters(a);
   ds->hooks += a->hooks;
   ds->callbacks += a->callbacks;
   ds->scheduled_delivered += a->scheduled_delivered;
