@@ -163,54 +163,6 @@ func BenchmarkMeterGzip(b *testing.B) {
 	}
 }
 
-// BenchmarkBudgets is the per-request budget work: Key and Check when the
-// request arrives, Charge when it ends, from every P at once; with fewer
-// clients than maxKeys, and with twice as many, so that Charge also evicts.
-func BenchmarkBudgets(b *testing.B) {
-	for _, clients := range []int{1_000, 10_000} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			budgets := NewBudgets(1<<62, time.Hour, 5_000)
-			ids := make([]string, clients)
-			for i := range ids {
-				ids[i] = fmt.Sprintf("sk-%032d", i)
-			}
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				i := 0
-				for pb.Next() {
-					k := budgets.Key(ids[i%len(ids)])
-					if ok, _ := budgets.Check(k); !ok {
-						b.Error("budget spent")
-						return
-					}
-					budgets.Charge(k, 100)
-					i += 7
-				}
-			})
-		})
-	}
-}
-
-// BenchmarkUsageChunkStripper strips the usage chunk from the 1,000-event
-// stream of BenchmarkSSEUsage in 4 KiB chunks: the per-chunk cost a stream
-// whose usage ai_router injected pays on top of metering.
-func BenchmarkUsageChunkStripper(b *testing.B) {
-	stream := sseStream(1000)
-	chunks := chunked(stream, 4<<10)
-	out := make([]byte, 0, 8<<10)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(stream)))
-	for b.Loop() {
-		s := NewUsageChunkStripper()
-		for _, c := range chunks {
-			out, _ = s.Write(out[:0], c)
-		}
-		if out, _ = s.Flush(out[:0]); s.Dropped() != 1 {
-			b.Fatal(s.Dropped())
-		}
-	}
-}
-
 // BenchmarkBudgetsReserve is the per-request budget work with
 // reservations: Key and Check when the request arrives, Reserve when it is
 // decided, Settle when it ends, from every P at once.
