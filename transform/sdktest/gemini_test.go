@@ -126,7 +126,9 @@ func setupGemini(t *testing.T, config string) (*fakeGemini, openai.Client) {
 	prefix, auth := "/v1beta", func(h http.Header) bool { return h.Get("x-goog-api-key") == testKey && h.Get("authorization") == "" }
 	if strings.Contains(config, "vertex_ai") {
 		prefix = "/v1/projects/proj-1/locations/us-central1/publishers/google"
-		auth = func(h http.Header) bool { return h.Get("authorization") == "Bearer "+testKey && h.Get("x-goog-api-key") == "" }
+		auth = func(h http.Header) bool {
+			return h.Get("authorization") == "Bearer "+testKey && h.Get("x-goog-api-key") == ""
+		}
 	}
 	f := newFakeGemini(t, prefix, auth)
 	p := newTranslatingProxy(t, mustBackend(t, config, testKey), f.srv.URL)
@@ -278,9 +280,13 @@ func TestSDKGeminiErrors(t *testing.T) {
 		status       int
 		code, errTyp string
 	}{
-		{"quota", func(w http.ResponseWriter) { writeGoogleError(w, 429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).") },
+		{"quota", func(w http.ResponseWriter) {
+			writeGoogleError(w, 429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
+		},
 			429, "rate_limit_exceeded", "requests"},
-		{"bad argument", func(w http.ResponseWriter) { writeGoogleError(w, 400, "INVALID_ARGUMENT", "Request contains an invalid argument.") },
+		{"bad argument", func(w http.ResponseWriter) {
+			writeGoogleError(w, 400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
+		},
 			400, "invalid_argument", "invalid_request_error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
