@@ -105,7 +105,9 @@ func TestUpstreamGemini(t *testing.T) {
 			func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey && h.Get("authorization") == "" }},
 		{"vertex AI", "/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-flash",
 			map[string]any{"name": "google", "schema": "vertex_ai", "project": "proj-1", "location": "us-central1"},
-			func(h http.Header) bool { return h.Get("authorization") == "Bearer "+googleKey && h.Get("x-goog-api-key") == "" }},
+			func(h http.Header) bool {
+				return h.Get("authorization") == "Bearer "+googleKey && h.Get("x-goog-api-key") == ""
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var asked *geminiWire
