@@ -58,24 +58,70 @@ func (s *geminiStream) close(dst []byte) []byte {
 
 func (s *geminiStream) finished() bool { return s.ended }
 
-// onEvent translates one GenerateContentResponse.
+// geminiEvent is where the members of one GenerateContentResponse that
+// the stream reads sit in its data.
+type geminiEvent struct {
+	candidates, usage, feedback, error, id, model []byte
+}
+
+// onEvent translates one GenerateContentResponse. scanTopLevel validates
+// it and finds the members without allocating, level by level down to the
+// first candidate's parts (nearly every event is text); gjson reads the
+// rare members (errors, feedback, function calls, usage).
 func (s *geminiStream) onEvent(dst, data []byte) []byte {
-	if !gjson.ValidBytes(data) {
+	var ev geminiEvent
+	isObject := false
+	valid := scanTopLevel(data, func(k, v span) bool {
+		if !k.ok() {
+			return false
+		}
+		isObject = true
+		raw := data[v.start:v.end]
+		switch keyName(data, k) {
+		case "candidates":
+			ev.candidates = raw
+		case "usageMetadata":
+			ev.usage = raw
+		case "promptFeedback":
+			ev.feedback = raw
+		case "error":
+			ev.error = raw
+		case "responseId":
+			ev.id = raw
+		case "modelVersion":
+			ev.model = raw
+		}
+		return true
+	})
+	if !valid {
 		return s.fail(dst, "the Gemini backend sent an event that is not JSON")
 	}
-	r := gjson.Parse(unsafeString(data)) // not kept past this call
-	if !r.IsObject() {
+	if !isObject && !objectRaw(data) {
 		return s.fail(dst, "the Gemini backend sent an event that is not a GenerateContentResponse")
 	}
-	if e := r.Get("error"); e.IsObject() {
+	if e := gjson.Parse(unsafeString(ev.error)); e.IsObject() {
 		s.ended = true
 		s.events.release()
 		return s.errorEvent(dst, googleError(500, e))
 	}
-	s.t.noteUsage(r.Get("usageMetadata"))
-	cand := r.Get("candidates.0")
-	if !cand.IsObject() {
-		if fb := r.Get("promptFeedback"); fb.Get("blockReason").Exists() {
+	if ev.usage != nil {
+		s.t.noteUsage(gjson.Parse(unsafeString(ev.usage)))
+	}
+	cand := firstElement(ev.candidates)
+	var content, finish []byte
+	scanTopLevel(cand, func(k, v span) bool {
+		if k.ok() {
+			switch keyName(cand, k) {
+			case "content":
+				content = cand[v.start:v.end]
+			case "finishReason":
+				finish = cand[v.start:v.end]
+			}
+		}
+		return true
+	})
+	if len(cand) == 0 || cand[0] != '{' {
+		if fb := gjson.Parse(unsafeString(ev.feedback)); fb.Get("blockReason").Exists() {
 			s.ended = true
 			s.events.release()
 			return s.errorEvent(dst, blockedPrompt(fb))
@@ -84,33 +130,91 @@ func (s *geminiStream) onEvent(dst, data []byte) []byte {
 	}
 	if !s.started {
 		s.started = true
-		s.setPrefix(r.Get("responseId"), r.Get("modelVersion"))
+		s.setPrefix(gjson.Parse(unsafeString(ev.id)), gjson.Parse(unsafeString(ev.model)))
 		dst = s.end(append(s.start(dst), `{"role":"assistant","content":""}`...), "null")
 	}
-	cand.Get("content.parts").ForEach(func(_, p gjson.Result) bool {
-		if text := p.Get("text"); text.Type == gjson.String && text.Str != "" {
-			if p.Get("thought").Type == gjson.True {
-				dst = s.delta(dst, `{"reasoning_content":`, text.Raw, `}`)
-			} else {
-				dst = s.delta(dst, `{"content":`, text.Raw, `}`)
-			}
-		}
-		if fc := p.Get("functionCall"); fc.IsObject() {
-			d := append(s.start(dst), `{"tool_calls":[`...)
-			d = appendGeminiToolCall(d, fc, s.nCalls, true)
-			dst = s.end(append(d, "]}"...), "null")
-			s.nCalls++
+	var parts []byte
+	scanTopLevel(content, func(k, v span) bool {
+		if k.ok() && keyName(content, k) == "parts" {
+			parts = content[v.start:v.end]
+			return false
 		}
 		return true
 	})
-	if fr := cand.Get("finishReason"); fr.Type == gjson.String && fr.Str != "" && s.reason.Type != gjson.String {
-		s.reason = gjson.Result{Type: gjson.String, Str: strings.Clone(fr.Str)}
+	if len(parts) > 0 && parts[0] == '[' {
+		scanTopLevel(parts, func(_, p span) bool {
+			dst = s.part(dst, parts[p.start:p.end])
+			return true
+		})
+	}
+	if len(finish) > 1 && finish[0] == '"' && s.reason.Type != gjson.String {
+		s.reason = gjson.Result{Type: gjson.String, Str: strings.Clone(gjson.Parse(unsafeString(finish)).Str)}
+		if s.reason.Str == "" {
+			s.reason = gjson.Result{}
+			return dst
+		}
 		d := append(s.start(dst), `{}`...)
 		d = append(d, `,"logprobs":null,"finish_reason":`...)
 		d = appendGeminiFinishReason(d, s.reason, s.nCalls > 0)
 		dst = append(d, "}]}\n\n"...)
 	}
 	return dst
+}
+
+// part translates one part of a candidate's content: text (or a
+// thought) as a content (or reasoning_content) delta, a function call as a
+// tool call.
+func (s *geminiStream) part(dst, p []byte) []byte {
+	var text, fc []byte
+	thought := false
+	scanTopLevel(p, func(k, v span) bool {
+		if !k.ok() {
+			return false
+		}
+		switch keyName(p, k) {
+		case "text":
+			text = p[v.start:v.end]
+		case "thought":
+			thought = string(p[v.start:v.end]) == "true"
+		case "functionCall":
+			fc = p[v.start:v.end]
+		}
+		return true
+	})
+	if isJSONString(text) && len(text) > 2 {
+		if thought {
+			dst = s.delta(dst, `{"reasoning_content":`, text, `}`)
+		} else {
+			dst = s.delta(dst, `{"content":`, text, `}`)
+		}
+	}
+	if len(fc) > 0 && fc[0] == '{' {
+		d := append(s.start(dst), `{"tool_calls":[`...)
+		d = appendGeminiToolCall(d, gjson.Parse(unsafeString(fc)), s.nCalls, true)
+		dst = s.end(append(d, "]}"...), "null")
+		s.nCalls++
+	}
+	return dst
+}
+
+// firstElement returns the raw first element of a raw JSON array, or nil.
+func firstElement(arr []byte) []byte {
+	if len(arr) == 0 || arr[0] != '[' {
+		return nil
+	}
+	var first []byte
+	scanTopLevel(arr, func(_, v span) bool {
+		first = arr[v.start:v.end]
+		return false
+	})
+	return first
+}
+
+// objectRaw reports whether raw, a valid JSON value, is an object (one
+// without members gives scanTopLevel no call).
+func objectRaw(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{'
 }
 
 // setPrefix writes the start every chunk shares, with the response's id
@@ -133,7 +237,7 @@ func (s *geminiStream) end(dst []byte, finish string) []byte {
 	return append(dst, "}]}\n\n"...)
 }
 
-func (s *geminiStream) delta(dst []byte, pre, raw, post string) []byte {
+func (s *geminiStream) delta(dst []byte, pre string, raw []byte, post string) []byte {
 	dst = append(append(append(s.start(dst), pre...), raw...), post...)
 	return s.end(dst, "null")
 }
