@@ -118,6 +118,8 @@ const (
 	SchemaOpenAI      = "openai"       // OpenAI-compatible
 	SchemaAzureOpenAI = "azure_openai" // Azure OpenAI deployments
 	SchemaAnthropic   = "anthropic"    // Anthropic Messages
+	SchemaGemini      = "gemini"       // Google's Gemini API (generativelanguage.googleapis.com)
+	SchemaVertexAI    = "vertex_ai"    // Gemini models on Google Cloud Vertex AI
 )
 
 // translators makes a Translator per schema name.
@@ -125,6 +127,8 @@ var translators = map[string]func(*Backend) Translator{
 	SchemaOpenAI:      func(b *Backend) Translator { return &openAITranslator{backend: b} },
 	SchemaAzureOpenAI: func(b *Backend) Translator { return &azureTranslator{openAITranslator{backend: b}} },
 	SchemaAnthropic:   func(b *Backend) Translator { return newAnthropicTranslator(b) },
+	SchemaGemini:      func(b *Backend) Translator { return newGeminiTranslator(b) },
+	SchemaVertexAI:    func(b *Backend) Translator { return newGeminiTranslator(b) },
 }
 
 // NewTranslator returns a fresh Translator for one exchange with the

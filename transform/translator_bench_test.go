@@ -42,9 +42,26 @@ func anthropicBenchStream(events int) []byte {
 	return []byte(b.String())
 }
 
+// geminiBenchStream is a Gemini stream (alt=sse) of events events: text
+// deltas, then a function call with the finish reason and usage.
+func geminiBenchStream(events int) []byte {
+	var b strings.Builder
+	for i := 0; i < events-1; i++ {
+		fmt.Fprintf(&b, "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"token %d — ünï \\\"q\\\" \"}]},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":472,\"totalTokenCount\":472},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"r-bench\"}\r\n\r\n", i)
+	}
+	b.WriteString("data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"get_weather\",\"args\":{\"location\":\"Paris\"}}}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":472,\"cachedContentTokenCount\":128,\"candidatesTokenCount\":1000,\"totalTokenCount\":1472},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"r-bench\"}\r\n\r\n")
+	return []byte(b.String())
+}
+
+// BenchmarkTranslate measures each translator on a 4 KiB request and a
+// 1,000-event stream (Anthropic under its original names).
 func BenchmarkTranslate(b *testing.B) {
-	backend := mustBackend(b, `{"schema":"anthropic"}`, testKey)
-	b.Run("request=4KiB", func(b *testing.B) {
+	benchTranslate(b, "", mustBackend(b, `{"schema":"anthropic"}`, testKey), anthropicBenchStream(1000))
+	benchTranslate(b, "gemini/", mustBackend(b, `{"schema":"gemini"}`, testKey), geminiBenchStream(1000))
+}
+
+func benchTranslate(b *testing.B, prefix string, backend *Backend, stream []byte) {
+	b.Run(prefix+"request=4KiB", func(b *testing.B) {
 		body := anthropicBenchRequest()
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
@@ -55,8 +72,7 @@ func BenchmarkTranslate(b *testing.B) {
 			}
 		}
 	})
-	b.Run("stream=1000events", func(b *testing.B) {
-		stream := anthropicBenchStream(1000)
+	b.Run(prefix+"stream=1000events", func(b *testing.B) {
 		req := []byte(`{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`)
 		b.SetBytes(int64(len(stream)))
 		b.ReportAllocs()

@@ -156,6 +156,8 @@ func TestTranslationsOwnTheirHeaders(t *testing.T) {
 		mustBackend(t, `{"schema":"openai","pathPrefix":"/openai/v1"}`, "k1"),
 		mustBackend(t, `{"schema":"azure_openai","apiVersion":"2024-10-21"}`, "k2"),
 		mustBackend(t, `{"schema":"anthropic","model":"claude-sonnet-4-5"}`, "k3"),
+		mustBackend(t, `{"schema":"gemini"}`, "k4"),
+		mustBackend(t, `{"schema":"vertex_ai","project":"p","location":"us-east5"}`, "k5"),
 	}
 	original := map[string]string{":path": "/v1/chat/completions", "content-length": "58", "authorization": "Bearer client"}
 	for _, b := range backends {
