@@ -93,3 +93,22 @@ func TestSignVerifies(t *testing.T) {
 	_, err = NewSigner(aws.Credentials{AccessKeyID: testKeyID}, "us-east-1")
 	require.Error(t, err)
 }
+
+// BenchmarkSigV4 is the signing cost per Bedrock request (4 KiB body),
+// apart from the translation (BenchmarkTranslate/bedrock/...).
+func BenchmarkSigV4(b *testing.B) {
+	s, err := NewSigner(aws.Credentials{AccessKeyID: testKeyID, SecretAccessKey: testSecret, SessionToken: "SESSION"}, "us-east-1")
+	require.NoError(b, err)
+	body := make([]byte, 4096)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	at := time.Now()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sign("bedrock-runtime.us-east-1.amazonaws.com", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse", "application/json", body, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
