@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -74,15 +75,20 @@ func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterC
 	for i, b := range c.Backends {
 		ub := &upstreamBackend{name: b.Name}
 		var err error
-		if b.APIKeyFile == "" {
+		field := "apiKeyFile"
+		switch {
+		case b.Config.Schema == transform.SchemaBedrock:
+			field = "credentialsFile"
+			ub.fixed, ub.keyed, err = bedrockBackend(b, os.Getenv)
+		case b.APIKeyFile == "":
 			ub.fixed, err = transform.NewBackend(b.Config, "")
-		} else {
+		default:
 			ub.keyed, err = secretfile.Open(b.APIKeyFile, func(key string) (*transform.Backend, error) {
 				return transform.NewBackend(b.Config, key)
 			})
 		}
 		if err != nil {
-			return nil, fmt.Errorf("backends[%d].apiKeyFile: %w", i, err)
+			return nil, fmt.Errorf("backends[%d].%s: %w", i, field, err)
 		}
 		uc.backends[b.Name] = ub
 	}

@@ -63,6 +63,7 @@ func providerGateway(t *testing.T, upstream map[string]any, hosts ...harness.Ups
 
 // recorded is one request a fake provider got.
 type recorded struct {
+	host   string // the Host header (:authority)
 	path   string
 	header http.Header
 	body   []byte
@@ -82,7 +83,7 @@ func newFakeProvider(t *testing.T, answer func(w http.ResponseWriter, r *recorde
 	f := &fakeProvider{answer: answer}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		rec := recorded{path: r.URL.RequestURI(), header: r.Header.Clone(), body: body}
+		rec := recorded{host: r.Host, path: r.URL.RequestURI(), header: r.Header.Clone(), body: body}
 		f.mu.Lock()
 		f.got = append(f.got, rec)
 		f.mu.Unlock()

@@ -40,13 +40,17 @@ type BackendConfig struct {
 	// (both required), as in .../projects/P/locations/L/publishers/google/...
 	Project  string `json:"project"`
 	Location string `json:"location"`
+	// Region is aws_bedrock's AWS region (required): the endpoint is
+	// bedrock-runtime.{region}.amazonaws.com and the signature's scope.
+	Region string `json:"region"`
 }
 
 // Backend is a checked BackendConfig with its credential. Safe for
 // concurrent use; make a Translator per exchange with NewTranslator.
 type Backend struct {
 	BackendConfig
-	apiKey string // never logged, never in an error
+	apiKey string        // never logged, never in an error
+	signer RequestSigner // aws_bedrock: signs each translated request
 }
 
 // Defaults of BackendConfig.
@@ -100,6 +104,7 @@ func NewBackend(c BackendConfig, apiKey string) (*Backend, error) {
 		only("anthropicVersion", c.AnthropicVersion, SchemaAnthropic),
 		only("project", c.Project, SchemaVertexAI),
 		only("location", c.Location, SchemaVertexAI),
+		only("region", c.Region, SchemaBedrock),
 	); err != nil {
 		return nil, err
 	}
@@ -140,6 +145,16 @@ func NewBackend(c BackendConfig, apiKey string) (*Backend, error) {
 		if !headerSafe(c.AnthropicVersion) {
 			return nil, errors.New("anthropicVersion: must be printable ASCII")
 		}
+	case SchemaBedrock:
+		if c.PathPrefix != "" {
+			return nil, errors.New("pathPrefix: not for schema aws_bedrock (its paths are /model/{id}/converse)")
+		}
+		if c.Region == "" {
+			return nil, errors.New("region: required for schema aws_bedrock")
+		}
+		if !isRegion(c.Region) {
+			return nil, errors.New("region: must be an AWS region such as us-east-1")
+		}
 	case SchemaGemini:
 		if c.PathPrefix == "" {
 			c.PathPrefix = defaultGeminiPrefix
@@ -158,6 +173,21 @@ func NewBackend(c BackendConfig, apiKey string) (*Backend, error) {
 		}
 	}
 	return &Backend{BackendConfig: c, apiKey: apiKey}, nil
+}
+
+// isRegion reports whether s looks like an AWS region name: lower-case
+// letters, digits and dashes, so that it can only name a host under
+// amazonaws.com.
+func isRegion(s string) bool {
+	if s == "" || len(s) > 32 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // knownSchemas lists the schema names, sorted, for errors.

@@ -191,7 +191,7 @@ func bearer(key string) string {
 // options. Every translation sets the ones its backend uses and removes the
 // others: a client's own credentials never reach a provider, and a retry
 // that reaches another backend finds none of the previous attempt's.
-var providerHeaders = [...]string{"authorization", "x-api-key", "api-key", "anthropic-version", "anthropic-beta", "x-goog-api-key"}
+var providerHeaders = [...]string{"authorization", "x-api-key", "api-key", "anthropic-version", "anthropic-beta", "x-goog-api-key", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"}
 
 // credentialEdits appends an edit for each of providerHeaders: set as in
 // set when it is there with a value, else removed.

@@ -120,6 +120,7 @@ const (
 	SchemaAnthropic   = "anthropic"    // Anthropic Messages
 	SchemaGemini      = "gemini"       // Google's Gemini API (generativelanguage.googleapis.com)
 	SchemaVertexAI    = "vertex_ai"    // Gemini models on Google Cloud Vertex AI
+	SchemaBedrock     = "aws_bedrock"  // AWS Bedrock's Converse API, SigV4-signed
 )
 
 // translators makes a Translator per schema name.
@@ -129,6 +130,7 @@ var translators = map[string]func(*Backend) Translator{
 	SchemaAnthropic:   func(b *Backend) Translator { return newAnthropicTranslator(b) },
 	SchemaGemini:      func(b *Backend) Translator { return newGeminiTranslator(b) },
 	SchemaVertexAI:    func(b *Backend) Translator { return newGeminiTranslator(b) },
+	SchemaBedrock:     func(b *Backend) Translator { return newBedrockTranslator(b) },
 }
 
 // NewTranslator returns a fresh Translator for one exchange with the

@@ -58,6 +58,19 @@ func geminiBenchStream(events int) []byte {
 func BenchmarkTranslate(b *testing.B) {
 	benchTranslate(b, "", mustBackend(b, `{"schema":"anthropic"}`, testKey), anthropicBenchStream(1000))
 	benchTranslate(b, "gemini/", mustBackend(b, `{"schema":"gemini"}`, testKey), geminiBenchStream(1000))
+	// The signer is a stub: BenchmarkSigV4 (internal/awsauth) measures signing.
+	benchTranslate(b, "bedrock/", mustBackend(b, `{"schema":"aws_bedrock","region":"us-east-1"}`, "").WithSigner(&fakeSigner{}), bedrockBenchStream(b, 1000))
+}
+
+// bedrockBenchStream is a ConverseStream of events events: start, text
+// deltas, the stop and the metadata.
+func bedrockBenchStream(b *testing.B, events int) []byte {
+	out := bedrockEvent(b, "event", "messageStart", `{"role":"assistant"}`)
+	for i := 0; i < events-3; i++ {
+		out = append(out, bedrockEvent(b, "event", "contentBlockDelta", fmt.Sprintf(`{"contentBlockIndex":0,"delta":{"text":"token %d — ünï \"q\" "}}`, i))...)
+	}
+	out = append(out, bedrockEvent(b, "event", "messageStop", `{"stopReason":"end_turn"}`)...)
+	return append(out, bedrockEvent(b, "event", "metadata", `{"usage":{"inputTokens":472,"outputTokens":1000,"totalTokens":1472}}`)...)
 }
 
 func benchTranslate(b *testing.B, prefix string, backend *Backend, stream []byte) {
@@ -82,7 +95,11 @@ func benchTranslate(b *testing.B, prefix string, backend *Backend, stream []byte
 			if _, err := tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: req}); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := tr.TranslateResponseHeaders(UpstreamResponse{Status: 200, ContentType: "text/event-stream"}); err != nil {
+			ct := "text/event-stream"
+			if backend.Schema == SchemaBedrock {
+				ct = "application/vnd.amazon.eventstream"
+			}
+			if _, err := tr.TranslateResponseHeaders(UpstreamResponse{Status: 200, ContentType: ct}); err != nil {
 				b.Fatal(err)
 			}
 			for i := 0; i < len(stream); i += 4096 { // Envoy hands over chunks of this order

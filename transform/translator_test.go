@@ -158,6 +158,7 @@ func TestTranslationsOwnTheirHeaders(t *testing.T) {
 		mustBackend(t, `{"schema":"anthropic","model":"claude-sonnet-4-5"}`, "k3"),
 		mustBackend(t, `{"schema":"gemini"}`, "k4"),
 		mustBackend(t, `{"schema":"vertex_ai","project":"p","location":"us-east5"}`, "k5"),
+		mustBackend(t, `{"schema":"aws_bedrock","region":"us-west-2"}`, "").WithSigner(&fakeSigner{}),
 	}
 	original := map[string]string{":path": "/v1/chat/completions", "content-length": "58", "authorization": "Bearer client"}
 	for _, b := range backends {
@@ -175,6 +176,11 @@ func TestTranslationsOwnTheirHeaders(t *testing.T) {
 			applyHeaders(h, again.Headers)
 			if _, ok := first["accept-encoding"]; !ok {
 				delete(h, "accept-encoding")
+			}
+			// Only Bedrock's translation sets :authority (its signature
+			// covers it); after it, the host the route rewrites to decides.
+			if _, ok := first[":authority"]; !ok {
+				delete(h, ":authority")
 			}
 			require.Equal(t, first, h, "%s after %s", b.Schema, before.Schema)
 		}
