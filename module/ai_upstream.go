@@ -1,14 +1,17 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/googletoken"
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/secretfile"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
@@ -47,7 +50,7 @@ func (f *aiUpstreamConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []
 	}
 	return newFactory(filterconfig.AIUpstream, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
 		return &aiUpstreamFilter{cfg: cfg, h: fh}
-	}, nil)
+	}, cfg.close)
 }
 
 // CreatePerRoute refuses: ai_upstream has no per-route config.
@@ -62,12 +65,14 @@ type upstreamFilterConfig struct {
 	now      func() time.Time // time.Now; tests move it on
 }
 
-// upstreamBackend is one named backend: fixed, or rebuilt when its key
-// file changes.
+// upstreamBackend is one named backend: fixed, rebuilt when its key file
+// changes, or rebuilt with each access token a service account mints.
 type upstreamBackend struct {
-	name  string
-	fixed *transform.Backend
-	keyed *secretfile.File[*transform.Backend]
+	name   string
+	fixed  *transform.Backend
+	keyed  *secretfile.File[*transform.Backend]
+	google *googletoken.Source
+	minted atomic.Pointer[transform.Backend] // google's, with the current token
 }
 
 func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterConfig, error) {
@@ -80,6 +85,9 @@ func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterC
 		case b.Config.Schema == transform.SchemaBedrock:
 			field = "credentialsFile"
 			ub.fixed, ub.keyed, err = bedrockBackend(b, os.Getenv)
+		case b.ServiceAccountKeyFile != "":
+			field = "serviceAccountKeyFile"
+			err = ub.startGoogle(b)
 		case b.APIKeyFile == "":
 			ub.fixed, err = transform.NewBackend(b.Config, "")
 		default:
@@ -88,6 +96,7 @@ func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterC
 			})
 		}
 		if err != nil {
+			uc.close()
 			return nil, fmt.Errorf("backends[%d].%s: %w", i, field, err)
 		}
 		uc.backends[b.Name] = ub
@@ -96,11 +105,51 @@ func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterC
 	return uc, nil
 }
 
+// startGoogle checks the service account key and starts minting tokens
+// in the background; each one rebuilds the backend requests use.
+func (b *upstreamBackend) startGoogle(c filterconfig.UpstreamBackend) error {
+	key, err := os.ReadFile(c.ServiceAccountKeyFile)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", c.ServiceAccountKeyFile, errors.Unwrap(err))
+	}
+	if _, err := transform.NewBackend(c.Config, ""); err != nil {
+		return err
+	}
+	b.google, err = googletoken.Start(key, func(token string) error {
+		be, err := transform.NewBackend(c.Config, token)
+		if err == nil {
+			b.minted.Store(be)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.ServiceAccountKeyFile, err)
+	}
+	return nil
+}
+
+// close stops what the config runs in the background (token refreshes).
+func (c *upstreamFilterConfig) close() {
+	for _, b := range c.backends {
+		if b.google != nil {
+			b.google.Close()
+		}
+	}
+}
+
 // backend returns the backend with its current key; a key file that
-// changed is read again (at most once per second, by one stream).
+// changed is read again (at most once per second, by one stream). Nil: a
+// service account's backend has no valid token (yet, or any more).
 func (b *upstreamBackend) backend(h shared.HttpFilterHandle, now time.Time) *transform.Backend {
 	if b.fixed != nil {
 		return b.fixed
+	}
+	if b.google != nil {
+		if err := b.google.Err(); err != nil {
+			h.Log(shared.LogLevelWarn, "ai_upstream: backend %s: %v", b.name, err)
+			return nil
+		}
+		return b.minted.Load()
 	}
 	be, err := b.keyed.Load(now)
 	if err != nil {
@@ -154,7 +203,13 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 			Message: "the gateway has no backend configured for the upstream host it chose"})
 		return nil
 	}
-	return ub.backend(f.h, f.cfg.now())
+	be := ub.backend(f.h, f.cfg.now())
+	if be == nil {
+		// Retriable: the token may come on the next attempt or host.
+		f.reply(&transform.Error{Status: 503, Type: "server_error", Code: "credentials_unavailable",
+			Message: "the gateway has no access token for the backend it chose yet"})
+	}
+	return be
 }
 
 // originalPath is the :path before any attempt rewrote it: the first

@@ -6,14 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genai"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/googletoken/googletokentest"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
@@ -249,4 +253,43 @@ func TestUpstreamFallbackToGemini(t *testing.T) {
 	require.Equal(t, "llama-3-8b", jsonString(got[len(got)-1].body, "model"), "the OpenAI body, not attempt 1's Gemini one")
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
 	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+}
+
+// A vertex_ai backend with a service account key mints its own tokens off
+// the request path: requests before the first token get a retriable 503,
+// then the token reaches Vertex AI as a bearer token.
+func TestUpstreamVertexServiceAccount(t *testing.T) {
+	tokens := googletokentest.NewTokenServer(t)
+	keyFile := filepath.Join(t.TempDir(), "sa.json")
+	require.NoError(t, os.WriteFile(keyFile, googletokentest.ServiceAccountKey(t, tokens.URL), 0o600))
+	const prefix = "/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-flash"
+	fake := newFakeProvider(t, geminiAnswer(t, prefix, func(h http.Header) bool { return h.Get("authorization") == "Bearer token-1" },
+		func(w http.ResponseWriter, stream bool, _ *geminiWire) { geminiResponses(t, w, stream, geminiStory()...) }))
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "vertex", "schema": "vertex_ai",
+		"project": "proj-1", "location": "us-central1", "serviceAccountKeyFile": keyFile}}},
+		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("vertex")})
+	var res *harness.Result
+	require.Eventually(t, func() bool {
+		var err error
+		res, err = h.Send(context.Background(), chatRequest(`{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"A story?"}]}`))
+		require.NoError(t, err)
+		if res.Client.Status == 503 {
+			require.Contains(t, string(res.Client.Body), "credentials_unavailable")
+			return false
+		}
+		return true
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+	require.EqualValues(t, 1, tokens.Grants.Load(), "one token, minted once, for every request")
+	require.NotEmpty(t, fake.requests())
+
+	// A key that is not a service account's refuses the config, naming the field.
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"type":"authorized_user"}`), 0o600))
+	cfg, err := json.Marshal(map[string]any{"backends": []map[string]any{{"name": "vertex", "schema": "vertex_ai",
+		"project": "proj-1", "location": "us-central1", "serviceAccountKeyFile": bad}}})
+	require.NoError(t, err)
+	_, err = h.ConfigureCluster(harness.Cluster{Name: "other", Hosts: []harness.UpstreamHost{{Address: fake.addr}},
+		Filters: harness.Chain{{Name: "ai_upstream", Config: cfg}}})
+	require.ErrorContains(t, err, "backends[0].serviceAccountKeyFile")
 }

@@ -43,6 +43,9 @@ type UpstreamBackend struct {
 	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else the shared
 	// credentials file ($AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials).
 	CredentialsFile string
+	// ServiceAccountKeyFile (vertex_ai) is a Google service account's JSON
+	// key: the module mints and refreshes OAuth tokens from it.
+	ServiceAccountKeyFile string
 	// Profile (aws_bedrock) is the profile of the credentials file; empty:
 	// $AWS_PROFILE, else "default".
 	Profile string
@@ -102,7 +105,7 @@ func parseUpstreamBackend(raw json.RawMessage) (UpstreamBackend, error) {
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"name", &b.Name}, {"apiKeyFile", &b.APIKeyFile}, {"credentialsFile", &b.CredentialsFile}, {"profile", &b.Profile}} {
+	}{{"name", &b.Name}, {"apiKeyFile", &b.APIKeyFile}, {"credentialsFile", &b.CredentialsFile}, {"profile", &b.Profile}, {"serviceAccountKeyFile", &b.ServiceAccountKeyFile}} {
 		v, ok := obj[f.name]
 		if !ok {
 			continue
@@ -118,7 +121,7 @@ func parseUpstreamBackend(raw json.RawMessage) (UpstreamBackend, error) {
 	if !printableName(b.Name) {
 		return b, errors.New("name: must be printable text without control characters")
 	}
-	for _, f := range [...]struct{ name, value string }{{"apiKeyFile", b.APIKeyFile}, {"credentialsFile", b.CredentialsFile}, {"profile", b.Profile}} {
+	for _, f := range [...]struct{ name, value string }{{"apiKeyFile", b.APIKeyFile}, {"credentialsFile", b.CredentialsFile}, {"profile", b.Profile}, {"serviceAccountKeyFile", b.ServiceAccountKeyFile}} {
 		if f.value != "" && strings.TrimSpace(f.value) != f.value {
 			return b, fmt.Errorf("%s: must not start or end with white space", f.name)
 		}
@@ -140,6 +143,10 @@ func parseUpstreamBackend(raw json.RawMessage) (UpstreamBackend, error) {
 		return b, errors.New("credentialsFile: only for schema aws_bedrock")
 	case !bedrock && b.Profile != "":
 		return b, errors.New("profile: only for schema aws_bedrock")
+	case b.ServiceAccountKeyFile != "" && b.Config.Schema != transform.SchemaVertexAI:
+		return b, errors.New("serviceAccountKeyFile: only for schema vertex_ai")
+	case b.ServiceAccountKeyFile != "" && b.APIKeyFile != "":
+		return b, errors.New("serviceAccountKeyFile: give either it or apiKeyFile (an access token), not both")
 	}
 	return b, nil
 }
