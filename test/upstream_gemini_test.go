@@ -264,7 +264,9 @@ func TestUpstreamVertexServiceAccount(t *testing.T) {
 	require.NoError(t, os.WriteFile(keyFile, googletokentest.ServiceAccountKey(t, tokens.URL), 0o600))
 	const prefix = "/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-flash"
 	fake := newFakeProvider(t, geminiAnswer(t, prefix, func(h http.Header) bool { return h.Get("authorization") == "Bearer token-1" },
-		func(w http.ResponseWriter, stream bool, _ *geminiWire) { geminiResponses(t, w, stream, geminiStory()...) }))
+		func(w http.ResponseWriter, stream bool, _ *geminiWire) {
+			geminiResponses(t, w, stream, geminiStory()...)
+		}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "vertex", "schema": "vertex_ai",
 		"project": "proj-1", "location": "us-central1", "serviceAccountKeyFile": keyFile}}},
 		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("vertex")})
