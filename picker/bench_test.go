@@ -57,9 +57,7 @@ func benchPick(b *testing.B, n int, extra string) {
 		p.Pick(&req, &res)
 		res.Done(OutcomeOK)
 	}
-	if p.prefix != nil && p.prefix.Index() != nil {
-		p.prefix.Index().Flush()
-	}
+	flushPrefixIndex(p)
 	req := Request{Model: "adapter-1", Prompt: chatPrompt(systems[3], "What is the capital of France?", 4096)}
 	b.ReportAllocs()
 	b.ResetTimer()
