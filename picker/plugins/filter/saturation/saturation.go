@@ -51,16 +51,31 @@ func (f *Filter) Saturated(ep *framework.Endpoint) bool {
 	return ep.Stale || ep.Queue() >= f.t.Queue || ep.KVUsage >= f.t.KVCache
 }
 
-// Filter implements framework.Filter.
-func (f *Filter) Filter(_ *framework.Cycle, eps []framework.Endpoint) int {
+// Filter implements framework.Filter. It computes each queue once and
+// records the kept endpoints' queue bounds for the scorers
+// (Cycle.QueueBounds).
+func (f *Filter) Filter(c *framework.Cycle, eps []framework.Endpoint) int {
 	k := 0
+	var lo, hi float64
 	for i := range eps {
-		if !f.Saturated(&eps[i]) {
-			if i != k {
-				eps[k], eps[i] = eps[i], eps[k]
-			}
-			k++
+		e := &eps[i]
+		q := e.Queue()
+		if e.Stale || q >= f.t.Queue || e.KVUsage >= f.t.KVCache {
+			continue
 		}
+		if k == 0 || q < lo {
+			lo = q
+		}
+		if k == 0 || q > hi {
+			hi = q
+		}
+		if i != k {
+			eps[k], eps[i] = eps[i], eps[k]
+		}
+		k++
+	}
+	if k > 0 {
+		c.SetQueueBounds(eps[:k], lo, hi)
 	}
 	return k
 }

@@ -150,14 +150,20 @@ func (s *Scorer) Close() {
 
 // Score implements framework.Scorer.
 func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	clear(out)
+	clear(out[:len(eps)])
+	s.AddScore(c, eps, 1, out)
+}
+
+// AddScore implements framework.WeightedScorer.
+func (s *Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	if len(eps) == 0 {
 		return
 	}
+	sum = sum[:len(eps)]
 	if s.index != nil {
-		s.scoreLearned(c, eps, out)
+		s.scoreLearned(c, eps, weight, sum)
 	} else {
-		s.scoreRendezvous(c, eps, out)
+		s.scoreRendezvous(c, eps, weight, sum)
 	}
 }
 
@@ -188,11 +194,8 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 }
 
 // queueLimit is the longest queue that still keeps affinity.
-func (s *Scorer) queueLimit(eps []framework.Endpoint) float64 {
-	shortest := eps[0].Queue()
-	for i := 1; i < len(eps); i++ {
-		shortest = min(shortest, eps[i].Queue())
-	}
+func (s *Scorer) queueLimit(c *framework.Cycle, eps []framework.Endpoint) float64 {
+	shortest, _ := c.QueueBounds(eps)
 	return shortest + s.queueSlack
 }
 
@@ -202,14 +205,16 @@ func (s *Scorer) queueLimit(eps []framework.Endpoint) float64 {
 // some not-yet-scored candidate is found by binary search, its holders get
 // that depth, and the search repeats below it. That is a few lookups per
 // distinct match length rather than one per block.
-func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	hashes := s.hashes(c)
 	n := len(hashes)
 	if n == 0 {
 		return
 	}
 	slots := c.Slots(eps)
-	// out holds match lengths (0: none yet) until the final normalization.
+	// out holds match lengths (0: none yet).
+	out := c.ScratchFloats(len(eps))
+	clear(out)
 	unscored := func(k int) bool {
 		return s.index.Holders(hashes[k], func(id int32) bool {
 			i := slots.Of(id)
@@ -234,12 +239,10 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 		})
 		hi = lo
 	}
-	limit := s.queueLimit(eps)
+	limit := s.queueLimit(c, eps)
 	for i := range eps {
-		if eps[i].Queue() > limit {
-			out[i] = 0
-		} else {
-			out[i] /= float64(n)
+		if out[i] != 0 && eps[i].Queue() <= limit {
+			sum[i] += weight * (out[i] / float64(n))
 		}
 	}
 }
@@ -250,7 +253,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 // The key covers at most RendezvousBlocks blocks, and for chat messages no
 // more than the first message (the system prompt) when it is shorter: the key
 // must be the part many requests share, not the part that makes each unique.
-func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	req := c.Request
 	bs := s.p.BlockSize
 	d := min(s.p.RendezvousBlocks, s.p.MaxBlocks, len(req.Prompt)/bs)
@@ -267,7 +270,7 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	// would pull the adapter onto servers that must first load it. One pass
 	// finds both the preferred endpoint and the preferred runner, reading
 	// the adapter lists of the endpoints within the queue limit only.
-	limit := s.queueLimit(eps)
+	limit := s.queueLimit(c, eps)
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
 	for i := range eps {
@@ -284,9 +287,9 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	}
 	switch {
 	case runner >= 0:
-		out[runner] = 1
+		sum[runner] += weight * 1
 	case best >= 0 && !runsBeyond(eps, limit, req):
-		out[best] = 1
+		sum[best] += weight * 1
 	}
 }
 
