@@ -20,7 +20,8 @@ type Cycle struct {
 	// after another, so each may use it in turn).
 	Scratch []float64
 
-	qb queueBounds
+	qb   queueBounds
+	ties []uint64 // TopK's tie keys
 
 	slots Slots
 	rng   uint64
