@@ -49,7 +49,10 @@ type queueBounds struct {
 
 // QueueBounds returns the shortest and longest Queue() among eps (0, 0 for
 // none). The saturation filter, the queue scorer and the prefix scorer all
-// need them; they are computed at most once per candidate list.
+// need them; they are computed at most once per candidate list. The list is
+// known by its first element and length until the next Reset, so whoever
+// changes an endpoint's load fields within a cycle must Reset it (the
+// pipeline never does: scorers do not write eps).
 func (c *Cycle) QueueBounds(eps []Endpoint) (lo, hi float64) {
 	if len(eps) == 0 {
 		return 0, 0
