@@ -43,7 +43,10 @@ type Target struct {
 	consecutive  atomic.Int64
 	lastErr      atomic.Pointer[string]
 
-	slots slotLearner // owned by the scrape goroutine
+	// Owned by the scrape goroutine.
+	slots  slotLearner
+	conn   *scrapeConn
+	parser *metrics.Parser // keeps an unchanged LoRA state without allocating
 }
 
 func newTarget(c *Collector, k targetKey, g *group) *Target {
@@ -139,6 +142,11 @@ func (t *Target) Done() <-chan struct{} { return t.done }
 
 func (t *Target) run() {
 	defer close(t.done)
+	defer func() {
+		if t.conn != nil {
+			t.conn.close()
+		}
+	}()
 	spec := &t.key.spec
 	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
 	if !t.sleep(rand.N(spec.Interval)) {
@@ -225,11 +233,48 @@ func (t *Target) safeFetch(spec *Spec) (s *metrics.Sample, err error) {
 type scratch struct {
 	body   bytes.Buffer
 	parser *metrics.Parser
+	buf    []byte
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{parser: metrics.NewParser()} }}
 
+// maxPooledBuffer: a larger response buffer is not kept for reuse.
+const maxPooledBuffer = 1 << 20
+
 func (t *Target) fetch(spec *Spec) (*metrics.Sample, error) {
+	if t.c.client != nil {
+		return t.fetchNetHTTP(spec)
+	}
+	if t.conn == nil {
+		t.conn = newScrapeConn(t.ctx, t.key.addr, spec.Path)
+		t.parser = metrics.NewParser()
+	}
+	sc := scratchPool.Get().(*scratch)
+	defer func() {
+		if cap(sc.buf) > maxPooledBuffer {
+			sc.buf = nil
+		}
+		scratchPool.Put(sc)
+	}()
+	body, status, err := t.conn.get(&sc.buf, spec.Timeout, spec.MaxBytes)
+	if err != nil && !errors.Is(err, errTooLarge) {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("metrics: HTTP status %d", status)
+	}
+	if err != nil || int64(len(body)) > spec.MaxBytes {
+		return nil, &badMetricsError{fmt.Errorf("metrics: exposition larger than %d bytes", spec.MaxBytes)}
+	}
+	s, err := t.parser.Parse(body, &spec.Names)
+	if err != nil {
+		return nil, &badMetricsError{err}
+	}
+	return &s, nil
+}
+
+// fetchNetHTTP scrapes through the http.Client given to New.
+func (t *Target) fetchNetHTTP(spec *Spec) (*metrics.Sample, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, spec.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
