@@ -115,18 +115,23 @@ var errTooLarge = errors.New("too large")
 // roundTrip writes the request and reads one response. got is the number of
 // response bytes read (0: the server closed without answering).
 func (c *scrapeConn) roundTrip(bufp *[]byte, maxBytes int64) (body []byte, status int, keep bool, got int, err error) {
-	buf := (*bufp)[:0]
-	defer func() { *bufp = buf[:0] }() // keep what the buffer grew to
 	if _, err := c.conn.Write(c.request); err != nil {
 		return nil, 0, false, 0, err
 	}
+	return readResponse(c.conn, bufp, maxBytes)
+}
+
+// readResponse reads one response from r into *bufp.
+func readResponse(r io.Reader, bufp *[]byte, maxBytes int64) (body []byte, status int, keep bool, got int, err error) {
+	buf := (*bufp)[:0]
+	defer func() { *bufp = buf[:0] }() // keep what the buffer grew to
 	// Status line and headers.
 	hdrEnd := -1
 	for hdrEnd < 0 {
 		if len(buf) >= maxHeaderBytes {
 			return nil, 0, false, len(buf), errors.New("metrics: response headers too large")
 		}
-		if buf, err = readMore(c.conn, buf); err != nil {
+		if buf, err = readMore(r, buf); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -142,18 +147,18 @@ func (c *scrapeConn) roundTrip(bufp *[]byte, maxBytes int64) (body []byte, statu
 	limit := int(min(maxBytes, 1<<40)) + 1 // read one byte past maxBytes to tell it is larger
 	switch {
 	case h.chunked:
-		buf, body, err = readChunked(c.conn, buf, start, limit)
+		buf, body, err = readChunked(r, buf, start, limit)
 	case h.length >= 0:
 		if h.length >= int64(limit) {
 			return nil, h.status, false, len(buf), errTooLarge
 		}
-		buf, body, err = readLength(c.conn, buf, start, int(h.length))
+		buf, body, err = readLength(r, buf, start, int(h.length))
 		if err == nil && len(buf) > start+int(h.length) {
 			h.keep = false // pipelined garbage after the body: do not reuse
 		}
 	default: // body until the server closes
 		h.keep = false
-		buf, body, err = readToClose(c.conn, buf, start, limit)
+		buf, body, err = readToClose(r, buf, start, limit)
 	}
 	if err != nil {
 		return nil, h.status, false, len(buf), err
@@ -187,11 +192,17 @@ type head struct {
 // parseHead reads the status line and the headers that frame the body.
 func parseHead(b []byte) (head, error) {
 	h := head{length: -1}
+	http11 := false
+	for i, c := range b { // bare CR or LF: not what any server writes, and read differently by others
+		if c == '\n' && (i == 0 || b[i-1] != '\r') || c == '\r' && (i+1 == len(b) || b[i+1] != '\n') {
+			return h, errors.New("metrics: bare CR or LF in the response head")
+		}
+	}
 	line, rest, _ := bytes.Cut(b, []byte("\r\n"))
 	proto, code, ok := bytes.Cut(line, []byte(" "))
 	switch string(proto) {
 	case "HTTP/1.1":
-		h.keep = true
+		h.keep, http11 = true, true
 	case "HTTP/1.0":
 	default:
 		return h, fmt.Errorf("metrics: not an HTTP/1.x response: %.40q", line)
@@ -219,7 +230,7 @@ func parseHead(b []byte) (head, error) {
 			}
 			h.length = n
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			if !bytes.EqualFold(value, []byte("chunked")) {
+			if !http11 || !bytes.EqualFold(value, []byte("chunked")) { // HTTP/1.0 has no chunking: peers disagree on such a body
 				return h, fmt.Errorf("metrics: unsupported Transfer-Encoding %.40q", value)
 			}
 			h.chunked = true
