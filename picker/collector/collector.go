@@ -19,7 +19,8 @@ import (
 // are the same Target. Spec is comparable.
 type Spec struct {
 	Path           string        // URL path, e.g. /metrics
-	Interval       time.Duration // time between scrape starts
+	Interval       time.Duration // time between scrape starts (Schedule.Interval of the configured one)
+	Jitter         float64       // each wait is Interval × [1-Jitter/2, 1+Jitter/2]; 0: DefaultJitter, < 0: none (Schedule.SpecJitter)
 	Timeout        time.Duration // per scrape, connection included
 	Concurrency    int           // scrapes in flight at once for all targets of this Spec
 	UnhealthyAfter int           // consecutive failed scrapes before the metrics are dropped

@@ -148,30 +148,24 @@ func (t *Target) run() {
 		}
 	}()
 	spec := &t.key.spec
-	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
-	if !t.sleep(rand.N(spec.Interval)) {
-		return
+	jitter := spec.Jitter
+	if jitter == 0 {
+		jitter = DefaultJitter
 	}
-	ticker := time.NewTicker(spec.Interval)
-	defer ticker.Stop()
+	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
+	timer := time.NewTimer(rand.N(spec.Interval))
+	defer timer.Stop()
 	for {
-		t.scrapeOnce(spec)
 		select {
 		case <-t.ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
 		}
-	}
-}
-
-func (t *Target) sleep(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-t.ctx.Done():
-		return false
-	case <-timer.C:
-		return true
+		// Start to start, jittered each time: a fixed period would keep
+		// proxies that happen to scrape a server together in step forever.
+		start := time.Now()
+		t.scrapeOnce(spec)
+		timer.Reset(max(time.Until(start.Add(wait(spec.Interval, jitter))), 0))
 	}
 }
 
