@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -174,4 +176,34 @@ func TestScrapeConnCancel(t *testing.T) {
 	_, _, err = c.get(&buf, 30*time.Second, 1<<20)
 	require.ErrorIs(t, err, context.Canceled)
 	require.Less(t, time.Since(start), 5*time.Second)
+}
+
+// Scrapes through a target reuse one connection, whether the server sends
+// Content-Length (small body) or chunks (a Go server writing 54 KB).
+func TestScrapeKeepsConnectionAlive(t *testing.T) {
+	fixture, err := os.ReadFile("../testdata/vllm_metrics_v0.10.2_full.txt")
+	require.NoError(t, err)
+	for name, body := range map[string]string{"small": okBody, "vLLM fixture, chunked": string(fixture)} {
+		t.Run(name, func(t *testing.T) {
+			var conns atomic.Int64
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write([]byte(body))
+			}))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Start()
+			defer srv.Close()
+			spec := testSpec(t)
+			tg := detached(New(nil), strings.TrimPrefix(srv.URL, "http://"), spec)
+			defer func() { tg.conn.close() }()
+			for range 5 {
+				tg.scrapeOnce(&spec)
+				require.NotNil(t, tg.Sample(), tg.Stats().LastError)
+			}
+			require.Equal(t, int64(1), conns.Load())
+		})
+	}
 }
