@@ -42,6 +42,7 @@ type fastState struct {
 	usable bool  // every wanted name is one the fast path can match
 	fams   []family
 	roles  roles
+	filter lineFilter
 
 	lora      []loraSeries
 	blockSize []byte
@@ -80,6 +81,7 @@ func (f *fastState) prepare(names *Names) {
 			lora: add(names.LoRAInfo), cacheConfig: add(names.CacheConfig),
 		}
 		f.lastLoRA, f.loraKey = nil, f.loraKey[:0]
+		f.filter.reset(names.list(nil))
 	}
 	for i := range f.fams {
 		f.fams[i] = family{name: f.fams[i].name}
@@ -115,7 +117,7 @@ func (p *Parser) parseFast(body []byte, names *Names) (s Sample, ok bool, err er
 		} else {
 			line, body = body, nil
 		}
-		if !keepLine(line, p.wanted) {
+		if !f.filter.keep(line) {
 			continue
 		}
 		if !f.line(line) {

@@ -129,3 +129,23 @@ func sameSample(a, b Sample) bool {
 	}
 	return slices.Equal(la.Running, lb.Running) && slices.Equal(la.Waiting, lb.Waiting) && la.MaxLoRA == lb.MaxLoRA
 }
+
+// FuzzLineFilter: the fast path's precomputed filter keeps exactly the
+// lines keepLine keeps.
+func FuzzLineFilter(f *testing.F) {
+	f.Add([]byte("vllm:num_requests_waiting{a=\"b\"} 1"), "vllm:num_requests_waiting", "x")
+	f.Add([]byte(" \t# TYPE\tvllm:kv 1"), "vllm:kv", "vllm:kv_cache")
+	f.Add([]byte("{\"a\"} 1"), "a", "")
+	f.Add([]byte("#  TYPE \"x\" gauge"), "b", "bb")
+	f.Fuzz(func(t *testing.T, line []byte, a, b string) {
+		if bytes.IndexByte(line, '\n') >= 0 || a == "" || b == "" {
+			return // Names.list never lists an empty name
+		}
+		wanted := []string{a, b}
+		var lf lineFilter
+		lf.reset(wanted)
+		if got, want := lf.keep(line), keepLine(line, wanted); got != want {
+			t.Fatalf("filter %v, keepLine %v", got, want)
+		}
+	})
+}
