@@ -36,9 +36,26 @@ const maxHeaderBytes = 16 << 10
 var errTimeout = fmt.Errorf("metrics: scrape timed out: %w", context.DeadlineExceeded)
 
 func newScrapeConn(ctx context.Context, addr, path string) *scrapeConn {
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr +
+	req := "GET " + requestTarget(path) + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nUser-Agent: envoy-inferencepool-picker\r\nAccept: text/plain;version=0.0.4\r\n\r\n"
 	return &scrapeConn{addr: addr, request: []byte(req), ctx: ctx, dialer: net.Dialer{KeepAlive: 30 * time.Second}}
+}
+
+// requestTarget percent-encodes the bytes a request line cannot carry
+// (controls, blanks, non-ASCII), as net/http does when it parses a URL: a
+// configured path can never end the request line or add a header.
+func requestTarget(path string) string {
+	const hex = "0123456789ABCDEF"
+	var b []byte
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c > ' ' && c < 0x7f {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hex[c>>4], hex[c&15])
+	}
+	return string(b)
 }
 
 // close drops the connection (after an error, or when the target stops).

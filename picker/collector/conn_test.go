@@ -207,3 +207,11 @@ func TestScrapeKeepsConnectionAlive(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestTargetCannotBreakTheRequestLine(t *testing.T) {
+	require.Equal(t, "/metrics?name%5B%5D=x", requestTarget("/metrics?name%5B%5D=x"))
+	require.Equal(t, "/m%20HTTP/1.1%0D%0AX-Evil:%201", requestTarget("/m HTTP/1.1\r\nX-Evil: 1"))
+	require.Equal(t, "/%C3%A9%7F%00", requestTarget("/é\x7f\x00"))
+	c := newScrapeConn(context.Background(), "10.0.0.1:8000", "/a b\r\n")
+	require.Equal(t, "GET /a%20b%0D%0A HTTP/1.1\r\nHost: 10.0.0.1:8000\r\n", string(c.request[:strings.Index(string(c.request), "User-Agent")]))
+}
