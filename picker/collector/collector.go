@@ -49,6 +49,7 @@ type targetKey struct {
 // group is the scrape-concurrency limit shared by the targets of one Spec.
 type group struct {
 	sem  chan struct{}
+	bufs chan []byte // response buffers, at most one per scrape in flight: reused across GCs, unlike a sync.Pool's
 	refs int
 }
 
@@ -94,7 +95,8 @@ func (c *Collector) Acquire(addr string, spec Spec) *Target {
 	}
 	g := c.groups[spec]
 	if g == nil {
-		g = &group{sem: make(chan struct{}, max(spec.Concurrency, 1))}
+		n := max(spec.Concurrency, 1)
+		g = &group{sem: make(chan struct{}, n), bufs: make(chan []byte, n)}
 		c.groups[spec] = g
 	}
 	g.refs++

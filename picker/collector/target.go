@@ -227,10 +227,12 @@ func (t *Target) safeFetch(spec *Spec) (s *metrics.Sample, err error) {
 type scratch struct {
 	body   bytes.Buffer
 	parser *metrics.Parser
-	buf    []byte
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{parser: metrics.NewParser()} }}
+
+// initialBuffer holds a whole vLLM exposition (55 KB) in one read.
+const initialBuffer = 64 << 10
 
 // maxPooledBuffer: a larger response buffer is not kept for reuse.
 const maxPooledBuffer = 1 << 20
@@ -243,14 +245,21 @@ func (t *Target) fetch(spec *Spec) (*metrics.Sample, error) {
 		t.conn = newScrapeConn(t.ctx, t.key.addr, spec.Path)
 		t.parser = metrics.NewParser()
 	}
-	sc := scratchPool.Get().(*scratch)
+	var buf []byte
+	select {
+	case buf = <-t.group.bufs:
+	default:
+		buf = make([]byte, 0, initialBuffer)
+	}
 	defer func() {
-		if cap(sc.buf) > maxPooledBuffer {
-			sc.buf = nil
+		if cap(buf) <= maxPooledBuffer {
+			select {
+			case t.group.bufs <- buf[:0]:
+			default:
+			}
 		}
-		scratchPool.Put(sc)
 	}()
-	body, status, err := t.conn.get(&sc.buf, spec.Timeout, spec.MaxBytes)
+	body, status, err := t.conn.get(&buf, spec.Timeout, spec.MaxBytes)
 	if err != nil && !errors.Is(err, errTooLarge) {
 		return nil, err
 	}
