@@ -51,8 +51,14 @@ func keyFile(t *testing.T, key string) string {
 // meters), a route to cluster "providers" and that cluster with ai_upstream.
 func providerGateway(t *testing.T, upstream map[string]any, hosts ...harness.UpstreamHost) *harness.Host {
 	t.Helper()
+	return providerGatewayWith(t, map[string]any{"costs": meteringCosts}, upstream, hosts...)
+}
+
+// providerGatewayWith is providerGateway with ai_router's config.
+func providerGatewayWith(t *testing.T, router, upstream map[string]any, hosts ...harness.UpstreamHost) *harness.Host {
+	t.Helper()
 	h := harness.Start(t, harness.Options{LogEvents: true})
-	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", map[string]any{"costs": meteringCosts}))
+	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", router))
 	h.MustConfigureRoutes(harness.Route{Name: "providers", Cluster: "providers"})
 	cfg, err := json.Marshal(upstream)
 	require.NoError(t, err)
