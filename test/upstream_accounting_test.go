@@ -14,6 +14,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/fakeprovider"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
@@ -52,7 +53,7 @@ func gatewayMetadata(res *harness.Result, key string) any {
 // (the last attempt's provider, not the first's).
 func TestUpstreamProviderInStats(t *testing.T) {
 	var poolStatus atomic.Int32
-	pool := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+	pool := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
 		if s := int(poolStatus.Load()); s != 200 {
 			w.WriteHeader(s)
 			io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
@@ -60,18 +61,18 @@ func TestUpstreamProviderInStats(t *testing.T) {
 		}
 		openAIAnswer(w, r)
 	})
-	claude := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, anthropicMessage)
+		io.WriteString(w, fakeprovider.AnthropicMessage)
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
-		harness.UpstreamHost{Address: pool.addr, Metadata: hostBackend("pool")},
-		harness.UpstreamHost{Address: claude.addr, Metadata: hostBackend("claude")})
+		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
+		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")})
 	send := func() *harness.Result {
 		req := chatRequest(chatJSON)
-		req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", pool.addr + "," + claude.addr})
+		req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", pool.Addr + "," + claude.Addr})
 		res, err := h.Send(context.Background(), req)
 		require.NoError(t, err)
 		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
@@ -106,7 +107,7 @@ func TestUpstreamProviderInStats(t *testing.T) {
 // filter put under the key is _OTHER (Envoy never frees a stat), and a
 // cluster without ai_upstream (a pool) is "openai".
 func TestUpstreamProviderTagBounded(t *testing.T) {
-	fake := newFakeProvider(t, openAIAnswer)
+	fake := fakeprovider.New(t, openAIAnswer)
 	h := meteringRouter(t, 1, map[string]any{})
 	for _, tc := range []struct{ written, want string }{
 		{"", "openai"},
@@ -116,7 +117,7 @@ func TestUpstreamProviderTagBounded(t *testing.T) {
 		{"anthropic", "anthropic"},
 	} {
 		req := chatRequest(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
-		req.Cluster = []string{fake.addr}
+		req.Cluster = []string{fake.Addr}
 		if tc.written != "" {
 			req.MetadataStrings = []harness.MetadataString{{Namespace: "io.envoy.ai_gateway", Key: "gen_ai.provider.name", Value: tc.written}}
 		}
@@ -136,13 +137,13 @@ func TestUpstreamProviderTagBounded(t *testing.T) {
 // the CEL variable) and the token stats, JSON and streamed.
 func TestUpstreamAnthropicCacheWrites(t *testing.T) {
 	var stream atomic.Bool
-	fake := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+	fake := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		if stream.Load() {
-			writeAnthropicEvents(t, w)
+			fakeprovider.WriteAnthropicEvents(t, w)
 			return
 		}
 		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, anthropicMessage)
+		io.WriteString(w, fakeprovider.AnthropicMessage)
 	}))
 	costs := append(append([]map[string]any{}, meteringCosts...),
 		map[string]any{"metadataKey": "llm_cache_write_token", "type": "cache_creation_input"},
@@ -151,7 +152,7 @@ func TestUpstreamAnthropicCacheWrites(t *testing.T) {
 			"cel": "(input_tokens - cached_input_tokens - cache_creation_input_tokens) * 100u + cached_input_tokens * 10u + cache_creation_input_tokens * 125u"})
 	h := providerGatewayWith(t, map[string]any{"costs": costs}, map[string]any{"backends": []map[string]any{
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	for _, tc := range []struct {
 		name                 string
@@ -209,8 +210,8 @@ func TestUpstreamResponseEndsWithoutBodyEnd(t *testing.T) {
 	t.Run("JSON message, then trailers", func(t *testing.T) {
 		s := attemptStream(t, h, chatJSON)
 		require.NoError(t, s.AttemptResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "application/json"}}, false))
-		require.NoError(t, s.AttemptResponseData([]byte(anthropicMessage[:40]), false))
-		require.NoError(t, s.AttemptResponseData([]byte(anthropicMessage[40:]), false))
+		require.NoError(t, s.AttemptResponseData([]byte(fakeprovider.AnthropicMessage[:40]), false))
+		require.NoError(t, s.AttemptResponseData([]byte(fakeprovider.AnthropicMessage[40:]), false))
 		require.NoError(t, s.AttemptResponseTrailers(harness.Headers{{"x-trailer", "1"}}))
 		var cc openai.ChatCompletion
 		require.NoError(t, json.Unmarshal(clientBody(s), &cc), "%q", clientBody(s))
@@ -226,7 +227,7 @@ func TestUpstreamResponseEndsWithoutBodyEnd(t *testing.T) {
 	t.Run("stream cut short, then trailers", func(t *testing.T) {
 		s := attemptStream(t, h, `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
 		require.NoError(t, s.AttemptResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "text/event-stream"}}, false))
-		for _, ev := range anthropicEvents[:4] {
+		for _, ev := range fakeprovider.AnthropicEvents[:4] {
 			require.NoError(t, s.AttemptResponseData([]byte("data: "+ev+"\n\n"), false))
 		}
 		require.NoError(t, s.AttemptResponseTrailers(harness.Headers{{"x-trailer", "1"}}))
@@ -259,25 +260,25 @@ func TestUpstreamResponseEndsWithoutBodyEnd(t *testing.T) {
 // An Anthropic attempt removes accept-encoding (its answer is read to be
 // translated); the retry to the pool gets the original value back.
 func TestUpstreamRetryRestoresAcceptEncoding(t *testing.T) {
-	pool := newFakeProvider(t, openAIAnswer)
-	claude := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
-		writeAnthropicErr(w, 529, "overloaded_error", "Overloaded")
+	pool := fakeprovider.New(t, openAIAnswer)
+	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		fakeprovider.WriteAnthropicError(w, 529, "overloaded_error", "Overloaded")
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
-		harness.UpstreamHost{Address: pool.addr, Metadata: hostBackend("pool")},
-		harness.UpstreamHost{Address: claude.addr, Metadata: hostBackend("claude")})
+		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
+		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")})
 	req := chatRequest(chatJSON)
 	req.Headers = append(req.Headers, [2]string{"accept-encoding", "gzip, br"},
-		[2]string{"x-gateway-destination-endpoint", claude.addr + "," + pool.addr})
+		[2]string{"x-gateway-destination-endpoint", claude.Addr + "," + pool.Addr})
 	res, err := h.Send(context.Background(), req)
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 	require.Len(t, res.AttemptRequests, 2)
 	require.Empty(t, res.AttemptRequests[0].Headers.Values("accept-encoding"), "Anthropic's answer must come plain")
 	require.Equal(t, "gzip", res.AttemptRequests[1].Headers.Get("accept-encoding"), "ai_router's value (gzip only) again")
-	got := pool.requests()
-	require.Equal(t, "gzip", got[len(got)-1].header.Get("accept-encoding"))
+	got := pool.Requests()
+	require.Equal(t, "gzip", got[len(got)-1].Header.Get("accept-encoding"))
 	require.Equal(t, "openai", gatewayMetadata(res, "gen_ai.provider.name"))
 }
