@@ -169,7 +169,13 @@ func (f *aiUpstreamFilter) originalRequest(headers shared.HeaderMap) {
 		return
 	}
 	f.orig.Path = headers.GetOne(":path").ToString()
-	f.orig.AcceptEncoding = headerString(headers, "accept-encoding")
+	// Several accept-encoding headers are one list (RFC 9110): kept as one.
+	for i, v := range headers.Get("accept-encoding") {
+		if i > 0 {
+			f.orig.AcceptEncoding += ", "
+		}
+		f.orig.AcceptEncoding += v.ToString()
+	}
 	f.h.SetFilterState(originalRequestKey, []byte(f.orig.Path+"\n"+f.orig.AcceptEncoding))
 }
 

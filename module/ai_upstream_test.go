@@ -369,3 +369,25 @@ func TestMetadataCount(t *testing.T) {
 		require.Equal(t, tc.want, metadataCount(tc.in), "%v", tc.in)
 	}
 }
+
+// Several accept-encoding headers are kept as the one list they are, and
+// every attempt to an OpenAI-compatible backend gets it back.
+func TestAIUpstreamKeepsAcceptEncodingList(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	writeKey(t, k, "sk-ant")
+	cfg, err := upstreamConfig(t, `{"backends":[{"name":"claude","schema":"anthropic","apiKeyFile":"`+k+`"},{"name":"pool","schema":"openai"}]}`)
+	require.NoError(t, err)
+	s := newUpstreamStream([2]string{"accept-encoding", "gzip"}, [2]string{"accept-encoding", "identity;q=0.5"})
+	key := filterconfig.HostBackendNamespace + "/" + filterconfig.HostBackendKey
+	for _, backend := range []string{"claude", "pool", "claude", "pool"} {
+		s.hostMetadata[key] = backend
+		runAttempt(t, newAttempt(cfg, s), s, upstreamChat)
+		got := s.reqHeaders.Get("accept-encoding")
+		if backend == "claude" {
+			require.Empty(t, got)
+		} else {
+			require.Len(t, got, 1)
+			require.Equal(t, "gzip, identity;q=0.5", got[0].ToString())
+		}
+	}
+}
