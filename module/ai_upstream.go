@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
@@ -70,12 +71,15 @@ type upstreamBackend struct {
 	name  string
 	fixed *transform.Backend
 	keyed *secretfile.File[*transform.Backend]
+	// The metadata values each attempt writes, boxed once: a string made
+	// an interface value per call would allocate.
+	nameMeta, providerMeta any
 }
 
 func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterConfig, error) {
 	uc := &upstreamFilterConfig{backends: make(map[string]*upstreamBackend, len(c.Backends)), now: time.Now}
 	for i, b := range c.Backends {
-		ub := &upstreamBackend{name: b.Name}
+		ub := &upstreamBackend{name: b.Name, nameMeta: b.Name}
 		var err error
 		if b.APIKeyFile == "" {
 			ub.fixed, err = transform.NewBackend(b.Config, "")
@@ -87,6 +91,7 @@ func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterC
 		if err != nil {
 			return nil, fmt.Errorf("backends[%d].apiKeyFile: %w", i, err)
 		}
+		ub.providerMeta = b.Config.Provider()
 		uc.backends[b.Name] = ub
 	}
 	uc.def = uc.backends[c.DefaultBackend]
@@ -155,8 +160,8 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 		return nil
 	}
 	b := ub.backend(f.h, f.cfg.now())
-	f.h.SetMetadata(transform.CostNamespace, transform.ProviderNameKey, b.Provider())
-	f.h.SetMetadata(transform.CostNamespace, transform.BackendNameKey, ub.name)
+	f.h.SetMetadata(transform.CostNamespace, transform.ProviderNameKey, ub.providerMeta)
+	f.h.SetMetadata(transform.CostNamespace, transform.BackendNameKey, ub.nameMeta)
 	return b
 }
 
@@ -168,15 +173,25 @@ func (f *aiUpstreamFilter) originalRequest(headers shared.HeaderMap) {
 		f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(v.ToString(), "\n")
 		return
 	}
-	f.orig.Path = headers.GetOne(":path").ToString()
-	// Several accept-encoding headers are one list (RFC 9110): kept as one.
-	for i, v := range headers.Get("accept-encoding") {
-		if i > 0 {
-			f.orig.AcceptEncoding += ", "
-		}
-		f.orig.AcceptEncoding += v.ToString()
+	// One copy of both, before any setter ends the views: the filter
+	// state's value, and the strings read it (it never changes).
+	path := headers.GetOne(":path").ToUnsafeBytes()
+	ae := headers.Get("accept-encoding")
+	n := len(path) + 1
+	for _, v := range ae {
+		n += len(v.ToUnsafeBytes()) + 2
 	}
-	f.h.SetFilterState(originalRequestKey, []byte(f.orig.Path+"\n"+f.orig.AcceptEncoding))
+	buf := append(make([]byte, 0, n), path...)
+	buf = append(buf, '\n')
+	// Several accept-encoding headers are one list (RFC 9110): kept as one.
+	for i, v := range ae {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		buf = append(buf, v.ToUnsafeBytes()...)
+	}
+	f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(unsafe.String(unsafe.SliceData(buf), len(buf)), "\n")
+	f.h.SetFilterState(originalRequestKey, buf)
 }
 
 func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {

@@ -46,8 +46,9 @@ var schemaProviders = map[string]string{
 	SchemaAnthropic:   ProviderAnthropic,
 }
 
-// Provider is the gen_ai.provider.name of the backend's schema.
-func (b *Backend) Provider() string { return schemaProviders[b.Schema] }
+// Provider is the gen_ai.provider.name of the backend's schema ("" for a
+// schema NewBackend refuses).
+func (c BackendConfig) Provider() string { return schemaProviders[c.Schema] }
 
 // MetricProvider is the gen_ai.provider.name tag value for what ai_router
 // read under ProviderNameKey: a provider this library writes is itself;
