@@ -74,7 +74,7 @@ func providersConfig(t *testing.T, listen, admin int, pool, anthropicAddr, keyFi
 // fakeAnthropic is the TLS fake: a JSON message or, for a streamed
 // request, the event stream.
 func fakeAnthropic(t *testing.T) *fakeprovider.Server {
-	json := fakeprovider.Anthropic(t, e2eAnthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+	message := fakeprovider.Anthropic(t, e2eAnthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		fakeprovider.WriteAnthropicMessage(w)
 	})
 	stream := fakeprovider.Anthropic(t, e2eAnthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
@@ -85,7 +85,7 @@ func fakeAnthropic(t *testing.T) *fakeprovider.Server {
 			stream(w, r)
 			return
 		}
-		json(w, r)
+		message(w, r)
 	})
 }
 
