@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
@@ -28,12 +30,14 @@ import (
 // usually lower.
 const upstreamMaxBody = 32 << 20
 
-// originalPathKey is the filter state key under which the first attempt
-// keeps the request's :path as the downstream filters left it. Retries
-// share the request header map, so a retry finds the previous attempt's
-// :path there; the filter state is the downstream stream's, shared by every
-// attempt, and read-only once set, so the first value is the original.
-const originalPathKey = "envoy-inferencepool.ai_upstream.original_path"
+// originalRequestKey is the filter state key under which the first attempt
+// keeps the request's :path and accept-encoding as the downstream filters
+// left them ("path\naccept-encoding": neither can hold a line break).
+// Retries share the request header map, so a retry finds the previous
+// attempt's rewrites there; the filter state is the downstream stream's,
+// shared by every attempt, and read-only once set, so the first value is
+// the original.
+const originalRequestKey = "envoy-inferencepool.ai_upstream.original_request"
 
 type aiUpstreamConfigFactory struct {
 	shared.EmptyHttpFilterConfigFactory
@@ -73,12 +77,15 @@ type upstreamBackend struct {
 	keyed  *secretfile.File[*transform.Backend]
 	google *googletoken.Source
 	minted atomic.Pointer[transform.Backend] // google's, with the current token
+	// The metadata values each attempt writes, boxed once: a string made
+	// an interface value per call would allocate.
+	nameMeta, providerMeta any
 }
 
 func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterConfig, error) {
 	uc := &upstreamFilterConfig{backends: make(map[string]*upstreamBackend, len(c.Backends)), now: time.Now}
 	for i, b := range c.Backends {
-		ub := &upstreamBackend{name: b.Name}
+		ub := &upstreamBackend{name: b.Name, nameMeta: b.Name}
 		var err error
 		field := "apiKeyFile"
 		switch {
@@ -99,6 +106,7 @@ func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterC
 			uc.close()
 			return nil, fmt.Errorf("backends[%d].%s: %w", i, field, err)
 		}
+		ub.providerMeta = b.Config.Provider()
 		uc.backends[b.Name] = ub
 	}
 	uc.def = uc.backends[c.DefaultBackend]
@@ -165,11 +173,12 @@ type aiUpstreamFilter struct {
 	cfg *upstreamFilterConfig
 	h   shared.HttpFilterHandle
 
-	tr      transform.Translator // nil: the attempt was refused
-	path    string               // the request's original :path
-	sent    bool                 // the request was translated and let go
-	body    *[]byte              // pooled; the request body, until OnDestroy
-	out     []byte               // response scratch
+	tr      transform.Translator      // nil: the attempt was refused
+	orig    transform.UpstreamRequest // the original :path and accept-encoding
+	sent    bool                      // the request was translated and let go
+	ended   bool                      // the response's end was translated
+	body    *[]byte                   // pooled; the request body, until OnDestroy
+	out     []byte                    // response scratch
 	replied bool
 }
 
@@ -179,7 +188,7 @@ func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStrea
 		return shared.HeadersStatusStop
 	}
 	f.tr = b.NewTranslator()
-	f.path = f.originalPath(headers)
+	f.originalRequest(headers)
 	if endOfStream {
 		return headersStatus(f.translate(nil))
 	}
@@ -189,7 +198,9 @@ func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStrea
 }
 
 // pick finds the backend of the attempt's host: its metadata names it, or
-// the cluster's default serves. Nil: the attempt was answered.
+// the cluster's default serves. Nil: the attempt was answered. The backend
+// and its provider go into the dynamic metadata, where ai_router reads
+// them for its stats (each attempt writes them: the last one wins).
 func (f *aiUpstreamFilter) pick() *transform.Backend {
 	ub := f.cfg.def
 	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeHost, filterconfig.HostBackendNamespace, filterconfig.HostBackendKey); ok {
@@ -204,6 +215,8 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 		return nil
 	}
 	be := ub.backend(f.h, f.cfg.now())
+	f.h.SetMetadata(transform.CostNamespace, transform.ProviderNameKey, ub.providerMeta)
+	f.h.SetMetadata(transform.CostNamespace, transform.BackendNameKey, ub.nameMeta)
 	if be == nil {
 		// Retriable: the token may come on the next attempt or host.
 		f.reply(&transform.Error{Status: 503, Type: "server_error", Code: "credentials_unavailable",
@@ -212,15 +225,33 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 	return be
 }
 
-// originalPath is the :path before any attempt rewrote it: the first
-// attempt keeps it in the filter state, every later one reads it there.
-func (f *aiUpstreamFilter) originalPath(headers shared.HeaderMap) string {
-	if v, ok := f.h.GetFilterState(originalPathKey); ok {
-		return v.ToString()
+// originalRequest notes the :path and accept-encoding from before any
+// attempt rewrote them: the first attempt keeps them in the filter state,
+// every later one reads them there.
+func (f *aiUpstreamFilter) originalRequest(headers shared.HeaderMap) {
+	if v, ok := f.h.GetFilterState(originalRequestKey); ok {
+		f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(v.ToString(), "\n")
+		return
 	}
-	p := headers.GetOne(":path").ToString()
-	f.h.SetFilterState(originalPathKey, []byte(p))
-	return p
+	// One copy of both, before any setter ends the views: the filter
+	// state's value, and the strings read it (it never changes).
+	path := headers.GetOne(":path").ToUnsafeBytes()
+	ae := headers.Get("accept-encoding")
+	n := len(path) + 1
+	for _, v := range ae {
+		n += len(v.ToUnsafeBytes()) + 2
+	}
+	buf := append(make([]byte, 0, n), path...)
+	buf = append(buf, '\n')
+	// Several accept-encoding headers are one list (RFC 9110): kept as one.
+	for i, v := range ae {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		buf = append(buf, v.ToUnsafeBytes()...)
+	}
+	f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(unsafe.String(unsafe.SliceData(buf), len(buf)), "\n")
+	f.h.SetFilterState(originalRequestKey, buf)
 }
 
 func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
@@ -263,7 +294,9 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 		*f.body = parts.appendTo(*f.body)
 		body = *f.body
 	}
-	out, err := f.tr.TranslateRequest(transform.UpstreamRequest{Path: f.path, Body: body})
+	req := f.orig
+	req.Body = body
+	out, err := f.tr.TranslateRequest(req)
 	if err != nil {
 		f.replyError(err)
 		return false
@@ -313,11 +346,45 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		headers.Set(":status", strconv.Itoa(rh.Status))
 	}
 	applyEdits(headers, rh.Headers)
+	if endOfStream {
+		// No body hook follows: what the translation makes of an empty
+		// body (an error body for a bare error status) goes out now, and
+		// Envoy sends it after the headers (addEncodedData in the headers
+		// hook: the headers lose their end of stream).
+		f.finish()
+	}
 	return shared.HeadersStatusContinue
 }
 
+// finish ends the response's translation when the body hook never saw its
+// end (headers or trailers ended the stream): the translator's last bytes
+// go to the buffered response body, which Envoy sends on before the
+// trailers, or after headers that ended the stream.
+func (f *aiUpstreamFilter) finish() {
+	if f.ended {
+		return
+	}
+	out, _ := f.tr.TranslateResponseBody(f.out[:0], nil, true)
+	f.out = out
+	if len(out) > 0 {
+		f.h.BufferedResponseBody().Append(out)
+	}
+	f.ended = true
+	f.publishUsage()
+}
+
+// publishUsage writes what ai_router cannot read from the OpenAI-shaped
+// answer: the prompt-cache writes of a provider that reports them apart.
+func (f *aiUpstreamFilter) publishUsage() {
+	if r, ok := f.tr.(transform.CacheCreationReporter); ok {
+		if _, has := f.tr.Usage(); has {
+			f.h.SetMetadata(transform.CostNamespace, transform.CacheCreationInputTokensKey, r.CacheCreationInputTokens())
+		}
+	}
+}
+
 func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
-	if !f.sent {
+	if !f.sent || f.ended {
 		return shared.BodyStatusContinue
 	}
 	chunks := body.GetChunks()
@@ -338,7 +405,21 @@ func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bo
 			body.Append(out)
 		}
 	}
+	if endOfStream {
+		f.ended = true
+		f.publishUsage()
+	}
 	return shared.BodyStatusContinue
+}
+
+// OnResponseTrailers ends a response whose body frames carried no end of
+// stream (HTTP/2 with trailers): a JSON answer held whole, a stream cut
+// short, go out now.
+func (f *aiUpstreamFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersStatus {
+	if f.sent {
+		f.finish()
+	}
+	return shared.TrailersStatusContinue
 }
 
 func (f *aiUpstreamFilter) OnDestroy() {

@@ -93,6 +93,7 @@ type fakeStream struct {
 	shared.HttpFilterHandle
 	reqHeaders, respHeaders fakeHeaders
 	buffered                fakeBody
+	bufferedResponse        fakeBody
 	data                    map[string]any
 	metadata                map[string]any
 	filterState             map[string][]byte
@@ -122,12 +123,15 @@ func (s *fakeStream) reset() {
 func (s *fakeStream) RequestHeaders() shared.HeaderMap       { return &s.reqHeaders }
 func (s *fakeStream) ResponseHeaders() shared.HeaderMap      { return &s.respHeaders }
 func (s *fakeStream) BufferedRequestBody() shared.BodyBuffer { return &s.buffered }
-func (s *fakeStream) ReceivedBufferedRequestBody() bool      { return false }
-func (s *fakeStream) ClearRouteCache()                       {}
-func (s *fakeStream) GetMostSpecificConfig() any             { return s.route }
-func (s *fakeStream) SetData(k string, v any)                { s.data[k] = v }
-func (s *fakeStream) GetData(k string) any                   { return s.data[k] }
-func (s *fakeStream) SetMetadata(ns, k string, v any)        { s.metadata[ns+"/"+k] = v }
+func (s *fakeStream) BufferedResponseBody() shared.BodyBuffer {
+	return &s.bufferedResponse
+}
+func (s *fakeStream) ReceivedBufferedRequestBody() bool { return false }
+func (s *fakeStream) ClearRouteCache()                  {}
+func (s *fakeStream) GetMostSpecificConfig() any        { return s.route }
+func (s *fakeStream) SetData(k string, v any)           { s.data[k] = v }
+func (s *fakeStream) GetData(k string) any              { return s.data[k] }
+func (s *fakeStream) SetMetadata(ns, k string, v any)   { s.metadata[ns+"/"+k] = v }
 
 // SetFilterState keeps the first value of a key: Envoy stores it read-only.
 func (s *fakeStream) SetFilterState(k string, v []byte) {
@@ -156,7 +160,22 @@ func (s *fakeStream) GetMetadataString(src shared.MetadataSourceType, ns, key st
 	if v, ok := s.hostMetadata[ns+"/"+key]; ok && src == shared.MetadataSourceTypeHost {
 		return view(v), true
 	}
+	if v, ok := s.metadata[ns+"/"+key].(string); ok && src == shared.MetadataSourceTypeDynamic {
+		return view(v), true
+	}
 	return shared.UnsafeEnvoyBuffer{}, false
+}
+func (s *fakeStream) GetMetadataNumber(src shared.MetadataSourceType, ns, key string) (float64, bool) {
+	if src != shared.MetadataSourceTypeDynamic {
+		return 0, false
+	}
+	switch v := s.metadata[ns+"/"+key].(type) {
+	case float64:
+		return v, true
+	case uint64:
+		return float64(v), true
+	}
+	return 0, false
 }
 func (s *fakeStream) GetMetadataListSize(shared.MetadataSourceType, string, string) (int, bool) {
 	return 0, false

@@ -22,6 +22,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/fakeprovider"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
@@ -55,30 +56,30 @@ type converseWire struct {
 // verifySigV4 checks the request's signature as AWS does: the SDK signs a
 // request that carries only the headers the signature names, at the time
 // it names, with the known credentials, and must get the same value.
-func verifySigV4(r *recorded, region string) error {
-	auth := r.header.Get("authorization")
+func verifySigV4(r *fakeprovider.Recorded, region string) error {
+	auth := r.Header.Get("authorization")
 	_, signed, ok := strings.Cut(auth, "SignedHeaders=")
 	if !ok {
 		return fmt.Errorf("no SigV4 authorization: %q", auth)
 	}
 	signed, _, _ = strings.Cut(signed, ",")
-	at, err := time.Parse("20060102T150405Z", r.header.Get("x-amz-date"))
+	at, err := time.Parse("20060102T150405Z", r.Header.Get("x-amz-date"))
 	if err != nil {
 		return fmt.Errorf("x-amz-date: %v", err)
 	}
-	u, err := url.Parse("https://" + r.host + r.path)
+	u, err := url.Parse("https://" + r.Host + r.Path)
 	if err != nil {
 		return err
 	}
-	req := &http.Request{Method: http.MethodPost, URL: u, Host: r.host, Header: http.Header{}, ContentLength: int64(len(r.body))}
+	req := &http.Request{Method: http.MethodPost, URL: u, Host: r.Host, Header: http.Header{}, ContentLength: int64(len(r.Body))}
 	for _, name := range strings.Split(signed, ";") {
 		switch name {
 		case "host", "content-length":
 		default:
-			req.Header.Set(name, r.header.Get(name))
+			req.Header.Set(name, r.Header.Get(name))
 		}
 	}
-	sum := sha256.Sum256(r.body)
+	sum := sha256.Sum256(r.Body)
 	if err := v4.NewSigner().SignHTTP(context.Background(), bedrockCreds, req, hex.EncodeToString(sum[:]), "bedrock", region, at); err != nil {
 		return err
 	}
@@ -90,19 +91,19 @@ func verifySigV4(r *recorded, region string) error {
 
 // bedrockAnswer checks the path, the signature and the body, answering
 // Bedrock's error shapes otherwise; then answer runs.
-func bedrockAnswer(t *testing.T, model, region string, answer func(w http.ResponseWriter, stream bool, req *converseWire)) func(http.ResponseWriter, *recorded) {
-	return func(w http.ResponseWriter, r *recorded) {
+func bedrockAnswer(t *testing.T, model, region string, answer func(w http.ResponseWriter, stream bool, req *converseWire)) func(http.ResponseWriter, *fakeprovider.Recorded) {
+	return func(w http.ResponseWriter, r *fakeprovider.Recorded) {
 		base := "/model/" + strings.ReplaceAll(url.PathEscape(model), ":", "%3A")
-		stream := r.path == base+"/converse-stream"
-		if !stream && r.path != base+"/converse" {
-			bedrockErr(w, 404, "ResourceNotFoundException", "no such path "+r.path)
+		stream := r.Path == base+"/converse-stream"
+		if !stream && r.Path != base+"/converse" {
+			bedrockErr(w, 404, "ResourceNotFoundException", "no such path "+r.Path)
 			return
 		}
 		if err := verifySigV4(r, region); err != nil {
 			bedrockErr(w, 403, "InvalidSignatureException", err.Error())
 			return
 		}
-		dec := json.NewDecoder(bytes.NewReader(r.body))
+		dec := json.NewDecoder(bytes.NewReader(r.Body))
 		dec.DisallowUnknownFields()
 		var req converseWire
 		if err := dec.Decode(&req); err != nil {
@@ -151,7 +152,7 @@ var converseEvents = [][2]string{
 func TestUpstreamBedrock(t *testing.T) {
 	const model, region = "anthropic.claude-3-5-haiku-20241022-v1:0", "us-west-2"
 	var asked *converseWire
-	fake := newFakeProvider(t, bedrockAnswer(t, model, region, func(w http.ResponseWriter, stream bool, req *converseWire) {
+	fake := fakeprovider.New(t, bedrockAnswer(t, model, region, func(w http.ResponseWriter, stream bool, req *converseWire) {
 		asked = req
 		if stream {
 			writeConverseStream(t, w, converseEvents...)
@@ -162,16 +163,16 @@ func TestUpstreamBedrock(t *testing.T) {
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "bedrock", "schema": "aws_bedrock", "region": region,
 		"model": model, "credentialsFile": bedrockCredentialsFile(t), "profile": "bedrock"}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("bedrock")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("bedrock")})
 
 	res, err := h.Send(context.Background(), chatRequest(`{"model":"claude-haiku","max_tokens":64,"temperature":0.3,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"A story?"}]}`))
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
-	got := fake.requests()
+	got := fake.Requests()
 	require.Len(t, got, 1)
 	requireNoClientKey(t, got[0])
-	require.Equal(t, "bedrock-runtime.us-west-2.amazonaws.com", got[0].host, "the signed host is the one sent")
-	require.Equal(t, bedrockCreds.SessionToken, got[0].header.Get("x-amz-security-token"))
+	require.Equal(t, "bedrock-runtime.us-west-2.amazonaws.com", got[0].Host, "the signed host is the one sent")
+	require.Equal(t, bedrockCreds.SessionToken, got[0].Header.Get("x-amz-security-token"))
 	require.Equal(t, "Be brief.", asked.System[0].Text)
 	require.Equal(t, 64, asked.InferenceConfig.MaxTokens)
 	var cc openai.ChatCompletion
@@ -209,14 +210,14 @@ func TestUpstreamBedrock(t *testing.T) {
 // A signature made with other credentials is refused by the fake: the
 // check can fail.
 func TestUpstreamBedrockWrongCredentials(t *testing.T) {
-	fake := newFakeProvider(t, bedrockAnswer(t, "m", "us-east-1", func(w http.ResponseWriter, _ bool, _ *converseWire) {
+	fake := fakeprovider.New(t, bedrockAnswer(t, "m", "us-east-1", func(w http.ResponseWriter, _ bool, _ *converseWire) {
 		w.Header().Set("content-type", "application/json")
 		fmt.Fprint(w, converseAnswer)
 	}))
 	p := filepath.Join(t.TempDir(), "credentials")
 	require.NoError(t, os.WriteFile(p, []byte("[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = not-the-secret\n"), 0o600))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "bedrock", "schema": "aws_bedrock", "region": "us-east-1", "credentialsFile": p}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("bedrock")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("bedrock")})
 	res, err := h.Send(context.Background(), chatRequest(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
 	require.NoError(t, err)
 	require.Equal(t, 403, res.Client.Status)
@@ -228,7 +229,7 @@ func TestUpstreamBedrockWrongCredentials(t *testing.T) {
 // throttles and the retry reaches the pool with the original request.
 func TestUpstreamFallbackToBedrock(t *testing.T) {
 	var poolStatus, bedrockStatus atomic.Int32
-	pool := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+	pool := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
 		if s := int(poolStatus.Load()); s != 200 {
 			w.Header().Set("content-type", "application/json")
 			w.WriteHeader(s)
@@ -238,7 +239,7 @@ func TestUpstreamFallbackToBedrock(t *testing.T) {
 		openAIAnswer(w, r)
 	})
 	const model = "meta.llama3-70b-instruct-v1:0"
-	bedrock := newFakeProvider(t, bedrockAnswer(t, model, "us-east-1", func(w http.ResponseWriter, stream bool, _ *converseWire) {
+	bedrock := fakeprovider.New(t, bedrockAnswer(t, model, "us-east-1", func(w http.ResponseWriter, stream bool, _ *converseWire) {
 		if s := int(bedrockStatus.Load()); s != 200 {
 			bedrockErr(w, s, "ThrottlingException", "Too many requests, please wait before trying again.")
 			return
@@ -249,8 +250,8 @@ func TestUpstreamFallbackToBedrock(t *testing.T) {
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
 		{"name": "bedrock", "schema": "aws_bedrock", "region": "us-east-1", "model": model, "credentialsFile": bedrockCredentialsFile(t), "profile": "bedrock"}}},
-		harness.UpstreamHost{Address: pool.addr, Metadata: hostBackend("pool")},
-		harness.UpstreamHost{Address: bedrock.addr, Metadata: hostBackend("bedrock")})
+		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
+		harness.UpstreamHost{Address: bedrock.Addr, Metadata: hostBackend("bedrock")})
 	send := func(order ...string) *harness.Result {
 		req := chatRequest(`{"model":"llama-3-70b","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`)
 		req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", strings.Join(order, ",")})
@@ -262,7 +263,7 @@ func TestUpstreamFallbackToBedrock(t *testing.T) {
 
 	poolStatus.Store(503)
 	bedrockStatus.Store(200)
-	res := send(pool.addr, bedrock.addr)
+	res := send(pool.Addr, bedrock.Addr)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 	require.Len(t, res.Attempts, 2)
 	require.Equal(t, "/model/meta.llama3-70b-instruct-v1%3A0/converse", res.AttemptRequests[1].Headers.Get(":path"))
@@ -273,7 +274,7 @@ func TestUpstreamFallbackToBedrock(t *testing.T) {
 
 	poolStatus.Store(200)
 	bedrockStatus.Store(429)
-	res = send(bedrock.addr, pool.addr)
+	res = send(bedrock.Addr, pool.Addr)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 	require.Len(t, res.Attempts, 2)
 	second := res.AttemptRequests[1].Headers
@@ -281,8 +282,8 @@ func TestUpstreamFallbackToBedrock(t *testing.T) {
 	require.Empty(t, second.Get("authorization"), "attempt 1's signature is gone from the shared map")
 	require.Empty(t, second.Get("x-amz-date"))
 	require.Empty(t, second.Get("x-amz-security-token"))
-	got := pool.requests()
-	require.Equal(t, "llama-3-70b", jsonString(got[len(got)-1].body, "model"))
+	got := pool.Requests()
+	require.Equal(t, "llama-3-70b", jsonString(got[len(got)-1].Body, "model"))
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
 	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
 }

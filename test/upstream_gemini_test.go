@@ -18,6 +18,7 @@ import (
 	"google.golang.org/genai"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/googletoken/googletokentest"
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/fakeprovider"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
@@ -35,30 +36,30 @@ type geminiWire struct {
 // geminiAnswer checks what Google requires (the path for its model and
 // method, the credential, a body that decodes strictly into the SDK's
 // types), answering Google's error shape otherwise; then answer runs.
-func geminiAnswer(t *testing.T, prefix string, auth func(http.Header) bool, answer func(w http.ResponseWriter, stream bool, req *geminiWire)) func(http.ResponseWriter, *recorded) {
-	return func(w http.ResponseWriter, r *recorded) {
-		dec := json.NewDecoder(bytes.NewReader(r.body))
+func geminiAnswer(t *testing.T, prefix string, auth func(http.Header) bool, answer func(w http.ResponseWriter, stream bool, req *geminiWire)) func(http.ResponseWriter, *fakeprovider.Recorded) {
+	return func(w http.ResponseWriter, r *fakeprovider.Recorded) {
+		dec := json.NewDecoder(bytes.NewReader(r.Body))
 		dec.DisallowUnknownFields()
 		var req geminiWire
 		switch {
-		case r.path == prefix+":generateContent":
+		case r.Path == prefix+":generateContent":
 			if dec.Decode(&req) != nil {
 				googleErr(w, 400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
 				return
 			}
-			if !auth(r.header) {
+			if !auth(r.Header) {
 				googleErr(w, 403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.")
 				return
 			}
 			answer(w, false, &req)
-		case r.path == prefix+":streamGenerateContent?alt=sse":
-			if dec.Decode(&req) != nil || !auth(r.header) {
+		case r.Path == prefix+":streamGenerateContent?alt=sse":
+			if dec.Decode(&req) != nil || !auth(r.Header) {
 				googleErr(w, 400, "INVALID_ARGUMENT", "bad request")
 				return
 			}
 			answer(w, true, &req)
 		default:
-			googleErr(w, 404, "NOT_FOUND", "no such path "+r.path)
+			googleErr(w, 404, "NOT_FOUND", "no such path "+r.Path)
 		}
 	}
 }
@@ -115,19 +116,19 @@ func TestUpstreamGemini(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var asked *geminiWire
-			fake := newFakeProvider(t, geminiAnswer(t, tc.prefix, tc.auth, func(w http.ResponseWriter, stream bool, req *geminiWire) {
+			fake := fakeprovider.New(t, geminiAnswer(t, tc.prefix, tc.auth, func(w http.ResponseWriter, stream bool, req *geminiWire) {
 				asked = req
 				geminiResponses(t, w, stream, geminiStory()...)
 			}))
 			tc.backend["apiKeyFile"] = keyFile(t, googleKey)
 			h := providerGateway(t, map[string]any{"backends": []map[string]any{tc.backend}},
-				harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("google")})
+				harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("google")})
 
 			// JSON.
 			res, err := h.Send(context.Background(), chatRequest(`{"model":"gemini-2.5-flash","max_tokens":64,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"A story?"}]}`))
 			require.NoError(t, err)
 			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
-			got := fake.requests()
+			got := fake.Requests()
 			require.Len(t, got, 1)
 			requireNoClientKey(t, got[0])
 			require.Equal(t, "Be brief.", asked.SystemInstruction.Parts[0].Text)
@@ -196,7 +197,7 @@ func jsonPath(t *testing.T, body []byte, keys ...string) any {
 // OpenAI request.
 func TestUpstreamFallbackToGemini(t *testing.T) {
 	var poolStatus, googleStatus atomic.Int32
-	pool := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+	pool := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
 		if s := int(poolStatus.Load()); s != 200 {
 			w.Header().Set("content-type", "application/json")
 			w.WriteHeader(s)
@@ -206,7 +207,7 @@ func TestUpstreamFallbackToGemini(t *testing.T) {
 		openAIAnswer(w, r)
 	})
 	const prefix = "/v1beta/models/gemini-2.5-flash"
-	google := newFakeProvider(t, geminiAnswer(t, prefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
+	google := fakeprovider.New(t, geminiAnswer(t, prefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
 		func(w http.ResponseWriter, stream bool, _ *geminiWire) {
 			if s := int(googleStatus.Load()); s != 200 {
 				googleErr(w, s, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
@@ -217,8 +218,8 @@ func TestUpstreamFallbackToGemini(t *testing.T) {
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
 		{"name": "google", "schema": "gemini", "model": "gemini-2.5-flash", "apiKeyFile": keyFile(t, googleKey)}}},
-		harness.UpstreamHost{Address: pool.addr, Metadata: hostBackend("pool")},
-		harness.UpstreamHost{Address: google.addr, Metadata: hostBackend("google")})
+		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
+		harness.UpstreamHost{Address: google.Addr, Metadata: hostBackend("google")})
 	send := func(order ...string) *harness.Result {
 		req := chatRequest(`{"model":"llama-3-8b","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`)
 		req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", strings.Join(order, ",")})
@@ -230,7 +231,7 @@ func TestUpstreamFallbackToGemini(t *testing.T) {
 
 	poolStatus.Store(503)
 	googleStatus.Store(200)
-	res := send(pool.addr, google.addr)
+	res := send(pool.Addr, google.Addr)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 	require.Len(t, res.Attempts, 2)
 	require.Equal(t, "/v1/chat/completions", res.AttemptRequests[0].Headers.Get(":path"))
@@ -243,14 +244,14 @@ func TestUpstreamFallbackToGemini(t *testing.T) {
 
 	poolStatus.Store(200)
 	googleStatus.Store(429)
-	res = send(google.addr, pool.addr)
+	res = send(google.Addr, pool.Addr)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 	require.Len(t, res.Attempts, 2)
 	second := res.AttemptRequests[1].Headers
 	require.Equal(t, "/v1/chat/completions", second.Get(":path"))
 	require.Empty(t, second.Get("x-goog-api-key"), "attempt 1's credential is gone from the shared map")
-	got := pool.requests()
-	require.Equal(t, "llama-3-8b", jsonString(got[len(got)-1].body, "model"), "the OpenAI body, not attempt 1's Gemini one")
+	got := pool.Requests()
+	require.Equal(t, "llama-3-8b", jsonString(got[len(got)-1].Body, "model"), "the OpenAI body, not attempt 1's Gemini one")
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
 	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
 }
@@ -263,13 +264,13 @@ func TestUpstreamVertexServiceAccount(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "sa.json")
 	require.NoError(t, os.WriteFile(keyFile, googletokentest.ServiceAccountKey(t, tokens.URL), 0o600))
 	const prefix = "/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-flash"
-	fake := newFakeProvider(t, geminiAnswer(t, prefix, func(h http.Header) bool { return h.Get("authorization") == "Bearer token-1" },
+	fake := fakeprovider.New(t, geminiAnswer(t, prefix, func(h http.Header) bool { return h.Get("authorization") == "Bearer token-1" },
 		func(w http.ResponseWriter, stream bool, _ *geminiWire) {
 			geminiResponses(t, w, stream, geminiStory()...)
 		}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "vertex", "schema": "vertex_ai",
 		"project": "proj-1", "location": "us-central1", "serviceAccountKeyFile": keyFile}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("vertex")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("vertex")})
 	var res *harness.Result
 	require.Eventually(t, func() bool {
 		var err error
@@ -283,7 +284,7 @@ func TestUpstreamVertexServiceAccount(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 	require.EqualValues(t, 1, tokens.Grants.Load(), "one token, minted once, for every request")
-	require.NotEmpty(t, fake.requests())
+	require.NotEmpty(t, fake.Requests())
 
 	// A key that is not a service account's refuses the config, naming the field.
 	bad := filepath.Join(t.TempDir(), "bad.json")
@@ -291,7 +292,7 @@ func TestUpstreamVertexServiceAccount(t *testing.T) {
 	cfg, err := json.Marshal(map[string]any{"backends": []map[string]any{{"name": "vertex", "schema": "vertex_ai",
 		"project": "proj-1", "location": "us-central1", "serviceAccountKeyFile": bad}}})
 	require.NoError(t, err)
-	_, err = h.ConfigureCluster(harness.Cluster{Name: "other", Hosts: []harness.UpstreamHost{{Address: fake.addr}},
+	_, err = h.ConfigureCluster(harness.Cluster{Name: "other", Hosts: []harness.UpstreamHost{{Address: fake.Addr}},
 		Filters: harness.Chain{{Name: "ai_upstream", Config: cfg}}})
 	require.ErrorContains(t, err, "backends[0].serviceAccountKeyFile")
 }

@@ -133,7 +133,7 @@ func BenchmarkModelRestorer(b *testing.B) {
 
 func BenchmarkCosts(b *testing.B) {
 	c := mustParse(b, `{"costs":[{"metadataKey":"in","type":"input"},{"metadataKey":"k","type":"cel","cel":"model == 'big' ? total_tokens * 10u : total_tokens"}]}`)
-	u := Usage{InputTokens: 100, OutputTokens: 30, TotalTokens: 130}
+	u := CostUsage{Usage: Usage{InputTokens: 100, OutputTokens: 30, TotalTokens: 130}}
 	dst := make([]CostValue, 0, 4)
 	b.ReportAllocs()
 	for b.Loop() {

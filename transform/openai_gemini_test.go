@@ -144,7 +144,7 @@ func TestGeminiBackendConfig(t *testing.T) {
 		{`{"schema":"vertex_ai","project":"p/../q","location":"l"}`, "project: must be a plain name"},
 		{`{"schema":"gemini","project":"p"}`, "project: only for schema vertex_ai"},
 		{`{"schema":"gemini","maxTokens":5}`, "maxTokens: only for schema anthropic"},
-		{`{"schema":"bedrock"}`, "known: anthropic, azure_openai, gemini, openai, vertex_ai"},
+		{`{"schema":"bedrock"}`, "known: anthropic, aws_bedrock, azure_openai, gemini, openai, vertex_ai"},
 	} {
 		_, err := ParseBackend([]byte(tc.config), "")
 		require.ErrorContains(t, err, tc.err, tc.config)
