@@ -21,13 +21,36 @@ const maxDepth = 1024
 // one to find the members. This does both at once, and skips the text of
 // long strings at memory speed (see scanString).
 func scanTopLevel(b []byte, field func(key, value span) bool) bool {
+	if field == nil {
+		return scanNested(b, 0, nil)
+	}
+	return scanNested(b, 1, func(_ int, path jsonPath, value span) bool {
+		return field(path[0], value)
+	})
+}
+
+// jsonPath holds the keys of the members a value is nested in, from the top
+// level down: path[d-1] is the key of the member at depth d (noSpan for an
+// array element).
+type jsonPath [maxPathDepth]span
+
+const maxPathDepth = 4
+
+// scanNested is scanTopLevel for values down to depth levels (at most
+// maxPathDepth): it calls field for each member or element at depths 1 to
+// levels when its value ends (so a container's members come before the
+// container itself), with its depth, the keys of its path and the span of
+// its value. Once field returns false it is called no more. A value nested
+// in a member is reported before it is known whether the whole document is
+// valid: a caller that must not count it then waits for its depth-1 member.
+func scanNested(b []byte, levels int, field func(depth int, path jsonPath, value span) bool) bool {
 	var (
 		stack    [maxDepth / 64]uint64 // bit set: the container at that depth is an object
 		depth    int
 		i        int
-		key      span // of the top-level member being read
+		path     jsonPath // of the member being read, down to levels
+		starts   [maxPathDepth]int
 		keyAt    int
-		start    int // of its value
 		inObject bool
 	)
 
@@ -36,8 +59,8 @@ value: // a value starts at or after b[i]
 	if i == len(b) {
 		return false
 	}
-	if depth == 1 {
-		start = i
+	if depth >= 1 && depth <= levels {
+		starts[depth-1] = i
 	}
 	switch c := b[i]; c {
 	case '{', '[':
@@ -48,9 +71,9 @@ value: // a value starts at or after b[i]
 			stack[depth/64] |= 1 << (depth % 64)
 		} else {
 			stack[depth/64] &^= 1 << (depth % 64)
-		}
-		if depth == 0 {
-			key = noSpan
+			if depth < levels {
+				path[depth] = noSpan
+			}
 		}
 		depth++
 		i = skipSpace(b, i+1)
@@ -86,7 +109,7 @@ value: // a value starts at or after b[i]
 	}
 
 next: // a value just ended before b[i]
-	if depth == 1 && field != nil && !field(key, span{start, i}) {
+	if depth >= 1 && depth <= levels && field != nil && !field(depth, path, span{starts[depth-1], i}) {
 		field = nil // seen all we need: only check the rest
 	}
 	if depth == 0 {
@@ -123,8 +146,8 @@ member: // an object member's key starts at or after b[i]
 	if i = scanString(b, i+1); i < 0 {
 		return false
 	}
-	if depth == 1 {
-		key = span{keyAt, i}
+	if depth <= levels {
+		path[depth-1] = span{keyAt, i}
 	}
 	i = skipSpace(b, i)
 	if i == len(b) || b[i] != ':' {
