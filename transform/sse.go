@@ -119,7 +119,11 @@ func (p *sseParser) lineDone(line []byte, h dataHandler) {
 		return
 	}
 	name, value := line, []byte(nil)
-	if c := bytes.IndexByte(line, ':'); c >= 0 {
+	c := 4 // the first ':' of a data line, most lines: no search
+	if len(line) < 5 || string(line[:5]) != "data:" {
+		c = bytes.IndexByte(line, ':')
+	}
+	if c >= 0 {
 		name, value = line[:c], line[c+1:]
 		if len(value) > 0 && value[0] == ' ' {
 			value = value[1:]
