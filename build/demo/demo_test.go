@@ -71,7 +71,8 @@ func TestDemoThroughTheLibrary(t *testing.T) {
 	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 3, Args: []string{
 		"--max-loras", "2", "--lora-modules", `{"name":"sim-lora","path":"/adapters/sim-lora"}`,
 		"--time-to-first-token", "20ms", "--inter-token-latency", "2ms"}})
-	h := harness.Start(t, harness.Options{})
+	// The library make build ships, as make run loads it.
+	h := harness.Start(t, harness.Options{Lib: harness.ProductionLib(t)})
 	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", map[string]any{"pools": []any{map[string]any{
 		"name": "pool", "endpoints": map[string]any{"static": sim.Addrs}}}}))
 	f := &front{h: h, cluster: sim.Addrs}

@@ -258,3 +258,27 @@ func TestRunWritesTheBootstrap(t *testing.T) {
 	require.True(t, strings.HasPrefix(string(raw), "# Rendered by inferencepool-config"))
 	require.ErrorContains(t, run(out, []string{"no-such-command-here"}), "executable file not found")
 }
+
+// make run's config (build/run.yaml): Envoy on loopback in front of the
+// simulator ranks build/run.sh starts, with the demo's endpoint header.
+func TestRenderRunConfig(t *testing.T) {
+	_, filters, doc := render(t, map[string]string{EnvConfig: "../run.yaml"})
+	require.Equal(t, "127.0.0.1", dig(doc, "static_resources", "listeners", 0, "address", "socket_address", "address"))
+	require.EqualValues(t, 10000, dig(doc, "static_resources", "listeners", 0, "address", "socket_address", "port_value"))
+	require.EqualValues(t, 9901, dig(doc, "admin", "address", "socket_address", "port_value"))
+	routes := dig(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config", "route_config", "virtual_hosts", 0, "routes")
+	require.Equal(t, "x-inferencepool-endpoint", dig(routes, 0, "response_headers_to_add", 0, "header", "key"))
+
+	script, err := os.ReadFile("../run.sh")
+	require.NoError(t, err)
+	m := regexp.MustCompile(`--port (\d+) --data-parallel-size (\d+)`).FindStringSubmatch(string(script))
+	require.NotNil(t, m, "run.sh no longer starts the simulator ranks this way")
+	port, _ := strconv.Atoi(m[1])
+	ranks, _ := strconv.Atoi(m[2])
+	var want []any
+	for r := 0; r < ranks; r++ {
+		want = append(want, fmt.Sprintf("127.0.0.1:%d", port+r))
+	}
+	require.Equal(t, map[string]any{"static": want}, pickerPools(t, filters)[0]["endpoints"])
+	require.Contains(t, string(script), `INFERENCEPOOL_CONFIG=$ROOT/build/run.yaml`)
+}
