@@ -282,3 +282,32 @@ func TestRenderRunConfig(t *testing.T) {
 	require.Equal(t, map[string]any{"static": want}, pickerPools(t, filters)[0]["endpoints"])
 	require.Contains(t, string(script), `INFERENCEPOOL_CONFIG=$ROOT/build/run.yaml`)
 }
+
+// Whatever a config file says, the renderer refuses it or renders a
+// bootstrap that Envoy's protos and the library's parser accept; it never
+// panics.
+func FuzzRender(f *testing.F) {
+	for _, seed := range []string{
+		"pools: [{name: a, servers: ['10.0.0.1:80']}]",
+		"pools: [{name: a, model: m, servers: ['sim-a:8000', 'sim-a:8001'], picker: {engine: vllm}}, {name: b, servers: ['[::1]:9']}]",
+		"listen: '[::]:10000'\nadmin: 'off'\nmetricsNamespace: x.y\nendpointHeader: x-e\naiRouter: {maxRequestBodyBytes: 1024}\npools: [{name: p, servers: ['h:1']}]",
+		`{"pools":[{"name":"a b","servers":["1.2.3.4:5"],"picker":{"saturation":{"queue":1}}}]}`,
+	} {
+		f.Add(seed)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body string) {
+		p := filepath.Join(dir, "c.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+		c, err := Load(env(map[string]string{EnvConfig: p}))
+		if err != nil {
+			return
+		}
+		out, err := Render(c)
+		if err != nil {
+			return
+		}
+		_, _, err = envoyconfig.ValidateYAML(out)
+		require.NoError(t, err, "config:\n%s\nbootstrap:\n%s", body, out)
+	})
+}
