@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 
 	"sigs.k8s.io/yaml"
@@ -48,6 +49,12 @@ func Render(c *Config) ([]byte, error) {
 	}
 	if _, err := filterconfig.Parse(filterconfig.AIRouter, aiRouter); err != nil {
 		return nil, fmt.Errorf("aiRouter: %w", err)
+	}
+	if c.EndpointHeader != "" && !headerName.MatchString(c.EndpointHeader) {
+		return nil, fmt.Errorf("endpointHeader: %q: a lower-case header name (letters, digits, '-')", c.EndpointHeader)
+	}
+	if c.MetricsNamespace != "" && !promName.MatchString(c.MetricsNamespace) {
+		return nil, fmt.Errorf("metricsNamespace: %q: letters, digits and '_', not starting with a digit (it becomes part of every Prometheus name)", c.MetricsNamespace)
 	}
 	module := map[string]any{"name": "inferencepool", "do_not_close": true}
 	if c.MetricsNamespace != "" {
@@ -179,6 +186,11 @@ func Render(c *Config) ([]byte, error) {
 	b.Write(out)
 	return b.Bytes(), nil
 }
+
+var (
+	headerName = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	promName   = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
 
 func clusterName(pool string) string { return pool }
 

@@ -231,6 +231,9 @@ func TestRenderRefusesBadConfig(t *testing.T) {
 		{"missing file", map[string]string{EnvConfig: filepath.Join(dir, "nope.yaml")}, "no such file"},
 		{"duplicate pool", map[string]string{EnvConfig: file("pools: [{name: a, servers: ['10.0.0.1:80']}, {name: a, servers: ['10.0.0.2:80']}]\n")}, `pools[1].name: "a" twice`},
 		{"duplicate model", map[string]string{EnvConfig: file("pools: [{name: a, model: m, servers: ['10.0.0.1:80']}, {name: b, model: m, servers: ['10.0.0.2:80']}]\n")}, `pools[1].model: "m" is also pool "a"'s`},
+		{"pseudo-header as endpoint header", map[string]string{EnvServers: "10.0.0.1:80", EnvEndpointHeader: ":path"}, `endpointHeader: ":path"`},
+		{"endpoint header with a space", map[string]string{EnvServers: "10.0.0.1:80", EnvEndpointHeader: "a b"}, `endpointHeader: "a b"`},
+		{"dotted namespace", map[string]string{EnvServers: "10.0.0.1:80", EnvMetricsNamespace: "my.app"}, `metricsNamespace: "my.app"`},
 		{"unnamed pool", map[string]string{EnvConfig: file("pools: [{servers: ['10.0.0.1:80']}]\n")}, "pools[0].name: required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -290,7 +293,7 @@ func FuzzRender(f *testing.F) {
 	for _, seed := range []string{
 		"pools: [{name: a, servers: ['10.0.0.1:80']}]",
 		"pools: [{name: a, model: m, servers: ['sim-a:8000', 'sim-a:8001'], picker: {engine: vllm}}, {name: b, servers: ['[::1]:9']}]",
-		"listen: '[::]:10000'\nadmin: 'off'\nmetricsNamespace: x.y\nendpointHeader: x-e\naiRouter: {maxRequestBodyBytes: 1024}\npools: [{name: p, servers: ['h:1']}]",
+		"listen: '[::]:10000'\nadmin: 'off'\nmetricsNamespace: x_y\nendpointHeader: x-e\naiRouter: {maxRequestBodyBytes: 1024}\npools: [{name: p, servers: ['h:1']}]",
 		`{"pools":[{"name":"a b","servers":["1.2.3.4:5"],"picker":{"saturation":{"queue":1}}}]}`,
 	} {
 		f.Add(seed)
