@@ -462,3 +462,13 @@ func promqlSelectors(expr string) (metrics, labels []string, err error) {
 	}
 	return metrics, labels, nil
 }
+
+// The PromQL reader answers or refuses any text; it never panics.
+func FuzzPromQLSelectors(f *testing.F) {
+	for _, s := range []string{`sum by (le) (rate(a_bucket{x=~"y"}[5m]))`, `a{__name__="b"} / on(c) group_left() d`, `$x`, `"`, `{a=`, `by (`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		_, _, _ = promqlSelectors(expr)
+	})
+}
