@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/collector"
 	"time"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/strictjson"
@@ -75,6 +76,15 @@ type ScrapeConfig struct {
 	StaleAfter     Duration `json:"staleAfter,omitzero"`
 	UnhealthyAfter int      `json:"unhealthyAfter,omitempty"`
 	MaxBytes       int64    `json:"maxBytes,omitempty"`
+	// The collector's schedule: jitter and the fleet's bound on each
+	// server's scrape load (collector.Schedule owns and checks them).
+	Jitter *float64        `json:"jitter,omitempty"`
+	Fleet  collector.Fleet `json:"fleet,omitzero"`
+}
+
+// schedule is the collector's view of the scrape settings.
+func (s *ScrapeConfig) schedule() collector.Schedule {
+	return collector.Schedule{Jitter: s.Jitter, Fleet: s.Fleet}
 }
 
 // SchedulerConfig is the scheduling profile. A list left out gets the

@@ -26,7 +26,9 @@ func TestParseDefaults(t *testing.T) {
 		StaleAfter:     Duration(200 * time.Millisecond),
 		UnhealthyAfter: 3,
 		MaxBytes:       4 << 20,
+		Jitter:         p.Scrape.Jitter,
 	}, p.Scrape)
+	require.InDelta(t, 0.2, *p.Scrape.Jitter, 0)
 	require.Equal(t, []PluginConfig{{Type: "saturation"}}, p.Scheduler.Filters)
 	require.Equal(t, DefaultScorers(), p.Scheduler.Scorers)
 	require.Equal(t, "max-score", p.Scheduler.Picker.Type)
@@ -90,7 +92,10 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad duration", in: pool(`,"scrape":{"interval":"fast"}`), want: `pools[0].scrape.interval: "fast" is not a duration`},
 		{name: "number as duration", in: pool(`,"scrape":{"interval":100}`), want: `pools[0].scrape.interval: want a duration string`},
 		{name: "negative duration", in: pool(`,"scrape":{"timeout":"-1s"}`), want: `pools[0].scrape.timeout: must be > 0`},
-		{name: "stale before the next scrape", in: pool(`,"scrape":{"interval":"1s","staleAfter":"500ms"}`), want: `pools[0].scrape.staleAfter: must be >= scrape.interval (1s)`},
+		{name: "jitter out of range", in: pool(`,"scrape":{"jitter":1.5}`), want: `pools[0].scrape.jitter: must be in [0, 1]`},
+		{name: "fleet bound stretches past 10s", in: pool(`,"scrape":{"fleet":{"proxies":100,"serverRate":5}}`), want: `pools[0].scrape.fleet.serverRate:`},
+		{name: "stale before the stretched interval", in: pool(`,"scrape":{"staleAfter":"1s","fleet":{"proxies":20,"serverRate":10}}`), want: `pools[0].scrape.staleAfter: must be >= the scrape interval (2s)`},
+		{name: "stale before the next scrape", in: pool(`,"scrape":{"interval":"1s","staleAfter":"500ms"}`), want: `pools[0].scrape.staleAfter: must be >= the scrape interval (1s)`},
 		{name: "path", in: pool(`,"scrape":{"path":"metrics"}`), want: `pools[0].scrape.path: must start with "/"`},
 		{name: "integer expected", in: pool(`,"scrape":{"concurrency":1.5}`), want: `pools[0].scrape.concurrency: must be an integer`},
 		{name: "unknown engine", in: pool(`,"engine":"tgi"`), want: `pools[0].engine: unknown engine "tgi"`},

@@ -68,8 +68,11 @@ func (p *PoolConfig) applyDefaults() {
 	if s.Concurrency == 0 {
 		s.Concurrency = DefaultConcurrency
 	}
+	s.Jitter = s.schedule().WithDefaults().Jitter
 	if s.StaleAfter == 0 {
-		s.StaleAfter = defaultStaleIntervals * s.Interval
+		// The interval the fleet bound may stretch, with the longest
+		// jittered wait.
+		s.StaleAfter = defaultStaleIntervals * Duration(s.schedule().Interval(s.Interval.D()))
 	}
 	if s.UnhealthyAfter == 0 {
 		s.UnhealthyAfter = DefaultUnhealthyAfter

@@ -93,7 +93,8 @@ func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
 		collector:  opts.collector,
 		spec: collector.Spec{
 			Path:           cfg.Scrape.Path,
-			Interval:       cfg.Scrape.Interval.D(),
+			Interval:       cfg.Scrape.schedule().Interval(cfg.Scrape.Interval.D()),
+			Jitter:         cfg.Scrape.schedule().SpecJitter(),
 			Timeout:        cfg.Scrape.Timeout.D(),
 			Concurrency:    cfg.Scrape.Concurrency,
 			UnhealthyAfter: cfg.Scrape.UnhealthyAfter,

@@ -67,8 +67,12 @@ func (p *PoolConfig) validate(v *validator, path string) {
 	v.check(s.Interval > 0, sp+".interval", "must be > 0")
 	v.check(s.Timeout > 0, sp+".timeout", "must be > 0")
 	v.check(s.Concurrency >= 1, sp+".concurrency", "must be >= 1")
-	v.check(s.StaleAfter >= s.Interval, sp+".staleAfter",
-		fmt.Sprintf("must be >= scrape.interval (%s), or every endpoint is stale between scrapes", s.Interval.D()))
+	for _, e := range s.schedule().Validate(sp, s.Interval.D()) {
+		v.add(e.Field, e.Problem)
+	}
+	if every := s.schedule().Interval(s.Interval.D()); s.StaleAfter.D() < every {
+		v.add(sp+".staleAfter", fmt.Sprintf("must be >= the scrape interval (%s), or every endpoint is stale between scrapes", every))
+	}
 	v.check(s.UnhealthyAfter >= 1, sp+".unhealthyAfter", "must be >= 1")
 	v.check(s.MaxBytes >= 1024, sp+".maxBytes", "must be >= 1024")
 
