@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/strictjson"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/prefix"
 )
 
 // Config is the endpoint_picker filter_config: a list of pools. README.md
@@ -24,7 +25,7 @@ type PoolConfig struct {
 	Metrics         MetricsConfig    `json:"metrics,omitzero"`
 	Scrape          ScrapeConfig     `json:"scrape,omitzero"`
 	Scheduler       SchedulerConfig  `json:"scheduler,omitzero"`
-	Prefix          PrefixConfig     `json:"prefix,omitzero"`
+	Prefix          prefix.Config    `json:"prefix,omitzero"`
 	Saturation      SaturationConfig `json:"saturation,omitzero"`
 	FailurePenalty  *Duration        `json:"failurePenalty,omitempty"`
 	FailureMode     string           `json:"failureMode,omitempty"`
@@ -92,16 +93,6 @@ type PluginConfig struct {
 type ScorerConfig struct {
 	Type   string   `json:"type"`
 	Weight *float64 `json:"weight,omitempty"`
-}
-
-// PrefixConfig configures the prefix-cache scorer.
-type PrefixConfig struct {
-	Mode             string   `json:"mode,omitempty"`
-	BlockSize        int      `json:"blockSize,omitempty"`
-	MaxBlocks        int      `json:"maxBlocks,omitempty"`
-	LRUCapacity      int      `json:"lruCapacity,omitempty"`
-	RendezvousBlocks int      `json:"rendezvousBlocks,omitempty"`
-	QueueSlack       *float64 `json:"queueSlack,omitempty"`
 }
 
 // SaturationConfig sets when an endpoint counts as saturated.

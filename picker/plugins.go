@@ -28,17 +28,7 @@ var scorerFactories = map[string]func(p *PoolConfig) (framework.Scorer, error){
 	kvcache.Type:      func(*PoolConfig) (framework.Scorer, error) { return kvcache.New(), nil },
 	loraaffinity.Type: func(*PoolConfig) (framework.Scorer, error) { return loraaffinity.New(), nil },
 	inflight.Type:     func(*PoolConfig) (framework.Scorer, error) { return inflight.New(), nil },
-	prefix.Type: func(p *PoolConfig) (framework.Scorer, error) {
-		px := &p.Prefix
-		return prefix.New(prefix.Params{
-			Mode:             px.Mode,
-			BlockSize:        px.BlockSize,
-			MaxBlocks:        px.MaxBlocks,
-			LRUCapacity:      px.LRUCapacity,
-			RendezvousBlocks: px.RendezvousBlocks,
-			QueueSlack:       *px.QueueSlack,
-		})
-	},
+	prefix.Type:       func(p *PoolConfig) (framework.Scorer, error) { return prefix.New(p.Prefix) },
 }
 
 var pickerFactories = map[string]func(p *PoolConfig) (framework.Picker, error){

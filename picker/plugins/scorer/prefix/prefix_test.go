@@ -2,6 +2,7 @@ package prefix
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -178,8 +179,8 @@ func TestIndexLRU(t *testing.T) {
 		})
 		return found
 	}
-	x.Record(0, []uint64{1, 2, 3})
-	x.Record(1, []uint64{1})
+	x.Record(0, 0, []uint64{1, 2, 3})
+	x.Record(1, 0, []uint64{1})
 	x.Flush()
 	require.True(t, has(0, 1) && has(0, 2) && has(0, 3) && has(1, 1))
 	require.Equal(t, int64(3), x.Entries())
@@ -187,13 +188,13 @@ func TestIndexLRU(t *testing.T) {
 	// Two more hashes in an LRU of 4 evict the oldest one: blocks go in
 	// deepest first, so of 1, 2, 3 the deepest (3) is the oldest, and what
 	// is held of a chain stays a leading run of it.
-	x.Record(0, []uint64{10, 11})
+	x.Record(0, 0, []uint64{10, 11})
 	x.Flush()
 	require.True(t, has(0, 1) && has(0, 2))
 	require.False(t, has(0, 3))
 	require.True(t, has(0, 10) && has(0, 11))
-	x.Record(0, []uint64{1}) // touching 1 makes 2 the oldest
-	x.Record(0, []uint64{12})
+	x.Record(0, 0, []uint64{1}) // touching 1 makes 2 the oldest
+	x.Record(0, 0, []uint64{12})
 	x.Flush()
 	require.True(t, has(0, 1))
 	require.False(t, has(0, 2))
@@ -207,17 +208,50 @@ func TestIndexLRU(t *testing.T) {
 	require.Equal(t, int64(1), x.Entries())
 }
 
+func TestIndexCapacityPerEndpoint(t *testing.T) {
+	x := NewIndex(4)
+	defer x.Close()
+	held := func(id int32, hs ...uint64) (n int) {
+		for _, h := range hs {
+			x.Holders(h, func(got int32) bool {
+				if got == id {
+					n++
+				}
+				return true
+			})
+		}
+		return n
+	}
+	x.Record(0, 2, []uint64{1, 2, 3}) // endpoint 0 holds 2 blocks
+	x.Record(1, 0, []uint64{1, 2, 3}) // endpoint 1 the default 4
+	x.Flush()
+	require.Equal(t, 2, held(0, 1, 2, 3))
+	require.Equal(t, 3, held(1, 1, 2, 3))
+	require.Equal(t, int64(3), x.Entries())
+
+	// The server restarted with a smaller cache: its next record trims it.
+	x.Record(1, 1, []uint64{9})
+	x.Flush()
+	require.Equal(t, 0, held(1, 1, 2, 3))
+	require.Equal(t, 1, held(1, 9))
+	// ...and a larger one keeps more again.
+	x.Record(1, 3, []uint64{1, 2, 3})
+	x.Flush()
+	require.Equal(t, 3, held(1, 1, 2, 3))
+	require.Equal(t, 0, held(1, 9))
+}
+
 func TestIndexDropsWhenBacklogged(t *testing.T) {
 	x := NewIndex(4)
 	x.mu.Lock()
 	x.scheduled = true // as if a flush were pending: the queue only grows
 	x.mu.Unlock()
 	for range maxQueued + 10 {
-		x.Record(0, []uint64{1})
+		x.Record(0, 0, []uint64{1})
 	}
 	require.Equal(t, uint64(10), x.Dropped())
 	x.Close()
-	x.Record(0, []uint64{1})
+	x.Record(0, 0, []uint64{1})
 	require.Equal(t, uint64(11), x.Dropped(), "records after Close are dropped")
 }
 
@@ -314,15 +348,88 @@ func TestRendezvousYieldsToLoad(t *testing.T) {
 	require.Equal(t, first, preferred(score(s, cycle("m", prompt), eps)))
 }
 
-func TestNewRejectsBadParams(t *testing.T) {
-	for _, p := range []Params{
-		{Mode: "magic", BlockSize: 64, MaxBlocks: 1},
-		{Mode: Learned, BlockSize: 0, MaxBlocks: 1, LRUCapacity: 1},
-		{Mode: Learned, BlockSize: 64, MaxBlocks: 1},
-		{Mode: Rendezvous, BlockSize: 64, MaxBlocks: 1},
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(c *Config)
+		want string
+	}{
+		{name: "mode", edit: func(c *Config) { c.Mode = "magic" }, want: "mode: "},
+		{name: "block size", edit: func(c *Config) { c.BlockSize = 0 }, want: "blockSize: "},
+		{name: "max blocks", edit: func(c *Config) { c.MaxBlocks = MaxMaxBlocks + 1 }, want: "maxBlocks: "},
+		{name: "negative LRU capacity", edit: func(c *Config) { c.LRUCapacity = -1 }, want: "lruCapacity: "},
+		{name: "bytes per token", edit: func(c *Config) { c.BytesPerToken = -4 }, want: "bytesPerToken: "},
+		{name: "bytes per token NaN", edit: func(c *Config) { c.BytesPerToken = math.NaN() }, want: "bytesPerToken: "},
+		{name: "rendezvous blocks", edit: func(c *Config) { c.Mode, c.RendezvousBlocks = Rendezvous, 0 }, want: "rendezvousBlocks: "},
+		{name: "queue slack", edit: func(c *Config) { c.QueueSlack = new(math.NaN()) }, want: "queueSlack: "},
 	} {
-		_, err := New(p)
-		require.Error(t, err, "%+v", p)
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			c.SetDefaults()
+			tc.edit(&c)
+			_, err := New(c)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestConfigCapacity(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		lru         int
+		bpt         float64
+		cacheTokens int64
+		want        int32
+	}{
+		{name: "from the geometry: 320 blocks of 16 tokens, 4 bytes a token, 64-byte blocks", cacheTokens: 320 * 16, want: 320},
+		{name: "bytes per token scale it", bpt: 6, cacheTokens: 320 * 16, want: 480},
+		{name: "a tiny cache still keeps a block", cacheTokens: 1, want: 1},
+		{name: "a huge cache is capped", cacheTokens: math.MaxInt64, want: math.MaxInt32},
+		{name: "no geometry: the Inference Extension's size", want: FallbackCapacity},
+		{name: "the override wins over the geometry", lru: 1000, cacheTokens: 320 * 16, want: 1000},
+		{name: "the override without geometry", lru: 7, want: 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{LRUCapacity: tc.lru, BytesPerToken: tc.bpt}
+			c.SetDefaults()
+			require.Equal(t, tc.want, c.capacity(tc.cacheTokens))
+		})
+	}
+}
+
+func TestLearnedForgetsWhatTheServerEvicted(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cacheTokens int64 // per endpoint
+		lru         int
+		remembered  bool
+	}{
+		// 16 tokens × 4 bytes = one 64-byte block: room for the last
+		// prompt's first block only.
+		{name: "a cache of one block: the first prompt is gone", cacheTokens: 16},
+		{name: "a cache of 200 blocks keeps it", cacheTokens: 200 * 16, remembered: true},
+		{name: "no geometry: the fallback keeps it", remembered: true},
+		{name: "the override wins", cacheTokens: 200 * 16, lru: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{LRUCapacity: tc.lru}
+			c.SetDefaults()
+			s, err := New(c)
+			require.NoError(t, err)
+			t.Cleanup(s.Close)
+			eps := endpoints(2)
+			eps[0].CacheTokens, eps[1].CacheTokens = tc.cacheTokens, tc.cacheTokens
+			first := blocks(4, "first")
+			s.Picked(cycle("m", first), &eps[0])
+			s.Picked(cycle("m", blocks(4, "second")), &eps[0])
+			s.index.Flush()
+			got := score(s, cycle("m", first), eps)
+			if tc.remembered {
+				require.Equal(t, []float64{1, 0}, got)
+			} else {
+				require.Equal(t, []float64{0, 0}, got)
+			}
+		})
 	}
 }
 

@@ -18,6 +18,7 @@ package prefix
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
@@ -32,51 +33,25 @@ const (
 	Rendezvous = "rendezvous"
 )
 
-// Params configure the scorer.
-type Params struct {
-	Mode             string
-	BlockSize        int     // bytes per block
-	MaxBlocks        int     // blocks hashed per prompt at most
-	LRUCapacity      int     // learned: hashes kept per endpoint
-	RendezvousBlocks int     // rendezvous: leading blocks that form the key, at most
-	QueueSlack       float64 // queue excess over the shortest queue that still keeps affinity
-}
-
-// Defaults: the Inference Extension's block size, block count and LRU size.
-var Defaults = Params{
-	Mode:             Learned,
-	BlockSize:        64,
-	MaxBlocks:        256,
-	LRUCapacity:      31250,
-	RendezvousBlocks: 8,
-	QueueSlack:       1,
-}
-
 // Scorer is the prefix-cache scorer. In learned mode it owns an Index and a
 // goroutine: Close it.
 type Scorer struct {
-	p     Params
-	index *Index // learned mode only
+	p          Config
+	queueSlack float64
+	index      *Index // learned mode only
 }
 
-// New returns a scorer for p.
-func New(p Params) (*Scorer, error) {
-	if p.BlockSize <= 0 || p.MaxBlocks <= 0 {
-		return nil, fmt.Errorf("prefix: block size and max blocks must be positive")
+// New returns a scorer for c, which must be valid (see Config.Validate;
+// SetDefaults fills what is left out).
+func New(c Config) (*Scorer, error) {
+	var errs []string
+	c.Validate(func(field, msg string) { errs = append(errs, field+": "+msg) })
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("prefix: %s", strings.Join(errs, "; "))
 	}
-	s := &Scorer{p: p}
-	switch p.Mode {
-	case Learned:
-		if p.LRUCapacity <= 0 {
-			return nil, fmt.Errorf("prefix: LRU capacity must be positive")
-		}
-		s.index = NewIndex(p.LRUCapacity)
-	case Rendezvous:
-		if p.RendezvousBlocks <= 0 {
-			return nil, fmt.Errorf("prefix: rendezvous blocks must be positive")
-		}
-	default:
-		return nil, fmt.Errorf("prefix: unknown mode %q", p.Mode)
+	s := &Scorer{p: c, queueSlack: *c.QueueSlack}
+	if c.Mode == Learned {
+		s.index = NewIndex(int(c.capacity(0)))
 	}
 	return s, nil
 }
@@ -108,13 +83,13 @@ func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float
 }
 
 // Picked implements framework.PickObserver: in learned mode the endpoint now
-// holds the prompt's blocks.
+// holds the prompt's blocks, in a cache of the size it reports.
 func (s *Scorer) Picked(c *framework.Cycle, ep *framework.Endpoint) {
 	if s.index == nil {
 		return
 	}
 	if h := s.hashes(c); len(h) > 0 {
-		s.index.Record(ep.ID, h)
+		s.index.Record(ep.ID, s.p.capacity(ep.CacheTokens), h)
 	}
 }
 
@@ -139,7 +114,7 @@ func (s *Scorer) queueLimit(eps []framework.Endpoint) float64 {
 	for i := 1; i < len(eps); i++ {
 		shortest = min(shortest, eps[i].Queue())
 	}
-	return shortest + s.p.QueueSlack
+	return shortest + s.queueSlack
 }
 
 // scoreLearned scores each endpoint by the fraction of the prompt's leading
