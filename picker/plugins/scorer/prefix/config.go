@@ -16,6 +16,7 @@ type Config struct {
 	BytesPerToken    float64  `json:"bytesPerToken,omitempty"`    // learned: prompt bytes per server token, to size the index from the geometry
 	RendezvousBlocks int      `json:"rendezvousBlocks,omitempty"` // rendezvous: leading blocks that form the key, at most
 	QueueSlack       *float64 `json:"queueSlack,omitempty"`       // queue excess over the shortest queue that still keeps affinity
+	RendezvousFloor  float64  `json:"rendezvousFloor,omitempty"`  // learned: the rendezvous choice scores at least this
 }
 
 // Limits.
@@ -82,6 +83,9 @@ func (c *Config) Validate(report func(field, msg string)) {
 	}
 	if c.RendezvousBlocks < 1 {
 		report("rendezvousBlocks", "must be >= 1")
+	}
+	if !(c.RendezvousFloor >= 0 && c.RendezvousFloor <= 1) {
+		report("rendezvousFloor", "must be in [0, 1]")
 	}
 	if c.QueueSlack == nil || !(*c.QueueSlack >= 0) {
 		report("queueSlack", "must be >= 0")

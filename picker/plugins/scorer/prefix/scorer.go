@@ -163,15 +163,29 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 			out[i] /= float64(n)
 		}
 	}
+	if f := s.p.RendezvousFloor; f > 0 {
+		if i := s.rendezvousChoice(c, eps, limit); i >= 0 {
+			out[i] = max(out[i], f)
+		}
+	}
 }
 
 // scoreRendezvous gives 1 to the endpoint that rendezvous hashing of the
 // prompt's leading blocks prefers among those within the queue limit.
+func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	if i := s.rendezvousChoice(c, eps, s.queueLimit(eps)); i >= 0 {
+		out[i] = 1
+	}
+}
+
+// rendezvousChoice returns the position of the endpoint that rendezvous
+// hashing of the prompt's leading blocks prefers among those whose queue is
+// within limit, or -1.
 //
 // The key covers at most RendezvousBlocks blocks, and for chat messages no
 // more than the first message (the system prompt) when it is shorter: the key
 // must be the part many requests share, not the part that makes each unique.
-func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, limit float64) int {
 	req := c.Request
 	bs := s.p.BlockSize
 	d := min(s.p.RendezvousBlocks, s.p.MaxBlocks, len(req.Prompt)/bs)
@@ -179,7 +193,7 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 		d = min(d, max(1, end/bs))
 	}
 	if d == 0 {
-		return
+		return -1
 	}
 	key := chainHash(req.ModelKey, req.Prompt, bs, d)
 
@@ -188,7 +202,6 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	// would pull the adapter onto servers that must first load it. One pass
 	// finds both the preferred endpoint and the preferred runner, reading
 	// the adapter lists of the endpoints within the queue limit only.
-	limit := s.queueLimit(eps)
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
 	for i := range eps {
@@ -205,10 +218,11 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	}
 	switch {
 	case runner >= 0:
-		out[runner] = 1
+		return runner
 	case best >= 0 && !runsBeyond(eps, limit, req):
-		out[best] = 1
+		return best
 	}
+	return -1
 }
 
 // runsBeyond reports whether an endpoint whose queue is over limit runs the
