@@ -96,7 +96,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "integer expected", in: pool(`,"scrape":{"concurrency":1.5}`), want: `pools[0].scrape.concurrency: must be an integer`},
 		{name: "unknown engine", in: pool(`,"engine":"tgi"`), want: `pools[0].engine: unknown engine "tgi"`},
 		{name: "bad metric name", in: pool(`,"metrics":{"waiting":"a b"}`), want: `pools[0].metrics.waiting: not a metric name`},
-		{name: "prefix mode", in: pool(`,"prefix":{"mode":"magic"}`), want: `pools[0].prefix.mode: must be "learned" or "rendezvous"`},
+		{name: "prefix mode", in: pool(`,"prefix":{"mode":"magic"}`), want: `pools[0].prefix.mode: must be "learned", "rendezvous" or "inference-extension"`},
 		{name: "prefix LRU capacity", in: pool(`,"prefix":{"lruCapacity":-5}`), want: `pools[0].prefix.lruCapacity: must be >= 1`},
 		{name: "prefix bytes per token", in: pool(`,"prefix":{"bytesPerToken":100}`), want: `pools[0].prefix.bytesPerToken: must be in (0, 64]`},
 		{name: "prefix slack", in: pool(`,"prefix":{"queueSlack":-1}`), want: `pools[0].prefix.queueSlack: must be >= 0`},

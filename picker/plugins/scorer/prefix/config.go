@@ -66,8 +66,8 @@ func (c *Config) SetDefaults() {
 // Validate reports each bad value by its field's JSON name relative to the
 // section ("blockSize"), for the caller to prefix with the path.
 func (c *Config) Validate(report func(field, msg string)) {
-	if c.Mode != Learned && c.Mode != Rendezvous {
-		report("mode", fmt.Sprintf("must be %q or %q", Learned, Rendezvous))
+	if c.Mode != Learned && c.Mode != Rendezvous && c.Mode != InferenceExtension {
+		report("mode", fmt.Sprintf("must be %q, %q or %q", Learned, Rendezvous, InferenceExtension))
 	}
 	if c.BlockSize < 1 {
 		report("blockSize", "must be >= 1")

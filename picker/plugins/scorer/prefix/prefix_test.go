@@ -494,3 +494,23 @@ func TestRendezvousAdapterRunnersOverTheQueueLimit(t *testing.T) {
 		})
 	}
 }
+
+// The Inference Extension's scorer, selectable by name: its fixed LRU
+// whatever the server's cache, and affinity that never yields to load.
+func TestInferenceExtensionMode(t *testing.T) {
+	c := Config{Mode: InferenceExtension, RendezvousFloor: 1}
+	c.SetDefaults()
+	s, err := New(c)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	eps := endpoints(3)
+	for i := range eps {
+		eps[i].CacheTokens = 16 // one block: learned mode would forget at once
+	}
+	first := blocks(4, "first")
+	s.Picked(cycle("m", first), &eps[0])
+	s.Picked(cycle("m", blocks(4, "second")), &eps[0])
+	s.index.Flush()
+	eps[0].Waiting = 50 // far beyond any slack
+	require.Equal(t, []float64{1, 0, 0}, score(s, cycle("m", first), eps), "remembered, and no rendezvous floor")
+}

@@ -18,6 +18,7 @@ package prefix
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
@@ -31,6 +32,11 @@ const Type = "prefix-cache"
 const (
 	Learned    = "learned"
 	Rendezvous = "rendezvous"
+	// InferenceExtension is the Inference Extension's prefix-cache scorer
+	// exactly: learned mode with an LRU of lruCapacity (31,250) blocks per
+	// endpoint whatever the server's cache, and unconditional affinity
+	// (no queueSlack, no rendezvousFloor).
+	InferenceExtension = "inference-extension"
 )
 
 // Scorer is the prefix-cache scorer. In learned mode it owns an Index and a
@@ -50,8 +56,14 @@ func New(c Config) (*Scorer, error) {
 		return nil, fmt.Errorf("prefix: %s", strings.Join(errs, "; "))
 	}
 	s := &Scorer{p: c, queueSlack: *c.QueueSlack}
-	if c.Mode == Learned {
+	switch c.Mode {
+	case Learned:
 		s.index = NewIndex(int(c.capacity(0)))
+	case InferenceExtension:
+		s.p.LRUCapacity = int(c.capacity(0)) // the override, else the fallback: never the geometry
+		s.p.RendezvousFloor = 0
+		s.queueSlack = math.Inf(1)
+		s.index = NewIndex(s.p.LRUCapacity)
 	}
 	return s, nil
 }
