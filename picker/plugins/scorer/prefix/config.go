@@ -17,6 +17,7 @@ type Config struct {
 	RendezvousBlocks int      `json:"rendezvousBlocks,omitempty"` // rendezvous: leading blocks that form the key, at most
 	QueueSlack       *float64 `json:"queueSlack,omitempty"`       // queue excess over the shortest queue that still keeps affinity
 	RendezvousFloor  float64  `json:"rendezvousFloor,omitempty"`  // learned: the rendezvous choice scores at least this
+	LoadBound        float64  `json:"loadBound,omitempty"`        // affinity only within this many times the mean load (plus one); 0: no bound
 }
 
 // Limits.
@@ -86,6 +87,9 @@ func (c *Config) Validate(report func(field, msg string)) {
 	}
 	if !(c.RendezvousFloor >= 0 && c.RendezvousFloor <= 1) {
 		report("rendezvousFloor", "must be in [0, 1]")
+	}
+	if !(c.LoadBound == 0 || (c.LoadBound >= 1 && c.LoadBound <= 100)) {
+		report("loadBound", "must be 0 (no bound) or in [1, 100]")
 	}
 	if c.QueueSlack == nil || !(*c.QueueSlack >= 0) {
 		report("queueSlack", "must be >= 0")

@@ -514,3 +514,77 @@ func TestInferenceExtensionMode(t *testing.T) {
 	eps[0].Waiting = 50 // far beyond any slack
 	require.Equal(t, []float64{1, 0, 0}, score(s, cycle("m", first), eps), "remembered, and no rendezvous floor")
 }
+
+// Two proxies that never talk place a prompt neither has sent on the same
+// endpoint, and spill it to the same next one: the rendezvous floor.
+func TestLearnedRendezvousFloorAgreesAcrossProxies(t *testing.T) {
+	proxy := func(floor float64) *Scorer {
+		c := Config{RendezvousFloor: floor}
+		c.SetDefaults()
+		s, err := New(c)
+		require.NoError(t, err)
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := proxy(1), proxy(1)
+	eps := endpoints(8)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	first := preferred(score(a, cycle("m", prompt), eps))
+	require.GreaterOrEqual(t, first, 0)
+	require.Equal(t, first, preferred(score(b, cycle("m", prompt), eps)))
+
+	eps[first].Waiting = 3 // beyond queueSlack: both spill to the same one
+	second := preferred(score(a, cycle("m", prompt), eps))
+	require.NotEqual(t, first, second)
+	require.GreaterOrEqual(t, second, 0)
+	require.Equal(t, second, preferred(score(b, cycle("m", prompt), eps)))
+
+	// Once a proxy has sent it somewhere, that endpoint scores too.
+	eps[first].Waiting = 0
+	a.Picked(cycle("m", prompt), &eps[second])
+	a.index.Flush()
+	got := score(a, cycle("m", prompt), eps)
+	require.Equal(t, 1.0, got[first])
+	require.Equal(t, 1.0, got[second])
+
+	// Without the floor a prompt no one sent scores nowhere.
+	require.Equal(t, make([]float64, 8), score(proxy(0), cycle("m", prompt), eps))
+}
+
+// With a load bound, affinity holds only on an endpoint whose requests
+// (running, waiting and sent since the scrape) are within loadBound times
+// the mean plus one; beyond it the rendezvous preference moves on.
+func TestLoadBound(t *testing.T) {
+	c := Config{Mode: Rendezvous, LoadBound: 1.25}
+	c.SetDefaults()
+	s, err := New(c)
+	require.NoError(t, err)
+	eps := endpoints(4)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	home := preferred(score(s, cycle("m", prompt), eps))
+	for _, tc := range []struct {
+		name           string
+		running, other float64 // home's running, every other endpoint's
+		stays          bool
+	}{
+		{name: "idle pool: one request is within the bound", running: 1, stays: true},
+		// mean (4+2+2+2)/4 = 2.5: bound 1.25 × 2.5 + 1 = 4.125
+		{name: "within the bound", running: 4, other: 2, stays: true},
+		// mean (5+2+2+2)/4 = 2.75: bound 4.44
+		{name: "beyond the bound", running: 5, other: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range eps {
+				eps[i].Running, eps[i].Capacity = tc.other, 100 // slots to spare: no queue
+			}
+			eps[home].Running = tc.running
+			got := preferred(score(s, cycle("m", prompt), eps))
+			if tc.stays {
+				require.Equal(t, home, got)
+			} else {
+				require.NotEqual(t, home, got)
+				require.GreaterOrEqual(t, got, 0)
+			}
+		})
+	}
+}

@@ -120,13 +120,31 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 	return c.Hashes
 }
 
-// queueLimit is the longest queue that still keeps affinity.
-func (s *Scorer) queueLimit(eps []framework.Endpoint) float64 {
+// limits are what an endpoint may carry and keep affinity.
+type limits struct {
+	queue float64 // longest queue: the shortest candidate queue plus QueueSlack
+	load  float64 // most requests in it (loadBound × the mean, plus one); +Inf without a bound
+}
+
+func (l *limits) within(e *framework.Endpoint) bool {
+	return e.Queue() <= l.queue && (e.Running+e.Waiting+e.Pending) <= l.load
+}
+
+// limitsOf computes the limits of one cycle.
+func (s *Scorer) limitsOf(eps []framework.Endpoint) limits {
 	shortest := eps[0].Queue()
 	for i := 1; i < len(eps); i++ {
 		shortest = min(shortest, eps[i].Queue())
 	}
-	return shortest + s.queueSlack
+	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1)}
+	if b := s.p.LoadBound; b > 0 {
+		var sum float64
+		for i := range eps {
+			sum += eps[i].Running + eps[i].Waiting + eps[i].Pending
+		}
+		l.load = b*sum/float64(len(eps)) + 1
+	}
+	return l
 }
 
 // scoreLearned scores each endpoint by the fraction of the prompt's leading
@@ -167,9 +185,9 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 		})
 		hi = lo
 	}
-	limit := s.queueLimit(eps)
+	limit := s.limitsOf(eps)
 	for i := range eps {
-		if eps[i].Queue() > limit {
+		if !limit.within(&eps[i]) {
 			out[i] = 0
 		} else {
 			out[i] /= float64(n)
@@ -185,7 +203,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 // scoreRendezvous gives 1 to the endpoint that rendezvous hashing of the
 // prompt's leading blocks prefers among those within the queue limit.
 func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	if i := s.rendezvousChoice(c, eps, s.queueLimit(eps)); i >= 0 {
+	if i := s.rendezvousChoice(c, eps, s.limitsOf(eps)); i >= 0 {
 		out[i] = 1
 	}
 }
@@ -197,7 +215,7 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 // The key covers at most RendezvousBlocks blocks, and for chat messages no
 // more than the first message (the system prompt) when it is shorter: the key
 // must be the part many requests share, not the part that makes each unique.
-func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, limit float64) int {
+func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, limit limits) int {
 	req := c.Request
 	bs := s.p.BlockSize
 	d := min(s.p.RendezvousBlocks, s.p.MaxBlocks, len(req.Prompt)/bs)
@@ -217,7 +235,7 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
 	for i := range eps {
-		if eps[i].Queue() > limit {
+		if !limit.within(&eps[i]) {
 			continue
 		}
 		w := framework.Mix(key ^ eps[i].Key)
@@ -239,9 +257,9 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 
 // runsBeyond reports whether an endpoint whose queue is over limit runs the
 // requested adapter: then none within the limit may be preferred.
-func runsBeyond(eps []framework.Endpoint, limit float64, req *framework.Request) bool {
+func runsBeyond(eps []framework.Endpoint, limit limits, req *framework.Request) bool {
 	for i := range eps {
-		if eps[i].Queue() > limit && runs(eps[i].LoRA, req) {
+		if !limit.within(&eps[i]) && runs(eps[i].LoRA, req) {
 			return true
 		}
 	}
