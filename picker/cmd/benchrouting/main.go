@@ -49,9 +49,10 @@ type mode struct {
 
 var modes = []mode{
 	{name: "default"},
-	{name: "before: learned, LRU 31250", pool: map[string]any{"prefix": map[string]any{"lruCapacity": 31250}}},
+	// The default until the index was sized from the servers' caches.
+	{name: "learned, LRU 31250", pool: map[string]any{"prefix": map[string]any{"lruCapacity": 31250}}},
 	{name: "rendezvous", pool: map[string]any{"prefix": map[string]any{"mode": "rendezvous"}}},
-	{name: "learned, affinity never yields", pool: map[string]any{"prefix": map[string]any{"queueSlack": 1e9}}},
+	{name: "inference-extension", pool: map[string]any{"prefix": map[string]any{"mode": "inference-extension"}}},
 }
 
 // fleet is the number of independent proxies of the fleet rows.

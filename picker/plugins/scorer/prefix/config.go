@@ -16,7 +16,7 @@ type Config struct {
 	BytesPerToken    float64  `json:"bytesPerToken,omitempty"`    // learned: prompt bytes per server token, to size the index from the geometry
 	RendezvousBlocks int      `json:"rendezvousBlocks,omitempty"` // rendezvous: leading blocks that form the key, at most
 	QueueSlack       *float64 `json:"queueSlack,omitempty"`       // queue excess over the shortest queue that still keeps affinity
-	RendezvousFloor  float64  `json:"rendezvousFloor,omitempty"`  // learned: the rendezvous choice scores at least this
+	RendezvousFloor  *float64 `json:"rendezvousFloor,omitempty"`  // learned: the rendezvous choice scores at least this
 	LoadBound        float64  `json:"loadBound,omitempty"`        // affinity only within this many times the mean load (plus one); 0: no bound
 }
 
@@ -31,7 +31,7 @@ const (
 
 // Defaults: the Inference Extension's block size and block count; the index
 // sized from the scraped cache geometry. Use a copy (SetDefaults does):
-// QueueSlack points to shared memory.
+// QueueSlack and RendezvousFloor point to shared memory.
 var Defaults = Config{
 	Mode:             Learned,
 	BlockSize:        64,
@@ -39,6 +39,7 @@ var Defaults = Config{
 	BytesPerToken:    4,
 	RendezvousBlocks: 8,
 	QueueSlack:       new(1.0),
+	RendezvousFloor:  new(0.0),
 }
 
 // SetDefaults fills the fields left out of the filter_config.
@@ -61,6 +62,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.QueueSlack == nil {
 		c.QueueSlack = new(*d.QueueSlack)
+	}
+	if c.RendezvousFloor == nil {
+		c.RendezvousFloor = new(*d.RendezvousFloor)
 	}
 }
 
@@ -85,7 +89,7 @@ func (c *Config) Validate(report func(field, msg string)) {
 	if c.RendezvousBlocks < 1 {
 		report("rendezvousBlocks", "must be >= 1")
 	}
-	if !(c.RendezvousFloor >= 0 && c.RendezvousFloor <= 1) {
+	if c.RendezvousFloor == nil || !(*c.RendezvousFloor >= 0 && *c.RendezvousFloor <= 1) {
 		report("rendezvousFloor", "must be in [0, 1]")
 	}
 	if !(c.LoadBound == 0 || (c.LoadBound >= 1 && c.LoadBound <= 100)) {

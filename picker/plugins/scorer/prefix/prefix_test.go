@@ -116,10 +116,12 @@ func blocks(n int, seed string) []byte {
 	return []byte(b.String())
 }
 
+// learned is a learned-mode scorer without the rendezvous floor: what the
+// index holds, alone.
 func learned(t *testing.T, capacity int) *Scorer {
 	t.Helper()
 	p := Defaults
-	p.Mode, p.LRUCapacity = Learned, capacity
+	p.Mode, p.LRUCapacity, p.RendezvousFloor = Learned, capacity, new(0.0)
 	s, err := New(p)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
@@ -362,6 +364,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{name: "bytes per token NaN", edit: func(c *Config) { c.BytesPerToken = math.NaN() }, want: "bytesPerToken: "},
 		{name: "rendezvous blocks", edit: func(c *Config) { c.Mode, c.RendezvousBlocks = Rendezvous, 0 }, want: "rendezvousBlocks: "},
 		{name: "queue slack", edit: func(c *Config) { c.QueueSlack = new(math.NaN()) }, want: "queueSlack: "},
+		{name: "rendezvous floor", edit: func(c *Config) { c.RendezvousFloor = new(1.5) }, want: "rendezvousFloor: "},
+		{name: "load bound", edit: func(c *Config) { c.LoadBound = 0.5 }, want: "loadBound: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config
@@ -412,7 +416,7 @@ func TestLearnedForgetsWhatTheServerEvicted(t *testing.T) {
 		{name: "the override wins", cacheTokens: 200 * 16, lru: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Config{LRUCapacity: tc.lru}
+			c := Config{LRUCapacity: tc.lru, RendezvousFloor: new(0.0)}
 			c.SetDefaults()
 			s, err := New(c)
 			require.NoError(t, err)
@@ -498,7 +502,7 @@ func TestRendezvousAdapterRunnersOverTheQueueLimit(t *testing.T) {
 // The Inference Extension's scorer, selectable by name: its fixed LRU
 // whatever the server's cache, and affinity that never yields to load.
 func TestInferenceExtensionMode(t *testing.T) {
-	c := Config{Mode: InferenceExtension, RendezvousFloor: 1}
+	c := Config{Mode: InferenceExtension, RendezvousFloor: new(1.0)}
 	c.SetDefaults()
 	s, err := New(c)
 	require.NoError(t, err)
@@ -519,7 +523,7 @@ func TestInferenceExtensionMode(t *testing.T) {
 // endpoint, and spill it to the same next one: the rendezvous floor.
 func TestLearnedRendezvousFloorAgreesAcrossProxies(t *testing.T) {
 	proxy := func(floor float64) *Scorer {
-		c := Config{RendezvousFloor: floor}
+		c := Config{RendezvousFloor: &floor}
 		c.SetDefaults()
 		s, err := New(c)
 		require.NoError(t, err)

@@ -44,7 +44,8 @@ const (
 type Scorer struct {
 	p          Config
 	queueSlack float64
-	index      *Index // learned mode only
+	floor      float64 // learned: the rendezvous choice's least score
+	index      *Index  // learned mode only
 }
 
 // New returns a scorer for c, which must be valid (see Config.Validate;
@@ -55,13 +56,13 @@ func New(c Config) (*Scorer, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("prefix: %s", strings.Join(errs, "; "))
 	}
-	s := &Scorer{p: c, queueSlack: *c.QueueSlack}
+	s := &Scorer{p: c, queueSlack: *c.QueueSlack, floor: *c.RendezvousFloor}
 	switch c.Mode {
 	case Learned:
 		s.index = NewIndex(int(c.capacity(0)))
 	case InferenceExtension:
 		s.p.LRUCapacity = int(c.capacity(0)) // the override, else the fallback: never the geometry
-		s.p.RendezvousFloor = 0
+		s.floor = 0
 		s.queueSlack = math.Inf(1)
 		s.index = NewIndex(s.p.LRUCapacity)
 	}
@@ -193,7 +194,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 			out[i] /= float64(n)
 		}
 	}
-	if f := s.p.RendezvousFloor; f > 0 {
+	if f := s.floor; f > 0 {
 		if i := s.rendezvousChoice(c, eps, limit); i >= 0 {
 			out[i] = max(out[i], f)
 		}
