@@ -36,6 +36,7 @@ func TestPickerPrefixIndexSizedFromCacheGeometry(t *testing.T) {
 		{name: "small cache: the prompt was evicted, load decides", blocks: 8, want: 1},
 		{name: "large cache: affinity to A", blocks: 4096, want: 0},
 		{name: "lruCapacity overrides the geometry", blocks: 8, extra: map[string]any{"prefix": map[string]any{"lruCapacity": 31250}}, want: 0},
+		{name: "the Inference Extension's scorer ignores the geometry", blocks: 8, extra: map[string]any{"prefix": map[string]any{"mode": "inference-extension"}}, want: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newSwitchableServer(t, vllmGeometryExpo(0.35, tc.blocks))
