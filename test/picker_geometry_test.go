@@ -67,3 +67,27 @@ func TestPickerPrefixIndexSizedFromCacheGeometry(t *testing.T) {
 		})
 	}
 }
+
+// The prefix scorer's own parameters are checked at load, through the ABI
+// as Envoy would load them: a bad value refuses the config naming its field.
+func TestPickerPrefixConfigRefusedNamingTheField(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	for _, tc := range []struct {
+		prefix map[string]any
+		want   string
+	}{
+		{prefix: map[string]any{"lruCapacity": -5}, want: "pools[0].prefix.lruCapacity"},
+		{prefix: map[string]any{"bytesPerToken": -1}, want: "pools[0].prefix.bytesPerToken"},
+		{prefix: map[string]any{"rendezvousFloor": 2}, want: "pools[0].prefix.rendezvousFloor"},
+		{prefix: map[string]any{"loadBound": 0.5}, want: "pools[0].prefix.loadBound"},
+		{prefix: map[string]any{"mode": "magic"}, want: "pools[0].prefix.mode"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			cfg := pickerConfig([]string{"127.0.0.1:9"}, map[string]any{"prefix": tc.prefix})
+			_, err := h.Configure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+			var ce *harness.CommandError
+			require.ErrorAs(t, err, &ce)
+			require.Contains(t, ce.Msg, tc.want)
+		})
+	}
+}
