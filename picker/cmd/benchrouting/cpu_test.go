@@ -2,29 +2,36 @@ package main
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-func TestCPUMeterCountsOnlyTheCall(t *testing.T) {
-	spin := func(d time.Duration) func() {
-		return func() {
-			for t0 := time.Now(); time.Since(t0) < d; {
-			}
+// burn spends d ns of this thread's CPU (not wall time: a loaded machine
+// that deschedules the thread does not shorten it).
+func burn(d int64) func() {
+	return func() {
+		for t0 := threadCPU(); threadCPU()-t0 < d; {
 		}
 	}
+}
+
+func TestCPUMeterCountsTheCallsCPU(t *testing.T) {
+	const d = 200_000 // ns
 	m := &cpuMeter{}
-	for range 100 {
+	for range 20 {
 		m.count()
-		m.measure(spin(50 * time.Microsecond))
+		m.measure(burn(d))
 	}
-	t.Logf("per call %.1f µs, overhead %.2f µs", m.perCall()/1e3, clockOverhead()/1e3)
-	require.InDelta(t, 50e3, m.perCall(), 25e3)
+	got := m.perCall()
+	t.Logf("per call %.1f µs, clock overhead %.2f µs", got/1e3, clockOverhead()/1e3)
+	require.GreaterOrEqual(t, got, float64(d)-clockOverhead(), "at least the CPU the call burnt, less the clock read the meter subtracts")
+	require.Less(t, got, 2.0*d, "not the clock reads of the burn loop twice over")
+
 	e := &cpuMeter{}
 	for range 1000 {
 		e.count()
 		e.measure(func() {})
 	}
-	require.Less(t, e.perCall(), 1e3, "an empty call costs (almost) nothing")
+	require.Less(t, e.perCall(), got/10, "an empty call costs next to nothing")
+	require.Zero(t, (&cpuMeter{}).perCall(), "nothing counted")
 }
