@@ -36,7 +36,8 @@ func TestParseDefaults(t *testing.T) {
 	require.Equal(t, "learned", p.Prefix.Mode)
 	require.Equal(t, 64, p.Prefix.BlockSize)
 	require.Equal(t, 256, p.Prefix.MaxBlocks)
-	require.Equal(t, 31250, p.Prefix.LRUCapacity)
+	require.Equal(t, 0, p.Prefix.LRUCapacity, "sized from the scraped cache geometry")
+	require.Equal(t, 4.0, p.Prefix.BytesPerToken)
 	require.Equal(t, 8, p.Prefix.RendezvousBlocks)
 	require.Equal(t, 1.0, *p.Prefix.QueueSlack)
 	require.Equal(t, SaturationConfig{Queue: 5, KVCache: 0.8}, p.Saturation)
@@ -100,7 +101,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "integer expected", in: pool(`,"scrape":{"concurrency":1.5}`), want: `pools[0].scrape.concurrency: must be an integer`},
 		{name: "unknown engine", in: pool(`,"engine":"tgi"`), want: `pools[0].engine: unknown engine "tgi"`},
 		{name: "bad metric name", in: pool(`,"metrics":{"waiting":"a b"}`), want: `pools[0].metrics.waiting: not a metric name`},
-		{name: "prefix mode", in: pool(`,"prefix":{"mode":"magic"}`), want: `pools[0].prefix.mode: must be "learned" or "rendezvous"`},
+		{name: "prefix mode", in: pool(`,"prefix":{"mode":"magic"}`), want: `pools[0].prefix.mode: must be "learned", "rendezvous" or "inference-extension"`},
+		{name: "prefix LRU capacity", in: pool(`,"prefix":{"lruCapacity":-5}`), want: `pools[0].prefix.lruCapacity: must be >= 1`},
+		{name: "prefix bytes per token", in: pool(`,"prefix":{"bytesPerToken":100}`), want: `pools[0].prefix.bytesPerToken: must be in (0, 64]`},
 		{name: "prefix slack", in: pool(`,"prefix":{"queueSlack":-1}`), want: `pools[0].prefix.queueSlack: must be >= 0`},
 		{name: "KV threshold", in: pool(`,"saturation":{"kvCache":1.5}`), want: `pools[0].saturation.kvCache: must be in (0, 1]`},
 		{name: "failure mode", in: pool(`,"failureMode":"open"`), want: `pools[0].failureMode: must be "fail-open" or "fail-close"`},

@@ -257,6 +257,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		e.InFlight = float64(inFlight)
 		e.Stale = now-s.At > p.staleAfter
 		e.LoRA = s.LoRA
+		e.CacheTokens = int64(s.BlockSize) * int64(s.NumGPUBlocks)
 	}
 	st.eps, st.held = eps, held
 	if len(eps) == 0 {

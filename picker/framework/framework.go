@@ -34,6 +34,8 @@ type Endpoint struct {
 	InFlight float64 // this proxy's requests in flight
 	Stale    bool    // metrics older than the pool's staleAfter
 	LoRA     *metrics.LoRA
+
+	CacheTokens int64 // KV-cache size in tokens (block size × blocks) as scraped, 0 when not reported
 }
 
 // Queue is how many requests a new one would wait behind, as this proxy

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,14 +40,52 @@ func pickerScenario(name string, k int, pool map[string]any) scenario {
 	return scenario{name: name, make: func(addrs []string) (router, error) { return newPickers(k, addrs, pool) }}
 }
 
-var scenarios = []scenario{
-	{name: "round-robin", make: func(a []string) (router, error) { return &roundRobin{addrs: a}, nil }},
-	{name: "random", make: func(a []string) (router, error) { return &random{addrs: a}, nil }},
-	pickerScenario("picker x1 (learned, default)", 1, nil),
-	pickerScenario("picker x4 (learned, default)", 4, nil),
-	pickerScenario("picker x1 (rendezvous)", 1, map[string]any{"prefix": map[string]any{"mode": "rendezvous"}}),
-	pickerScenario("picker x4 (rendezvous)", 4, map[string]any{"prefix": map[string]any{"mode": "rendezvous"}}),
-	pickerScenario("picker x1 (learned, affinity never yields)", 1, map[string]any{"prefix": map[string]any{"queueSlack": 1e9}}),
+// mode is one picker configuration, run as one proxy and as four
+// independent ones.
+type mode struct {
+	name string
+	pool map[string]any // merged into the pool config
+}
+
+var modes = []mode{
+	{name: "default"},
+	// The default until the index was sized from the servers' caches.
+	{name: "learned, LRU 31250", pool: map[string]any{"prefix": map[string]any{"lruCapacity": 31250}}},
+	{name: "rendezvous", pool: map[string]any{"prefix": map[string]any{"mode": "rendezvous"}}},
+	{name: "inference-extension", pool: map[string]any{"prefix": map[string]any{"mode": "inference-extension"}}},
+}
+
+// fleet is the number of independent proxies of the fleet rows.
+const fleet = 4
+
+func scenarios() []scenario {
+	out := []scenario{
+		{name: "round-robin", make: func(a []string) (router, error) { return &roundRobin{addrs: a}, nil }},
+		{name: "random", make: func(a []string) (router, error) { return &random{addrs: a}, nil }},
+	}
+	for _, m := range modes {
+		out = append(out,
+			pickerScenario(fmt.Sprintf("picker x1 (%s)", m.name), 1, m.pool),
+			pickerScenario(fmt.Sprintf("picker x%d (%s)", fleet, m.name), fleet, m.pool))
+	}
+	return out
+}
+
+// modeFlags adds modes from the command line: -mode 'name={"prefix":{...}}'.
+type modeFlags struct{}
+
+func (modeFlags) String() string { return "" }
+func (modeFlags) Set(v string) error {
+	name, js, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("want name=JSON")
+	}
+	var pool map[string]any
+	if err := json.Unmarshal([]byte(js), &pool); err != nil {
+		return err
+	}
+	modes = append(modes, mode{name: name, pool: pool})
+	return nil
 }
 
 func main() {
@@ -61,8 +100,23 @@ func main() {
 		only     = flag.String("only", "", "run only scenarios whose name contains this")
 		seed     = flag.Uint64("seed", 1, "workload seed (the same requests for every scenario)")
 		extra    = flag.String("pool", "", "JSON object merged into every picker scenario's pool config, e.g. '{\"scheduler\":{\"maxEndpoints\":1}}'")
+		out      = flag.String("out", "", "write the output to OUT.txt and the plots to OUT-ttft-cdf.png and OUT-load.png")
+		noBase   = flag.Bool("no-builtin-modes", false, "run only round robin, random and the -mode modes")
 	)
+	builtin := modes
+	flag.Var(modeFlags{}, "mode", "add a picker mode, run with 1 and 4 proxies: name=JSON merged into the pool config (repeatable)")
 	flag.Parse()
+	if *noBase {
+		modes = modes[len(builtin):]
+	}
+	if *out != "" {
+		f, err := os.Create(*out + ".txt")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer f.Close()
+		stdout = io.MultiWriter(os.Stdout, f)
+	}
 	if *extra != "" {
 		if err := json.Unmarshal([]byte(*extra), &poolOverride); err != nil {
 			log.Fatalf("-pool: %v", err)
@@ -87,15 +141,15 @@ func main() {
 		prefillPerToken: 300 * time.Microsecond,
 		interToken:      20 * time.Millisecond,
 	}
-	fmt.Printf("%d ranks: max-num-seqs %d, KV cache %d blocks of 16 tokens, prefill %s + %s per uncached token, %s per output token, max-loras %d of %d adapters\n",
+	printf("%d ranks: max-num-seqs %d, KV cache %d blocks of 16 tokens, prefill %s + %s per uncached token, %s per output token, max-loras %d of %d adapters\n",
 		*nSims, cfg.maxNumSeqs, cfg.kvCacheBlocks, cfg.prefillOverhead, cfg.prefillPerToken, cfg.interToken, cfg.maxLoRAs, len(cfg.adapters))
-	fmt.Printf("load: Poisson %.0f req/s, %s warm-up + %s measured per scenario; 80%% of requests share one of 24 system prompts (Zipf 1.1, ~340 words), 40%% name a LoRA adapter, 80%% answer in 10-40 tokens and 20%% in 100-200\n\n",
+	printf("load: Poisson %.0f req/s, %s warm-up + %s measured per scenario; 80%% of requests share one of 24 system prompts (Zipf 1.1, ~340 words), 40%% name a LoRA adapter, 80%% answer in 10-40 tokens and 20%% in 100-200\n\n",
 		*rate, *warmup, *duration)
-	fmt.Println("| routing | done | 429 | errors | TTFT p50 | TTFT p90 | e2e p90 | req/s | tok/s | prefix hit |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	printf("| routing | done | 429 | errors | TTFT p50 | TTFT p90 | e2e p90 | req/s | tok/s | prefix hit | load CV | pick CPU/req |\n")
+	printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 
 	var rows []result
-	for _, sc := range scenarios {
+	for _, sc := range scenarios() {
 		if *only != "" && !strings.Contains(sc.name, *only) {
 			continue
 		}
@@ -106,8 +160,16 @@ func main() {
 		rows = append(rows, r)
 		r.print()
 	}
-	fmt.Println()
+	printf("\n")
 	summarize(rows)
+	if *out != "" {
+		if err := plotTTFT(rows, *out+"-ttft-cdf.png"); err != nil {
+			log.Fatal(err)
+		}
+		if err := plotLoad(rows, *out+"-load.png"); err != nil {
+			log.Fatal(err)
+		}
+	}
 	_ = os.RemoveAll(logDir)
 }
 
@@ -119,6 +181,8 @@ type result struct {
 	window           time.Duration
 	hits, queries    float64
 	perEndpoint      map[string]int
+	load             loadSeries
+	cpu              *cpuMeter // the pickers' own CPU; nil for round robin and random
 }
 
 func run(sc scenario, cfg simConfig, basePort, nSims int, rate float64, warmup, duration time.Duration, seed uint64, logDir string) (result, error) {
@@ -144,6 +208,17 @@ func run(sc scenario, cfg simConfig, basePort, nSims int, rate float64, warmup, 
 	arrivals := rand.New(rand.NewPCG(seed, 7))
 
 	res := result{name: sc.name, perEndpoint: map[string]int{}}
+	if m, ok := rt.(*pickers); ok {
+		res.cpu = &cpuMeter{}
+		m.cpu = res.cpu
+	}
+	rank := map[string]int{}
+	for i, a := range addrs {
+		rank[a] = i
+	}
+	inFlight := make([]atomic.Int64, len(addrs))
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -162,6 +237,10 @@ func run(sc scenario, cfg simConfig, basePort, nSims int, rate float64, warmup, 
 			if h0, q0, err = prefixCounters(sims); err != nil {
 				return result{}, err
 			}
+			go func() {
+				defer close(sampled)
+				res.load.sample(inFlight, loadSampleEvery, stopSampling)
+			}()
 		}
 		body := w.next()
 		counted := measuring
@@ -174,8 +253,11 @@ func run(sc scenario, cfg simConfig, basePort, nSims int, rate float64, warmup, 
 			}
 			continue
 		}
+		r := rank[ep]
+		inFlight[r].Add(1)
 		wg.Go(func() {
 			o := send(ctx, client, ep, body)
+			inFlight[r].Add(-1)
 			done(o.failed())
 			if !counted {
 				return
@@ -195,6 +277,10 @@ func run(sc scenario, cfg simConfig, basePort, nSims int, rate float64, warmup, 
 				res.tokens += o.tokens
 			}
 		})
+	}
+	if measuring {
+		close(stopSampling)
+		<-sampled
 	}
 	wg.Wait()
 	res.window = duration
@@ -277,10 +363,19 @@ func (r result) hitRate() float64 {
 }
 
 func (r result) print() {
-	fmt.Printf("| %s | %d | %d | %d | %s | %s | %s | %.1f | %.0f | %.1f%% |\n",
+	cpu := "-"
+	if r.cpu != nil {
+		cpu = fmt.Sprintf("%.1f µs", r.cpu.perCall()/1e3)
+	}
+	printf("| %s | %d | %d | %d | %s | %s | %s | %.1f | %.0f | %.1f%% | %.2f | %s |\n",
 		r.name, r.done, r.shed, r.errs, ms(pct(r.ttft, 0.5)), ms(pct(r.ttft, 0.9)), ms(pct(r.e2e, 0.9)),
-		float64(r.done)/r.window.Seconds(), float64(r.tokens)/r.window.Seconds(), 100*r.hitRate())
+		float64(r.done)/r.window.Seconds(), float64(r.tokens)/r.window.Seconds(), 100*r.hitRate(), r.load.cv(), cpu)
 }
+
+// stdout is where the report goes (also to -out's file).
+var stdout io.Writer = os.Stdout
+
+func printf(format string, a ...any) { fmt.Fprintf(stdout, format, a...) }
 
 func summarize(rows []result) {
 	byName := map[string]result{}
@@ -291,15 +386,16 @@ func summarize(rows []result) {
 	if ok {
 		for _, r := range rows {
 			if strings.HasPrefix(r.name, "picker") {
-				fmt.Printf("%s: TTFT p90 %.2f× round robin's\n", r.name, float64(pct(r.ttft, 0.9))/float64(pct(rr.ttft, 0.9)))
+				printf("%s: TTFT p90 %.2f× round robin's\n", r.name, float64(pct(r.ttft, 0.9))/float64(pct(rr.ttft, 0.9)))
 			}
 		}
 	}
-	for _, mode := range []string{"learned, default", "rendezvous"} {
-		one, ok1 := byName["picker x1 ("+mode+")"]
-		four, ok4 := byName["picker x4 ("+mode+")"]
-		if ok1 && ok4 && one.hitRate() > 0 {
-			fmt.Printf("%s: prefix hit rate with 4 independent pickers = %.0f%% of one picker's\n", mode, 100*four.hitRate()/one.hitRate())
+	for _, m := range modes {
+		one, ok1 := byName["picker x1 ("+m.name+")"]
+		many, okN := byName[fmt.Sprintf("picker x%d (%s)", fleet, m.name)]
+		if ok1 && okN && one.hitRate() > 0 && len(one.ttft) > 0 {
+			printf("%s: %d independent pickers: TTFT p90 %.2f× and prefix hit rate %.0f%% of one picker's\n", m.name, fleet,
+				float64(pct(many.ttft, 0.9))/float64(pct(one.ttft, 0.9)), 100*many.hitRate()/one.hitRate())
 		}
 	}
 	for _, r := range rows {
@@ -312,6 +408,6 @@ func summarize(rows []result) {
 		for _, k := range keys {
 			counts = append(counts, fmt.Sprint(r.perEndpoint[k]))
 		}
-		fmt.Printf("requests per rank, %s: %s\n", r.name, strings.Join(counts, " "))
+		printf("requests per rank, %s: %s\n", r.name, strings.Join(counts, " "))
 	}
 }

@@ -45,6 +45,7 @@ var poolOverride map[string]any
 type pickers struct {
 	pools []*picker.Pools
 	addrs []string
+	cpu   *cpuMeter // nil: not measured
 }
 
 func newPickers(k int, addrs []string, pool map[string]any) (*pickers, error) {
@@ -83,15 +84,18 @@ func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
 	pool := p.pools[seq%uint64(len(p.pools))].List()[0]
 	req := chatRequest(body)
 	res := &picker.Result{}
-	pool.Pick(&req, res)
+	if p.cpu != nil {
+		p.cpu.count()
+	}
+	p.cpu.measure(func() { pool.Pick(&req, res) })
 	switch res.Status {
 	case picker.StatusOK:
 		return res.Endpoints()[0], false, func(failed bool) {
+			outcome := picker.OutcomeOK
 			if failed {
-				res.Done(picker.OutcomeFailed)
-			} else {
-				res.Done(picker.OutcomeOK)
+				outcome = picker.OutcomeFailed
 			}
+			p.cpu.measure(func() { res.Done(outcome) })
 		}
 	case picker.StatusShed:
 		return "", true, nil

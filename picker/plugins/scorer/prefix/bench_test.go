@@ -39,7 +39,7 @@ func BenchmarkPrefixIndexRecord(b *testing.B) {
 		for j := range 32 {
 			hashes = append(hashes, uint64(i)<<8|uint64(j))
 		}
-		x.Record(int32(i%10), hashes)
+		x.Record(int32(i%10), 0, hashes)
 		x.Flush()
 		i++
 	}

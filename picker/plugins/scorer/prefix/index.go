@@ -7,7 +7,8 @@ import (
 )
 
 // Index remembers, per endpoint, the prefix block hashes of the requests
-// sent to it, in an LRU of fixed capacity per endpoint. Lookups (every pick)
+// sent to it, in an LRU per endpoint whose capacity models the server's KV
+// cache: what the server must have evicted, the index evicts too. Lookups (every pick)
 // take a shard read lock. Updates are queued by the pick and applied in
 // batches about a millisecond later by a timer goroutine, so a pick neither
 // waits for the table writes nor pays for waking a writer. See table.go
@@ -18,7 +19,7 @@ import (
 // chain is then always a leading run of it, and matching can binary-search
 // the chain instead of probing every block.
 type Index struct {
-	capacity int
+	capacity int32 // per endpoint, unless a record says otherwise
 	shards   [numShards]shard
 	dropped  atomic.Uint64
 	entries  atomic.Int64
@@ -85,19 +86,21 @@ type lru struct {
 	slots      []slot
 	head, tail int32 // head is the most recently used
 	free       int32 // free slots, chained by next
-	n          int
+	n          int32
+	capacity   int32 // slots kept at most: the latest record's
 }
 
 type record struct {
-	id     int32
-	forget bool
-	hashes []uint64
+	id       int32
+	capacity int32
+	forget   bool
+	hashes   []uint64
 }
 
-// NewIndex returns an index keeping up to capacity hashes per endpoint.
-// Close it to stop its timer.
+// NewIndex returns an index keeping up to capacity hashes per endpoint
+// unless Record says otherwise. Close it to stop its timer.
 func NewIndex(capacity int) *Index {
-	x := &Index{capacity: capacity}
+	x := &Index{capacity: int32(max(1, min(capacity, 1<<30)))}
 	for i := range x.shards {
 		x.shards[i].t.free = none
 	}
@@ -120,10 +123,13 @@ func (x *Index) Close() {
 	x.applyMu.Unlock()
 }
 
-// Record queues "the blocks hashes were sent to endpoint id". When too many
-// updates wait, the record is dropped and counted: losing some affinity
-// under overload is better than slowing picks.
-func (x *Index) Record(id int32, hashes []uint64) {
+// Record queues "the blocks hashes were sent to endpoint id, which holds
+// capacity blocks at most" (<= 0: the index's default). The endpoint's LRU
+// takes the capacity of its latest record: a server that restarted with a
+// smaller cache is trimmed on its next request. When too many updates wait,
+// the record is dropped and counted: losing some affinity under overload is
+// better than slowing picks.
+func (x *Index) Record(id, capacity int32, hashes []uint64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed || len(x.queue) >= maxQueued {
@@ -137,7 +143,10 @@ func (x *Index) Record(id int32, hashes []uint64) {
 	} else {
 		r = &record{}
 	}
-	r.id, r.forget = id, false
+	if capacity <= 0 {
+		capacity = x.capacity
+	}
+	r.id, r.capacity, r.forget = id, capacity, false
 	r.hashes = append(r.hashes[:0], hashes...)
 	x.queue = append(x.queue, r)
 	x.schedule()
@@ -215,9 +224,13 @@ func (x *Index) apply(r *record) {
 		return
 	}
 	l := x.list(r.id)
+	l.capacity = r.capacity
 	x.warm(l, r.id, r.hashes)
 	for i := len(r.hashes) - 1; i >= 0; i-- {
 		x.touch(l, r.id, r.hashes[i])
+	}
+	for l.n > l.capacity { // the capacity shrank
+		x.remove(r.id, l.popBack())
 	}
 }
 
@@ -227,7 +240,7 @@ func (x *Index) apply(r *record) {
 // in touch each waits behind the previous one's lock (whose atomic
 // instructions order memory accesses).
 func (x *Index) warm(l *lru, id int32, hashes []uint64) {
-	acc, added := 0, 0
+	acc, added := 0, int32(0)
 	for _, h := range hashes {
 		t := &x.shards[h%numShards].t
 		i := t.find(h)
@@ -238,9 +251,9 @@ func (x *Index) warm(l *lru, id int32, hashes []uint64) {
 		}
 		acc += i
 	}
-	if evict := l.n + added - x.capacity; evict > 0 {
+	if evict := l.n + added - l.capacity; evict > 0 {
 		s := l.tail
-		for k := 0; k < evict && s != none; k++ {
+		for k := int32(0); k < evict && s != none; k++ {
 			sl := &l.slots[s]
 			acc += x.shards[sl.hash%numShards].t.find(sl.hash)
 			s = sl.prev
@@ -276,7 +289,7 @@ func (x *Index) touch(l *lru, id int32, h uint64) {
 	sh.t.addHolder(i, holder{id: id, slot: s})
 	sh.mu.Unlock()
 
-	if l.n > x.capacity {
+	if l.n > l.capacity {
 		x.remove(id, l.popBack())
 	}
 }

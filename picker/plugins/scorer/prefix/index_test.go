@@ -75,7 +75,7 @@ func TestIndexMatchesModel(t *testing.T) {
 						hashes[i] = rng.Uint64N(universe) << 5 // all in one shard
 					}
 				}
-				x.Record(id, hashes)
+				x.Record(id, 0, hashes)
 				for i := n - 1; i >= 0; i-- {
 					m.touch(id, hashes[i])
 				}
@@ -145,7 +145,7 @@ func TestIndexHoldersDuringFlush(t *testing.T) {
 		for j := range hashes {
 			hashes[j] = uint64((i*7 + j*13) % 500)
 		}
-		x.Record(int32(i%12), hashes)
+		x.Record(int32(i%12), 0, hashes)
 		if i%300 == 0 {
 			x.Forget(int32(i % 12))
 		}

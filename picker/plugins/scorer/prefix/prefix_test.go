@@ -2,6 +2,7 @@ package prefix
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -115,10 +116,12 @@ func blocks(n int, seed string) []byte {
 	return []byte(b.String())
 }
 
+// learned is a learned-mode scorer without the rendezvous floor: what the
+// index holds, alone.
 func learned(t *testing.T, capacity int) *Scorer {
 	t.Helper()
 	p := Defaults
-	p.Mode, p.LRUCapacity = Learned, capacity
+	p.Mode, p.LRUCapacity, p.RendezvousFloor = Learned, capacity, new(0.0)
 	s, err := New(p)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
@@ -178,8 +181,8 @@ func TestIndexLRU(t *testing.T) {
 		})
 		return found
 	}
-	x.Record(0, []uint64{1, 2, 3})
-	x.Record(1, []uint64{1})
+	x.Record(0, 0, []uint64{1, 2, 3})
+	x.Record(1, 0, []uint64{1})
 	x.Flush()
 	require.True(t, has(0, 1) && has(0, 2) && has(0, 3) && has(1, 1))
 	require.Equal(t, int64(3), x.Entries())
@@ -187,13 +190,13 @@ func TestIndexLRU(t *testing.T) {
 	// Two more hashes in an LRU of 4 evict the oldest one: blocks go in
 	// deepest first, so of 1, 2, 3 the deepest (3) is the oldest, and what
 	// is held of a chain stays a leading run of it.
-	x.Record(0, []uint64{10, 11})
+	x.Record(0, 0, []uint64{10, 11})
 	x.Flush()
 	require.True(t, has(0, 1) && has(0, 2))
 	require.False(t, has(0, 3))
 	require.True(t, has(0, 10) && has(0, 11))
-	x.Record(0, []uint64{1}) // touching 1 makes 2 the oldest
-	x.Record(0, []uint64{12})
+	x.Record(0, 0, []uint64{1}) // touching 1 makes 2 the oldest
+	x.Record(0, 0, []uint64{12})
 	x.Flush()
 	require.True(t, has(0, 1))
 	require.False(t, has(0, 2))
@@ -207,17 +210,50 @@ func TestIndexLRU(t *testing.T) {
 	require.Equal(t, int64(1), x.Entries())
 }
 
+func TestIndexCapacityPerEndpoint(t *testing.T) {
+	x := NewIndex(4)
+	defer x.Close()
+	held := func(id int32, hs ...uint64) (n int) {
+		for _, h := range hs {
+			x.Holders(h, func(got int32) bool {
+				if got == id {
+					n++
+				}
+				return true
+			})
+		}
+		return n
+	}
+	x.Record(0, 2, []uint64{1, 2, 3}) // endpoint 0 holds 2 blocks
+	x.Record(1, 0, []uint64{1, 2, 3}) // endpoint 1 the default 4
+	x.Flush()
+	require.Equal(t, 2, held(0, 1, 2, 3))
+	require.Equal(t, 3, held(1, 1, 2, 3))
+	require.Equal(t, int64(3), x.Entries())
+
+	// The server restarted with a smaller cache: its next record trims it.
+	x.Record(1, 1, []uint64{9})
+	x.Flush()
+	require.Equal(t, 0, held(1, 1, 2, 3))
+	require.Equal(t, 1, held(1, 9))
+	// ...and a larger one keeps more again.
+	x.Record(1, 3, []uint64{1, 2, 3})
+	x.Flush()
+	require.Equal(t, 3, held(1, 1, 2, 3))
+	require.Equal(t, 0, held(1, 9))
+}
+
 func TestIndexDropsWhenBacklogged(t *testing.T) {
 	x := NewIndex(4)
 	x.mu.Lock()
 	x.scheduled = true // as if a flush were pending: the queue only grows
 	x.mu.Unlock()
 	for range maxQueued + 10 {
-		x.Record(0, []uint64{1})
+		x.Record(0, 0, []uint64{1})
 	}
 	require.Equal(t, uint64(10), x.Dropped())
 	x.Close()
-	x.Record(0, []uint64{1})
+	x.Record(0, 0, []uint64{1})
 	require.Equal(t, uint64(11), x.Dropped(), "records after Close are dropped")
 }
 
@@ -314,46 +350,90 @@ func TestRendezvousYieldsToLoad(t *testing.T) {
 	require.Equal(t, first, preferred(score(s, cycle("m", prompt), eps)))
 }
 
-func TestConfig(t *testing.T) {
+func TestNewRejectsBadConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		in   Config
-		want Config // after SetDefaults
-		errs []string
+		edit func(c *Config)
+		want string
 	}{
-		{name: "left out: the defaults", in: Config{}, want: Defaults},
-		{name: "set: kept", in: Config{Mode: Rendezvous, BlockSize: 128, MaxBlocks: 4096, LRUCapacity: 9, RendezvousBlocks: 2, QueueSlack: new(0.0)},
-			want: Config{Mode: Rendezvous, BlockSize: 128, MaxBlocks: 4096, LRUCapacity: 9, RendezvousBlocks: 2, QueueSlack: new(0.0)}},
-		{name: "every field bad", in: Config{Mode: "magic", BlockSize: -1, MaxBlocks: 4097, LRUCapacity: -1, RendezvousBlocks: -1, QueueSlack: new(-1.0)},
-			want: Config{Mode: "magic", BlockSize: -1, MaxBlocks: 4097, LRUCapacity: -1, RendezvousBlocks: -1, QueueSlack: new(-1.0)},
-			errs: []string{`mode: must be "learned" or "rendezvous"`, "blockSize: must be >= 1", "maxBlocks: must be 1-4096",
-				"lruCapacity: must be >= 1", "rendezvousBlocks: must be >= 1", "queueSlack: must be >= 0"}},
+		{name: "mode", edit: func(c *Config) { c.Mode = "magic" }, want: "mode: "},
+		{name: "block size", edit: func(c *Config) { c.BlockSize = 0 }, want: "blockSize: "},
+		{name: "max blocks", edit: func(c *Config) { c.MaxBlocks = MaxMaxBlocks + 1 }, want: "maxBlocks: "},
+		{name: "negative LRU capacity", edit: func(c *Config) { c.LRUCapacity = -1 }, want: "lruCapacity: "},
+		{name: "bytes per token", edit: func(c *Config) { c.BytesPerToken = -4 }, want: "bytesPerToken: "},
+		{name: "bytes per token NaN", edit: func(c *Config) { c.BytesPerToken = math.NaN() }, want: "bytesPerToken: "},
+		{name: "rendezvous blocks", edit: func(c *Config) { c.Mode, c.RendezvousBlocks = Rendezvous, 0 }, want: "rendezvousBlocks: "},
+		{name: "queue slack", edit: func(c *Config) { c.QueueSlack = new(math.NaN()) }, want: "queueSlack: "},
+		{name: "rendezvous floor", edit: func(c *Config) { c.RendezvousFloor = new(1.5) }, want: "rendezvousFloor: "},
+		{name: "load bound", edit: func(c *Config) { c.LoadBound = 0.5 }, want: "loadBound: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := tc.in
+			var c Config
 			c.SetDefaults()
-			require.Equal(t, tc.want, c)
-			var errs []string
-			c.Validate(func(field, msg string) { errs = append(errs, field+": "+msg) })
-			require.Equal(t, tc.errs, errs)
+			tc.edit(&c)
+			_, err := New(c)
+			require.ErrorContains(t, err, tc.want)
 		})
 	}
-	c := Config{}
-	c.SetDefaults()
-	*c.QueueSlack = 5
-	require.Equal(t, 1.0, *Defaults.QueueSlack, "a defaulted config does not share the default's slack")
 }
 
-func TestNewRejectsBadParams(t *testing.T) {
-	for _, p := range []Config{
-		{Mode: "magic", BlockSize: 64, MaxBlocks: 1, LRUCapacity: 1, RendezvousBlocks: 1, QueueSlack: new(1.0)},
-		{Mode: Learned, BlockSize: 0, MaxBlocks: 1, LRUCapacity: 1, RendezvousBlocks: 1, QueueSlack: new(1.0)},
-		{Mode: Learned, BlockSize: 64, MaxBlocks: 1, RendezvousBlocks: 1, QueueSlack: new(1.0)},
-		{Mode: Rendezvous, BlockSize: 64, MaxBlocks: 1, LRUCapacity: 1, QueueSlack: new(1.0)},
-		{Mode: Learned, BlockSize: 64, MaxBlocks: 1, LRUCapacity: 1, RendezvousBlocks: 1},
+func TestConfigCapacity(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		lru         int
+		bpt         float64
+		cacheTokens int64
+		want        int32
+	}{
+		{name: "from the geometry: 320 blocks of 16 tokens, 4 bytes a token, 64-byte blocks", cacheTokens: 320 * 16, want: 320},
+		{name: "bytes per token scale it", bpt: 6, cacheTokens: 320 * 16, want: 480},
+		{name: "a tiny cache still keeps a block", cacheTokens: 1, want: 1},
+		{name: "a huge cache is capped", cacheTokens: math.MaxInt64, want: math.MaxInt32},
+		{name: "no geometry: the Inference Extension's size", want: FallbackCapacity},
+		{name: "the override wins over the geometry", lru: 1000, cacheTokens: 320 * 16, want: 1000},
+		{name: "the override without geometry", lru: 7, want: 7},
 	} {
-		_, err := New(p)
-		require.Error(t, err, "%+v", p)
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{LRUCapacity: tc.lru, BytesPerToken: tc.bpt}
+			c.SetDefaults()
+			require.Equal(t, tc.want, c.capacity(tc.cacheTokens))
+		})
+	}
+}
+
+func TestLearnedForgetsWhatTheServerEvicted(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		cacheTokens int64 // per endpoint
+		lru         int
+		remembered  bool
+	}{
+		// 16 tokens × 4 bytes = one 64-byte block: room for the last
+		// prompt's first block only.
+		{name: "a cache of one block: the first prompt is gone", cacheTokens: 16},
+		{name: "a cache of 200 blocks keeps it", cacheTokens: 200 * 16, remembered: true},
+		{name: "no geometry: the fallback keeps it", remembered: true},
+		{name: "the override wins", cacheTokens: 200 * 16, lru: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{LRUCapacity: tc.lru, RendezvousFloor: new(0.0)}
+			c.SetDefaults()
+			s, err := New(c)
+			require.NoError(t, err)
+			t.Cleanup(s.Close)
+			eps := endpoints(2)
+			eps[0].CacheTokens, eps[1].CacheTokens = tc.cacheTokens, tc.cacheTokens
+			first := blocks(4, "first")
+			s.Picked(cycle("m", first), &eps[0])
+			s.Picked(cycle("m", blocks(4, "second")), &eps[0])
+			s.index.Flush()
+			got := score(s, cycle("m", first), eps)
+			if tc.remembered {
+				require.Equal(t, []float64{1, 0}, got)
+			} else {
+				require.Equal(t, []float64{0, 0}, got)
+			}
+		})
 	}
 }
 
@@ -415,6 +495,100 @@ func TestRendezvousAdapterRunnersOverTheQueueLimit(t *testing.T) {
 				return
 			}
 			require.Contains(t, tc.want, got)
+		})
+	}
+}
+
+// The Inference Extension's scorer, selectable by name: its fixed LRU
+// whatever the server's cache, and affinity that never yields to load.
+func TestInferenceExtensionMode(t *testing.T) {
+	c := Config{Mode: InferenceExtension, RendezvousFloor: new(1.0)}
+	c.SetDefaults()
+	s, err := New(c)
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	eps := endpoints(3)
+	for i := range eps {
+		eps[i].CacheTokens = 16 // one block: learned mode would forget at once
+	}
+	first := blocks(4, "first")
+	s.Picked(cycle("m", first), &eps[0])
+	s.Picked(cycle("m", blocks(4, "second")), &eps[0])
+	s.index.Flush()
+	eps[0].Waiting = 50 // far beyond any slack
+	require.Equal(t, []float64{1, 0, 0}, score(s, cycle("m", first), eps), "remembered, and no rendezvous floor")
+}
+
+// Two proxies that never talk place a prompt neither has sent on the same
+// endpoint, and spill it to the same next one: the rendezvous floor.
+func TestLearnedRendezvousFloorAgreesAcrossProxies(t *testing.T) {
+	proxy := func(floor float64) *Scorer {
+		c := Config{RendezvousFloor: &floor}
+		c.SetDefaults()
+		s, err := New(c)
+		require.NoError(t, err)
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := proxy(1), proxy(1)
+	eps := endpoints(8)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	first := preferred(score(a, cycle("m", prompt), eps))
+	require.GreaterOrEqual(t, first, 0)
+	require.Equal(t, first, preferred(score(b, cycle("m", prompt), eps)))
+
+	eps[first].Waiting = 3 // beyond queueSlack: both spill to the same one
+	second := preferred(score(a, cycle("m", prompt), eps))
+	require.NotEqual(t, first, second)
+	require.GreaterOrEqual(t, second, 0)
+	require.Equal(t, second, preferred(score(b, cycle("m", prompt), eps)))
+
+	// Once a proxy has sent it somewhere, that endpoint scores too.
+	eps[first].Waiting = 0
+	a.Picked(cycle("m", prompt), &eps[second])
+	a.index.Flush()
+	got := score(a, cycle("m", prompt), eps)
+	require.Equal(t, 1.0, got[first])
+	require.Equal(t, 1.0, got[second])
+
+	// Without the floor a prompt no one sent scores nowhere.
+	require.Equal(t, make([]float64, 8), score(proxy(0), cycle("m", prompt), eps))
+}
+
+// With a load bound, affinity holds only on an endpoint whose requests
+// (running, waiting and sent since the scrape) are within loadBound times
+// the mean plus one; beyond it the rendezvous preference moves on.
+func TestLoadBound(t *testing.T) {
+	c := Config{Mode: Rendezvous, LoadBound: 1.25}
+	c.SetDefaults()
+	s, err := New(c)
+	require.NoError(t, err)
+	eps := endpoints(4)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	home := preferred(score(s, cycle("m", prompt), eps))
+	for _, tc := range []struct {
+		name           string
+		running, other float64 // home's running, every other endpoint's
+		stays          bool
+	}{
+		{name: "idle pool: one request is within the bound", running: 1, stays: true},
+		// mean (4+2+2+2)/4 = 2.5: bound 1.25 × 2.5 + 1 = 4.125
+		{name: "within the bound", running: 4, other: 2, stays: true},
+		// mean (5+2+2+2)/4 = 2.75: bound 4.44
+		{name: "beyond the bound", running: 5, other: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range eps {
+				eps[i].Running, eps[i].Capacity = tc.other, 100 // slots to spare: no queue
+			}
+			eps[home].Running = tc.running
+			got := preferred(score(s, cycle("m", prompt), eps))
+			if tc.stays {
+				require.Equal(t, home, got)
+			} else {
+				require.NotEqual(t, home, got)
+				require.GreaterOrEqual(t, got, 0)
+			}
 		})
 	}
 }

@@ -18,6 +18,7 @@ package prefix
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
@@ -31,84 +32,20 @@ const Type = "prefix-cache"
 const (
 	Learned    = "learned"
 	Rendezvous = "rendezvous"
+	// InferenceExtension is the Inference Extension's prefix-cache scorer
+	// exactly: learned mode with an LRU of lruCapacity (31,250) blocks per
+	// endpoint whatever the server's cache, and unconditional affinity
+	// (no queueSlack, no rendezvousFloor).
+	InferenceExtension = "inference-extension"
 )
-
-// Config is the scorer's parameters: the filter_config's pools[].prefix
-// section.
-type Config struct {
-	Mode             string   `json:"mode,omitempty"`
-	BlockSize        int      `json:"blockSize,omitempty"`        // bytes per block
-	MaxBlocks        int      `json:"maxBlocks,omitempty"`        // blocks hashed per prompt at most
-	LRUCapacity      int      `json:"lruCapacity,omitempty"`      // learned: hashes kept per endpoint
-	RendezvousBlocks int      `json:"rendezvousBlocks,omitempty"` // rendezvous: leading blocks that form the key, at most
-	QueueSlack       *float64 `json:"queueSlack,omitempty"`       // queue excess over the shortest queue that still keeps affinity
-}
-
-// MaxMaxBlocks bounds maxBlocks.
-const MaxMaxBlocks = 4096
-
-// Defaults: the Inference Extension's block size, block count and LRU size.
-// Use a copy (SetDefaults does): QueueSlack points to shared memory.
-var Defaults = Config{
-	Mode:             Learned,
-	BlockSize:        64,
-	MaxBlocks:        256,
-	LRUCapacity:      31250,
-	RendezvousBlocks: 8,
-	QueueSlack:       new(1.0),
-}
-
-// SetDefaults implements framework.Params.
-func (c *Config) SetDefaults() {
-	d := &Defaults
-	if c.Mode == "" {
-		c.Mode = d.Mode
-	}
-	if c.BlockSize == 0 {
-		c.BlockSize = d.BlockSize
-	}
-	if c.MaxBlocks == 0 {
-		c.MaxBlocks = d.MaxBlocks
-	}
-	if c.LRUCapacity == 0 {
-		c.LRUCapacity = d.LRUCapacity
-	}
-	if c.RendezvousBlocks == 0 {
-		c.RendezvousBlocks = d.RendezvousBlocks
-	}
-	if c.QueueSlack == nil {
-		c.QueueSlack = new(*d.QueueSlack)
-	}
-}
-
-// Validate implements framework.Params.
-func (c *Config) Validate(report func(field, msg string)) {
-	if c.Mode != Learned && c.Mode != Rendezvous {
-		report("mode", fmt.Sprintf("must be %q or %q", Learned, Rendezvous))
-	}
-	if c.BlockSize < 1 {
-		report("blockSize", "must be >= 1")
-	}
-	if c.MaxBlocks < 1 || c.MaxBlocks > MaxMaxBlocks {
-		report("maxBlocks", fmt.Sprintf("must be 1-%d", MaxMaxBlocks))
-	}
-	if c.LRUCapacity < 1 {
-		report("lruCapacity", "must be >= 1")
-	}
-	if c.RendezvousBlocks < 1 {
-		report("rendezvousBlocks", "must be >= 1")
-	}
-	if c.QueueSlack == nil || !(*c.QueueSlack >= 0) {
-		report("queueSlack", "must be >= 0")
-	}
-}
 
 // Scorer is the prefix-cache scorer. In learned mode it owns an Index and a
 // goroutine: Close it.
 type Scorer struct {
 	p          Config
 	queueSlack float64
-	index      *Index // learned mode only
+	floor      float64 // learned: the rendezvous choice's least score
+	index      *Index  // learned mode only
 }
 
 // New returns a scorer for c, which must be valid (see Config.Validate;
@@ -119,9 +56,15 @@ func New(c Config) (*Scorer, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("prefix: %s", strings.Join(errs, "; "))
 	}
-	s := &Scorer{p: c, queueSlack: *c.QueueSlack}
-	if c.Mode == Learned {
-		s.index = NewIndex(c.LRUCapacity)
+	s := &Scorer{p: c, queueSlack: *c.QueueSlack, floor: *c.RendezvousFloor}
+	switch c.Mode {
+	case Learned:
+		s.index = NewIndex(int(c.capacity(0)))
+	case InferenceExtension:
+		s.p.LRUCapacity = int(c.capacity(0)) // the override, else the fallback: never the geometry
+		s.floor = 0
+		s.queueSlack = math.Inf(1)
+		s.index = NewIndex(s.p.LRUCapacity)
 	}
 	return s, nil
 }
@@ -133,7 +76,7 @@ func (*Scorer) Name() string { return Type }
 func (s *Scorer) Index() *Index { return s.index }
 
 // ReportStats implements framework.StatsReporter: the learned index's size
-// and dropped updates.
+// and what it dropped.
 func (s *Scorer) ReportStats(st *framework.PluginStats) {
 	if s.index != nil {
 		st.PrefixEntries = s.index.Entries()
@@ -150,31 +93,25 @@ func (s *Scorer) Close() {
 
 // Score implements framework.Scorer.
 func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	clear(out[:len(eps)])
-	s.AddScore(c, eps, 1, out)
-}
-
-// AddScore implements framework.WeightedScorer.
-func (s *Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
+	clear(out)
 	if len(eps) == 0 {
 		return
 	}
-	sum = sum[:len(eps)]
 	if s.index != nil {
-		s.scoreLearned(c, eps, weight, sum)
+		s.scoreLearned(c, eps, out)
 	} else {
-		s.scoreRendezvous(c, eps, weight, sum)
+		s.scoreRendezvous(c, eps, out)
 	}
 }
 
 // Picked implements framework.PickObserver: in learned mode the endpoint now
-// holds the prompt's blocks.
+// holds the prompt's blocks, in a cache of the size it reports.
 func (s *Scorer) Picked(c *framework.Cycle, ep *framework.Endpoint) {
 	if s.index == nil {
 		return
 	}
 	if h := s.hashes(c); len(h) > 0 {
-		s.index.Record(ep.ID, h)
+		s.index.Record(ep.ID, s.p.capacity(ep.CacheTokens), h)
 	}
 }
 
@@ -193,10 +130,31 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 	return c.Hashes
 }
 
-// queueLimit is the longest queue that still keeps affinity.
-func (s *Scorer) queueLimit(c *framework.Cycle, eps []framework.Endpoint) float64 {
-	shortest, _ := c.QueueBounds(eps)
-	return shortest + s.queueSlack
+// limits are what an endpoint may carry and keep affinity.
+type limits struct {
+	queue float64 // longest queue: the shortest candidate queue plus QueueSlack
+	load  float64 // most requests in it (loadBound × the mean, plus one); +Inf without a bound
+}
+
+func (l *limits) within(e *framework.Endpoint) bool {
+	return e.Queue() <= l.queue && (e.Running+e.Waiting+e.Pending) <= l.load
+}
+
+// limitsOf computes the limits of one cycle.
+func (s *Scorer) limitsOf(eps []framework.Endpoint) limits {
+	shortest := eps[0].Queue()
+	for i := 1; i < len(eps); i++ {
+		shortest = min(shortest, eps[i].Queue())
+	}
+	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1)}
+	if b := s.p.LoadBound; b > 0 {
+		var sum float64
+		for i := range eps {
+			sum += eps[i].Running + eps[i].Waiting + eps[i].Pending
+		}
+		l.load = b*sum/float64(len(eps)) + 1
+	}
+	return l
 }
 
 // scoreLearned scores each endpoint by the fraction of the prompt's leading
@@ -205,16 +163,14 @@ func (s *Scorer) queueLimit(c *framework.Cycle, eps []framework.Endpoint) float6
 // some not-yet-scored candidate is found by binary search, its holders get
 // that depth, and the search repeats below it. That is a few lookups per
 // distinct match length rather than one per block.
-func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
+func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
 	hashes := s.hashes(c)
 	n := len(hashes)
 	if n == 0 {
 		return
 	}
 	slots := c.Slots(eps)
-	// out holds match lengths (0: none yet).
-	out := c.ScratchFloats(len(eps))
-	clear(out)
+	// out holds match lengths (0: none yet) until the final normalization.
 	unscored := func(k int) bool {
 		return s.index.Holders(hashes[k], func(id int32) bool {
 			i := slots.Of(id)
@@ -239,21 +195,37 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weig
 		})
 		hi = lo
 	}
-	limit := s.queueLimit(c, eps)
+	limit := s.limitsOf(eps)
 	for i := range eps {
-		if out[i] != 0 && eps[i].Queue() <= limit {
-			sum[i] += weight * (out[i] / float64(n))
+		if !limit.within(&eps[i]) {
+			out[i] = 0
+		} else {
+			out[i] /= float64(n)
+		}
+	}
+	if f := s.floor; f > 0 {
+		if i := s.rendezvousChoice(c, eps, limit); i >= 0 {
+			out[i] = max(out[i], f)
 		}
 	}
 }
 
 // scoreRendezvous gives 1 to the endpoint that rendezvous hashing of the
 // prompt's leading blocks prefers among those within the queue limit.
+func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	if i := s.rendezvousChoice(c, eps, s.limitsOf(eps)); i >= 0 {
+		out[i] = 1
+	}
+}
+
+// rendezvousChoice returns the position of the endpoint that rendezvous
+// hashing of the prompt's leading blocks prefers among those whose queue is
+// within limit, or -1.
 //
 // The key covers at most RendezvousBlocks blocks, and for chat messages no
 // more than the first message (the system prompt) when it is shorter: the key
 // must be the part many requests share, not the part that makes each unique.
-func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
+func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, limit limits) int {
 	req := c.Request
 	bs := s.p.BlockSize
 	d := min(s.p.RendezvousBlocks, s.p.MaxBlocks, len(req.Prompt)/bs)
@@ -261,7 +233,7 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, w
 		d = min(d, max(1, end/bs))
 	}
 	if d == 0 {
-		return
+		return -1
 	}
 	key := chainHash(req.ModelKey, req.Prompt, bs, d)
 
@@ -270,11 +242,10 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, w
 	// would pull the adapter onto servers that must first load it. One pass
 	// finds both the preferred endpoint and the preferred runner, reading
 	// the adapter lists of the endpoints within the queue limit only.
-	limit := s.queueLimit(c, eps)
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
 	for i := range eps {
-		if eps[i].Queue() > limit {
+		if !limit.within(&eps[i]) {
 			continue
 		}
 		w := framework.Mix(key ^ eps[i].Key)
@@ -287,17 +258,18 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, w
 	}
 	switch {
 	case runner >= 0:
-		sum[runner] += weight * 1
+		return runner
 	case best >= 0 && !runsBeyond(eps, limit, req):
-		sum[best] += weight * 1
+		return best
 	}
+	return -1
 }
 
 // runsBeyond reports whether an endpoint whose queue is over limit runs the
 // requested adapter: then none within the limit may be preferred.
-func runsBeyond(eps []framework.Endpoint, limit float64, req *framework.Request) bool {
+func runsBeyond(eps []framework.Endpoint, limit limits, req *framework.Request) bool {
 	for i := range eps {
-		if eps[i].Queue() > limit && runs(eps[i].LoRA, req) {
+		if !limit.within(&eps[i]) && runs(eps[i].LoRA, req) {
 			return true
 		}
 	}
