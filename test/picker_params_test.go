@@ -24,7 +24,7 @@ func TestPickerPluginParamsRefusedNamingTheField(t *testing.T) {
 		{name: "prefix block count", extra: map[string]any{"prefix": map[string]any{"maxBlocks": 5000}},
 			want: []string{"pools[0].prefix.maxBlocks: must be 1-4096"}},
 		{name: "prefix mode and slack", extra: map[string]any{"prefix": map[string]any{"mode": "lru", "queueSlack": -1}},
-			want: []string{`pools[0].prefix.mode: must be "learned" or "rendezvous"`, "pools[0].prefix.queueSlack: must be >= 0"}},
+			want: []string{`pools[0].prefix.mode: must be "learned", "rendezvous" or "inference-extension"`, "pools[0].prefix.queueSlack: must be >= 0"}},
 		{name: "saturation thresholds", extra: map[string]any{"saturation": map[string]any{"queue": -1, "kvCache": 2}},
 			want: []string{"pools[0].saturation.queue: must be > 0", "pools[0].saturation.kvCache: must be in (0, 1]"}},
 		{name: "unknown prefix field", extra: map[string]any{"prefix": map[string]any{"blocksize": 32}},

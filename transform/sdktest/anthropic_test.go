@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/openai/openai-go/v3"
@@ -213,11 +214,21 @@ func newTranslatingProxy(t *testing.T, b *transform.Backend, upstream string) *t
 	return p
 }
 
+// lastUsage is the usage of the last exchange. An SDK stream ends at
+// [DONE], which can reach the client before the proxy's handler has
+// recorded the usage: wait for it.
 func (p *translatingProxy) lastUsage(t *testing.T) transform.Usage {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	require.NotEmpty(t, p.usage)
-	return p.usage[len(p.usage)-1]
+	var u transform.Usage
+	require.Eventually(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.usage) == 0 {
+			return false
+		}
+		u = p.usage[len(p.usage)-1]
+		return true
+	}, 5*time.Second, time.Millisecond, "the proxy recorded no usage")
+	return u
 }
 
 func setupSDK(t *testing.T, config string) (*fakeAnthropic, *translatingProxy, openai.Client) {
