@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -60,11 +61,15 @@ type pickerFilterConfig struct {
 	picks, sheds, noCapacity, noMetrics, scrapeErrors shared.MetricID
 	pickLatency                                       shared.MetricID
 	ready, saturated                                  shared.MetricID
+	// Per endpoint (tags pool, endpoint): what the picker saw last.
+	epWaiting, epRunning, epKVCache, epInFlight, epSaturated, epHealthy shared.MetricID
 
 	// Stats that the collector's goroutines produce reach Envoy from the
 	// next stream that passes by, at most once per gaugeEvery.
 	lastGauges         atomic.Int64
-	scrapeErrsReported []atomic.Uint64 // per pool, in pools.List() order
+	scrapeErrsReported []atomic.Uint64   // per pool, in pools.List() order
+	publishing         sync.Mutex        // one publisher at a time; guards shown
+	shown              []map[string]bool // per pool: endpoints with gauges set
 }
 
 const gaugeEvery = int64(time.Second)
@@ -81,6 +86,13 @@ func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools)
 	c.pickLatency = d.histogram("pick_duration_us", "pool")
 	c.ready = d.gauge("ready_endpoints", "pool")
 	c.saturated = d.gauge("saturated_endpoints", "pool")
+	c.epWaiting = d.gauge("endpoint_waiting_requests", "pool", "endpoint")
+	c.epRunning = d.gauge("endpoint_running_requests", "pool", "endpoint")
+	c.epKVCache = d.gauge("endpoint_kv_cache_usage_percent", "pool", "endpoint")
+	c.epInFlight = d.gauge("endpoint_in_flight", "pool", "endpoint")
+	c.epSaturated = d.gauge("endpoint_saturated", "pool", "endpoint")
+	c.epHealthy = d.gauge("endpoint_healthy", "pool", "endpoint")
+	c.shown = make([]map[string]bool, len(pools.List()))
 	return c, d.err
 }
 
@@ -99,9 +111,10 @@ func (c *pickerFilterConfig) poolFor(h shared.HttpFilterHandle) (*picker.Pool, s
 func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle) {
 	now := time.Now().UnixNano()
 	last := c.lastGauges.Load()
-	if now-last < gaugeEvery || !c.lastGauges.CompareAndSwap(last, now) {
+	if now-last < gaugeEvery || !c.lastGauges.CompareAndSwap(last, now) || !c.publishing.TryLock() {
 		return
 	}
+	defer c.publishing.Unlock()
 	for i, p := range c.pools.List() {
 		st := p.Stats()
 		h.SetGaugeValue(c.ready, uint64(st.Ready), st.Name)
@@ -109,7 +122,43 @@ func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle) {
 		if prev := c.scrapeErrsReported[i].Swap(st.ScrapeErrors); st.ScrapeErrors > prev {
 			h.IncrementCounterValue(c.scrapeErrors, st.ScrapeErrors-prev, st.Name)
 		}
+		c.publishEndpoints(h, i, &st)
 	}
+}
+
+// publishEndpoints sets each endpoint's gauges, and zeroes those of the
+// endpoints that left the pool since: the endpoint tag only ever takes
+// addresses of the pool's own endpoint source, never a client's value.
+func (c *pickerFilterConfig) publishEndpoints(h shared.HttpFilterHandle, pool int, st *picker.PoolStats) {
+	now := make(map[string]bool, len(st.PerEndpoint))
+	for i := range st.PerEndpoint {
+		e := &st.PerEndpoint[i]
+		now[e.Addr] = true
+		c.setEndpoint(h, st.Name, e.Addr, uint64(max(e.Waiting, 0)), uint64(max(e.Running, 0)),
+			uint64(min(max(e.KVUsage, 0), 1)*100+0.5), uint64(max(e.InFlight, 0)), boolGauge(e.Saturated), boolGauge(e.Healthy))
+	}
+	for addr := range c.shown[pool] {
+		if !now[addr] {
+			c.setEndpoint(h, st.Name, addr, 0, 0, 0, 0, 0, 0)
+		}
+	}
+	c.shown[pool] = now
+}
+
+func (c *pickerFilterConfig) setEndpoint(h shared.HttpFilterHandle, pool, addr string, waiting, running, kv, inFlight, saturated, healthy uint64) {
+	h.SetGaugeValue(c.epWaiting, waiting, pool, addr)
+	h.SetGaugeValue(c.epRunning, running, pool, addr)
+	h.SetGaugeValue(c.epKVCache, kv, pool, addr)
+	h.SetGaugeValue(c.epInFlight, inFlight, pool, addr)
+	h.SetGaugeValue(c.epSaturated, saturated, pool, addr)
+	h.SetGaugeValue(c.epHealthy, healthy, pool, addr)
+}
+
+func boolGauge(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // endpointPickerFilter picks endpoints for one stream.
