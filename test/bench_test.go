@@ -39,7 +39,10 @@ import (
 // figure), cpu-ns/req (the worker thread's CPU, steadier on a shared
 // machine), proc-cpu-ns/req (all the process's threads: Go GC, the module's
 // goroutines), host-ns/req (abihost's own part: the same exchange through
-// modules whose hooks do nothing), and the ABI crossings per exchange.
+// modules whose hooks do nothing), go-allocs/req (the Go heap allocations
+// of the process per exchange, SDK and background scrapes included, read
+// through the library's inferencepool_heap_allocs export) and the ABI
+// crossings per exchange.
 //
 //	go test ./test -run '^$' -bench ABIRoundTrip -count 6
 func BenchmarkABIRoundTrip(b *testing.B) {
@@ -88,6 +91,9 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 			b.ReportMetric(r.NsPerReq, "ns/req")
 			b.ReportMetric(r.ThreadCPUNsPerReq, "cpu-ns/req")
 			b.ReportMetric(r.ProcessCPUNsPerReq, "proc-cpu-ns/req")
+			if r.GoAllocsPerReq >= 0 {
+				b.ReportMetric(r.GoAllocsPerReq, "go-allocs/req")
+			}
 			b.ReportMetric(r.ABICallsPerReq, "abicalls/req")
 			b.ReportMetric(r.HooksPerReq, "hooks/req")
 			b.ReportMetric(r.CallbacksPerReq, "callbacks/req")

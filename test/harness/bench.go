@@ -56,17 +56,21 @@ type BenchResult struct {
 	ThreadCPUNsPerReq float64 `json:"thread_cpu_ns_per_req"`
 	// ProcessCPUNsPerReq adds every other thread of the process (the Go
 	// runtime's GC and background work, the module's own goroutines).
-	ProcessCPUNsPerReq float64            `json:"process_cpu_ns_per_req"`
-	HooksPerReq        float64            `json:"hooks_per_req"`
-	CallbacksPerReq    float64            `json:"callbacks_per_req"`
-	ABICallsPerReq     float64            `json:"abicalls_per_req"`
-	LocalReplies       int                `json:"local_replies"`
-	UpstreamOK         int                `json:"upstream_ok"`
-	Routed             int                `json:"routed"` // exchanges sent with x-gateway-destination-endpoint
-	Incomplete         int                `json:"incomplete"`
-	ClientBytes        float64            `json:"client_bytes_per_req"`
-	Hooks              map[string]float64 `json:"hooks"`     // per exchange, by hook
-	Callbacks          map[string]float64 `json:"callbacks"` // per exchange, by callback
+	ProcessCPUNsPerReq float64 `json:"process_cpu_ns_per_req"`
+	HooksPerReq        float64 `json:"hooks_per_req"`
+	CallbacksPerReq    float64 `json:"callbacks_per_req"`
+	ABICallsPerReq     float64 `json:"abicalls_per_req"`
+	LocalReplies       int     `json:"local_replies"`
+	UpstreamOK         int     `json:"upstream_ok"`
+	Routed             int     `json:"routed"` // exchanges sent with x-gateway-destination-endpoint
+	Incomplete         int     `json:"incomplete"`
+	ClientBytes        float64 `json:"client_bytes_per_req"`
+	// GoAllocsPerReq is the Go heap allocations per exchange of the whole
+	// process (the module's background goroutines too), -1 when the
+	// library does not export inferencepool_heap_allocs.
+	GoAllocsPerReq float64            `json:"go_allocs_per_req"`
+	Hooks          map[string]float64 `json:"hooks"`     // per exchange, by hook
+	Callbacks      map[string]float64 `json:"callbacks"` // per exchange, by callback
 }
 
 // RunBench writes the chain and the recorded exchange to files and runs
