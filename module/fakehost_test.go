@@ -57,13 +57,30 @@ func (h *fakeHeaders) Remove(key string) {
 	h.kv = out
 }
 
-type fakeBody struct{ b []byte }
+// fakeBody is a body buffer: b, seen as slices of at most split bytes
+// (0: one slice), as Envoy's buffers hold what the codec read in pieces.
+// GetChunks reuses one slice of views (no allocation of the fake's own in
+// a benchmark).
+type fakeBody struct {
+	b     []byte
+	split int
+	views []shared.UnsafeEnvoyBuffer
+}
 
 func (f *fakeBody) GetChunks() []shared.UnsafeEnvoyBuffer {
 	if len(f.b) == 0 {
 		return nil
 	}
-	return []shared.UnsafeEnvoyBuffer{{Ptr: &f.b[0], Len: uint64(len(f.b))}}
+	f.views = f.views[:0]
+	for rest := f.b; len(rest) > 0; {
+		n := len(rest)
+		if f.split > 0 && n > f.split {
+			n = f.split
+		}
+		f.views = append(f.views, shared.UnsafeEnvoyBuffer{Ptr: &rest[0], Len: uint64(n)})
+		rest = rest[n:]
+	}
+	return f.views
 }
 func (f *fakeBody) GetSize() uint64    { return uint64(len(f.b)) }
 func (f *fakeBody) Drain(n uint64)     { f.b = f.b[n:] }
@@ -93,9 +110,14 @@ type fakeStream struct {
 	shared.HttpFilterHandle
 	reqHeaders, respHeaders fakeHeaders
 	buffered                fakeBody
+	frame                   fakeBody // the frame a body hook receives (exchange)
+	clLen                   int      // exchange's content-length, and as text
+	clText                  string
 	data                    map[string]any
 	metadata                map[string]any
+	metaKeys                map[[2]string]string // "ns/key" strings, made once
 	filterState             map[string][]byte
+	stateBufs               map[string][]byte // filter state values' buffers, kept across reset
 	conn                    uint64 // the ConnectionId attribute
 	upstream                string
 	route                   any               // per-route config, as GetMostSpecificConfig returns it
@@ -127,12 +149,30 @@ func (s *fakeStream) ClearRouteCache()                       {}
 func (s *fakeStream) GetMostSpecificConfig() any             { return s.route }
 func (s *fakeStream) SetData(k string, v any)                { s.data[k] = v }
 func (s *fakeStream) GetData(k string) any                   { return s.data[k] }
-func (s *fakeStream) SetMetadata(ns, k string, v any)        { s.metadata[ns+"/"+k] = v }
+func (s *fakeStream) SetMetadata(ns, k string, v any)        { s.metadata[s.metaKey(ns, k)] = v }
+
+// metaKey is "ns/key", without an allocation of the fake's own once made.
+func (s *fakeStream) metaKey(ns, k string) string {
+	key, ok := s.metaKeys[[2]string{ns, k}]
+	if !ok {
+		if s.metaKeys == nil {
+			s.metaKeys = map[[2]string]string{}
+		}
+		key = ns + "/" + k
+		s.metaKeys[[2]string{ns, k}] = key
+	}
+	return key
+}
 
 // SetFilterState keeps the first value of a key: Envoy stores it read-only.
 func (s *fakeStream) SetFilterState(k string, v []byte) {
 	if _, ok := s.filterState[k]; !ok {
-		s.filterState[k] = append([]byte(nil), v...)
+		if s.stateBufs == nil {
+			s.stateBufs = map[string][]byte{}
+		}
+		b := append(s.stateBufs[k][:0], v...)
+		s.stateBufs[k] = b
+		s.filterState[k] = b
 	}
 }
 func (s *fakeStream) GetFilterState(k string) (shared.UnsafeEnvoyBuffer, bool) {
@@ -153,6 +193,9 @@ func (s *fakeStream) SendLocalResponse(status uint32, _ [][2]string, body []byte
 	s.lastReply = fakeReply{status, body, detail}
 }
 func (s *fakeStream) GetMetadataString(src shared.MetadataSourceType, ns, key string) (shared.UnsafeEnvoyBuffer, bool) {
+	if len(s.hostMetadata) == 0 {
+		return shared.UnsafeEnvoyBuffer{}, false
+	}
 	if v, ok := s.hostMetadata[ns+"/"+key]; ok && src == shared.MetadataSourceTypeHost {
 		return view(v), true
 	}
