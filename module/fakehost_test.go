@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
@@ -11,7 +12,25 @@ import (
 // profiles of the filters' own Go code without the C ABI (abihost measures
 // that). Methods the filters do not call panic through the nil interfaces.
 
-type fakeHeaders struct{ kv [][2]string }
+// fakeHeaders copies what it is given, as Envoy does (a filter may reuse
+// the memory of a value it set); the copies are interned, so a benchmark
+// pays for each distinct value once.
+type fakeHeaders struct {
+	kv       [][2]string
+	interned map[string]string
+}
+
+func (h *fakeHeaders) copyOf(s string) string {
+	if v, ok := h.interned[s]; ok {
+		return v
+	}
+	if h.interned == nil {
+		h.interned = map[string]string{}
+	}
+	v := strings.Clone(s)
+	h.interned[v] = v
+	return v
+}
 
 func view(s string) shared.UnsafeEnvoyBuffer {
 	return shared.UnsafeEnvoyBuffer{Ptr: unsafe.StringData(s), Len: uint64(len(s))}
@@ -41,11 +60,13 @@ func (h *fakeHeaders) GetAll() [][2]shared.UnsafeEnvoyBuffer { return nil }
 func (h *fakeHeaders) Set(key, value string) {
 	h.Remove(key)
 	if value != "" {
-		h.kv = append(h.kv, [2]string{key, value})
+		h.kv = append(h.kv, [2]string{h.copyOf(key), h.copyOf(value)})
 	}
 }
 
-func (h *fakeHeaders) Add(key, value string) { h.kv = append(h.kv, [2]string{key, value}) }
+func (h *fakeHeaders) Add(key, value string) {
+	h.kv = append(h.kv, [2]string{h.copyOf(key), h.copyOf(value)})
+}
 
 func (h *fakeHeaders) Remove(key string) {
 	out := h.kv[:0]
@@ -116,9 +137,10 @@ type fakeStream struct {
 	data                    map[string]any
 	metadata                map[string]any
 	metaKeys                map[[2]string]string // "ns/key" strings, made once
+	metaStrings             map[string]any       // string values, copied once
 	filterState             map[string][]byte
 	stateBufs               map[string][]byte // filter state values' buffers, kept across reset
-	conn                    uint64 // the ConnectionId attribute
+	conn                    uint64            // the ConnectionId attribute
 	upstream                string
 	route                   any               // per-route config, as GetMostSpecificConfig returns it
 	hostMetadata            map[string]string // the upstream host's metadata, "ns/key" → string
@@ -149,7 +171,25 @@ func (s *fakeStream) ClearRouteCache()                       {}
 func (s *fakeStream) GetMostSpecificConfig() any             { return s.route }
 func (s *fakeStream) SetData(k string, v any)                { s.data[k] = v }
 func (s *fakeStream) GetData(k string) any                   { return s.data[k] }
-func (s *fakeStream) SetMetadata(ns, k string, v any)        { s.metadata[s.metaKey(ns, k)] = v }
+func (s *fakeStream) SetMetadata(ns, k string, v any) {
+	if str, ok := v.(string); ok {
+		v = s.metaString(str) // copied, as Envoy does
+	}
+	s.metadata[s.metaKey(ns, k)] = v
+}
+
+// metaString is a copy of str as an interface value, made once per value.
+func (s *fakeStream) metaString(str string) any {
+	if v, ok := s.metaStrings[str]; ok {
+		return v
+	}
+	if s.metaStrings == nil {
+		s.metaStrings = map[string]any{}
+	}
+	c := strings.Clone(str)
+	s.metaStrings[c] = c
+	return s.metaStrings[c]
+}
 
 // metaKey is "ns/key", without an allocation of the fake's own once made.
 func (s *fakeStream) metaKey(ns, k string) string {

@@ -85,7 +85,7 @@ func (c chain) exchangeFrames(s *fakeStream, req, resp []byte, frame int) string
 	picker.OnRequestHeaders(&s.reqHeaders, false)
 	s.frame.b = req
 	picker.OnRequestBody(&s.frame, true)
-	dest := s.reqHeaders.GetOne(headerDestination).ToString()
+	dest := s.reqHeaders.GetOne(headerDestination).ToUnsafeString() // the fake's own copy
 	s.respHeaders.kv = append(s.respHeaders.kv, [2]string{":status", "200"}, [2]string{"content-type", "application/json"})
 	picker.OnResponseHeaders(&s.respHeaders, false)
 	router.OnResponseHeaders(&s.respHeaders, false)
