@@ -24,18 +24,28 @@ const maxKeptBuffer = 64 << 10
 
 func newRouterFilter(cfg *routerFilterConfig, h shared.HttpFilterHandle) *aiRouterFilter {
 	f := routerFilters.Get().(*aiRouterFilter)
-	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped)}
+	f.reset(cfg, h)
 	return f
+}
+
+// reset makes f a new stream's filter.
+func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandle) {
+	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped)}
 }
 
 func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
 	f := pickerFilters.Get().(*endpointPickerFilter)
+	f.reset(cfg, h)
+	return f
+}
+
+// reset makes f a new stream's filter.
+func (f *endpointPickerFilter) reset(cfg *pickerFilterConfig, h shared.HttpFilterHandle) {
 	subset := f.req.Subset[:0]
 	if cap(subset) > 64 {
 		subset = nil
 	}
 	*f = endpointPickerFilter{cfg: cfg, h: h, body: keep(f.body), req: picker.Request{Subset: subset}}
-	return f
 }
 
 // releaseFilter takes back a filter whose stream is over (nothing refers
@@ -43,10 +53,10 @@ func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpoi
 func releaseFilter(x shared.HttpFilter) {
 	switch f := x.(type) {
 	case *aiRouterFilter:
-		*f = aiRouterFilter{restored: f.restored, stripped: f.stripped} // let go of the stream
+		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped)} // let go of the stream
 		routerFilters.Put(f)
 	case *endpointPickerFilter:
-		*f = endpointPickerFilter{body: f.body, req: picker.Request{Subset: f.req.Subset}}
+		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}}
 		pickerFilters.Put(f)
 	}
 }
