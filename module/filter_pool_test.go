@@ -3,7 +3,9 @@ package main
 import (
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 	"github.com/stretchr/testify/require"
@@ -119,4 +121,30 @@ func TestReusedRouterCarriesNothingOver(t *testing.T) {
 	f.OnStreamComplete()
 	require.EqualValues(t, 7, s2.metadata["io.envoy.ai_gateway/t"])
 	f.OnDestroy()
+}
+
+// Streams on several workers at once take and return pooled filters and
+// guards: each stream sees only its own (run with -race).
+func TestPooledFiltersAcrossWorkers(t *testing.T) {
+	c := newChain(t, metricsServers(t, 3))
+	warm := newFakeStream()
+	req := benchRequest(4 << 10)
+	require.Eventually(t, func() bool { return c.exchange(warm, req, benchResponse) != "" }, 5*time.Second, 10*time.Millisecond)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := newFakeStream()
+			s.conn = uint64(w + 1)
+			for range 200 {
+				if c.exchange(s, req, benchResponse) == "" || s.reqHeaders.GetOne(headerModel).ToString() != "sim-model" ||
+					s.metadata["io.envoy.ai_gateway/llm_total_token"] != uint64(1033) {
+					t.Errorf("worker %d: an exchange lost its own state: %v", w, s.metadata)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
