@@ -1,5 +1,6 @@
 # envoy-inferencepool: two commands for everything.
-#   make run   build the library, start three simulated model servers and Envoy
+#   make run   build the library, start three simulated model servers and Envoy,
+#              then send a few requests through the OpenAI Go SDK (build/demo)
 #   make test  everything that runs without Envoy (plus the real-Envoy e2e
 #              suite when ENVOY_BIN points at an Envoy v1.39 binary)
 

@@ -36,8 +36,8 @@ func (f *aiRouterConfigFactory) CreatePerRoute(raw []byte) (any, error) {
 	return filterconfig.ParsePerRoute(filterconfig.AIRouter, raw)
 }
 
-// GenAI stat tags, OpenTelemetry's attribute names.
-var genAITags = []string{"gen_ai.operation.name", "gen_ai.original.model", "gen_ai.request.model", "gen_ai.response.model", "error.type"}
+// GenAI stat tags, OpenTelemetry's attribute names, in AI Gateway's order.
+var genAITags = []string{"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.original.model", "gen_ai.request.model", "gen_ai.response.model", "error.type"}
 
 // routerFilterConfig is shared by every stream of one ai_router config.
 type routerFilterConfig struct {
@@ -74,7 +74,7 @@ type aiRouterFilter struct {
 	body        *[]byte // pooled; Prompt may point into it until OnDestroy
 	facts       factsHandoff
 	decision    transform.Decision
-	tags        [6]string // stat tag values: one backing array per stream
+	tags        [7]string // stat tag values: one backing array per stream
 	meter       *transform.Meter
 	restorer    *transform.ModelRestorer
 	restored    []byte
@@ -85,6 +85,7 @@ type aiRouterFilter struct {
 	reservation transform.Reservation
 	reserved    bool // reservation is not settled yet
 	backend     string
+	cacheWrites uint64 // prompt-cache writes ai_upstream published for the response
 	costs       []transform.CostValue
 	costBuf     [4]transform.CostValue
 	accountedAt bool
@@ -390,9 +391,10 @@ func (f *aiRouterFilter) account() {
 	now := time.Now()
 	r := f.meter.Finish(now)
 	d := &f.decision
-	// Model tags are bounded (MetricModel): Envoy never frees a stat.
-	f.tags = [6]string{f.ep.Operation(), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
-	tags := f.tags[:5]
+	// Model and provider tags are bounded (MetricModel, MetricProvider):
+	// Envoy never frees a stat.
+	f.tags = [7]string{f.ep.Operation(), f.provider(r.HasUsage), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
+	tags := f.tags[:6]
 	t := r.Timing(f.start, now)
 	f.h.RecordHistogramValue(f.cfg.duration, uint64(t.Duration.Microseconds()), tags...)
 	if t.HasTTFT {
@@ -407,11 +409,42 @@ func (f *aiRouterFilter) account() {
 			if c.Count == 0 && (c.Type == transform.TokenTypeCachedInput || c.Type == transform.TokenTypeReasoning) {
 				continue // most responses have none: skip the crossing
 			}
-			f.tags[5] = c.Type
+			f.tags[6] = c.Type
 			f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
+		}
+		if f.cacheWrites > 0 {
+			f.tags[6] = transform.TokenTypeCacheCreationInput
+			f.h.RecordHistogramValue(f.cfg.tokenUsage, f.cacheWrites, f.tags[:]...)
 		}
 	}
 	f.charge(&r)
+}
+
+// provider is the gen_ai.provider.name of the answer: what the attempt's
+// ai_upstream wrote (the last attempt's, on retries), or "openai" for a
+// cluster without one (an InferencePool). With a provider written and
+// usage read, the prompt-cache writes ai_upstream published are noted for
+// the stats and costs.
+func (f *aiRouterFilter) provider(hasUsage bool) string {
+	v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.ProviderNameKey)
+	if ok && hasUsage {
+		if n, ok := f.h.GetMetadataNumber(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.CacheCreationInputTokensKey); ok {
+			f.cacheWrites = metadataCount(n)
+		}
+	}
+	return transform.MetricProvider(v.ToUnsafeString(), ok)
+}
+
+// metadataCount reads a token count from a metadata number: anything but a
+// finite non-negative number is 0; counts beyond uint64 saturate.
+func metadataCount(n float64) uint64 {
+	switch {
+	case !(n > 0): // NaN too
+		return 0
+	case n >= 1<<64:
+		return ^uint64(0)
+	}
+	return uint64(n)
 }
 
 // charge writes the costs of the response (r nil: none came) and settles
@@ -433,7 +466,11 @@ func (f *aiRouterFilter) charge(r *transform.Report) {
 			}
 		}
 		// model is what the client asked for, as documented and as AI Gateway has it.
-		f.costs, err = f.cfg.AppendCosts(f.costBuf[:0], ch.Usage, f.decision.Model, f.backend, route)
+		u := transform.CostUsage{Usage: ch.Usage}
+		if ch.Source == transform.UsageCounted {
+			u.CacheCreationInputTokens = f.cacheWrites
+		}
+		f.costs, err = f.cfg.AppendCosts(f.costBuf[:0], u, f.decision.Model, f.backend, route)
 		if err != nil {
 			f.h.Log(shared.LogLevelWarn, "ai_router: token costs: %v", err)
 		}

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/googletoken"
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/secretfile"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
@@ -24,12 +30,14 @@ import (
 // usually lower.
 const upstreamMaxBody = 32 << 20
 
-// originalPathKey is the filter state key under which the first attempt
-// keeps the request's :path as the downstream filters left it. Retries
-// share the request header map, so a retry finds the previous attempt's
-// :path there; the filter state is the downstream stream's, shared by every
-// attempt, and read-only once set, so the first value is the original.
-const originalPathKey = "envoy-inferencepool.ai_upstream.original_path"
+// originalRequestKey is the filter state key under which the first attempt
+// keeps the request's :path and accept-encoding as the downstream filters
+// left them ("path\naccept-encoding": neither can hold a line break).
+// Retries share the request header map, so a retry finds the previous
+// attempt's rewrites there; the filter state is the downstream stream's,
+// shared by every attempt, and read-only once set, so the first value is
+// the original.
+const originalRequestKey = "envoy-inferencepool.ai_upstream.original_request"
 
 type aiUpstreamConfigFactory struct {
 	shared.EmptyHttpFilterConfigFactory
@@ -46,7 +54,7 @@ func (f *aiUpstreamConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []
 	}
 	return newFactory(filterconfig.AIUpstream, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
 		return &aiUpstreamFilter{cfg: cfg, h: fh}
-	}, nil)
+	}, cfg.close)
 }
 
 // CreatePerRoute refuses: ai_upstream has no per-route config.
@@ -61,40 +69,95 @@ type upstreamFilterConfig struct {
 	now      func() time.Time // time.Now; tests move it on
 }
 
-// upstreamBackend is one named backend: fixed, or rebuilt when its key
-// file changes.
+// upstreamBackend is one named backend: fixed, rebuilt when its key file
+// changes, or rebuilt with each access token a service account mints.
 type upstreamBackend struct {
-	name  string
-	fixed *transform.Backend
-	keyed *secretfile.File[*transform.Backend]
+	name   string
+	fixed  *transform.Backend
+	keyed  *secretfile.File[*transform.Backend]
+	google *googletoken.Source
+	minted atomic.Pointer[transform.Backend] // google's, with the current token
+	// The metadata values each attempt writes, boxed once: a string made
+	// an interface value per call would allocate.
+	nameMeta, providerMeta any
 }
 
 func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterConfig, error) {
 	uc := &upstreamFilterConfig{backends: make(map[string]*upstreamBackend, len(c.Backends)), now: time.Now}
 	for i, b := range c.Backends {
-		ub := &upstreamBackend{name: b.Name}
+		ub := &upstreamBackend{name: b.Name, nameMeta: b.Name}
 		var err error
-		if b.APIKeyFile == "" {
+		field := "apiKeyFile"
+		switch {
+		case b.Config.Schema == transform.SchemaBedrock:
+			field = "credentialsFile"
+			ub.fixed, ub.keyed, err = bedrockBackend(b, os.Getenv)
+		case b.ServiceAccountKeyFile != "":
+			field = "serviceAccountKeyFile"
+			err = ub.startGoogle(b)
+		case b.APIKeyFile == "":
 			ub.fixed, err = transform.NewBackend(b.Config, "")
-		} else {
+		default:
 			ub.keyed, err = secretfile.Open(b.APIKeyFile, func(key string) (*transform.Backend, error) {
 				return transform.NewBackend(b.Config, key)
 			})
 		}
 		if err != nil {
-			return nil, fmt.Errorf("backends[%d].apiKeyFile: %w", i, err)
+			uc.close()
+			return nil, fmt.Errorf("backends[%d].%s: %w", i, field, err)
 		}
+		ub.providerMeta = b.Config.Provider()
 		uc.backends[b.Name] = ub
 	}
 	uc.def = uc.backends[c.DefaultBackend]
 	return uc, nil
 }
 
+// startGoogle checks the service account key and starts minting tokens
+// in the background; each one rebuilds the backend requests use.
+func (b *upstreamBackend) startGoogle(c filterconfig.UpstreamBackend) error {
+	key, err := os.ReadFile(c.ServiceAccountKeyFile)
+	if err != nil {
+		return fmt.Errorf("cannot read %s: %w", c.ServiceAccountKeyFile, errors.Unwrap(err))
+	}
+	if _, err := transform.NewBackend(c.Config, ""); err != nil {
+		return err
+	}
+	b.google, err = googletoken.Start(key, func(token string) error {
+		be, err := transform.NewBackend(c.Config, token)
+		if err == nil {
+			b.minted.Store(be)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.ServiceAccountKeyFile, err)
+	}
+	return nil
+}
+
+// close stops what the config runs in the background (token refreshes).
+func (c *upstreamFilterConfig) close() {
+	for _, b := range c.backends {
+		if b.google != nil {
+			b.google.Close()
+		}
+	}
+}
+
 // backend returns the backend with its current key; a key file that
-// changed is read again (at most once per second, by one stream).
+// changed is read again (at most once per second, by one stream). Nil: a
+// service account's backend has no valid token (yet, or any more).
 func (b *upstreamBackend) backend(h shared.HttpFilterHandle, now time.Time) *transform.Backend {
 	if b.fixed != nil {
 		return b.fixed
+	}
+	if b.google != nil {
+		if err := b.google.Err(); err != nil {
+			h.Log(shared.LogLevelWarn, "ai_upstream: backend %s: %v", b.name, err)
+			return nil
+		}
+		return b.minted.Load()
 	}
 	be, err := b.keyed.Load(now)
 	if err != nil {
@@ -110,11 +173,12 @@ type aiUpstreamFilter struct {
 	cfg *upstreamFilterConfig
 	h   shared.HttpFilterHandle
 
-	tr      transform.Translator // nil: the attempt was refused
-	path    string               // the request's original :path
-	sent    bool                 // the request was translated and let go
-	body    *[]byte              // pooled; the request body, until OnDestroy
-	out     []byte               // response scratch
+	tr      transform.Translator      // nil: the attempt was refused
+	orig    transform.UpstreamRequest // the original :path and accept-encoding
+	sent    bool                      // the request was translated and let go
+	ended   bool                      // the response's end was translated
+	body    *[]byte                   // pooled; the request body, until OnDestroy
+	out     []byte                    // response scratch
 	replied bool
 }
 
@@ -124,7 +188,7 @@ func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStrea
 		return shared.HeadersStatusStop
 	}
 	f.tr = b.NewTranslator()
-	f.path = f.originalPath(headers)
+	f.originalRequest(headers)
 	if endOfStream {
 		return headersStatus(f.translate(nil))
 	}
@@ -134,7 +198,9 @@ func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStrea
 }
 
 // pick finds the backend of the attempt's host: its metadata names it, or
-// the cluster's default serves. Nil: the attempt was answered.
+// the cluster's default serves. Nil: the attempt was answered. The backend
+// and its provider go into the dynamic metadata, where ai_router reads
+// them for its stats (each attempt writes them: the last one wins).
 func (f *aiUpstreamFilter) pick() *transform.Backend {
 	ub := f.cfg.def
 	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeHost, filterconfig.HostBackendNamespace, filterconfig.HostBackendKey); ok {
@@ -148,18 +214,44 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 			Message: "the gateway has no backend configured for the upstream host it chose"})
 		return nil
 	}
-	return ub.backend(f.h, f.cfg.now())
+	be := ub.backend(f.h, f.cfg.now())
+	f.h.SetMetadata(transform.CostNamespace, transform.ProviderNameKey, ub.providerMeta)
+	f.h.SetMetadata(transform.CostNamespace, transform.BackendNameKey, ub.nameMeta)
+	if be == nil {
+		// Retriable: the token may come on the next attempt or host.
+		f.reply(&transform.Error{Status: 503, Type: "server_error", Code: "credentials_unavailable",
+			Message: "the gateway has no access token for the backend it chose yet"})
+	}
+	return be
 }
 
-// originalPath is the :path before any attempt rewrote it: the first
-// attempt keeps it in the filter state, every later one reads it there.
-func (f *aiUpstreamFilter) originalPath(headers shared.HeaderMap) string {
-	if v, ok := f.h.GetFilterState(originalPathKey); ok {
-		return v.ToString()
+// originalRequest notes the :path and accept-encoding from before any
+// attempt rewrote them: the first attempt keeps them in the filter state,
+// every later one reads them there.
+func (f *aiUpstreamFilter) originalRequest(headers shared.HeaderMap) {
+	if v, ok := f.h.GetFilterState(originalRequestKey); ok {
+		f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(v.ToString(), "\n")
+		return
 	}
-	p := headers.GetOne(":path").ToString()
-	f.h.SetFilterState(originalPathKey, []byte(p))
-	return p
+	// One copy of both, before any setter ends the views: the filter
+	// state's value, and the strings read it (it never changes).
+	path := headers.GetOne(":path").ToUnsafeBytes()
+	ae := headers.Get("accept-encoding")
+	n := len(path) + 1
+	for _, v := range ae {
+		n += len(v.ToUnsafeBytes()) + 2
+	}
+	buf := append(make([]byte, 0, n), path...)
+	buf = append(buf, '\n')
+	// Several accept-encoding headers are one list (RFC 9110): kept as one.
+	for i, v := range ae {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		buf = append(buf, v.ToUnsafeBytes()...)
+	}
+	f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(unsafe.String(unsafe.SliceData(buf), len(buf)), "\n")
+	f.h.SetFilterState(originalRequestKey, buf)
 }
 
 func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
@@ -206,7 +298,9 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 		*f.body = parts.appendTo(*f.body)
 		body = *f.body
 	}
-	out, err := f.tr.TranslateRequest(transform.UpstreamRequest{Path: f.path, Body: body})
+	req := f.orig
+	req.Body = body
+	out, err := f.tr.TranslateRequest(req)
 	if err != nil {
 		f.replyError(err)
 		return false
@@ -256,11 +350,45 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		headers.Set(":status", strconv.Itoa(rh.Status))
 	}
 	applyEdits(headers, rh.Headers)
+	if endOfStream {
+		// No body hook follows: what the translation makes of an empty
+		// body (an error body for a bare error status) goes out now, and
+		// Envoy sends it after the headers (addEncodedData in the headers
+		// hook: the headers lose their end of stream).
+		f.finish()
+	}
 	return shared.HeadersStatusContinue
 }
 
+// finish ends the response's translation when the body hook never saw its
+// end (headers or trailers ended the stream): the translator's last bytes
+// go to the buffered response body, which Envoy sends on before the
+// trailers, or after headers that ended the stream.
+func (f *aiUpstreamFilter) finish() {
+	if f.ended {
+		return
+	}
+	out, _ := f.tr.TranslateResponseBody(f.out[:0], nil, true)
+	f.out = out
+	if len(out) > 0 {
+		f.h.BufferedResponseBody().Append(out)
+	}
+	f.ended = true
+	f.publishUsage()
+}
+
+// publishUsage writes what ai_router cannot read from the OpenAI-shaped
+// answer: the prompt-cache writes of a provider that reports them apart.
+func (f *aiUpstreamFilter) publishUsage() {
+	if r, ok := f.tr.(transform.CacheCreationReporter); ok {
+		if _, has := f.tr.Usage(); has {
+			f.h.SetMetadata(transform.CostNamespace, transform.CacheCreationInputTokensKey, r.CacheCreationInputTokens())
+		}
+	}
+}
+
 func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
-	if !f.sent {
+	if !f.sent || f.ended {
 		return shared.BodyStatusContinue
 	}
 	chunks := body.GetChunks()
@@ -281,7 +409,21 @@ func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bo
 			body.Append(out)
 		}
 	}
+	if endOfStream {
+		f.ended = true
+		f.publishUsage()
+	}
 	return shared.BodyStatusContinue
+}
+
+// OnResponseTrailers ends a response whose body frames carried no end of
+// stream (HTTP/2 with trailers): a JSON answer held whole, a stream cut
+// short, go out now.
+func (f *aiUpstreamFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersStatus {
+	if f.sent {
+		f.finish()
+	}
+	return shared.TrailersStatusContinue
 }
 
 func (f *aiUpstreamFilter) OnDestroy() {

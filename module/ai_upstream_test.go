@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,7 +108,7 @@ func TestAIUpstreamHeadersOwnedAcrossAttempts(t *testing.T) {
 		{"name":"azure","schema":"azure_openai","apiVersion":"2024-10-21","apiKeyFile":"`+ok+`"},
 		{"name":"pool","schema":"openai"}],"defaultBackend":"pool"}`)
 	require.NoError(t, err)
-	client := [][2]string{{"authorization", "Bearer client"}, {"x-api-key", "client"}, {"anthropic-beta", "x"}}
+	client := [][2]string{{"authorization", "Bearer client"}, {"x-api-key", "client"}, {"anthropic-beta", "x"}, {"accept-encoding", "gzip"}}
 
 	alone := func(backend string) (map[string]string, string) {
 		s := newUpstreamStream(client...)
@@ -132,10 +133,8 @@ func TestAIUpstreamHeadersOwnedAcrossAttempts(t *testing.T) {
 				runAttempt(t, newAttempt(cfg, s), s, upstreamChat)
 				wantHeaders, wantBody := alone(second)
 				got := headerMap(&s.reqHeaders)
-				if first == "claude" && second != "claude" {
-					// accept-encoding is only ever removed; nothing else differs.
-					delete(wantHeaders, "accept-encoding")
-				}
+				// accept-encoding too: an Anthropic attempt removed it, a
+				// retry to the pool gets the original back.
 				require.Equal(t, wantHeaders, got)
 				require.Equal(t, wantBody, string(s.buffered.b))
 				require.NotContains(t, got["authorization"]+got["x-api-key"], "client")
@@ -213,7 +212,7 @@ func TestAIUpstreamResponseAndOriginalPath(t *testing.T) {
 	s := newUpstreamStream()
 	f := newAttempt(cfg, s)
 	runAttempt(t, f, s, `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
-	require.Equal(t, "/v1/chat/completions", string(s.filterState[originalPathKey]))
+	require.Equal(t, "/v1/chat/completions\n", string(s.filterState[originalRequestKey]), "no accept-encoding")
 	require.Equal(t, "/v1/messages", headerMap(&s.reqHeaders)[":path"])
 
 	s.respHeaders.kv = [][2]string{{":status", "529"}, {"content-type", "application/json"}}
@@ -232,7 +231,7 @@ func TestAIUpstreamResponseAndOriginalPath(t *testing.T) {
 	f2 := newAttempt(cfg, s)
 	runAttempt(t, f2, s, upstreamChat)
 	require.Equal(t, "/v1/messages", headerMap(&s.reqHeaders)[":path"])
-	require.Equal(t, "/v1/chat/completions", f2.path)
+	require.Equal(t, "/v1/chat/completions", f2.orig.Path)
 }
 
 // BenchmarkAIUpstream is one attempt's Go side (fake host, no C ABI): a 4
@@ -273,5 +272,122 @@ func BenchmarkAIUpstream(b *testing.B) {
 				f.OnDestroy()
 			}
 		})
+	}
+}
+
+// Every attempt tells ai_router its backend and provider through the
+// dynamic metadata: a retry's replace the first attempt's.
+func TestAIUpstreamTellsTheProvider(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	writeKey(t, k, "sk-ant")
+	cfg, err := upstreamConfig(t, `{"backends":[
+		{"name":"claude","schema":"anthropic","apiKeyFile":"`+k+`"},
+		{"name":"azure","schema":"azure_openai","apiVersion":"2024-10-21"},
+		{"name":"pool","schema":"openai"}],"defaultBackend":"pool"}`)
+	require.NoError(t, err)
+	s := newUpstreamStream()
+	for _, tc := range []struct{ host, backend, provider string }{
+		{"claude", "claude", "anthropic"},
+		{"", "pool", "openai"},
+		{"azure", "azure", "azure.openai"},
+		{"unknown", "azure", "azure.openai"}, // refused: the previous attempt's stay
+	} {
+		key := filterconfig.HostBackendNamespace + "/" + filterconfig.HostBackendKey
+		delete(s.hostMetadata, key)
+		if tc.host != "" {
+			s.hostMetadata[key] = tc.host
+		}
+		newAttempt(cfg, s).OnRequestHeaders(&s.reqHeaders, false)
+		require.Equal(t, tc.provider, s.metadata["io.envoy.ai_gateway/gen_ai.provider.name"], tc.host)
+		require.Equal(t, tc.backend, s.metadata["io.envoy.ai_gateway/backend_name"], tc.host)
+	}
+}
+
+// The end of a response reaches the translator whichever hook carries it:
+// the last body frame, the trailers, or headers that end the stream. What
+// it makes of the end goes to the buffered response body (which Envoy sends
+// on), once; Anthropic's cache writes are published when usage came.
+func TestAIUpstreamResponseEnds(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	writeKey(t, k, "sk-ant")
+	message := `{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"Hi"}],` +
+		`"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":2,"cache_creation_input_tokens":6}}`
+	for _, tc := range []struct {
+		name, schema string
+		status       string
+		run          func(f *aiUpstreamFilter, s *fakeStream) (frames string)
+		wantTail     string // in what the buffered response body got ("" nothing)
+		wantWrites   any    // the cache_creation_input_tokens metadata (nil: none)
+	}{
+		{"JSON, then trailers", "anthropic", "200", func(f *aiUpstreamFilter, s *fakeStream) string {
+			b := &fakeBody{b: []byte(message)}
+			f.OnResponseBody(b, false)
+			require.Equal(t, shared.TrailersStatusContinue, f.OnResponseTrailers(&fakeHeaders{}))
+			return string(b.b)
+		}, `"content":"Hi"`, uint64(6)},
+		{"JSON ended by the body, then trailers: once", "anthropic", "200", func(f *aiUpstreamFilter, s *fakeStream) string {
+			b := &fakeBody{b: []byte(message)}
+			f.OnResponseBody(b, true)
+			f.OnResponseTrailers(&fakeHeaders{})
+			return string(b.b)
+		}, "", uint64(6)},
+		{"bare error status", "anthropic", "529", nil, "returned status 529", nil},
+		{"OpenAI-compatible, headers only", "openai", "200", nil, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := upstreamConfig(t, `{"backends":[{"name":"a","schema":"`+tc.schema+`","apiKeyFile":"`+k+`"}]}`)
+			require.NoError(t, err)
+			s := newUpstreamStream()
+			f := newAttempt(cfg, s)
+			runAttempt(t, f, s, upstreamChat)
+			s.respHeaders.kv = [][2]string{{":status", tc.status}, {"content-type", "application/json"}}
+			endsHere := tc.run == nil
+			require.Equal(t, shared.HeadersStatusContinue, f.OnResponseHeaders(&s.respHeaders, endsHere))
+			frames := ""
+			if tc.run != nil {
+				frames = tc.run(f, s)
+			}
+			got := string(s.bufferedResponse.b)
+			if tc.wantTail == "" {
+				require.Empty(t, got)
+			} else {
+				require.Contains(t, got, tc.wantTail)
+			}
+			if strings.Contains(tc.name, "once") {
+				require.Contains(t, frames, `"content":"Hi"`, "translated by the body hook")
+			}
+			require.Equal(t, tc.wantWrites, s.metadata["io.envoy.ai_gateway/cache_creation_input_tokens"])
+		})
+	}
+}
+
+func TestMetadataCount(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		want uint64
+	}{{0, 0}, {-3, 0}, {math.NaN(), 0}, {math.Inf(-1), 0}, {7, 7}, {2.9, 2}, {1e30, math.MaxUint64}, {math.Inf(1), math.MaxUint64}} {
+		require.Equal(t, tc.want, metadataCount(tc.in), "%v", tc.in)
+	}
+}
+
+// Several accept-encoding headers are kept as the one list they are, and
+// every attempt to an OpenAI-compatible backend gets it back.
+func TestAIUpstreamKeepsAcceptEncodingList(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	writeKey(t, k, "sk-ant")
+	cfg, err := upstreamConfig(t, `{"backends":[{"name":"claude","schema":"anthropic","apiKeyFile":"`+k+`"},{"name":"pool","schema":"openai"}]}`)
+	require.NoError(t, err)
+	s := newUpstreamStream([2]string{"accept-encoding", "gzip"}, [2]string{"accept-encoding", "identity;q=0.5"})
+	key := filterconfig.HostBackendNamespace + "/" + filterconfig.HostBackendKey
+	for _, backend := range []string{"claude", "pool", "claude", "pool"} {
+		s.hostMetadata[key] = backend
+		runAttempt(t, newAttempt(cfg, s), s, upstreamChat)
+		got := s.reqHeaders.Get("accept-encoding")
+		if backend == "claude" {
+			require.Empty(t, got)
+		} else {
+			require.Len(t, got, 1)
+			require.Equal(t, "gzip, identity;q=0.5", got[0].ToString())
+		}
 	}
 }

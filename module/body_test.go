@@ -16,8 +16,11 @@ type countingBody struct {
 	reads int
 }
 
-func (c *countingBody) GetChunks() []shared.UnsafeEnvoyBuffer { c.reads++; return c.fakeBody.GetChunks() }
-func (c *countingBody) GetSize() uint64                       { c.reads++; return c.fakeBody.GetSize() }
+func (c *countingBody) GetChunks() []shared.UnsafeEnvoyBuffer {
+	c.reads++
+	return c.fakeBody.GetChunks()
+}
+func (c *countingBody) GetSize() uint64 { c.reads++; return c.fakeBody.GetSize() }
 
 // A request body in frames: without content-length each frame is checked
 // against the limit as it comes (413 once over it, before the end); under

@@ -131,6 +131,7 @@ type fakeStream struct {
 	shared.HttpFilterHandle
 	reqHeaders, respHeaders fakeHeaders
 	buffered                fakeBody
+	bufferedResponse        fakeBody
 	frame                   fakeBody // the frame a body hook receives (exchange)
 	clLen                   int      // exchange's content-length, and as text
 	clText                  string
@@ -166,11 +167,14 @@ func (s *fakeStream) reset() {
 func (s *fakeStream) RequestHeaders() shared.HeaderMap       { return &s.reqHeaders }
 func (s *fakeStream) ResponseHeaders() shared.HeaderMap      { return &s.respHeaders }
 func (s *fakeStream) BufferedRequestBody() shared.BodyBuffer { return &s.buffered }
-func (s *fakeStream) ReceivedBufferedRequestBody() bool      { return false }
-func (s *fakeStream) ClearRouteCache()                       {}
-func (s *fakeStream) GetMostSpecificConfig() any             { return s.route }
-func (s *fakeStream) SetData(k string, v any)                { s.data[k] = v }
-func (s *fakeStream) GetData(k string) any                   { return s.data[k] }
+func (s *fakeStream) BufferedResponseBody() shared.BodyBuffer {
+	return &s.bufferedResponse
+}
+func (s *fakeStream) ReceivedBufferedRequestBody() bool { return false }
+func (s *fakeStream) ClearRouteCache()                  {}
+func (s *fakeStream) GetMostSpecificConfig() any        { return s.route }
+func (s *fakeStream) SetData(k string, v any)           { s.data[k] = v }
+func (s *fakeStream) GetData(k string) any              { return s.data[k] }
 func (s *fakeStream) SetMetadata(ns, k string, v any) {
 	if str, ok := v.(string); ok {
 		v = s.metaString(str) // copied, as Envoy does
@@ -233,13 +237,26 @@ func (s *fakeStream) SendLocalResponse(status uint32, _ [][2]string, body []byte
 	s.lastReply = fakeReply{status, body, detail}
 }
 func (s *fakeStream) GetMetadataString(src shared.MetadataSourceType, ns, key string) (shared.UnsafeEnvoyBuffer, bool) {
-	if len(s.hostMetadata) == 0 {
-		return shared.UnsafeEnvoyBuffer{}, false
+	k := s.metaKey(ns, key)
+	if v, ok := s.hostMetadata[k]; ok && src == shared.MetadataSourceTypeHost {
+		return view(v), true
 	}
-	if v, ok := s.hostMetadata[ns+"/"+key]; ok && src == shared.MetadataSourceTypeHost {
+	if v, ok := s.metadata[k].(string); ok && src == shared.MetadataSourceTypeDynamic {
 		return view(v), true
 	}
 	return shared.UnsafeEnvoyBuffer{}, false
+}
+func (s *fakeStream) GetMetadataNumber(src shared.MetadataSourceType, ns, key string) (float64, bool) {
+	if src != shared.MetadataSourceTypeDynamic {
+		return 0, false
+	}
+	switch v := s.metadata[s.metaKey(ns, key)].(type) {
+	case float64:
+		return v, true
+	case uint64:
+		return float64(v), true
+	}
+	return 0, false
 }
 func (s *fakeStream) GetMetadataListSize(shared.MetadataSourceType, string, string) (int, bool) {
 	return 0, false

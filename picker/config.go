@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/strictjson"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/filter/saturation"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/prefix"
 )
 
 // Config is the endpoint_picker filter_config: a list of pools. README.md
@@ -24,8 +27,8 @@ type PoolConfig struct {
 	Metrics         MetricsConfig    `json:"metrics,omitzero"`
 	Scrape          ScrapeConfig     `json:"scrape,omitzero"`
 	Scheduler       SchedulerConfig  `json:"scheduler,omitzero"`
-	Prefix          PrefixConfig     `json:"prefix,omitzero"`
-	Saturation      SaturationConfig `json:"saturation,omitzero"`
+	Prefix          PrefixConfig     `json:"prefix,omitzero"`     // the prefix-cache scorer's own parameters
+	Saturation      SaturationConfig `json:"saturation,omitzero"` // the saturation filter's own parameters
 	FailurePenalty  *Duration        `json:"failurePenalty,omitempty"`
 	FailureMode     string           `json:"failureMode,omitempty"`
 	Priorities      map[string]int   `json:"priorities,omitempty"`
@@ -94,20 +97,23 @@ type ScorerConfig struct {
 	Weight *float64 `json:"weight,omitempty"`
 }
 
-// PrefixConfig configures the prefix-cache scorer.
-type PrefixConfig struct {
-	Mode             string   `json:"mode,omitempty"`
-	BlockSize        int      `json:"blockSize,omitempty"`
-	MaxBlocks        int      `json:"maxBlocks,omitempty"`
-	LRUCapacity      int      `json:"lruCapacity,omitempty"`
-	RendezvousBlocks int      `json:"rendezvousBlocks,omitempty"`
-	QueueSlack       *float64 `json:"queueSlack,omitempty"`
+// PrefixConfig is the prefix-cache scorer's parameters, declared, defaulted
+// and validated in its package.
+type PrefixConfig = prefix.Config
+
+// SaturationConfig is the saturation filter's thresholds, declared,
+// defaulted and validated in its package.
+type SaturationConfig = saturation.Config
+
+// pluginParams are the pool's sections that belong to one plugin each,
+// by JSON field name, in the order their errors are reported.
+func (p *PoolConfig) pluginParams() []namedParams {
+	return []namedParams{{"prefix", &p.Prefix}, {"saturation", &p.Saturation}}
 }
 
-// SaturationConfig sets when an endpoint counts as saturated.
-type SaturationConfig struct {
-	Queue   float64 `json:"queue,omitempty"`
-	KVCache float64 `json:"kvCache,omitempty"`
+type namedParams struct {
+	field  string
+	params framework.Params
 }
 
 // Failure modes: what a pool with no usable metrics at all does.

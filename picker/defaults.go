@@ -98,33 +98,8 @@ func (p *PoolConfig) applyDefaults() {
 		sc.MaxEndpoints = DefaultMaxEndpoints
 	}
 
-	px := &p.Prefix
-	d := prefix.Defaults
-	if px.Mode == "" {
-		px.Mode = d.Mode
-	}
-	if px.BlockSize == 0 {
-		px.BlockSize = d.BlockSize
-	}
-	if px.MaxBlocks == 0 {
-		px.MaxBlocks = d.MaxBlocks
-	}
-	if px.LRUCapacity == 0 {
-		px.LRUCapacity = d.LRUCapacity
-	}
-	if px.RendezvousBlocks == 0 {
-		px.RendezvousBlocks = d.RendezvousBlocks
-	}
-	if px.QueueSlack == nil {
-		v := d.QueueSlack
-		px.QueueSlack = &v
-	}
-
-	if p.Saturation.Queue == 0 {
-		p.Saturation.Queue = saturation.Defaults.Queue
-	}
-	if p.Saturation.KVCache == 0 {
-		p.Saturation.KVCache = saturation.Defaults.KVCache
+	for _, np := range p.pluginParams() {
+		np.params.SetDefaults()
 	}
 	if p.FailurePenalty == nil {
 		d := Duration(DefaultFailurePenalty)

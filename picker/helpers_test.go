@@ -9,6 +9,7 @@ import (
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/collector"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/prefix"
 )
 
 // openManual opens a one-pool config whose endpoints are fed by hand.
@@ -72,4 +73,13 @@ func chatPrompt(system string, user string, size int) []byte {
 	}
 	s := b.String()[:size-3] + `"}]`
 	return []byte(s)
+}
+
+// flushPrefixIndex applies the learned prefix index's queued updates now.
+func flushPrefixIndex(p *Pool) {
+	for _, pl := range p.profile.Plugins() {
+		if s, ok := pl.(*prefix.Scorer); ok && s.Index() != nil {
+			s.Index().Flush()
+		}
+	}
 }

@@ -402,3 +402,34 @@ func TestPickSubsetHintWithoutMetrics(t *testing.T) {
 		require.Empty(t, res.Endpoints())
 	})
 }
+
+// The pool's stats take what plugins report (framework.StatsReporter): the
+// learned index's size in learned mode, nothing in rendezvous mode.
+func TestStatsFromPlugins(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra string
+		entries     bool
+	}{
+		{name: "learned", extra: `"prefix":{"mode":"learned"}`, entries: true},
+		{name: "rendezvous", extra: `"prefix":{"mode":"rendezvous"}`},
+		{name: "no prefix scorer", extra: `"scheduler":{"scorers":[{"type":"queue"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := openManual(t, staticConfig([]string{epA, epB}, tc.extra))
+			publish(t, p, epA, metrics.Sample{})
+			publish(t, p, epB, metrics.Sample{})
+			var res Result
+			p.Pick(&Request{Model: "m", Prompt: chatPrompt("system", "user", 1024)}, &res)
+			require.Equal(t, StatusOK, res.Status)
+			res.Done(OutcomeOK)
+			flushPrefixIndex(p)
+			st := p.Stats()
+			if tc.entries {
+				require.Equal(t, int64(1024/64), st.PrefixEntries, "one entry per block of the prompt")
+			} else {
+				require.Zero(t, st.PrefixEntries)
+			}
+			require.Zero(t, st.PrefixDropped)
+		})
+	}
+}

@@ -14,12 +14,13 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/queue"
 )
 
-// The factories: one per plugin type, building the plugin from the pool's
-// (validated, defaulted) configuration.
+// The factories: one per plugin type, handing the plugin its own
+// parameters (a section of the pool's configuration, of the plugin's own
+// type, already defaulted and validated by it; see framework.Params).
 
 var filterFactories = map[string]func(p *PoolConfig) (framework.Filter, error){
 	saturation.Type: func(p *PoolConfig) (framework.Filter, error) {
-		return saturation.New(saturation.Thresholds{Queue: p.Saturation.Queue, KVCache: p.Saturation.KVCache}), nil
+		return saturation.New(p.Saturation), nil
 	},
 }
 
@@ -28,17 +29,7 @@ var scorerFactories = map[string]func(p *PoolConfig) (framework.Scorer, error){
 	kvcache.Type:      func(*PoolConfig) (framework.Scorer, error) { return kvcache.New(), nil },
 	loraaffinity.Type: func(*PoolConfig) (framework.Scorer, error) { return loraaffinity.New(), nil },
 	inflight.Type:     func(*PoolConfig) (framework.Scorer, error) { return inflight.New(), nil },
-	prefix.Type: func(p *PoolConfig) (framework.Scorer, error) {
-		px := &p.Prefix
-		return prefix.New(prefix.Params{
-			Mode:             px.Mode,
-			BlockSize:        px.BlockSize,
-			MaxBlocks:        px.MaxBlocks,
-			LRUCapacity:      px.LRUCapacity,
-			RendezvousBlocks: px.RendezvousBlocks,
-			QueueSlack:       *px.QueueSlack,
-		})
-	},
+	prefix.Type:       func(p *PoolConfig) (framework.Scorer, error) { return prefix.New(p.Prefix) },
 }
 
 var pickerFactories = map[string]func(p *PoolConfig) (framework.Picker, error){

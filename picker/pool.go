@@ -13,8 +13,6 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/endpoints"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/filter/saturation"
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/prefix"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/scheduler"
 )
 
@@ -33,8 +31,8 @@ type Pool struct {
 	collector  *collector.Collector
 	source     *endpoints.Source
 	profile    *scheduler.Profile
-	saturation *saturation.Filter // nil when the profile has none
-	prefix     *prefix.Scorer     // nil when the profile has none
+	saturation framework.SaturationDetector // nil when no plugin of the profile is one
+	reporters  []framework.StatsReporter
 
 	view   atomic.Pointer[view]
 	cycles sync.Pool
@@ -110,11 +108,11 @@ func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
 		return nil, err
 	}
 	for _, pl := range p.profile.Plugins() {
-		switch v := pl.(type) {
-		case *saturation.Filter:
-			p.saturation = v
-		case *prefix.Scorer:
-			p.prefix = v
+		if d, ok := pl.(framework.SaturationDetector); ok && p.saturation == nil {
+			p.saturation = d
+		}
+		if r, ok := pl.(framework.StatsReporter); ok {
+			p.reporters = append(p.reporters, r)
 		}
 	}
 

@@ -26,9 +26,8 @@ type PoolStats struct {
 	NoMetrics    uint64 // StatusNoMetrics, and blind picks inside a subset hint (also in Picks)
 	ScrapeErrors uint64 // failed or unusable scrapes of this pool's endpoints
 
-	Source        endpoints.Stats
-	PrefixEntries int64  // distinct prefix hashes in the learned index
-	PrefixDropped uint64 // index updates dropped under overload
+	Source                endpoints.Stats
+	framework.PluginStats // PrefixEntries, PrefixDropped: what the plugins report
 
 	PerEndpoint []EndpointStats
 }
@@ -67,9 +66,8 @@ func (p *Pool) Stats() PoolStats {
 		Source:       p.source.Stats(),
 		PerEndpoint:  make([]EndpointStats, 0, len(v.members)),
 	}
-	if p.prefix != nil && p.prefix.Index() != nil {
-		s.PrefixEntries = p.prefix.Index().Entries()
-		s.PrefixDropped = p.prefix.Index().Dropped()
+	for _, r := range p.reporters {
+		r.ReportStats(&s.PluginStats)
 	}
 	for i := range v.members {
 		m := &v.members[i]

@@ -8,7 +8,6 @@ import (
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/endpoints"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/prefix"
 )
 
 // Validate reports every bad value, each prefixed by its field path. Call it
@@ -96,16 +95,9 @@ func (p *PoolConfig) validate(v *validator, path string) {
 	}
 	v.check(sc.MaxEndpoints >= 1 && sc.MaxEndpoints <= 16, scp+".maxEndpoints", "must be 1-16")
 
-	px, pp := &p.Prefix, path+".prefix"
-	v.check(px.Mode == prefix.Learned || px.Mode == prefix.Rendezvous, pp+".mode", fmt.Sprintf("must be %q or %q", prefix.Learned, prefix.Rendezvous))
-	v.check(px.BlockSize >= 1, pp+".blockSize", "must be >= 1")
-	v.check(px.MaxBlocks >= 1 && px.MaxBlocks <= 4096, pp+".maxBlocks", "must be 1-4096")
-	v.check(px.LRUCapacity >= 1, pp+".lruCapacity", "must be >= 1")
-	v.check(px.RendezvousBlocks >= 1, pp+".rendezvousBlocks", "must be >= 1")
-	v.check(px.QueueSlack != nil && *px.QueueSlack >= 0, pp+".queueSlack", "must be >= 0")
-
-	v.check(p.Saturation.Queue > 0, path+".saturation.queue", "must be > 0")
-	v.check(p.Saturation.KVCache > 0 && p.Saturation.KVCache <= 1, path+".saturation.kvCache", "must be in (0, 1]")
+	for _, np := range p.pluginParams() {
+		np.params.Validate(func(field, msg string) { v.add(path+"."+np.field+"."+field, msg) })
+	}
 
 	v.check(p.FailurePenalty != nil && *p.FailurePenalty >= 0, path+".failurePenalty", "must be >= 0")
 	v.check(p.FailureMode == FailOpen || p.FailureMode == FailClose, path+".failureMode", fmt.Sprintf("must be %q or %q", FailOpen, FailClose))

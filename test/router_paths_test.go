@@ -250,7 +250,7 @@ func TestRouterStatTagsBounded(t *testing.T) {
 	up := newFakeOpenAI(t)
 	h := routerOnly(t, map[string]any{"rewrites": []map[string]any{{"model": "alias", "targets": []map[string]any{{"model": "target"}}}}})
 	hasTags := func(st *harness.Stats, original, request, response string) bool {
-		_, ok := st.Histogram("gen_ai.server.request.duration", "gen_ai.operation.name", "chat", "gen_ai.original.model", original,
+		_, ok := st.Histogram("gen_ai.server.request.duration", "gen_ai.operation.name", "chat", "gen_ai.provider.name", "openai", "gen_ai.original.model", original,
 			"gen_ai.request.model", request, "gen_ai.response.model", response, "error.type", "")
 		return ok
 	}
@@ -321,7 +321,7 @@ func TestRouterResponsesAPI(t *testing.T) {
 	require.Equal(t, 400, res.Client.Status, "nothing to answer")
 
 	errorTags := func(errType string) []string {
-		return []string{"gen_ai.operation.name", "responses", "gen_ai.original.model", "m", "gen_ai.request.model", "m",
+		return []string{"gen_ai.operation.name", "responses", "gen_ai.provider.name", "openai", "gen_ai.original.model", "m", "gen_ai.request.model", "m",
 			"gen_ai.response.model", "m", "error.type", errType}
 	}
 	for _, tc := range []struct{ name, stream string }{

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/fakeprovider"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
@@ -51,8 +50,14 @@ func keyFile(t *testing.T, key string) string {
 // meters), a route to cluster "providers" and that cluster with ai_upstream.
 func providerGateway(t *testing.T, upstream map[string]any, hosts ...harness.UpstreamHost) *harness.Host {
 	t.Helper()
+	return providerGatewayWith(t, map[string]any{"costs": meteringCosts}, upstream, hosts...)
+}
+
+// providerGatewayWith is providerGateway with ai_router's config.
+func providerGatewayWith(t *testing.T, router, upstream map[string]any, hosts ...harness.UpstreamHost) *harness.Host {
+	t.Helper()
 	h := harness.Start(t, harness.Options{LogEvents: true})
-	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", map[string]any{"costs": meteringCosts}))
+	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", router))
 	h.MustConfigureRoutes(harness.Route{Name: "providers", Cluster: "providers"})
 	cfg, err := json.Marshal(upstream)
 	require.NoError(t, err)
@@ -61,110 +66,12 @@ func providerGateway(t *testing.T, upstream map[string]any, hosts ...harness.Ups
 	return h
 }
 
-// recorded is one request a fake provider got.
-type recorded struct {
-	path   string
-	header http.Header
-	body   []byte
-}
-
-// fakeProvider is an httptest server on 127.0.0.1 that records what it
-// gets and answers with answer.
-type fakeProvider struct {
-	addr   string
-	answer func(w http.ResponseWriter, r *recorded)
-	mu     sync.Mutex
-	got    []recorded
-}
-
-func newFakeProvider(t *testing.T, answer func(w http.ResponseWriter, r *recorded)) *fakeProvider {
-	t.Helper()
-	f := &fakeProvider{answer: answer}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		rec := recorded{path: r.URL.RequestURI(), header: r.Header.Clone(), body: body}
-		f.mu.Lock()
-		f.got = append(f.got, rec)
-		f.mu.Unlock()
-		if r.ContentLength != int64(len(body)) {
-			http.Error(w, "content-length does not match the body", http.StatusBadRequest)
-			return
-		}
-		f.answer(w, &rec)
-	}))
-	t.Cleanup(srv.Close)
-	f.addr = strings.TrimPrefix(srv.URL, "http://")
-	return f
-}
-
-func (f *fakeProvider) requests() []recorded {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]recorded(nil), f.got...)
-}
-
-// anthropicAnswer decodes the request with the Anthropic SDK's types and
-// checks what Anthropic requires (its key, its version header, its path),
-// answering Anthropic's error shape otherwise; then answer runs.
-func anthropicAnswer(t *testing.T, answer func(w http.ResponseWriter, p *anthropic.MessageNewParams)) func(http.ResponseWriter, *recorded) {
-	return func(w http.ResponseWriter, r *recorded) {
-		var p anthropic.MessageNewParams
-		switch {
-		case r.path != "/v1/messages":
-			writeAnthropicErr(w, 404, "not_found_error", "no such path "+r.path)
-		case r.header.Get("x-api-key") != anthropicKey:
-			writeAnthropicErr(w, 401, "authentication_error", "invalid x-api-key")
-		case r.header.Get("anthropic-version") == "":
-			writeAnthropicErr(w, 400, "invalid_request_error", "anthropic-version: header is required")
-		case json.Unmarshal(r.body, &p) != nil:
-			writeAnthropicErr(w, 400, "invalid_request_error", "cannot decode the body")
-		default:
-			answer(w, &p)
-		}
-	}
-}
-
-func writeAnthropicErr(w http.ResponseWriter, status int, typ, msg string) {
-	w.Header().Set("content-type", "application/json")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"type":"error","error":{"type":%q,"message":%q},"request_id":"req_011"}`, typ, msg)
-}
-
-// anthropicMessage is a Messages API answer with cache reads and writes.
-const anthropicMessage = `{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5",` +
-	`"content":[{"type":"text","text":"The lighthouse keeper waved."}],"stop_reason":"end_turn","stop_sequence":null,` +
-	`"usage":{"input_tokens":20,"output_tokens":7,"cache_read_input_tokens":4,"cache_creation_input_tokens":2}}`
-
-// anthropicEvents is a Messages stream; usage: 25 input + 5 cache reads +
-// 3 cache writes, 12 output.
-var anthropicEvents = []string{
-	`{"type":"message_start","message":{"id":"msg_02","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1,"cache_read_input_tokens":5,"cache_creation_input_tokens":3}}}`,
-	`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
-	`{"type":"ping"}`,
-	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Once upon"}}`,
-	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" a time"}}`,
-	`{"type":"content_block_stop","index":0}`,
-	`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":12}}`,
-	`{"type":"message_stop"}`,
-}
-
-func writeAnthropicEvents(t *testing.T, w http.ResponseWriter) {
-	w.Header().Set("content-type", "text/event-stream; charset=utf-8")
-	w.WriteHeader(200)
-	for _, ev := range anthropicEvents {
-		var u anthropic.MessageStreamEventUnion
-		require.NoError(t, json.Unmarshal([]byte(ev), &u), ev)
-		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", u.Type, ev)
-		w.(http.Flusher).Flush()
-	}
-}
-
 // openAIAnswer answers a chat completion as OpenAI does.
-func openAIAnswer(w http.ResponseWriter, r *recorded) {
+func openAIAnswer(w http.ResponseWriter, r *fakeprovider.Recorded) {
 	w.Header().Set("content-type", "application/json")
 	fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1733000000,"model":%q,`+
 		`"choices":[{"index":0,"message":{"role":"assistant","content":"from the pool"},"finish_reason":"stop"}],`+
-		`"usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}`, jsonString(r.body, "model"))
+		`"usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}`, jsonString(r.Body, "model"))
 }
 
 func jsonString(body []byte, key string) string {
@@ -185,9 +92,9 @@ const chatJSON = `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"rol
 
 // requireNoClientKey checks that nothing of the client's key reached a
 // provider.
-func requireNoClientKey(t *testing.T, r recorded) {
+func requireNoClientKey(t *testing.T, r fakeprovider.Recorded) {
 	t.Helper()
-	for k, vs := range r.header {
+	for k, vs := range r.Header {
 		for _, v := range vs {
 			require.NotContains(t, v, clientKey, "header %s", k)
 		}
@@ -195,13 +102,13 @@ func requireNoClientKey(t *testing.T, r recorded) {
 }
 
 func TestUpstreamAnthropicJSON(t *testing.T) {
-	fake := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+	fake := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, anthropicMessage)
+		io.WriteString(w, fakeprovider.AnthropicMessage)
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	res, err := h.Send(context.Background(), chatRequest(chatJSON))
 	require.NoError(t, err)
@@ -209,18 +116,18 @@ func TestUpstreamAnthropicJSON(t *testing.T) {
 
 	// The request as Anthropic expects it (the fake decoded it with the
 	// SDK's MessageNewParams and checked key, version and length).
-	got := fake.requests()
+	got := fake.Requests()
 	require.Len(t, got, 1)
-	require.Equal(t, "/v1/messages", got[0].path)
-	require.Equal(t, anthropicKey, got[0].header.Get("x-api-key"))
-	require.Empty(t, got[0].header.Get("authorization"))
+	require.Equal(t, "/v1/messages", got[0].Path)
+	require.Equal(t, anthropicKey, got[0].Header.Get("x-api-key"))
+	require.Empty(t, got[0].Header.Get("authorization"))
 	requireNoClientKey(t, got[0])
 	var p anthropic.MessageNewParams
-	require.NoError(t, json.Unmarshal(got[0].body, &p))
+	require.NoError(t, json.Unmarshal(got[0].Body, &p))
 	require.EqualValues(t, 64, p.MaxTokens)
 	require.Equal(t, "Be brief.", p.System[0].Text)
 	require.Len(t, p.Messages, 1)
-	require.Equal(t, strconv.Itoa(len(got[0].body)), res.AttemptRequests[0].Headers.Get("content-length"),
+	require.Equal(t, strconv.Itoa(len(got[0].Body)), res.AttemptRequests[0].Headers.Get("content-length"),
 		"the held headers carry the translated body's length")
 
 	// The answer as an OpenAI client expects it.
@@ -242,12 +149,12 @@ func TestUpstreamAnthropicJSON(t *testing.T) {
 }
 
 func TestUpstreamAnthropicStream(t *testing.T) {
-	fake := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
-		writeAnthropicEvents(t, w)
+	fake := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		fakeprovider.WriteAnthropicEvents(t, w)
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	for _, asked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("client asked for usage %v", asked), func(t *testing.T) {
@@ -258,11 +165,11 @@ func TestUpstreamAnthropicStream(t *testing.T) {
 			res, err := h.Send(context.Background(), chatRequest(body))
 			require.NoError(t, err)
 			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
-			got := fake.requests()
+			got := fake.Requests()
 			var p anthropic.MessageNewParams
-			require.NoError(t, json.Unmarshal(got[len(got)-1].body, &p))
+			require.NoError(t, json.Unmarshal(got[len(got)-1].Body, &p))
 			require.EqualValues(t, 4096, p.MaxTokens, "the backend's default max_tokens")
-			require.Contains(t, string(got[len(got)-1].body), `"stream":true`)
+			require.Contains(t, string(got[len(got)-1].Body), `"stream":true`)
 
 			// Chunks as an OpenAI client reads them.
 			var text strings.Builder
@@ -323,12 +230,12 @@ func TestUpstreamAnthropicStreamsAsItArrives(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.AttemptResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "text/event-stream"}}, false))
 	sent := 0
-	for i, ev := range anthropicEvents {
+	for i, ev := range fakeprovider.AnthropicEvents {
 		frame := "event: x\ndata: " + ev + "\n\n"
 		// Cut the frame in two: the first half alone sends nothing new.
 		require.NoError(t, s.AttemptResponseData([]byte(frame[:len(frame)/2]), false))
 		require.Len(t, clientBody(s), sent, "event %d: half a line is held", i)
-		require.NoError(t, s.AttemptResponseData([]byte(frame[len(frame)/2:]), i == len(anthropicEvents)-1))
+		require.NoError(t, s.AttemptResponseData([]byte(frame[len(frame)/2:]), i == len(fakeprovider.AnthropicEvents)-1))
 		if strings.Contains(ev, "text_delta") {
 			require.Greater(t, len(clientBody(s)), sent, "event %d went on at once", i)
 			require.Contains(t, string(clientBody(s)[sent:]), `"content":`)
@@ -344,12 +251,12 @@ func TestUpstreamAnthropicStreamsAsItArrives(t *testing.T) {
 }
 
 func TestUpstreamAnthropicErrors(t *testing.T) {
-	fake := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
-		writeAnthropicErr(w, 429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")
+	fake := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+		fakeprovider.WriteAnthropicError(w, 429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	t.Run("provider error in OpenAI's shape", func(t *testing.T) {
 		res, err := h.Send(context.Background(), chatRequest(chatJSON))
@@ -362,7 +269,7 @@ func TestUpstreamAnthropicErrors(t *testing.T) {
 		require.Contains(t, e.Error.Message, "per-minute rate limit")
 	})
 	t.Run("request the backend cannot serve is answered here", func(t *testing.T) {
-		n := len(fake.requests())
+		n := len(fake.Requests())
 		res, err := h.Send(context.Background(), chatRequest(`{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}`))
 		require.NoError(t, err)
 		require.Equal(t, 400, res.Client.Status)
@@ -370,14 +277,14 @@ func TestUpstreamAnthropicErrors(t *testing.T) {
 		var e struct{ Error openai.Error }
 		require.NoError(t, json.Unmarshal(res.Client.Body, &e), string(res.Client.Body))
 		require.Equal(t, "n", e.Error.Param)
-		require.Len(t, fake.requests(), n, "nothing reached the provider")
+		require.Len(t, fake.Requests(), n, "nothing reached the provider")
 		require.NotContains(t, string(res.Client.Body), anthropicKey)
 	})
 }
 
 func TestUpstreamOpenAICompatible(t *testing.T) {
-	fake := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
-		if r.header.Get("authorization") != "Bearer "+openaiKey || r.path != "/v1beta/openai/chat/completions" {
+	fake := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
+		if r.Header.Get("authorization") != "Bearer "+openaiKey || r.Path != "/v1beta/openai/chat/completions" {
 			w.WriteHeader(401)
 			io.WriteString(w, `{"error":{"message":"bad key or path","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
 			return
@@ -386,16 +293,16 @@ func TestUpstreamOpenAICompatible(t *testing.T) {
 	})
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "gemini", "schema": "openai", "pathPrefix": "/v1beta/openai", "model": "gemini-2.5-flash", "apiKeyFile": keyFile(t, openaiKey)}}},
-		harness.UpstreamHost{Address: fake.addr}) // no host metadata: the only backend serves
+		harness.UpstreamHost{Address: fake.Addr}) // no host metadata: the only backend serves
 
 	res, err := h.Send(context.Background(), chatRequest(`{"model":"fast","messages":[{"role":"user","content":"hi"}]}`))
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
-	got := fake.requests()
+	got := fake.Requests()
 	require.Len(t, got, 1)
 	requireNoClientKey(t, got[0])
-	require.Empty(t, got[0].header.Get("x-api-key"))
-	require.Equal(t, "gemini-2.5-flash", jsonString(got[0].body, "model"), "the backend's model name")
+	require.Empty(t, got[0].Header.Get("x-api-key"))
+	require.Equal(t, "gemini-2.5-flash", jsonString(got[0].Body, "model"), "the backend's model name")
 	var cc openai.ChatCompletion
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
 	require.Equal(t, "fast", cc.Model, "the client's model name comes back")
@@ -411,7 +318,7 @@ func TestUpstreamOpenAICompatible(t *testing.T) {
 // request headers.
 func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 	var poolStatus, claudeStatus atomic.Int32
-	pool := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+	pool := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
 		if s := int(poolStatus.Load()); s != 200 {
 			w.Header().Set("content-type", "application/json")
 			w.WriteHeader(s)
@@ -420,19 +327,19 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 		}
 		openAIAnswer(w, r)
 	})
-	claude := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		if s := int(claudeStatus.Load()); s != 200 {
-			writeAnthropicErr(w, s, "overloaded_error", "Overloaded")
+			fakeprovider.WriteAnthropicError(w, s, "overloaded_error", "Overloaded")
 			return
 		}
 		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, anthropicMessage)
+		io.WriteString(w, fakeprovider.AnthropicMessage)
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
 		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": keyFile(t, anthropicKey)}}},
-		harness.UpstreamHost{Address: pool.addr, Metadata: hostBackend("pool")},
-		harness.UpstreamHost{Address: claude.addr, Metadata: hostBackend("claude")})
+		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
+		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")})
 	send := func(order ...string) *harness.Result {
 		req := chatRequest(`{"model":"llama-3-8b","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`)
 		req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", strings.Join(order, ",")})
@@ -446,7 +353,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 		t.Run(fmt.Sprintf("pool answers %d, Anthropic serves", status), func(t *testing.T) {
 			poolStatus.Store(int32(status))
 			claudeStatus.Store(200)
-			res := send(pool.addr, claude.addr)
+			res := send(pool.Addr, claude.Addr)
 			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 			require.Len(t, res.Attempts, 2)
 			require.Equal(t, status, res.Attempts[0].Status)
@@ -456,9 +363,9 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 			require.Empty(t, first.Get("x-api-key"))
 			require.Equal(t, "/v1/messages", second.Get(":path"))
 			require.Equal(t, anthropicKey, second.Get("x-api-key"))
-			got := claude.requests()
+			got := claude.Requests()
 			var p anthropic.MessageNewParams
-			require.NoError(t, json.Unmarshal(got[len(got)-1].body, &p))
+			require.NoError(t, json.Unmarshal(got[len(got)-1].Body, &p))
 			require.Equal(t, "claude-sonnet-4-5", string(p.Model))
 			var cc openai.ChatCompletion
 			require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
@@ -472,7 +379,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 	t.Run("Anthropic overloaded, the pool serves from the original request", func(t *testing.T) {
 		poolStatus.Store(200)
 		claudeStatus.Store(529)
-		res := send(claude.addr, pool.addr)
+		res := send(claude.Addr, pool.Addr)
 		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 		require.Len(t, res.Attempts, 2)
 		// 529 is not a retriable status of the policy: the router retried on
@@ -485,11 +392,11 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 		require.Equal(t, "/v1/chat/completions", second.Get(":path"))
 		require.Empty(t, second.Get("x-api-key"))
 		require.Empty(t, second.Get("anthropic-version"))
-		got := pool.requests()
+		got := pool.Requests()
 		last := got[len(got)-1]
-		require.Equal(t, "/v1/chat/completions", last.path)
-		require.Equal(t, "llama-3-8b", jsonString(last.body, "model"), "the OpenAI body, not attempt 1's Anthropic one")
-		require.Equal(t, strconv.Itoa(len(last.body)), last.header.Get("content-length"))
+		require.Equal(t, "/v1/chat/completions", last.Path)
+		require.Equal(t, "llama-3-8b", jsonString(last.Body, "model"), "the OpenAI body, not attempt 1's Anthropic one")
+		require.Equal(t, strconv.Itoa(len(last.Body)), last.Header.Get("content-length"))
 		var cc openai.ChatCompletion
 		require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
 		require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
@@ -501,13 +408,13 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 // A host naming a backend the filter does not have is refused, and a
 // config whose key file is missing or empty does not load.
 func TestUpstreamConfigAndUnknownBackend(t *testing.T) {
-	fake := newFakeProvider(t, openAIAnswer)
+	fake := fakeprovider.New(t, openAIAnswer)
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "pool", "schema": "openai"}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("elsewhere")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("elsewhere")})
 	res, err := h.Send(context.Background(), chatRequest(chatJSON))
 	require.NoError(t, err)
 	require.Equal(t, 500, res.Client.Status)
-	require.Empty(t, fake.requests())
+	require.Empty(t, fake.Requests())
 
 	empty := filepath.Join(t.TempDir(), "empty")
 	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
@@ -521,7 +428,7 @@ func TestUpstreamConfigAndUnknownBackend(t *testing.T) {
 		"unknown default":  {cfg: `{"backends":[{"name":"a","schema":"openai"}],"defaultBackend":"b"}`, want: "defaultBackend"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := h.ConfigureCluster(harness.Cluster{Name: "other", Hosts: []harness.UpstreamHost{{Address: fake.addr}},
+			_, err := h.ConfigureCluster(harness.Cluster{Name: "other", Hosts: []harness.UpstreamHost{{Address: fake.Addr}},
 				Filters: harness.Chain{{Name: "ai_upstream", Config: []byte(tc.cfg)}}})
 			require.ErrorContains(t, err, tc.want)
 		})
@@ -551,15 +458,15 @@ func TestREADMEProviderBootstrapFallback(t *testing.T) {
 	require.Equal(t, "models", models.Name)
 	require.Len(t, models.Hosts, 2)
 
-	pool := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
+	pool := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
 		w.WriteHeader(503)
 		io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
 	})
-	claude := newFakeProvider(t, anthropicAnswer(t, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
+	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, anthropicMessage)
+		io.WriteString(w, fakeprovider.AnthropicMessage)
 	}))
-	models.Hosts[0].Address, models.Hosts[1].Address = pool.addr, claude.addr
+	models.Hosts[0].Address, models.Hosts[1].Address = pool.Addr, claude.Addr
 	cfg := string(models.Filters[0].Config)
 	require.Contains(t, cfg, "/etc/secrets/anthropic/api-key")
 	models.Filters[0].Config = []byte(strings.Replace(cfg, "/etc/secrets/anthropic/api-key", keyFile(t, anthropicKey), 1))
@@ -569,18 +476,18 @@ func TestREADMEProviderBootstrapFallback(t *testing.T) {
 	h.MustConfigureRoutes(harness.Route{Name: "models", Cluster: "models"})
 	h.MustConfigureCluster(models)
 	req := chatRequest(`{"model":"llama-3-8b","messages":[{"role":"user","content":"hi"}]}`)
-	req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", pool.addr + "," + claude.addr})
+	req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", pool.Addr + "," + claude.Addr})
 	res, err := h.Send(context.Background(), req)
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
 	require.Len(t, res.Attempts, 2)
 	require.Equal(t, 503, res.Attempts[0].Status)
-	require.Len(t, pool.requests(), 1)
-	requireNoClientKey(t, pool.requests()[0])
-	got := claude.requests()
+	require.Len(t, pool.Requests(), 1)
+	requireNoClientKey(t, pool.Requests()[0])
+	got := claude.Requests()
 	require.Len(t, got, 1)
 	var p anthropic.MessageNewParams
-	require.NoError(t, json.Unmarshal(got[0].body, &p))
+	require.NoError(t, json.Unmarshal(got[0].Body, &p))
 	require.Equal(t, "claude-sonnet-4-5", string(p.Model), "the README's model for the Anthropic backend")
 	var cc openai.ChatCompletion
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
@@ -590,8 +497,8 @@ func TestREADMEProviderBootstrapFallback(t *testing.T) {
 
 func TestUpstreamAzureOpenAI(t *testing.T) {
 	const deployment = "/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21"
-	fake := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
-		if r.header.Get("api-key") != openaiKey || r.path != deployment {
+	fake := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
+		if r.Header.Get("api-key") != openaiKey || r.Path != deployment {
 			w.WriteHeader(401)
 			io.WriteString(w, `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`)
 			return
@@ -600,15 +507,15 @@ func TestUpstreamAzureOpenAI(t *testing.T) {
 	})
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "azure", "schema": "azure_openai", "apiVersion": "2024-10-21", "apiKeyFile": keyFile(t, openaiKey)}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("azure")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("azure")})
 	res, err := h.Send(context.Background(), chatRequest(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
-	got := fake.requests()
+	got := fake.Requests()
 	require.Len(t, got, 1)
-	require.Equal(t, deployment, got[0].path)
+	require.Equal(t, deployment, got[0].Path)
 	requireNoClientKey(t, got[0])
-	require.Empty(t, got[0].header.Get("authorization"))
+	require.Empty(t, got[0].Header.Get("authorization"))
 	var cc openai.ChatCompletion
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
 	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
@@ -620,18 +527,18 @@ func TestUpstreamAzureOpenAI(t *testing.T) {
 func TestUpstreamKeyRotationThroughABI(t *testing.T) {
 	var want atomic.Value
 	want.Store(anthropicKey)
-	fake := newFakeProvider(t, func(w http.ResponseWriter, r *recorded) {
-		if r.header.Get("x-api-key") != want.Load().(string) {
-			writeAnthropicErr(w, 401, "authentication_error", "invalid x-api-key")
+	fake := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
+		if r.Header.Get("x-api-key") != want.Load().(string) {
+			fakeprovider.WriteAnthropicError(w, 401, "authentication_error", "invalid x-api-key")
 			return
 		}
 		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, anthropicMessage)
+		io.WriteString(w, fakeprovider.AnthropicMessage)
 	})
 	key := keyFile(t, anthropicKey)
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": key}}},
-		harness.UpstreamHost{Address: fake.addr, Metadata: hostBackend("claude")})
+		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 	res, err := h.Send(context.Background(), chatRequest(chatJSON))
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
@@ -646,8 +553,8 @@ func TestUpstreamKeyRotationThroughABI(t *testing.T) {
 		require.NoError(t, err)
 		return res.Client.Status == 200
 	}, 10*time.Second, 200*time.Millisecond, "the rotated key is used within about a second")
-	got := fake.requests()
-	require.Equal(t, rotated, got[len(got)-1].header.Get("x-api-key"))
+	got := fake.Requests()
+	require.Equal(t, rotated, got[len(got)-1].Header.Get("x-api-key"))
 	for _, l := range h.Logs() {
 		require.NotContains(t, l.Msg, rotated)
 		require.NotContains(t, l.Msg, anthropicKey)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/strictjson"
@@ -13,7 +14,7 @@ import (
 // speaks and how requests reach it. Fields that a schema does not use are
 // refused, so that a typo'd deployment does not silently go nowhere.
 type BackendConfig struct {
-	// Schema is openai, azure_openai or anthropic.
+	// Schema is openai, azure_openai, anthropic, gemini or vertex_ai.
 	Schema string `json:"schema"`
 	// Model, when set, is the model name sent to this backend instead of
 	// the request's; responses name the request's model again.
@@ -35,13 +36,21 @@ type BackendConfig struct {
 	// AnthropicVersion is anthropic's anthropic-version header. Default
 	// "2023-06-01".
 	AnthropicVersion string `json:"anthropicVersion"`
+	// Project and Location are vertex_ai's Google Cloud project and region
+	// (both required), as in .../projects/P/locations/L/publishers/google/...
+	Project  string `json:"project"`
+	Location string `json:"location"`
+	// Region is aws_bedrock's AWS region (required): the endpoint is
+	// bedrock-runtime.{region}.amazonaws.com and the signature's scope.
+	Region string `json:"region"`
 }
 
 // Backend is a checked BackendConfig with its credential. Safe for
 // concurrent use; make a Translator per exchange with NewTranslator.
 type Backend struct {
 	BackendConfig
-	apiKey string // never logged, never in an error
+	apiKey string        // never logged, never in an error
+	signer RequestSigner // aws_bedrock: signs each translated request
 }
 
 // Defaults of BackendConfig.
@@ -51,6 +60,8 @@ const (
 	defaultOpenAIPrefix       = "/v1"
 	defaultAzurePrefix        = "/openai"
 	defaultAnthropicPrefix    = "/v1"
+	defaultGeminiPrefix       = "/v1beta"
+	defaultVertexPrefix       = "/v1"
 )
 
 // ParseBackend reads a backend's JSON config (strictly: unknown fields and
@@ -70,9 +81,9 @@ func ParseBackend(data []byte, apiKey string) (*Backend, error) {
 func NewBackend(c BackendConfig, apiKey string) (*Backend, error) {
 	if _, ok := translators[c.Schema]; !ok {
 		if c.Schema == "" {
-			return nil, errors.New("schema: must be set (known: anthropic, azure_openai, openai)")
+			return nil, fmt.Errorf("schema: must be set (known: %s)", knownSchemas())
 		}
-		return nil, fmt.Errorf("schema: unknown schema %q (known: anthropic, azure_openai, openai)", c.Schema)
+		return nil, fmt.Errorf("schema: unknown schema %q (known: %s)", c.Schema, knownSchemas())
 	}
 	if !headerSafe(apiKey) {
 		// The value is a secret: say what is wrong, never what it is.
@@ -91,6 +102,9 @@ func NewBackend(c BackendConfig, apiKey string) (*Backend, error) {
 		only("apiVersion", c.APIVersion, SchemaAzureOpenAI),
 		only("deployment", c.Deployment, SchemaAzureOpenAI),
 		only("anthropicVersion", c.AnthropicVersion, SchemaAnthropic),
+		only("project", c.Project, SchemaVertexAI),
+		only("location", c.Location, SchemaVertexAI),
+		only("region", c.Region, SchemaBedrock),
 	); err != nil {
 		return nil, err
 	}
@@ -131,8 +145,59 @@ func NewBackend(c BackendConfig, apiKey string) (*Backend, error) {
 		if !headerSafe(c.AnthropicVersion) {
 			return nil, errors.New("anthropicVersion: must be printable ASCII")
 		}
+	case SchemaBedrock:
+		if c.PathPrefix != "" {
+			return nil, errors.New("pathPrefix: not for schema aws_bedrock (its paths are /model/{id}/converse)")
+		}
+		if c.Region == "" {
+			return nil, errors.New("region: required for schema aws_bedrock")
+		}
+		if !isRegion(c.Region) {
+			return nil, errors.New("region: must be an AWS region such as us-east-1")
+		}
+	case SchemaGemini:
+		if c.PathPrefix == "" {
+			c.PathPrefix = defaultGeminiPrefix
+		}
+	case SchemaVertexAI:
+		if c.PathPrefix == "" {
+			c.PathPrefix = defaultVertexPrefix
+		}
+		for _, f := range [...]struct{ name, value string }{{"project", c.Project}, {"location", c.Location}} {
+			if f.value == "" {
+				return nil, fmt.Errorf("%s: required for schema vertex_ai", f.name)
+			}
+			if !printable(f.value) || strings.ContainsAny(f.value, "/?#") {
+				return nil, fmt.Errorf("%s: must be a plain name such as my-project or us-central1", f.name)
+			}
+		}
 	}
 	return &Backend{BackendConfig: c, apiKey: apiKey}, nil
+}
+
+// isRegion reports whether s looks like an AWS region name: lower-case
+// letters, digits and dashes, so that it can only name a host under
+// amazonaws.com.
+func isRegion(s string) bool {
+	if s == "" || len(s) > 32 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// knownSchemas lists the schema names, sorted, for errors.
+func knownSchemas() string {
+	names := make([]string, 0, len(translators))
+	for name := range translators {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
 }
 
 // headerSafe reports whether s can be a header value as is: printable

@@ -29,19 +29,59 @@ func chatBody(size int) []byte {
 	return []byte(b.String())
 }
 
+// bigStringsBody returns a chat request of about size bytes whose text is
+// in four long strings: paragraphs of prose (ASCII with some multibyte
+// text) ended by an escaped newline, the shape of a pasted document.
+func bigStringsBody(size int) []byte {
+	const para = `The quarterly report covers revenue, costs and the outlook for the next year; ünïcödé 日本語 🚀 appear now and then, but most of it is plain ASCII prose. `
+	var b strings.Builder
+	b.WriteString(`{"messages":[{"role":"system","content":"You are a careful analyst."}`)
+	for i := range 4 {
+		fmt.Fprintf(&b, `,{"role":"user","content":"Document %d:\n`, i)
+		for b.Len() < (i+1)*(size-200)/4 {
+			for range 8 {
+				b.WriteString(para)
+			}
+			b.WriteString(`\n\n`)
+		}
+		b.WriteString(`"}`)
+	}
+	b.WriteString(`],"max_tokens":512,"stream":true,"stream_options":{"include_usage":true},"model":"llama-3-8b"}`)
+	return []byte(b.String())
+}
+
+// smallStringsBody returns a chat request of about size bytes made of many
+// short messages: keys and values of a few bytes each.
+func smallStringsBody(size int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"messages":[{"role":"system","content":"Be brief."}`)
+	for i := 0; b.Len() < size-200; i++ {
+		role := "user"
+		if i%2 == 1 {
+			role = "assistant"
+		}
+		fmt.Fprintf(&b, `,{"role":"%s","content":"ok %d","name":"u%d"}`, role, i, i%7)
+	}
+	b.WriteString(`],"max_tokens":512,"stream":true,"stream_options":{"include_usage":true},"model":"llama-3-8b"}`)
+	return []byte(b.String())
+}
+
 func BenchmarkRequestPath(b *testing.B) {
 	c := mustParse(b, `{"models":[{"name":"llama-3-8b"}]}`)
 	for _, size := range []struct {
-		name  string
-		bytes int
-	}{{"1KiB", 1 << 10}, {"100KiB", 100 << 10}, {"1MiB", 1 << 20}} {
-		body := chatBody(size.bytes)
+		name string
+		body []byte
+	}{
+		{"1KiB", chatBody(1 << 10)}, {"100KiB", chatBody(100 << 10)}, {"1MiB", chatBody(1 << 20)},
+		{"1MiB-bigstrings", bigStringsBody(1 << 20)}, {"1MiB-smallstrings", smallStringsBody(1 << 20)},
+	} {
+		body := size.body
 		b.Run("body="+size.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
 				d, err := c.Decide(EndpointChatCompletions, body, "")
-				if err != nil || d.Model != "llama-3-8b" || d.Body != nil || len(d.Prompt) < size.bytes/2 {
+				if err != nil || d.Model != "llama-3-8b" || d.Body != nil || len(d.Prompt) < len(body)/2 {
 					b.Fatal(err, d.Model)
 				}
 			}
@@ -133,7 +173,7 @@ func BenchmarkModelRestorer(b *testing.B) {
 
 func BenchmarkCosts(b *testing.B) {
 	c := mustParse(b, `{"costs":[{"metadataKey":"in","type":"input"},{"metadataKey":"k","type":"cel","cel":"model == 'big' ? total_tokens * 10u : total_tokens"}]}`)
-	u := Usage{InputTokens: 100, OutputTokens: 30, TotalTokens: 130}
+	u := CostUsage{Usage: Usage{InputTokens: 100, OutputTokens: 30, TotalTokens: 130}}
 	dst := make([]CostValue, 0, 4)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -95,11 +95,13 @@ func (t *RewriteTarget) UnmarshalJSON(data []byte) error {
 // Cost is one token cost written to dynamic metadata.
 type Cost struct {
 	MetadataKey string `json:"metadataKey"`
-	// Type is input, output, cached_input, total, reasoning or cel.
+	// Type is input, output, cached_input, cache_creation_input, total,
+	// reasoning or cel.
 	Type string `json:"type"`
 	// CEL is the expression of a cel cost, over model, backend,
-	// input_tokens, cached_input_tokens, output_tokens, total_tokens and
-	// reasoning_tokens; it must return a non-negative int or a uint.
+	// input_tokens, cached_input_tokens, cache_creation_input_tokens,
+	// output_tokens, total_tokens and reasoning_tokens; it must return a
+	// non-negative int or a uint.
 	CEL string `json:"cel"`
 }
 
@@ -239,6 +241,13 @@ func (c *Config) compileRewrites() error {
 	return nil
 }
 
+// reservedMetadataKeys are the keys of CostNamespace the filters write
+// besides the costs: a cost under one of them would be overwritten, or be
+// read back as something else.
+var reservedMetadataKeys = map[string]bool{
+	UsageEstimateKey: true, ProviderNameKey: true, BackendNameKey: true, CacheCreationInputTokensKey: true,
+}
+
 func (c *Config) compileCosts() error {
 	if len(c.Costs) > 0 && !c.TokenAccounting {
 		return errors.New("costs: need tokenAccounting: streamed responses carry no usage without it")
@@ -251,6 +260,9 @@ func (c *Config) compileCosts() error {
 		}
 		if keys[cost.MetadataKey] {
 			return fmt.Errorf("%s.metadataKey: duplicate key %q", path, cost.MetadataKey)
+		}
+		if reservedMetadataKeys[cost.MetadataKey] {
+			return fmt.Errorf("%s.metadataKey: %q is a key the filters write themselves", path, cost.MetadataKey)
 		}
 		keys[cost.MetadataKey] = true
 		compiled, err := compileCost(cost)

@@ -31,6 +31,7 @@ const (
 	costCachedInput
 	costTotal
 	costReasoning
+	costCacheCreationInput
 	costCEL
 )
 
@@ -41,6 +42,9 @@ var costKinds = map[string]costKind{
 	"total":        costTotal,
 	"reasoning":    costReasoning,
 	"cel":          costCEL,
+	// AI Gateway's CacheCreationInputToken: prompt-cache writes, which a
+	// provider such as Anthropic bills apart (and counts in input too).
+	"cache_creation_input": costCacheCreationInput,
 }
 
 type compiledCost struct {
@@ -57,6 +61,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("route_name", cel.StringType),
 		cel.Variable("input_tokens", cel.UintType),
 		cel.Variable("cached_input_tokens", cel.UintType),
+		cel.Variable("cache_creation_input_tokens", cel.UintType),
 		cel.Variable("output_tokens", cel.UintType),
 		cel.Variable("total_tokens", cel.UintType),
 		cel.Variable("reasoning_tokens", cel.UintType),
@@ -67,7 +72,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 func compileCost(c Cost) (compiledCost, error) {
 	kind, ok := costKinds[c.Type]
 	if !ok {
-		return compiledCost{}, fmt.Errorf("type: %q is not one of input, output, cached_input, total, reasoning, cel", c.Type)
+		return compiledCost{}, fmt.Errorf("type: %q is not one of input, output, cached_input, cache_creation_input, total, reasoning, cel", c.Type)
 	}
 	out := compiledCost{key: c.MetadataKey, kind: kind}
 	if kind != costCEL {
@@ -103,6 +108,16 @@ func compileCost(c Cost) (compiledCost, error) {
 	return out, nil
 }
 
+// CostUsage is what the costs of a response are computed from: its usage,
+// and the input tokens the provider wrote to its prompt cache, which
+// Anthropic reports (and bills) apart and Usage has no field for (they count
+// in its InputTokens too). The meter reads the usage; the module gets the
+// cache writes from ai_upstream (CacheCreationInputTokensKey), 0 otherwise.
+type CostUsage struct {
+	Usage
+	CacheCreationInputTokens uint64
+}
+
 // NeedsRouteName reports whether a CEL cost may read route_name, so that
 // the module asks Envoy for it only then.
 func (c *Config) NeedsRouteName() bool { return c.needsRoute }
@@ -113,7 +128,7 @@ func (c *Config) NeedsRouteName() bool { return c.needsRoute }
 // client asked for (Decision.Model, before any rewrite), the backend that
 // served it and the route that chose it. A CEL cost that fails is left out
 // and its error joined into the returned error.
-func (c *Config) AppendCosts(dst []CostValue, u Usage, model, backend, routeName string) ([]CostValue, error) {
+func (c *Config) AppendCosts(dst []CostValue, u CostUsage, model, backend, routeName string) ([]CostValue, error) {
 	var errs []error
 	var vars *costVars
 	for _, cost := range c.costs {
@@ -125,6 +140,8 @@ func (c *Config) AppendCosts(dst []CostValue, u Usage, model, backend, routeName
 			v = u.OutputTokens
 		case costCachedInput:
 			v = u.CachedInputTokens
+		case costCacheCreationInput:
+			v = u.CacheCreationInputTokens
 		case costTotal:
 			v = u.TotalTokens
 		case costReasoning:
@@ -172,7 +189,7 @@ func typeName(v ref.Val) string {
 // building a map.
 type costVars struct {
 	model, backend, routeName string
-	usage                     Usage
+	usage                     CostUsage
 }
 
 func (v *costVars) ResolveName(name string) (any, bool) {
@@ -187,6 +204,8 @@ func (v *costVars) ResolveName(name string) (any, bool) {
 		return types.Uint(v.usage.InputTokens), true
 	case "cached_input_tokens":
 		return types.Uint(v.usage.CachedInputTokens), true
+	case "cache_creation_input_tokens":
+		return types.Uint(v.usage.CacheCreationInputTokens), true
 	case "output_tokens":
 		return types.Uint(v.usage.OutputTokens), true
 	case "total_tokens":

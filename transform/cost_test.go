@@ -7,7 +7,7 @@ import (
 )
 
 func TestAppendCosts(t *testing.T) {
-	u := Usage{InputTokens: 100, CachedInputTokens: 40, OutputTokens: 30, ReasoningTokens: 12, TotalTokens: 130}
+	u := CostUsage{Usage{InputTokens: 100, CachedInputTokens: 40, OutputTokens: 30, ReasoningTokens: 12, TotalTokens: 130}, 20}
 	tests := []struct {
 		name  string
 		costs string
@@ -20,8 +20,12 @@ func TestAppendCosts(t *testing.T) {
 			{"metadataKey":"out","type":"output"},
 			{"metadataKey":"cached","type":"cached_input"},
 			{"metadataKey":"total","type":"total"},
-			{"metadataKey":"reasoning","type":"reasoning"}]`, "m",
-			[]CostValue{{"in", 100}, {"out", 30}, {"cached", 40}, {"total", 130}, {"reasoning", 12}}, ""},
+			{"metadataKey":"reasoning","type":"reasoning"},
+			{"metadataKey":"cache_write","type":"cache_creation_input"}]`, "m",
+			[]CostValue{{"in", 100}, {"out", 30}, {"cached", 40}, {"total", 130}, {"reasoning", 12}, {"cache_write", 20}}, ""},
+		{"cel prices cache writes apart", `[{"metadataKey":"k","type":"cel","cel":
+			"(input_tokens - cached_input_tokens - cache_creation_input_tokens) * 4u + cached_input_tokens + cache_creation_input_tokens * 5u"}]`, "m",
+			[]CostValue{{"k", 40*4 + 40 + 20*5}}, ""},
 		{"cel over every variable", `[{"metadataKey":"k","type":"cel","cel":
 			"input_tokens - cached_input_tokens + cached_input_tokens / 10u + output_tokens * 4u + reasoning_tokens + total_tokens"}]`, "m",
 			[]CostValue{{"k", 60 + 4 + 120 + 12 + 130}}, ""},
@@ -62,7 +66,7 @@ func TestAppendCosts(t *testing.T) {
 func TestAppendCostsAppends(t *testing.T) {
 	c := mustParse(t, `{"costs":[{"metadataKey":"k","type":"total"}]}`)
 	dst := make([]CostValue, 1, 4)
-	got, err := c.AppendCosts(dst, Usage{TotalTokens: 5}, "m", "b", "r")
+	got, err := c.AppendCosts(dst, CostUsage{Usage: Usage{TotalTokens: 5}}, "m", "b", "r")
 	require.NoError(t, err)
 	require.Equal(t, []CostValue{{}, {"k", 5}}, got)
 	require.Same(t, &dst[0], &got[0])

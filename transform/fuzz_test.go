@@ -100,6 +100,33 @@ func FuzzParseRequest(f *testing.F) {
 	})
 }
 
+// FuzzScanString checks the string scanner's fast paths (the word-at-a-time
+// prefix, the vectorised search windows) against the byte-by-byte
+// reference, and the whole scan against encoding/json, with the fuzzed text
+// moved by pad bytes of plain text so that it meets every boundary.
+func FuzzScanString(f *testing.F) {
+	for _, s := range []string{`a\"b"`, `\u00e9\"x"`, "a\x01\"", `\\\"`, `\u12"`, "\xff\x1f\"", `abc\`} {
+		for _, pad := range []uint16{0, 7, 60, 64 + scanWindow - 3} {
+			f.Add([]byte(s), pad)
+		}
+	}
+	f.Fuzz(func(t *testing.T, text []byte, pad uint16) {
+		n := int(pad) % (3 * scanWindow)
+		b := make([]byte, 0, 1+n+len(text)+1)
+		b = append(b, '"')
+		for i := range n {
+			b = append(b, "plain text ünïcödé "[i%len("plain text ünïcödé ")])
+		}
+		b = append(b, text...)
+		require.Equal(t, scanStringByBytes(b, 1), scanString(b, 1))
+		if bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) < maxDepth {
+			require.Equal(t, json.Valid(b), scanTopLevel(b, nil))
+			doc := append(append([]byte(`{"k":`), b...), `"}`...)
+			require.Equal(t, json.Valid(doc), scanTopLevel(doc, nil))
+		}
+	})
+}
+
 // FuzzSSE checks that an SSE stream split anywhere in three gives the same
 // report and the same restored bytes as the whole stream. (gzip stays out:
 // the coverage of compress/flate would drown the parser's.)

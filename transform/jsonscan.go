@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 )
@@ -18,15 +19,38 @@ const maxDepth = 1024
 //
 // gjson would take two passes: one to validate (its readers are lenient) and
 // one to find the members. This does both at once, and skips the text of
-// strings eight bytes at a time.
+// long strings at memory speed (see scanString).
 func scanTopLevel(b []byte, field func(key, value span) bool) bool {
+	if field == nil {
+		return scanNested(b, 0, nil)
+	}
+	return scanNested(b, 1, func(_ int, path jsonPath, value span) bool {
+		return field(path[0], value)
+	})
+}
+
+// jsonPath holds the keys of the members a value is nested in, from the top
+// level down: path[d-1] is the key of the member at depth d (noSpan for an
+// array element).
+type jsonPath [maxPathDepth]span
+
+const maxPathDepth = 4
+
+// scanNested is scanTopLevel for values down to depth levels (at most
+// maxPathDepth): it calls field for each member or element at depths 1 to
+// levels when its value ends (so a container's members come before the
+// container itself), with its depth, the keys of its path and the span of
+// its value. Once field returns false it is called no more. A value nested
+// in a member is reported before it is known whether the whole document is
+// valid: a caller that must not count it then waits for its depth-1 member.
+func scanNested(b []byte, levels int, field func(depth int, path jsonPath, value span) bool) bool {
 	var (
 		stack    [maxDepth / 64]uint64 // bit set: the container at that depth is an object
 		depth    int
 		i        int
-		key      span // of the top-level member being read
+		path     jsonPath // of the member being read, down to levels
+		starts   [maxPathDepth]int
 		keyAt    int
-		start    int // of its value
 		inObject bool
 	)
 
@@ -35,8 +59,8 @@ value: // a value starts at or after b[i]
 	if i == len(b) {
 		return false
 	}
-	if depth == 1 {
-		start = i
+	if depth >= 1 && depth <= levels {
+		starts[depth-1] = i
 	}
 	switch c := b[i]; c {
 	case '{', '[':
@@ -47,9 +71,9 @@ value: // a value starts at or after b[i]
 			stack[depth/64] |= 1 << (depth % 64)
 		} else {
 			stack[depth/64] &^= 1 << (depth % 64)
-		}
-		if depth == 0 {
-			key = noSpan
+			if depth < levels {
+				path[depth] = noSpan
+			}
 		}
 		depth++
 		i = skipSpace(b, i+1)
@@ -85,7 +109,7 @@ value: // a value starts at or after b[i]
 	}
 
 next: // a value just ended before b[i]
-	if depth == 1 && field != nil && !field(key, span{start, i}) {
+	if depth >= 1 && depth <= levels && field != nil && !field(depth, path, span{starts[depth-1], i}) {
 		field = nil // seen all we need: only check the rest
 	}
 	if depth == 0 {
@@ -122,8 +146,8 @@ member: // an object member's key starts at or after b[i]
 	if i = scanString(b, i+1); i < 0 {
 		return false
 	}
-	if depth == 1 {
-		key = span{keyAt, i}
+	if depth <= levels {
+		path[depth-1] = span{keyAt, i}
 	}
 	i = skipSpace(b, i)
 	if i == len(b) || b[i] != ':' {
@@ -195,49 +219,131 @@ func digits(b []byte, i int) int {
 
 // scanString returns the index after the closing quote of the string whose
 // text starts at b[i], or -1 when the string is invalid or unterminated.
+//
+// The first 64 bytes (or 8 stops) are read a word at a time, which is the
+// fastest for keys, names and short values. Past them, bytes.IndexByte,
+// vectorised in the runtime, finds the next '"' and the next '\\' before it,
+// and only control characters are looked for word by word (64 bytes a step),
+// in the text before whichever comes first. A '"' found stays known across
+// the escapes before it, so each byte is searched once.
 func scanString(b []byte, i int) int {
-	for {
-		for i+8 <= len(b) {
-			m := stringStops(binary.LittleEndian.Uint64(b[i:]))
-			if m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
+	for k := 0; k < 8 && i+8 <= len(b); k++ {
+		m := stringStops(binary.LittleEndian.Uint64(b[i:]))
+		if m == 0 {
 			i += 8
+			continue
 		}
-		if i >= len(b) {
-			return -1
-		}
-		switch c := b[i]; {
-		case c == '"':
+		i += bits.TrailingZeros64(m) / 8
+		if b[i] == '"' {
 			return i + 1
-		case c == '\\':
-			if i+1 >= len(b) {
-				return -1
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) || !hex4(b[i+2:i+6]) {
-					return -1
-				}
-				i += 6
-			default:
-				return -1
-			}
-		case c < 0x20:
+		}
+		if b[i] < 0x20 {
 			return -1
-		default:
-			i++
+		}
+		if i = escape(b, i); i < 0 {
+			return -1
 		}
 	}
+	// A long string: find '"' and then '\\' with bytes.IndexByte
+	// (vectorised), in windows that stay in the L1 cache for the check of
+	// the text before them for control characters.
+	quote, found := i, false // no '"' in b[i:quote]; found: b[quote] is one
+	for {
+		if quote < i {
+			quote, found = i, false
+		}
+		if !found && quote < len(b) {
+			end := min(len(b), max(quote, i)+scanWindow)
+			if q := bytes.IndexByte(b[quote:end], '"'); q >= 0 {
+				quote, found = quote+q, true
+			} else {
+				quote = end
+			}
+		}
+		if !found && quote == len(b) {
+			return -1 // unterminated, whatever comes before
+		}
+		stop := quote
+		if s := bytes.IndexByte(b[i:quote], '\\'); s >= 0 {
+			stop = i + s
+		}
+		if hasControl(b, i, stop) {
+			return -1
+		}
+		switch {
+		case stop < quote:
+			if i = escape(b, stop); i < 0 {
+				return -1
+			}
+		case found:
+			return quote + 1
+		default:
+			i = quote
+		}
+	}
+}
+
+// scanWindow is how much of a long string scanString searches at once.
+const scanWindow = 4 << 10
+
+// escape returns the index after the escape sequence at b[i] ('\\'), or -1.
+func escape(b []byte, i int) int {
+	if i+1 >= len(b) {
+		return -1
+	}
+	switch b[i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i + 2
+	case 'u':
+		if i+6 > len(b) || !hex4(b[i+2:i+6]) {
+			return -1
+		}
+		return i + 6
+	}
+	return -1
+}
+
+// hasControl reports whether b[i:end] holds a control character.
+func hasControl(b []byte, i, end int) bool {
+	for ; i+64 <= end; i += 64 {
+		w := b[i : i+64]
+		if (controlBorrows(binary.LittleEndian.Uint64(w))|controlBorrows(binary.LittleEndian.Uint64(w[8:]))|
+			controlBorrows(binary.LittleEndian.Uint64(w[16:]))|controlBorrows(binary.LittleEndian.Uint64(w[24:]))|
+			controlBorrows(binary.LittleEndian.Uint64(w[32:]))|controlBorrows(binary.LittleEndian.Uint64(w[40:]))|
+			controlBorrows(binary.LittleEndian.Uint64(w[48:]))|controlBorrows(binary.LittleEndian.Uint64(w[56:])))&highs != 0 {
+			return true
+		}
+	}
+	for ; i+8 <= end; i += 8 {
+		if controls(binary.LittleEndian.Uint64(b[i:])) != 0 {
+			return true
+		}
+	}
+	if i < end && i+8 <= len(b) { // the last bytes, in a word that reads past end
+		return controls(binary.LittleEndian.Uint64(b[i:]))&(1<<(8*(end-i))-1) != 0
+	}
+	for ; i < end; i++ {
+		if b[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
+
+// controls marks (high bit) the control characters (bytes < 0x20) of an
+// 8-byte word read little endian; only the lowest mark is exact, as in
+// stringStops.
+func controls(v uint64) uint64 {
+	return controlBorrows(v) & highs
+}
+
+// controlBorrows is controls before the mask: words can be or-ed first.
+func controlBorrows(v uint64) uint64 { return (v - ones*0x20) &^ v }
 
 // stringStops marks (high bit) the bytes of an 8-byte word, read little
 // endian, that end a run of plain string text: '"', '\\' and control

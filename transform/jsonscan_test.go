@@ -1,7 +1,9 @@
 package transform
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"strings"
 	"testing"
 
@@ -75,6 +77,123 @@ func TestStringStops(t *testing.T) {
 			}
 			require.Equal(t, json.Valid(in), end == len(in), "%q", in)
 			require.True(t, end == len(in) || end == -1, "%q", in)
+		}
+	}
+}
+
+// scanStringByBytes is the reference for scanString: the same grammar read
+// one byte at a time.
+func scanStringByBytes(b []byte, i int) int {
+	for i < len(b) {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c < 0x20:
+			return -1
+		case c != '\\':
+			i++
+		case i+1 == len(b):
+			return -1
+		case strings.IndexByte(`"\/bfnrt`, b[i+1]) >= 0:
+			i += 2
+		case b[i+1] == 'u' && i+6 <= len(b) && hex4(b[i+2:i+6]):
+			i += 6
+		default:
+			return -1
+		}
+	}
+	return -1
+}
+
+// TestScanStringBoundaries puts each awkward sequence at every offset of
+// the first words, around the end of the word-at-a-time prefix (64 bytes),
+// and around the end of the first search window, in strings that end
+// right there, a few bytes later or a long way later, and that are cut at
+// the end of the buffer: scanString must agree with the byte-by-byte
+// reference, and scanTopLevel with encoding/json.
+func TestScanStringBoundaries(t *testing.T) {
+	var offsets []int
+	for o := range 72 {
+		offsets = append(offsets, o)
+	}
+	for o := 64 + scanWindow - 12; o < 64+scanWindow+12; o++ {
+		offsets = append(offsets, o)
+	}
+	tests := []struct {
+		name, seq string
+	}{
+		{"escaped quote", `\"`}, {"escaped backslash", `\\`}, {"escaped backslash then quote", `\\"`},
+		{"escaped backslash then escaped quote", `\\\"`}, {"newline escape", `\n`}, {"solidus", `\/`},
+		{"unicode escape", `\u00e9`}, {"bad unicode escape", `\u00g9`}, {"short unicode escape", `\u12`},
+		{"unknown escape", `\x`}, {"lone backslash", `\`}, {"quote", `"`},
+		{"NUL", "\x00"}, {"unit separator", "\x1f"}, {"tab", "\t"}, {"newline", "\n"},
+		{"DEL", "\x7f"}, {"invalid UTF-8", "\xff\xfe"}, {"multibyte", "é日🚀"}, {"space", " "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, off := range offsets {
+				for _, tail := range []int{0, 1, 8, 70} {
+					text := strings.Repeat("a", off) + tt.seq + strings.Repeat("b", tail)
+					for _, doc := range []string{`"` + text + `"`, `"` + text, `{"k":"` + text + `","z":1}`, `["` + text + `"]`} {
+						b := []byte(doc)
+						at := strings.IndexByte(doc, '"') + 1
+						require.Equal(t, scanStringByBytes(b, at), scanString(b, at), "offset %d, tail %d: %q", off, tail, doc)
+						require.Equal(t, json.Valid(b), scanTopLevel(b, nil), "offset %d, tail %d: %q", off, tail, doc)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestScanStringLong checks long strings whole: plain text longer than
+// several search windows, with escapes and multibyte text spread through
+// it, and one control character or bad escape at the end of each window.
+func TestScanStringLong(t *testing.T) {
+	para := strings.Repeat("plain text ünïcödé 日本語 🚀 ", 40)
+	long := strings.Repeat(para+`\n`, 20)
+	tests := []struct {
+		name string
+		text string
+	}{
+		{"no escape", strings.Repeat("x", 3*scanWindow+5)},
+		{"escapes", long},
+		{"dense escapes", strings.Repeat(`a\"b\\c\nd\u00e9`, 2000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := []byte(`"` + tt.text + `"`)
+			require.Equal(t, len(b), scanString(b, 1))
+			require.True(t, scanTopLevel(b, nil))
+			for at := 64; at < len(tt.text); at += scanWindow - 3 {
+				for _, bad := range []string{"\x01", `\q`} {
+					c := []byte(`"` + tt.text[:at] + bad + tt.text[at:] + `"`)
+					require.Equal(t, scanStringByBytes(c, 1), scanString(c, 1), "at %d", at)
+					require.Equal(t, json.Valid(c), scanTopLevel(c, nil), "at %d", at)
+				}
+			}
+		})
+	}
+}
+
+func TestControls(t *testing.T) {
+	// Every byte value at every position of a word: the lowest mark is
+	// exactly the first control character.
+	for pos := range 8 {
+		for c := range 256 {
+			word := []byte("abcdefgh")
+			word[pos] = byte(c)
+			m := controls(binary.LittleEndian.Uint64(word))
+			if c < 0x20 {
+				require.Equal(t, pos, bits.TrailingZeros64(m)/8, "%q", word)
+			} else {
+				require.Zero(t, m, "%q", word)
+			}
+			for end := range 9 { // hasControl on each prefix, read past its end
+				in := append(append([]byte{}, word...), "\x00\x00\x00\x00\x00\x00\x00\x00"...)
+				require.Equal(t, c < 0x20 && pos < end, hasControl(in, 0, end), "%q[:%d]", word, end)
+				require.Equal(t, c < 0x20 && pos < end, hasControl(word[:end], 0, end), "%q[:%d]", word, end)
+			}
 		}
 	}
 }

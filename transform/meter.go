@@ -214,20 +214,35 @@ func (c *capture) add(b []byte) {
 	c.buf = append(c.buf, b...)
 }
 
-// data accounts the data of one SSE event. It reads the event with
-// scanTopLevel, which skips what does not matter faster than gjson.
+// data accounts the data of one SSE event. It reads the event in one pass
+// with scanNested, which skips what does not matter faster than gjson, down
+// to the content of choices[].delta.
 func (m *Meter) data(d []byte) {
 	if string(bytes.TrimSpace(d)) == "[DONE]" {
 		m.report.Done = true
 		return
 	}
-	content, delta := 0, false
-	scanTopLevel(d, func(k, v span) bool {
-		if !k.ok() {
+	var (
+		content, choices int  // content bytes: counted, and read in the "choices" member not yet ended
+		delta            bool // a Responses API delta event
+		inChoices        bool // the depth-1 member whose key starts at member is "choices"
+		member           = -1
+	)
+	scanNested(d, 4, func(depth int, p jsonPath, v span) bool {
+		if !p[0].ok() { // a top-level array
 			return false
 		}
 		raw := d[v.start:v.end]
-		switch keyName(d, k) {
+		if depth > 1 {
+			if p[0].start != member {
+				member, inChoices = p[0].start, keyName(d, p[0]) == "choices"
+			}
+			if inChoices {
+				choices += choiceContentBytes(d, depth, &p, raw)
+			}
+			return true
+		}
+		switch keyName(d, p[0]) {
 		case "model":
 			if m.report.Model == "" {
 				m.noteModel(gjson.Parse(unsafeString(raw)))
@@ -236,8 +251,8 @@ func (m *Meter) data(d []byte) {
 			if raw[0] == '{' {
 				m.noteUsage(gjson.Parse(unsafeString(raw)))
 			}
-		case "choices":
-			content += choicesContentBytes(raw)
+		case "choices": // counted once the whole member has been read
+			content += choices
 		case "type": // Responses API: response.output_text.delta and the like
 			delta = delta || raw[0] == '"' && bytes.HasSuffix(raw, []byte(`.delta"`))
 			// Its failures: an error event and a failed response.
@@ -253,6 +268,7 @@ func (m *Meter) data(d []byte) {
 		case "error":
 			m.report.StreamError = m.report.StreamError || raw[0] == '{' || raw[0] == '"'
 		}
+		choices = 0
 		return true
 	})
 	if content > 0 || delta {
@@ -262,6 +278,26 @@ func (m *Meter) data(d []byte) {
 			m.report.FirstContent = m.now
 		}
 	}
+}
+
+// choiceContentBytes returns the bytes of generated content (text,
+// reasoning, a refusal or a tool call) that the value raw at depth (2 to 4)
+// inside the "choices" of a chat or completion chunk carries: a choice's
+// "text" (completions), or the "content", "reasoning_content", "reasoning",
+// "refusal", "tool_calls" or "function_call" of a choice's "delta" object.
+func choiceContentBytes(d []byte, depth int, p *jsonPath, raw []byte) int {
+	switch {
+	case depth == 3 && p[2].ok() && keyName(d, p[2]) == "text":
+		return contentLen(raw)
+	case depth == 4 && p[2].ok() && p[3].ok() && keyName(d, p[2]) == "delta":
+		switch keyName(d, p[3]) {
+		case "content", "reasoning_content", "reasoning", "refusal":
+			return contentLen(raw)
+		case "tool_calls", "function_call":
+			return toolCallLen(raw)
+		}
+	}
+	return 0
 }
 
 func (m *Meter) noteModel(v gjson.Result) {
@@ -274,42 +310,6 @@ func (m *Meter) noteUsage(v gjson.Result) {
 	if u, ok := usageOf(v); ok {
 		m.report.Usage, m.report.HasUsage = u, true
 	}
-}
-
-// choicesContentBytes returns the bytes of generated content (text,
-// reasoning, a refusal or a tool call) the raw "choices" of a chat or
-// completion chunk carry: > 0 when the chunk carries content.
-func choicesContentBytes(choices []byte) int {
-	n := 0
-	scanTopLevel(choices, func(_, c span) bool {
-		choice := choices[c.start:c.end]
-		scanTopLevel(choice, func(k, v span) bool {
-			if !k.ok() {
-				return false
-			}
-			switch keyName(choice, k) {
-			case "text": // completions
-				n += contentLen(choice[v.start:v.end])
-			case "delta":
-				delta := choice[v.start:v.end]
-				scanTopLevel(delta, func(k, v span) bool {
-					if !k.ok() {
-						return false
-					}
-					switch keyName(delta, k) {
-					case "content", "reasoning_content", "reasoning", "refusal":
-						n += contentLen(delta[v.start:v.end])
-					case "tool_calls", "function_call":
-						n += toolCallLen(delta[v.start:v.end])
-					}
-					return true
-				})
-			}
-			return true
-		})
-		return true
-	})
-	return n
 }
 
 // contentLen is the length of raw JSON content: a string's bytes between

@@ -26,41 +26,52 @@ func FuzzTranslateAnthropicStream(f *testing.F) {
 		f.Add([]byte(s), uint16(3), uint16(40))
 	}
 	f.Fuzz(func(t *testing.T, stream []byte, a, b uint16) {
-		whole := fuzzStream(t, [][]byte{stream})
-		i, j := int(a)%(len(stream)+1), int(b)%(len(stream)+1)
-		if i > j {
-			i, j = j, i
-		}
-		split := fuzzStream(t, [][]byte{stream[:i], stream[i:j], stream[j:]})
-		require.Equal(t, string(whole), string(split))
-		events := strings.Split(string(whole), "\n\n")
-		require.Equal(t, "", events[len(events)-1], "output ends with a blank line")
-		events = events[:len(events)-1]
-		require.NotEmpty(t, events)
-		for k, ev := range events {
-			data, ok := strings.CutPrefix(ev, "data: ")
-			require.True(t, ok, ev)
-			require.NotContains(t, data, "\n")
-			require.NotContains(t, data, "\r")
-			last := k == len(events)-1
-			if data == "[DONE]" {
-				require.True(t, last, "nothing after [DONE]")
-				continue
-			}
-			require.True(t, json.Valid([]byte(data)), data)
-			if gjson.Get(data, "error").Exists() {
-				require.True(t, last, "nothing after an error event")
-				continue
-			}
-			require.False(t, last, "a stream ends with [DONE] or an error")
-			require.Equal(t, "chat.completion.chunk", gjson.Get(data, "object").Str)
-		}
+		checkStreamTranslation(t, stream, a, b, func(t *testing.T) Translator {
+			tr := anthropicFor(t, `{"schema":"anthropic"}`)
+			startAnthropic(t, tr, true, 200, "text/event-stream")
+			return tr
+		})
 	})
 }
 
-func fuzzStream(t *testing.T, parts [][]byte) []byte {
-	tr := anthropicFor(t, `{"schema":"anthropic"}`)
-	startAnthropic(t, tr, true, 200, "text/event-stream")
+// checkStreamTranslation checks a translator's SSE translation of stream:
+// the same output however the stream is split (at a and b); every event out
+// is one data line holding JSON (or [DONE]); the stream ends with [DONE] or
+// an error event, and nothing follows either. start makes a translator
+// past its response headers.
+func checkStreamTranslation(t *testing.T, stream []byte, a, b uint16, start func(*testing.T) Translator) {
+	whole := fuzzStream(start(t), [][]byte{stream})
+	i, j := int(a)%(len(stream)+1), int(b)%(len(stream)+1)
+	if i > j {
+		i, j = j, i
+	}
+	split := fuzzStream(start(t), [][]byte{stream[:i], stream[i:j], stream[j:]})
+	require.Equal(t, string(whole), string(split))
+	events := strings.Split(string(whole), "\n\n")
+	require.Equal(t, "", events[len(events)-1], "output ends with a blank line")
+	events = events[:len(events)-1]
+	require.NotEmpty(t, events)
+	for k, ev := range events {
+		data, ok := strings.CutPrefix(ev, "data: ")
+		require.True(t, ok, ev)
+		require.NotContains(t, data, "\n")
+		require.NotContains(t, data, "\r")
+		last := k == len(events)-1
+		if data == "[DONE]" {
+			require.True(t, last, "nothing after [DONE]")
+			continue
+		}
+		require.True(t, json.Valid([]byte(data)), data)
+		if gjson.Get(data, "error").Exists() {
+			require.True(t, last, "nothing after an error event")
+			continue
+		}
+		require.False(t, last, "a stream ends with [DONE] or an error")
+		require.Equal(t, "chat.completion.chunk", gjson.Get(data, "object").Str)
+	}
+}
+
+func fuzzStream(tr Translator, parts [][]byte) []byte {
 	var out []byte
 	for k, p := range parts {
 		out, _ = tr.TranslateResponseBody(out, p, k == len(parts)-1)

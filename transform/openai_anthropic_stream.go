@@ -16,23 +16,20 @@ const maxAnthropicEvent = 4 << 20
 const maxToolBlocks = 1 << 12
 
 // anthropicStream turns Anthropic's Messages SSE events into OpenAI
-// chat.completion.chunk events as each event's line completes. Between
-// chunks it holds only the unfinished line (and the data of an event
-// written on several lines, which Anthropic does not do).
+// chat.completion.chunk events as each event's line completes (sseEvents
+// splits them).
 type anthropicStream struct {
-	t        *anthropicTranslator
-	line     []byte // unfinished line, a copy
-	event    []byte // data lines of the event in progress
-	multi    bool   // event holds data waiting for its blank line
-	skipLF   bool   // the last chunk ended in '\r'
-	prefix   []byte // `data: {"id":...,"model":...,"choices":[{"index":0,"delta":`
-	tools    []int  // content block index → tool call index + 1
-	nTools   int
-	finished bool // message_stop or an error event came: the rest is ignored
+	t      *anthropicTranslator
+	events sseEvents
+	prefix []byte // `data: {"id":...,"model":...,"choices":[{"index":0,"delta":`
+	tools  []int  // content block index → tool call index + 1
+	nTools int
+	ended  bool // message_stop or an error event came: the rest is ignored
 }
 
 func (s *anthropicStream) init(t *anthropicTranslator) {
 	s.t = t
+	s.events = sseEvents{who: "the Anthropic backend", max: maxAnthropicEvent}
 	s.setPrefix(gjson.Result{Type: gjson.String, Raw: `"msg"`, Str: "msg"}, gjson.Result{})
 }
 
@@ -49,102 +46,21 @@ func (s *anthropicStream) setPrefix(id, model gjson.Result) {
 }
 
 // write appends the translation of chunk to dst.
-func (s *anthropicStream) write(dst, b []byte) []byte {
-	if s.skipLF && len(b) > 0 {
-		s.skipLF = false
-		if b[0] == '\n' {
-			b = b[1:]
-		}
-	}
-	for len(b) > 0 && !s.finished {
-		i := lineEnd(b)
-		if i < 0 {
-			if len(s.line)+len(b) > maxAnthropicEvent {
-				return s.fail(dst, "the Anthropic backend sent an event line longer than "+strconv.Itoa(maxAnthropicEvent)+" bytes")
-			}
-			s.line = append(s.line, b...)
-			return dst
-		}
-		line := b[:i]
-		if len(s.line) > 0 {
-			if len(s.line)+len(line) > maxAnthropicEvent {
-				return s.fail(dst, "the Anthropic backend sent an event line longer than "+strconv.Itoa(maxAnthropicEvent)+" bytes")
-			}
-			s.line = append(s.line, line...)
-			line = s.line
-		}
-		dst = s.lineDone(dst, line)
-		s.line = s.line[:0]
-		if b[i] == '\r' {
-			switch {
-			case i+1 == len(b):
-				s.skipLF = true
-			case b[i+1] == '\n':
-				i++
-			}
-		}
-		b = b[i+1:]
-	}
-	return dst
-}
+func (s *anthropicStream) write(dst, b []byte) []byte { return s.events.write(dst, b, s) }
 
 // close ends the stream. One that ends before message_stop was cut: the
 // client gets an error event rather than a stream that looks complete.
 func (s *anthropicStream) close(dst []byte) []byte {
-	if !s.finished && len(s.line) > 0 {
-		dst = s.lineDone(dst, s.line)
-	}
-	if !s.finished {
-		dst = s.lineDone(dst, nil)
-	}
-	if !s.finished {
+	dst = s.events.flush(dst, s)
+	if !s.ended {
 		dst = s.fail(dst, "the Anthropic stream ended before message_stop")
 	}
-	s.line, s.event = nil, nil
 	return dst
 }
 
-func (s *anthropicStream) lineDone(dst, line []byte) []byte {
-	if len(line) == 0 { // end of event
-		if s.multi {
-			dst = s.event1(dst, s.event)
-			s.event, s.multi = s.event[:0], false
-		}
-		return dst
-	}
-	if line[0] == ':' {
-		return dst
-	}
-	name, value := line, []byte(nil)
-	if c := bytes.IndexByte(line, ':'); c >= 0 {
-		name, value = line[:c], line[c+1:]
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
-		}
-	}
-	if string(name) != "data" { // event: repeats the data's "type"
-		return dst
-	}
-	switch {
-	case s.multi:
-		if len(s.event)+1+len(value) > maxAnthropicEvent {
-			return s.fail(dst, "the Anthropic backend sent an event larger than "+strconv.Itoa(maxAnthropicEvent)+" bytes")
-		}
-		s.event = append(append(s.event, '\n'), value...)
-	case wholeObject(value):
-		dst = s.event1(dst, value)
-	default:
-		s.event, s.multi = append(s.event[:0], value...), true
-	}
-	return dst
-}
+func (s *anthropicStream) finished() bool { return s.ended }
 
-// wholeObject reports whether a data line holds a whole JSON object (so it
-// is the event's only data line); event1 checks that it is valid.
-func wholeObject(v []byte) bool {
-	v = bytes.TrimSpace(v)
-	return len(v) >= 2 && v[0] == '{' && v[len(v)-1] == '}'
-}
+func (s *anthropicStream) onEvent(dst, data []byte) []byte { return s.event1(dst, data) }
 
 // event1 translates one event. scanTopLevel validates it and finds its
 // members in one pass without allocating; gjson reads the rare events'
@@ -186,7 +102,7 @@ func (s *anthropicStream) event1(dst, data []byte) []byte {
 			return s.end(append(s.start(dst), `{}`...), sr)
 		}
 	case `"message_stop"`:
-		s.finished = true
+		s.ended = true
 		if s.t.includeUsage {
 			dst = append(dst, s.prefix[:bytes.LastIndex(s.prefix, []byte(`[{`))]...)
 			dst = append(dst, `[],"usage":`...)
@@ -195,7 +111,7 @@ func (s *anthropicStream) event1(dst, data []byte) []byte {
 		}
 		return append(dst, "data: [DONE]\n\n"...)
 	case `"error"`:
-		s.finished = true
+		s.ended = true
 		return s.errorEvent(dst, anthropicError(500, gjson.Get(unsafeString(data), "error")))
 	}
 	// ping, content_block_stop and event types newer than this code.
@@ -313,7 +229,7 @@ func (s *anthropicStream) errorEvent(dst []byte, e *Error) []byte {
 
 // fail ends the stream with an error event.
 func (s *anthropicStream) fail(dst []byte, msg string) []byte {
-	s.finished = true
-	s.line, s.event = nil, nil
+	s.ended = true
+	s.events.release()
 	return s.errorEvent(dst, upstreamError(502, msg))
 }

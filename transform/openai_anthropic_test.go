@@ -379,7 +379,7 @@ func TestAnthropicStreamNotBuffered(t *testing.T) {
 	require.Empty(t, out, "half an event is held")
 	out, _ = tr.TranslateResponseBody(nil, []byte("llo\"}}\n"), false)
 	require.Equal(t, []string{`{"id":"m","object":"chat.completion.chunk","created":1700000000,"model":"c","choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}]}`}, streamEvents(t, out))
-	require.Empty(t, tr.stream.line, "only the unfinished line is held")
+	require.Empty(t, tr.stream.events.line, "only the unfinished line is held")
 }
 
 func TestAnthropicStreamEdges(t *testing.T) {
@@ -433,9 +433,9 @@ func TestAnthropicStreamEndlessLine(t *testing.T) {
 	out, _ = tr.TranslateResponseBody(out, []byte("data: {\"type\":\"ping\",\"x\":\""), false)
 	for i := 0; i < maxAnthropicEvent/len(piece)+2; i++ {
 		out, _ = tr.TranslateResponseBody(out, piece, false)
-		require.LessOrEqual(t, cap(tr.stream.line), 2*maxAnthropicEvent)
+		require.LessOrEqual(t, cap(tr.stream.events.line), 2*maxAnthropicEvent)
 	}
-	require.Nil(t, tr.stream.line)
+	require.Nil(t, tr.stream.events.line)
 	out, _ = tr.TranslateResponseBody(out, []byte("\"}\n\n"), true)
 	require.Equal(t, []string{`{"error":{"message":"the Anthropic backend sent an event line longer than 4194304 bytes","type":"server_error","param":null,"code":""}}`}, streamEvents(t, out))
 }

@@ -45,8 +45,6 @@ func (t *azureTranslator) TranslateRequest(req UpstreamRequest) (TranslatedReque
 	h = append(h, HeaderEdit{Name: ":path", Value: string(p)}, contentLength(len(body)))
 	h = t.jsonContentType(h)
 	h = credentialEdits(h, HeaderEdit{Name: "api-key", Value: t.backend.apiKey})
-	if t.override {
-		h = append(h, HeaderEdit{Name: "accept-encoding", Remove: true})
-	}
+	h = append(h, acceptEncoding(req.AcceptEncoding, t.override))
 	return TranslatedRequest{Headers: h, Body: body}, nil
 }

@@ -39,10 +39,8 @@ func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	h = append(h, contentLength(len(body)))
 	h = t.jsonContentType(h)
 	h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: bearer(t.backend.apiKey)})
-	if t.override {
-		// Compressed bodies cannot be edited: ask for plain ones.
-		h = append(h, HeaderEdit{Name: "accept-encoding", Remove: true})
-	}
+	// Compressed bodies cannot be edited: an overridden model needs plain ones.
+	h = append(h, acceptEncoding(req.AcceptEncoding, t.override))
 	return TranslatedRequest{Headers: h, Body: body}, nil
 }
 
@@ -191,7 +189,7 @@ func bearer(key string) string {
 // options. Every translation sets the ones its backend uses and removes the
 // others: a client's own credentials never reach a provider, and a retry
 // that reaches another backend finds none of the previous attempt's.
-var providerHeaders = [...]string{"authorization", "x-api-key", "api-key", "anthropic-version", "anthropic-beta"}
+var providerHeaders = [...]string{"authorization", "x-api-key", "api-key", "anthropic-version", "anthropic-beta", "x-goog-api-key", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"}
 
 // credentialEdits appends an edit for each of providerHeaders: set as in
 // set when it is there with a value, else removed.
@@ -207,6 +205,16 @@ next:
 		dst = append(dst, HeaderEdit{Name: h, Remove: true})
 	}
 	return dst
+}
+
+// acceptEncoding is a translation's accept-encoding edit: removed when the
+// response is read to be edited (plain), else the request's original value
+// again, which an earlier attempt to another backend may have removed.
+func acceptEncoding(original string, plain bool) HeaderEdit {
+	if plain || original == "" {
+		return HeaderEdit{Name: "accept-encoding", Remove: true}
+	}
+	return HeaderEdit{Name: "accept-encoding", Value: original}
 }
 
 func identityEncoding(ce string) bool {

@@ -189,7 +189,15 @@ func invocationEndpoint(body []byte) Endpoint {
 // included) is body[k.start:k.end]; without escapes, without copying.
 func keyName(body []byte, k span) string {
 	raw := body[k.start+1 : k.end-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
+	escaped := false
+	if len(raw) <= 16 { // most keys: cheaper than a call to bytes.IndexByte
+		for _, c := range raw {
+			escaped = escaped || c == '\\'
+		}
+	} else {
+		escaped = bytes.IndexByte(raw, '\\') >= 0
+	}
+	if !escaped {
 		return unsafeString(raw)
 	}
 	return gjson.Parse(unsafeString(body[k.start:k.end])).Str

@@ -36,13 +36,24 @@ func (p *sseParser) write(b []byte, h dataHandler) {
 			b = b[1:]
 		}
 	}
-	for len(b) > 0 {
-		i := lineEnd(b)
-		if i < 0 {
-			p.carry(b)
+	cr := -1 // the first '\r' at or after off (len(b): none); searched once for all lines before it
+	for off := 0; off < len(b); {
+		if cr < off {
+			if cr = bytes.IndexByte(b[off:], '\r'); cr < 0 {
+				cr = len(b)
+			} else {
+				cr += off
+			}
+		}
+		i := cr // the end of the line: the first '\r' or '\n'
+		if n := bytes.IndexByte(b[off:cr], '\n'); n >= 0 {
+			i = off + n
+		}
+		if i == len(b) {
+			p.carry(b[off:])
 			return
 		}
-		line := b[:i]
+		line := b[off:i]
 		if len(p.line) > 0 || p.overflow {
 			p.carry(line)
 			line = p.line
@@ -59,7 +70,7 @@ func (p *sseParser) write(b []byte, h dataHandler) {
 				i++
 			}
 		}
-		b = b[i+1:]
+		off = i + 1
 	}
 }
 
@@ -108,7 +119,11 @@ func (p *sseParser) lineDone(line []byte, h dataHandler) {
 		return
 	}
 	name, value := line, []byte(nil)
-	if c := bytes.IndexByte(line, ':'); c >= 0 {
+	c := 4 // the first ':' of a data line, most lines: no search
+	if len(line) < 5 || string(line[:5]) != "data:" {
+		c = bytes.IndexByte(line, ':')
+	}
+	if c >= 0 {
 		name, value = line[:c], line[c+1:]
 		if len(value) > 0 && value[0] == ' ' {
 			value = value[1:]

@@ -22,6 +22,11 @@ type UpstreamRequest struct {
 	// it, never the value a previous attempt's translation wrote: retries
 	// share the request header map, so the module keeps the original.
 	Path string
+	// AcceptEncoding is the request's original accept-encoding ("" for
+	// none), likewise: a translation that reads the response removes the
+	// header, and a retry to a backend whose answer passes as is must get
+	// the original back.
+	AcceptEncoding string
 	// Body is the whole request body (the router's buffered copy, fresh for
 	// every attempt). It is not kept after the call returns.
 	Body []byte
@@ -30,8 +35,9 @@ type UpstreamRequest struct {
 // TranslatedRequest is what an attempt sends instead.
 type TranslatedRequest struct {
 	// Headers are all the header edits the translation owns, computed from
-	// the original values only: :path, content-length, the credentials
-	// headers (set or removed) and the provider's own headers. Applying
+	// the original values only: :path, content-length, accept-encoding,
+	// the credentials headers (set or removed) and the provider's own
+	// headers. Applying
 	// them to a header map an earlier attempt already edited gives the same
 	// result as applying them to the original one.
 	Headers []HeaderEdit
@@ -118,6 +124,9 @@ const (
 	SchemaOpenAI      = "openai"       // OpenAI-compatible
 	SchemaAzureOpenAI = "azure_openai" // Azure OpenAI deployments
 	SchemaAnthropic   = "anthropic"    // Anthropic Messages
+	SchemaGemini      = "gemini"       // Google's Gemini API (generativelanguage.googleapis.com)
+	SchemaVertexAI    = "vertex_ai"    // Gemini models on Google Cloud Vertex AI
+	SchemaBedrock     = "aws_bedrock"  // AWS Bedrock's Converse API, SigV4-signed
 )
 
 // translators makes a Translator per schema name.
@@ -125,6 +134,9 @@ var translators = map[string]func(*Backend) Translator{
 	SchemaOpenAI:      func(b *Backend) Translator { return &openAITranslator{backend: b} },
 	SchemaAzureOpenAI: func(b *Backend) Translator { return &azureTranslator{openAITranslator{backend: b}} },
 	SchemaAnthropic:   func(b *Backend) Translator { return newAnthropicTranslator(b) },
+	SchemaGemini:      func(b *Backend) Translator { return newGeminiTranslator(b) },
+	SchemaVertexAI:    func(b *Backend) Translator { return newGeminiTranslator(b) },
+	SchemaBedrock:     func(b *Backend) Translator { return newBedrockTranslator(b) },
 }
 
 // NewTranslator returns a fresh Translator for one exchange with the

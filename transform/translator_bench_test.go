@@ -42,9 +42,39 @@ func anthropicBenchStream(events int) []byte {
 	return []byte(b.String())
 }
 
+// geminiBenchStream is a Gemini stream (alt=sse) of events events: text
+// deltas, then a function call with the finish reason and usage.
+func geminiBenchStream(events int) []byte {
+	var b strings.Builder
+	for i := 0; i < events-1; i++ {
+		fmt.Fprintf(&b, "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"token %d — ünï \\\"q\\\" \"}]},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":472,\"totalTokenCount\":472},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"r-bench\"}\r\n\r\n", i)
+	}
+	b.WriteString("data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"get_weather\",\"args\":{\"location\":\"Paris\"}}}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":472,\"cachedContentTokenCount\":128,\"candidatesTokenCount\":1000,\"totalTokenCount\":1472},\"modelVersion\":\"gemini-2.5-flash\",\"responseId\":\"r-bench\"}\r\n\r\n")
+	return []byte(b.String())
+}
+
+// BenchmarkTranslate measures each translator on a 4 KiB request and a
+// 1,000-event stream (Anthropic under its original names).
 func BenchmarkTranslate(b *testing.B) {
-	backend := mustBackend(b, `{"schema":"anthropic"}`, testKey)
-	b.Run("request=4KiB", func(b *testing.B) {
+	benchTranslate(b, "", mustBackend(b, `{"schema":"anthropic"}`, testKey), anthropicBenchStream(1000))
+	benchTranslate(b, "gemini/", mustBackend(b, `{"schema":"gemini"}`, testKey), geminiBenchStream(1000))
+	// The signer is a stub: BenchmarkSigV4 (internal/awsauth) measures signing.
+	benchTranslate(b, "bedrock/", mustBackend(b, `{"schema":"aws_bedrock","region":"us-east-1"}`, "").WithSigner(&fakeSigner{}), bedrockBenchStream(b, 1000))
+}
+
+// bedrockBenchStream is a ConverseStream of events events: start, text
+// deltas, the stop and the metadata.
+func bedrockBenchStream(b *testing.B, events int) []byte {
+	out := bedrockEvent(b, "event", "messageStart", `{"role":"assistant"}`)
+	for i := 0; i < events-3; i++ {
+		out = append(out, bedrockEvent(b, "event", "contentBlockDelta", fmt.Sprintf(`{"contentBlockIndex":0,"delta":{"text":"token %d — ünï \"q\" "}}`, i))...)
+	}
+	out = append(out, bedrockEvent(b, "event", "messageStop", `{"stopReason":"end_turn"}`)...)
+	return append(out, bedrockEvent(b, "event", "metadata", `{"usage":{"inputTokens":472,"outputTokens":1000,"totalTokens":1472}}`)...)
+}
+
+func benchTranslate(b *testing.B, prefix string, backend *Backend, stream []byte) {
+	b.Run(prefix+"request=4KiB", func(b *testing.B) {
 		body := anthropicBenchRequest()
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
@@ -55,8 +85,7 @@ func BenchmarkTranslate(b *testing.B) {
 			}
 		}
 	})
-	b.Run("stream=1000events", func(b *testing.B) {
-		stream := anthropicBenchStream(1000)
+	b.Run(prefix+"stream=1000events", func(b *testing.B) {
 		req := []byte(`{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`)
 		b.SetBytes(int64(len(stream)))
 		b.ReportAllocs()
@@ -66,7 +95,11 @@ func BenchmarkTranslate(b *testing.B) {
 			if _, err := tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: req}); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := tr.TranslateResponseHeaders(UpstreamResponse{Status: 200, ContentType: "text/event-stream"}); err != nil {
+			ct := "text/event-stream"
+			if backend.Schema == SchemaBedrock {
+				ct = "application/vnd.amazon.eventstream"
+			}
+			if _, err := tr.TranslateResponseHeaders(UpstreamResponse{Status: 200, ContentType: ct}); err != nil {
 				b.Fatal(err)
 			}
 			for i := 0; i < len(stream); i += 4096 { // Envoy hands over chunks of this order

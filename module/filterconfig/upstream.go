@@ -38,6 +38,17 @@ type UpstreamBackend struct {
 	// APIKeyFile is a mounted secret holding the API key (surrounding
 	// white space trimmed); empty: the backend gets no key.
 	APIKeyFile string
+	// CredentialsFile (aws_bedrock) is a shared credentials file (INI) to
+	// sign with, read again when it changes; empty: the environment's
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else the shared
+	// credentials file ($AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials).
+	CredentialsFile string
+	// ServiceAccountKeyFile (vertex_ai) is a Google service account's JSON
+	// key: the module mints and refreshes OAuth tokens from it.
+	ServiceAccountKeyFile string
+	// Profile (aws_bedrock) is the profile of the credentials file; empty:
+	// $AWS_PROFILE, else "default".
+	Profile string
 	// Config is the translator's config with its defaults filled in; the
 	// module pairs it with the key (transform.NewBackend).
 	Config transform.BackendConfig
@@ -94,7 +105,7 @@ func parseUpstreamBackend(raw json.RawMessage) (UpstreamBackend, error) {
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"name", &b.Name}, {"apiKeyFile", &b.APIKeyFile}} {
+	}{{"name", &b.Name}, {"apiKeyFile", &b.APIKeyFile}, {"credentialsFile", &b.CredentialsFile}, {"profile", &b.Profile}, {"serviceAccountKeyFile", &b.ServiceAccountKeyFile}} {
 		v, ok := obj[f.name]
 		if !ok {
 			continue
@@ -110,8 +121,10 @@ func parseUpstreamBackend(raw json.RawMessage) (UpstreamBackend, error) {
 	if !printableName(b.Name) {
 		return b, errors.New("name: must be printable text without control characters")
 	}
-	if b.APIKeyFile != "" && strings.TrimSpace(b.APIKeyFile) != b.APIKeyFile {
-		return b, errors.New("apiKeyFile: must not start or end with white space")
+	for _, f := range [...]struct{ name, value string }{{"apiKeyFile", b.APIKeyFile}, {"credentialsFile", b.CredentialsFile}, {"profile", b.Profile}, {"serviceAccountKeyFile", b.ServiceAccountKeyFile}} {
+		if f.value != "" && strings.TrimSpace(f.value) != f.value {
+			return b, fmt.Errorf("%s: must not start or end with white space", f.name)
+		}
 	}
 	rest, err := json.Marshal(obj)
 	if err != nil {
@@ -122,6 +135,19 @@ func parseUpstreamBackend(raw json.RawMessage) (UpstreamBackend, error) {
 		return b, err
 	}
 	b.Config = backend.BackendConfig
+	bedrock := b.Config.Schema == transform.SchemaBedrock
+	switch {
+	case bedrock && b.APIKeyFile != "":
+		return b, errors.New("apiKeyFile: not for schema aws_bedrock, whose requests are signed: use credentialsFile (or the environment)")
+	case !bedrock && b.CredentialsFile != "":
+		return b, errors.New("credentialsFile: only for schema aws_bedrock")
+	case !bedrock && b.Profile != "":
+		return b, errors.New("profile: only for schema aws_bedrock")
+	case b.ServiceAccountKeyFile != "" && b.Config.Schema != transform.SchemaVertexAI:
+		return b, errors.New("serviceAccountKeyFile: only for schema vertex_ai")
+	case b.ServiceAccountKeyFile != "" && b.APIKeyFile != "":
+		return b, errors.New("serviceAccountKeyFile: give either it or apiKeyFile (an access token), not both")
+	}
 	return b, nil
 }
 

@@ -31,6 +31,24 @@ func TestParseAIUpstream(t *testing.T) {
 		{name: "apiKeyFile with spaces", filter: AIUpstream, raw: `{"backends":[{"name":"a","schema":"openai","apiKeyFile":" /k"}]}`, wantErr: "backends[0].apiKeyFile"},
 		{name: "duplicate", filter: AIUpstream, raw: `{"backends":[{"name":"a","schema":"openai"},{"name":"a","schema":"anthropic"}]}`, wantErr: "backends[1].name"},
 		{name: "default unknown", filter: AIUpstream, raw: `{"backends":[{"name":"a","schema":"openai"}],"defaultBackend":"x"}`, wantErr: "defaultBackend"},
+		{name: "bedrock with a credentials file and profile", filter: AIUpstream,
+			raw: `{"backends":[{"name":"b","schema":"aws_bedrock","region":"us-east-1","credentialsFile":"/aws/credentials","profile":"bedrock"}]}`,
+			check: func(t *testing.T, p *Parsed) {
+				b := p.AIUpstream.Backends[0]
+				require.Equal(t, "/aws/credentials", b.CredentialsFile)
+				require.Equal(t, "bedrock", b.Profile)
+				require.Equal(t, "us-east-1", b.Config.Region)
+			}},
+		{name: "bedrock takes no apiKeyFile", filter: AIUpstream, raw: `{"backends":[{"name":"b","schema":"aws_bedrock","region":"us-east-1","apiKeyFile":"/k"}]}`, wantErr: "backends[0].apiKeyFile: not for schema aws_bedrock"},
+		{name: "bedrock needs a region", filter: AIUpstream, raw: `{"backends":[{"name":"b","schema":"aws_bedrock"}]}`, wantErr: "backends[0].region"},
+		{name: "credentialsFile only for bedrock", filter: AIUpstream, raw: `{"backends":[{"name":"a","schema":"openai","credentialsFile":"/c"}]}`, wantErr: "backends[0].credentialsFile"},
+		{name: "profile only for bedrock", filter: AIUpstream, raw: `{"backends":[{"name":"a","schema":"gemini","profile":"p"}]}`, wantErr: "backends[0].profile"},
+		{name: "vertex with a service account key", filter: AIUpstream, raw: `{"backends":[{"name":"v","schema":"vertex_ai","project":"p","location":"l","serviceAccountKeyFile":"/sa.json"}]}`,
+			check: func(t *testing.T, p *Parsed) {
+				require.Equal(t, "/sa.json", p.AIUpstream.Backends[0].ServiceAccountKeyFile)
+			}},
+		{name: "service account key only for vertex", filter: AIUpstream, raw: `{"backends":[{"name":"g","schema":"gemini","serviceAccountKeyFile":"/sa.json"}]}`, wantErr: "backends[0].serviceAccountKeyFile: only for schema vertex_ai"},
+		{name: "service account key or token", filter: AIUpstream, raw: `{"backends":[{"name":"v","schema":"vertex_ai","project":"p","location":"l","serviceAccountKeyFile":"/sa.json","apiKeyFile":"/t"}]}`, wantErr: "backends[0].serviceAccountKeyFile: give either"},
 		{name: "no per-route config", filter: AIUpstream, raw: `{"backends":"a"}`, wantErr: "backends"},
 	})
 	_, err := ParsePerRoute(AIUpstream, []byte(`{"pool":"a"}`))

@@ -67,7 +67,7 @@ func (s *server) addr() string { return strings.TrimPrefix(s.URL, "http://") }
 
 // detached returns a target that is never run, so a test drives its scrapes.
 func detached(c *Collector, addr string, spec Spec) *Target {
-	return newTarget(c, targetKey{addr: addr, spec: spec}, &group{sem: make(chan struct{}, 1)})
+	return newTarget(c, targetKey{addr: addr, spec: spec}, &group{sem: make(chan struct{}, 1), bufs: make(chan []byte, 1)})
 }
 
 func TestScrapePublishesSample(t *testing.T) {

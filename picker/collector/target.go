@@ -43,7 +43,10 @@ type Target struct {
 	consecutive  atomic.Int64
 	lastErr      atomic.Pointer[string]
 
-	slots slotLearner // owned by the scrape goroutine
+	// Owned by the scrape goroutine.
+	slots  slotLearner
+	conn   *scrapeConn
+	parser *metrics.Parser // keeps an unchanged LoRA state without allocating
 }
 
 func newTarget(c *Collector, k targetKey, g *group) *Target {
@@ -139,31 +142,30 @@ func (t *Target) Done() <-chan struct{} { return t.done }
 
 func (t *Target) run() {
 	defer close(t.done)
+	defer func() {
+		if t.conn != nil {
+			t.conn.close()
+		}
+	}()
 	spec := &t.key.spec
-	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
-	if !t.sleep(rand.N(spec.Interval)) {
-		return
+	jitter := spec.Jitter
+	if jitter == 0 {
+		jitter = DefaultJitter
 	}
-	ticker := time.NewTicker(spec.Interval)
-	defer ticker.Stop()
+	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
+	timer := time.NewTimer(rand.N(spec.Interval))
+	defer timer.Stop()
 	for {
-		t.scrapeOnce(spec)
 		select {
 		case <-t.ctx.Done():
 			return
-		case <-ticker.C:
+		case <-timer.C:
 		}
-	}
-}
-
-func (t *Target) sleep(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-t.ctx.Done():
-		return false
-	case <-timer.C:
-		return true
+		// Start to start, jittered each time: a fixed period would keep
+		// proxies that happen to scrape a server together in step forever.
+		start := time.Now()
+		t.scrapeOnce(spec)
+		timer.Reset(max(time.Until(start.Add(wait(spec.Interval, jitter))), 0))
 	}
 }
 
@@ -229,7 +231,53 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{parser: metrics.NewParser()} }}
 
+// initialBuffer holds a whole vLLM exposition (55 KB) in one read.
+const initialBuffer = 64 << 10
+
+// maxPooledBuffer: a larger response buffer is not kept for reuse.
+const maxPooledBuffer = 1 << 20
+
 func (t *Target) fetch(spec *Spec) (*metrics.Sample, error) {
+	if t.c.client != nil {
+		return t.fetchNetHTTP(spec)
+	}
+	if t.conn == nil {
+		t.conn = newScrapeConn(t.ctx, t.key.addr, spec.Path)
+		t.parser = metrics.NewParser()
+	}
+	var buf []byte
+	select {
+	case buf = <-t.group.bufs:
+	default:
+		buf = make([]byte, 0, initialBuffer)
+	}
+	defer func() {
+		if cap(buf) <= maxPooledBuffer {
+			select {
+			case t.group.bufs <- buf[:0]:
+			default:
+			}
+		}
+	}()
+	body, status, err := t.conn.get(&buf, spec.Timeout, spec.MaxBytes)
+	if err != nil && !errors.Is(err, errTooLarge) {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("metrics: HTTP status %d", status)
+	}
+	if err != nil || int64(len(body)) > spec.MaxBytes {
+		return nil, &badMetricsError{fmt.Errorf("metrics: exposition larger than %d bytes", spec.MaxBytes)}
+	}
+	s, err := t.parser.Parse(body, &spec.Names)
+	if err != nil {
+		return nil, &badMetricsError{err}
+	}
+	return &s, nil
+}
+
+// fetchNetHTTP scrapes through the http.Client given to New.
+func (t *Target) fetchNetHTTP(spec *Spec) (*metrics.Sample, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, spec.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)

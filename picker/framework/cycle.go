@@ -16,6 +16,12 @@ type Cycle struct {
 
 	// Floats is scratch for a picker (one per cycle, so one picker may use it).
 	Floats []float64
+	// Scratch is scratch for a scorer during its call (scorers run one
+	// after another, so each may use it in turn).
+	Scratch []float64
+
+	qb   queueBounds
+	ties []uint64 // TopK's tie keys
 
 	slots Slots
 	rng   uint64
@@ -29,6 +35,56 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.rng = seed
 	c.Hashes = c.Hashes[:0]
 	c.HashesReady = false
+	c.qb = queueBounds{}
+}
+
+// queueBounds caches the shortest and longest Endpoint.Queue of one
+// candidate list, identified by its first element and length: filters
+// change the length of what they pass on, scorers do not change eps.
+type queueBounds struct {
+	first  *Endpoint
+	n      int
+	lo, hi float64
+}
+
+// QueueBounds returns the shortest and longest Queue() among eps (0, 0 for
+// none). The saturation filter, the queue scorer and the prefix scorer all
+// need them; they are computed at most once per candidate list. The list is
+// known by its first element and length until the next Reset, so whoever
+// changes an endpoint's load fields within a cycle must Reset it (the
+// pipeline never does: scorers do not write eps).
+func (c *Cycle) QueueBounds(eps []Endpoint) (lo, hi float64) {
+	if len(eps) == 0 {
+		return 0, 0
+	}
+	if c.qb.first == &eps[0] && c.qb.n == len(eps) {
+		return c.qb.lo, c.qb.hi
+	}
+	lo = eps[0].Queue()
+	hi = lo
+	for i := 1; i < len(eps); i++ {
+		if q := eps[i].Queue(); q < lo {
+			lo = q
+		} else if q > hi {
+			hi = q
+		}
+	}
+	c.SetQueueBounds(eps, lo, hi)
+	return lo, hi
+}
+
+// SetQueueBounds records QueueBounds(eps) for a filter that computed them
+// while filtering. eps must not be empty.
+func (c *Cycle) SetQueueBounds(eps []Endpoint, lo, hi float64) {
+	c.qb = queueBounds{first: &eps[0], n: len(eps), lo: lo, hi: hi}
+}
+
+// ScratchFloats returns Scratch resized to n (contents undefined).
+func (c *Cycle) ScratchFloats(n int) []float64 {
+	if cap(c.Scratch) < n {
+		c.Scratch = make([]float64, n)
+	}
+	return c.Scratch[:n]
 }
 
 // Slots maps endpoint IDs to positions in eps for the rest of the cycle (a

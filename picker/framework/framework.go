@@ -65,6 +65,15 @@ type Scorer interface {
 	Score(c *Cycle, eps []Endpoint, out []float64)
 }
 
+// WeightedScorer is a Scorer that adds its score, times the weight, to each
+// endpoint's sum itself (sum[i] += weight * score_i, exactly the product
+// the pipeline would add), sparing the pipeline a buffer and a pass per
+// scorer. The built-in scorers all are; Score stays for other callers.
+type WeightedScorer interface {
+	Scorer
+	AddScore(c *Cycle, eps []Endpoint, weight float64, sum []float64)
+}
+
 // Picker appends to dst the positions in eps of up to k endpoints, best first.
 type Picker interface {
 	Name() string

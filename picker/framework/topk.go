@@ -1,37 +1,56 @@
 package framework
 
-// TopK appends the positions of the k highest scores, best first. It is an
-// insertion into a k-long list: k is small (the fallback list), so this beats
-// sorting all candidates. Once the list is full, most candidates lose to its
-// last entry on score alone, so that comparison is done inline.
+// TopK appends the positions of the k highest scores, best first; equal
+// scores are ordered by TieBreak. It is an insertion into a k-long list: k
+// is small (the fallback list), so this beats sorting all candidates. Once
+// the list is full, most candidates lose to its last entry on score alone,
+// so that comparison comes first. The tie keys of the listed entries are
+// kept beside them, so each candidate's is computed at most once.
 func TopK(c *Cycle, eps []Endpoint, scores []float64, k int, dst []int) []int {
 	if k <= 0 {
 		return dst
 	}
+	if cap(c.ties) < k {
+		c.ties = make([]uint64, k)
+	}
+	ties := c.ties[:k] // ties[j]: TieBreak of dst[base+j]
 	base := len(dst)
+	n := 0 // entries listed
 	for i, s := range scores[:len(eps)] {
-		if len(dst)-base == k {
-			// s < scores[last] is better's answer, without the call.
-			if last := dst[len(dst)-1]; s < scores[last] || !better(c, eps, scores, i, last) {
+		var t uint64
+		if n == k {
+			last := dst[base+n-1]
+			// better(i, last), with the score test first and inline.
+			if s < scores[last] {
 				continue
 			}
-			dst = dst[:len(dst)-1] // i takes the last entry's place
+			t = c.TieBreak(&eps[i])
+			if !better(s, t, scores[last], ties[n-1]) {
+				continue
+			}
+			n-- // i takes the last entry's place
+			dst = dst[:base+n]
+		} else {
+			t = c.TieBreak(&eps[i])
 		}
 		dst = append(dst, i)
 		// Shift worse entries right and insert i in order.
-		j := len(dst) - 1
-		for j > base && better(c, eps, scores, i, dst[j-1]) {
-			dst[j] = dst[j-1]
+		j := n
+		for j > 0 && better(s, t, scores[dst[base+j-1]], ties[j-1]) {
+			dst[base+j] = dst[base+j-1]
+			ties[j] = ties[j-1]
 			j--
 		}
-		dst[j] = i
+		dst[base+j], ties[j] = i, t
+		n++
 	}
 	return dst
 }
 
-func better(c *Cycle, eps []Endpoint, scores []float64, a, b int) bool {
-	if scores[a] != scores[b] {
-		return scores[a] > scores[b]
+// better reports whether score sa with tie key ta ranks before sb, tb.
+func better(sa float64, ta uint64, sb float64, tb uint64) bool {
+	if sa != sb {
+		return sa > sb
 	}
-	return c.TieBreak(&eps[a]) > c.TieBreak(&eps[b])
+	return ta > tb
 }

@@ -10,8 +10,14 @@ import (
 )
 
 // BenchmarkScrapeParse parses the simulator fixture exposition into a Sample.
-func BenchmarkScrapeParse(b *testing.B) {
-	body, err := os.ReadFile("../testdata/vllm_metrics_sim_main.txt")
+func BenchmarkScrapeParse(b *testing.B) { benchmarkParse(b, "vllm_metrics_sim_main.txt") }
+
+// BenchmarkScrapeParseVLLM parses the realistic vLLM v0.10.2 exposition
+// (every documented family and histogram, python_/process_/http_ families).
+func BenchmarkScrapeParseVLLM(b *testing.B) { benchmarkParse(b, "vllm_metrics_v0.10.2_full.txt") }
+
+func benchmarkParse(b *testing.B, fixture string) {
+	body, err := os.ReadFile("../testdata/" + fixture)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,4 +81,71 @@ func excerpt(body []byte) []byte {
 		}
 	}
 	return out.Bytes()
+}
+
+// FuzzParseFastMatchesExpfmt: whenever the fast path reads an exposition
+// itself, the expfmt path gives the same Sample and the same error.
+func FuzzParseFastMatchesExpfmt(f *testing.F) {
+	for _, name := range fixtures {
+		body, err := os.ReadFile("../testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(excerpt(body))
+	}
+	f.Add([]byte("# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{engine=\"0\"} 1\nvllm:num_requests_waiting{engine=\"1\",} 2\nvllm:num_requests_running{} 2\nvllm:kv_cache_usage_perc 0.5\n"))
+	f.Add([]byte("vllm:num_requests_waiting 1e308\nvllm:num_requests_waiting 1e308\nvllm:num_requests_running -0\nvllm:gpu_cache_usage_perc 0.5\nvllm:cache_config_info{num_gpu_blocks=\"+7\",block_size=\"99999999999999999999\"} 1\n"))
+	f.Add([]byte(`vllm:lora_requests_info{max_lora="1",running_lora_adapters="a, b,a",waiting_lora_adapters=""} NaN` + "\n" + `vllm:lora_requests_info{max_lora="3",running_lora_adapters="c"} 2` + "\n"))
+
+	names, _ := ForEngine(EngineVLLM)
+	fast := NewParser()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast.wanted = names.list(fast.wanted[:0])
+		got, ok, gotErr := fast.parseFast(body, &names)
+		if !ok {
+			return
+		}
+		want, wantErr := viaExpfmt(body, &names)
+		if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
+			t.Fatalf("errors differ: fast %v, expfmt %v", gotErr, wantErr)
+		}
+		if !sameSample(got, want) {
+			t.Fatalf("samples differ: fast %+v %+v, expfmt %+v %+v", got, got.LoRA, want, want.LoRA)
+		}
+	})
+}
+
+func sameSample(a, b Sample) bool {
+	la, lb := a.LoRA, b.LoRA
+	a.LoRA, b.LoRA = nil, nil
+	if a != b && !(math.IsNaN(a.KVUsage) && math.IsNaN(b.KVUsage)) {
+		return false
+	}
+	if (la == nil) != (lb == nil) {
+		return false
+	}
+	if la == nil {
+		return true
+	}
+	return slices.Equal(la.Running, lb.Running) && slices.Equal(la.Waiting, lb.Waiting) && la.MaxLoRA == lb.MaxLoRA
+}
+
+// FuzzLineFilter: the fast path's precomputed filter keeps exactly the
+// lines keepLine keeps.
+func FuzzLineFilter(f *testing.F) {
+	f.Add([]byte("vllm:num_requests_waiting{a=\"b\"} 1"), "vllm:num_requests_waiting", "x")
+	f.Add([]byte(" \t# TYPE\tvllm:kv 1"), "vllm:kv", "vllm:kv_cache")
+	f.Add([]byte("{\"a\"} 1"), "a", "")
+	f.Add([]byte("#  TYPE \"x\" gauge"), "b", "bb")
+	f.Fuzz(func(t *testing.T, line []byte, a, b string) {
+		if bytes.IndexByte(line, '\n') >= 0 || a == "" || b == "" {
+			return // Names.list never lists an empty name
+		}
+		wanted := []string{a, b}
+		var lf lineFilter
+		lf.reset(wanted)
+		if got, want := lf.keep(line), keepLine(line, wanted); got != want {
+			t.Fatalf("filter %v, keepLine %v", got, want)
+		}
+	})
 }

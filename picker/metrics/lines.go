@@ -79,3 +79,92 @@ func trimBlank(s []byte) []byte {
 	}
 	return s
 }
+
+// lineFilter is keepLine for one set of wanted names, with what rules a
+// line out precomputed: the bytes a wanted name can start with, and its
+// lengths, so a line costs one table lookup and a few byte checks instead
+// of a pass over every name. The fast path reads every line through it.
+type lineFilter struct {
+	first  [256]bool
+	byLen  []lenGroup
+	wanted []string
+}
+
+type lenGroup struct {
+	n     int
+	names []string
+}
+
+func (f *lineFilter) reset(wanted []string) {
+	*f = lineFilter{byLen: f.byLen[:0], wanted: append(f.wanted[:0], wanted...)}
+	for _, w := range f.wanted {
+		if w == "" {
+			continue
+		}
+		f.first[w[0]] = true
+		found := false
+		for i := range f.byLen {
+			if f.byLen[i].n == len(w) {
+				f.byLen[i].names = append(f.byLen[i].names, w)
+				found = true
+			}
+		}
+		if !found {
+			f.byLen = append(f.byLen, lenGroup{n: len(w), names: []string{w}})
+		}
+	}
+}
+
+// keep is keepLine(line, wanted).
+func (f *lineFilter) keep(line []byte) bool {
+	if len(line) == 0 {
+		return false
+	}
+	s := line
+	if c := s[0]; c == ' ' || c == '\t' {
+		s = trimBlank(s)
+		if len(s) == 0 {
+			return false
+		}
+	}
+	switch c := s[0]; {
+	case c == '{':
+		return true
+	case c == '#':
+		s = trimBlank(s[1:])
+		if len(s) < 5 || string(s[:4]) != "TYPE" || (s[4] != ' ' && s[4] != '\t') {
+			return false
+		}
+		s = trimBlank(s[4:])
+		if len(s) > 0 && s[0] == '"' {
+			return true
+		}
+		return len(s) > 0 && f.wantedName(s)
+	case !f.first[c]:
+		return false
+	}
+	return f.wantedName(s)
+}
+
+func (f *lineFilter) wantedName(s []byte) bool {
+	if !f.first[s[0]] {
+		return false
+	}
+	for i := range f.byLen {
+		g := &f.byLen[i]
+		if len(s) < g.n {
+			continue
+		}
+		if len(s) > g.n {
+			if c := s[g.n]; c != '{' && c != ' ' && c != '\t' {
+				continue
+			}
+		}
+		for _, w := range g.names {
+			if string(s[:g.n]) == w {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -24,6 +24,7 @@ type Parser struct {
 	lines  []byte
 	wanted []string
 	reader bytes.Reader
+	fast   fastState
 }
 
 // NewParser returns a Parser that accepts UTF-8 metric names.
@@ -44,6 +45,16 @@ func (p *Parser) Parse(body []byte, names *Names) (s Sample, err error) {
 		}
 	}()
 	p.wanted = names.list(p.wanted[:0])
+	if s, ok, err := p.parseFast(body, names); ok {
+		return s, err
+	}
+	return p.parseExpfmt(body, names)
+}
+
+// parseExpfmt is Parse through expfmt, for what the fast path does not
+// read: quoted names, escapes, timestamps, unusual spacing, histogram or
+// summary types under a wanted name.
+func (p *Parser) parseExpfmt(body []byte, names *Names) (s Sample, err error) {
 	p.lines = selectLines(p.lines[:0], body, p.wanted)
 	p.reader.Reset(p.lines)
 	// A new TextParser each time: its reset leaves state of the previous

@@ -21,6 +21,7 @@ type Profile struct {
 	MaxEndpoints int // length of the returned list: the pick, then fallbacks
 
 	observers []framework.PickObserver
+	adders    []framework.WeightedScorer // per Scorers entry, nil if it is not one
 }
 
 // NewProfile assembles a profile. Plugins that implement
@@ -39,6 +40,8 @@ func NewProfile(filters []framework.Filter, scorers []Weighted, picker framework
 	}
 	for _, s := range scorers {
 		add(s.Scorer)
+		a, _ := s.Scorer.(framework.WeightedScorer)
+		p.adders = append(p.adders, a)
 	}
 	add(picker)
 	return p
@@ -96,12 +99,16 @@ func (p *Profile) Schedule(c *framework.Cycle, eps []framework.Endpoint, b *Buff
 	scores := grow(b.scores, len(eps))
 	b.scores = scores
 	clear(scores)
-	partial := grow(b.partial, len(eps))
-	b.partial = partial
-	for _, ws := range p.Scorers {
+	for j, ws := range p.Scorers {
 		if ws.Weight == 0 {
 			continue
 		}
+		if a := p.adders[j]; a != nil {
+			a.AddScore(c, eps, ws.Weight, scores)
+			continue
+		}
+		partial := grow(b.partial, len(eps))
+		b.partial = partial
 		ws.Scorer.Score(c, eps, partial)
 		scores := scores[:len(partial)] // proves the bounds for the loop
 		for i, v := range partial {

@@ -527,6 +527,7 @@ void fm_encode_data(stream *st, int from, body *data, bool end_stream, bool can_
 void fm_encode_trailers(stream *st, int from);
 void fm_continue(stream *st, hfilter *f, bool decoder);
 void fm_check_buffer_limit(stream *st, bool dec);
+void fm_add_data(hfilter *f, bool dec, const void *p, size_t n); // append to a buffered body that does not exist
 void fm_send_local_reply(stream *st, local_reply *r); // takes ownership of r's contents
 void fm_complete(stream *st, bool reset);            // stream_complete + destroy of every filter
 void fm_run_scheduled(hfilter *f, uint64_t event);

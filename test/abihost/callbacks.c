@@ -255,14 +255,14 @@ bool envoy_dynamic_module_callback_http_append_body(envoy_dynamic_module_type_ht
   if (!f) return false;
   body *b = body_of(f, t);
   if (!b) {
-    if (t == envoy_dynamic_module_type_http_body_type_BufferedRequestBody) {
-      // addDecodedData: creates the stream's buffered body.
-      b = f->st->buf_req = body_new();
-    } else if (t == envoy_dynamic_module_type_http_body_type_BufferedResponseBody) {
-      b = f->st->buf_resp = body_new();
-    } else {
-      return false; // the received body exists only in the body hook
+    if (t == envoy_dynamic_module_type_http_body_type_BufferedRequestBody ||
+        t == envoy_dynamic_module_type_http_body_type_BufferedResponseBody) {
+      // addDecodedData / addEncodedData: buffers it, or, from a trailers
+      // hook, sends it on to the next filters.
+      fm_add_data(f, t == envoy_dynamic_module_type_http_body_type_BufferedRequestBody, data.ptr, data.length);
+      return true;
     }
+    return false; // the received body exists only in the body hook
   }
   body_add(b, data.ptr, data.length);
   if (b == f->st->buf_req) fm_check_buffer_limit(f->st, true);

@@ -105,6 +105,30 @@ static void handle_buffer_data(stream *st, bool dec, body *data) {
   fm_check_buffer_limit(st, dec);
 }
 
+// addDecodedData / addEncodedData, as abi_impl.cc calls them when a module
+// appends to a buffered body that does not exist: the data is buffered,
+// unless the filter is in its trailers hook and can iterate; then
+// FilterManager dispatches it at once to the next filters, as a frame
+// without end of stream, before the trailers go on ("inline dispatch").
+void fm_add_data(hfilter *f, bool dec, const void *p, size_t n) {
+  stream *st = f->st;
+  afs *a = dec ? &f->dec : &f->enc;
+  if ((st->call_state & (dec ? CS_DT : CS_ET)) && a->iter == IT_CONTINUE) {
+    body *b = body_new();
+    body_add(b, p, n);
+    if (dec)
+      fm_decode_data(st, f->idx, b, false, false);
+    else
+      fm_encode_data(st, st->n - 1 - f->idx, b, false, false);
+    body_free(b);
+    return;
+  }
+  body **buf = dec ? &st->buf_req : &st->buf_resp;
+  if (!*buf) *buf = body_new();
+  body_add(*buf, p, n);
+  fm_check_buffer_limit(st, dec);
+}
+
 static void reset_stream(stream *st, const char *reason) {
   if (st->reset) return;
   st->reset = true;

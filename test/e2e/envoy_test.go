@@ -269,14 +269,23 @@ func TestEnvoyRoutesModelToItsPool(t *testing.T) {
 // test, not only where an Envoy binary exists.
 func TestE2EConfigsValidate(t *testing.T) {
 	sims := []string{"127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003"}
-	for name, cfg := range map[string][]byte{
-		"envoy.yaml":   envoyConfig(t, 18080, 18081, sims),
-		"README pools": poolsConfig(t, 18080, 18081, sims[0], sims[1]),
+	for name, tc := range map[string]struct {
+		cfg     []byte
+		filters []string
+	}{
+		"envoy.yaml":   {envoyConfig(t, 18080, 18081, sims), []string{"ai_router", "endpoint_picker"}},
+		"README pools": {poolsConfig(t, 18080, 18081, sims[0], sims[1]), []string{"ai_router", "endpoint_picker"}},
+		"README providers": {providersConfig(t, 18080, 18081, sims[0], "127.0.0.1:18443", keyFile(t)),
+			[]string{"ai_router", "endpoint_picker", "ai_upstream", "ai_upstream"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, filters, err := envoyconfig.ValidateYAML(cfg)
+			_, filters, err := envoyconfig.ValidateYAML(tc.cfg)
 			require.NoError(t, err)
-			require.Len(t, filters, 2)
+			var names []string
+			for _, f := range filters {
+				names = append(names, f.FilterName)
+			}
+			require.Equal(t, tc.filters, names)
 		})
 	}
 }

@@ -82,3 +82,34 @@ func TestREADMEProvidersBootstrapValidates(t *testing.T) {
 		})
 	}
 }
+
+// The Google bootstrap shown in README.md loads: the Gemini API and Vertex
+// AI each behind their own cluster's ai_upstream; Vertex AI without its
+// project is refused, naming the field.
+func TestREADMEGoogleBootstrapValidates(t *testing.T) {
+	block := readmeBlock(t, "google-bootstrap")
+	_, filters, err := ValidateYAML([]byte(block))
+	require.NoError(t, err)
+	require.Equal(t, []string{"ai_router", "ai_upstream", "ai_upstream"}, names(filters))
+	old := "project: my-project, "
+	require.Contains(t, block, old)
+	_, _, err = ValidateYAML([]byte(strings.Replace(block, old, "", 1)))
+	require.ErrorContains(t, err, "backends[0].project: required for schema vertex_ai")
+}
+
+// The Bedrock bootstrap shown in README.md loads; a Bedrock backend given an
+// apiKeyFile (it signs instead) or a bad region is refused, naming the field.
+func TestREADMEBedrockBootstrapValidates(t *testing.T) {
+	block := readmeBlock(t, "bedrock-bootstrap")
+	_, filters, err := ValidateYAML([]byte(block))
+	require.NoError(t, err)
+	require.Equal(t, []string{"ai_router", "ai_upstream"}, names(filters))
+	for _, tc := range []struct{ old, new, wantErr string }{
+		{"credentialsFile: /etc/secrets/aws/credentials", "apiKeyFile: /k", "backends[0].apiKeyFile: not for schema aws_bedrock"},
+		{"region: us-east-1,", "region: us-east-1.example.com,", "backends[0].region"},
+	} {
+		require.Contains(t, block, tc.old)
+		_, _, err := ValidateYAML([]byte(strings.Replace(block, tc.old, tc.new, 1)))
+		require.ErrorContains(t, err, tc.wantErr)
+	}
+}

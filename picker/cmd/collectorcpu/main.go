@@ -32,11 +32,23 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "measurement window")
 	warmup := flag.Duration("warmup", 3*time.Second, "time to let connections and buffers settle")
 	interval := flag.Duration("interval", picker.DefaultScrapeInterval, "scrape interval")
-	fixture := flag.String("fixture", "picker/testdata/vllm_metrics_sim_main.txt", "exposition every endpoint serves")
+	exposition := flag.String("exposition", "sim", "what every endpoint serves: sim (the simulator's 23.5 KB exposition) or vllm (a realistic vLLM v0.10.2 one, 54.6 KB)")
+	fixture := flag.String("fixture", "", "exposition file every endpoint serves (overrides -exposition)")
+	netHTTP := flag.Bool("nethttp", false, "scrape through net/http (a keep-alive http.Client) instead of the collector's own connections, for comparison")
 	serve := flag.Bool("serve", false, "internal: be the endpoint server")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the measurement window")
 	flag.Parse()
 
+	if *fixture == "" {
+		switch *exposition {
+		case "sim":
+			*fixture = "picker/testdata/vllm_metrics_sim_main.txt"
+		case "vllm":
+			*fixture = "picker/testdata/vllm_metrics_v0.10.2_full.txt"
+		default:
+			log.Fatalf("-exposition: %q is neither sim nor vllm", *exposition)
+		}
+	}
 	body, err := os.ReadFile(*fixture)
 	if err != nil {
 		log.Fatal(err)
@@ -75,9 +87,16 @@ func main() {
 		MaxBytes:       picker.DefaultMaxBytes,
 		Names:          names,
 	}
-	c := collector.New(nil)
+	var client *http.Client
+	if *netHTTP {
+		client = &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost: 2, DisableCompression: true, ReadBufferSize: 64 << 10,
+		}}
+	}
+	c := collector.New(client)
+	targets := make([]*collector.Target, 0, len(addrs))
 	for _, a := range addrs {
-		c.Acquire(a, spec)
+		targets = append(targets, c.Acquire(a, spec))
 	}
 	time.Sleep(*warmup)
 
@@ -103,7 +122,16 @@ func main() {
 	fmt.Printf("endpoints=%d interval=%s exposition=%dB window=%s\n", *n, *interval, len(body), wall.Round(time.Millisecond))
 	fmt.Printf("scrapes/s=%.0f (target %.0f) errors=%d\n", scrapes, want, s1.ScrapeErrors-s0.ScrapeErrors)
 	fmt.Printf("collector CPU s/s=%.3f  (%.1f µs CPU per scrape)\n", used, 1e6*used/scrapes)
-	fmt.Printf("server child CPU s/s=%.3f (not part of the collector)\n", (c1-c0).Seconds()/wall.Seconds())
+	served := (c1 - c0).Seconds() / wall.Seconds()
+	fmt.Printf("server child CPU s/s=%.3f (not part of the collector; %.1f µs per exposition served by a Go server writing a static body)\n", served, 1e6*served/scrapes)
+	if n := s1.ScrapeErrors - s0.ScrapeErrors; n > 0 {
+		for _, t := range targets {
+			if e := t.Stats().LastError; e != "" {
+				fmt.Printf("an error: %s\n", e)
+				break
+			}
+		}
+	}
 }
 
 func cpu() time.Duration {

@@ -707,3 +707,27 @@ func TestHostRouteChosenBeforeFirstFilter(t *testing.T) {
 		})
 	}
 }
+
+// A filter appending to a buffered body that does not exist from its
+// trailers hook: Envoy's addDecodedData/addEncodedData dispatch the data at
+// once to the next filters, as a frame without end of stream, before the
+// trailers (FilterManager, "inline dispatch"); no buffered body is made.
+func TestHostBodyAddedInTrailersGoesOnFirst(t *testing.T) {
+	h := scriptHost(t, harness.Options{NoRetryBuffering: true})
+	h.MustConfigure(harness.Chain{
+		script("a", M{"request_trailers": []M{{"append": [][2]string{{"buffered", "tail"}}}}}),
+		script("b", M{"response_trailers": []M{{"append": [][2]string{{"buffered", "end"}}}}}),
+	})
+	s := open(t, h)
+	require.NoError(t, s.RequestHeaders(reqHeaders, false))
+	require.NoError(t, s.RequestData([]byte("x"), false))
+	require.NoError(t, s.RequestTrailers(harness.Headers{{"t", "1"}}))
+	require.Equal(t, []string{"up_headers", "up_data:x", "up_data:tail", "up_trailers+eos"}, kinds(s.Events()))
+	require.Contains(t, logs(s, "obs b request_body"), `obs b request_body eos=0 recv="tail" buf="" rb=0`)
+	require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}}, false))
+	require.NoError(t, s.ResponseData([]byte("y"), false))
+	require.NoError(t, s.ResponseTrailers(harness.Headers{{"t", "2"}}))
+	require.Equal(t, []string{"down_headers", "down_data:y", "down_data:end", "down_trailers+eos"}, kinds(s.Events())[4:])
+	require.Contains(t, logs(s, "obs a response_body"), `obs a response_body eos=0 recv="end" buf="" rb=0`)
+	end(t, s)
+}

@@ -17,7 +17,14 @@ func New() *Scorer { return &Scorer{} }
 func (*Scorer) Name() string { return Type }
 
 // Score implements framework.Scorer: (max-n)/(max-min), 1 when all are equal.
-func (*Scorer) Score(_ *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	clear(out[:len(eps)])
+	s.AddScore(c, eps, 1, out)
+}
+
+// AddScore implements framework.WeightedScorer.
+func (*Scorer) AddScore(_ *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
+	sum = sum[:len(eps)]
 	var lo, hi float64
 	for i := range eps {
 		n := eps[i].InFlight
@@ -30,9 +37,9 @@ func (*Scorer) Score(_ *framework.Cycle, eps []framework.Endpoint, out []float64
 	}
 	for i := range eps {
 		if hi == lo {
-			out[i] = 1
+			sum[i] += weight * 1
 			continue
 		}
-		out[i] = (hi - eps[i].InFlight) / (hi - lo)
+		sum[i] += weight * ((hi - eps[i].InFlight) / (hi - lo))
 	}
 }

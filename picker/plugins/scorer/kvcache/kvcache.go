@@ -16,8 +16,15 @@ func New() *Scorer { return &Scorer{} }
 func (*Scorer) Name() string { return Type }
 
 // Score implements framework.Scorer.
-func (*Scorer) Score(_ *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	clear(out[:len(eps)])
+	s.AddScore(c, eps, 1, out)
+}
+
+// AddScore implements framework.WeightedScorer.
+func (*Scorer) AddScore(_ *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
+	sum = sum[:len(eps)]
 	for i := range eps {
-		out[i] = 1 - eps[i].KVUsage
+		sum[i] += weight * (1 - eps[i].KVUsage)
 	}
 }

@@ -28,24 +28,31 @@ func (*Scorer) Name() string { return Type }
 
 // Score implements framework.Scorer. Endpoints that report no LoRA state
 // score 0, so a pool without LoRA metrics is ranked by the other scorers.
-func (*Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	clear(out[:len(eps)])
+	s.AddScore(c, eps, 1, out)
+}
+
+// AddScore implements framework.WeightedScorer. A score of 0 adds nothing.
+func (*Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	model, key := c.Request.Model, c.Request.ModelKey
+	if model == "" {
+		return
+	}
+	sum = sum[:len(eps)]
 	for i := range eps {
 		// Naming the type imports package metrics, which is what lets the
 		// compiler inline LoRA's methods here: reached only through
 		// framework.Endpoint, they stay calls (2/3 of this loop's time).
 		var l *metrics.LoRA = eps[i].LoRA
 		switch {
-		case l == nil || model == "":
-			out[i] = 0
+		case l == nil:
 		case l.IsRunning(model, key):
-			out[i] = Running
+			sum[i] += weight * Running
 		case l.HasRoom():
-			out[i] = Room
+			sum[i] += weight * Room
 		case l.IsWaiting(model, key):
-			out[i] = Waiting
-		default:
-			out[i] = 0
+			sum[i] += weight * Waiting
 		}
 	}
 }

@@ -314,12 +314,43 @@ func TestRendezvousYieldsToLoad(t *testing.T) {
 	require.Equal(t, first, preferred(score(s, cycle("m", prompt), eps)))
 }
 
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   Config
+		want Config // after SetDefaults
+		errs []string
+	}{
+		{name: "left out: the defaults", in: Config{}, want: Defaults},
+		{name: "set: kept", in: Config{Mode: Rendezvous, BlockSize: 128, MaxBlocks: 4096, LRUCapacity: 9, RendezvousBlocks: 2, QueueSlack: new(0.0)},
+			want: Config{Mode: Rendezvous, BlockSize: 128, MaxBlocks: 4096, LRUCapacity: 9, RendezvousBlocks: 2, QueueSlack: new(0.0)}},
+		{name: "every field bad", in: Config{Mode: "magic", BlockSize: -1, MaxBlocks: 4097, LRUCapacity: -1, RendezvousBlocks: -1, QueueSlack: new(-1.0)},
+			want: Config{Mode: "magic", BlockSize: -1, MaxBlocks: 4097, LRUCapacity: -1, RendezvousBlocks: -1, QueueSlack: new(-1.0)},
+			errs: []string{`mode: must be "learned" or "rendezvous"`, "blockSize: must be >= 1", "maxBlocks: must be 1-4096",
+				"lruCapacity: must be >= 1", "rendezvousBlocks: must be >= 1", "queueSlack: must be >= 0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.in
+			c.SetDefaults()
+			require.Equal(t, tc.want, c)
+			var errs []string
+			c.Validate(func(field, msg string) { errs = append(errs, field+": "+msg) })
+			require.Equal(t, tc.errs, errs)
+		})
+	}
+	c := Config{}
+	c.SetDefaults()
+	*c.QueueSlack = 5
+	require.Equal(t, 1.0, *Defaults.QueueSlack, "a defaulted config does not share the default's slack")
+}
+
 func TestNewRejectsBadParams(t *testing.T) {
-	for _, p := range []Params{
-		{Mode: "magic", BlockSize: 64, MaxBlocks: 1},
-		{Mode: Learned, BlockSize: 0, MaxBlocks: 1, LRUCapacity: 1},
-		{Mode: Learned, BlockSize: 64, MaxBlocks: 1},
-		{Mode: Rendezvous, BlockSize: 64, MaxBlocks: 1},
+	for _, p := range []Config{
+		{Mode: "magic", BlockSize: 64, MaxBlocks: 1, LRUCapacity: 1, RendezvousBlocks: 1, QueueSlack: new(1.0)},
+		{Mode: Learned, BlockSize: 0, MaxBlocks: 1, LRUCapacity: 1, RendezvousBlocks: 1, QueueSlack: new(1.0)},
+		{Mode: Learned, BlockSize: 64, MaxBlocks: 1, RendezvousBlocks: 1, QueueSlack: new(1.0)},
+		{Mode: Rendezvous, BlockSize: 64, MaxBlocks: 1, LRUCapacity: 1, QueueSlack: new(1.0)},
+		{Mode: Learned, BlockSize: 64, MaxBlocks: 1, LRUCapacity: 1, RendezvousBlocks: 1},
 	} {
 		_, err := New(p)
 		require.Error(t, err, "%+v", p)

@@ -18,6 +18,7 @@ package prefix
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
@@ -32,51 +33,95 @@ const (
 	Rendezvous = "rendezvous"
 )
 
-// Params configure the scorer.
-type Params struct {
-	Mode             string
-	BlockSize        int     // bytes per block
-	MaxBlocks        int     // blocks hashed per prompt at most
-	LRUCapacity      int     // learned: hashes kept per endpoint
-	RendezvousBlocks int     // rendezvous: leading blocks that form the key, at most
-	QueueSlack       float64 // queue excess over the shortest queue that still keeps affinity
+// Config is the scorer's parameters: the filter_config's pools[].prefix
+// section.
+type Config struct {
+	Mode             string   `json:"mode,omitempty"`
+	BlockSize        int      `json:"blockSize,omitempty"`        // bytes per block
+	MaxBlocks        int      `json:"maxBlocks,omitempty"`        // blocks hashed per prompt at most
+	LRUCapacity      int      `json:"lruCapacity,omitempty"`      // learned: hashes kept per endpoint
+	RendezvousBlocks int      `json:"rendezvousBlocks,omitempty"` // rendezvous: leading blocks that form the key, at most
+	QueueSlack       *float64 `json:"queueSlack,omitempty"`       // queue excess over the shortest queue that still keeps affinity
 }
 
+// MaxMaxBlocks bounds maxBlocks.
+const MaxMaxBlocks = 4096
+
 // Defaults: the Inference Extension's block size, block count and LRU size.
-var Defaults = Params{
+// Use a copy (SetDefaults does): QueueSlack points to shared memory.
+var Defaults = Config{
 	Mode:             Learned,
 	BlockSize:        64,
 	MaxBlocks:        256,
 	LRUCapacity:      31250,
 	RendezvousBlocks: 8,
-	QueueSlack:       1,
+	QueueSlack:       new(1.0),
+}
+
+// SetDefaults implements framework.Params.
+func (c *Config) SetDefaults() {
+	d := &Defaults
+	if c.Mode == "" {
+		c.Mode = d.Mode
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = d.BlockSize
+	}
+	if c.MaxBlocks == 0 {
+		c.MaxBlocks = d.MaxBlocks
+	}
+	if c.LRUCapacity == 0 {
+		c.LRUCapacity = d.LRUCapacity
+	}
+	if c.RendezvousBlocks == 0 {
+		c.RendezvousBlocks = d.RendezvousBlocks
+	}
+	if c.QueueSlack == nil {
+		c.QueueSlack = new(*d.QueueSlack)
+	}
+}
+
+// Validate implements framework.Params.
+func (c *Config) Validate(report func(field, msg string)) {
+	if c.Mode != Learned && c.Mode != Rendezvous {
+		report("mode", fmt.Sprintf("must be %q or %q", Learned, Rendezvous))
+	}
+	if c.BlockSize < 1 {
+		report("blockSize", "must be >= 1")
+	}
+	if c.MaxBlocks < 1 || c.MaxBlocks > MaxMaxBlocks {
+		report("maxBlocks", fmt.Sprintf("must be 1-%d", MaxMaxBlocks))
+	}
+	if c.LRUCapacity < 1 {
+		report("lruCapacity", "must be >= 1")
+	}
+	if c.RendezvousBlocks < 1 {
+		report("rendezvousBlocks", "must be >= 1")
+	}
+	if c.QueueSlack == nil || !(*c.QueueSlack >= 0) {
+		report("queueSlack", "must be >= 0")
+	}
 }
 
 // Scorer is the prefix-cache scorer. In learned mode it owns an Index and a
 // goroutine: Close it.
 type Scorer struct {
-	p     Params
-	index *Index // learned mode only
+	p          Config
+	queueSlack float64
+	index      *Index // learned mode only
 }
 
-// New returns a scorer for p.
-func New(p Params) (*Scorer, error) {
-	if p.BlockSize <= 0 || p.MaxBlocks <= 0 {
-		return nil, fmt.Errorf("prefix: block size and max blocks must be positive")
+// New returns a scorer for c, which must be valid (see Config.Validate;
+// SetDefaults fills what is left out).
+func New(c Config) (*Scorer, error) {
+	var errs []string
+	c.Validate(func(field, msg string) { errs = append(errs, field+": "+msg) })
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("prefix: %s", strings.Join(errs, "; "))
 	}
-	s := &Scorer{p: p}
-	switch p.Mode {
-	case Learned:
-		if p.LRUCapacity <= 0 {
-			return nil, fmt.Errorf("prefix: LRU capacity must be positive")
-		}
-		s.index = NewIndex(p.LRUCapacity)
-	case Rendezvous:
-		if p.RendezvousBlocks <= 0 {
-			return nil, fmt.Errorf("prefix: rendezvous blocks must be positive")
-		}
-	default:
-		return nil, fmt.Errorf("prefix: unknown mode %q", p.Mode)
+	s := &Scorer{p: c, queueSlack: *c.QueueSlack}
+	if c.Mode == Learned {
+		s.index = NewIndex(c.LRUCapacity)
 	}
 	return s, nil
 }
@@ -87,6 +132,15 @@ func (*Scorer) Name() string { return Type }
 // Index returns the learned index, nil in rendezvous mode.
 func (s *Scorer) Index() *Index { return s.index }
 
+// ReportStats implements framework.StatsReporter: the learned index's size
+// and dropped updates.
+func (s *Scorer) ReportStats(st *framework.PluginStats) {
+	if s.index != nil {
+		st.PrefixEntries = s.index.Entries()
+		st.PrefixDropped = s.index.Dropped()
+	}
+}
+
 // Close stops the learned index's writer.
 func (s *Scorer) Close() {
 	if s.index != nil {
@@ -96,14 +150,20 @@ func (s *Scorer) Close() {
 
 // Score implements framework.Scorer.
 func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	clear(out)
+	clear(out[:len(eps)])
+	s.AddScore(c, eps, 1, out)
+}
+
+// AddScore implements framework.WeightedScorer.
+func (s *Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	if len(eps) == 0 {
 		return
 	}
+	sum = sum[:len(eps)]
 	if s.index != nil {
-		s.scoreLearned(c, eps, out)
+		s.scoreLearned(c, eps, weight, sum)
 	} else {
-		s.scoreRendezvous(c, eps, out)
+		s.scoreRendezvous(c, eps, weight, sum)
 	}
 }
 
@@ -134,12 +194,9 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 }
 
 // queueLimit is the longest queue that still keeps affinity.
-func (s *Scorer) queueLimit(eps []framework.Endpoint) float64 {
-	shortest := eps[0].Queue()
-	for i := 1; i < len(eps); i++ {
-		shortest = min(shortest, eps[i].Queue())
-	}
-	return shortest + s.p.QueueSlack
+func (s *Scorer) queueLimit(c *framework.Cycle, eps []framework.Endpoint) float64 {
+	shortest, _ := c.QueueBounds(eps)
+	return shortest + s.queueSlack
 }
 
 // scoreLearned scores each endpoint by the fraction of the prompt's leading
@@ -148,14 +205,16 @@ func (s *Scorer) queueLimit(eps []framework.Endpoint) float64 {
 // some not-yet-scored candidate is found by binary search, its holders get
 // that depth, and the search repeats below it. That is a few lookups per
 // distinct match length rather than one per block.
-func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	hashes := s.hashes(c)
 	n := len(hashes)
 	if n == 0 {
 		return
 	}
 	slots := c.Slots(eps)
-	// out holds match lengths (0: none yet) until the final normalization.
+	// out holds match lengths (0: none yet).
+	out := c.ScratchFloats(len(eps))
+	clear(out)
 	unscored := func(k int) bool {
 		return s.index.Holders(hashes[k], func(id int32) bool {
 			i := slots.Of(id)
@@ -180,12 +239,10 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 		})
 		hi = lo
 	}
-	limit := s.queueLimit(eps)
+	limit := s.queueLimit(c, eps)
 	for i := range eps {
-		if eps[i].Queue() > limit {
-			out[i] = 0
-		} else {
-			out[i] /= float64(n)
+		if out[i] != 0 && eps[i].Queue() <= limit {
+			sum[i] += weight * (out[i] / float64(n))
 		}
 	}
 }
@@ -196,7 +253,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 // The key covers at most RendezvousBlocks blocks, and for chat messages no
 // more than the first message (the system prompt) when it is shorter: the key
 // must be the part many requests share, not the part that makes each unique.
-func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	req := c.Request
 	bs := s.p.BlockSize
 	d := min(s.p.RendezvousBlocks, s.p.MaxBlocks, len(req.Prompt)/bs)
@@ -213,7 +270,7 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	// would pull the adapter onto servers that must first load it. One pass
 	// finds both the preferred endpoint and the preferred runner, reading
 	// the adapter lists of the endpoints within the queue limit only.
-	limit := s.queueLimit(eps)
+	limit := s.queueLimit(c, eps)
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
 	for i := range eps {
@@ -230,9 +287,9 @@ func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, o
 	}
 	switch {
 	case runner >= 0:
-		out[runner] = 1
+		sum[runner] += weight * 1
 	case best >= 0 && !runsBeyond(eps, limit, req):
-		out[best] = 1
+		sum[best] += weight * 1
 	}
 }
 

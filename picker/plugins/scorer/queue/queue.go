@@ -17,28 +17,25 @@ func New() *Scorer { return &Scorer{} }
 // Name implements framework.Scorer.
 func (*Scorer) Name() string { return Type }
 
-// Score implements framework.Scorer. Each queue is computed once, into out,
-// along with the bounds; a second pass over out rescales it.
-func (*Scorer) Score(_ *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	out = out[:len(eps)]
-	var lo, hi float64
-	for i := range eps {
-		q := eps[i].Queue()
-		out[i] = q
-		if i == 0 || q < lo {
-			lo = q
-		}
-		if i == 0 || q > hi {
-			hi = q
-		}
-	}
+// Score implements framework.Scorer.
+func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+	clear(out[:len(eps)])
+	s.AddScore(c, eps, 1, out)
+}
+
+// AddScore implements framework.WeightedScorer. The bounds come from the
+// cycle (the saturation filter found them while filtering), so this is one
+// pass.
+func (*Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
+	sum = sum[:len(eps)]
+	lo, hi := c.QueueBounds(eps)
 	if hi == lo {
-		for i := range out {
-			out[i] = 1
+		for i := range sum {
+			sum[i] += weight * 1
 		}
 		return
 	}
-	for i, q := range out {
-		out[i] = (hi - q) / (hi - lo)
+	for i := range eps {
+		sum[i] += weight * ((hi - eps[i].Queue()) / (hi - lo))
 	}
 }

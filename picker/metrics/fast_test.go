@@ -1,0 +1,112 @@
+package metrics
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var fixtures = []string{"vllm_metrics_sim_main.txt", "vllm_metrics_sim_v0.10.2.txt", "vllm_metrics_v0.10.2_full.txt"}
+
+// The fixtures are what real servers write: the fast path must read them
+// itself, agree with expfmt, and not allocate once warm.
+func TestParseFastReadsFixturesWithoutAllocating(t *testing.T) {
+	for _, file := range fixtures {
+		t.Run(file, func(t *testing.T) {
+			body, err := os.ReadFile("../testdata/" + file)
+			require.NoError(t, err)
+			names := vllm(t)
+			p := NewParser()
+			p.wanted = names.list(p.wanted[:0])
+			fast, ok, err := p.parseFast(body, names)
+			require.True(t, ok, "fast path gave up")
+			require.NoError(t, err)
+			slow, err := viaExpfmt(body, names)
+			require.NoError(t, err)
+			require.Equal(t, slow, fast)
+
+			allocs := testing.AllocsPerRun(20, func() {
+				if _, err := p.Parse(body, names); err != nil {
+					t.Fatal(err)
+				}
+			})
+			require.Zero(t, allocs)
+		})
+	}
+}
+
+func TestParseRealisticVLLM(t *testing.T) {
+	body, err := os.ReadFile("../testdata/vllm_metrics_v0.10.2_full.txt")
+	require.NoError(t, err)
+	got, err := NewParser().Parse(body, vllm(t))
+	require.NoError(t, err)
+	require.NotNil(t, got.LoRA)
+	// The newest of five lora_requests_info series.
+	require.Equal(t, []string{"sql-lora"}, got.LoRA.Running)
+	require.Equal(t, []string{"chat-lora"}, got.LoRA.Waiting)
+	require.Equal(t, 2, got.LoRA.MaxLoRA)
+	got.LoRA = nil
+	require.Equal(t, Sample{Waiting: 3, Running: 12, KVUsage: 0.41274, BlockSize: 16, NumGPUBlocks: 27319}, got)
+}
+
+// What the fast path leaves to expfmt still parses the same way.
+func TestParseFastGivesUp(t *testing.T) {
+	const tail = "vllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0.5\n"
+	for _, tc := range []struct{ name, body string }{
+		{"timestamp", "vllm:num_requests_waiting 1 1700000000000\n" + tail},
+		{"escaped label value", `vllm:num_requests_waiting{a="x\"y"} 1` + "\n" + tail},
+		{"non-ASCII label value", `vllm:num_requests_waiting{a="é"} 1` + "\n" + tail},
+		{"blank before labels", `vllm:num_requests_waiting {a="b"} 1` + "\n" + tail},
+		{"two blanks before value", "vllm:num_requests_waiting  1\n" + tail},
+		{"tab", "vllm:num_requests_waiting\t1\n" + tail},
+		{"quoted name", `{"vllm:num_requests_waiting"} 1` + "\n" + tail},
+		{"upper-case type", "# TYPE vllm:num_requests_waiting GAUGE\nvllm:num_requests_waiting 1\n" + tail},
+		{"histogram type", "# TYPE vllm:num_requests_waiting histogram\nvllm:num_requests_waiting 1\n" + tail},
+		{"second TYPE", "# TYPE vllm:num_requests_waiting gauge\n# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting 1\n" + tail},
+		{"TYPE after samples", "vllm:num_requests_waiting 1\n# TYPE vllm:num_requests_waiting gauge\n" + tail},
+		{"duplicate label", `vllm:num_requests_waiting{a="1",a="2"} 1` + "\n" + tail},
+		{"reserved label", `vllm:num_requests_waiting{__name__="x"} 1` + "\n" + tail},
+		{"underscore in value", "vllm:num_requests_waiting 1_000\n" + tail},
+		{"leading blank", " vllm:num_requests_waiting 1\n" + tail},
+		{"CRLF", "vllm:num_requests_waiting 1\r\n" + tail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			names := vllm(t)
+			p := NewParser()
+			p.wanted = names.list(p.wanted[:0])
+			_, ok, _ := p.parseFast([]byte(tc.body), names)
+			require.False(t, ok)
+			s1, err1 := NewParser().Parse([]byte(tc.body), names)
+			s2, err2 := viaExpfmt([]byte(tc.body), names)
+			require.Equal(t, s2, s1)
+			require.Equal(t, err2, err1)
+		})
+	}
+}
+
+// A LoRA state that does not change is the same *LoRA scrape after scrape;
+// a change gives a new one.
+func TestParseFastReusesUnchangedLoRA(t *testing.T) {
+	const load = "vllm:num_requests_waiting 0\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n"
+	a := load + `vllm:lora_requests_info{max_lora="2",running_lora_adapters="x",waiting_lora_adapters=""} 5` + "\n"
+	b := load + `vllm:lora_requests_info{max_lora="2",running_lora_adapters="y",waiting_lora_adapters=""} 5` + "\n"
+	p := NewParser()
+	names := vllm(t)
+	s1, err := p.Parse([]byte(a), names)
+	require.NoError(t, err)
+	s2, err := p.Parse([]byte(a), names)
+	require.NoError(t, err)
+	require.Same(t, s1.LoRA, s2.LoRA)
+	s3, err := p.Parse([]byte(b), names)
+	require.NoError(t, err)
+	require.Equal(t, []string{"y"}, s3.LoRA.Running)
+	require.Equal(t, []string{"x"}, s1.LoRA.Running, "a published LoRA is never modified")
+}
+
+// viaExpfmt parses through the expfmt path only.
+func viaExpfmt(body []byte, names *Names) (Sample, error) {
+	p := NewParser()
+	p.wanted = names.list(p.wanted[:0])
+	return p.parseExpfmt(body, names)
+}

@@ -1,0 +1,550 @@
+package transform
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// bedrockTranslator sends OpenAI chat completions to AWS Bedrock's
+// Converse API (/model/{id}/converse, and converse-stream for a streamed
+// request, whose answer is AWS's binary event stream) and turns the
+// answers back into OpenAI's chat completion shapes. The request is signed
+// (SigV4) by the backend's RequestSigner after translation, on every
+// attempt. The request side is in this file, the JSON response and errors
+// in openai_bedrock_response.go, the event stream in openai_bedrock_stream.go.
+type bedrockTranslator struct {
+	backend *Backend
+	now     func() time.Time // for "created" and the signature's time
+
+	// From the request.
+	model        string
+	includeUsage bool
+
+	// From the response.
+	status  int
+	mode    responseMode
+	created int64
+	body    []byte
+	tooBig  bool
+	errBuf  errorBuffer
+	stream  bedrockStream
+	done    bool
+
+	usage      Usage
+	cacheWrite uint64
+	hasUsage   bool
+}
+
+var _ CacheCreationReporter = (*bedrockTranslator)(nil)
+
+func newBedrockTranslator(b *Backend) *bedrockTranslator {
+	return &bedrockTranslator{backend: b, now: time.Now}
+}
+
+// RequestSigner signs an attempt's final request: the host, path, content
+// type and body it will carry. It returns the headers that carry the
+// signature (AWS SigV4: authorization, x-amz-date, x-amz-security-token).
+// The module provides it (it needs net/http, which this package keeps out).
+type RequestSigner interface {
+	Sign(host, path, contentType string, body []byte, at time.Time) ([]HeaderEdit, error)
+}
+
+// WithSigner returns a copy of b that signs its requests with s.
+func (b *Backend) WithSigner(s RequestSigner) *Backend {
+	c := *b
+	c.signer = s
+	return &c
+}
+
+// bedrockHost is the Bedrock runtime endpoint of the backend's region.
+func (b *Backend) bedrockHost() string {
+	return "bedrock-runtime." + b.Region + ".amazonaws.com"
+}
+
+// CacheCreationInputTokens is the number of input tokens Bedrock wrote to
+// its prompt cache (cacheWriteInputTokens); they count in InputTokens too.
+func (t *bedrockTranslator) CacheCreationInputTokens() uint64 { return t.cacheWrite }
+
+func (t *bedrockTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
+	if EndpointOf(req.Path) != EndpointChatCompletions {
+		return TranslatedRequest{}, unknownURL(req.Path, "a Bedrock backend serves /v1/chat/completions only")
+	}
+	r, err := ParseRequest(EndpointChatCompletions, req.Body)
+	if err != nil {
+		return TranslatedRequest{}, err
+	}
+	t.model = strings.Clone(r.Model)
+	t.includeUsage = r.Stream && r.IncludeUsage
+	body, e := bedrockRequestBody(req.Body)
+	if e != nil {
+		return TranslatedRequest{}, e
+	}
+	sent := t.model
+	if t.backend.Model != "" {
+		sent = t.backend.Model
+	}
+	p := append(make([]byte, 0, 48+len(sent)), "/model/"...)
+	p = appendPathSegment(p, sent)
+	if r.Stream {
+		p = append(p, "/converse-stream"...)
+	} else {
+		p = append(p, "/converse"...)
+	}
+	path, host := string(p), t.backend.bedrockHost()
+	h := make([]HeaderEdit, 0, 14)
+	h = append(h,
+		HeaderEdit{Name: ":path", Value: path},
+		HeaderEdit{Name: ":authority", Value: host},
+		contentLength(len(body)),
+		HeaderEdit{Name: "content-type", Value: "application/json"},
+		// The response is read to be translated: it must come plain.
+		HeaderEdit{Name: "accept-encoding", Remove: true},
+	)
+	if t.backend.signer == nil {
+		return TranslatedRequest{}, &Error{Status: 500, Type: "server_error", Message: "the Bedrock backend has no AWS credentials"}
+	}
+	sig, err := t.backend.signer.Sign(host, path, "application/json", body, t.now())
+	if err != nil {
+		// Never the credentials: the signer's errors name what failed.
+		return TranslatedRequest{}, &Error{Status: 500, Type: "server_error", Message: "signing the Bedrock request failed: " + err.Error()}
+	}
+	return TranslatedRequest{Headers: credentialEdits(h, sig...), Body: body}, nil
+}
+
+// bedrockRequestBody writes the Converse body for an OpenAI chat request.
+func bedrockRequestBody(body []byte) ([]byte, *Error) {
+	var c chatRequest
+	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "messages":
+			c.messages = v
+		case "tools":
+			c.tools = v
+		case "tool_choice":
+			c.toolChoice = v
+		case "stop":
+			c.stop = v
+		case "max_completion_tokens":
+			c.maxCompletion = v
+		case "max_tokens":
+			c.maxTokens = v
+		case "temperature":
+			c.temperature = v
+		case "top_p":
+			c.topP = v
+		case "n":
+			c.n = v
+		case "logprobs":
+			c.logprobs = v
+		case "response_format":
+			c.responseFormat = v
+		}
+		return true
+	})
+	if c.n.Exists() && c.n.Type != gjson.Null && (c.n.Type != gjson.Number || c.n.Raw != "1") {
+		return nil, badRequest("unsupported_value", "n", "n: a Bedrock backend returns one choice; n must be 1")
+	}
+	if c.logprobs.Type == gjson.True {
+		return nil, badRequest("unsupported_value", "logprobs", "logprobs are not available from a Bedrock backend")
+	}
+	if rf := c.responseFormat; rf.Exists() && rf.Type != gjson.Null {
+		if typ := rf.Get("type"); typ.Type != gjson.String || typ.Str != "text" {
+			return nil, badRequest("unsupported_value", "response_format", "response_format: only type text is available from a Bedrock backend")
+		}
+	}
+	out := make([]byte, 0, len(body)+256)
+	out = append(out, '{')
+	var e *Error
+	if out, e = appendBedrockMessages(out, c.messages); e != nil {
+		return nil, e
+	}
+	if out, e = c.appendInferenceConfig(out); e != nil {
+		return nil, e
+	}
+	if out, e = c.appendToolConfig(out); e != nil {
+		return nil, e
+	}
+	return append(out, '}'), nil
+}
+
+// appendInferenceConfig writes inferenceConfig: maxTokens, temperature,
+// topP, stopSequences.
+func (c *chatRequest) appendInferenceConfig(out []byte) ([]byte, *Error) {
+	mark := len(out)
+	out = append(out, `,"inferenceConfig":{`...)
+	start := len(out)
+	field := func(name string) {
+		if len(out) > start {
+			out = append(out, ',')
+		}
+		out = append(append(append(out, '"'), name...), `":`...)
+	}
+	name, v := "max_completion_tokens", c.maxCompletion
+	if !v.Exists() || v.Type == gjson.Null {
+		name, v = "max_tokens", c.maxTokens
+	}
+	if v.Exists() && v.Type != gjson.Null {
+		if v.Type != gjson.Number || !positiveInteger(v.Raw) {
+			return nil, badRequest("invalid_value", name, "%s must be a positive integer", name)
+		}
+		field("maxTokens")
+		out = append(out, v.Raw...)
+	}
+	for _, f := range [...]struct {
+		openai, bedrock string
+		v               gjson.Result
+	}{{"temperature", "temperature", c.temperature}, {"top_p", "topP", c.topP}} {
+		if !f.v.Exists() || f.v.Type == gjson.Null {
+			continue
+		}
+		if f.v.Type != gjson.Number {
+			return nil, badRequest("invalid_type", f.openai, "%s must be a number", f.openai)
+		}
+		field(f.bedrock)
+		out = append(out, f.v.Raw...)
+	}
+	stop, e := c.appendStop(nil)
+	if e != nil {
+		return nil, e
+	}
+	if len(stop) > 0 {
+		field("stopSequences")
+		out = append(out, stop[len(`,"stop_sequences":`):]...)
+	}
+	if len(out) == start {
+		return out[:mark], nil
+	}
+	return append(out, '}'), nil
+}
+
+// appendToolConfig writes toolConfig: the function tools as toolSpecs and
+// tool_choice. Converse has no "none": the tools are sent without a choice.
+func (c *chatRequest) appendToolConfig(out []byte) ([]byte, *Error) {
+	v := c.tools
+	if !v.Exists() || v.Type == gjson.Null || v.IsArray() && emptyContainer(v.Raw) {
+		return out, nil
+	}
+	if !v.IsArray() {
+		return nil, badRequest("invalid_type", "tools", "tools must be an array")
+	}
+	out = append(out, `,"toolConfig":{"tools":[`...)
+	var e *Error
+	j := 0
+	v.ForEach(func(_, tool gjson.Result) bool {
+		if typ := tool.Get("type"); typ.Type != gjson.String || typ.Str != "function" {
+			e = fieldError("unsupported_value", "only function tools are available from a Bedrock backend", "tools[%d].type", j)
+			return false
+		}
+		f := tool.Get("function")
+		name := f.Get("name")
+		if name.Type != gjson.String || name.Str == "" {
+			e = fieldError("missing_required_parameter", "must be a non-empty string", "tools[%d].function.name", j)
+			return false
+		}
+		if j > 0 {
+			out = append(out, ',')
+		}
+		out = append(append(out, `{"toolSpec":{"name":`...), name.Raw...)
+		if d := f.Get("description"); d.Type == gjson.String && d.Str != "" {
+			out = append(append(out, `,"description":`...), d.Raw...)
+		}
+		out = append(out, `,"inputSchema":{"json":`...)
+		if p := f.Get("parameters"); p.IsObject() {
+			out = append(out, p.Raw...)
+		} else {
+			out = append(out, `{"type":"object","properties":{}}`...)
+		}
+		out = append(out, "}}}"...)
+		j++
+		return true
+	})
+	if e != nil {
+		return nil, e
+	}
+	out = append(out, ']')
+	switch tc := c.toolChoice; {
+	case !tc.Exists() || tc.Type == gjson.Null:
+	case tc.Type == gjson.String:
+		switch tc.Str {
+		case "none":
+		case "auto":
+			out = append(out, `,"toolChoice":{"auto":{}}`...)
+		case "required":
+			out = append(out, `,"toolChoice":{"any":{}}`...)
+		default:
+			return nil, badRequest("invalid_value", "tool_choice", `tool_choice must be "none", "auto", "required" or a function`)
+		}
+	case tc.IsObject():
+		n := tc.Get("function.name")
+		if tc.Get("type").Str != "function" || n.Type != gjson.String || n.Str == "" {
+			return nil, badRequest("invalid_value", "tool_choice", `tool_choice must be "none", "auto", "required" or {"type":"function","function":{"name":...}}`)
+		}
+		out = append(append(append(out, `,"toolChoice":{"tool":{"name":`...), n.Raw...), "}}"...)
+	default:
+		return nil, badRequest("invalid_type", "tool_choice", "tool_choice must be a string or an object")
+	}
+	return append(out, '}'), nil
+}
+
+// appendBedrockMessages writes "messages" and "system" (every system and
+// developer message's text, in order). Consecutive tool messages become
+// one user turn of toolResult blocks.
+func appendBedrockMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
+	if !msgs.IsArray() {
+		return nil, badRequest("invalid_type", "messages", "messages must be an array")
+	}
+	var e *Error
+	out = append(out, `"messages":[`...)
+	turns, inTools := 0, false
+	i := -1
+	msgs.ForEach(func(_, m gjson.Result) bool {
+		i++
+		if !m.IsObject() {
+			e = fieldError("invalid_type", "must be an object", "messages[%d]", i)
+			return false
+		}
+		role := m.Get("role")
+		if role.Type != gjson.String {
+			e = fieldError("invalid_type", "must be a string", "messages[%d].role", i)
+			return false
+		}
+		if inTools && role.Str != "tool" {
+			out, inTools = append(out, "]}"...), false
+		}
+		switch role.Str {
+		case "system", "developer":
+			_, _, e = appendTextBlocks(nil, rawMember(m, "content"), 0, i) // checked here, written below
+			return e == nil
+		case "tool":
+			id := m.Get("tool_call_id")
+			if id.Type != gjson.String || id.Str == "" {
+				e = fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_call_id", i)
+				return false
+			}
+			if !inTools {
+				if turns > 0 {
+					out = append(out, ',')
+				}
+				out = append(out, `{"role":"user","content":[`...)
+				turns, inTools = turns+1, true
+			} else {
+				out = append(out, ',')
+			}
+			out = append(append(out, `{"toolResult":{"toolUseId":`...), id.Raw...)
+			out = append(out, `,"content":[{"text":`...)
+			if out, e = appendJoinedText(out, rawMember(m, "content"), i); e != nil {
+				return false
+			}
+			out = append(out, "}]}}"...)
+		case "user":
+			if turns > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"role":"user","content":`...)
+			if out, e = appendBedrockUserContent(out, rawMember(m, "content"), i); e != nil {
+				return false
+			}
+			out = append(out, '}')
+			turns++
+		case "assistant":
+			mark := len(out)
+			if turns > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"role":"assistant","content":[`...)
+			var n int
+			if out, n, e = appendBedrockAssistantContent(out, m, i); e != nil {
+				return false
+			}
+			if n == 0 {
+				out = out[:mark]
+				return true
+			}
+			out = append(out, "]}"...)
+			turns++
+		default:
+			e = fieldError("invalid_value", "role "+strconv.Quote(role.Str)+" is not available with a Bedrock backend", "messages[%d].role", i)
+			return false
+		}
+		return true
+	})
+	if e != nil {
+		return nil, e
+	}
+	if inTools {
+		out = append(out, "]}"...)
+	}
+	out = append(out, ']')
+	mark := len(out)
+	out = append(out, `,"system":[`...)
+	n := 0
+	msgs.ForEach(func(_, m gjson.Result) bool {
+		if role := m.Get("role").Str; role == "system" || role == "developer" {
+			out = appendTextParts(out, rawMember(m, "content"), &n)
+		}
+		return true
+	})
+	if n == 0 {
+		return out[:mark], nil
+	}
+	return append(out, ']'), nil
+}
+
+// appendBedrockUserContent writes user message i's content blocks: text,
+// and images as bytes (Converse takes no image URLs).
+func appendBedrockUserContent(out []byte, content gjson.Result, i int) ([]byte, *Error) {
+	if content.Type == gjson.String {
+		return append(append(append(out, `[{"text":`...), content.Raw...), "}]"...), nil
+	}
+	if !content.IsArray() {
+		return nil, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
+	}
+	if emptyContainer(content.Raw) {
+		return nil, fieldError("invalid_value", "must not be empty", "messages[%d].content", i)
+	}
+	out = append(out, '[')
+	var e *Error
+	j := -1
+	content.ForEach(func(_, part gjson.Result) bool {
+		j++
+		if j > 0 {
+			out = append(out, ',')
+		}
+		switch part.Get("type").Str {
+		case "text":
+			text := rawMember(part, "text")
+			if text.Type != gjson.String {
+				e = fieldError("invalid_type", "must be a string", "messages[%d].content[%d].text", i, j)
+				return false
+			}
+			out = append(append(append(out, `{"text":`...), text.Raw...), '}')
+		case "image_url":
+			out, e = appendBedrockImage(out, part.Get("image_url"), i, j)
+		default:
+			e = fieldError("unsupported_value", "only text and image_url parts are available with a Bedrock backend", "messages[%d].content[%d].type", i, j)
+		}
+		return e == nil
+	})
+	if e != nil {
+		return nil, e
+	}
+	return append(out, ']'), nil
+}
+
+// appendBedrockImage writes an image block from a base64 data URL.
+func appendBedrockImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) {
+	const field = "messages[%d].content[%d].image_url"
+	u := img
+	if img.IsObject() {
+		u = img.Get("url")
+	}
+	if u.Type != gjson.String {
+		return nil, fieldError("invalid_type", "url must be a string", field, i, j)
+	}
+	data, ok := strings.CutPrefix(u.Str, "data:")
+	mt, b64, ok2 := strings.Cut(data, ";base64,")
+	format := ""
+	switch mt {
+	case "image/jpeg":
+		format = "jpeg"
+	case "image/png":
+		format = "png"
+	case "image/gif":
+		format = "gif"
+	case "image/webp":
+		format = "webp"
+	}
+	if !ok || !ok2 || format == "" || b64 == "" {
+		return nil, fieldError("invalid_value", "a Bedrock backend takes images as base64 data URLs of image/jpeg, image/png, image/gif or image/webp", field, i, j)
+	}
+	out = append(append(out, `{"image":{"format":"`...), format...)
+	out = append(out, `","source":{"bytes":`...)
+	out = gjson.AppendJSONString(out, b64)
+	return append(out, "}}}"...), nil
+}
+
+// appendBedrockAssistantContent writes assistant message i's text and
+// tool calls as blocks and returns how many it wrote.
+func appendBedrockAssistantContent(out []byte, m gjson.Result, i int) ([]byte, int, *Error) {
+	n := 0
+	c := rawMember(m, "content")
+	switch {
+	case c.IsArray():
+		var e *Error
+		j := 0
+		c.ForEach(func(_, part gjson.Result) bool {
+			text := rawMember(part, "text")
+			if part.Get("type").Str == "refusal" {
+				text = rawMember(part, "refusal")
+			}
+			if text.Type != gjson.String {
+				e = fieldError("invalid_value", "must be a text or refusal part", "messages[%d].content[%d]", i, j)
+				return false
+			}
+			out = appendTextParts(out, text, &n)
+			j++
+			return true
+		})
+		if e != nil {
+			return nil, 0, e
+		}
+	case c.Type == gjson.String:
+		out = appendTextParts(out, c, &n)
+	case !c.Exists() || c.Type == gjson.Null:
+	default:
+		return nil, 0, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
+	}
+	tc := m.Get("tool_calls")
+	if !tc.Exists() || tc.Type == gjson.Null {
+		return out, n, nil
+	}
+	if !tc.IsArray() {
+		return nil, 0, fieldError("invalid_type", "must be an array", "messages[%d].tool_calls", i)
+	}
+	var e *Error
+	j := -1
+	tc.ForEach(func(_, call gjson.Result) bool {
+		j++
+		id, name, args := call.Get("id"), call.Get("function.name"), call.Get("function.arguments")
+		var input string
+		if input, e = toolCallInput(id, name, args, i, j); e != nil {
+			return false
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(append(out, `{"toolUse":{"toolUseId":`...), id.Raw...)
+		out = append(append(out, `,"name":`...), name.Raw...)
+		out = append(append(append(out, `,"input":`...), input...), "}}"...)
+		n++
+		return true
+	})
+	if e != nil {
+		return nil, 0, e
+	}
+	return out, n, nil
+}
+
+// toolCallInput checks an assistant tool call's id, name and arguments and
+// returns the arguments as a JSON object ("{}" when empty).
+func toolCallInput(id, name, args gjson.Result, i, j int) (string, *Error) {
+	switch {
+	case id.Type != gjson.String || id.Str == "":
+		return "", fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].id", i, j)
+	case name.Type != gjson.String || name.Str == "":
+		return "", fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].function.name", i, j)
+	case args.Exists() && args.Type != gjson.String && args.Type != gjson.Null:
+		return "", fieldError("invalid_type", "must be a string of JSON", "messages[%d].tool_calls[%d].function.arguments", i, j)
+	}
+	input := strings.TrimSpace(args.Str)
+	if input == "" {
+		input = "{}"
+	}
+	if !gjson.Valid(input) || input[0] != '{' {
+		return "", fieldError("invalid_value", "must be a JSON object", "messages[%d].tool_calls[%d].function.arguments", i, j)
+	}
+	return input, nil
+}
