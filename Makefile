@@ -66,7 +66,7 @@ test-e2e: build sim
 	ENVOY_E2E=1 $(GO) test -count=1 -v ./test/e2e/...
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./picker/ ./transform/ ./test/ | tee dist/bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./picker/ ./transform/ ./module/ ./test/ | tee dist/bench.txt
 
 # Routing quality on 8 simulator ranks: our picker (1 and 4 independent
 # instances, learned and rendezvous prefix modes) against round robin and

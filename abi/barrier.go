@@ -35,6 +35,7 @@ type guardedFilter struct {
 	inner    shared.HttpFilter
 	poisoned bool
 	replied  bool
+	release  func(shared.HttpFilter) // Factory.Release; nil: not reused
 }
 
 func (g *guardedFilter) caught(hook string, r any, requestPath bool) {
@@ -159,6 +160,13 @@ func (g *guardedFilter) OnDestroy() {
 		}
 	}()
 	g.inner.OnDestroy()
+	if g.release == nil || g.poisoned {
+		return // a filter that panicked is suspect: never reused
+	}
+	// The stream is over: the filter and this guard serve later streams.
+	g.release(g.inner)
+	*g = guardedFilter{}
+	guards.Put(g)
 }
 
 // GuardScheduled runs a scheduled callback behind the barrier: a panic there

@@ -1,6 +1,8 @@
 package abi
 
 import (
+	"sync"
+
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 )
 
@@ -12,8 +14,17 @@ type NewFilterFunc func(h shared.HttpFilterHandle) shared.HttpFilter
 type Factory struct {
 	Barrier   *Barrier
 	NewFilter NewFilterFunc
-	Destroy   func() // optional: releases what the config holds
+	// Release (optional) takes back a filter whose stream ended with no
+	// panic, after its OnDestroy returned: NewFilter may hand it to a later
+	// stream. Nothing calls the filter after that (Envoy calls no hook of a
+	// destroyed filter), so a pool of filters is safe across workers.
+	Release func(shared.HttpFilter)
+	Destroy func() // optional: releases what the config holds
 }
+
+// guards are reused the same way: one allocation less per filter and
+// stream.
+var guards = sync.Pool{New: func() any { return new(guardedFilter) }}
 
 func (f *Factory) Create(h shared.HttpFilterHandle) (out shared.HttpFilter) {
 	defer func() {
@@ -27,7 +38,10 @@ func (f *Factory) Create(h shared.HttpFilterHandle) (out shared.HttpFilter) {
 			out = g
 		}
 	}()
-	return f.Barrier.Guard(h, f.NewFilter(h))
+	inner := f.NewFilter(h)
+	g := guards.Get().(*guardedFilter)
+	*g = guardedFilter{barrier: f.Barrier, handle: h, inner: inner, release: f.Release}
+	return g
 }
 
 func (f *Factory) OnDestroy() {

@@ -25,9 +25,9 @@ func (f *aiRouterConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []by
 	if err != nil {
 		return nil, err
 	}
-	return newFactory(filterconfig.AIRouter, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
-		return &aiRouterFilter{cfg: cfg, h: fh}
-	}, nil)
+	return newReusingFactory(filterconfig.AIRouter, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
+		return newRouterFilter(cfg, fh)
+	}, releaseFilter, nil)
 }
 
 // CreatePerRoute refuses: ai_router has no per-route config, and a route
@@ -89,6 +89,11 @@ type aiRouterFilter struct {
 	costs       []transform.CostValue
 	costBuf     [4]transform.CostValue
 	accountedAt bool
+
+	// Set on the request path: the body-limit shortcut, and the facts
+	// handed to endpoint_picker.
+	lengthChecked bool         // content-length was within the body limit
+	factsVal      requestFacts // what facts hands endpoint_picker, until OnDestroy
 }
 
 func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
@@ -129,6 +134,7 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 			f.replyError(err)
 			return shared.HeadersStatusStop
 		}
+		f.lengthChecked = true
 	}
 	f.ep, f.active = ep, true
 	f.rewriteHdr = headerString(headers, transform.ModelRewriteHeader)
@@ -142,13 +148,21 @@ func (f *aiRouterFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool)
 	if !f.active || f.decided {
 		return shared.BodyStatusContinue
 	}
+	if !endOfStream {
+		// Under a content-length checked at the headers, Envoy's codec
+		// delivers no more than that: nothing to read until the end.
+		if !f.lengthChecked {
+			if err := f.cfg.CheckBodySize(int64(bodySizeSoFar(f.h, body))); err != nil {
+				f.replyError(err)
+				return shared.BodyStatusStopNoBuffer
+			}
+		}
+		return shared.BodyStatusStopAndBuffer
+	}
 	parts := newBodyParts(f.h, body)
 	if err := f.cfg.CheckBodySize(int64(parts.size())); err != nil {
 		f.replyError(err)
 		return shared.BodyStatusStopNoBuffer
-	}
-	if !endOfStream {
-		return shared.BodyStatusStopAndBuffer
 	}
 	if f.decide(&parts) {
 		return shared.BodyStatusContinue
@@ -217,7 +231,8 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		meteredAcceptEncoding(headers)
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
-	f.facts.publish(f.h, &requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream})
+	f.factsVal = requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream}
+	f.facts.publish(f.h, &f.factsVal)
 	return true
 }
 

@@ -258,13 +258,17 @@ func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream boo
 	if f.sent || f.tr == nil {
 		return shared.BodyStatusContinue
 	}
+	if !endOfStream {
+		if bodySizeSoFar(f.h, body) > upstreamMaxBody {
+			f.reply(transform.BodyTooLarge(upstreamMaxBody))
+			return shared.BodyStatusStopNoBuffer
+		}
+		return shared.BodyStatusStopAndBuffer
+	}
 	parts := newBodyParts(f.h, body)
 	if parts.size() > upstreamMaxBody {
 		f.reply(transform.BodyTooLarge(upstreamMaxBody))
 		return shared.BodyStatusStopNoBuffer
-	}
-	if !endOfStream {
-		return shared.BodyStatusStopAndBuffer
 	}
 	if f.translate(&parts) {
 		return shared.BodyStatusContinue

@@ -9,41 +9,60 @@ import (
 // bodyParts is the request body as one filter sees it in a body hook:
 // either the previous filter's buffered body handed over as a single frame
 // (received is the buffered body), or the filter's own frames, those it
-// stopped and buffered earlier plus the frame just received. Sizes are read
-// once: each read is a crossing into Envoy.
+// stopped and buffered earlier plus the frame just received. Each part is
+// read once, as its slices (views into Envoy's memory, valid until the hook
+// returns or a setter runs): the sizes are their lengths, so the whole body
+// costs at most five crossings into Envoy (whether the received frame is
+// the buffered body, then the slice count and the slices of each part)
+// whatever its size.
 type bodyParts struct {
 	received, buffered         shared.BodyBuffer // received may be nil (trailers)
-	receivedIsBuffered         bool
+	receivedChunks             []shared.UnsafeEnvoyBuffer
+	bufferedChunks             []shared.UnsafeEnvoyBuffer
 	receivedSize, bufferedSize uint64
 }
 
 func newBodyParts(h shared.HttpFilterHandle, received shared.BodyBuffer) bodyParts {
 	b := bodyParts{received: received, buffered: h.BufferedRequestBody()}
+	receivedIsBuffered := false
 	if received != nil {
-		b.receivedIsBuffered = h.ReceivedBufferedRequestBody()
-		b.receivedSize = received.GetSize()
+		receivedIsBuffered = h.ReceivedBufferedRequestBody()
+		b.receivedChunks = received.GetChunks()
+		b.receivedSize = chunksSize(b.receivedChunks)
 	}
-	if !b.receivedIsBuffered {
-		b.bufferedSize = b.buffered.GetSize()
+	if !receivedIsBuffered {
+		b.bufferedChunks = b.buffered.GetChunks()
+		b.bufferedSize = chunksSize(b.bufferedChunks)
 	}
 	return b
+}
+
+// bodySizeSoFar is the size of the request body so far, the buffered
+// frames and the one received, without reading the bytes: at most three
+// crossings and no allocation, for a frame that is not the last one.
+func bodySizeSoFar(h shared.HttpFilterHandle, received shared.BodyBuffer) uint64 {
+	if h.ReceivedBufferedRequestBody() {
+		return received.GetSize()
+	}
+	return received.GetSize() + h.BufferedRequestBody().GetSize()
+}
+
+func chunksSize(chunks []shared.UnsafeEnvoyBuffer) uint64 {
+	var n uint64
+	for _, c := range chunks {
+		n += c.Len
+	}
+	return n
 }
 
 func (b bodyParts) size() uint64 { return b.receivedSize + b.bufferedSize }
 
 // appendTo appends the whole body, as one Go-owned slice, to dst.
 func (b bodyParts) appendTo(dst []byte) []byte {
-	if b.bufferedSize > 0 {
-		dst = appendChunks(dst, b.buffered)
+	for _, c := range b.bufferedChunks {
+		dst = append(dst, c.ToUnsafeBytes()...)
 	}
-	if b.receivedSize > 0 {
-		dst = appendChunks(dst, b.received)
-	}
-	return dst
-}
-
-func appendChunks(dst []byte, b shared.BodyBuffer) []byte {
-	for _, c := range b.GetChunks() {
+	for _, c := range b.receivedChunks {
 		dst = append(dst, c.ToUnsafeBytes()...)
 	}
 	return dst

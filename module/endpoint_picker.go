@@ -36,9 +36,9 @@ func (f *endpointPickerConfigFactory) Create(h shared.HttpFilterConfigHandle, ra
 		pools.Close()
 		return nil, err
 	}
-	return newFactory(filterconfig.EndpointPicker, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
-		return &endpointPickerFilter{cfg: cfg, h: fh}
-	}, pools.Close)
+	return newReusingFactory(filterconfig.EndpointPicker, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
+		return newPickerFilter(cfg, fh)
+	}, releaseFilter, pools.Close)
 }
 
 // CreatePerRoute parses {"pool": "name"}: the pool a route's requests go to.
@@ -174,6 +174,7 @@ type endpointPickerFilter struct {
 	picked  bool // res holds an endpoint in flight
 	failed  bool // the response says the endpoint failed
 	hdr     []byte
+	dest    string // hdr as a string, while Envoy copies it
 	body    []byte
 	use     bodyUse // without ai_router: what the body is read for
 	// Per-stream backing arrays: slices of them passed to the SDK do not
@@ -248,8 +249,15 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 	if f.decided {
 		return shared.BodyStatusContinue
 	}
-	parts := newBodyParts(f.h, body)
-	if parts.size() > pickerMaxBody {
+	var parts bodyParts
+	var size uint64
+	if endOfStream {
+		parts = newBodyParts(f.h, body)
+		size = parts.size()
+	} else {
+		size = bodySizeSoFar(f.h, body)
+	}
+	if size > pickerMaxBody {
 		if f.use == bodyPassThrough {
 			// Not ours to refuse: picked on load, the body flows on.
 			return bodyStatus(f.pick(f.h.RequestHeaders()))
@@ -369,9 +377,9 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 		f.picked = true
 		f.hdr = f.res.AppendHeader(f.hdrBuf[:0])
 		// Envoy copies header and metadata values; f.hdr outlives the calls.
-		dest := unsafe.String(unsafe.SliceData(f.hdr), len(f.hdr))
-		headers.Set(headerDestination, dest)
-		f.h.SetMetadata(metadataLB, metadataDestination, dest)
+		f.dest = unsafe.String(unsafe.SliceData(f.hdr), len(f.hdr))
+		headers.Set(headerDestination, f.dest)
+		f.h.SetMetadata(metadataLB, metadataDestination, stringAny(&f.dest))
 		f.tags[1] = f.res.Endpoints()[0]
 		f.h.IncrementCounterValue(f.cfg.picks, 1, f.tags[:2]...)
 		return true
@@ -417,7 +425,7 @@ func (f *endpointPickerFilter) OnResponseHeaders(headers shared.HeaderMap, _ boo
 		return shared.HeadersStatusContinue
 	}
 	if served := f.servedEndpoint(); served != "" {
-		f.res.Served(served)
+		f.res.Served(served) // keeps no reference
 	}
 	if st := headers.GetOne(":status").ToUnsafeString(); len(st) == 3 && st[0] == '5' {
 		f.failed = true
@@ -425,13 +433,14 @@ func (f *endpointPickerFilter) OnResponseHeaders(headers shared.HeaderMap, _ boo
 	return shared.HeadersStatusContinue
 }
 
-// servedEndpoint is the endpoint that answered, as Envoy reports it.
+// servedEndpoint is the endpoint that answered, as Envoy reports it: a
+// view into Envoy's memory, valid until the hook returns.
 func (f *endpointPickerFilter) servedEndpoint() string {
 	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, metadataLB, metadataServedKey); ok {
-		return v.ToString()
+		return v.ToUnsafeString()
 	}
 	if v, ok := f.h.GetAttributeString(shared.AttributeIDUpstreamAddress); ok {
-		return v.ToString()
+		return v.ToUnsafeString()
 	}
 	return ""
 }

@@ -31,6 +31,7 @@ var requestFactsTable = handoff.New[requestFacts]()
 type factsHandoff struct {
 	tok  handoff.Token
 	live bool
+	text [handoff.TokenLen]byte // the token as text (in the filter: no allocation)
 }
 
 func (p *factsHandoff) publish(h shared.HttpFilterHandle, f *requestFacts) {
@@ -43,8 +44,7 @@ func (p *factsHandoff) publish(h shared.HttpFilterHandle, f *requestFacts) {
 	}
 	p.tok = requestFactsTable.Put(connectionID(h), f)
 	p.live = true
-	var text [handoff.TokenLen]byte
-	h.SetFilterState(requestFactsKey, p.tok.AppendText(text[:0]))
+	h.SetFilterState(requestFactsKey, p.tok.AppendText(p.text[:0]))
 }
 
 func (p *factsHandoff) release() {

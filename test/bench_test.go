@@ -1,9 +1,14 @@
 package test
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,49 +16,156 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
-// BenchmarkABIRoundTrip replays a 4 KiB chat request and a non-streamed JSON
-// response with usage through envoy.yaml's chain (ai_router, then
-// endpoint_picker) inside abihost's own process (abihost --bench: stream
+// BenchmarkABIRoundTrip replays one recorded exchange through envoy.yaml's
+// chain (ai_router, then endpoint_picker, the picker scoring 10 endpoints
+// with live metrics) inside abihost's own process (abihost --bench: stream
 // creation, every request and response hook, stream_complete and destroy,
-// no IPC in the loop) and reports the cost per exchange: ns/req and the ABI
-// crossings (hooks plus callbacks) per exchange. cpu-ns/req is the worker
-// thread's CPU time per exchange (steadier than wall time on a shared
-// machine); proc-cpu-ns/req adds the process's other threads (Go GC, the
-// module's goroutines). ns/op is set to ns/req so
-// that benchstat compares the same figure. host-ns/req is abihost's own part
-// of ns/req (the same exchange through modules whose hooks do nothing).
+// no IPC in the loop) and reports the cost per exchange. The cases:
+//
+//   - body=4KiB: a 4 KiB chat request in one frame, a JSON answer with usage
+//     (the headline figure, comparable with earlier runs of this benchmark
+//     before it had sub-benchmarks);
+//   - body=1MiB: a 1 MiB chat request in 16 KiB frames (Envoy's read size),
+//     the same answer; Envoy's buffer limit is envoy.yaml's 8 MiB;
+//   - sse=1000: a 4 KiB streamed request (stream_options.include_usage) and
+//     a 1,000-event answer with usage in the last chunk, in 4 KiB frames (as
+//     transform's BenchmarkSSEUsage);
+//   - upstream=openai: body=4KiB routed to a cluster of the 10 endpoints
+//     whose upstream chain has ai_upstream with an OpenAI-compatible backend
+//     (API key from a file): one upstream attempt per exchange, whose filter
+//     sees the request before the codec and the answer before the router.
+//
+// Metrics: ns/req (wall; ns/op is set to it so benchstat compares the same
+// figure), cpu-ns/req (the worker thread's CPU, steadier on a shared
+// machine), proc-cpu-ns/req (all the process's threads: Go GC, the module's
+// goroutines), host-ns/req (abihost's own part: the same exchange through
+// modules whose hooks do nothing), go-allocs/req (the Go heap allocations
+// of the process per exchange, SDK and background scrapes included, read
+// through the library's inferencepool_heap_allocs export) and the ABI
+// crossings per exchange.
 //
 //	go test ./test -run '^$' -bench ABIRoundTrip -count 6
 func BenchmarkABIRoundTrip(b *testing.B) {
-	n := b.N
-	if n < 2000 {
-		n = 2000
+	endpoints := metricsEndpoints(b, 10)
+	chain := harness.EnvoyChain(b).WithJSON("endpoint_picker", pickerConfig(endpoints, nil))
+	answer := harness.ChatResponseWithUsage()
+	cases := []struct {
+		name     string
+		opts     harness.BenchOptions
+		minBytes int // what the client must get back, at least
+	}{
+		{name: "body=4KiB", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: answer}},
+		{name: "body=1MiB", opts: harness.BenchOptions{Request: benchRequest(harness.ChatBody("sim-model", 1<<20), 16<<10),
+			Response: answer, BufferLimit: 8 << 20}},
+		{name: "sse=1000", opts: harness.BenchOptions{Request: benchRequest(streamedChatBody(4096), 0),
+			Response: sseAnswer(1000, 4<<10)}, minBytes: 200_000},
+		{name: "upstream=openai", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: answer,
+			Clusters: []harness.Cluster{openAICluster(b, endpoints)}, Routes: []harness.Route{{Name: "pool", Cluster: "pool"}}}},
 	}
-	// The picker scores 10 endpoints with live metrics (the vLLM fixture),
-	// as in production; every exchange must leave with a destination.
-	chain := harness.EnvoyChain(b).WithJSON("endpoint_picker", pickerConfig(metricsEndpoints(b, 10), nil))
-	r, err := harness.RunBench(b, harness.BenchOptions{N: n, Warmup: 500, Chain: chain, Settle: 500 * time.Millisecond})
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			n := b.N
+			if n < 2000 {
+				n = 2000
+			}
+			o := c.opts
+			o.N, o.Warmup, o.Chain, o.Settle = n, 500, chain, 500*time.Millisecond
+			r, err := harness.RunBench(b, o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if r.UpstreamOK != r.N || r.Routed != r.N || r.ClientBytes < float64(c.minBytes) {
+				b.Fatalf("%d of %d exchanges reached the upstream and the client, %d with a destination, %.0f bytes each to the client (local replies %d, incomplete %d)",
+					r.UpstreamOK, r.N, r.Routed, r.ClientBytes, r.LocalReplies, r.Incomplete)
+			}
+			// The host's own floor: the same exchange through do-nothing modules.
+			f := c.opts
+			f.N, f.Warmup, f.Lib = n, 500, harness.EnsureBuilt(b).NullLib
+			floor, err := harness.RunBench(b, f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("per exchange: hooks %v callbacks %v", r.Hooks, r.Callbacks)
+			b.ReportMetric(r.NsPerReq, "ns/op")
+			b.ReportMetric(floor.NsPerReq, "host-ns/req")
+			b.ReportMetric(r.NsPerReq, "ns/req")
+			b.ReportMetric(r.ThreadCPUNsPerReq, "cpu-ns/req")
+			b.ReportMetric(r.ProcessCPUNsPerReq, "proc-cpu-ns/req")
+			if r.GoAllocsPerReq >= 0 {
+				b.ReportMetric(r.GoAllocsPerReq, "go-allocs/req")
+			}
+			b.ReportMetric(r.ABICallsPerReq, "abicalls/req")
+			b.ReportMetric(r.HooksPerReq, "hooks/req")
+			b.ReportMetric(r.CallbacksPerReq, "callbacks/req")
+		})
+	}
+}
+
+// benchRequest is body as a client sends it, in frames of at most frame
+// bytes (0: one frame), with ChatRequest4KiB's headers.
+func benchRequest(body []byte, frame int) harness.Recorded {
+	r := harness.ChatRequest4KiB()
+	for i, kv := range r.Headers {
+		if kv[0] == "content-length" {
+			r.Headers[i][1] = strconv.Itoa(len(body))
+		}
+	}
+	r.Frames = chunks(body, frame)
+	return r
+}
+
+func chunks(b []byte, size int) [][]byte {
+	if size <= 0 {
+		return [][]byte{b}
+	}
+	var out [][]byte
+	for len(b) > size {
+		out = append(out, b[:size])
+		b = b[size:]
+	}
+	return append(out, b)
+}
+
+// streamedChatBody is a chat request of about size bytes asking for a
+// streamed answer with usage.
+func streamedChatBody(size int) []byte {
+	b := harness.ChatBody("sim-model", size)
+	return append([]byte(`{"stream":true,"stream_options":{"include_usage":true},`), b[1:]...)
+}
+
+// sseAnswer is a streamed chat answer of n events (n-2 content chunks, the
+// usage chunk, [DONE]) in frames of frame bytes, as llm-d-inference-sim
+// sends it.
+func sseAnswer(n, frame int) harness.Recorded {
+	var b bytes.Buffer
+	for i := range n - 2 {
+		fmt.Fprintf(&b, `data: {"id":"chatcmpl-5fbbd30b-162d-50f5-b8f2-f2d1f4c11ec4","model":"sim-model","object":"chat.completion.chunk","created":1795669832,"choices":[{"index":0,"finish_reason":null,"delta":{"content":"tok%d "}}]}`+"\n\n", i)
+	}
+	fmt.Fprintf(&b, `data: {"id":"chatcmpl-5fbbd30b-162d-50f5-b8f2-f2d1f4c11ec4","model":"sim-model","object":"chat.completion.chunk","created":1795669832,"usage":{"prompt_tokens":812,"completion_tokens":%d,"total_tokens":%d,"prompt_tokens_details":{"cached_tokens":0}},"choices":[]}`+"\n\n", n-2, n+810)
+	b.WriteString("data: [DONE]\n\n")
+	return harness.Recorded{
+		Headers: harness.Headers{{":status", "200"}, {"content-type", "text/event-stream; charset=utf-8"},
+			{"date", "Thu, 26 Nov 2026 05:23:26 GMT"}, {"server", "fasthttp"}},
+		Frames: chunks(b.Bytes(), frame),
+	}
+}
+
+// openAICluster is a cluster of the endpoints whose upstream chain has
+// ai_upstream with one OpenAI-compatible backend and its API key in a file.
+func openAICluster(tb testing.TB, endpoints []string) harness.Cluster {
+	key := filepath.Join(tb.TempDir(), "key")
+	if err := os.WriteFile(key, []byte("sk-bench-0123456789\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := json.Marshal(map[string]any{"backends": []map[string]any{{"name": "pool", "schema": "openai", "apiKeyFile": key}}})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	if r.UpstreamOK != r.N || r.Routed != r.N {
-		b.Fatalf("%d of %d exchanges reached the upstream and the client, %d with a destination (local replies %d, incomplete %d)",
-			r.UpstreamOK, r.N, r.Routed, r.LocalReplies, r.Incomplete)
+	c := harness.Cluster{Name: "pool", Filters: harness.Chain{{Name: "ai_upstream", Config: cfg}}}
+	for _, e := range endpoints {
+		c.Hosts = append(c.Hosts, harness.UpstreamHost{Address: e})
 	}
-	// The host's own floor: the same exchange through do-nothing modules.
-	floor, err := harness.RunBench(b, harness.BenchOptions{N: n, Warmup: 500, Lib: harness.EnsureBuilt(b).NullLib})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("per exchange: hooks %v callbacks %v", r.Hooks, r.Callbacks)
-	b.ReportMetric(r.NsPerReq, "ns/op")
-	b.ReportMetric(floor.NsPerReq, "host-ns/req")
-	b.ReportMetric(r.NsPerReq, "ns/req")
-	b.ReportMetric(r.ThreadCPUNsPerReq, "cpu-ns/req")
-	b.ReportMetric(r.ProcessCPUNsPerReq, "proc-cpu-ns/req")
-	b.ReportMetric(r.ABICallsPerReq, "abicalls/req")
-	b.ReportMetric(r.HooksPerReq, "hooks/req")
-	b.ReportMetric(r.CallbacksPerReq, "callbacks/req")
+	return c
 }
 
 // metricsEndpoints are n local servers answering /metrics with the vLLM

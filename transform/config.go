@@ -48,6 +48,7 @@ type Config struct {
 	DefaultMaxTokens uint64 `json:"defaultMaxTokens"`
 
 	known      map[string]string // listed and rewritten model names, to intern
+	seen       *modelNames       // unlisted model names requests asked for, interned
 	rules      map[string]*rewriteRule
 	fallback   *rewriteRule // the rule without a model, if any
 	costs      []compiledCost
@@ -151,6 +152,7 @@ func (c *Config) compile() error {
 		return err
 	}
 	c.known = make(map[string]string)
+	c.seen = &modelNames{}
 	for i := range c.Models {
 		m := &c.Models[i]
 		if m.Name == "" {

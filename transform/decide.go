@@ -1,9 +1,5 @@
 package transform
 
-import (
-	"strings"
-)
-
 // Route tells the module what to do with a request from its method and
 // path, before any body arrives. The path is read as the servers behind us
 // route it (NormalizePath).
@@ -102,7 +98,7 @@ func (c *Config) Decide(ep Endpoint, body []byte, rewriteHeader string) (Decisio
 			Message: "The model `" + r.Model + "` does not exist."}
 	}
 	if !listed {
-		model = strings.Clone(r.Model) // r.Model aliases body
+		model = c.seen.intern(r.Model) // r.Model aliases body
 	}
 	target, rewrite := c.target(model, rewriteHeader)
 	askUsage := r.Stream && !r.IncludeUsage && c.TokenAccounting && ep.streamsUsageOnRequest()

@@ -203,6 +203,7 @@ typedef struct {
   envoy_dynamic_module_type_on_http_filter_local_reply_status (*local_reply)(
       envoy_dynamic_module_type_http_filter_envoy_ptr, envoy_dynamic_module_type_http_filter_module_ptr, uint32_t,
       envoy_dynamic_module_type_envoy_buffer, bool);
+  uint64_t (*heap_allocs)(void); // inferencepool_heap_allocs, optional: Go heap allocations so far (bench mode)
 } module_t;
 
 extern module_t g_mod;

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +34,17 @@ enum { T_CMD = 0, T_SCHEDULED = 100, T_CONFIG_SCHEDULED = 101, T_DESTROY_CHAIN =
 // ----------------------------------------------------------------- output
 
 static pthread_mutex_t g_out_mu = PTHREAD_MUTEX_INITIALIZER;
+// Where replies go: stdout, or stderr for bench mode's setup commands (its
+// stdout is the one result line).
+static int g_out_fd = 1;
+static _Atomic uint64_t g_reply_errs; // err replies sent
 
 static void out_line(sbuf *b) {
   sb_addc(b, '\n');
   pthread_mutex_lock(&g_out_mu);
   size_t off = 0;
   while (off < b->n) {
-    ssize_t k = write(1, b->p + off, b->n - off);
+    ssize_t k = write(g_out_fd, b->p + off, b->n - off);
     if (k < 0) {
       if (errno == EINTR) continue;
       _exit(3); // the harness went away
@@ -69,6 +74,7 @@ static void reply_err(uint64_t id, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  atomic_fetch_add(&g_reply_errs, 1);
   sbuf b;
   sb_init(&b);
   sb_printf(&b, "{\"t\":\"err\",\"id\":%llu,\"msg\":", (unsigned long long)id);
@@ -1164,6 +1170,29 @@ static void main_loop(void) {
   }
 }
 
+// parse_task splits one command line into a task (tokens: command, id,
+// arguments), or replies err and returns NULL.
+static task *parse_task(const char *line, size_t len) {
+  task *t = xcalloc(1, sizeof *t);
+  t->line = xmemdup(line, len);
+  int tcap = 16;
+  t->tok = xmalloc((size_t)tcap * sizeof(char *));
+  char *save = NULL;
+  for (char *tok = strtok_r(t->line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+    if (t->ntok == tcap) {
+      tcap *= 2;
+      t->tok = xrealloc(t->tok, (size_t)tcap * sizeof(char *));
+    }
+    t->tok[t->ntok++] = tok;
+  }
+  if (t->ntok < 2 || !parse_u64(t->tok[1], &t->id)) {
+    reply_err(0, "malformed command: %.*s", (int)(len > 200 ? 200 : len), line);
+    free_task(t);
+    return NULL;
+  }
+  return t;
+}
+
 // Reads commands and routes them: stream commands to the stream's worker,
 // the rest to the main thread.
 static void *reader_main(void *arg) {
@@ -1175,23 +1204,8 @@ static void *reader_main(void *arg) {
   while ((len = getline(&line, &cap, stdin)) > 0) {
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
     if (len == 0) continue;
-    task *t = xcalloc(1, sizeof *t);
-    t->line = xmemdup(line, (size_t)len);
-    int tcap = 16;
-    t->tok = xmalloc((size_t)tcap * sizeof(char *));
-    char *save = NULL;
-    for (char *tok = strtok_r(t->line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-      if (t->ntok == tcap) {
-        tcap *= 2;
-        t->tok = xrealloc(t->tok, (size_t)tcap * sizeof(char *));
-      }
-      t->tok[t->ntok++] = tok;
-    }
-    if (t->ntok < 2 || !parse_u64(t->tok[1], &t->id)) {
-      reply_err(0, "malformed command: %s", line);
-      free_task(t);
-      continue;
-    }
+    task *t = parse_task(line, (size_t)len);
+    if (!t) continue;
     const char *cmd = t->tok[0];
     bool main_cmd = !strcmp(cmd, "chain") || !strcmp(cmd, "cluster") || !strcmp(cmd, "routes") || !strcmp(cmd, "stats") || !strcmp(cmd, "logevents") ||
                     !strcmp(cmd, "loglevel") || !strcmp(cmd, "quit");
@@ -1332,6 +1346,7 @@ static bool read_recorded(const char *path, recorded *r) {
 
 typedef struct {
   bool up_done, down_done, local_reply, reset, routed;
+  bool ua_done; // the request reached an upstream attempt's codec (a cluster with upstream filters)
   uint32_t status;
   size_t up_bytes, down_bytes;
   bool verbose;
@@ -1350,6 +1365,11 @@ static void bench_emit(stream *st, const event *ev) {
   }
   case EV_UP_TRAILERS:
     if (ev->eos) s->up_done = true;
+    break;
+  case EV_UA_HEADERS:
+  case EV_UA_DATA:
+  case EV_UA_TRAILERS:
+    if (ev->eos) s->ua_done = true;
     break;
   case EV_UP_DATA:
     s->up_bytes += ev->len;
@@ -1408,21 +1428,26 @@ static void bench_drain(worker *w, bool (*done)(stream *), stream *st) {
       hfilter_unref(t->f);
     }
     free_task(t);
+    fm_settle(st);
   }
 }
 
 static bool req_done(stream *st) {
   bench_sink *s = st->emit_ctx;
-  return s->up_done || s->local_reply || s->reset;
+  // With upstream filters the request is done when the attempt's codec has it.
+  return (st->cl ? s->ua_done : s->up_done) || s->local_reply || s->reset;
 }
 static bool resp_done(stream *st) {
   bench_sink *s = st->emit_ctx;
   return s->down_done || s->reset;
 }
 
-static void bench_one(chain *ch, worker *w, uint64_t id, recorded *rq, recorded *rs, bench_sink *sink) {
+static void bench_one(chain *ch, route_table *rt, worker *w, uint64_t id, recorded *rq, recorded *rs,
+                      bench_sink *sink) {
   stream *st = stream_new(id, w, ch);
   atomic_fetch_add(&ch->refs, 1);
+  if (rt) atomic_fetch_add(&rt->refs, 1);
+  st->rt = rt;
   st->emit = bench_emit;
   st->emit_ctx = sink;
   fm_open(st);
@@ -1432,6 +1457,7 @@ static void bench_one(chain *ch, worker *w, uint64_t id, recorded *rq, recorded 
   bool hdr_eos = rq->nchunks == 0 && !rq->has_t;
   st->remote_complete = hdr_eos;
   fm_decode_headers(st, -1, hdr_eos);
+  fm_settle(st);
   for (size_t i = 0; i < rq->nchunks; i++) {
     bool eos = i + 1 == rq->nchunks && !rq->has_t;
     if (eos) st->remote_complete = true;
@@ -1439,36 +1465,64 @@ static void bench_one(chain *ch, worker *w, uint64_t id, recorded *rq, recorded 
     body_add(b, rq->chunks[i], rq->lens[i]);
     fm_decode_data(st, -1, b, eos, false);
     body_free(b);
+    fm_settle(st);
   }
   if (rq->has_t) {
     hm_copy(&st->req_t, &rq->t);
     st->has_req_t = true;
     st->remote_complete = true;
     fm_decode_trailers(st, -1);
+    fm_settle(st);
   }
   bench_drain(w, req_done, st);
-  if (sink->up_done && !sink->local_reply && !st->reset) {
-    free(st->upstream_addr);
-    st->upstream_addr = xmemdup("127.0.0.1:8001", 14);
-    hm_copy(&st->resp_h, &rs->h);
+  if (req_done(st) && !sink->local_reply && !st->reset) {
+    // Through the cluster's upstream attempt (its filters, then the router)
+    // when the route has one, else straight into the downstream chain.
+    bool via_attempt = st->attempt != NULL;
+    if (!via_attempt) {
+      free(st->upstream_addr);
+      st->upstream_addr = xmemdup("127.0.0.1:8001", 14);
+    }
+    stream *rh = via_attempt ? st->attempt : st;
+    hm_copy(&rh->resp_h, &rs->h);
     const char *v;
     size_t vn;
-    if (hm_get(&st->resp_h, ":status", 7, 0, &v, &vn)) {
+    if (!via_attempt && hm_get(&st->resp_h, ":status", 7, 0, &v, &vn)) {
       st->response_code = (uint32_t)strtoul(v, NULL, 10);
       st->has_response_code = true;
     }
-    st->has_resp_h = true;
-    fm_encode_headers(st, -1, rs->nchunks == 0 && !rs->has_t);
+    bool h_eos = rs->nchunks == 0 && !rs->has_t;
+    if (via_attempt) {
+      fm_attempt_response_headers(st, h_eos);
+    } else {
+      st->has_resp_h = true;
+      fm_encode_headers(st, -1, h_eos);
+    }
+    fm_settle(st);
     for (size_t i = 0; i < rs->nchunks; i++) {
       body *b = body_new();
       body_add(b, rs->chunks[i], rs->lens[i]);
-      fm_encode_data(st, -1, b, i + 1 == rs->nchunks && !rs->has_t, false);
+      bool eos = i + 1 == rs->nchunks && !rs->has_t;
+      if (via_attempt) {
+        fm_attempt_response_data(st, b, eos);
+      } else {
+        fm_encode_data(st, -1, b, eos, false);
+      }
       body_free(b);
+      fm_settle(st);
     }
     if (rs->has_t) {
-      hm_copy(&st->resp_t, &rs->t);
-      st->has_resp_t = true;
-      fm_encode_trailers(st, -1);
+      stream *rt_ = via_attempt ? st->attempt : st;
+      if (rt_) {
+        hm_copy(&rt_->resp_t, &rs->t);
+        if (via_attempt) {
+          fm_attempt_response_trailers(st);
+        } else {
+          st->has_resp_t = true;
+          fm_encode_trailers(st, -1);
+        }
+      }
+      fm_settle(st);
     }
     bench_drain(w, resp_done, st);
   }
@@ -1518,10 +1572,44 @@ static chain *bench_chain(const char *path) {
   return ch;
 }
 
-static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char *chainf, const char *reqf,
-                     const char *respf, bool verbose) {
+// bench_setup runs a file of main-thread protocol commands (cluster,
+// routes), one a line, as the protocol would: upstream clusters and the
+// route table that sends the replayed stream to one. Replies go to stderr.
+static bool bench_setup(const char *path) {
+  FILE *fp = fopen(path, "r");
+  if (!fp) {
+    fprintf(stderr, "abihost: cannot open %s\n", path);
+    return false;
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  g_out_fd = 2;
+  uint64_t errs = atomic_load(&g_reply_errs);
+  while ((len = getline(&line, &cap, fp)) > 0) {
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+    if (len == 0 || line[0] == '#') continue;
+    task *t = parse_task(line, (size_t)len);
+    if (!t) continue;
+    if (strcmp(t->tok[0], "cluster") && strcmp(t->tok[0], "routes")) {
+      reply_err(t->id, "bench setup: %s is not cluster or routes", t->tok[0]);
+    } else {
+      handle_main_cmd(t);
+    }
+    free_task(t);
+  }
+  free(line);
+  fclose(fp);
+  g_out_fd = 1;
+  return atomic_load(&g_reply_errs) == errs;
+}
+
+static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char *chainf, const char *setupf,
+                     const char *reqf, const char *respf, bool verbose) {
   chain *ch = bench_chain(chainf);
   if (!ch) return 1;
+  if (setupf && !bench_setup(setupf)) return 1;
+  route_table *rt = g_routes; // the stream's table, as open takes it
   // Let the module's background work (the picker's first scrapes) settle.
   if (settle_ms) {
     struct timespec ts = {(time_t)(settle_ms / 1000), (long)(settle_ms % 1000) * 1000000L};
@@ -1541,12 +1629,13 @@ static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char
   for (uint64_t i = 0; i < warmup; i++) {
     memset(&sink, 0, sizeof sink);
     sink.verbose = verbose && i == 0;
-    bench_one(ch, w, id++, &rq, &rs, &sink);
+    bench_one(ch, rt, w, id++, &rq, &rs, &sink);
   }
   uint64_t hk0[HK__COUNT], cb0[CB__COUNT];
   for (int i = 0; i < HK__COUNT; i++) hk0[i] = atomic_load(&g_hk_count[i]);
   for (int i = 0; i < CB__COUNT; i++) cb0[i] = atomic_load(&g_cb_count[i]);
   uint64_t local = 0, upstream_ok = 0, bad = 0, bytes_down = 0, routed = 0;
+  uint64_t allocs0 = g_mod.heap_allocs ? g_mod.heap_allocs() : 0;
   struct timespec c0, p0;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p0);
@@ -1554,7 +1643,7 @@ static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char
   for (uint64_t i = 0; i < n; i++) {
     memset(&sink, 0, sizeof sink);
     sink.verbose = verbose && warmup == 0 && i == 0;
-    bench_one(ch, w, id++, &rq, &rs, &sink);
+    bench_one(ch, rt, w, id++, &rq, &rs, &sink);
     if (sink.local_reply) local++;
     if (sink.routed) routed++;
     if (sink.up_done && sink.down_done && !sink.local_reply) upstream_ok++;
@@ -1562,6 +1651,9 @@ static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char
     bytes_down += sink.down_bytes;
   }
   uint64_t el = now_ns() - t0;
+  // Go heap allocations of the whole process (background goroutines too);
+  // -1 when the module does not say.
+  double allocs = g_mod.heap_allocs ? (double)(g_mod.heap_allocs() - allocs0) / (double)n : -1;
   struct timespec c1, p1;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p1);
@@ -1575,11 +1667,12 @@ static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char
   uint64_t cbs = per_request_json(&b, cb_names, g_cb_count, cb0, CB__COUNT, n);
   printf("{\"n\":%llu,\"ns_per_req\":%.1f,\"thread_cpu_ns_per_req\":%.1f,\"process_cpu_ns_per_req\":%.1f,"
          "\"hooks_per_req\":%.2f,\"callbacks_per_req\":%.2f,\"abicalls_per_req\":%.2f,"
-         "\"local_replies\":%llu,\"upstream_ok\":%llu,\"routed\":%llu,\"incomplete\":%llu,\"client_bytes_per_req\":%.1f,%s}\n",
+         "\"local_replies\":%llu,\"upstream_ok\":%llu,\"routed\":%llu,\"incomplete\":%llu,\"client_bytes_per_req\":%.1f,"
+         "\"go_allocs_per_req\":%.2f,%s}\n",
          (unsigned long long)n, (double)el / (double)n, thread_cpu / (double)n, process_cpu / (double)n,
          (double)hooks / (double)n, (double)cbs / (double)n,
          (double)(hooks + cbs) / (double)n, (unsigned long long)local, (unsigned long long)upstream_ok,
-         (unsigned long long)routed, (unsigned long long)bad, (double)bytes_down / (double)n, b.p);
+         (unsigned long long)routed, (unsigned long long)bad, (double)bytes_down / (double)n, allocs, b.p);
   fflush(stdout);
   sb_free(&b);
   return bad ? 2 : 0;
@@ -1629,6 +1722,7 @@ static void load_module(const char *path) {
   g_mod.local_reply = sym("envoy_dynamic_module_on_http_filter_local_reply", false);
   g_mod.route_config_new = sym("envoy_dynamic_module_on_http_filter_per_route_config_new", false);
   g_mod.route_config_destroy = sym("envoy_dynamic_module_on_http_filter_per_route_config_destroy", false);
+  g_mod.heap_allocs = sym("inferencepool_heap_allocs", false);
   count_hook(NULL, HK_program_init);
   const char *v = g_mod.program_init();
   if (!v) {
@@ -1655,7 +1749,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: abihost [--lib PATH] [--workers N] [--log-level LEVEL] [--log-events] [--strict] [--no-retry-buffering]\n"
           "               [--buffer-limit BYTES]\n"
-          "       abihost [--lib PATH] --bench N [--warmup W] [--settle-ms MS] --chain FILE --request FILE --response FILE [--verbose]\n"
+          "       abihost [--lib PATH] --bench N [--warmup W] [--settle-ms MS] --chain FILE [--setup FILE] --request FILE\n"
+          "               --response FILE [--verbose]\n"
           "The library defaults to $ABIHOST_LIB, else dist/libinferencepool.so. The log level defaults to\n"
           "$ABIHOST_LOG_LEVEL, else info (warn in bench mode). Protocol: test/abihost/PROTOCOL.md.\n");
 }
@@ -1665,7 +1760,7 @@ int main(int argc, char **argv) {
   if (!lib) lib = "dist/libinferencepool.so";
   uint64_t bench = 0, warmup = 100, settle_ms = 0;
   bool bench_mode = false, verbose = false;
-  const char *chainf = NULL, *reqf = NULL, *respf = NULL;
+  const char *chainf = NULL, *setupf = NULL, *reqf = NULL, *respf = NULL;
   const char *lvl = getenv("ABIHOST_LOG_LEVEL");
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -1700,6 +1795,9 @@ int main(int argc, char **argv) {
       i++;
     } else if (!strcmp(a, "--chain") && next) {
       chainf = next;
+      i++;
+    } else if (!strcmp(a, "--setup") && next) {
+      setupf = next;
       i++;
     } else if (!strcmp(a, "--request") && next) {
       reqf = next;
@@ -1739,11 +1837,16 @@ int main(int argc, char **argv) {
 
   if (bench_mode) {
     g_poison = false; // measure the module, not the host's debugging aids
+    // Keep freed memory in the heap: glibc's default trims (and mmaps large
+    // blocks) on every MiB-sized body, so each exchange page-faulted its
+    // frames in again, which Envoy's allocator does not do.
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     if (!chainf || !reqf || !respf || bench == 0) {
       usage();
       return 2;
     }
-    return run_bench(bench, warmup, settle_ms, chainf, reqf, respf, verbose);
+    return run_bench(bench, warmup, settle_ms, chainf, setupf, reqf, respf, verbose);
   }
 
   g_workers = xcalloc((size_t)g_nworkers, sizeof(worker *));

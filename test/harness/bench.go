@@ -23,14 +23,23 @@ type Recorded struct {
 
 // BenchOptions run abihost --bench.
 type BenchOptions struct {
-	Chain    Chain    // default: envoy.yaml's chain
+	Chain Chain // default: envoy.yaml's chain
+	// Clusters and Routes, when set, are installed before the chain's
+	// first stream (bench mode's --setup file): a route naming a cluster
+	// with upstream filters sends every exchange through one upstream
+	// attempt of that cluster, whose filters see the response first.
+	Clusters []Cluster
+	Routes   []Route
 	Request  Recorded // default: ChatRequest4KiB()
 	Response Recorded // default: ChatResponseWithUsage()
 	N        int      // measured exchanges (default 1000)
 	Warmup   int      // exchanges before measuring (default 200)
 	Lib      string   // default: EnsureBuilt's library
-	Env      []string
-	Dir      string // where to write the recorded files (default t.TempDir())
+	// BufferLimit is Envoy's per-connection buffer limit (abihost
+	// --buffer-limit); 0 keeps abihost's default, 1 MiB.
+	BufferLimit int
+	Env         []string
+	Dir         string // where to write the recorded files (default t.TempDir())
 	// Settle waits this long after the chain is configured, before the
 	// warmup: time for the picker's first scrapes.
 	Settle time.Duration
@@ -47,17 +56,21 @@ type BenchResult struct {
 	ThreadCPUNsPerReq float64 `json:"thread_cpu_ns_per_req"`
 	// ProcessCPUNsPerReq adds every other thread of the process (the Go
 	// runtime's GC and background work, the module's own goroutines).
-	ProcessCPUNsPerReq float64            `json:"process_cpu_ns_per_req"`
-	HooksPerReq        float64            `json:"hooks_per_req"`
-	CallbacksPerReq    float64            `json:"callbacks_per_req"`
-	ABICallsPerReq     float64            `json:"abicalls_per_req"`
-	LocalReplies       int                `json:"local_replies"`
-	UpstreamOK         int                `json:"upstream_ok"`
-	Routed             int                `json:"routed"` // exchanges sent with x-gateway-destination-endpoint
-	Incomplete         int                `json:"incomplete"`
-	ClientBytes        float64            `json:"client_bytes_per_req"`
-	Hooks              map[string]float64 `json:"hooks"`     // per exchange, by hook
-	Callbacks          map[string]float64 `json:"callbacks"` // per exchange, by callback
+	ProcessCPUNsPerReq float64 `json:"process_cpu_ns_per_req"`
+	HooksPerReq        float64 `json:"hooks_per_req"`
+	CallbacksPerReq    float64 `json:"callbacks_per_req"`
+	ABICallsPerReq     float64 `json:"abicalls_per_req"`
+	LocalReplies       int     `json:"local_replies"`
+	UpstreamOK         int     `json:"upstream_ok"`
+	Routed             int     `json:"routed"` // exchanges sent with x-gateway-destination-endpoint
+	Incomplete         int     `json:"incomplete"`
+	ClientBytes        float64 `json:"client_bytes_per_req"`
+	// GoAllocsPerReq is the Go heap allocations per exchange of the whole
+	// process (the module's background goroutines too), -1 when the
+	// library does not export inferencepool_heap_allocs.
+	GoAllocsPerReq float64            `json:"go_allocs_per_req"`
+	Hooks          map[string]float64 `json:"hooks"`     // per exchange, by hook
+	Callbacks      map[string]float64 `json:"callbacks"` // per exchange, by callback
 }
 
 // RunBench writes the chain and the recorded exchange to files and runs
@@ -92,9 +105,20 @@ func RunBench(t testing.TB, o BenchOptions) (*BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(b.Host, "--lib", o.Lib, "--bench", strconv.Itoa(o.N), "--warmup", strconv.Itoa(o.Warmup),
+	args := []string{"--lib", o.Lib, "--bench", strconv.Itoa(o.N), "--warmup", strconv.Itoa(o.Warmup),
 		"--settle-ms", strconv.FormatInt(o.Settle.Milliseconds(), 10),
-		"--chain", files[0], "--request", files[1], "--response", files[2])
+		"--chain", files[0], "--request", files[1], "--response", files[2]}
+	if o.BufferLimit > 0 {
+		args = append(args, "--buffer-limit", strconv.Itoa(o.BufferLimit))
+	}
+	if len(o.Clusters)+len(o.Routes) > 0 {
+		setup, err := writeBenchSetup(o.Dir, o.Clusters, o.Routes)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--setup", setup)
+	}
+	cmd := exec.Command(b.Host, args...)
 	cmd.Dir = b.Root
 	cmd.Env = append(append(os.Environ(), "GODEBUG=cgocheck=0"), o.Env...)
 	var stderr bytes.Buffer
@@ -127,6 +151,24 @@ func WriteBenchFiles(dir string, c Chain, req, resp Recorded) ([]string, error) 
 		}
 	}
 	return paths, nil
+}
+
+// writeBenchSetup writes bench mode's --setup file: the cluster and routes
+// commands (PROTOCOL.md), one a line, clusters first.
+func writeBenchSetup(dir string, clusters []Cluster, routes []Route) (string, error) {
+	var b strings.Builder
+	for i, c := range clusters {
+		args, err := clusterArgs(c)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "cluster %d %s\n", i+1, strings.Join(args, " "))
+	}
+	if len(routes) > 0 {
+		fmt.Fprintf(&b, "routes %d %s\n", len(clusters)+1, strings.Join(routesArgs(routes), " "))
+	}
+	path := filepath.Join(dir, "setup.txt")
+	return path, os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func recordedText(r Recorded) string {

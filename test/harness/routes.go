@@ -43,6 +43,15 @@ func PerFilterJSON(filter string, v any) map[string][]byte {
 // A per-route config the module refuses fails the whole table, with what the
 // module logged, as Envoy rejects such a route configuration.
 func (h *Host) ConfigureRoutes(routes ...Route) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := h.call(ctx, "routes", routesArgs(routes)...)
+	return err
+}
+
+// routesArgs are the routes command's arguments (PROTOCOL.md), for the
+// protocol and for bench mode's setup file.
+func routesArgs(routes []Route) []string {
 	args := []string{strconv.Itoa(len(routes))}
 	for _, r := range routes {
 		hk, hv := "-", "-"
@@ -54,10 +63,7 @@ func (h *Host) ConfigureRoutes(routes ...Route) error {
 			args = append(args, b64s(filter), b64s(filter), b64(cfg))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_, err := h.call(ctx, "routes", args...)
-	return err
+	return args
 }
 
 // MustConfigureRoutes is ConfigureRoutes failing the test on error.

@@ -42,6 +42,16 @@ type Cluster struct {
 // installs it for streams routed to it from now on. A refused filter_config
 // returns a *CommandError with what the module logged.
 func (h *Host) ConfigureCluster(c Cluster) ([]MetricDef, error) {
+	args, err := clusterArgs(c)
+	if err != nil {
+		return nil, err
+	}
+	return h.configure("cluster", args)
+}
+
+// clusterArgs are the cluster command's arguments (PROTOCOL.md), for the
+// protocol and for bench mode's setup file.
+func clusterArgs(c Cluster) ([]string, error) {
 	args := []string{b64s(c.Name), strconv.Itoa(len(c.Hosts))}
 	for _, uh := range c.Hosts {
 		var md []string
@@ -87,7 +97,7 @@ func (h *Host) ConfigureCluster(c Cluster) ([]MetricDef, error) {
 	for _, f := range c.Filters {
 		args = append(args, b64s(f.Name), b64(f.Config))
 	}
-	return h.configure("cluster", args)
+	return args, nil
 }
 
 // MustConfigureCluster is ConfigureCluster failing the test on error.

@@ -1,0 +1,28 @@
+package abi
+
+// #include <stdint.h>
+import "C"
+
+import "runtime/metrics"
+
+// heapAllocSamples are the Go heap allocations counted since the process
+// started (small ones and tiny ones are counted apart).
+var heapAllocSamples = []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/tiny/allocs:objects"}}
+
+// inferencepool_heap_allocs returns how many Go heap allocations the
+// process has made so far, for a host's benchmark (abihost --bench reports
+// allocations per exchange from two readings). Envoy never calls it. It
+// reads runtime/metrics, which does not stop the world. Not safe for
+// concurrent callers (one sample slice): the bench thread calls it alone.
+//
+//export inferencepool_heap_allocs
+func inferencepool_heap_allocs() C.uint64_t {
+	metrics.Read(heapAllocSamples)
+	var n uint64
+	for _, s := range heapAllocSamples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			n += s.Value.Uint64()
+		}
+	}
+	return C.uint64_t(n)
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"sync"
+
+	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
+)
+
+// The per-stream filters of ai_router and endpoint_picker are reused: a
+// stream's filter goes back to its pool once Envoy destroyed it without a
+// panic (abi.Factory.Release), and a later stream, on any worker, takes it.
+// Each new* below overwrites every field with a composite literal, so a
+// field added later starts zero like in a new filter; only buffers whose
+// contents are dead (length 0) are kept, up to maxKeptBuffer each.
+var (
+	routerFilters = sync.Pool{New: func() any { return new(aiRouterFilter) }}
+	pickerFilters = sync.Pool{New: func() any { return new(endpointPickerFilter) }}
+)
+
+// maxKeptBuffer caps the buffers a pooled filter keeps for its next stream.
+const maxKeptBuffer = 64 << 10
+
+func newRouterFilter(cfg *routerFilterConfig, h shared.HttpFilterHandle) *aiRouterFilter {
+	f := routerFilters.Get().(*aiRouterFilter)
+	f.reset(cfg, h)
+	return f
+}
+
+// reset makes f a new stream's filter.
+func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandle) {
+	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped)}
+}
+
+func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
+	f := pickerFilters.Get().(*endpointPickerFilter)
+	f.reset(cfg, h)
+	return f
+}
+
+// reset makes f a new stream's filter.
+func (f *endpointPickerFilter) reset(cfg *pickerFilterConfig, h shared.HttpFilterHandle) {
+	subset := f.req.Subset[:0]
+	if cap(subset) > 64 {
+		subset = nil
+	}
+	*f = endpointPickerFilter{cfg: cfg, h: h, body: keep(f.body), req: picker.Request{Subset: subset}}
+}
+
+// releaseFilter takes back a filter whose stream is over (nothing refers
+// to it any more). A debug wrapper (test builds) is not reused.
+func releaseFilter(x shared.HttpFilter) {
+	switch f := x.(type) {
+	case *aiRouterFilter:
+		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped)} // let go of the stream
+		routerFilters.Put(f)
+	case *endpointPickerFilter:
+		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}}
+		pickerFilters.Put(f)
+	}
+}
+
+func keep(b []byte) []byte {
+	if cap(b) > maxKeptBuffer {
+		return nil
+	}
+	return b[:0]
+}
