@@ -19,13 +19,12 @@ import (
 
 // family accumulates one wanted family's series as expfmt would collect them.
 type family struct {
-	name    string
-	typed   bool // a TYPE line was read or a sample fixed the type
-	n       int  // series
-	sum     float64
-	bad     float64 // first NaN, infinite or negative value, when hasBad
-	hasBad  bool
-	cfgSeen bool // cache config: the first series' labels are recorded
+	name   string
+	typed  bool // a TYPE line was read or a sample fixed the type
+	n      int  // series
+	sum    float64
+	bad    float64 // first NaN, infinite or negative value, when hasBad
+	hasBad bool
 }
 
 // loraSeries is one lora_requests_info series: label values point into the body.

@@ -33,11 +33,11 @@ func NewTokenServer(t testing.TB) *TokenServer {
 	ts := &TokenServer{Lifetime: time.Hour}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ParseForm() != nil || r.Form.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" || strings.Count(r.Form.Get("assertion"), ".") != 2 {
-			http.Error(w, `{"error":"invalid_grant"}`, 400)
+			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
 			return
 		}
 		if ts.Failing.Load() {
-			http.Error(w, `{"error":"temporarily_unavailable"}`, 503)
+			http.Error(w, `{"error":"temporarily_unavailable"}`, http.StatusServiceUnavailable)
 			return
 		}
 		n := ts.Grants.Add(1)
