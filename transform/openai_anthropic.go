@@ -67,7 +67,7 @@ func (t *anthropicTranslator) TranslateRequest(req UpstreamRequest) (TranslatedR
 	if e != nil {
 		return TranslatedRequest{}, e
 	}
-	h := make([]HeaderEdit, 0, 10)
+	h := make([]HeaderEdit, 0, editsCap)
 	h = append(h,
 		HeaderEdit{Name: ":path", Value: t.backend.PathPrefix + "/messages"},
 		contentLength(len(body)),

@@ -41,7 +41,7 @@ func (t *azureTranslator) TranslateRequest(req UpstreamRequest) (TranslatedReque
 	}
 	p = append(p, "?api-version="...)
 	p = append(p, t.backend.APIVersion...)
-	h := make([]HeaderEdit, 0, 8)
+	h := make([]HeaderEdit, 0, editsCap)
 	h = append(h, HeaderEdit{Name: ":path", Value: string(p)}, contentLength(len(body)))
 	h = t.jsonContentType(h)
 	h = credentialEdits(h, HeaderEdit{Name: "api-key", Value: t.backend.apiKey})

@@ -94,7 +94,7 @@ func (t *bedrockTranslator) TranslateRequest(req UpstreamRequest) (TranslatedReq
 		p = append(p, "/converse"...)
 	}
 	path, host := string(p), t.backend.bedrockHost()
-	h := make([]HeaderEdit, 0, 14)
+	h := make([]HeaderEdit, 0, editsCap)
 	h = append(h,
 		HeaderEdit{Name: ":path", Value: path},
 		HeaderEdit{Name: ":authority", Value: host},

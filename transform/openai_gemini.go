@@ -59,7 +59,7 @@ func (t *geminiTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	if t.backend.Model != "" {
 		sent = t.backend.Model
 	}
-	h := make([]HeaderEdit, 0, 12)
+	h := make([]HeaderEdit, 0, editsCap)
 	h = append(h,
 		HeaderEdit{Name: ":path", Value: t.backend.geminiPath(sent, r.Stream)},
 		contentLength(len(body)),

@@ -34,7 +34,7 @@ func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	if err != nil {
 		return TranslatedRequest{}, err
 	}
-	h := make([]HeaderEdit, 0, 8)
+	h := make([]HeaderEdit, 0, editsCap)
 	h = append(h, HeaderEdit{Name: ":path", Value: path})
 	h = append(h, contentLength(len(body)))
 	h = t.jsonContentType(h)
@@ -190,6 +190,10 @@ func bearer(key string) string {
 // others: a client's own credentials never reach a provider, and a retry
 // that reaches another backend finds none of the previous attempt's.
 var providerHeaders = [...]string{"authorization", "x-api-key", "api-key", "anthropic-version", "anthropic-beta", "x-goog-api-key", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"}
+
+// editsCap is room for every header edit a translation makes (its own
+// few and one per provider header), so the list is allocated once.
+const editsCap = 6 + len(providerHeaders)
 
 // credentialEdits appends an edit for each of providerHeaders: set as in
 // set when it is there with a value, else removed.
