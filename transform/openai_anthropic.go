@@ -96,51 +96,10 @@ func (b *Backend) samplingParams() bool { return b.AnthropicVersion < samplingVe
 // Usage().InputTokens too; Usage has no field of its own for them.
 func (t *anthropicTranslator) CacheCreationInputTokens() uint64 { return t.cacheCreation }
 
-// chatRequest holds the top-level fields of an OpenAI chat request that
-// the translation reads.
-type chatRequest struct {
-	messages, tools, toolChoice, parallel, stop       gjson.Result
-	maxCompletion, maxTokens, temperature, topP, topK gjson.Result
-	n, logprobs, responseFormat, user                 gjson.Result
-}
-
 // requestBody writes the Messages API body for an OpenAI chat request (a
 // valid JSON object: ParseRequest checked it).
 func (t *anthropicTranslator) requestBody(body []byte, stream bool) ([]byte, *Error) {
-	var c chatRequest
-	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			c.messages = v
-		case "tools":
-			c.tools = v
-		case "tool_choice":
-			c.toolChoice = v
-		case "parallel_tool_calls":
-			c.parallel = v
-		case "stop":
-			c.stop = v
-		case "max_completion_tokens":
-			c.maxCompletion = v
-		case "max_tokens":
-			c.maxTokens = v
-		case "temperature":
-			c.temperature = v
-		case "top_p":
-			c.topP = v
-		case "top_k":
-			c.topK = v
-		case "n":
-			c.n = v
-		case "logprobs":
-			c.logprobs = v
-		case "response_format":
-			c.responseFormat = v
-		case "user":
-			c.user = v
-		}
-		return true
-	})
+	c := readChatRequest(body)
 	if e := c.refuseUnsupported(); e != nil {
 		return nil, e
 	}
@@ -671,23 +630,8 @@ func appendToolCalls(out []byte, n int, calls gjson.Result, i int) ([]byte, int,
 	calls.ForEach(func(_, call gjson.Result) bool {
 		j++
 		id, name, args := call.Get("id"), call.Get("function.name"), call.Get("function.arguments")
-		switch {
-		case id.Type != gjson.String || id.Str == "":
-			e = fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].id", i, j)
-		case name.Type != gjson.String || name.Str == "":
-			e = fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].function.name", i, j)
-		case args.Exists() && args.Type != gjson.String && args.Type != gjson.Null:
-			e = fieldError("invalid_type", "must be a string of JSON", "messages[%d].tool_calls[%d].function.arguments", i, j)
-		}
-		if e != nil {
-			return false
-		}
-		input := strings.TrimSpace(args.Str)
-		if input == "" {
-			input = "{}"
-		}
-		if !gjson.Valid(input) || input[0] != '{' {
-			e = fieldError("invalid_value", "must be a JSON object", "messages[%d].tool_calls[%d].function.arguments", i, j)
+		var input string
+		if input, e = toolCallInput(id, name, args, i, j); e != nil {
 			return false
 		}
 		if n > 0 {

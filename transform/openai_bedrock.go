@@ -116,34 +116,7 @@ func (t *bedrockTranslator) TranslateRequest(req UpstreamRequest) (TranslatedReq
 
 // bedrockRequestBody writes the Converse body for an OpenAI chat request.
 func bedrockRequestBody(body []byte) ([]byte, *Error) {
-	var c chatRequest
-	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			c.messages = v
-		case "tools":
-			c.tools = v
-		case "tool_choice":
-			c.toolChoice = v
-		case "stop":
-			c.stop = v
-		case "max_completion_tokens":
-			c.maxCompletion = v
-		case "max_tokens":
-			c.maxTokens = v
-		case "temperature":
-			c.temperature = v
-		case "top_p":
-			c.topP = v
-		case "n":
-			c.n = v
-		case "logprobs":
-			c.logprobs = v
-		case "response_format":
-			c.responseFormat = v
-		}
-		return true
-	})
+	c := readChatRequest(body)
 	if c.n.Exists() && c.n.Type != gjson.Null && (c.n.Type != gjson.Number || c.n.Raw != "1") {
 		return nil, badRequest("unsupported_value", "n", "n: a Bedrock backend returns one choice; n must be 1")
 	}
@@ -526,25 +499,4 @@ func appendBedrockAssistantContent(out []byte, m gjson.Result, i int) ([]byte, i
 		return nil, 0, e
 	}
 	return out, n, nil
-}
-
-// toolCallInput checks an assistant tool call's id, name and arguments and
-// returns the arguments as a JSON object ("{}" when empty).
-func toolCallInput(id, name, args gjson.Result, i, j int) (string, *Error) {
-	switch {
-	case id.Type != gjson.String || id.Str == "":
-		return "", fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].id", i, j)
-	case name.Type != gjson.String || name.Str == "":
-		return "", fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].function.name", i, j)
-	case args.Exists() && args.Type != gjson.String && args.Type != gjson.Null:
-		return "", fieldError("invalid_type", "must be a string of JSON", "messages[%d].tool_calls[%d].function.arguments", i, j)
-	}
-	input := strings.TrimSpace(args.Str)
-	if input == "" {
-		input = "{}"
-	}
-	if !gjson.Valid(input) || input[0] != '{' {
-		return "", fieldError("invalid_value", "must be a JSON object", "messages[%d].tool_calls[%d].function.arguments", i, j)
-	}
-	return input, nil
 }

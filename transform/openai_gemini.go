@@ -98,52 +98,10 @@ func (b *Backend) geminiPath(model string, stream bool) string {
 	return string(append(p, ":generateContent"...))
 }
 
-// geminiRequest holds the top-level fields of an OpenAI chat request that
-// the Gemini translation reads.
-type geminiRequest struct {
-	chatRequest
-	presence, frequency, seed gjson.Result
-}
-
 // geminiRequestBody writes the generateContent body for an OpenAI chat
 // request (a valid JSON object: ParseRequest checked it).
 func geminiRequestBody(body []byte) ([]byte, *Error) {
-	var c geminiRequest
-	gjson.Parse(unsafeString(body)).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			c.messages = v
-		case "tools":
-			c.tools = v
-		case "tool_choice":
-			c.toolChoice = v
-		case "stop":
-			c.stop = v
-		case "max_completion_tokens":
-			c.maxCompletion = v
-		case "max_tokens":
-			c.maxTokens = v
-		case "temperature":
-			c.temperature = v
-		case "top_p":
-			c.topP = v
-		case "top_k":
-			c.topK = v
-		case "n":
-			c.n = v
-		case "logprobs":
-			c.logprobs = v
-		case "response_format":
-			c.responseFormat = v
-		case "presence_penalty":
-			c.presence = v
-		case "frequency_penalty":
-			c.frequency = v
-		case "seed":
-			c.seed = v
-		}
-		return true
-	})
+	c := readChatRequest(body)
 	if c.n.Exists() && c.n.Type != gjson.Null && (c.n.Type != gjson.Number || c.n.Raw != "1") {
 		return nil, badRequest("unsupported_value", "n", "n: a Gemini backend returns one choice here; n must be 1")
 	}
@@ -167,7 +125,7 @@ func geminiRequestBody(body []byte) ([]byte, *Error) {
 
 // appendGenerationConfig writes generationConfig: sampling, length, stop
 // sequences and the response format.
-func (c *geminiRequest) appendGenerationConfig(out []byte) ([]byte, *Error) {
+func (c *chatRequest) appendGenerationConfig(out []byte) ([]byte, *Error) {
 	mark := len(out)
 	out = append(out, `,"generationConfig":{`...)
 	start := len(out)
@@ -242,7 +200,7 @@ func (c *geminiRequest) appendGenerationConfig(out []byte) ([]byte, *Error) {
 }
 
 // appendGeminiTools writes tools (function declarations) and toolConfig.
-func (c *geminiRequest) appendGeminiTools(out []byte) ([]byte, *Error) {
+func (c *chatRequest) appendGeminiTools(out []byte) ([]byte, *Error) {
 	if v := c.tools; v.Exists() && v.Type != gjson.Null && !(v.IsArray() && emptyContainer(v.Raw)) {
 		if !v.IsArray() {
 			return nil, badRequest("invalid_type", "tools", "tools must be an array")
@@ -634,23 +592,8 @@ func appendGeminiAssistantParts(out []byte, m gjson.Result, i int, calls *toolCa
 	tc.ForEach(func(_, call gjson.Result) bool {
 		j++
 		id, name, args := call.Get("id"), call.Get("function.name"), call.Get("function.arguments")
-		switch {
-		case id.Type != gjson.String || id.Str == "":
-			e = fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].id", i, j)
-		case name.Type != gjson.String || name.Str == "":
-			e = fieldError("missing_required_parameter", "must be a non-empty string", "messages[%d].tool_calls[%d].function.name", i, j)
-		case args.Exists() && args.Type != gjson.String && args.Type != gjson.Null:
-			e = fieldError("invalid_type", "must be a string of JSON", "messages[%d].tool_calls[%d].function.arguments", i, j)
-		}
-		if e != nil {
-			return false
-		}
-		input := strings.TrimSpace(args.Str)
-		if input == "" {
-			input = "{}"
-		}
-		if !gjson.Valid(input) || input[0] != '{' {
-			e = fieldError("invalid_value", "must be a JSON object", "messages[%d].tool_calls[%d].function.arguments", i, j)
+		var input string
+		if input, e = toolCallInput(id, name, args, i, j); e != nil {
 			return false
 		}
 		calls.add(id, name)
