@@ -25,14 +25,9 @@ type anthropicTranslator struct {
 	includeUsage bool // the client asked for a usage chunk
 
 	// From the response.
-	status  int
-	mode    responseMode
+	resp    rewrittenResponse
 	created int64
-	body    []byte // a JSON response, until its end
-	tooBig  bool   // the JSON response went over maxAnthropicJSON
-	errBuf  errorBuffer
 	stream  anthropicStream
-	done    bool
 
 	raw           [4]uint64 // Anthropic's input, cache read, cache creation and output tokens
 	usage         Usage

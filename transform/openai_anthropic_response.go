@@ -11,72 +11,31 @@ import (
 const maxAnthropicJSON = 32 << 20
 
 func (t *anthropicTranslator) TranslateResponseHeaders(resp UpstreamResponse) (TranslatedResponseHeaders, error) {
-	t.status = resp.Status
 	t.created = t.now().Unix()
-	out := TranslatedResponseHeaders{Status: resp.Status}
-	switch {
-	case !isSuccess(resp.Status):
-		t.mode = modeError
-		out.Status = anthropicStatus(resp.Status)
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "application/json"})
-	case !identityEncoding(resp.ContentEncoding):
-		return out, &Error{Status: 502, Type: "server_error", Code: "upstream_encoding",
-			Message: "the Anthropic backend answered with content-encoding " + strconv.Quote(resp.ContentEncoding) + ", which cannot be translated"}
-	case mediaType(resp.ContentType) == "text/event-stream":
-		t.mode = modeStream
+	out, isStream, err := t.resp.begin(resp, "the Anthropic backend", "text/event-stream", anthropicStatus(resp.Status))
+	if isStream {
 		t.stream.init(t)
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "text/event-stream"})
-	default:
-		t.mode = modeJSON
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "application/json"})
 	}
-	// Every translation changes the length.
-	out.Headers = append(out.Headers, HeaderEdit{Name: "content-length", Remove: true})
-	return out, nil
+	return out, err
 }
 
 func (t *anthropicTranslator) TranslateResponseBody(dst, chunk []byte, endOfStream bool) ([]byte, bool) {
-	if t.done {
-		return dst, true // everything after the end is dropped
-	}
-	switch t.mode {
-	case modeStream:
-		dst = t.stream.write(dst, chunk)
-		if endOfStream {
-			dst = t.stream.close(dst)
-		}
-	case modeError:
-		t.errBuf.add(chunk)
-		if endOfStream {
-			dst = append(dst, t.TranslateError(t.status, t.errBuf.buf).Body()...)
-			t.errBuf.buf = nil
-		}
-	default:
-		if len(t.body)+len(chunk) > maxAnthropicJSON {
-			t.tooBig, t.body = true, nil
-		}
-		if !t.tooBig {
-			t.body = append(t.body, chunk...)
-		}
-		if endOfStream {
-			dst = t.translateMessage(dst)
-			t.body = nil
-		}
-	}
-	t.done = endOfStream
-	return dst, true
+	return t.resp.translate(dst, chunk, endOfStream, maxAnthropicJSON, &t.stream, t), true
 }
+
+// translateWhole implements wholeTranslation.
+func (t *anthropicTranslator) translateWhole(dst []byte) []byte { return t.translateMessage(dst) }
 
 func (t *anthropicTranslator) Usage() (Usage, bool) { return t.usage, t.hasUsage }
 
 // translateMessage writes the OpenAI chat.completion for a whole Anthropic
 // message, or an OpenAI error body if it is not one.
 func (t *anthropicTranslator) translateMessage(dst []byte) []byte {
-	if t.tooBig {
+	if t.resp.tooBig {
 		return append(dst, upstreamError(502, "the Anthropic response is larger than "+strconv.Itoa(maxAnthropicJSON)+" bytes").Body()...)
 	}
-	msg := gjson.ParseBytes(t.body)
-	if !gjson.ValidBytes(t.body) || !msg.IsObject() || msg.Get("type").Str != "message" {
+	msg := gjson.ParseBytes(t.resp.body)
+	if !gjson.ValidBytes(t.resp.body) || !msg.IsObject() || msg.Get("type").Str != "message" {
 		e := upstreamError(502, "the Anthropic backend sent a response that is not a message")
 		if msg.Get("type").Str == "error" { // an error under a 200
 			e = anthropicError(500, msg.Get("error"))

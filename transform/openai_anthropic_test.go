@@ -292,7 +292,7 @@ func TestAnthropicErrors(t *testing.T) {
 	startAnthropic(t, tr, false, 500, "text/html")
 	out := translateAll(tr, []byte(strings.Repeat("x", 1<<20)), 4096)
 	require.Equal(t, `{"error":{"message":"the Anthropic backend returned status 500","type":"server_error","param":null,"code":""}}`, string(out))
-	require.Nil(t, tr.errBuf.buf)
+	require.Nil(t, tr.resp.errBuf.buf)
 }
 
 func TestAnthropicCompressedResponse(t *testing.T) {

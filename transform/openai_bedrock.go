@@ -24,14 +24,9 @@ type bedrockTranslator struct {
 	includeUsage bool
 
 	// From the response.
-	status  int
-	mode    responseMode
+	resp    rewrittenResponse
 	created int64
-	body    []byte
-	tooBig  bool
-	errBuf  errorBuffer
 	stream  bedrockStream
-	done    bool
 
 	usage      Usage
 	cacheWrite uint64

@@ -11,71 +11,32 @@ import (
 const maxBedrockJSON = 32 << 20
 
 func (t *bedrockTranslator) TranslateResponseHeaders(resp UpstreamResponse) (TranslatedResponseHeaders, error) {
-	t.status = resp.Status
 	t.created = t.now().Unix()
-	out := TranslatedResponseHeaders{Status: resp.Status}
-	switch {
-	case !isSuccess(resp.Status):
-		t.mode = modeError
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "application/json"})
-	case !identityEncoding(resp.ContentEncoding):
-		return out, &Error{Status: 502, Type: "server_error", Code: "upstream_encoding",
-			Message: "the Bedrock backend answered with content-encoding " + strconv.Quote(resp.ContentEncoding) + ", which cannot be translated"}
-	case mediaType(resp.ContentType) == "application/vnd.amazon.eventstream":
-		t.mode = modeStream
+	out, isStream, err := t.resp.begin(resp, "the Bedrock backend", "application/vnd.amazon.eventstream", resp.Status)
+	if isStream {
 		t.stream.init(t)
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "text/event-stream"})
-	default:
-		t.mode = modeJSON
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "application/json"})
 	}
-	out.Headers = append(out.Headers, HeaderEdit{Name: "content-length", Remove: true})
-	return out, nil
+	return out, err
 }
 
 func (t *bedrockTranslator) TranslateResponseBody(dst, chunk []byte, endOfStream bool) ([]byte, bool) {
-	if t.done {
-		return dst, true
-	}
-	switch t.mode {
-	case modeStream:
-		dst = t.stream.write(dst, chunk)
-		if endOfStream {
-			dst = t.stream.close(dst)
-		}
-	case modeError:
-		t.errBuf.add(chunk)
-		if endOfStream {
-			dst = append(dst, t.TranslateError(t.status, t.errBuf.buf).Body()...)
-			t.errBuf.buf = nil
-		}
-	default:
-		if len(t.body)+len(chunk) > maxBedrockJSON {
-			t.tooBig, t.body = true, nil
-		}
-		if !t.tooBig {
-			t.body = append(t.body, chunk...)
-		}
-		if endOfStream {
-			dst = t.translateResponse(dst)
-			t.body = nil
-		}
-	}
-	t.done = endOfStream
-	return dst, true
+	return t.resp.translate(dst, chunk, endOfStream, maxBedrockJSON, &t.stream, t), true
 }
+
+// translateWhole implements wholeTranslation.
+func (t *bedrockTranslator) translateWhole(dst []byte) []byte { return t.translateResponse(dst) }
 
 func (t *bedrockTranslator) Usage() (Usage, bool) { return t.usage, t.hasUsage }
 
 // translateResponse writes the OpenAI chat.completion for a Converse
 // response, or an OpenAI error body if it is not one.
 func (t *bedrockTranslator) translateResponse(dst []byte) []byte {
-	if t.tooBig {
+	if t.resp.tooBig {
 		return append(dst, upstreamError(502, "the Bedrock response is larger than "+strconv.Itoa(maxBedrockJSON)+" bytes").Body()...)
 	}
-	r := gjson.ParseBytes(t.body)
+	r := gjson.ParseBytes(t.resp.body)
 	msg := r.Get("output.message")
-	if !gjson.ValidBytes(t.body) || !msg.IsObject() {
+	if !gjson.ValidBytes(t.resp.body) || !msg.IsObject() {
 		return append(dst, upstreamError(502, "the Bedrock backend sent a response that is not a Converse response").Body()...)
 	}
 	t.noteUsage(r.Get("usage"))

@@ -24,14 +24,9 @@ type geminiTranslator struct {
 	includeUsage bool   // the client asked for a usage chunk
 
 	// From the response.
-	status  int
-	mode    responseMode
+	resp    rewrittenResponse
 	created int64
-	body    []byte // a JSON response, until its end
-	tooBig  bool
-	errBuf  errorBuffer
 	stream  geminiStream
-	done    bool
 
 	usage    Usage
 	hasUsage bool

@@ -11,71 +11,31 @@ import (
 const maxGeminiJSON = 32 << 20
 
 func (t *geminiTranslator) TranslateResponseHeaders(resp UpstreamResponse) (TranslatedResponseHeaders, error) {
-	t.status = resp.Status
 	t.created = t.now().Unix()
-	out := TranslatedResponseHeaders{Status: resp.Status}
-	switch {
-	case !isSuccess(resp.Status):
-		t.mode = modeError
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "application/json"})
-	case !identityEncoding(resp.ContentEncoding):
-		return out, &Error{Status: 502, Type: "server_error", Code: "upstream_encoding",
-			Message: "the Gemini backend answered with content-encoding " + strconv.Quote(resp.ContentEncoding) + ", which cannot be translated"}
-	case mediaType(resp.ContentType) == "text/event-stream":
-		t.mode = modeStream
+	out, isStream, err := t.resp.begin(resp, "the Gemini backend", "text/event-stream", resp.Status)
+	if isStream {
 		t.stream.init(t)
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "text/event-stream"})
-	default:
-		t.mode = modeJSON
-		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "application/json"})
 	}
-	// Every translation changes the length.
-	out.Headers = append(out.Headers, HeaderEdit{Name: "content-length", Remove: true})
-	return out, nil
+	return out, err
 }
 
 func (t *geminiTranslator) TranslateResponseBody(dst, chunk []byte, endOfStream bool) ([]byte, bool) {
-	if t.done {
-		return dst, true // everything after the end is dropped
-	}
-	switch t.mode {
-	case modeStream:
-		dst = t.stream.write(dst, chunk)
-		if endOfStream {
-			dst = t.stream.close(dst)
-		}
-	case modeError:
-		t.errBuf.add(chunk)
-		if endOfStream {
-			dst = append(dst, t.TranslateError(t.status, t.errBuf.buf).Body()...)
-			t.errBuf.buf = nil
-		}
-	default:
-		if len(t.body)+len(chunk) > maxGeminiJSON {
-			t.tooBig, t.body = true, nil
-		}
-		if !t.tooBig {
-			t.body = append(t.body, chunk...)
-		}
-		if endOfStream {
-			dst = t.translateResponse(dst)
-			t.body = nil
-		}
-	}
-	t.done = endOfStream
-	return dst, true
+	return t.resp.translate(dst, chunk, endOfStream, maxGeminiJSON, &t.stream, t), true
 }
+
+// translateWhole implements wholeTranslation.
+func (t *geminiTranslator) translateWhole(dst []byte) []byte { return t.translateResponse(dst) }
 
 func (t *geminiTranslator) Usage() (Usage, bool) { return t.usage, t.hasUsage }
 
 // translateResponse writes the OpenAI chat.completion for a whole
 // GenerateContentResponse, or an OpenAI error body if it is not one.
 func (t *geminiTranslator) translateResponse(dst []byte) []byte {
-	if t.tooBig {
+	if t.resp.tooBig {
 		return append(dst, upstreamError(502, "the Gemini response is larger than "+strconv.Itoa(maxGeminiJSON)+" bytes").Body()...)
 	}
-	r := gjson.ParseBytes(t.body)
-	if !gjson.ValidBytes(t.body) || !r.IsObject() {
+	r := gjson.ParseBytes(t.resp.body)
+	if !gjson.ValidBytes(t.resp.body) || !r.IsObject() {
 		return append(dst, upstreamError(502, "the Gemini backend sent a response that is not a GenerateContentResponse").Body()...)
 	}
 	if e := r.Get("error"); e.IsObject() { // an error under a 200

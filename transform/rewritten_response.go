@@ -1,0 +1,93 @@
+package transform
+
+import "strconv"
+
+// rewrittenResponse is the response side the translators that rewrite a
+// provider's answer (Anthropic, Gemini, Bedrock) share: an error body and
+// a JSON answer are held (the answer up to a bound) and translated whole
+// at their end; a stream goes through the translator's stream as it
+// comes; nothing after the end goes out.
+type rewrittenResponse struct {
+	status int
+	mode   responseMode
+	body   []byte // a JSON answer, until its end
+	tooBig bool   // the JSON answer went over the bound: dropped
+	errBuf errorBuffer
+	done   bool
+}
+
+// responseStream is a translator's streamed-answer translation.
+type responseStream interface {
+	write(dst, chunk []byte) []byte
+	close(dst []byte) []byte
+}
+
+// wholeTranslation is a translator's translation of a whole answer: the
+// JSON one in rewrittenResponse.body (or the error for a tooBig one), and
+// an error body.
+type wholeTranslation interface {
+	translateWhole(dst []byte) []byte
+	TranslateError(status int, body []byte) *Error
+}
+
+// begin reads the response headers and returns what the client is to see:
+// status (errStatus for an error, the provider's mapped to OpenAI's), the
+// content type of what the translation writes and no content-length. A
+// compressed answer cannot be translated: 502. streamType is the media
+// type of the provider's stream; isStream reports it.
+func (r *rewrittenResponse) begin(resp UpstreamResponse, who, streamType string, errStatus int) (out TranslatedResponseHeaders, isStream bool, err error) {
+	r.status = resp.Status
+	out = TranslatedResponseHeaders{Status: resp.Status}
+	switch {
+	case !isSuccess(resp.Status):
+		r.mode = modeError
+		out.Status = errStatus
+		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "application/json"})
+	case !identityEncoding(resp.ContentEncoding):
+		return out, false, &Error{Status: 502, Type: "server_error", Code: "upstream_encoding",
+			Message: who + " answered with content-encoding " + strconv.Quote(resp.ContentEncoding) + ", which cannot be translated"}
+	case mediaType(resp.ContentType) == streamType:
+		r.mode = modeStream
+		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "text/event-stream"})
+	default:
+		r.mode = modeJSON
+		out.Headers = append(out.Headers, HeaderEdit{Name: "content-type", Value: "application/json"})
+	}
+	// Every translation changes the length.
+	out.Headers = append(out.Headers, HeaderEdit{Name: "content-length", Remove: true})
+	return out, r.mode == modeStream, nil
+}
+
+// translate appends the translation of chunk to dst. A JSON answer over
+// limit bytes is dropped and translated as an error at its end.
+func (r *rewrittenResponse) translate(dst, chunk []byte, endOfStream bool, limit int, s responseStream, w wholeTranslation) []byte {
+	if r.done {
+		return dst // everything after the end is dropped
+	}
+	switch r.mode {
+	case modeStream:
+		dst = s.write(dst, chunk)
+		if endOfStream {
+			dst = s.close(dst)
+		}
+	case modeError:
+		r.errBuf.add(chunk)
+		if endOfStream {
+			dst = append(dst, w.TranslateError(r.status, r.errBuf.buf).Body()...)
+			r.errBuf.buf = nil
+		}
+	default:
+		if len(r.body)+len(chunk) > limit {
+			r.tooBig, r.body = true, nil
+		}
+		if !r.tooBig {
+			r.body = append(r.body, chunk...)
+		}
+		if endOfStream {
+			dst = w.translateWhole(dst)
+			r.body = nil
+		}
+	}
+	r.done = endOfStream
+	return dst
+}
