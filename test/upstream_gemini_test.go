@@ -296,3 +296,37 @@ func TestUpstreamVertexServiceAccount(t *testing.T) {
 		Filters: harness.Chain{{Name: "ai_upstream", Config: cfg}}})
 	require.ErrorContains(t, err, "backends[0].serviceAccountKeyFile")
 }
+
+// A client's model name cannot steer a provider's path: it is one
+// percent-encoded segment for Gemini and Bedrock, so "../", ":method",
+// "?key=" and "#" stay inside it.
+func TestUpstreamModelCannotChangeThePath(t *testing.T) {
+	const hostile = `../../x:embedContent?key=stolen#frag`
+	for _, tc := range []struct {
+		name    string
+		backend map[string]any
+		want    string
+	}{
+		{"gemini", map[string]any{"name": "p", "schema": "gemini", "apiKeyFile": keyFile(t, googleKey)},
+			"/v1beta/models/..%2F..%2Fx%3AembedContent%3Fkey%3Dstolen%23frag:generateContent"},
+		{"bedrock", map[string]any{"name": "p", "schema": "aws_bedrock", "region": "us-east-1", "credentialsFile": bedrockCredentialsFile(t), "profile": "bedrock"},
+			"/model/..%2F..%2Fx%3AembedContent%3Fkey%3Dstolen%23frag/converse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := fakeprovider.New(t, func(w http.ResponseWriter, _ *fakeprovider.Recorded) {
+				w.Header().Set("content-type", "application/json")
+				w.WriteHeader(404)
+				fmt.Fprint(w, `{"message":"no such model"}`)
+			})
+			h := providerGateway(t, map[string]any{"backends": []map[string]any{tc.backend}},
+				harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("p")})
+			body, _ := json.Marshal(map[string]any{"model": hostile, "messages": []map[string]string{{"role": "user", "content": "hi"}}})
+			res, err := h.Send(context.Background(), chatRequest(string(body)))
+			require.NoError(t, err)
+			require.Equal(t, 404, res.Client.Status, string(res.Client.Body))
+			got := fake.Requests()
+			require.Len(t, got, 1)
+			require.Equal(t, tc.want, got[0].Path)
+		})
+	}
+}
