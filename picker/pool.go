@@ -45,6 +45,8 @@ type Pool struct {
 	picks, sheds, noCapacity, noMetrics atomic.Uint64
 	scrapeErrorsGone                    atomic.Uint64 // from endpoints that left
 
+	fleet fleetShare // how many proxies' requests the servers see per one of ours
+
 	// Owned by the registry.
 	key  string
 	refs int
@@ -225,6 +227,8 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		return
 	}
 	eps, held := st.eps[:0], st.held[:0]
+	var load, own float64         // scraped requests, and ours among them
+	others := p.fleet.value() - 1 // the other proxies' requests per one of ours
 	for i := range v.members {
 		if req.HasSubset && !st.inHint[i] {
 			continue
@@ -254,11 +258,19 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		e.KVUsage = s.KVUsage
 		e.Capacity = s.PeakRunning
 		e.Pending = float64(max(0, inFlight-s.InFlightAtScrape))
+		if others > 0 {
+			// What the other proxies sent since the scrape: as we send, on
+			// average (ours is one draw, too coarse to scale).
+			e.Pending += others * s.SendRate * float64(now-s.At)
+		}
 		e.InFlight = float64(inFlight)
 		e.Stale = now-s.At > p.staleAfter
 		e.LoRA = s.LoRA
 		e.CacheTokens = int64(s.BlockSize) * int64(s.NumGPUBlocks)
+		load += s.Running + s.Waiting
+		own += float64(s.InFlightAtScrape)
 	}
+	p.fleet.observe(load, own)
 	st.eps, st.held = eps, held
 	if len(eps) == 0 {
 		eps = held // every candidate failed recently: better them than nothing

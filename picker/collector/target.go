@@ -43,7 +43,8 @@ type Target struct {
 	consecutive  atomic.Int64
 	lastErr      atomic.Pointer[string]
 
-	// Owned by the scrape goroutine.
+	// Owned by the scrape goroutine (or Publish's caller).
+	rate   sendRate
 	slots  slotLearner
 	conn   *scrapeConn
 	parser *metrics.Parser // keeps an unchanged LoRA state without allocating
@@ -71,7 +72,12 @@ func (t *Target) Sample() *metrics.Sample { return t.sample.Load() }
 // Publish installs s as the latest sample, as a successful scrape would; nil
 // marks the endpoint as having no usable metrics. Sample.At must be set (see
 // Now). For collectors from NewManual.
-func (t *Target) Publish(s *metrics.Sample) { t.sample.Store(s) }
+func (t *Target) Publish(s *metrics.Sample) {
+	if s != nil {
+		s.SendRate = t.rate.observe(t.picks.Load(), s.At)
+	}
+	t.sample.Store(s)
+}
 
 // InFlight returns the requests this proxy has in flight to the endpoint.
 func (t *Target) InFlight() int64 { return t.inFlight.Load() }
@@ -186,6 +192,7 @@ func (t *Target) scrapeOnce(spec *Spec) {
 		s.At = Now()
 		s.InFlightAtScrape = inFlight
 		s.PeakRunning = t.slots.observe(s, relearnScrapes(spec.Interval))
+		s.SendRate = t.rate.observe(t.picks.Load(), s.At)
 		t.sample.Store(s)
 		t.consecutive.Store(0)
 		return

@@ -17,6 +17,7 @@ type Sample struct {
 	// Set by the collector, not by Parse.
 	At               int64   // collector.Now() when the response arrived
 	InFlightAtScrape int64   // this proxy's in-flight count when the scrape was sent
+	SendRate         float64 // this proxy's requests per nanosecond to the endpoint, smoothed over scrapes (collector's sendRate)
 	PeakRunning      float64 // its slots as far as known (0: unknown): the most requests it was seen running while others waited, re-learned after a restart (collector's slotLearner)
 }
 

@@ -33,7 +33,7 @@ const (
 // sized from the scraped cache geometry. Use a copy (SetDefaults does):
 // QueueSlack and RendezvousFloor point to shared memory.
 var Defaults = Config{
-	Mode:             Learned,
+	Mode:             Rendezvous,
 	BlockSize:        64,
 	MaxBlocks:        256,
 	BytesPerToken:    4,

@@ -45,7 +45,8 @@ type Scorer struct {
 	p          Config
 	queueSlack float64
 	floor      float64 // learned: the rendezvous choice's least score
-	index      *Index  // learned mode only
+	seen       *seenKeys // rendezvous keys seen: rendezvous mode, or a floor
+	index      *Index // learned mode only
 }
 
 // New returns a scorer for c, which must be valid (see Config.Validate;
@@ -57,6 +58,9 @@ func New(c Config) (*Scorer, error) {
 		return nil, fmt.Errorf("prefix: %s", strings.Join(errs, "; "))
 	}
 	s := &Scorer{p: c, queueSlack: *c.QueueSlack, floor: *c.RendezvousFloor}
+	if c.Mode == Rendezvous || (c.Mode == Learned && s.floor > 0) {
+		s.seen = new(seenKeys)
+	}
 	switch c.Mode {
 	case Learned:
 		s.index = NewIndex(int(c.capacity(0)))
@@ -236,6 +240,9 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 		return -1
 	}
 	key := chainHash(req.ModelKey, req.Prompt, bs, d)
+	if !s.seen.seenBefore(key) {
+		return -1 // unique so far: by load alone
+	}
 
 	// A LoRA adapter's prefix can only be reused where the adapter runs: when
 	// some candidate runs it, only those may be preferred, or affinity
