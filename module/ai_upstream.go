@@ -177,6 +177,7 @@ type aiUpstreamFilter struct {
 	orig    transform.UpstreamRequest // the original :path and accept-encoding
 	sent    bool                      // the request was translated and let go
 	ended   bool                      // the response's end was translated
+	held    bool                      // the response headers wait for the whole body
 	body    *[]byte                   // pooled; the request body, until OnDestroy
 	out     []byte                    // response scratch
 	replied bool
@@ -350,6 +351,13 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		headers.Set(":status", strconv.Itoa(rh.Status))
 	}
 	applyEdits(headers, rh.Headers)
+	if rh.Whole && !endOfStream {
+		// The body is translated whole: the status it ends with (an error
+		// inside a 200) goes out with these headers, and the router decides
+		// on it.
+		f.held = true
+		return shared.HeadersStatusStop
+	}
 	if endOfStream {
 		// No body hook follows: what the translation makes of an empty
 		// body (an error body for a bare error status) goes out now, and
@@ -375,6 +383,7 @@ func (f *aiUpstreamFilter) finish() {
 	}
 	f.ended = true
 	f.publishUsage()
+	f.releaseHeaders()
 }
 
 // publishUsage writes what ai_router cannot read from the OpenAI-shaped
@@ -412,8 +421,27 @@ func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bo
 	if endOfStream {
 		f.ended = true
 		f.publishUsage()
+		f.releaseHeaders()
+	} else if f.held {
+		return shared.BodyStatusStopAndBuffer // drained: nothing piles up
 	}
 	return shared.BodyStatusContinue
+}
+
+// releaseHeaders sets the held response headers' final status, when the
+// whole body's translation changed it.
+func (f *aiUpstreamFilter) releaseHeaders() {
+	if !f.held {
+		return
+	}
+	f.held = false
+	if r, ok := f.tr.(transform.FinalStatusReporter); ok {
+		if st := r.FinalStatus(); st > 0 {
+			if h := f.h.ResponseHeaders(); h != nil {
+				h.Set(":status", strconv.Itoa(st))
+			}
+		}
+	}
 }
 
 // OnResponseTrailers ends a response whose body frames carried no end of

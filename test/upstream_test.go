@@ -560,3 +560,95 @@ func TestUpstreamKeyRotationThroughABI(t *testing.T) {
 		require.NotContains(t, l.Msg, anthropicKey)
 	}
 }
+
+// An error a provider sends under a 200 (an error object, a body of
+// another shape, a blocked prompt) is only known at the body's end:
+// ai_upstream holds the response headers of a whole-body translation until
+// then, so the client sees the error's status, and the router can retry on
+// it like on any error status.
+func TestUpstreamErrorInsideA200(t *testing.T) {
+	var poolStatus atomic.Int32
+	var claudeBody atomic.Value
+	pool := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
+		if s := int(poolStatus.Load()); s != 200 {
+			w.Header().Set("content-type", "application/json")
+			w.WriteHeader(s)
+			io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
+			return
+		}
+		openAIAnswer(w, r)
+	})
+	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, _ *anthropic.MessageNewParams) {
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, claudeBody.Load().(string)) // always under a 200
+	}))
+	const geminiPrefix = "/v1beta/models/gemini-2.5-flash"
+	google := fakeprovider.New(t, geminiAnswer(t, geminiPrefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
+		func(w http.ResponseWriter, _ bool, _ *geminiWire) {
+			w.Header().Set("content-type", "application/json")
+			io.WriteString(w, `{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":5,"totalTokenCount":5}}`)
+		}))
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "pool", "schema": "openai"},
+		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": keyFile(t, anthropicKey)},
+		{"name": "google", "schema": "gemini", "model": "gemini-2.5-flash", "apiKeyFile": keyFile(t, googleKey)}}},
+		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
+		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")},
+		harness.UpstreamHost{Address: google.Addr, Metadata: hostBackend("google")})
+	send := func(retriable []int, order ...string) *harness.Result {
+		req := chatRequest(`{"model":"llama-3-8b","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`)
+		req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", strings.Join(order, ",")})
+		req.RetriableStatus = retriable
+		res, err := h.Send(context.Background(), req)
+		require.NoError(t, err)
+		return res
+	}
+	requireOpenAIError := func(t *testing.T, res *harness.Result, status int, code any) {
+		t.Helper()
+		require.Equal(t, status, res.Client.Status, string(res.Client.Body))
+		require.Equal(t, "application/json", res.Client.Headers.Get("content-type"))
+		require.Equal(t, code, jsonPath(t, res.Client.Body, "error", "code"), string(res.Client.Body))
+	}
+
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		code       any
+	}{
+		{"an Anthropic error object", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, 500, "overloaded"},
+		{"a body that is not a message", `<html>maintenance</html>`, 502, ""},
+	} {
+		t.Run(tc.name+" goes out with its status", func(t *testing.T) {
+			claudeBody.Store(tc.body)
+			res := send([]int{503}, claude.Addr)
+			require.Len(t, res.Attempts, 1)
+			require.Equal(t, 200, res.Attempts[0].Status, "the provider said 200")
+			requireOpenAIError(t, res, tc.status, tc.code)
+		})
+	}
+
+	t.Run("the router retries an error inside a 200 on the pool", func(t *testing.T) {
+		claudeBody.Store(`{"type":"error","error":{"type":"api_error","message":"Internal"}}`)
+		poolStatus.Store(200)
+		res := send([]int{500, 503}, claude.Addr, pool.Addr)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.Len(t, res.Attempts, 2)
+		require.Equal(t, "/v1/chat/completions", res.AttemptRequests[1].Headers.Get(":path"))
+		var cc openai.ChatCompletion
+		require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
+		require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+	})
+
+	t.Run("a prompt Gemini blocked under a 200 is a 400", func(t *testing.T) {
+		res := send([]int{503}, google.Addr)
+		require.Len(t, res.Attempts, 1)
+		requireOpenAIError(t, res, 400, "content_filter")
+	})
+
+	t.Run("a good answer keeps its 200 and its usage", func(t *testing.T) {
+		claudeBody.Store(fakeprovider.AnthropicMessage)
+		res := send([]int{503}, claude.Addr)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.EqualValues(t, 26, costMetadata(t, res)["llm_input_token"])
+	})
+}

@@ -59,6 +59,19 @@ type UpstreamResponse struct {
 type TranslatedResponseHeaders struct {
 	Status  int          // the status to hand to the router (maybe mapped)
 	Headers []HeaderEdit // content-type, content-length removal, ...
+	// Whole: the body is translated whole, at its end (a JSON answer or an
+	// error body). The module holds the headers until then and sends the
+	// status FinalStatus gives: only the whole body can tell that a 200
+	// carries an error (a blocked prompt, an error object, a body that is
+	// not the provider's shape).
+	Whole bool
+}
+
+// FinalStatusReporter is implemented by the translators that translate a
+// body whole: after its end, FinalStatus is the status the client is to
+// see (0: the one TranslateResponseHeaders gave).
+type FinalStatusReporter interface {
+	FinalStatus() int
 }
 
 // RequestTranslator translates one attempt's request.
@@ -117,7 +130,12 @@ type CacheCreationReporter interface {
 	CacheCreationInputTokens() uint64
 }
 
-var _ CacheCreationReporter = (*anthropicTranslator)(nil)
+var (
+	_ CacheCreationReporter = (*anthropicTranslator)(nil)
+	_ FinalStatusReporter   = (*anthropicTranslator)(nil)
+	_ FinalStatusReporter   = (*geminiTranslator)(nil)
+	_ FinalStatusReporter   = (*bedrockTranslator)(nil)
+)
 
 // Schemas a backend may speak.
 const (
