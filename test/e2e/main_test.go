@@ -95,7 +95,8 @@ func startEnvoyWith(t *testing.T, listen, admin int, config []byte) *envoy {
 		LibDir: filepath.Join(repoRoot(t), "dist"),
 		Mounts: []string{os.TempDir()},
 		Name:   fmt.Sprintf("inferencepool-e2e-%d-%d", os.Getpid(), listen),
-	}, "-c", cfg, "--log-level", "warn", "--concurrency", "2", "--base-id", fmt.Sprint(listen))
+	}, "-c", cfg, "--log-level", "warn", "--concurrency", "2", "--base-id", fmt.Sprint(listen),
+		"--file-flush-interval-msec", "100") // access logs reach their file quickly
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	cmd.Stdout, cmd.Stderr = lockedWriter{&mu, &logs}, lockedWriter{&mu, &logs}
