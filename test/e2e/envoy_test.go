@@ -120,11 +120,24 @@ func TestEnvoyRoutesModelToItsPool(t *testing.T) {
 	b := startModelSims(t, "model-b", 1)[0]
 	listen, admin := freePort(t), freePort(t)
 	e := startEnvoyWith(t, listen, admin, poolsConfig(t, listen, admin, a, b))
-	waitForPicks(t, e)
+	// Until a pool's first scrape it fails open and Envoy's round robin
+	// picks, which may send model-b to pool a's server.
+	waitForPoolPicks(t, e, "sim-model", "a")
+	waitForPoolPicks(t, e, "model-b", "b")
+	before, _ := stats(t, e).Counter("endpoint_picker.picks", "pool", "b", "endpoint", b)
 	for i := 0; i < 10; i++ {
 		resp, body := chat(t, e, fmt.Sprintf(`{"model":"model-b","messages":[{"role":"user","content":"to b %d"}]}`, i), nil)
 		require.Equal(t, 200, resp.StatusCode, "model-b request %d reached pool a's server: %s", i, body)
 		resp, body = chat(t, e, fmt.Sprintf(`{"model":"sim-model","messages":[{"role":"user","content":"to a %d"}]}`, i), nil)
 		require.Equal(t, 200, resp.StatusCode, string(body))
 	}
+	// Mirrors TestPickerPoolPerRoute's stats: pool b named its own server
+	// for each model-b request and never pool a's.
+	st := stats(t, e)
+	after, _ := st.Counter("endpoint_picker.picks", "pool", "b", "endpoint", b)
+	require.GreaterOrEqual(t, after-before, uint64(10))
+	wrong, _ := st.Counter("endpoint_picker.picks", "pool", "b", "endpoint", a)
+	require.Zero(t, wrong, "pool b never names pool a's server")
+	picksA, _ := st.Counter("endpoint_picker.picks", "pool", "a", "endpoint", a)
+	require.GreaterOrEqual(t, picksA, uint64(10))
 }

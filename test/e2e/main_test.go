@@ -188,13 +188,19 @@ func stats(t *testing.T, e *envoy) *harness.PromStats {
 // destinations (before its first scrapes it fails open).
 func waitForPicks(t *testing.T, e *envoy) {
 	t.Helper()
+	waitForPoolPicks(t, e, "sim-model", "pool")
+}
+
+// waitForPoolPicks is waitForPicks for requests for model, picked in pool.
+func waitForPoolPicks(t *testing.T, e *envoy, model, pool string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		chat(t, e, `{"model":"sim-model","messages":[{"role":"user","content":"warm up"}]}`, nil)
-		if n, _ := stats(t, e).Counter("endpoint_picker.picks"); n > 0 {
+		chat(t, e, `{"model":"`+model+`","messages":[{"role":"user","content":"warm up"}]}`, nil)
+		if n, _ := stats(t, e).Counter("endpoint_picker.picks", "pool", pool); n > 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal("Envoy's stats never showed endpoint_picker.picks")
+	t.Fatalf("Envoy's stats never showed endpoint_picker.picks for pool %q", pool)
 }
