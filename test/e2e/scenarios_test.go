@@ -316,8 +316,12 @@ func TestEnvoyBudgetHoldsUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, body := chat(t, e, chatBody("m", fmt.Sprintf("request %02d of one tenant", i), 100, false),
-				map[string]string{"x-api-key": "one-tenant"})
+			resp, body, err := tryRequest(e, http.MethodPost, "/v1/chat/completions",
+				chatBody("m", fmt.Sprintf("request %02d of one tenant", i), 100, false), map[string]string{"x-api-key": "one-tenant"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			switch resp.StatusCode {

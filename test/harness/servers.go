@@ -32,7 +32,7 @@ func BlindServers(t testing.TB, n int) []string {
 	return addrs
 }
 
-// ReservationEcho is a slow upstream that reports as usage exactly what
+// ReservationEcho is a slow upstream (without metrics) that reports as usage exactly what
 // ai_router reserves for a request (its prompt estimate, a quarter of the
 // body's bytes rounded up, plus max_tokens), so a budget's total spend can
 // be checked to the token.
@@ -48,6 +48,10 @@ func StartReservationEcho(t testing.TB, delay time.Duration) *ReservationEcho {
 	t.Helper()
 	e := &ReservationEcho{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" { // a picker's scrapes are not requests
+			http.NotFound(w, r)
+			return
+		}
 		var req struct {
 			MaxTokens int `json:"max_tokens"`
 		}
