@@ -117,7 +117,7 @@ func requireAnthropicGot(t *testing.T, f *fakeprovider.Server, n int) {
 }
 
 func TestEnvoyFallsBackFromPoolToAnthropic(t *testing.T) {
-	envoyBin(t)
+	needEnvoy(t)
 	pool := startSims(t, 1)[0]
 	claude := fakeAnthropic(t)
 	listen, admin := freePort(t), freePort(t)
@@ -164,7 +164,7 @@ func TestEnvoyFallsBackFromPoolToAnthropic(t *testing.T) {
 // has no metrics and fails open, the connection fails, and the retry goes
 // to Anthropic.
 func TestEnvoyFallsBackWhenPoolUnreachable(t *testing.T) {
-	envoyBin(t)
+	needEnvoy(t)
 	closed := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	claude := fakeAnthropic(t)
 	listen, admin := freePort(t), freePort(t)
