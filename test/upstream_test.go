@@ -38,14 +38,6 @@ func hostBackend(name string) map[string]map[string]any {
 	return map[string]map[string]any{"aigateway.envoy.io": {"per_route_rule_backend_name": name}}
 }
 
-// keyFile writes a key into a file, as a mounted secret (with its newline).
-func keyFile(t *testing.T, key string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "key")
-	require.NoError(t, os.WriteFile(p, []byte(key+"\n"), 0o600))
-	return p
-}
-
 // providerGateway runs ai_router downstream (costs from the usage it
 // meters), a route to cluster "providers" and that cluster with ai_upstream.
 func providerGateway(t *testing.T, upstream map[string]any, hosts ...harness.UpstreamHost) *harness.Host {
@@ -64,21 +56,6 @@ func providerGatewayWith(t *testing.T, router, upstream map[string]any, hosts ..
 	h.MustConfigureCluster(harness.Cluster{Name: "providers", Hosts: hosts,
 		Filters: harness.Chain{{Name: "ai_upstream", Config: cfg}}})
 	return h
-}
-
-// openAIAnswer answers a chat completion as OpenAI does.
-func openAIAnswer(w http.ResponseWriter, r *fakeprovider.Recorded) {
-	w.Header().Set("content-type", "application/json")
-	fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1733000000,"model":%q,`+
-		`"choices":[{"index":0,"message":{"role":"assistant","content":"from the pool"},"finish_reason":"stop"}],`+
-		`"usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}`, jsonString(r.Body, "model"))
-}
-
-func jsonString(body []byte, key string) string {
-	var m map[string]any
-	_ = json.Unmarshal(body, &m)
-	s, _ := m[key].(string)
-	return s
 }
 
 // chatRequest is a client's chat completion, with the client's own key
@@ -107,7 +84,7 @@ func TestUpstreamAnthropicJSON(t *testing.T) {
 		io.WriteString(w, fakeprovider.AnthropicMessage)
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	res, err := h.Send(context.Background(), chatRequest(chatJSON))
@@ -153,7 +130,7 @@ func TestUpstreamAnthropicStream(t *testing.T) {
 		fakeprovider.WriteAnthropicEvents(t, w)
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	for _, asked := range []bool{false, true} {
@@ -214,7 +191,7 @@ func TestUpstreamAnthropicStream(t *testing.T) {
 // has the translated chunk before the next frame.
 func TestUpstreamAnthropicStreamsAsItArrives(t *testing.T) {
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: "127.0.0.1:9", Metadata: hostBackend("claude")})
 	s, err := h.Open(harness.StreamOptions{})
 	require.NoError(t, err)
@@ -255,7 +232,7 @@ func TestUpstreamAnthropicErrors(t *testing.T) {
 		fakeprovider.WriteAnthropicError(w, 429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	t.Run("provider error in OpenAI's shape", func(t *testing.T) {
@@ -289,10 +266,10 @@ func TestUpstreamOpenAICompatible(t *testing.T) {
 			io.WriteString(w, `{"error":{"message":"bad key or path","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "gemini", "schema": "openai", "pathPrefix": "/v1beta/openai", "model": "gemini-2.5-flash", "apiKeyFile": keyFile(t, openaiKey)}}},
+		{"name": "gemini", "schema": "openai", "pathPrefix": "/v1beta/openai", "model": "gemini-2.5-flash", "apiKeyFile": fakeprovider.KeyFile(t, openaiKey)}}},
 		harness.UpstreamHost{Address: fake.Addr}) // no host metadata: the only backend serves
 
 	res, err := h.Send(context.Background(), chatRequest(`{"model":"fast","messages":[{"role":"user","content":"hi"}]}`))
@@ -302,7 +279,7 @@ func TestUpstreamOpenAICompatible(t *testing.T) {
 	require.Len(t, got, 1)
 	requireNoClientKey(t, got[0])
 	require.Empty(t, got[0].Header.Get("x-api-key"))
-	require.Equal(t, "gemini-2.5-flash", jsonString(got[0].Body, "model"), "the backend's model name")
+	require.Equal(t, "gemini-2.5-flash", fakeprovider.JSONString(got[0].Body, "model"), "the backend's model name")
 	var cc openai.ChatCompletion
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
 	require.Equal(t, "fast", cc.Model, "the client's model name comes back")
@@ -325,7 +302,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 			io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		if s := int(claudeStatus.Load()); s != 200 {
@@ -337,7 +314,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
-		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
 		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")})
 	send := func(order ...string) *harness.Result {
@@ -395,7 +372,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 		got := pool.Requests()
 		last := got[len(got)-1]
 		require.Equal(t, "/v1/chat/completions", last.Path)
-		require.Equal(t, "llama-3-8b", jsonString(last.Body, "model"), "the OpenAI body, not attempt 1's Anthropic one")
+		require.Equal(t, "llama-3-8b", fakeprovider.JSONString(last.Body, "model"), "the OpenAI body, not attempt 1's Anthropic one")
 		require.Equal(t, strconv.Itoa(len(last.Body)), last.Header.Get("content-length"))
 		var cc openai.ChatCompletion
 		require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
@@ -408,7 +385,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 // A host naming a backend the filter does not have is refused, and a
 // config whose key file is missing or empty does not load.
 func TestUpstreamConfigAndUnknownBackend(t *testing.T) {
-	fake := fakeprovider.New(t, openAIAnswer)
+	fake := fakeprovider.New(t, fakeprovider.OpenAIAnswer)
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "pool", "schema": "openai"}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("elsewhere")})
 	res, err := h.Send(context.Background(), chatRequest(chatJSON))
@@ -469,7 +446,7 @@ func TestREADMEProviderBootstrapFallback(t *testing.T) {
 	models.Hosts[0].Address, models.Hosts[1].Address = pool.Addr, claude.Addr
 	cfg := string(models.Filters[0].Config)
 	require.Contains(t, cfg, "/etc/secrets/anthropic/api-key")
-	models.Filters[0].Config = []byte(strings.Replace(cfg, "/etc/secrets/anthropic/api-key", keyFile(t, anthropicKey), 1))
+	models.Filters[0].Config = []byte(strings.Replace(cfg, "/etc/secrets/anthropic/api-key", fakeprovider.KeyFile(t, anthropicKey), 1))
 
 	h := harness.Start(t, harness.Options{})
 	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", map[string]any{"costs": meteringCosts}))
@@ -503,10 +480,10 @@ func TestUpstreamAzureOpenAI(t *testing.T) {
 			io.WriteString(w, `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "azure", "schema": "azure_openai", "apiVersion": "2024-10-21", "apiKeyFile": keyFile(t, openaiKey)}}},
+		{"name": "azure", "schema": "azure_openai", "apiVersion": "2024-10-21", "apiKeyFile": fakeprovider.KeyFile(t, openaiKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("azure")})
 	res, err := h.Send(context.Background(), chatRequest(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
 	require.NoError(t, err)
@@ -535,7 +512,7 @@ func TestUpstreamKeyRotationThroughABI(t *testing.T) {
 		w.Header().Set("content-type", "application/json")
 		io.WriteString(w, fakeprovider.AnthropicMessage)
 	})
-	key := keyFile(t, anthropicKey)
+	key := fakeprovider.KeyFile(t, anthropicKey)
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": key}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
@@ -576,22 +553,22 @@ func TestUpstreamErrorInsideA200(t *testing.T) {
 			io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, _ *anthropic.MessageNewParams) {
 		w.Header().Set("content-type", "application/json")
 		io.WriteString(w, claudeBody.Load().(string)) // always under a 200
 	}))
 	const geminiPrefix = "/v1beta/models/gemini-2.5-flash"
-	google := fakeprovider.New(t, geminiAnswer(t, geminiPrefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
-		func(w http.ResponseWriter, _ bool, _ *geminiWire) {
+	google := fakeprovider.New(t, fakeprovider.Gemini(geminiPrefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
+		func(w http.ResponseWriter, _ bool, _ *fakeprovider.GeminiRequest) {
 			w.Header().Set("content-type", "application/json")
-			io.WriteString(w, `{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":5,"totalTokenCount":5}}`)
+			io.WriteString(w, fakeprovider.GeminiBlocked)
 		}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
-		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": keyFile(t, anthropicKey)},
-		{"name": "google", "schema": "gemini", "model": "gemini-2.5-flash", "apiKeyFile": keyFile(t, googleKey)}}},
+		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)},
+		{"name": "google", "schema": "gemini", "model": "gemini-2.5-flash", "apiKeyFile": fakeprovider.KeyFile(t, googleKey)}}},
 		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
 		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")},
 		harness.UpstreamHost{Address: google.Addr, Metadata: hostBackend("google")})
