@@ -20,6 +20,19 @@ import (
 
 // envoyConfig rewrites envoy.yaml for this test: its own listener and admin
 // ports, the cluster and the picker pointed at the simulators.
+// readmeBlock is README.md's YAML block between <!-- name:start --> and
+// <!-- name:end -->.
+func readmeBlock(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(raw), "<!-- "+name+":start -->")
+	require.True(t, ok, "README.md lost its %s", name)
+	block, _, ok := strings.Cut(rest, "<!-- "+name+":end -->")
+	require.True(t, ok, "README.md lost the end of its %s", name)
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```")
+}
+
 func envoyConfig(t *testing.T, listen, admin int, sims []string) []byte {
 	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "envoy.yaml"))
 	require.NoError(t, err)
@@ -82,13 +95,7 @@ func TestEnvoyOverwritesClientDestination(t *testing.T) {
 // the picker's per-route pool keeps model-b requests off it (that server
 // answers another model's request 404).
 func poolsConfig(t *testing.T, listen, admin int, a, b string) []byte {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
-	require.NoError(t, err)
-	_, rest, ok := strings.Cut(string(raw), "<!-- pools-bootstrap:start -->")
-	require.True(t, ok)
-	block, _, ok := strings.Cut(rest, "<!-- pools-bootstrap:end -->")
-	require.True(t, ok)
-	s := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```")
+	s := readmeBlock(t, "pools-bootstrap")
 	sock := func(addr string) string {
 		host, port, _ := net.SplitHostPort(addr)
 		return fmt.Sprintf("{endpoint: {address: {socket_address: {address: %s, port_value: %s}}}}", host, port)

@@ -14,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/googletoken/googletokentest"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/envoyconfig"
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/fakeprovider"
 )
 
 // The scenarios' bootstraps are rendered by the image's own renderer
@@ -176,6 +178,14 @@ func TestE2EConfigsValidate(t *testing.T) {
 	sims := []string{"127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003"}
 	both := []string{"ai_router", "endpoint_picker"}
 	log := filepath.Join(t.TempDir(), "access.log")
+	const fake, fake2 = "127.0.0.1:18443", "127.0.0.1:18444"
+	key := fakeprovider.KeyFile(t, "k")
+	sa := filepath.Join(t.TempDir(), "sa.json")
+	require.NoError(t, os.WriteFile(sa, googletokentest.ServiceAccountKey(t, "http://127.0.0.1:1/token"), 0o600))
+	creds := fakeprovider.BedrockCredentialsFile(t)
+	google := []string{"ai_router", "ai_upstream", "ai_upstream"}
+	oneProvider := []string{"ai_router", "ai_upstream"}
+	fallback := []string{"ai_router", "endpoint_picker", "ai_upstream", "ai_upstream"}
 	for name, tc := range map[string]struct {
 		cfg     []byte
 		filters []string
@@ -184,13 +194,20 @@ func TestE2EConfigsValidate(t *testing.T) {
 		"README pools": {poolsConfig(t, 18080, 18081, sims[0], sims[1]), both},
 		"README providers": {providersConfig(t, 18080, 18081, sims[0], "127.0.0.1:18443", keyFile(t)),
 			[]string{"ai_router", "endpoint_picker", "ai_upstream", "ai_upstream"}},
-		"costs":       {costsScenario(sims[0], log).bootstrap(t, 18080, 18081), both},
-		"rewrite":     {rewriteScenario(sims).bootstrap(t, 18080, 18081), both},
-		"subset hint": {subsetScenario(sims).bootstrap(t, 18080, 18081), both},
-		"failover":    {failoverScenario(sims).bootstrap(t, 18080, 18081), both},
-		"budget":      {budgetScenario(sims[:1], 1).bootstrap(t, 18080, 18081), both},
-		"fail-open":   {failModeScenario(sims[:2], "fail-open").bootstrap(t, 18080, 18081), both},
-		"fail-close":  {failModeScenario(sims[:2], "fail-close").bootstrap(t, 18080, 18081), both},
+		"costs":                   {costsScenario(sims[0], log).bootstrap(t, 18080, 18081), both},
+		"rewrite":                 {rewriteScenario(sims).bootstrap(t, 18080, 18081), both},
+		"subset hint":             {subsetScenario(sims).bootstrap(t, 18080, 18081), both},
+		"failover":                {failoverScenario(sims).bootstrap(t, 18080, 18081), both},
+		"budget":                  {budgetScenario(sims[:1], 1).bootstrap(t, 18080, 18081), both},
+		"fail-open":               {failModeScenario(sims[:2], "fail-open").bootstrap(t, 18080, 18081), both},
+		"fail-close":              {failModeScenario(sims[:2], "fail-close").bootstrap(t, 18080, 18081), both},
+		"Google":                  {googleConfig(t, 18080, 18081, fake, fake2, key, vertexTokenFile(key)), google},
+		"Google, service account": {googleConfig(t, 18080, 18081, fake, fake2, key, vertexServiceAccount(sa)), google},
+		"OpenAI-compatible":       {googleConfig(t, 18080, 18081, fake, fake2, key, openAICompatibleGemini()), google},
+		"Azure OpenAI":            {azureConfig(t, 18080, 18081, fake, key), oneProvider},
+		"Bedrock":                 {bedrockConfig(t, 18080, 18081, fake, creds), oneProvider},
+		"fallback to Gemini":      {fallbackConfig(t, 18080, 18081, sims[0], fake, geminiFallback(key), "generativelanguage.googleapis.com"), fallback},
+		"fallback to Bedrock":     {fallbackConfig(t, 18080, 18081, sims[0], fake, bedrockFallback(creds), "bedrock-runtime.us-east-1.amazonaws.com"), fallback},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, filters, err := envoyconfig.ValidateYAML(tc.cfg)
