@@ -189,34 +189,44 @@ func TestE2EConfigsValidate(t *testing.T) {
 	for name, tc := range map[string]struct {
 		cfg     []byte
 		filters []string
+		schemas string // every ai_upstream backend's schema, in order
 	}{
-		"envoy.yaml":   {envoyConfig(t, 18080, 18081, sims), both},
-		"README pools": {poolsConfig(t, 18080, 18081, sims[0], sims[1]), both},
+		"envoy.yaml":   {envoyConfig(t, 18080, 18081, sims), both, ""},
+		"README pools": {poolsConfig(t, 18080, 18081, sims[0], sims[1]), both, ""},
 		"README providers": {providersConfig(t, 18080, 18081, sims[0], "127.0.0.1:18443", keyFile(t)),
-			[]string{"ai_router", "endpoint_picker", "ai_upstream", "ai_upstream"}},
-		"costs":                   {costsScenario(sims[0], log).bootstrap(t, 18080, 18081), both},
-		"rewrite":                 {rewriteScenario(sims).bootstrap(t, 18080, 18081), both},
-		"subset hint":             {subsetScenario(sims).bootstrap(t, 18080, 18081), both},
-		"failover":                {failoverScenario(sims).bootstrap(t, 18080, 18081), both},
-		"budget":                  {budgetScenario(sims[:1], 1).bootstrap(t, 18080, 18081), both},
-		"fail-open":               {failModeScenario(sims[:2], "fail-open").bootstrap(t, 18080, 18081), both},
-		"fail-close":              {failModeScenario(sims[:2], "fail-close").bootstrap(t, 18080, 18081), both},
-		"Google":                  {googleConfig(t, 18080, 18081, fake, fake2, key, vertexTokenFile(key)), google},
-		"Google, service account": {googleConfig(t, 18080, 18081, fake, fake2, key, vertexServiceAccount(sa)), google},
-		"OpenAI-compatible":       {googleConfig(t, 18080, 18081, fake, fake2, key, openAICompatibleGemini()), google},
-		"Azure OpenAI":            {azureConfig(t, 18080, 18081, fake, key), oneProvider},
-		"Bedrock":                 {bedrockConfig(t, 18080, 18081, fake, creds), oneProvider},
-		"fallback to Gemini":      {fallbackConfig(t, 18080, 18081, sims[0], fake, geminiFallback(key), "generativelanguage.googleapis.com"), fallback},
-		"fallback to Bedrock":     {fallbackConfig(t, 18080, 18081, sims[0], fake, bedrockFallback(creds), "bedrock-runtime.us-east-1.amazonaws.com"), fallback},
+			fallback, "openai anthropic anthropic"},
+		"costs":                   {costsScenario(sims[0], log).bootstrap(t, 18080, 18081), both, ""},
+		"rewrite":                 {rewriteScenario(sims).bootstrap(t, 18080, 18081), both, ""},
+		"subset hint":             {subsetScenario(sims).bootstrap(t, 18080, 18081), both, ""},
+		"failover":                {failoverScenario(sims).bootstrap(t, 18080, 18081), both, ""},
+		"budget":                  {budgetScenario(sims[:1], 1).bootstrap(t, 18080, 18081), both, ""},
+		"fail-open":               {failModeScenario(sims[:2], "fail-open").bootstrap(t, 18080, 18081), both, ""},
+		"fail-close":              {failModeScenario(sims[:2], "fail-close").bootstrap(t, 18080, 18081), both, ""},
+		"Google":                  {googleConfig(t, 18080, 18081, fake, fake2, key, vertexTokenFile(key)), google, "gemini vertex_ai"},
+		"Google, service account": {googleConfig(t, 18080, 18081, fake, fake2, key, vertexServiceAccount(sa)), google, "gemini vertex_ai"},
+		"OpenAI-compatible":       {googleConfig(t, 18080, 18081, fake, fake2, key, openAICompatibleGemini()), google, "openai vertex_ai"},
+		"Azure OpenAI":            {azureConfig(t, 18080, 18081, fake, key), oneProvider, "azure_openai"},
+		"Bedrock":                 {bedrockConfig(t, 18080, 18081, fake, creds), oneProvider, "aws_bedrock"},
+		"fallback to Gemini":      {fallbackConfig(t, 18080, 18081, sims[0], fake, geminiFallback(key), "generativelanguage.googleapis.com"), fallback, "openai gemini anthropic"},
+		"fallback to Bedrock":     {fallbackConfig(t, 18080, 18081, sims[0], fake, bedrockFallback(creds), "bedrock-runtime.us-east-1.amazonaws.com"), fallback, "openai aws_bedrock anthropic"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, filters, err := envoyconfig.ValidateYAML(tc.cfg)
 			require.NoError(t, err, "%s", tc.cfg)
-			var names []string
+			var names, schemas []string
 			for _, f := range filters {
 				names = append(names, f.FilterName)
+				if f.FilterName != "ai_upstream" {
+					continue
+				}
+				var up struct{ Backends []struct{ Schema string } }
+				require.NoError(t, json.Unmarshal(f.FilterConfig, &up))
+				for _, b := range up.Backends {
+					schemas = append(schemas, b.Schema)
+				}
 			}
 			require.Equal(t, tc.filters, names)
+			require.Equal(t, tc.schemas, strings.Join(schemas, " "))
 		})
 	}
 }
@@ -229,6 +239,10 @@ func TestE2EConfigTyposAreRefused(t *testing.T) {
 	subset := string(subsetScenario(sims).bootstrap(t, 18080, 18081))
 	costs := string(costsScenario(sims[0], filepath.Join(t.TempDir(), "access.log")).bootstrap(t, 18080, 18081))
 	failClose := string(failModeScenario(sims, "fail-close").bootstrap(t, 18080, 18081))
+	key := fakeprovider.KeyFile(t, "k")
+	azure := string(azureConfig(t, 18080, 18081, sims[1], key))
+	toBedrock := string(fallbackConfig(t, 18080, 18081, sims[0], sims[1], bedrockFallback(fakeprovider.BedrockCredentialsFile(t)), "bedrock-runtime.us-east-1.amazonaws.com"))
+	google := string(googleConfig(t, 18080, 18081, sims[0], sims[1], key, vertexTokenFile(key)))
 	for _, tc := range []struct {
 		name, cfg, old, new, want string
 	}{
@@ -237,6 +251,10 @@ func TestE2EConfigTyposAreRefused(t *testing.T) {
 		{"access log field", costs, "json_format:", "json_formt:", "json_formt"},
 		{"cost type", costs, "type: total", "type: totl", "totl"},
 		{"picker value", failClose, "failureMode: fail-close", "failureMode: fail-closed", "failureMode"},
+		{"provider schema", azure, "schema: azure_openai", "schema: azure", "backends[0].schema"},
+		{"provider field", azure, "apiVersion:", "apiVersio:", "apiVersio"},
+		{"Bedrock region", toBedrock, "region: us-east-1", "region: us-east-1.example.com", "backends[1].region"},
+		{"TLS field", google, "sni: generativelanguage.googleapis.com", "snii: generativelanguage.googleapis.com", "snii"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Contains(t, tc.cfg, tc.old, "mutation no longer applies")
