@@ -187,10 +187,14 @@ func requireNoClientKey(t *testing.T, r fakeprovider.Recorded) {
 // with provider (histograms reach /stats/prometheus at Envoy's flush).
 func requireProviderTokens(t *testing.T, e *envoy, provider string) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		n, _ := stats(t, e).HistogramCount("gen_ai.client.token.usage", "gen_ai.provider.name", provider, "gen_ai.token.type", "input")
-		return n > 0
-	}, 20*time.Second, 200*time.Millisecond, "no gen_ai.client.token.usage tagged gen_ai.provider.name=%s", provider)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if n, _ := stats(t, e).HistogramCount("gen_ai.client.token.usage", "gen_ai.provider.name", provider, "gen_ai.token.type", "input"); n > 0 {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "no gen_ai.client.token.usage tagged gen_ai.provider.name=%s", provider)
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // streamChat streams params through Envoy and returns what openai-go
@@ -301,15 +305,17 @@ func TestEnvoyVertexAIServiceAccount(t *testing.T) {
 	e := startEnvoyWith(t, listen, admin, googleConfig(t, listen, admin, closed, vertex.Addr,
 		fakeprovider.KeyFile(t, e2eGoogleKey), vertexServiceAccount(sa)))
 	body := `{"model":"gemini-2.5-pro","messages":[{"role":"user","content":"A story?"}]}`
-	require.Eventually(t, func() bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		resp, b := chat(t, e, body, nil)
-		if resp.StatusCode == 503 {
-			require.Contains(t, string(b), "credentials_unavailable")
-			return false
+		if resp.StatusCode != 503 {
+			require.Equal(t, 200, resp.StatusCode, string(b))
+			break
 		}
-		require.Equal(t, 200, resp.StatusCode, string(b))
-		return true
-	}, 20*time.Second, 100*time.Millisecond)
+		require.Contains(t, string(b), "credentials_unavailable")
+		require.True(t, time.Now().Before(deadline), "no token after 20s")
+		time.Sleep(100 * time.Millisecond)
+	}
 	resp, b := chat(t, e, body, nil)
 	require.Equal(t, 200, resp.StatusCode, string(b))
 	require.EqualValues(t, 1, tokens.Grants.Load(), "one token, minted once, for every request")
