@@ -71,11 +71,7 @@ const chatJSON = `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"rol
 // provider.
 func requireNoClientKey(t *testing.T, r fakeprovider.Recorded) {
 	t.Helper()
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			require.NotContains(t, v, clientKey, "header %s", k)
-		}
-	}
+	fakeprovider.RequireNotSent(t, r, clientKey)
 }
 
 func TestUpstreamAnthropicJSON(t *testing.T) {

@@ -156,3 +156,14 @@ func IsAnthropicStream(r *Recorded) bool {
 	}
 	return json.Unmarshal(r.Body, &v) == nil && v.Stream
 }
+
+// RequireNotSent checks that no header of r carries secret (a client's own
+// key must never reach a provider).
+func RequireNotSent(t testing.TB, r Recorded, secret string) {
+	t.Helper()
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			require.NotContains(t, v, secret, "header %s", k)
+		}
+	}
+}
