@@ -52,9 +52,9 @@ func (f *aiUpstreamConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []
 	if err != nil {
 		return nil, fmt.Errorf("%s filter_config: %w", filterconfig.AIUpstream, err)
 	}
-	return newFactory(filterconfig.AIUpstream, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
-		return &aiUpstreamFilter{cfg: cfg, h: fh}
-	}, cfg.close)
+	return newReusingFactory(filterconfig.AIUpstream, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
+		return newUpstreamFilter(cfg, fh)
+	}, releaseFilter, cfg.close)
 }
 
 // CreatePerRoute refuses: ai_upstream has no per-route config.
@@ -180,6 +180,12 @@ type aiUpstreamFilter struct {
 	body    *[]byte                   // pooled; the request body, until OnDestroy
 	out     []byte                    // response scratch
 	replied bool
+	// The attempt's request headers as its headers hook found them (an
+	// earlier attempt's rewrites included), read in one crossing: the
+	// edits skip what would change nothing.
+	hdrs headerSnapshot
+	// origBuf backs orig's strings: ":path\naccept-encoding".
+	origBuf []byte
 }
 
 func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
@@ -188,7 +194,8 @@ func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStrea
 		return shared.HeadersStatusStop
 	}
 	f.tr = b.NewTranslator()
-	f.originalRequest(headers)
+	f.hdrs.read(headers)
+	f.originalRequest()
 	if endOfStream {
 		return headersStatus(f.translate(nil))
 	}
@@ -228,30 +235,19 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 // originalRequest notes the :path and accept-encoding from before any
 // attempt rewrote them: the first attempt keeps them in the filter state,
 // every later one reads them there.
-func (f *aiUpstreamFilter) originalRequest(headers shared.HeaderMap) {
+func (f *aiUpstreamFilter) originalRequest() {
 	if v, ok := f.h.GetFilterState(originalRequestKey); ok {
-		f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(v.ToString(), "\n")
-		return
+		f.origBuf = append(f.origBuf[:0], v.ToUnsafeBytes()...)
+	} else {
+		f.origBuf = append(f.origBuf[:0], f.hdrs.get(":path")...)
+		f.origBuf = append(f.origBuf, '\n')
+		// Several accept-encoding headers are one list (RFC 9110): kept as one.
+		f.origBuf = f.hdrs.appendList(f.origBuf, "accept-encoding")
+		f.h.SetFilterState(originalRequestKey, f.origBuf) // Envoy copies it
 	}
-	// One copy of both, before any setter ends the views: the filter
-	// state's value, and the strings read it (it never changes).
-	path := headers.GetOne(":path").ToUnsafeBytes()
-	ae := headers.Get("accept-encoding")
-	n := len(path) + 1
-	for _, v := range ae {
-		n += len(v.ToUnsafeBytes()) + 2
-	}
-	buf := append(make([]byte, 0, n), path...)
-	buf = append(buf, '\n')
-	// Several accept-encoding headers are one list (RFC 9110): kept as one.
-	for i, v := range ae {
-		if i > 0 {
-			buf = append(buf, ", "...)
-		}
-		buf = append(buf, v.ToUnsafeBytes()...)
-	}
-	f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(unsafe.String(unsafe.SliceData(buf), len(buf)), "\n")
-	f.h.SetFilterState(originalRequestKey, buf)
+	// The strings alias origBuf, which no one writes until the filter's
+	// next stream.
+	f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(unsafe.String(unsafe.SliceData(f.origBuf), len(f.origBuf)), "\n")
 }
 
 func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
@@ -305,7 +301,7 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 		f.replyError(err)
 		return false
 	}
-	applyEdits(f.h.RequestHeaders(), out.Headers)
+	applyChangingEdits(f.h.RequestHeaders(), &f.hdrs, out.Headers)
 	if parts != nil && !sameBytes(out.Body, body) {
 		parts.replace(out.Body)
 	}
@@ -318,6 +314,24 @@ func applyEdits(h shared.HeaderMap, edits []transform.HeaderEdit) {
 		if e.Remove {
 			h.Remove(e.Name)
 		} else {
+			h.Set(e.Name, e.Value)
+		}
+	}
+}
+
+// applyChangingEdits is applyEdits on the request headers read in the
+// headers hook (before), skipping the edits that would change nothing: a
+// removal of a header that is not there, a value set again. A translation
+// owns every provider header (it removes all those it does not set), so
+// most of its edits are of that kind, and each is a crossing into Envoy.
+func applyChangingEdits(h shared.HeaderMap, before *headerSnapshot, edits []transform.HeaderEdit) {
+	for _, e := range edits {
+		switch {
+		case e.Remove && before.count(e.Name) == 0:
+		case !e.Remove && before.only(e.Name, e.Value):
+		case e.Remove:
+			h.Remove(e.Name)
+		default:
 			h.Set(e.Name, e.Value)
 		}
 	}
