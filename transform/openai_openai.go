@@ -22,6 +22,7 @@ type openAITranslator struct {
 	restorer *ModelRestorer
 	report   Report
 	done     bool
+	edits    [editsCap]HeaderEdit // the request's edits: no allocation of their own
 }
 
 func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
@@ -34,11 +35,11 @@ func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	if err != nil {
 		return TranslatedRequest{}, err
 	}
-	h := make([]HeaderEdit, 0, editsCap)
+	h := t.edits[:0]
 	h = append(h, HeaderEdit{Name: ":path", Value: path})
 	h = append(h, contentLength(len(body)))
 	h = t.jsonContentType(h)
-	h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: bearer(t.backend.apiKey)})
+	h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: t.backend.bearer})
 	// Compressed bodies cannot be edited: an overridden model needs plain ones.
 	h = append(h, acceptEncoding(req.AcceptEncoding, t.override))
 	return TranslatedRequest{Headers: h, Body: body}, nil
@@ -59,6 +60,9 @@ func (t *openAITranslator) upstreamPath(raw string) (string, bool) {
 		}
 	}
 	if rest, ok := strings.CutPrefix(p, "/v1"); ok && (rest == "" || rest[0] == '/') {
+		if t.backend.PathPrefix == defaultOpenAIPrefix && query == "" {
+			return p, true // the same path: no new string
+		}
 		return t.backend.PathPrefix + rest + query, true
 	}
 	if t.backend.PathPrefix == defaultOpenAIPrefix && strings.HasPrefix(p, "/") {
