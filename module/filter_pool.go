@@ -32,7 +32,7 @@ func newRouterFilter(cfg *routerFilterConfig, h shared.HttpFilterHandle) *aiRout
 
 // reset makes f a new stream's filter.
 func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandle) {
-	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped)}
+	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs)}
 }
 
 func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
@@ -66,7 +66,7 @@ func (f *aiUpstreamFilter) reset(cfg *upstreamFilterConfig, h shared.HttpFilterH
 func releaseFilter(x shared.HttpFilter) {
 	switch f := x.(type) {
 	case *aiRouterFilter:
-		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped)} // let go of the stream
+		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs)} // let go of the stream
 		routerFilters.Put(f)
 	case *endpointPickerFilter:
 		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}}
