@@ -309,8 +309,22 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 	return true
 }
 
-func applyEdits(h shared.HeaderMap, edits []transform.HeaderEdit) {
-	for _, e := range edits {
+// applyChangingEdits applies edits (set Name to Value, or remove Name) to
+// headers, which before holds as read in this hook (the request's: in its
+// headers hook), skipping the edits that would change nothing: removing a
+// header that is not there, setting a value again. A translation owns
+// every provider header (it removes all those it does not set), so most of
+// its request edits are of that kind, and each is a crossing into Envoy.
+// A name edited twice is edited both times: before no longer tells.
+func applyChangingEdits(h shared.HeaderMap, before *headerSnapshot, edits []transform.HeaderEdit) {
+	for i, e := range edits {
+		switch {
+		case editedBefore(edits[:i], e.Name):
+		case e.Remove && before.count(e.Name) == 0:
+			continue
+		case !e.Remove && before.only(e.Name, e.Value):
+			continue
+		}
 		if e.Remove {
 			h.Remove(e.Name)
 		} else {
@@ -319,22 +333,13 @@ func applyEdits(h shared.HeaderMap, edits []transform.HeaderEdit) {
 	}
 }
 
-// applyChangingEdits is applyEdits on the request headers read in the
-// headers hook (before), skipping the edits that would change nothing: a
-// removal of a header that is not there, a value set again. A translation
-// owns every provider header (it removes all those it does not set), so
-// most of its edits are of that kind, and each is a crossing into Envoy.
-func applyChangingEdits(h shared.HeaderMap, before *headerSnapshot, edits []transform.HeaderEdit) {
+func editedBefore(edits []transform.HeaderEdit, name string) bool {
 	for _, e := range edits {
-		switch {
-		case e.Remove && before.count(e.Name) == 0:
-		case !e.Remove && before.only(e.Name, e.Value):
-		case e.Remove:
-			h.Remove(e.Name)
-		default:
-			h.Set(e.Name, e.Value)
+		if e.Name == name {
+			return true
 		}
 	}
+	return false
 }
 
 // sameBytes reports whether a and b are the same slice (the translator
@@ -347,11 +352,14 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 	if !f.sent {
 		return shared.HeadersStatusContinue
 	}
-	status, _ := strconv.Atoi(headers.GetOne(":status").ToUnsafeString())
+	// The request's snapshot is done with (the request was sent): the
+	// response's headers take its place, read in one crossing.
+	f.hdrs.read(headers)
+	status, _ := strconv.Atoi(f.hdrs.get(":status"))
 	rh, err := f.tr.TranslateResponseHeaders(transform.UpstreamResponse{
 		Status:          status,
-		ContentType:     headers.GetOne("content-type").ToUnsafeString(),
-		ContentEncoding: headers.GetOne("content-encoding").ToUnsafeString(),
+		ContentType:     f.hdrs.get("content-type"),
+		ContentEncoding: f.hdrs.get("content-encoding"),
 	})
 	if err != nil {
 		f.sent = false // nothing more of this response goes through
@@ -363,7 +371,7 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		// retried like OpenAI's 503.
 		headers.Set(":status", strconv.Itoa(rh.Status))
 	}
-	applyEdits(headers, rh.Headers)
+	applyChangingEdits(headers, &f.hdrs, rh.Headers)
 	if endOfStream {
 		// No body hook follows: what the translation makes of an empty
 		// body (an error body for a bare error status) goes out now, and

@@ -3,6 +3,7 @@ package main
 import (
 	"testing"
 
+	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 	"github.com/stretchr/testify/require"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
@@ -53,6 +54,17 @@ type countingHeaders struct {
 func (h *countingHeaders) Set(key, value string) { h.sets++; h.fakeHeaders.Set(key, value) }
 func (h *countingHeaders) Remove(key string)     { h.removes++; h.fakeHeaders.Remove(key) }
 
+// applyEdits applies every edit: what applyChangingEdits must amount to.
+func applyEdits(h shared.HeaderMap, edits []transform.HeaderEdit) {
+	for _, e := range edits {
+		if e.Remove {
+			h.Remove(e.Name)
+		} else {
+			h.Set(e.Name, e.Value)
+		}
+	}
+}
+
 // applyChangingEdits leaves the map exactly as applyEdits does, with only
 // the setters that change it.
 func TestApplyChangingEdits(t *testing.T) {
@@ -73,6 +85,16 @@ func TestApplyChangingEdits(t *testing.T) {
 		{"empty values are there", [][2]string{{":path", "/v1/chat/completions"}, {"content-type", "application/json"}, {"content-length", "12"},
 			{"authorization", "Bearer sk"}, {"x-api-key", ""}}, 0, 1},
 	}
+	// A name edited twice: the second edit no longer compares with before.
+	twice := []transform.HeaderEdit{{Name: "x-a", Value: "1"}, {Name: "x-a", Remove: true}, {Name: "x-b", Remove: true}, {Name: "x-b", Value: "2"}}
+	got := &countingHeaders{fakeHeaders: fakeHeaders{kv: [][2]string{{"x-b", "2"}}}}
+	var before headerSnapshot
+	before.read(got)
+	applyChangingEdits(got, &before, twice)
+	require.Equal(t, [][2]string{{"x-b", "2"}}, got.kv)
+	require.Equal(t, 2, got.sets)
+	require.Equal(t, 2, got.removes)
+
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			want := &fakeHeaders{kv: append([][2]string(nil), tc.headers...)}

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -23,6 +24,14 @@ type openAITranslator struct {
 	report   Report
 	done     bool
 	edits    [editsCap]HeaderEdit // the request's edits: no allocation of their own
+	num      [20]byte             // the content-length edit's digits
+}
+
+// decimal is n in decimal, in t's own memory: the request's edits are
+// applied before the translator is dropped.
+func (t *openAITranslator) decimal(n int) string {
+	b := strconv.AppendInt(t.num[:0], int64(n), 10)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
@@ -37,7 +46,7 @@ func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	}
 	h := t.edits[:0]
 	h = append(h, HeaderEdit{Name: ":path", Value: path})
-	h = append(h, contentLength(len(body)))
+	h = append(h, HeaderEdit{Name: "content-length", Value: t.decimal(len(body))})
 	h = t.jsonContentType(h)
 	h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: t.backend.bearer})
 	// Compressed bodies cannot be edited: an overridden model needs plain ones.

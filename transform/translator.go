@@ -39,7 +39,9 @@ type TranslatedRequest struct {
 	// the credentials headers (set or removed) and the provider's own
 	// headers. Applying
 	// them to a header map an earlier attempt already edited gives the same
-	// result as applying them to the original one.
+	// result as applying them to the original one. They (their strings
+	// too) may be the translator's own memory: apply them before the next
+	// call.
 	Headers []HeaderEdit
 	// Body is the body to send. It is the request's Body itself when the
 	// translation leaves it as is; the content-length among Headers is
