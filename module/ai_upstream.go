@@ -194,6 +194,11 @@ func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStrea
 		return shared.HeadersStatusStop
 	}
 	f.tr = b.NewTranslator()
+	if s, ok := f.tr.(transform.UsageSkipper); ok {
+		if _, reports := f.tr.(transform.CacheCreationReporter); !reports {
+			s.SkipUsage() // publishUsage asks only a CacheCreationReporter; ai_router meters the answer
+		}
+	}
 	f.hdrs.read(headers)
 	f.originalRequest()
 	if endOfStream {

@@ -23,6 +23,7 @@ type openAITranslator struct {
 	restorer *ModelRestorer
 	report   Report
 	done     bool
+	noUsage  bool                 // SkipUsage: no meter
 	edits    [editsCap]HeaderEdit // the request's edits: no allocation of their own
 	num      [20]byte             // the content-length edit's digits
 }
@@ -127,7 +128,9 @@ func (t *openAITranslator) TranslateResponseHeaders(resp UpstreamResponse) (Tran
 	if !isSuccess(resp.Status) {
 		return out, nil // OpenAI-shaped already
 	}
-	t.meter = NewMeter(t.endpoint, resp.Status, resp.ContentType, resp.ContentEncoding)
+	if !t.noUsage {
+		t.meter = NewMeter(t.endpoint, resp.Status, resp.ContentType, resp.ContentEncoding)
+	}
 	if t.override && identityEncoding(resp.ContentEncoding) {
 		t.restorer = NewModelRestorer(t.model, resp.ContentType)
 		out.Headers = append(out.Headers, HeaderEdit{Name: "content-length", Remove: true})
@@ -147,6 +150,13 @@ func (t *openAITranslator) TranslateResponseBody(dst, chunk []byte, endOfStream 
 	}
 	return t.restorer.Write(dst, chunk)
 }
+
+// SkipUsage tells the translator that no one will ask for Usage: the
+// answer passes in OpenAI's shape, and ai_router meters it anyway. Without
+// a meter the translator reads nothing of a plain answer.
+func (t *openAITranslator) SkipUsage() { t.noUsage = true }
+
+var _ UsageSkipper = (*openAITranslator)(nil)
 
 func (t *openAITranslator) Usage() (Usage, bool) {
 	if !t.done {

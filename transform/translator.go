@@ -121,6 +121,14 @@ type CacheCreationReporter interface {
 
 var _ CacheCreationReporter = (*anthropicTranslator)(nil)
 
+// UsageSkipper is implemented by the translators that read the response
+// only to know its Usage (those whose answer is OpenAI's already): after
+// SkipUsage, before the response, Usage reports none and the response
+// costs nothing to translate.
+type UsageSkipper interface {
+	SkipUsage()
+}
+
 // Schemas a backend may speak.
 const (
 	SchemaOpenAI      = "openai"       // OpenAI-compatible
