@@ -377,6 +377,13 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		headers.Set(":status", strconv.Itoa(rh.Status))
 	}
 	applyChangingEdits(headers, &f.hdrs, rh.Headers)
+	if p, ok := f.tr.(transform.BodyPasser); ok && p.PassesBody() {
+		// Nothing to translate or read: the body hooks need not look at
+		// it (no slices to read, no copy), and its end has nothing to add.
+		f.ended = true
+		f.publishUsage()
+		return shared.HeadersStatusContinue
+	}
 	if endOfStream {
 		// No body hook follows: what the translation makes of an empty
 		// body (an error body for a bare error status) goes out now, and

@@ -17,9 +17,9 @@ import (
 // and content-type as the client sent them, the provider headers the
 // client did not send) change nothing and stay on this side; the client's
 // headers still reach the backend as TestUpstreamOpenAICompatible checks.
-// The ABI host counts its callbacks; the request headers are read once
-// per filter that needs several (ai_router, ai_upstream's request and
-// response).
+// The ABI host counts its callbacks; the headers are read in one call
+// where a hook needs several (ai_router's request, ai_upstream's request
+// and response).
 func TestUpstreamEditsCrossOnlyWhenTheyChange(t *testing.T) {
 	endpoints := metricsEndpoints(t, 2)
 	chain := harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(endpoints, nil))
@@ -30,4 +30,7 @@ func TestUpstreamEditsCrossOnlyWhenTheyChange(t *testing.T) {
 	require.Equal(t, r.N, r.UpstreamOK, "every exchange reached the upstream (local replies %d)", r.LocalReplies)
 	require.EqualValues(t, 3, r.Callbacks["http_set_header"], "header edits per exchange: %v", r.Callbacks)
 	require.EqualValues(t, 3, r.Callbacks["http_get_headers"], "whole-map reads per exchange: %v", r.Callbacks)
+	// The body's slices: ai_router's request and response, ai_upstream's
+	// request; the answer, already OpenAI's, passes ai_upstream unread.
+	require.EqualValues(t, 3, r.Callbacks["http_get_body_chunks"], "body reads per exchange: %v", r.Callbacks)
 }

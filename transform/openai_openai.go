@@ -156,7 +156,14 @@ func (t *openAITranslator) TranslateResponseBody(dst, chunk []byte, endOfStream 
 // a meter the translator reads nothing of a plain answer.
 func (t *openAITranslator) SkipUsage() { t.noUsage = true }
 
-var _ UsageSkipper = (*openAITranslator)(nil)
+// PassesBody reports, after TranslateResponseHeaders, whether the body
+// goes out as it came: nothing to meter, no model to name back.
+func (t *openAITranslator) PassesBody() bool { return t.meter == nil && t.restorer == nil }
+
+var (
+	_ UsageSkipper = (*openAITranslator)(nil)
+	_ BodyPasser   = (*openAITranslator)(nil)
+)
 
 func (t *openAITranslator) Usage() (Usage, bool) {
 	if !t.done {

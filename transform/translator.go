@@ -129,6 +129,14 @@ type UsageSkipper interface {
 	SkipUsage()
 }
 
+// BodyPasser is implemented by the translators that may leave a response
+// body as it is. PassesBody, asked after TranslateResponseHeaders, reports
+// whether TranslateResponseBody would return every chunk unchanged and add
+// nothing at the end: the caller may then skip reading the body at all.
+type BodyPasser interface {
+	PassesBody() bool
+}
+
 // Schemas a backend may speak.
 const (
 	SchemaOpenAI      = "openai"       // OpenAI-compatible

@@ -299,7 +299,8 @@ func TestOpenAIError(t *testing.T) {
 }
 
 // A translator told no one asks for its usage passes the answer as before
-// (the model named back when overridden) and reports no usage.
+// (the model named back when overridden) and reports no usage; without a
+// model to name back it says the body passes as is (BodyPasser).
 func TestOpenAISkipUsage(t *testing.T) {
 	answer := `{"model":"llama-3-8b","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`
 	for _, tc := range []struct{ name, config, want string }{
@@ -318,8 +319,12 @@ func TestOpenAISkipUsage(t *testing.T) {
 				require.NoError(t, err)
 				_, err = tr.TranslateResponseHeaders(UpstreamResponse{Status: 200, ContentType: "application/json"})
 				require.NoError(t, err)
-				out, _ := tr.TranslateResponseBody(nil, []byte(answer), true)
+				out, changed := tr.TranslateResponseBody(nil, []byte(answer), true)
 				require.Equal(t, tc.want, string(out))
+				// A translator that says it passes the body changes nothing of it.
+				passes := tr.(BodyPasser).PassesBody()
+				require.Equal(t, skip && tc.want == answer, passes)
+				require.False(t, passes && changed)
 				_, has := tr.Usage()
 				require.Equal(t, !skip, has, "usage read unless skipped")
 			}
