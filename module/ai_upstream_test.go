@@ -259,7 +259,7 @@ func BenchmarkAIUpstream(b *testing.B) {
 				s.reset()
 				s.reqHeaders.kv = append(s.reqHeaders.kv, [2]string{":method", "POST"}, [2]string{":path", "/v1/chat/completions"},
 					[2]string{"content-type", "application/json"}, [2]string{"content-length", "4096"}, [2]string{"authorization", "Bearer client"})
-				f := newAttempt(cfg, s)
+				f := newUpstreamFilter(cfg, s) // pooled, as the factory builds them
 				f.OnRequestHeaders(&s.reqHeaders, false)
 				body := fakeBody{b: append(s.buffered.b[:0], req...)}
 				if f.OnRequestBody(&body, true) != shared.BodyStatusContinue {
@@ -270,6 +270,7 @@ func BenchmarkAIUpstream(b *testing.B) {
 				out := fakeBody{b: append([]byte(nil), bc.resp...)}
 				f.OnResponseBody(&out, true)
 				f.OnDestroy()
+				releaseFilter(f)
 			}
 		})
 	}

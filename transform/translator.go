@@ -39,7 +39,9 @@ type TranslatedRequest struct {
 	// the credentials headers (set or removed) and the provider's own
 	// headers. Applying
 	// them to a header map an earlier attempt already edited gives the same
-	// result as applying them to the original one.
+	// result as applying them to the original one. They (their strings
+	// too) may be the translator's own memory: apply them before the next
+	// call.
 	Headers []HeaderEdit
 	// Body is the body to send. It is the request's Body itself when the
 	// translation leaves it as is; the content-length among Headers is
@@ -136,6 +138,22 @@ var (
 	_ FinalStatusReporter   = (*geminiTranslator)(nil)
 	_ FinalStatusReporter   = (*bedrockTranslator)(nil)
 )
+
+// UsageSkipper is implemented by the translators that read the response
+// only to know its Usage (those whose answer is OpenAI's already): after
+// SkipUsage, before the response, Usage reports none and the response
+// costs nothing to translate.
+type UsageSkipper interface {
+	SkipUsage()
+}
+
+// BodyPasser is implemented by the translators that may leave a response
+// body as it is. PassesBody, asked after TranslateResponseHeaders, reports
+// whether TranslateResponseBody would return every chunk unchanged and add
+// nothing at the end: the caller may then skip reading the body at all.
+type BodyPasser interface {
+	PassesBody() bool
+}
 
 // Schemas a backend may speak.
 const (
