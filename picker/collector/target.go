@@ -153,7 +153,8 @@ func (t *Target) run() {
 		jitter = DefaultJitter
 	}
 	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
-	timer := time.NewTimer(rand.N(spec.Interval))
+	tick := scheduleTick(spec.Interval)
+	timer := time.NewTimer(untilTick(time.Now().Add(rand.N(spec.Interval)), tick))
 	defer timer.Stop()
 	for {
 		select {
@@ -165,16 +166,20 @@ func (t *Target) run() {
 		// proxies that happen to scrape a server together in step forever.
 		start := time.Now()
 		t.scrapeOnce(spec)
-		timer.Reset(max(time.Until(start.Add(wait(spec.Interval, jitter))), 0))
+		timer.Reset(untilTick(start.Add(wait(spec.Interval, jitter)), tick))
 	}
 }
 
 // scrapeOnce waits for a concurrency slot, scrapes and publishes the result.
 func (t *Target) scrapeOnce(spec *Spec) {
 	select {
-	case t.group.sem <- struct{}{}:
-	case <-t.ctx.Done():
-		return
+	case t.group.sem <- struct{}{}: // a free slot: no select over two channels
+	default:
+		select {
+		case t.group.sem <- struct{}{}:
+		case <-t.ctx.Done():
+			return
+		}
 	}
 	defer func() { <-t.group.sem }()
 

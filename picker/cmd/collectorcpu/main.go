@@ -126,6 +126,7 @@ func main() {
 	cu, cs := u1.user-u0.user, u1.sys-u0.sys
 	fmt.Printf("collector CPU s/s=%.3f (user %.3f + sys %.3f)  %.1f µs CPU per scrape (user %.1f + sys %.1f)\n",
 		(cu+cs).Seconds()/sec, cu.Seconds()/sec, cs.Seconds()/sec, perScrape(cu+cs), perScrape(cu), perScrape(cs))
+	fmt.Printf("collector threads slept and were woken %.2f times per scrape (voluntary context switches)\n", float64(u1.switches-u0.switches)/sec/scrapes)
 	if scrapes < 0.95*want {
 		fmt.Printf("collector CPU s/s at the target rate=%.3f (per scrape × target; the servers did not keep up)\n", perScrape(cu+cs)*want/1e6)
 	}
@@ -143,7 +144,10 @@ func main() {
 }
 
 // cpuTime is a process's user and system CPU time.
-type cpuTime struct{ user, sys time.Duration }
+type cpuTime struct {
+	user, sys time.Duration
+	switches  int64 // voluntary context switches: a thread went to sleep (futex, epoll) and was woken
+}
 
 // cpu is this process's CPU time: every goroutine's, the Go runtime's (GC,
 // scheduler, netpoller) and the kernel's on its behalf (socket reads and
@@ -153,7 +157,7 @@ func cpu() cpuTime {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		log.Fatal(err)
 	}
-	return cpuTime{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
+	return cpuTime{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano()), ru.Nvcsw}
 }
 
 // childCPU reads utime and stime of pid from /proc (clock ticks of 10 ms).
@@ -166,7 +170,7 @@ func childCPU(pid int) cpuTime {
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	ut, _ := strconv.ParseInt(fields[11], 10, 64)
 	st, _ := strconv.ParseInt(fields[12], 10, 64)
-	return cpuTime{time.Duration(ut) * 10 * time.Millisecond, time.Duration(st) * 10 * time.Millisecond}
+	return cpuTime{user: time.Duration(ut) * 10 * time.Millisecond, sys: time.Duration(st) * 10 * time.Millisecond}
 }
 
 func serveEndpoints(n int, body []byte) {
