@@ -172,6 +172,7 @@ func (f *fastState) line(line []byte) bool {
 	var block, num []byte
 	if rest[0] == '{' {
 		seen := f.seen[:0] // label names so far: a duplicate is expfmt's error
+		var seenBits uint64 // labelBit of each: most names need no comparison
 		i := 1
 		for {
 			if i >= len(rest) {
@@ -189,9 +190,13 @@ func (f *fastState) line(line []byte) bool {
 			if len(lname) == 0 || string(lname) == "__name__" || len(seen) == maxFastLabels {
 				return false
 			}
-			for _, prev := range seen {
-				if bytes.Equal(prev, lname) {
-					return false
+			if bit := labelBit(lname); seenBits&bit == 0 {
+				seenBits |= bit
+			} else {
+				for _, prev := range seen {
+					if bytes.Equal(prev, lname) {
+						return false
+					}
 				}
 			}
 			seen = append(seen, lname)
@@ -272,6 +277,12 @@ func (f *fastState) line(line []byte) bool {
 		f.blockSize, f.numBlocks = block, num
 	}
 	return true
+}
+
+// labelBit is one of 64 bits picked by a label name's length and first and
+// last bytes: equal names have the same bit.
+func labelBit(name []byte) uint64 {
+	return 1 << ((uint(len(name))*7 + uint(name[0])*3 + uint(name[len(name)-1])) & 63)
 }
 
 // maxFastLabels: a series with more labels is left to expfmt.

@@ -67,6 +67,7 @@ func TestParseFastGivesUp(t *testing.T) {
 		{"second TYPE", "# TYPE vllm:num_requests_waiting gauge\n# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting 1\n" + tail},
 		{"TYPE after samples", "vllm:num_requests_waiting 1\n# TYPE vllm:num_requests_waiting gauge\n" + tail},
 		{"duplicate label", `vllm:num_requests_waiting{a="1",a="2"} 1` + "\n" + tail},
+		{"duplicate label among others", `vllm:num_requests_waiting{block_size="1",aA="x",Aa="y",cache_dtype="2",block_size="3"} 1` + "\n" + tail},
 		{"reserved label", `vllm:num_requests_waiting{__name__="x"} 1` + "\n" + tail},
 		{"underscore in value", "vllm:num_requests_waiting 1_000\n" + tail},
 		{"leading blank", " vllm:num_requests_waiting 1\n" + tail},
@@ -154,4 +155,21 @@ func TestLineFilterWords(t *testing.T) {
 	require.True(t, f.keep([]byte("ab 1")))
 	require.True(t, f.keep([]byte("abcdefghijkl{a=\"b\"} 1")))
 	require.False(t, f.keep([]byte("abc 1")))
+}
+
+// Label names that share a labelBit are still told apart: the fast path
+// reads the series and agrees with expfmt.
+func TestParseFastLabelsSharingABit(t *testing.T) {
+	require.Equal(t, labelBit([]byte("aA")), labelBit([]byte("Aa")))
+	body := []byte(`vllm:num_requests_waiting{aA="1",Aa="2",b="3"} 4` + "\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0.5\n")
+	names := vllm(t)
+	p := NewParser()
+	p.wanted = names.list(p.wanted[:0])
+	fast, ok, err := p.parseFast(body, names)
+	require.True(t, ok)
+	require.NoError(t, err)
+	slow, err := viaExpfmt(body, names)
+	require.NoError(t, err)
+	require.Equal(t, slow, fast)
+	require.Equal(t, 4.0, fast.Waiting)
 }
