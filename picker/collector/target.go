@@ -156,17 +156,23 @@ func (t *Target) run() {
 	tick := scheduleTick(spec.Interval)
 	timer := time.NewTimer(untilTick(time.Now().Add(rand.N(spec.Interval)), tick))
 	defer timer.Stop()
+	// Releasing the target fires the timer, so the loop waits on the timer
+	// alone: a channel receive per scrape, not a select. A release during a
+	// scrape is seen after the Reset that would otherwise undo its firing.
+	defer context.AfterFunc(t.ctx, func() { timer.Reset(0) })()
 	for {
-		select {
-		case <-t.ctx.Done():
+		<-timer.C
+		if t.ctx.Err() != nil {
 			return
-		case <-timer.C:
 		}
 		// Start to start, jittered each time: a fixed period would keep
 		// proxies that happen to scrape a server together in step forever.
 		start := time.Now()
 		t.scrapeOnce(spec)
 		timer.Reset(untilTick(start.Add(wait(spec.Interval, jitter)), tick))
+		if t.ctx.Err() != nil {
+			return
+		}
 	}
 }
 
