@@ -171,7 +171,7 @@ func (f *fastState) line(line []byte) bool {
 	var ls loraSeries
 	var block, num []byte
 	if rest[0] == '{' {
-		seen := f.seen[:0] // label names so far: a duplicate is expfmt's error
+		seen := f.seen[:0]  // label names so far: a duplicate is expfmt's error
 		var seenBits uint64 // labelBit of each: most names need no comparison
 		i := 1
 		for {
