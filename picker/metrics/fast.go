@@ -47,7 +47,7 @@ type fastState struct {
 	blockSize []byte
 	numBlocks []byte
 
-	seen []([]byte) // a line's label names, reused (vLLM's cache_config_info has 20)
+	seen [][]byte // a line's label names, reused (vLLM's cache_config_info has 20)
 
 	loraKey  []byte // the winning series' label values behind lastLoRA
 	lastLoRA *LoRA  // reused while the newest LoRA state does not change
