@@ -6,6 +6,8 @@ import (
 	"math/bits"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
 )
 
 // AppendHashes appends the prompt's block hashes to dst: the prompt is cut
@@ -60,6 +62,40 @@ func appendPrefixHashes(dst []uint64, h0 uint64, prompt []byte, blockSize, maxBl
 	if !all && n == 0 {
 		dst = append(dst, h0)
 	}
+	return dst
+}
+
+// startHashes prepares st to hash the prompt's blocks from h0, as
+// AppendHashes would; moreHashes computes them.
+func startHashes(st *framework.HashState, h0 uint64, prompt []byte, blockSize, maxBlocks int) {
+	*st = framework.HashState{
+		Lanes:   [4]uint64{h0 + prime1 + prime2, h0 + prime2, h0, h0 - prime1},
+		Blocks:  min(len(prompt)/blockSize, maxBlocks),
+		Started: true,
+	}
+}
+
+// moreHashes appends to dst, which holds the first block hashes as st left
+// them, those of the following blocks up to block upto (exclusive, at most
+// st.Blocks), the same as AppendHashes appends. p is the prompt from byte
+// base on (base <= st.Folded): a caller that goes on later, elsewhere, keeps
+// only the bytes not folded yet.
+func moreHashes(st *framework.HashState, dst []uint64, p []byte, base, blockSize, upto int) []uint64 {
+	v1, v2, v3, v4 := st.Lanes[0], st.Lanes[1], st.Lanes[2], st.Lanes[3]
+	folded := st.Folded
+	for b := len(dst) + 1; b <= upto; b++ {
+		end := b * blockSize
+		for ; folded+32 <= end; folded += 32 {
+			s := p[folded-base : folded-base+32]
+			v1 = round(v1, binary.LittleEndian.Uint64(s[0:8]))
+			v2 = round(v2, binary.LittleEndian.Uint64(s[8:16]))
+			v3 = round(v3, binary.LittleEndian.Uint64(s[16:24]))
+			v4 = round(v4, binary.LittleEndian.Uint64(s[24:32]))
+		}
+		dst = append(dst, finish(v1, v2, v3, v4, p[folded-base:end-base], uint64(end)))
+	}
+	st.Lanes = [4]uint64{v1, v2, v3, v4}
+	st.Folded = folded
 	return dst
 }
 

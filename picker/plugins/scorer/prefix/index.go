@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
 )
 
 // Index remembers, per endpoint, the prefix block hashes of the requests
@@ -95,6 +97,12 @@ type record struct {
 	capacity int32
 	forget   bool
 	hashes   []uint64
+	// The hashes the pick did not compute, computed on applying: the
+	// hash state where it stopped, the prompt's bytes from there on and
+	// the block size.
+	state     framework.HashState
+	rest      []byte
+	blockSize int
 }
 
 // NewIndex returns an index keeping up to capacity hashes per endpoint
@@ -148,6 +156,38 @@ func (x *Index) Record(id, capacity int32, hashes []uint64) {
 	}
 	r.id, r.capacity, r.forget = id, capacity, false
 	r.hashes = append(r.hashes[:0], hashes...)
+	r.state.Blocks = len(hashes)
+	x.queue = append(x.queue, r)
+	x.schedule()
+}
+
+// recordFrom is Record for a prompt whose block hashes were computed up to
+// len(hashes) of st.Blocks: the writer computes the rest from st and the
+// prompt's bytes not folded yet (copied), so the pick does not.
+func (x *Index) recordFrom(id, capacity int32, hashes []uint64, st *framework.HashState, prompt []byte, blockSize int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed || len(x.queue) >= maxQueued {
+		x.dropped.Add(1)
+		return
+	}
+	var r *record
+	if n := len(x.free); n > 0 {
+		r = x.free[n-1]
+		x.free = x.free[:n-1]
+	} else {
+		r = &record{}
+	}
+	if capacity <= 0 {
+		capacity = x.capacity
+	}
+	r.id, r.capacity, r.forget = id, capacity, false
+	r.hashes = append(r.hashes[:0], hashes...)
+	r.state, r.blockSize = *st, blockSize
+	r.rest = r.rest[:0]
+	if len(hashes) < st.Blocks {
+		r.rest = append(r.rest, prompt[st.Folded:st.Blocks*blockSize]...)
+	}
 	x.queue = append(x.queue, r)
 	x.schedule()
 }
@@ -222,6 +262,9 @@ func (x *Index) apply(r *record) {
 	if r.forget {
 		x.forget(r.id)
 		return
+	}
+	if len(r.hashes) < r.state.Blocks {
+		r.hashes = moreHashes(&r.state, r.hashes, r.rest, r.state.Folded, r.blockSize, r.state.Blocks)
 	}
 	l := x.list(r.id)
 	l.capacity = r.capacity

@@ -68,6 +68,26 @@ func checkPrefixHashes(t *testing.T, h0 uint64, prompt []byte, bs int) {
 		require.Equal(t, refHash(h0, prompt[:(k+1)*bs]), h, "block %d", k)
 		require.Equal(t, h, chainHash(h0, prompt, bs, k+1), "block %d", k)
 	}
+	// Lazily: the pick computes the first k hashes, block by block or at
+	// once, and the index's writer the rest from the state and a copy of
+	// the bytes not folded yet.
+	n := len(got)
+	for _, k := range []int{0, 1, n / 3, n - 1, n} {
+		if k < 0 || k > n {
+			continue
+		}
+		var st framework.HashState
+		startHashes(&st, h0, prompt, bs, len(prompt))
+		require.Equal(t, n, st.Blocks)
+		var lazy []uint64
+		for j := 1; j <= k; j += 1 + j/2 {
+			lazy = moreHashes(&st, lazy, prompt, 0, bs, j)
+		}
+		lazy = moreHashes(&st, lazy, prompt, 0, bs, k)
+		rest := append([]byte(nil), prompt[st.Folded:n*bs]...)
+		lazy = moreHashes(&st, lazy, rest, st.Folded, bs, n)
+		require.Equal(t, got, lazy, "first %d in the pick", k)
+	}
 }
 
 func TestFirstElementEnd(t *testing.T) {

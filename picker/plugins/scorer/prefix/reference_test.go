@@ -44,7 +44,7 @@ func refLimitsOf(s *Scorer, eps []framework.Endpoint) limits {
 }
 
 func refScoreLearned(s *Scorer, c *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	hashes := s.hashes(c)
+	hashes := AppendHashes(nil, c.Request.ModelKey, c.Request.Prompt, s.p.BlockSize, s.p.MaxBlocks)
 	n := len(hashes)
 	if n == 0 {
 		return

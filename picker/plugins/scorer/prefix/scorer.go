@@ -118,8 +118,8 @@ func (s *Scorer) Picked(c *framework.Cycle, ep *framework.Endpoint) {
 	if s.index == nil {
 		return
 	}
-	if h := s.hashes(c); len(h) > 0 {
-		s.index.Record(ep.ID, s.p.capacity(ep.CacheTokens), h)
+	if s.blocks(c) > 0 {
+		s.index.recordFrom(ep.ID, s.p.capacity(ep.CacheTokens), c.Hashes, &c.HashState, c.Request.Prompt, s.p.BlockSize)
 	}
 }
 
@@ -130,12 +130,23 @@ func (s *Scorer) Forget(id int32) {
 	}
 }
 
-func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
-	if !c.HashesReady {
-		c.Hashes = AppendHashes(c.Hashes[:0], c.Request.ModelKey, c.Request.Prompt, s.p.BlockSize, s.p.MaxBlocks)
-		c.HashesReady = true
+// blocks returns how many blocks of the prompt are hashed, starting the
+// cycle's lazy hashing (Cycle.Hashes, HashState).
+func (s *Scorer) blocks(c *framework.Cycle) int {
+	if !c.HashState.Started {
+		startHashes(&c.HashState, c.Request.ModelKey, c.Request.Prompt, s.p.BlockSize, s.p.MaxBlocks)
 	}
-	return c.Hashes
+	return c.HashState.Blocks
+}
+
+// hash returns block k's hash (k < blocks(c)). The hashes are computed in
+// the pick only as deep as the lookups go: the index's writer computes the
+// rest when it records the pick.
+func (s *Scorer) hash(c *framework.Cycle, k int) uint64 {
+	if k >= len(c.Hashes) {
+		c.Hashes = moreHashes(&c.HashState, c.Hashes, c.Request.Prompt, 0, s.p.BlockSize, k+1)
+	}
+	return c.Hashes[k]
 }
 
 // limits are what an endpoint may carry and keep affinity.
@@ -170,8 +181,7 @@ func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
 // that depth, and the search repeats below it. That is a few lookups per
 // distinct match length rather than one per block.
 func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
-	hashes := s.hashes(c)
-	n := len(hashes)
+	n := s.blocks(c)
 	if n == 0 {
 		return
 	}
@@ -180,7 +190,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weig
 	depth := c.ScratchFloats(len(eps))
 	clear(depth)
 	unscored := func(k int) bool {
-		return s.index.Holders(hashes[k], func(id int32) bool {
+		return s.index.Holders(s.hash(c, k), func(id int32) bool {
 			i := slots.Of(id)
 			return i < 0 || depth[i] != 0
 		})
@@ -195,7 +205,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weig
 				up = mid
 			}
 		}
-		s.index.Holders(hashes[lo], func(id int32) bool {
+		s.index.Holders(s.hash(c, lo), func(id int32) bool {
 			if i := slots.Of(id); i >= 0 && depth[i] == 0 {
 				depth[i] = float64(lo + 1)
 			}
