@@ -36,18 +36,21 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.Seed = seed
 	c.rng = seed
 	c.Hashes = c.Hashes[:0]
-	c.HashState = HashState{}
+	c.HashState = HashState{BlockLanes: c.HashState.BlockLanes[:0]}
 	c.qb = queueBounds{}
 }
 
 // HashState is where a resumable hash of the prompt's prefixes stopped: the
 // running hash state after Folded bytes, and the number of blocks (Blocks)
 // the prompt has in all. Started is false until a plugin began.
+// BlockLanes[k] is the state at block k's end, for finishing its hash
+// later: Hashes[k] is 0 until it is finished.
 type HashState struct {
-	Lanes   [4]uint64
-	Folded  int
-	Blocks  int
-	Started bool
+	Lanes      [4]uint64
+	Folded     int
+	Blocks     int
+	Started    bool
+	BlockLanes [][4]uint64
 }
 
 // queueBounds caches the shortest and longest Endpoint.Queue of one

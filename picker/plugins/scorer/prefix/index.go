@@ -97,11 +97,15 @@ type record struct {
 	capacity int32
 	forget   bool
 	hashes   []uint64
-	// The hashes the pick did not compute, computed on applying: the
-	// hash state where it stopped, the prompt's bytes from there on and
-	// the block size.
+	// The hashes the pick did not compute (recordFrom), computed on
+	// applying: those it left at 0 from lanes, the following ones from
+	// state; rest is the prompt's bytes from restAt on, those not folded
+	// yet and the tails of the unfinished blocks.
+	lazy      bool
 	state     framework.HashState
+	lanes     [][4]uint64
 	rest      []byte
+	restAt    int
 	blockSize int
 }
 
@@ -156,14 +160,15 @@ func (x *Index) Record(id, capacity int32, hashes []uint64) {
 	}
 	r.id, r.capacity, r.forget = id, capacity, false
 	r.hashes = append(r.hashes[:0], hashes...)
-	r.state.Blocks = len(hashes)
+	r.lazy = false
 	x.queue = append(x.queue, r)
 	x.schedule()
 }
 
-// recordFrom is Record for a prompt whose block hashes were computed up to
-// len(hashes) of st.Blocks: the writer computes the rest from st and the
-// prompt's bytes not folded yet (copied), so the pick does not.
+// recordFrom is Record for a prompt whose block hashes the pick computed
+// only in part (Scorer.hash): the first len(hashes) of st.Blocks folded,
+// those not finished 0. The writer computes the rest from st and a copy of
+// the prompt's bytes it needs, so the pick does not.
 func (x *Index) recordFrom(id, capacity int32, hashes []uint64, st *framework.HashState, prompt []byte, blockSize int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -183,11 +188,21 @@ func (x *Index) recordFrom(id, capacity int32, hashes []uint64, st *framework.Ha
 	}
 	r.id, r.capacity, r.forget = id, capacity, false
 	r.hashes = append(r.hashes[:0], hashes...)
-	r.state, r.blockSize = *st, blockSize
-	r.rest = r.rest[:0]
-	if len(hashes) < st.Blocks {
-		r.rest = append(r.rest, prompt[st.Folded:st.Blocks*blockSize]...)
+	r.lazy, r.blockSize = true, blockSize
+	r.state = framework.HashState{Lanes: st.Lanes, Folded: st.Folded, Blocks: st.Blocks}
+	r.lanes = append(r.lanes[:0], st.BlockLanes...)
+	// The bytes the writer reads: those not folded, and the tails of the
+	// unfinished blocks (none when blocks end on XXH64's 32-byte stripes).
+	r.restAt = st.Folded
+	if blockSize%32 != 0 {
+		for k, h := range hashes {
+			if h == 0 {
+				r.restAt = min(r.restAt, tailStart(k, blockSize))
+				break
+			}
+		}
 	}
+	r.rest = append(r.rest[:0], prompt[r.restAt:st.Blocks*blockSize]...)
 	x.queue = append(x.queue, r)
 	x.schedule()
 }
@@ -263,8 +278,9 @@ func (x *Index) apply(r *record) {
 		x.forget(r.id)
 		return
 	}
-	if len(r.hashes) < r.state.Blocks {
-		r.hashes = moreHashes(&r.state, r.hashes, r.rest, r.state.Folded, r.blockSize, r.state.Blocks)
+	if r.lazy {
+		finishAll(r.hashes, r.lanes, r.rest, r.restAt, r.blockSize)
+		r.hashes = moreHashes(&r.state, r.hashes, r.rest, r.restAt, r.blockSize, r.state.Blocks)
 	}
 	l := x.list(r.id)
 	l.capacity = r.capacity

@@ -139,12 +139,15 @@ func (s *Scorer) blocks(c *framework.Cycle) int {
 	return c.HashState.Blocks
 }
 
-// hash returns block k's hash (k < blocks(c)). The hashes are computed in
-// the pick only as deep as the lookups go: the index's writer computes the
-// rest when it records the pick.
+// hash returns block k's hash (k < blocks(c)). The pick folds the prompt
+// only as deep as its lookups go and finishes only the hashes they read:
+// the index's writer computes the rest when it records the pick.
 func (s *Scorer) hash(c *framework.Cycle, k int) uint64 {
 	if k >= len(c.Hashes) {
-		c.Hashes = moreHashes(&c.HashState, c.Hashes, c.Request.Prompt, 0, s.p.BlockSize, k+1)
+		c.Hashes = foldHashes(&c.HashState, c.Hashes, c.Request.Prompt, s.p.BlockSize, k+1)
+	}
+	if c.Hashes[k] == 0 {
+		c.Hashes[k] = finishBlock(&c.HashState.BlockLanes[k], k, c.Request.Prompt, 0, s.p.BlockSize)
 	}
 	return c.Hashes[k]
 }
