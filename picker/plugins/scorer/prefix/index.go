@@ -166,10 +166,12 @@ func (x *Index) Record(id, capacity int32, hashes []uint64) {
 }
 
 // recordFrom is Record for a prompt whose block hashes the pick computed
-// only in part (Scorer.hash): the first len(hashes) of st.Blocks folded,
+// only in part (Scorer.hash): the first len(*hashes) of st.Blocks folded,
 // those not finished 0. The writer computes the rest from st and a copy of
-// the prompt's bytes it needs, so the pick does not.
-func (x *Index) recordFrom(id, capacity int32, hashes []uint64, st *framework.HashState, prompt []byte, blockSize int) {
+// the prompt's bytes it needs, so the pick does not. The record takes the
+// hashes and st.BlockLanes instead of copying them, and hands its spent
+// buffers back: *hashes is then empty and st not started.
+func (x *Index) recordFrom(id, capacity int32, hashes *[]uint64, st *framework.HashState, prompt []byte, blockSize int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed || len(x.queue) >= maxQueued {
@@ -187,15 +189,13 @@ func (x *Index) recordFrom(id, capacity int32, hashes []uint64, st *framework.Ha
 		capacity = x.capacity
 	}
 	r.id, r.capacity, r.forget = id, capacity, false
-	r.hashes = append(r.hashes[:0], hashes...)
 	r.lazy, r.blockSize = true, blockSize
-	r.state = framework.HashState{Lanes: st.Lanes, Folded: st.Folded, Blocks: st.Blocks}
-	r.lanes = append(r.lanes[:0], st.BlockLanes...)
+	r.state.Lanes, r.state.Folded, r.state.Blocks = st.Lanes, st.Folded, st.Blocks
 	// The bytes the writer reads: those not folded, and the tails of the
 	// unfinished blocks (none when blocks end on XXH64's 32-byte stripes).
 	r.restAt = st.Folded
 	if blockSize%32 != 0 {
-		for k, h := range hashes {
+		for k, h := range *hashes {
 			if h == 0 {
 				r.restAt = min(r.restAt, tailStart(k, blockSize))
 				break
@@ -203,6 +203,9 @@ func (x *Index) recordFrom(id, capacity int32, hashes []uint64, st *framework.Ha
 		}
 	}
 	r.rest = append(r.rest[:0], prompt[r.restAt:st.Blocks*blockSize]...)
+	r.hashes, *hashes = *hashes, r.hashes[:0]
+	r.lanes, st.BlockLanes = st.BlockLanes, r.lanes[:0]
+	st.Started = false
 	x.queue = append(x.queue, r)
 	x.schedule()
 }

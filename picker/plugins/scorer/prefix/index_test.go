@@ -194,7 +194,9 @@ func TestRecordFromMatchesRecord(t *testing.T) {
 						first[k] = finishBlock(&st.BlockLanes[k], k, prompt, 0, bs)
 					}
 				}
-				lazy.recordFrom(id, capacity, first, &st, prompt, bs)
+				lazy.recordFrom(id, capacity, &first, &st, prompt, bs)
+				require.Empty(t, first)
+				require.False(t, st.Started)
 				if round%7 == 0 {
 					whole.Flush()
 					lazy.Flush()

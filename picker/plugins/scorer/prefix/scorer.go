@@ -113,13 +113,14 @@ func (s *Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight f
 }
 
 // Picked implements framework.PickObserver: in learned mode the endpoint now
-// holds the prompt's blocks, in a cache of the size it reports.
+// holds the prompt's blocks, in a cache of the size it reports. The index
+// takes the cycle's hashes (Cycle.Hashes is empty afterwards).
 func (s *Scorer) Picked(c *framework.Cycle, ep *framework.Endpoint) {
 	if s.index == nil {
 		return
 	}
 	if s.blocks(c) > 0 {
-		s.index.recordFrom(ep.ID, s.p.capacity(ep.CacheTokens), c.Hashes, &c.HashState, c.Request.Prompt, s.p.BlockSize)
+		s.index.recordFrom(ep.ID, s.p.capacity(ep.CacheTokens), &c.Hashes, &c.HashState, c.Request.Prompt, s.p.BlockSize)
 	}
 }
 
