@@ -13,8 +13,9 @@ import (
 )
 
 // refScore is the scorer's Score before it added its weighted score to the
-// sum itself (AddScore) and took the shortest queue from the cycle, kept
-// verbatim (main ecbc5d0) as the reference.
+// sum itself (AddScore) and took the queues and the shortest from the
+// cycle, kept verbatim (main ecbc5d0) as the reference, rendezvous choice
+// included.
 func refScore(s *Scorer, c *framework.Cycle, eps []framework.Endpoint, out []float64) {
 	clear(out)
 	if len(eps) == 0 {
@@ -22,17 +23,26 @@ func refScore(s *Scorer, c *framework.Cycle, eps []framework.Endpoint, out []flo
 	}
 	if s.index != nil {
 		refScoreLearned(s, c, eps, out)
-	} else if i := s.rendezvousChoice(c, eps, refLimitsOf(s, eps)); i >= 0 {
+	} else if i := refRendezvousChoice(s, c, eps, refLimitsOf(s, eps)); i >= 0 {
 		out[i] = 1
 	}
 }
 
-func refLimitsOf(s *Scorer, eps []framework.Endpoint) limits {
+type refLimits struct {
+	queue float64
+	load  float64
+}
+
+func (l *refLimits) within(e *framework.Endpoint) bool {
+	return e.Queue() <= l.queue && (e.Running+e.Waiting+e.Pending) <= l.load
+}
+
+func refLimitsOf(s *Scorer, eps []framework.Endpoint) refLimits {
 	shortest := eps[0].Queue()
 	for i := 1; i < len(eps); i++ {
 		shortest = min(shortest, eps[i].Queue())
 	}
-	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1)}
+	l := refLimits{queue: shortest + s.queueSlack, load: math.Inf(1)}
 	if b := s.p.LoadBound; b > 0 {
 		var sum float64
 		for i := range eps {
@@ -83,7 +93,7 @@ func refScoreLearned(s *Scorer, c *framework.Cycle, eps []framework.Endpoint, ou
 		}
 	}
 	if f := s.floor; f > 0 {
-		if i := s.rendezvousChoice(c, eps, limit); i >= 0 {
+		if i := refRendezvousChoice(s, c, eps, limit); i >= 0 {
 			out[i] = max(out[i], f)
 		}
 	}
@@ -163,4 +173,55 @@ func TestAddScoreMatchesReference(t *testing.T) {
 			}
 		})
 	}
+}
+
+func refRendezvousChoice(s *Scorer, c *framework.Cycle, eps []framework.Endpoint, limit refLimits) int {
+	req := c.Request
+	bs := s.p.BlockSize
+	d := min(s.p.RendezvousBlocks, s.p.MaxBlocks, len(req.Prompt)/bs)
+	if end := firstElementEnd(req.Prompt, d*bs); end > 0 {
+		d = min(d, max(1, end/bs))
+	}
+	if d == 0 {
+		return -1
+	}
+	key := chainHash(req.ModelKey, req.Prompt, bs, d)
+
+	// A LoRA adapter's prefix can only be reused where the adapter runs: when
+	// some candidate runs it, only those may be preferred, or affinity
+	// would pull the adapter onto servers that must first load it. One pass
+	// finds both the preferred endpoint and the preferred runner, reading
+	// the adapter lists of the endpoints within the queue limit only.
+	best, runner := -1, -1
+	var bestWeight, runnerWeight uint64
+	for i := range eps {
+		if !limit.within(&eps[i]) {
+			continue
+		}
+		w := framework.Mix(key ^ eps[i].Key)
+		if best < 0 || w > bestWeight {
+			best, bestWeight = i, w
+		}
+		if runs(eps[i].LoRA, req) && (runner < 0 || w > runnerWeight) {
+			runner, runnerWeight = i, w
+		}
+	}
+	switch {
+	case runner >= 0:
+		return runner
+	case best >= 0 && !refRunsBeyond(eps, limit, req):
+		return best
+	}
+	return -1
+}
+
+// refRunsBeyond reports whether an endpoint whose queue is over limit runs the
+// requested adapter: then none within the limit may be preferred.
+func refRunsBeyond(eps []framework.Endpoint, limit refLimits, req *framework.Request) bool {
+	for i := range eps {
+		if !limit.within(&eps[i]) && runs(eps[i].LoRA, req) {
+			return true
+		}
+	}
+	return false
 }

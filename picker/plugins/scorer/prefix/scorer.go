@@ -155,19 +155,21 @@ func (s *Scorer) hash(c *framework.Cycle, k int) uint64 {
 
 // limits are what an endpoint may carry and keep affinity.
 type limits struct {
-	queue float64 // longest queue: the shortest candidate queue plus QueueSlack
-	load  float64 // most requests in it (loadBound × the mean, plus one); +Inf without a bound
+	queue  float64   // longest queue: the shortest candidate queue plus QueueSlack
+	load   float64   // most requests in it (loadBound × the mean, plus one); +Inf without a bound
+	queues []float64 // each candidate's Queue() (Cycle.Queues)
 }
 
-func (l *limits) within(e *framework.Endpoint) bool {
-	return e.Queue() <= l.queue && (e.Running+e.Waiting+e.Pending) <= l.load
+// within reports whether eps[i], e, is within the limits.
+func (l *limits) within(i int, e *framework.Endpoint) bool {
+	return l.queues[i] <= l.queue && (e.Running+e.Waiting+e.Pending) <= l.load
 }
 
 // limitsOf computes the limits of one cycle. The shortest queue is the
 // cycle's (Cycle.QueueBounds: usually the saturation filter found it).
 func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
 	shortest, _ := c.QueueBounds(eps)
-	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1)}
+	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1), queues: c.Queues(eps)}
 	if b := s.p.LoadBound; b > 0 {
 		var sum float64
 		for i := range eps {
@@ -225,7 +227,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weig
 	// An endpoint over the limits, or that holds nothing and is not the
 	// floored choice, scores 0: adding weight × 0 would change no sum.
 	for i := range eps {
-		if (depth[i] == 0 && i != floored) || !limit.within(&eps[i]) {
+		if (depth[i] == 0 && i != floored) || !limit.within(i, &eps[i]) {
 			continue
 		}
 		v := depth[i] / float64(n)
@@ -271,7 +273,7 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
 	for i := range eps {
-		if !limit.within(&eps[i]) {
+		if !limit.within(i, &eps[i]) {
 			continue
 		}
 		w := framework.Mix(key ^ eps[i].Key)
@@ -295,7 +297,7 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 // requested adapter: then none within the limit may be preferred.
 func runsBeyond(eps []framework.Endpoint, limit limits, req *framework.Request) bool {
 	for i := range eps {
-		if !limit.within(&eps[i]) && runs(eps[i].LoRA, req) {
+		if !limit.within(i, &eps[i]) && runs(eps[i].LoRA, req) {
 			return true
 		}
 	}
