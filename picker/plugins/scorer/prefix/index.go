@@ -170,7 +170,8 @@ func (x *Index) Record(id, capacity int32, hashes []uint64) {
 // those not finished 0. The writer computes the rest from st and a copy of
 // the prompt's bytes it needs, so the pick does not. The record takes the
 // hashes and st.BlockLanes instead of copying them, and hands its spent
-// buffers back: *hashes is then empty and st not started.
+// buffers back (copying only into a record too new to have them): *hashes
+// is then empty and st not started.
 func (x *Index) recordFrom(id, capacity int32, hashes *[]uint64, st *framework.HashState, prompt []byte, blockSize int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -203,8 +204,15 @@ func (x *Index) recordFrom(id, capacity int32, hashes *[]uint64, st *framework.H
 		}
 	}
 	r.rest = append(r.rest[:0], prompt[r.restAt:st.Blocks*blockSize]...)
-	r.hashes, *hashes = *hashes, r.hashes[:0]
-	r.lanes, st.BlockLanes = st.BlockLanes, r.lanes[:0]
+	if cap(r.hashes) >= len(*hashes) && cap(r.lanes) >= len(st.BlockLanes) {
+		// Swap: the cycle gets buffers as large as it needed.
+		r.hashes, *hashes = *hashes, r.hashes[:0]
+		r.lanes, st.BlockLanes = st.BlockLanes, r.lanes[:0]
+	} else { // a new record: it gets its own buffers, once
+		r.hashes = append(r.hashes[:0], *hashes...)
+		r.lanes = append(r.lanes[:0], st.BlockLanes...)
+		*hashes, st.BlockLanes = (*hashes)[:0], st.BlockLanes[:0]
+	}
 	st.Started = false
 	x.queue = append(x.queue, r)
 	x.schedule()
