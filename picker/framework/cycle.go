@@ -8,13 +8,11 @@ type Cycle struct {
 	Now     int64  // collector.Now() at the start of the cycle
 	Seed    uint64 // random per cycle; see Rand and TieBreak
 
-	// Hashes holds the prompt's first prefix block hashes, as many as a
-	// plugin needed so far: the prefix scorer computes them lazily, as deep
-	// as its lookups go, and HashState is where it stopped (its own state,
-	// opaque to others). The rest is left to whoever needs it (the prefix
-	// index's writer, off the pick).
-	Hashes    []uint64
-	HashState HashState
+	// Hashes holds the prompt's prefix block hashes once HashesReady is set.
+	// They are computed at most once per cycle by whichever plugin needs
+	// them first (the prefix scorer, then its recorder).
+	Hashes      []uint64
+	HashesReady bool
 
 	// Floats is scratch for a picker (one per cycle, so one picker may use it).
 	Floats []float64
@@ -36,21 +34,8 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.Seed = seed
 	c.rng = seed
 	c.Hashes = c.Hashes[:0]
-	c.HashState = HashState{BlockLanes: c.HashState.BlockLanes[:0]}
+	c.HashesReady = false
 	c.qb = queueBounds{queues: c.qb.queues}
-}
-
-// HashState is where a resumable hash of the prompt's prefixes stopped: the
-// running hash state after Folded bytes, and the number of blocks (Blocks)
-// the prompt has in all. Started is false until a plugin began.
-// BlockLanes[k] is the state at block k's end, for finishing its hash
-// later: Hashes[k] is 0 until it is finished.
-type HashState struct {
-	Lanes      [4]uint64
-	Folded     int
-	Blocks     int
-	Started    bool
-	BlockLanes [][4]uint64
 }
 
 // queueBounds caches each endpoint's Queue() of one candidate list and

@@ -6,8 +6,6 @@ import (
 	"math/bits"
 
 	"github.com/cespare/xxhash/v2"
-
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
 )
 
 // AppendHashes appends the prompt's block hashes to dst: the prompt is cut
@@ -62,89 +60,6 @@ func appendPrefixHashes(dst []uint64, h0 uint64, prompt []byte, blockSize, maxBl
 	if !all && n == 0 {
 		dst = append(dst, h0)
 	}
-	return dst
-}
-
-// startHashes prepares st to hash the prompt's blocks from h0, as
-// AppendHashes would; moreHashes computes them.
-func startHashes(st *framework.HashState, h0 uint64, prompt []byte, blockSize, maxBlocks int) {
-	*st = framework.HashState{
-		Lanes:      [4]uint64{h0 + prime1 + prime2, h0 + prime2, h0, h0 - prime1},
-		Blocks:     min(len(prompt)/blockSize, maxBlocks),
-		Started:    true,
-		BlockLanes: st.BlockLanes[:0],
-	}
-}
-
-// foldHashes is moreHashes without the finishes: it appends a 0 (not
-// finished) for each block up to upto and keeps the state at the block's
-// end in st.BlockLanes, for finishBlock. A pick's binary search needs a
-// handful of the hashes, and the finish is half the cost of each.
-func foldHashes(st *framework.HashState, dst []uint64, prompt []byte, blockSize, upto int) []uint64 {
-	v1, v2, v3, v4 := st.Lanes[0], st.Lanes[1], st.Lanes[2], st.Lanes[3]
-	folded := st.Folded
-	for b := len(dst) + 1; b <= upto; b++ {
-		end := b * blockSize
-		for ; folded+32 <= end; folded += 32 {
-			s := prompt[folded : folded+32]
-			v1 = round(v1, binary.LittleEndian.Uint64(s[0:8]))
-			v2 = round(v2, binary.LittleEndian.Uint64(s[8:16]))
-			v3 = round(v3, binary.LittleEndian.Uint64(s[16:24]))
-			v4 = round(v4, binary.LittleEndian.Uint64(s[24:32]))
-		}
-		dst = append(dst, 0)
-		st.BlockLanes = append(st.BlockLanes, [4]uint64{v1, v2, v3, v4})
-	}
-	st.Lanes = [4]uint64{v1, v2, v3, v4}
-	st.Folded = folded
-	return dst
-}
-
-// tailStart is where block k's tail (the bytes its finish reads) starts.
-func tailStart(k, blockSize int) int { return (k + 1) * blockSize &^ 31 }
-
-// finishBlock returns block k's hash from the state foldHashes kept. p is
-// the prompt from byte base on (base <= tailStart(k)).
-func finishBlock(lanes *[4]uint64, k int, p []byte, base, blockSize int) uint64 {
-	end := (k + 1) * blockSize
-	var tail []byte
-	if t := tailStart(k, blockSize); t < end {
-		tail = p[t-base : end-base]
-	}
-	return finish(lanes[0], lanes[1], lanes[2], lanes[3], tail, uint64(end))
-}
-
-// finishAll finishes every hash foldHashes left at 0 (a hash that is 0
-// is finished again: the same 0).
-func finishAll(hashes []uint64, lanes [][4]uint64, p []byte, base, blockSize int) {
-	for k, h := range hashes {
-		if h == 0 {
-			hashes[k] = finishBlock(&lanes[k], k, p, base, blockSize)
-		}
-	}
-}
-
-// moreHashes appends to dst, which holds the first block hashes as st left
-// them, those of the following blocks up to block upto (exclusive, at most
-// st.Blocks), the same as AppendHashes appends. p is the prompt from byte
-// base on (base <= st.Folded): a caller that goes on later, elsewhere, keeps
-// only the bytes not folded yet.
-func moreHashes(st *framework.HashState, dst []uint64, p []byte, base, blockSize, upto int) []uint64 {
-	v1, v2, v3, v4 := st.Lanes[0], st.Lanes[1], st.Lanes[2], st.Lanes[3]
-	folded := st.Folded
-	for b := len(dst) + 1; b <= upto; b++ {
-		end := b * blockSize
-		for ; folded+32 <= end; folded += 32 {
-			s := p[folded-base : folded-base+32]
-			v1 = round(v1, binary.LittleEndian.Uint64(s[0:8]))
-			v2 = round(v2, binary.LittleEndian.Uint64(s[8:16]))
-			v3 = round(v3, binary.LittleEndian.Uint64(s[16:24]))
-			v4 = round(v4, binary.LittleEndian.Uint64(s[24:32]))
-		}
-		dst = append(dst, finish(v1, v2, v3, v4, p[folded-base:end-base], uint64(end)))
-	}
-	st.Lanes = [4]uint64{v1, v2, v3, v4}
-	st.Folded = folded
 	return dst
 }
 

@@ -4,8 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
 )
 
 // Index remembers, per endpoint, the prefix block hashes of the requests
@@ -97,16 +95,6 @@ type record struct {
 	capacity int32
 	forget   bool
 	hashes   []uint64
-	// The hashes the pick did not compute (recordFrom), computed on
-	// applying: those it left at 0 from lanes, the following ones from
-	// state; rest is the prompt's bytes from restAt on, those not folded
-	// yet and the tails of the unfinished blocks.
-	lazy      bool
-	state     framework.HashState
-	lanes     [][4]uint64
-	rest      []byte
-	restAt    int
-	blockSize int
 }
 
 // NewIndex returns an index keeping up to capacity hashes per endpoint
@@ -160,60 +148,6 @@ func (x *Index) Record(id, capacity int32, hashes []uint64) {
 	}
 	r.id, r.capacity, r.forget = id, capacity, false
 	r.hashes = append(r.hashes[:0], hashes...)
-	r.lazy = false
-	x.queue = append(x.queue, r)
-	x.schedule()
-}
-
-// recordFrom is Record for a prompt whose block hashes the pick computed
-// only in part (Scorer.hash): the first len(*hashes) of st.Blocks folded,
-// those not finished 0. The writer computes the rest from st and a copy of
-// the prompt's bytes it needs, so the pick does not. The record takes the
-// hashes and st.BlockLanes instead of copying them, and hands its spent
-// buffers back (copying only into a record too new to have them): *hashes
-// is then empty and st not started.
-func (x *Index) recordFrom(id, capacity int32, hashes *[]uint64, st *framework.HashState, prompt []byte, blockSize int) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.closed || len(x.queue) >= maxQueued {
-		x.dropped.Add(1)
-		return
-	}
-	var r *record
-	if n := len(x.free); n > 0 {
-		r = x.free[n-1]
-		x.free = x.free[:n-1]
-	} else {
-		r = &record{}
-	}
-	if capacity <= 0 {
-		capacity = x.capacity
-	}
-	r.id, r.capacity, r.forget = id, capacity, false
-	r.lazy, r.blockSize = true, blockSize
-	r.state.Lanes, r.state.Folded, r.state.Blocks = st.Lanes, st.Folded, st.Blocks
-	// The bytes the writer reads: those not folded, and the tails of the
-	// unfinished blocks (none when blocks end on XXH64's 32-byte stripes).
-	r.restAt = st.Folded
-	if blockSize%32 != 0 {
-		for k, h := range *hashes {
-			if h == 0 {
-				r.restAt = min(r.restAt, tailStart(k, blockSize))
-				break
-			}
-		}
-	}
-	r.rest = append(r.rest[:0], prompt[r.restAt:st.Blocks*blockSize]...)
-	if cap(r.hashes) >= len(*hashes) && cap(r.lanes) >= len(st.BlockLanes) {
-		// Swap: the cycle gets buffers as large as it needed.
-		r.hashes, *hashes = *hashes, r.hashes[:0]
-		r.lanes, st.BlockLanes = st.BlockLanes, r.lanes[:0]
-	} else { // a new record: it gets its own buffers, once
-		r.hashes = append(r.hashes[:0], *hashes...)
-		r.lanes = append(r.lanes[:0], st.BlockLanes...)
-		*hashes, st.BlockLanes = (*hashes)[:0], st.BlockLanes[:0]
-	}
-	st.Started = false
 	x.queue = append(x.queue, r)
 	x.schedule()
 }
@@ -288,10 +222,6 @@ func (x *Index) apply(r *record) {
 	if r.forget {
 		x.forget(r.id)
 		return
-	}
-	if r.lazy {
-		finishAll(r.hashes, r.lanes, r.rest, r.restAt, r.blockSize)
-		r.hashes = moreHashes(&r.state, r.hashes, r.rest, r.restAt, r.blockSize, r.state.Blocks)
 	}
 	l := x.list(r.id)
 	l.capacity = r.capacity

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
 )
 
 // modelLRU is the reference: per endpoint, its hashes most recent first.
@@ -160,61 +158,4 @@ func TestIndexHoldersDuringFlush(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	require.Nil(t, bad.Load())
-}
-
-// TestRecordFromMatchesRecord: a pick that folded only its first blocks
-// and finished some of their hashes (recordFrom: the writer computes the
-// rest) leaves the index exactly as
-// one that handed over all of them (Record), whatever the split, block
-// size and eviction.
-func TestRecordFromMatchesRecord(t *testing.T) {
-	for _, bs := range []int{7, 32, 64, 100} {
-		t.Run(fmt.Sprint(bs), func(t *testing.T) {
-			whole, lazy := NewIndex(50), NewIndex(50)
-			defer whole.Close()
-			defer lazy.Close()
-			rng := rand.New(rand.NewPCG(uint64(bs), 3))
-			var all []uint64
-			for round := range 300 {
-				prompt := make([]byte, rng.IntN(40*bs))
-				for i := range prompt {
-					prompt[i] = byte('a' + rng.IntN(3)*(i/(3*bs)%2)) // long shared runs
-				}
-				id, h0, maxBlocks := int32(rng.IntN(6)), uint64(rng.IntN(2)), 1+rng.IntN(50)
-				hashes := AppendHashes(nil, h0, prompt, bs, maxBlocks)
-				all = append(all, hashes...)
-				capacity := int32(20 + rng.IntN(40))
-				whole.Record(id, capacity, hashes)
-
-				var st framework.HashState
-				startHashes(&st, h0, prompt, bs, maxBlocks)
-				first := foldHashes(&st, nil, prompt, bs, rng.IntN(st.Blocks+1))
-				for k := range first {
-					if rng.IntN(3) == 0 { // the blocks a pick's lookups read
-						first[k] = finishBlock(&st.BlockLanes[k], k, prompt, 0, bs)
-					}
-				}
-				lazy.recordFrom(id, capacity, &first, &st, prompt, bs)
-				require.Empty(t, first)
-				require.False(t, st.Started)
-				if round%7 == 0 {
-					whole.Flush()
-					lazy.Flush()
-				}
-			}
-			whole.Flush()
-			lazy.Flush()
-			require.Equal(t, whole.Entries(), lazy.Entries())
-			for _, h := range all {
-				require.Equal(t, holderIDs(whole, h), holderIDs(lazy, h))
-			}
-		})
-	}
-}
-
-func holderIDs(x *Index, h uint64) []int32 {
-	var ids []int32
-	x.Holders(h, func(id int32) bool { ids = append(ids, id); return true })
-	slices.Sort(ids)
-	return ids
 }

@@ -68,40 +68,6 @@ func checkPrefixHashes(t *testing.T, h0 uint64, prompt []byte, bs int) {
 		require.Equal(t, refHash(h0, prompt[:(k+1)*bs]), h, "block %d", k)
 		require.Equal(t, h, chainHash(h0, prompt, bs, k+1), "block %d", k)
 	}
-	// Lazily, as a pick and the index's writer split the work: the first
-	// k blocks folded (in steps), some of them finished, the rest of the
-	// hashes computed from the state and a copy of the prompt's bytes from
-	// the first unfinished block's tail on.
-	n := len(got)
-	for _, k := range []int{0, 1, n / 3, n - 1, n} {
-		if k < 0 || k > n {
-			continue
-		}
-		var st framework.HashState
-		startHashes(&st, h0, prompt, bs, len(prompt))
-		require.Equal(t, n, st.Blocks)
-		var lazy []uint64
-		for j := 1; j <= k; j += 1 + j/2 {
-			lazy = foldHashes(&st, lazy, prompt, bs, j)
-		}
-		lazy = foldHashes(&st, lazy, prompt, bs, k)
-		require.Len(t, lazy, k)
-		for j := 0; j < k; j += 1 + j {
-			lazy[j] = finishBlock(&st.BlockLanes[j], j, prompt, 0, bs)
-			require.Equal(t, got[j], lazy[j], "block %d finished in the pick", j)
-		}
-		from := st.Folded // the writer's bytes: from the first unfinished tail
-		for j, h := range lazy {
-			if h == 0 && tailStart(j, bs) < (j+1)*bs {
-				from = min(from, tailStart(j, bs))
-				break
-			}
-		}
-		rest := append([]byte(nil), prompt[from:n*bs]...)
-		finishAll(lazy, st.BlockLanes, rest, from, bs)
-		lazy = moreHashes(&st, lazy, rest, from, bs, n)
-		require.Equal(t, got, lazy, "first %d folded in the pick", k)
-	}
 }
 
 func TestFirstElementEnd(t *testing.T) {

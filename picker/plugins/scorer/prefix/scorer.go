@@ -113,14 +113,13 @@ func (s *Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight f
 }
 
 // Picked implements framework.PickObserver: in learned mode the endpoint now
-// holds the prompt's blocks, in a cache of the size it reports. The index
-// takes the cycle's hashes (Cycle.Hashes is empty afterwards).
+// holds the prompt's blocks, in a cache of the size it reports.
 func (s *Scorer) Picked(c *framework.Cycle, ep *framework.Endpoint) {
 	if s.index == nil {
 		return
 	}
-	if s.blocks(c) > 0 {
-		s.index.recordFrom(ep.ID, s.p.capacity(ep.CacheTokens), &c.Hashes, &c.HashState, c.Request.Prompt, s.p.BlockSize)
+	if h := s.hashes(c); len(h) > 0 {
+		s.index.Record(ep.ID, s.p.capacity(ep.CacheTokens), h)
 	}
 }
 
@@ -131,26 +130,12 @@ func (s *Scorer) Forget(id int32) {
 	}
 }
 
-// blocks returns how many blocks of the prompt are hashed, starting the
-// cycle's lazy hashing (Cycle.Hashes, HashState).
-func (s *Scorer) blocks(c *framework.Cycle) int {
-	if !c.HashState.Started {
-		startHashes(&c.HashState, c.Request.ModelKey, c.Request.Prompt, s.p.BlockSize, s.p.MaxBlocks)
+func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
+	if !c.HashesReady {
+		c.Hashes = AppendHashes(c.Hashes[:0], c.Request.ModelKey, c.Request.Prompt, s.p.BlockSize, s.p.MaxBlocks)
+		c.HashesReady = true
 	}
-	return c.HashState.Blocks
-}
-
-// hash returns block k's hash (k < blocks(c)). The pick folds the prompt
-// only as deep as its lookups go and finishes only the hashes they read:
-// the index's writer computes the rest when it records the pick.
-func (s *Scorer) hash(c *framework.Cycle, k int) uint64 {
-	if k >= len(c.Hashes) {
-		c.Hashes = foldHashes(&c.HashState, c.Hashes, c.Request.Prompt, s.p.BlockSize, k+1)
-	}
-	if c.Hashes[k] == 0 {
-		c.Hashes[k] = finishBlock(&c.HashState.BlockLanes[k], k, c.Request.Prompt, 0, s.p.BlockSize)
-	}
-	return c.Hashes[k]
+	return c.Hashes
 }
 
 // limits are what an endpoint may carry and keep affinity.
@@ -187,7 +172,8 @@ func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
 // that depth, and the search repeats below it. That is a few lookups per
 // distinct match length rather than one per block.
 func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
-	n := s.blocks(c)
+	hashes := s.hashes(c)
+	n := len(hashes)
 	if n == 0 {
 		return
 	}
@@ -196,7 +182,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weig
 	depth := c.ScratchFloats(len(eps))
 	clear(depth)
 	unscored := func(k int) bool {
-		return s.index.Holders(s.hash(c, k), func(id int32) bool {
+		return s.index.Holders(hashes[k], func(id int32) bool {
 			i := slots.Of(id)
 			return i < 0 || depth[i] != 0
 		})
@@ -211,7 +197,7 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weig
 				up = mid
 			}
 		}
-		s.index.Holders(s.hash(c, lo), func(id int32) bool {
+		s.index.Holders(hashes[lo], func(id int32) bool {
 			if i := slots.Of(id); i >= 0 && depth[i] == 0 {
 				depth[i] = float64(lo + 1)
 			}
