@@ -140,14 +140,15 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 
 // limits are what an endpoint may carry and keep affinity.
 type limits struct {
-	queue  float64   // longest queue: the shortest candidate queue plus QueueSlack
-	load   float64   // most requests in it (loadBound × the mean, plus one); +Inf without a bound
-	queues []float64 // each candidate's Queue() (Cycle.Queues)
+	queue   float64   // longest queue: the shortest candidate queue plus QueueSlack
+	load    float64   // most requests in it (loadBound × the mean, plus one); +Inf without a bound
+	bounded bool      // load is finite: without a bound every load is within (scraped loads are never NaN)
+	queues  []float64 // each candidate's Queue() (Cycle.Queues)
 }
 
 // within reports whether eps[i], e, is within the limits.
 func (l *limits) within(i int, e *framework.Endpoint) bool {
-	return l.queues[i] <= l.queue && (e.Running+e.Waiting+e.Pending) <= l.load
+	return l.queues[i] <= l.queue && (!l.bounded || (e.Running+e.Waiting+e.Pending) <= l.load)
 }
 
 // limitsOf computes the limits of one cycle. The shortest queue is the
@@ -161,6 +162,7 @@ func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
 			sum += eps[i].Running + eps[i].Waiting + eps[i].Pending
 		}
 		l.load = b*sum/float64(len(eps)) + 1
+		l.bounded = true
 	}
 	return l
 }
