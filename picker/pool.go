@@ -229,11 +229,8 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		return
 	}
 	eps, held := st.eps[:0], st.held[:0]
-	// Locals: the stores through e below would make the compiler reload
-	// fields of p and req on every iteration.
-	subset, penalty, staleAfter := req.HasSubset, p.penalty, p.staleAfter
 	for i := range v.members {
-		if subset && !st.inHint[i] {
+		if req.HasSubset && !st.inHint[i] {
 			continue
 		}
 		m := &v.members[i]
@@ -242,7 +239,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 			continue
 		}
 		var e *framework.Endpoint
-		if m.target.FailedWithin(now, penalty) {
+		if m.target.FailedWithin(now, p.penalty) {
 			held = grow(held)
 			e = &held[len(held)-1]
 		} else {
@@ -262,7 +259,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		e.Capacity = s.PeakRunning
 		e.Pending = float64(max(0, inFlight-s.InFlightAtScrape))
 		e.InFlight = float64(inFlight)
-		e.Stale = now-s.At > staleAfter
+		e.Stale = now-s.At > p.staleAfter
 		e.LoRA = s.LoRA
 		e.CacheTokens = int64(s.BlockSize) * int64(s.NumGPUBlocks)
 	}
