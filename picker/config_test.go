@@ -33,7 +33,7 @@ func TestParseDefaults(t *testing.T) {
 	require.Equal(t, DefaultScorers(), p.Scheduler.Scorers)
 	require.Equal(t, "max-score", p.Scheduler.Picker.Type)
 	require.Equal(t, 3, p.Scheduler.MaxEndpoints)
-	require.Equal(t, "learned", p.Prefix.Mode)
+	require.Equal(t, "rendezvous", p.Prefix.Mode)
 	require.Equal(t, 64, p.Prefix.BlockSize)
 	require.Equal(t, 256, p.Prefix.MaxBlocks)
 	require.Equal(t, 0, p.Prefix.LRUCapacity, "sized from the scraped cache geometry")

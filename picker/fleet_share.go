@@ -15,6 +15,10 @@ import (
 // smoothed send rate to the endpoint × the time since the scrape, so N
 // proxies do not all pile onto the server that looked emptiest at the last
 // scrape. One proxy's estimate stays 1 and changes nothing.
+// fleetEstimate is off only in replays that must not depend on the clock
+// (TestPickMatchesGolden).
+var fleetEstimate = true
+
 type fleetShare struct {
 	bits atomic.Uint64 // float64: the smoothed ratio, 0 until observed
 }

@@ -380,6 +380,17 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 		}
 	}
 
+	// Picks, samples and the fleet estimate on the virtual clock (ns).
+	var clock float64
+	prevClock := clockNow
+	clockNow = func() int64 { return int64(clock * 1e6) }
+	defer func() { clockNow = prevClock }()
+	// Tie breaks from the seed too: a run is a function of its config.
+	tie := cfg.seed
+	prevSeed := cycleSeed
+	cycleSeed = func() uint64 { tie += 0x9e3779b97f4a7c15; return tie * 0xbf58476d1ce4e5b9 }
+	defer func() { cycleSeed = prevSeed }()
+
 	q := &simQueue{}
 	seq := 0
 	push := func(e *simEvent) { seq++; e.seq = seq; heap.Push(q, e) }
@@ -424,6 +435,7 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 	for q.Len() > 0 {
 		e := heap.Pop(q).(*simEvent)
 		now := e.at
+		clock = now
 		for nextCV <= now && nextCV <= end {
 			// load spread: CV of requests at each server, every 50 ms
 			var sum, sq float64
@@ -465,7 +477,9 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 			if now > end+30000 {
 				continue
 			}
-			publish(t, pools[e.p], addrs[e.s], servers[e.s].sample())
+			sm := servers[e.s].sample()
+			sm.At = clockNow()
+			publish(t, pools[e.p], addrs[e.s], sm)
 			next := cfg.scrapeMs * (1 - cfg.jitter/2 + cfg.jitter*rng.Float64())
 			if q.Len() > 0 { // stop scraping once only scrapes remain
 				push(&simEvent{at: now + next, kind: evScrape, p: e.p, s: e.s})
@@ -506,8 +520,12 @@ func TestFleetSimulation(t *testing.T) {
 		rr := runSimulation(t, cfg, 1, "round-robin")
 		def := runSimulation(t, cfg, 1, "")
 		t.Logf("round robin p90 %.0f ms hit %.1f%%; picker p90 %.0f ms hit %.1f%%", rr.p90, 100*rr.hit, def.p90, 100*def.hit)
+		fleet := runSimulation(t, cfg, 4, "")
+		t.Logf("four pickers p90 %.0f ms hit %.1f%%", fleet.p90, 100*fleet.hit)
 		require.Less(t, def.p90, rr.p90/2, "the picker's p90 TTFT is under half round robin's")
 		require.Greater(t, def.hit, rr.hit*1.2, "the picker gets more prefix hits")
+		require.Less(t, fleet.p90, rr.p90/2, "so do four independent pickers")
+		require.Greater(t, fleet.hit, def.hit*0.8, "four pickers keep most of one's prefix hits")
 		return
 	}
 	modes := [][2]string{

@@ -3,6 +3,7 @@ package picker
 import (
 	"fmt"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/plugins/scorer/prefix"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,7 +31,11 @@ func TestPickPrefixIndexFollowsCacheGeometry(t *testing.T) {
 		{name: "bytesPerToken scales the geometry", extra: `"prefix":{"bytesPerToken":64}`, blockSize: 16, numBlocks: 64, remembered: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := openManual(t, staticConfig([]string{epA, epB}, tc.extra))
+			extra := `"prefix":{"mode":"learned"}` // the index is learned mode's
+			if tc.extra != "" {
+				extra = strings.Replace(tc.extra, `"prefix":{`, `"prefix":{"mode":"learned",`, 1)
+			}
+			p := openManual(t, staticConfig([]string{epA, epB}, extra))
 			// epA is a little busier: without a prefix match epB wins.
 			publish(t, p, epA, metrics.Sample{KVUsage: 0.2, BlockSize: tc.blockSize, NumGPUBlocks: tc.numBlocks})
 			publish(t, p, epB, metrics.Sample{KVUsage: 0.1, BlockSize: tc.blockSize, NumGPUBlocks: tc.numBlocks})

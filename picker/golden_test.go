@@ -27,12 +27,13 @@ const goldenFile = "testdata/pick-golden.txt"
 // hour, so a slow run decides the same way as a fast one.
 var goldenConfigs = []struct{ name, extra string }{
 	{"default", ``},
+	{"learned", `"prefix":{"mode":"learned"}`},
 	{"rendezvous", `"prefix":{"mode":"rendezvous"}`},
 	{"inference-extension", `"prefix":{"mode":"inference-extension"}`},
-	{"learned-knobs", `"prefix":{"queueSlack":2,"rendezvousFloor":0.4,"loadBound":1.5,"blockSize":32,"rendezvousBlocks":4}`},
-	{"weighted-random", `"scheduler":{"scorers":[{"type":"in-flight","weight":1},{"type":"queue","weight":1},{"type":"prefix-cache","weight":2}],"picker":{"type":"weighted-random"},"maxEndpoints":5},"prefix":{"lruCapacity":40}`},
+	{"learned-knobs", `"prefix":{"mode":"learned","queueSlack":2,"rendezvousFloor":0.4,"loadBound":1.5,"blockSize":32,"rendezvousBlocks":4}`},
+	{"weighted-random", `"scheduler":{"scorers":[{"type":"in-flight","weight":1},{"type":"queue","weight":1},{"type":"prefix-cache","weight":2}],"picker":{"type":"weighted-random"},"maxEndpoints":5},"prefix":{"mode":"learned","lruCapacity":40}`},
 	{"no-filter-rendezvous", `"scheduler":{"filters":[],"scorers":[{"type":"kv-cache-utilization","weight":1},{"type":"lora-affinity","weight":0},{"type":"prefix-cache","weight":1}],"maxEndpoints":1},"prefix":{"mode":"rendezvous","loadBound":2}`},
-	{"tight-saturation", `"saturation":{"queue":3,"kvCache":0.5},"failureMode":"fail-close","prefix":{"maxBlocks":16}`},
+	{"tight-saturation", `"saturation":{"queue":3,"kvCache":0.5},"failureMode":"fail-close","prefix":{"mode":"learned","maxBlocks":16}`},
 }
 
 // TestPickMatchesGolden replays a fixed sequence of metrics, requests and
@@ -88,6 +89,8 @@ func replayGolden(t *testing.T, name, extra string, out *bytes.Buffer) {
 	prev := cycleSeed
 	cycleSeed = func() uint64 { seq += 0x9e3779b97f4a7c15; return framework.Mix(seq) }
 	defer func() { cycleSeed = prev }()
+	fleetEstimate = false // it reads the time since each scrape: not replayable
+	defer func() { fleetEstimate = true }()
 
 	rng := rand.New(rand.NewPCG(7, 11))
 	adapters := []string{"adapter-0", "adapter-1", "adapter-2", "adapter-3"}

@@ -203,6 +203,10 @@ func (p *Pool) Priority(objective string) int {
 	return p.defaultPri
 }
 
+// clockNow is collector.Now; the fleet simulation (fleetsim_test.go) runs
+// picks on its virtual clock.
+var clockNow = collector.Now
+
 // cycleSeed seeds each cycle's tie breaks and draws; tests replace it to
 // replay picks exactly.
 var cycleSeed = rand.Uint64
@@ -216,7 +220,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 	st := p.cycles.Get().(*cycleState)
 	defer p.cycles.Put(st)
 
-	now := collector.Now()
+	now := clockNow()
 	st.req = framework.Request{
 		Model:    req.Model,
 		ModelKey: metrics.Key(req.Model),
@@ -231,8 +235,11 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		return
 	}
 	eps, held := st.eps[:0], st.held[:0]
-	var load, own float64         // scraped requests, and ours among them
-	others := p.fleet.value() - 1 // the other proxies' requests per one of ours
+	var load, own float64 // scraped requests, and ours among them
+	others := 0.0         // the other proxies' requests per one of ours
+	if fleetEstimate {
+		others = p.fleet.value() - 1
+	}
 	for i := range v.members {
 		if req.HasSubset && !st.inHint[i] {
 			continue
@@ -262,7 +269,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		e.KVUsage = s.KVUsage
 		e.Capacity = s.PeakRunning
 		e.Pending = float64(max(0, inFlight-s.InFlightAtScrape))
-		if others > 0 {
+		if others > 0 && now > s.At {
 			// What the other proxies sent since the scrape: as we send, on
 			// average (ours is one draw, too coarse to scale).
 			e.Pending += others * s.SendRate * float64(now-s.At)
@@ -274,7 +281,9 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		load += s.Running + s.Waiting
 		own += float64(s.InFlightAtScrape)
 	}
-	p.fleet.observe(load, own)
+	if fleetEstimate {
+		p.fleet.observe(load, own)
+	}
 	st.eps, st.held = eps, held
 	if len(eps) == 0 {
 		eps = held // every candidate failed recently: better them than nothing

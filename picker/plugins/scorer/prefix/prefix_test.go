@@ -266,6 +266,12 @@ func rendezvous(t *testing.T) *Scorer {
 	return s
 }
 
+// seenOnce scores the prompt once, so the scorer has seen its key: a
+// key's first request goes by load (seenKeys).
+func seenOnce(s *Scorer, model string, prompt []byte, eps []framework.Endpoint) {
+	score(s, cycle(model, prompt), eps)
+}
+
 func preferred(out []float64) int {
 	for i, v := range out {
 		if v == 1 {
@@ -280,6 +286,9 @@ func TestRendezvousIsConsistentWithoutState(t *testing.T) {
 	eps := endpoints(8)
 	for i := range 20 {
 		prompt := chat(fmt.Sprintf("system prompt number %d ", i)+strings.Repeat("be brief. ", 80), "hello")
+		// A prompt start each proxy sees for the first time goes by load.
+		require.Equal(t, -1, preferred(score(a, cycle("m", prompt), eps)))
+		require.Equal(t, -1, preferred(score(b, cycle("m", prompt), eps)))
 		pa := preferred(score(a, cycle("m", prompt), eps))
 		require.GreaterOrEqual(t, pa, 0)
 		require.Equal(t, pa, preferred(score(b, cycle("m", prompt), eps)))
@@ -319,6 +328,10 @@ func TestRendezvousKeyIsTheSharedPart(t *testing.T) {
 			for i := range 10 {
 				user := fmt.Sprintf("question %d: %s", i, strings.Repeat("why? ", 50))
 				got := preferred(score(s, cycle("m", chat(tc.system, user)), eps))
+				if i == 0 {
+					require.Equal(t, -1, got, "the key's first request goes by load")
+					continue
+				}
 				if first < 0 {
 					first = got
 				}
@@ -330,6 +343,7 @@ func TestRendezvousKeyIsTheSharedPart(t *testing.T) {
 	prompt := chat(long, "q")
 	spread := map[int]bool{}
 	for i := range 16 {
+		score(s, cycle(fmt.Sprint("model-", i), prompt), eps) // seen once
 		spread[preferred(score(s, cycle(fmt.Sprint("model-", i), prompt), eps))] = true
 	}
 	require.Greater(t, len(spread), 4)
@@ -339,6 +353,7 @@ func TestRendezvousYieldsToLoad(t *testing.T) {
 	s := rendezvous(t)
 	eps := endpoints(6)
 	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	score(s, cycle("m", prompt), eps) // seen once
 	first := preferred(score(s, cycle("m", prompt), eps))
 	eps[first].Waiting = 2 // shortest is 0: beyond slack 1
 	second := preferred(score(s, cycle("m", prompt), eps))
@@ -416,7 +431,7 @@ func TestLearnedForgetsWhatTheServerEvicted(t *testing.T) {
 		{name: "the override wins", cacheTokens: 200 * 16, lru: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Config{LRUCapacity: tc.lru, RendezvousFloor: new(0.0)}
+			c := Config{Mode: Learned, LRUCapacity: tc.lru, RendezvousFloor: new(0.0)}
 			c.SetDefaults()
 			s, err := New(c)
 			require.NoError(t, err)
@@ -444,6 +459,7 @@ func TestRendezvousPrefersWhereTheAdapterRuns(t *testing.T) {
 	for i := range eps {
 		eps[i].LoRA = metrics.NewLoRA([]string{"other"}, nil, 2)
 	}
+	seenOnce(s, "sql", prompt, eps)
 	// Wherever the base model's key would go, an adapter request is
 	// preferred only among the servers that run the adapter.
 	for _, runs := range [][]int{{2}, {5, 6}, {0, 7}} {
@@ -523,7 +539,7 @@ func TestInferenceExtensionMode(t *testing.T) {
 // endpoint, and spill it to the same next one: the rendezvous floor.
 func TestLearnedRendezvousFloorAgreesAcrossProxies(t *testing.T) {
 	proxy := func(floor float64) *Scorer {
-		c := Config{RendezvousFloor: &floor}
+		c := Config{Mode: Learned, RendezvousFloor: &floor}
 		c.SetDefaults()
 		s, err := New(c)
 		require.NoError(t, err)
@@ -533,6 +549,8 @@ func TestLearnedRendezvousFloorAgreesAcrossProxies(t *testing.T) {
 	a, b := proxy(1), proxy(1)
 	eps := endpoints(8)
 	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	seenOnce(a, "m", prompt, eps)
+	seenOnce(b, "m", prompt, eps)
 	first := preferred(score(a, cycle("m", prompt), eps))
 	require.GreaterOrEqual(t, first, 0)
 	require.Equal(t, first, preferred(score(b, cycle("m", prompt), eps)))
@@ -565,6 +583,7 @@ func TestLoadBound(t *testing.T) {
 	require.NoError(t, err)
 	eps := endpoints(4)
 	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	seenOnce(s, "m", prompt, eps)
 	home := preferred(score(s, cycle("m", prompt), eps))
 	for _, tc := range []struct {
 		name           string
@@ -591,4 +610,16 @@ func TestLoadBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSeenKeys(t *testing.T) {
+	var s seenKeys
+	require.False(t, s.seenBefore(42), "first sight")
+	require.True(t, s.seenBefore(42))
+	require.False(t, s.seenBefore(0), "0 is a key like any other")
+	require.True(t, s.seenBefore(0))
+	// A key in the same slot takes it over: the older one is forgotten.
+	other := uint64(42) + 2*seenSlots
+	require.False(t, s.seenBefore(other))
+	require.False(t, s.seenBefore(42))
 }

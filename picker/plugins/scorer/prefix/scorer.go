@@ -44,9 +44,9 @@ const (
 type Scorer struct {
 	p          Config
 	queueSlack float64
-	floor      float64 // learned: the rendezvous choice's least score
+	floor      float64   // learned: the rendezvous choice's least score
 	seen       *seenKeys // rendezvous keys seen: rendezvous mode, or a floor
-	index      *Index // learned mode only
+	index      *Index    // learned mode only
 }
 
 // New returns a scorer for c, which must be valid (see Config.Validate;
