@@ -49,9 +49,9 @@ type mode struct {
 
 var modes = []mode{
 	{name: "default"},
-	// The default until the index was sized from the servers' caches.
-	{name: "learned, LRU 31250", pool: map[string]any{"prefix": map[string]any{"lruCapacity": 31250}}},
-	{name: "rendezvous", pool: map[string]any{"prefix": map[string]any{"mode": "rendezvous"}}},
+	// The default until 2026-12-05 (fleet issue 10), and before that.
+	{name: "learned", pool: map[string]any{"prefix": map[string]any{"mode": "learned"}}},
+	{name: "learned, LRU 31250", pool: map[string]any{"prefix": map[string]any{"mode": "learned", "lruCapacity": 31250}}},
 	{name: "inference-extension", pool: map[string]any{"prefix": map[string]any{"mode": "inference-extension"}}},
 }
 
