@@ -45,7 +45,8 @@ type Pool struct {
 	picks, sheds, noCapacity, noMetrics atomic.Uint64
 	scrapeErrorsGone                    atomic.Uint64 // from endpoints that left
 
-	fleet fleetShare // how many proxies' requests the servers see per one of ours
+	fleet   fleetShare // how many proxies' requests the servers see per one of ours
+	proxies float64    // scrape.fleet.proxies when configured: the share, not estimated
 
 	// Owned by the registry.
 	key  string
@@ -93,6 +94,7 @@ func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
 		priorities: cfg.Priorities,
 		defaultPri: cfg.DefaultPriority,
 		collector:  opts.collector,
+		proxies:    float64(cfg.Scrape.Fleet.Proxies),
 		spec: collector.Spec{
 			Path:           cfg.Scrape.Path,
 			Interval:       cfg.Scrape.schedule().Interval(cfg.Scrape.Interval.D()),

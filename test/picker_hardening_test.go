@@ -66,7 +66,11 @@ func waitDestination(t *testing.T, h *harness.Host, req *harness.Request) {
 // responses had no prompt at all when it ran alone.
 func TestPickerBothDeploymentsHashTheSamePrompt(t *testing.T) {
 	addrs := modelServers(t, 8)
-	cfg := pickerConfig(addrs, map[string]any{"prefix": map[string]any{"mode": "rendezvous"}})
+	// Each proxy routes alone (fleet.proxies 1): the other's requests to
+	// the same servers must not count as a fleet's, which would move its
+	// picks by load rather than by the prompt.
+	cfg := pickerConfig(addrs, map[string]any{"prefix": map[string]any{"mode": "rendezvous"},
+		"scrape": map[string]any{"fleet": map[string]any{"proxies": 1}}})
 	withRouter := harness.Start(t, harness.Options{})
 	withRouter.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
 	alone := harness.Start(t, harness.Options{})
@@ -101,6 +105,10 @@ func TestPickerBothDeploymentsHashTheSamePrompt(t *testing.T) {
 				require.NoError(t, err)
 				var got [2]string
 				for j, h := range []*harness.Host{withRouter, alone} {
+					// A key's first request goes by load (seen keys): the
+					// second one is placed by the prompt's hashes.
+					_, err := h.Send(context.Background(), &harness.Request{Path: k.path, Headers: jsonCT, Body: body, Cluster: addrs})
+					require.NoError(t, err)
 					res, err := h.Send(context.Background(), &harness.Request{Path: k.path, Headers: jsonCT, Body: body, Cluster: addrs})
 					require.NoError(t, err)
 					require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
