@@ -32,9 +32,9 @@ func TestReusedFilterIsNew(t *testing.T) {
 	s2 := newFakeStream()
 	used := *f
 	used.reset(rc, s2)
-	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2}).Elem(), "restored", "stripped")
+	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2}).Elem(), "restored", "stripped", "chunks")
 	releaseFilter(f)
-	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped")
+	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "chunks")
 
 	c := newChain(t, metricsServers(t, 2))
 	ps := newFakeStream()
