@@ -3,6 +3,8 @@
 #              then send a few requests through the OpenAI Go SDK (build/demo)
 #   make test  everything that runs without Envoy (plus the real-Envoy e2e
 #              suite when ENVOY_BIN points at an Envoy v1.39 binary)
+#   make test-e2e  the real-Envoy suite alone, with Envoy from ENVOY_BIN,
+#              func-e or Docker
 
 GO        ?= go
 LIB       := dist/libinferencepool.so
@@ -62,8 +64,12 @@ test: tidy-check build $(TEST_LIB) sim
 	$(GO) test -count=1 -race -tags $(DEBUG_TAG) ./picker/... ./transform/... ./module/filterconfig/... ./abi/... ./internal/...
 	@if [ -n "$$ENVOY_BIN" ]; then $(MAKE) test-e2e; else echo "e2e: ENVOY_BIN not set, real-Envoy suite not run (see README.md)"; fi
 
+# The real-Envoy suite (README.md, "The real-Envoy suite"): Envoy v1.39 from
+# ENVOY_BIN, else func-e on PATH (ENVOY_VERSION, default 1.39.0), else Docker
+# (envoyproxy/envoy:v$ENVOY_VERSION, host network, dist/ mounted); with none
+# it fails naming the three (test/e2e/envoyrun).
 test-e2e: build sim
-	ENVOY_E2E=1 $(GO) test -count=1 -v ./test/e2e/...
+	ENVOY_E2E=1 $(GO) test -count=1 -timeout 30m -v ./test/e2e/...
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./picker/ ./transform/ ./module/ ./test/ | tee dist/bench.txt

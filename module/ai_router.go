@@ -95,11 +95,16 @@ type aiRouterFilter struct {
 	// handed to endpoint_picker.
 	lengthChecked bool         // content-length was within the body limit
 	factsVal      requestFacts // what facts hands endpoint_picker, until OnDestroy
+	// The request headers as the headers hook found them, read in one
+	// crossing (headerSnapshot): the hook reads several, and the body hook
+	// reads accept-encoding and content-length from it too.
+	hdrs headerSnapshot
 }
 
 func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
 	f.start = time.Now()
-	ep, err := f.cfg.Route(headers.GetOne(":method").ToUnsafeString(), headers.GetOne(":path").ToUnsafeString())
+	f.hdrs.read(headers)
+	ep, err := f.cfg.Route(f.hdrs.get(":method"), f.hdrs.get(":path"))
 	if err != nil {
 		f.replyError(err)
 		return shared.HeadersStatusStop
@@ -111,7 +116,7 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 	if f.cfg.budgets != nil {
 		// Every path a request reaches a server by, passed-through ones too:
 		// a spent key gets nothing more.
-		key := f.cfg.budgets.Key(headers.GetOne(f.cfg.Budget.Header).ToUnsafeString())
+		key := f.cfg.budgets.Key(f.hdrs.get(f.cfg.Budget.Header))
 		if ok, retryAfter := f.cfg.budgets.Check(key); !ok {
 			f.replyWith(transform.BudgetExhausted(retryAfter), [2]string{"retry-after", transform.RetryAfter(retryAfter)})
 			return shared.HeadersStatusStop
@@ -123,13 +128,13 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 		// before this filter ran: with the header gone, it must choose again.
 		// (On the other paths decide sets the header, replacing any value,
 		// and clears the route cache, or the request is answered here.)
-		if len(headers.Get(headerModel)) > 0 { // an empty value can match a route too
+		if f.hdrs.count(headerModel) > 0 { // an empty value can match a route too
 			headers.Remove(headerModel)
 			f.h.ClearRouteCache()
 		}
 		return shared.HeadersStatusContinue
 	}
-	if n, err := strconv.ParseInt(headers.GetOne("content-length").ToUnsafeString(), 10, 64); err == nil {
+	if n, err := strconv.ParseInt(f.hdrs.get("content-length"), 10, 64); err == nil {
 		// Refused now, before Envoy buffers a body we would refuse anyway.
 		if err := f.cfg.CheckBodySize(n); err != nil {
 			f.replyError(err)
@@ -138,7 +143,7 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 		f.lengthChecked = true
 	}
 	f.ep, f.active = ep, true
-	f.rewriteHdr = headerString(headers, transform.ModelRewriteHeader)
+	f.rewriteHdr = strings.Clone(f.hdrs.get(transform.ModelRewriteHeader)) // Decide's strings are its own
 	if endOfStream {
 		return headersStatus(f.decide(nil))
 	}
@@ -219,7 +224,9 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 	f.h.ClearRouteCache()
 	if d.Body != nil && parts != nil {
 		parts.replace(d.Body)
-		setContentLength(headers, len(d.Body))
+		if f.hdrs.get("content-length") != "" { // a chunked request has none and keeps none
+			headers.Set("content-length", strconv.Itoa(len(d.Body)))
+		}
 	}
 	if d.TargetModel != d.Model || d.UsageInjected {
 		// The response's model is mapped back to the client's name, and the
@@ -229,7 +236,7 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		// filter after the router can still compress for the client.
 		headers.Remove("accept-encoding")
 	} else {
-		meteredAcceptEncoding(headers)
+		meteredAcceptEncoding(headers, &f.hdrs)
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.factsVal = requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream}
@@ -239,23 +246,23 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 
 // meteredAcceptEncoding lets the server answer only in encodings the meter
 // reads: an answer in br or zstd would carry usage no one reads. Several
-// accept-encoding headers are read as one list and become one.
-func meteredAcceptEncoding(headers shared.HeaderMap) {
-	values := headers.Get("accept-encoding")
-	v := ""
-	for i, b := range values {
-		if i > 0 {
-			v += ", "
-		}
-		v += b.ToUnsafeString() // copied by the concatenation when there are several
+// accept-encoding headers are read as one list and become one. before is
+// the request headers as the headers hook read them (between that hook and
+// the body's end, only a filter before this one editing them from its own
+// body hook could change them, which Envoy allows but is not done).
+func meteredAcceptEncoding(headers shared.HeaderMap, before *headerSnapshot) {
+	n := before.count("accept-encoding")
+	v := before.get("accept-encoding")
+	if n > 1 {
+		v = string(before.appendList(nil, "accept-encoding"))
 	}
 	ae, change := transform.MeteredAcceptEncoding(v)
 	switch {
-	case !change && len(values) < 2:
+	case !change && n < 2:
 	case ae == "":
 		headers.Remove("accept-encoding")
 	default:
-		headers.Set("accept-encoding", strings.Clone(ae))
+		headers.Set("accept-encoding", ae) // Envoy copies it
 	}
 }
 

@@ -52,9 +52,9 @@ func (f *aiUpstreamConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []
 	if err != nil {
 		return nil, fmt.Errorf("%s filter_config: %w", filterconfig.AIUpstream, err)
 	}
-	return newFactory(filterconfig.AIUpstream, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
-		return &aiUpstreamFilter{cfg: cfg, h: fh}
-	}, cfg.close)
+	return newReusingFactory(filterconfig.AIUpstream, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
+		return newUpstreamFilter(cfg, fh)
+	}, releaseFilter, cfg.close)
 }
 
 // CreatePerRoute refuses: ai_upstream has no per-route config.
@@ -177,9 +177,16 @@ type aiUpstreamFilter struct {
 	orig    transform.UpstreamRequest // the original :path and accept-encoding
 	sent    bool                      // the request was translated and let go
 	ended   bool                      // the response's end was translated
+	held    bool                      // the response headers wait for the whole body
 	body    *[]byte                   // pooled; the request body, until OnDestroy
 	out     []byte                    // response scratch
 	replied bool
+	// The attempt's request headers as its headers hook found them (an
+	// earlier attempt's rewrites included), read in one crossing: the
+	// edits skip what would change nothing.
+	hdrs headerSnapshot
+	// origBuf backs orig's strings: ":path\naccept-encoding".
+	origBuf []byte
 }
 
 func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
@@ -188,7 +195,13 @@ func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStrea
 		return shared.HeadersStatusStop
 	}
 	f.tr = b.NewTranslator()
-	f.originalRequest(headers)
+	if s, ok := f.tr.(transform.UsageSkipper); ok {
+		if _, reports := f.tr.(transform.CacheCreationReporter); !reports {
+			s.SkipUsage() // publishUsage asks only a CacheCreationReporter; ai_router meters the answer
+		}
+	}
+	f.hdrs.read(headers)
+	f.originalRequest()
 	if endOfStream {
 		return headersStatus(f.translate(nil))
 	}
@@ -228,30 +241,19 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 // originalRequest notes the :path and accept-encoding from before any
 // attempt rewrote them: the first attempt keeps them in the filter state,
 // every later one reads them there.
-func (f *aiUpstreamFilter) originalRequest(headers shared.HeaderMap) {
+func (f *aiUpstreamFilter) originalRequest() {
 	if v, ok := f.h.GetFilterState(originalRequestKey); ok {
-		f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(v.ToString(), "\n")
-		return
+		f.origBuf = append(f.origBuf[:0], v.ToUnsafeBytes()...)
+	} else {
+		f.origBuf = append(f.origBuf[:0], f.hdrs.get(":path")...)
+		f.origBuf = append(f.origBuf, '\n')
+		// Several accept-encoding headers are one list (RFC 9110): kept as one.
+		f.origBuf = f.hdrs.appendList(f.origBuf, "accept-encoding")
+		f.h.SetFilterState(originalRequestKey, f.origBuf) // Envoy copies it
 	}
-	// One copy of both, before any setter ends the views: the filter
-	// state's value, and the strings read it (it never changes).
-	path := headers.GetOne(":path").ToUnsafeBytes()
-	ae := headers.Get("accept-encoding")
-	n := len(path) + 1
-	for _, v := range ae {
-		n += len(v.ToUnsafeBytes()) + 2
-	}
-	buf := append(make([]byte, 0, n), path...)
-	buf = append(buf, '\n')
-	// Several accept-encoding headers are one list (RFC 9110): kept as one.
-	for i, v := range ae {
-		if i > 0 {
-			buf = append(buf, ", "...)
-		}
-		buf = append(buf, v.ToUnsafeBytes()...)
-	}
-	f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(unsafe.String(unsafe.SliceData(buf), len(buf)), "\n")
-	f.h.SetFilterState(originalRequestKey, buf)
+	// The strings alias origBuf, which no one writes until the filter's
+	// next stream.
+	f.orig.Path, f.orig.AcceptEncoding, _ = strings.Cut(unsafe.String(unsafe.SliceData(f.origBuf), len(f.origBuf)), "\n")
 }
 
 func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
@@ -305,7 +307,7 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 		f.replyError(err)
 		return false
 	}
-	applyEdits(f.h.RequestHeaders(), out.Headers)
+	applyChangingEdits(f.h.RequestHeaders(), &f.hdrs, out.Headers)
 	if parts != nil && !sameBytes(out.Body, body) {
 		parts.replace(out.Body)
 	}
@@ -313,14 +315,37 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 	return true
 }
 
-func applyEdits(h shared.HeaderMap, edits []transform.HeaderEdit) {
-	for _, e := range edits {
+// applyChangingEdits applies edits (set Name to Value, or remove Name) to
+// headers, which before holds as read in this hook (the request's: in its
+// headers hook), skipping the edits that would change nothing: removing a
+// header that is not there, setting a value again. A translation owns
+// every provider header (it removes all those it does not set), so most of
+// its request edits are of that kind, and each is a crossing into Envoy.
+// A name edited twice is edited both times: before no longer tells.
+func applyChangingEdits(h shared.HeaderMap, before *headerSnapshot, edits []transform.HeaderEdit) {
+	for i, e := range edits {
+		switch {
+		case editedBefore(edits[:i], e.Name):
+		case e.Remove && before.count(e.Name) == 0:
+			continue
+		case !e.Remove && before.only(e.Name, e.Value):
+			continue
+		}
 		if e.Remove {
 			h.Remove(e.Name)
 		} else {
 			h.Set(e.Name, e.Value)
 		}
 	}
+}
+
+func editedBefore(edits []transform.HeaderEdit, name string) bool {
+	for _, e := range edits {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // sameBytes reports whether a and b are the same slice (the translator
@@ -333,11 +358,14 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 	if !f.sent {
 		return shared.HeadersStatusContinue
 	}
-	status, _ := strconv.Atoi(headers.GetOne(":status").ToUnsafeString())
+	// The request's snapshot is done with (the request was sent): the
+	// response's headers take its place, read in one crossing.
+	f.hdrs.read(headers)
+	status, _ := strconv.Atoi(f.hdrs.get(":status"))
 	rh, err := f.tr.TranslateResponseHeaders(transform.UpstreamResponse{
 		Status:          status,
-		ContentType:     headers.GetOne("content-type").ToUnsafeString(),
-		ContentEncoding: headers.GetOne("content-encoding").ToUnsafeString(),
+		ContentType:     f.hdrs.get("content-type"),
+		ContentEncoding: f.hdrs.get("content-encoding"),
 	})
 	if err != nil {
 		f.sent = false // nothing more of this response goes through
@@ -349,7 +377,21 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		// retried like OpenAI's 503.
 		headers.Set(":status", strconv.Itoa(rh.Status))
 	}
-	applyEdits(headers, rh.Headers)
+	applyChangingEdits(headers, &f.hdrs, rh.Headers)
+	if p, ok := f.tr.(transform.BodyPasser); ok && p.PassesBody() {
+		// Nothing to translate or read: the body hooks need not look at
+		// it (no slices to read, no copy), and its end has nothing to add.
+		f.ended = true
+		f.publishUsage()
+		return shared.HeadersStatusContinue
+	}
+	if rh.Whole && !endOfStream {
+		// The body is translated whole: the status it ends with (an error
+		// inside a 200) goes out with these headers, and the router decides
+		// on it.
+		f.held = true
+		return shared.HeadersStatusStop
+	}
 	if endOfStream {
 		// No body hook follows: what the translation makes of an empty
 		// body (an error body for a bare error status) goes out now, and
@@ -375,6 +417,7 @@ func (f *aiUpstreamFilter) finish() {
 	}
 	f.ended = true
 	f.publishUsage()
+	f.releaseHeaders()
 }
 
 // publishUsage writes what ai_router cannot read from the OpenAI-shaped
@@ -412,8 +455,27 @@ func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bo
 	if endOfStream {
 		f.ended = true
 		f.publishUsage()
+		f.releaseHeaders()
+	} else if f.held {
+		return shared.BodyStatusStopAndBuffer // drained: nothing piles up
 	}
 	return shared.BodyStatusContinue
+}
+
+// releaseHeaders sets the held response headers' final status, when the
+// whole body's translation changed it.
+func (f *aiUpstreamFilter) releaseHeaders() {
+	if !f.held {
+		return
+	}
+	f.held = false
+	if r, ok := f.tr.(transform.FinalStatusReporter); ok {
+		if st := r.FinalStatus(); st > 0 {
+			if h := f.h.ResponseHeaders(); h != nil {
+				h.Set(":status", strconv.Itoa(st))
+			}
+		}
+	}
 }
 
 // OnResponseTrailers ends a response whose body frames carried no end of

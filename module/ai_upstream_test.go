@@ -216,14 +216,14 @@ func TestAIUpstreamResponseAndOriginalPath(t *testing.T) {
 	require.Equal(t, "/v1/messages", headerMap(&s.reqHeaders)[":path"])
 
 	s.respHeaders.kv = [][2]string{{":status", "529"}, {"content-type", "application/json"}}
-	require.Equal(t, shared.HeadersStatusContinue, f.OnResponseHeaders(&s.respHeaders, false))
+	require.Equal(t, shared.HeadersStatusStop, f.OnResponseHeaders(&s.respHeaders, false), "an error's headers wait for its body")
 	require.Equal(t, "503", headerMap(&s.respHeaders)[":status"], "Anthropic's overloaded is OpenAI's 503")
 	errBody := `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`
 	b := &fakeBody{b: []byte(errBody[:20])}
-	require.Equal(t, shared.BodyStatusContinue, f.OnResponseBody(b, false))
+	require.Equal(t, shared.BodyStatusStopAndBuffer, f.OnResponseBody(b, false))
 	require.Empty(t, b.b, "an error body is translated whole")
 	b = &fakeBody{b: []byte(errBody[20:])}
-	f.OnResponseBody(b, true)
+	require.Equal(t, shared.BodyStatusContinue, f.OnResponseBody(b, true))
 	require.JSONEq(t, `{"error":{"message":"Overloaded","type":"server_error","param":null,"code":"overloaded"}}`, string(b.b))
 	f.OnDestroy()
 
@@ -259,7 +259,7 @@ func BenchmarkAIUpstream(b *testing.B) {
 				s.reset()
 				s.reqHeaders.kv = append(s.reqHeaders.kv, [2]string{":method", "POST"}, [2]string{":path", "/v1/chat/completions"},
 					[2]string{"content-type", "application/json"}, [2]string{"content-length", "4096"}, [2]string{"authorization", "Bearer client"})
-				f := newAttempt(cfg, s)
+				f := newUpstreamFilter(cfg, s) // pooled, as the factory builds them
 				f.OnRequestHeaders(&s.reqHeaders, false)
 				body := fakeBody{b: append(s.buffered.b[:0], req...)}
 				if f.OnRequestBody(&body, true) != shared.BodyStatusContinue {
@@ -270,6 +270,7 @@ func BenchmarkAIUpstream(b *testing.B) {
 				out := fakeBody{b: append([]byte(nil), bc.resp...)}
 				f.OnResponseBody(&out, true)
 				f.OnDestroy()
+				releaseFilter(f)
 			}
 		})
 	}
@@ -342,7 +343,11 @@ func TestAIUpstreamResponseEnds(t *testing.T) {
 			runAttempt(t, f, s, upstreamChat)
 			s.respHeaders.kv = [][2]string{{":status", tc.status}, {"content-type", "application/json"}}
 			endsHere := tc.run == nil
-			require.Equal(t, shared.HeadersStatusContinue, f.OnResponseHeaders(&s.respHeaders, endsHere))
+			want := shared.HeadersStatusContinue
+			if !endsHere {
+				want = shared.HeadersStatusStop // a JSON answer: held until its end
+			}
+			require.Equal(t, want, f.OnResponseHeaders(&s.respHeaders, endsHere))
 			frames := ""
 			if tc.run != nil {
 				frames = tc.run(f, s)
@@ -357,6 +362,35 @@ func TestAIUpstreamResponseEnds(t *testing.T) {
 				require.Contains(t, frames, `"content":"Hi"`, "translated by the body hook")
 			}
 			require.Equal(t, tc.wantWrites, s.metadata["io.envoy.ai_gateway/cache_creation_input_tokens"])
+		})
+	}
+}
+
+// A body translated whole holds the response headers until its end, and
+// an error found only there (inside a 200) is the status they go out with.
+func TestAIUpstreamHoldsHeadersForWholeBodies(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	writeKey(t, k, "sk-ant")
+	for _, tc := range []struct {
+		name, body string
+		want       string
+	}{
+		{"an error under a 200", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, "500"},
+		{"not a message", `<html>`, "502"},
+		{"a message", `{"id":"m","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}`, "200"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := upstreamConfig(t, `{"backends":[{"name":"a","schema":"anthropic","apiKeyFile":"`+k+`"}]}`)
+			require.NoError(t, err)
+			s := newUpstreamStream()
+			f := newAttempt(cfg, s)
+			runAttempt(t, f, s, upstreamChat)
+			s.respHeaders.kv = [][2]string{{":status", "200"}, {"content-type", "application/json"}}
+			require.Equal(t, shared.HeadersStatusStop, f.OnResponseHeaders(&s.respHeaders, false))
+			half := len(tc.body) / 2
+			require.Equal(t, shared.BodyStatusStopAndBuffer, f.OnResponseBody(&fakeBody{b: []byte(tc.body[:half])}, false))
+			require.Equal(t, shared.BodyStatusContinue, f.OnResponseBody(&fakeBody{b: []byte(tc.body[half:])}, true))
+			require.Equal(t, tc.want, s.respHeaders.GetOne(":status").ToString())
 		})
 	}
 }

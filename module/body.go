@@ -1,8 +1,6 @@
 package main
 
 import (
-	"strconv"
-
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 )
 
@@ -83,14 +81,6 @@ func (b bodyParts) replace(body []byte) {
 	}
 	b.buffered.Drain(b.bufferedSize)
 	b.buffered.Append(body)
-}
-
-// setContentLength keeps content-length true after a body rewrite; a
-// chunked request has none and keeps none.
-func setContentLength(h shared.HeaderMap, n int) {
-	if h.GetOne("content-length").Len > 0 {
-		h.Set("content-length", strconv.Itoa(n))
-	}
 }
 
 // headerString copies a header value out of Envoy's memory.

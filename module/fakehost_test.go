@@ -18,6 +18,7 @@ import (
 type fakeHeaders struct {
 	kv       [][2]string
 	interned map[string]string
+	all      [][2]shared.UnsafeEnvoyBuffer // GetAll's, reused
 }
 
 func (h *fakeHeaders) copyOf(s string) string {
@@ -55,7 +56,13 @@ func (h *fakeHeaders) GetOne(key string) shared.UnsafeEnvoyBuffer {
 	return shared.UnsafeEnvoyBuffer{}
 }
 
-func (h *fakeHeaders) GetAll() [][2]shared.UnsafeEnvoyBuffer { return nil }
+func (h *fakeHeaders) GetAll() [][2]shared.UnsafeEnvoyBuffer {
+	h.all = h.all[:0]
+	for _, p := range h.kv {
+		h.all = append(h.all, [2]shared.UnsafeEnvoyBuffer{view(p[0]), view(p[1])})
+	}
+	return h.all
+}
 
 func (h *fakeHeaders) Set(key, value string) {
 	h.Remove(key)

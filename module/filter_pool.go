@@ -8,15 +8,17 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
 )
 
-// The per-stream filters of ai_router and endpoint_picker are reused: a
-// stream's filter goes back to its pool once Envoy destroyed it without a
-// panic (abi.Factory.Release), and a later stream, on any worker, takes it.
+// The per-stream filters of ai_router, endpoint_picker and ai_upstream are
+// reused: a stream's filter goes back to its pool once Envoy destroyed it
+// without a panic (abi.Factory.Release), and a later stream, on any worker,
+// takes it.
 // Each new* below overwrites every field with a composite literal, so a
 // field added later starts zero like in a new filter; only buffers whose
 // contents are dead (length 0) are kept, up to maxKeptBuffer each.
 var (
-	routerFilters = sync.Pool{New: func() any { return new(aiRouterFilter) }}
-	pickerFilters = sync.Pool{New: func() any { return new(endpointPickerFilter) }}
+	routerFilters   = sync.Pool{New: func() any { return new(aiRouterFilter) }}
+	pickerFilters   = sync.Pool{New: func() any { return new(endpointPickerFilter) }}
+	upstreamFilters = sync.Pool{New: func() any { return new(aiUpstreamFilter) }}
 )
 
 // maxKeptBuffer caps the buffers a pooled filter keeps for its next stream.
@@ -30,7 +32,7 @@ func newRouterFilter(cfg *routerFilterConfig, h shared.HttpFilterHandle) *aiRout
 
 // reset makes f a new stream's filter.
 func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandle) {
-	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped), chunks: keepChunks(f.chunks)}
+	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks)}
 }
 
 func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
@@ -48,16 +50,30 @@ func (f *endpointPickerFilter) reset(cfg *pickerFilterConfig, h shared.HttpFilte
 	*f = endpointPickerFilter{cfg: cfg, h: h, body: keep(f.body), req: picker.Request{Subset: subset}}
 }
 
+func newUpstreamFilter(cfg *upstreamFilterConfig, h shared.HttpFilterHandle) *aiUpstreamFilter {
+	f := upstreamFilters.Get().(*aiUpstreamFilter)
+	f.reset(cfg, h)
+	return f
+}
+
+// reset makes f a new attempt's filter.
+func (f *aiUpstreamFilter) reset(cfg *upstreamFilterConfig, h shared.HttpFilterHandle) {
+	*f = aiUpstreamFilter{cfg: cfg, h: h, out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf)}
+}
+
 // releaseFilter takes back a filter whose stream is over (nothing refers
 // to it any more). A debug wrapper (test builds) is not reused.
 func releaseFilter(x shared.HttpFilter) {
 	switch f := x.(type) {
 	case *aiRouterFilter:
-		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), chunks: keepChunks(f.chunks)} // let go of the stream
+		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks)} // let go of the stream
 		routerFilters.Put(f)
 	case *endpointPickerFilter:
 		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}}
 		pickerFilters.Put(f)
+	case *aiUpstreamFilter:
+		*f = aiUpstreamFilter{out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf)}
+		upstreamFilters.Put(f)
 	}
 }
 

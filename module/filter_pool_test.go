@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -32,9 +33,11 @@ func TestReusedFilterIsNew(t *testing.T) {
 	s2 := newFakeStream()
 	used := *f
 	used.reset(rc, s2)
-	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2}).Elem(), "restored", "stripped", "chunks")
+	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2}).Elem(), "restored", "stripped", "hdrs", "chunks")
+	require.Empty(t, used.hdrs.kv)
+	require.Empty(t, used.hdrs.buf)
 	releaseFilter(f)
-	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "chunks")
+	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "hdrs", "chunks")
 
 	c := newChain(t, metricsServers(t, 2))
 	ps := newFakeStream()
@@ -147,4 +150,37 @@ func TestPooledFiltersAcrossWorkers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// An ai_upstream filter back from its pool is as new, its kept buffers
+// empty, and serves its next attempt as a new filter would.
+func TestReusedUpstreamFilterIsNew(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "k")
+	writeKey(t, k, "sk-oai")
+	cfg, err := upstreamConfig(t, `{"backends":[{"name":"a","schema":"openai","model":"m-v2","apiKeyFile":"`+k+`"}]}`)
+	require.NoError(t, err)
+	s := newUpstreamStream([2]string{"accept-encoding", "gzip"}, [2]string{"x-api-key", "client"})
+	f := newUpstreamFilter(cfg, s)
+	runAttempt(t, f, s, upstreamChat)
+	s.respHeaders.kv = [][2]string{{":status", "200"}, {"content-type", "application/json"}}
+	f.OnResponseHeaders(&s.respHeaders, false)
+	f.OnResponseBody(&fakeBody{b: []byte(`{"model":"m-v2","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)}, true)
+	f.OnDestroy()
+	kept := []string{"out", "hdrs", "origBuf"}
+	s2 := newUpstreamStream()
+	used := *f
+	used.reset(cfg, s2)
+	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiUpstreamFilter{cfg: cfg, h: s2}).Elem(), kept...)
+	require.Empty(t, used.hdrs.kv)
+	require.Empty(t, used.hdrs.buf)
+	releaseFilter(f)
+	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiUpstreamFilter{}).Elem(), kept...)
+
+	// The next attempt, on another stream, sees nothing of the first.
+	f.reset(cfg, s2)
+	runAttempt(t, f, s2, upstreamChat)
+	h := headerMap(&s2.reqHeaders)
+	require.Equal(t, "Bearer sk-oai", h["authorization"])
+	require.NotContains(t, h, "accept-encoding", "the first stream's accept-encoding is not the second's")
+	require.Equal(t, "/v1/chat/completions\n", string(s2.filterState[originalRequestKey]))
 }

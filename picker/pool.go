@@ -201,6 +201,10 @@ func (p *Pool) Priority(objective string) int {
 	return p.defaultPri
 }
 
+// cycleSeed seeds each cycle's tie breaks and draws; tests replace it to
+// replay picks exactly.
+var cycleSeed = rand.Uint64
+
 // Pick schedules one request and writes the answer into res. With
 // StatusOK the first endpoint is counted in flight until res.Done.
 // Steady state, Pick does not allocate.
@@ -217,7 +221,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		Prompt:   req.Prompt,
 		Priority: p.Priority(req.Objective),
 	}
-	st.cycle.Reset(&st.req, now, rand.Uint64())
+	st.cycle.Reset(&st.req, now, cycleSeed())
 
 	if req.HasSubset && !st.markHint(v, req.Subset) {
 		res.Status = StatusNoCapacity

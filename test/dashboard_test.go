@@ -26,24 +26,24 @@ func TestDashboardQueriesDefinedStats(t *testing.T) {
 
 	// Envoy's three spellings (README.md, Stats): the default namespace, a
 	// configured metrics_namespace, and the legacy stripped form.
-	for _, naming := range []promNaming{
+	for _, naming := range []harness.PromNaming{
 		{Namespace: "dynamicmodulescustom"},
 		{Namespace: "inferencepool"},
 		{Namespace: "dynamicmodulescustom", Strip: true},
 	} {
-		name := naming.prefix()
+		name := naming.Prefix()
 		if naming.Strip {
 			name = "stripped"
 		}
 		t.Run(name, func(t *testing.T) {
-			known := naming.series(defs)
-			used, problems := dash.check(naming.prefix(), known)
+			known := naming.Series(defs)
+			used, problems := dash.check(naming.Prefix(), known)
 			require.Empty(t, problems)
 			// Every filter has panels, and the dashboard is not one query.
 			for _, want := range []string{"gen_ai_client_token_usage_sum", "gen_ai_server_time_to_first_token_bucket",
 				"endpoint_picker_picks", "endpoint_picker_sheds", "endpoint_picker_scrape_errors",
 				"endpoint_picker_pick_duration_us_bucket", "ai_upstream_panics"} {
-				require.Contains(t, used, naming.prefix()+want)
+				require.Contains(t, used, naming.Prefix()+want)
 			}
 			var unused []string
 			for name := range known {
@@ -62,8 +62,8 @@ func TestDashboardQueriesDefinedStats(t *testing.T) {
 // not have, a missing prefix, an unknown Grafana variable.
 func TestDashboardCheckRefusesUnknownNames(t *testing.T) {
 	defs := libraryMetricDefs(t)
-	naming := promNaming{Namespace: "dynamicmodulescustom"}
-	known := naming.series(defs)
+	naming := harness.PromNaming{Namespace: "dynamicmodulescustom"}
+	known := naming.Series(defs)
 	for _, tc := range []struct{ name, expr, want string }{
 		{"defined", `sum by (pool) (rate(${prefix}endpoint_picker_picks{pool=~"$pool"}[$__rate_interval]))`, ""},
 		{"unknown name", `sum(rate(${prefix}endpoint_picker_pickz[5m]))`, `"envoy_dynamicmodulescustom_endpoint_picker_pickz" is not a metric`},
@@ -79,7 +79,7 @@ func TestDashboardCheckRefusesUnknownNames(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &dashboard{Panels: []dashPanel{{Title: "p", Targets: []dashTarget{{Expr: tc.expr}}}}}
-			_, problems := d.check(naming.prefix(), known)
+			_, problems := d.check(naming.Prefix(), known)
 			if tc.want == "" {
 				require.Empty(t, problems)
 				return
@@ -130,55 +130,6 @@ func libraryMetricDefs(t *testing.T) []harness.MetricDef {
 	}
 	require.Equal(t, map[string]bool{"ai_router": true, "endpoint_picker": true, "ai_upstream": true}, filters)
 	return defs
-}
-
-// promNaming is how Envoy's /stats/prometheus spells a dynamic module's stat
-// (source/server/admin/prometheus_stats.cc, PrometheusStatsFormatter::metricName):
-// the stat is created as "<metrics_namespace>.<name>" with the module's
-// labels as tags; every character outside [a-zA-Z0-9_] becomes "_", in names
-// and tag names. When the namespace is registered as a custom stat namespace
-// (runtime guard envoy.reloadable_features.dynamic_modules_strip_custom_stat_prefix
-// on), it is stripped and no "envoy_" is added; otherwise the name is
-// "envoy_" + the sanitized full name. Counters keep their name (no _total);
-// histograms are <name>_bucket (with le), _sum and _count.
-type promNaming struct {
-	Namespace string
-	Strip     bool
-}
-
-var promInvalid = regexp.MustCompile(`[^a-zA-Z0-9_]`)
-
-func promSanitize(s string) string { return promInvalid.ReplaceAllString(s, "_") }
-
-func (n promNaming) prefix() string {
-	if n.Strip {
-		return ""
-	}
-	return "envoy_" + promSanitize(n.Namespace) + "_"
-}
-
-// series maps every Prometheus series name to its label names.
-func (n promNaming) series(defs []harness.MetricDef) map[string]map[string]bool {
-	out := map[string]map[string]bool{}
-	for _, d := range defs {
-		labels := map[string]bool{}
-		for _, l := range d.Labels {
-			labels[promSanitize(l)] = true
-		}
-		base := n.prefix() + promSanitize(d.Name)
-		if d.Kind != "histogram" {
-			out[base] = labels
-			continue
-		}
-		withLe := map[string]bool{"le": true}
-		for l := range labels {
-			withLe[l] = true
-		}
-		out[base+"_bucket"] = withLe
-		out[base+"_sum"] = labels
-		out[base+"_count"] = labels
-	}
-	return out
 }
 
 type dashboard struct {

@@ -175,32 +175,12 @@ func TestPickerAloneJudgesOnlyInferenceBodies(t *testing.T) {
 	}
 }
 
-// blindServers are n local servers that answer requests but have no usable
-// metrics (their /metrics is a 404).
-func blindServers(t *testing.T, n int) []string {
-	t.Helper()
-	var addrs []string
-	for i := 0; i < n; i++ {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/metrics" {
-				http.NotFound(w, r)
-				return
-			}
-			w.Header().Set("content-type", "application/json")
-			_, _ = w.Write([]byte(`{"id":"x","object":"chat.completion","model":"m"}`))
-		}))
-		t.Cleanup(srv.Close)
-		addrs = append(addrs, strings.TrimPrefix(srv.URL, "http://"))
-	}
-	return addrs
-}
-
 // With a subset hint whose endpoints have no metrics, a fail-open pool still
 // keeps the request inside the hint (Envoy's fallback policy would pick from
 // the whole cluster); a fail-close pool answers 503.
 func TestPickerSubsetHintWithoutMetricsStaysInside(t *testing.T) {
 	withMetrics := modelServers(t, 1)
-	blind := blindServers(t, 3)
+	blind := harness.BlindServers(t, 3)
 	cluster := append(append([]string{}, withMetrics...), blind...)
 	hint := []harness.MetadataList{{Namespace: "envoy.lb.subset_hint", Key: "x-gateway-destination-endpoint-subset", Values: blind[:2]}}
 	for _, mode := range []string{"fail-open", "fail-close"} {

@@ -7,8 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -372,36 +370,11 @@ func TestRouterSettlesReservationOnce(t *testing.T) {
 // max_tokens), so the spent total must stay within the budget: no overshoot
 // at all. (Before reservations, every request passed the check at once.)
 func TestRouterBudgetHoldsUnderConcurrency(t *testing.T) {
-	var inflight, peak int
-	var mu sync.Mutex
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			MaxTokens int `json:"max_tokens"`
-		}
-		var buf bytes.Buffer
-		_, _ = buf.ReadFrom(r.Body)
-		_ = json.Unmarshal(buf.Bytes(), &req)
-		mu.Lock()
-		inflight++
-		peak = max(peak, inflight)
-		mu.Unlock()
-		time.Sleep(150 * time.Millisecond)
-		mu.Lock()
-		inflight--
-		mu.Unlock()
-		prompt := (buf.Len() + 3) / 4
-		w.Header().Set("content-type", "application/json")
-		fmt.Fprintf(w, `{"model":"m","choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}`,
-			prompt, req.MaxTokens, prompt+req.MaxTokens)
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-
+	up := harness.StartReservationEcho(t, 150*time.Millisecond)
 	const budget, clients = 2000, 48
 	h := meteringRouter(t, 4, map[string]any{"budget": map[string]any{"header": "x-api-key", "tokens": budget, "window": "1h"}})
 	var wg sync.WaitGroup
+	var mu sync.Mutex
 	var spent, admitted, refused int
 	for i := range clients {
 		wg.Add(1)
@@ -409,7 +382,7 @@ func TestRouterBudgetHoldsUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			res, err := h.Send(context.Background(), &harness.Request{
 				Headers: harness.Headers{{"content-type", "application/json"}, {"x-api-key", "one-tenant"}},
-				Body:    chatReq("m", fmt.Sprintf("request %02d of one tenant", i), 100), Cluster: []string{ln.Addr().String()}})
+				Body:    chatReq("m", fmt.Sprintf("request %02d of one tenant", i), 100), Cluster: []string{up.Addr}})
 			require.NoError(t, err)
 			mu.Lock()
 			defer mu.Unlock()
@@ -425,7 +398,7 @@ func TestRouterBudgetHoldsUnderConcurrency(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("admitted %d, refused %d, spent %d of %d, peak in flight %d", admitted, refused, spent, budget, peak)
+	t.Logf("admitted %d, refused %d, spent %d of %d, peak in flight %d", admitted, refused, spent, budget, up.Peak())
 	require.LessOrEqual(t, spent, budget, "the budget overshot")
 	require.Positive(t, refused)
 	require.Greater(t, spent, budget-2*130, "requests are refused only when the budget is (nearly) spent")

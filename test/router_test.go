@@ -20,35 +20,15 @@ var routerCosts = []map[string]any{
 	{"metadataKey": "weighted", "type": "cel", "cel": "input_tokens + 4u * output_tokens"},
 }
 
-type usage struct {
-	PromptTokens     uint64 `json:"prompt_tokens"`
-	CompletionTokens uint64 `json:"completion_tokens"`
-	TotalTokens      uint64 `json:"total_tokens"`
-}
+type usage = harness.Usage
 
 // usageOf reads the usage the simulator reported, from a JSON body or from
 // the usage chunk of an SSE stream.
 func usageOf(t *testing.T, body []byte) usage {
 	t.Helper()
-	var u struct {
-		Usage *usage `json:"usage"`
-	}
-	if json.Unmarshal(body, &u) == nil && u.Usage != nil {
-		return *u.Usage
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		data, ok := strings.CutPrefix(line, "data: ")
-		if !ok || data == "[DONE]" {
-			continue
-		}
-		u.Usage = nil
-		require.NoError(t, json.Unmarshal([]byte(data), &u), data)
-		if u.Usage != nil && u.Usage.TotalTokens > 0 {
-			return *u.Usage
-		}
-	}
-	t.Fatalf("no usage in %q", body)
-	return usage{}
+	u, err := harness.ParseUsage(body)
+	require.NoError(t, err)
+	return u
 }
 
 func costMetadata(t *testing.T, res *harness.Result) map[string]float64 {

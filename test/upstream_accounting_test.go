@@ -59,7 +59,7 @@ func TestUpstreamProviderInStats(t *testing.T) {
 			io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		w.Header().Set("content-type", "application/json")
@@ -67,7 +67,7 @@ func TestUpstreamProviderInStats(t *testing.T) {
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
 		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")})
 	send := func() *harness.Result {
@@ -107,7 +107,7 @@ func TestUpstreamProviderInStats(t *testing.T) {
 // filter put under the key is _OTHER (Envoy never frees a stat), and a
 // cluster without ai_upstream (a pool) is "openai".
 func TestUpstreamProviderTagBounded(t *testing.T) {
-	fake := fakeprovider.New(t, openAIAnswer)
+	fake := fakeprovider.New(t, fakeprovider.OpenAIAnswer)
 	h := meteringRouter(t, 1, map[string]any{})
 	for _, tc := range []struct{ written, want string }{
 		{"", "openai"},
@@ -151,7 +151,7 @@ func TestUpstreamAnthropicCacheWrites(t *testing.T) {
 		map[string]any{"metadataKey": "billed", "type": "cel",
 			"cel": "(input_tokens - cached_input_tokens - cache_creation_input_tokens) * 100u + cached_input_tokens * 10u + cache_creation_input_tokens * 125u"})
 	h := providerGatewayWith(t, map[string]any{"costs": costs}, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	for _, tc := range []struct {
@@ -204,7 +204,7 @@ func attemptStream(t *testing.T, h *harness.Host, body string) *harness.Stream {
 // the closing error event of a cut stream, an error body for a bare status.
 func TestUpstreamResponseEndsWithoutBodyEnd(t *testing.T) {
 	h := providerGatewayWith(t, map[string]any{"costs": meteringCosts}, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: "127.0.0.1:9", Metadata: hostBackend("claude")})
 
 	t.Run("JSON message, then trailers", func(t *testing.T) {
@@ -260,13 +260,13 @@ func TestUpstreamResponseEndsWithoutBodyEnd(t *testing.T) {
 // An Anthropic attempt removes accept-encoding (its answer is read to be
 // translated); the retry to the pool gets the original value back.
 func TestUpstreamRetryRestoresAcceptEncoding(t *testing.T) {
-	pool := fakeprovider.New(t, openAIAnswer)
+	pool := fakeprovider.New(t, fakeprovider.OpenAIAnswer)
 	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		fakeprovider.WriteAnthropicError(w, 529, "overloaded_error", "Overloaded")
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
 		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")})
 	req := chatRequest(chatJSON)

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/genai"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/googletoken/googletokentest"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/fakeprovider"
@@ -23,81 +21,6 @@ import (
 )
 
 const googleKey = "AIza-FILE-KEY-google-0123456789"
-
-// geminiWire is generateContent's request body in the Gen AI SDK's types.
-type geminiWire struct {
-	Contents          []*genai.Content        `json:"contents"`
-	SystemInstruction *genai.Content          `json:"systemInstruction,omitempty"`
-	Tools             []*genai.Tool           `json:"tools,omitempty"`
-	ToolConfig        *genai.ToolConfig       `json:"toolConfig,omitempty"`
-	GenerationConfig  *genai.GenerationConfig `json:"generationConfig,omitempty"`
-}
-
-// geminiAnswer checks what Google requires (the path for its model and
-// method, the credential, a body that decodes strictly into the SDK's
-// types), answering Google's error shape otherwise; then answer runs.
-func geminiAnswer(t *testing.T, prefix string, auth func(http.Header) bool, answer func(w http.ResponseWriter, stream bool, req *geminiWire)) func(http.ResponseWriter, *fakeprovider.Recorded) {
-	return func(w http.ResponseWriter, r *fakeprovider.Recorded) {
-		dec := json.NewDecoder(bytes.NewReader(r.Body))
-		dec.DisallowUnknownFields()
-		var req geminiWire
-		switch {
-		case r.Path == prefix+":generateContent":
-			if dec.Decode(&req) != nil {
-				googleErr(w, 400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
-				return
-			}
-			if !auth(r.Header) {
-				googleErr(w, 403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers.")
-				return
-			}
-			answer(w, false, &req)
-		case r.Path == prefix+":streamGenerateContent?alt=sse":
-			if dec.Decode(&req) != nil || !auth(r.Header) {
-				googleErr(w, 400, "INVALID_ARGUMENT", "bad request")
-				return
-			}
-			answer(w, true, &req)
-		default:
-			googleErr(w, 404, "NOT_FOUND", "no such path "+r.Path)
-		}
-	}
-}
-
-func googleErr(w http.ResponseWriter, code int, status, msg string) {
-	w.Header().Set("content-type", "application/json; charset=UTF-8")
-	w.WriteHeader(code)
-	fmt.Fprintf(w, `{"error":{"code":%d,"message":%q,"status":%q}}`, code, msg, status)
-}
-
-// geminiResponses answers with the SDK's responses, as one JSON body or as
-// SSE events.
-func geminiResponses(t *testing.T, w http.ResponseWriter, stream bool, rs ...*genai.GenerateContentResponse) {
-	if !stream {
-		w.Header().Set("content-type", "application/json; charset=UTF-8")
-		require.NoError(t, json.NewEncoder(w).Encode(rs[len(rs)-1]))
-		return
-	}
-	w.Header().Set("content-type", "text/event-stream")
-	w.WriteHeader(200)
-	for _, r := range rs {
-		b, err := json.Marshal(r)
-		require.NoError(t, err)
-		fmt.Fprintf(w, "data: %s\r\n\r\n", b)
-		w.(http.Flusher).Flush()
-	}
-}
-
-// geminiStory is an answer in two events; usage: 40 prompt (30 cached),
-// 9 candidates + 6 thoughts.
-func geminiStory() []*genai.GenerateContentResponse {
-	first := &genai.GenerateContentResponse{ResponseID: "g-1", ModelVersion: "gemini-2.5-flash",
-		Candidates: []*genai.Candidate{{Content: genai.NewContentFromText("Once upon", genai.RoleModel)}}}
-	last := &genai.GenerateContentResponse{ResponseID: "g-1", ModelVersion: "gemini-2.5-flash",
-		Candidates:    []*genai.Candidate{{Content: genai.NewContentFromText(" a time", genai.RoleModel), FinishReason: genai.FinishReasonStop}},
-		UsageMetadata: &genai.GenerateContentResponseUsageMetadata{PromptTokenCount: 40, CachedContentTokenCount: 30, CandidatesTokenCount: 9, ThoughtsTokenCount: 6, TotalTokenCount: 55}}
-	return []*genai.GenerateContentResponse{first, last}
-}
 
 func TestUpstreamGemini(t *testing.T) {
 	for _, tc := range []struct {
@@ -115,12 +38,12 @@ func TestUpstreamGemini(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var asked *geminiWire
-			fake := fakeprovider.New(t, geminiAnswer(t, tc.prefix, tc.auth, func(w http.ResponseWriter, stream bool, req *geminiWire) {
+			var asked *fakeprovider.GeminiRequest
+			fake := fakeprovider.New(t, fakeprovider.Gemini(tc.prefix, tc.auth, func(w http.ResponseWriter, stream bool, req *fakeprovider.GeminiRequest) {
 				asked = req
-				geminiResponses(t, w, stream, geminiStory()...)
+				fakeprovider.WriteGeminiResponses(t, w, stream, fakeprovider.GeminiStory()...)
 			}))
-			tc.backend["apiKeyFile"] = keyFile(t, googleKey)
+			tc.backend["apiKeyFile"] = fakeprovider.KeyFile(t, googleKey)
 			h := providerGateway(t, map[string]any{"backends": []map[string]any{tc.backend}},
 				harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("google")})
 
@@ -204,20 +127,20 @@ func TestUpstreamFallbackToGemini(t *testing.T) {
 			fmt.Fprint(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	const prefix = "/v1beta/models/gemini-2.5-flash"
-	google := fakeprovider.New(t, geminiAnswer(t, prefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
-		func(w http.ResponseWriter, stream bool, _ *geminiWire) {
+	google := fakeprovider.New(t, fakeprovider.Gemini(prefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
+		func(w http.ResponseWriter, stream bool, _ *fakeprovider.GeminiRequest) {
 			if s := int(googleStatus.Load()); s != 200 {
-				googleErr(w, s, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
+				fakeprovider.WriteGoogleError(w, s, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
 				return
 			}
-			geminiResponses(t, w, stream, geminiStory()...)
+			fakeprovider.WriteGeminiResponses(t, w, stream, fakeprovider.GeminiStory()...)
 		}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
-		{"name": "google", "schema": "gemini", "model": "gemini-2.5-flash", "apiKeyFile": keyFile(t, googleKey)}}},
+		{"name": "google", "schema": "gemini", "model": "gemini-2.5-flash", "apiKeyFile": fakeprovider.KeyFile(t, googleKey)}}},
 		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
 		harness.UpstreamHost{Address: google.Addr, Metadata: hostBackend("google")})
 	send := func(order ...string) *harness.Result {
@@ -251,7 +174,7 @@ func TestUpstreamFallbackToGemini(t *testing.T) {
 	require.Equal(t, "/v1/chat/completions", second.Get(":path"))
 	require.Empty(t, second.Get("x-goog-api-key"), "attempt 1's credential is gone from the shared map")
 	got := pool.Requests()
-	require.Equal(t, "llama-3-8b", jsonString(got[len(got)-1].Body, "model"), "the OpenAI body, not attempt 1's Gemini one")
+	require.Equal(t, "llama-3-8b", fakeprovider.JSONString(got[len(got)-1].Body, "model"), "the OpenAI body, not attempt 1's Gemini one")
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
 	require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
 }
@@ -264,9 +187,9 @@ func TestUpstreamVertexServiceAccount(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "sa.json")
 	require.NoError(t, os.WriteFile(keyFile, googletokentest.ServiceAccountKey(t, tokens.URL), 0o600))
 	const prefix = "/v1/projects/proj-1/locations/us-central1/publishers/google/models/gemini-2.5-flash"
-	fake := fakeprovider.New(t, geminiAnswer(t, prefix, func(h http.Header) bool { return h.Get("authorization") == "Bearer token-1" },
-		func(w http.ResponseWriter, stream bool, _ *geminiWire) {
-			geminiResponses(t, w, stream, geminiStory()...)
+	fake := fakeprovider.New(t, fakeprovider.Gemini(prefix, func(h http.Header) bool { return h.Get("authorization") == "Bearer token-1" },
+		func(w http.ResponseWriter, stream bool, _ *fakeprovider.GeminiRequest) {
+			fakeprovider.WriteGeminiResponses(t, w, stream, fakeprovider.GeminiStory()...)
 		}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "vertex", "schema": "vertex_ai",
 		"project": "proj-1", "location": "us-central1", "serviceAccountKeyFile": keyFile}}},
@@ -307,9 +230,9 @@ func TestUpstreamModelCannotChangeThePath(t *testing.T) {
 		backend map[string]any
 		want    string
 	}{
-		{"gemini", map[string]any{"name": "p", "schema": "gemini", "apiKeyFile": keyFile(t, googleKey)},
+		{"gemini", map[string]any{"name": "p", "schema": "gemini", "apiKeyFile": fakeprovider.KeyFile(t, googleKey)},
 			"/v1beta/models/..%2F..%2Fx%3AembedContent%3Fkey%3Dstolen%23frag:generateContent"},
-		{"bedrock", map[string]any{"name": "p", "schema": "aws_bedrock", "region": "us-east-1", "credentialsFile": bedrockCredentialsFile(t), "profile": "bedrock"},
+		{"bedrock", map[string]any{"name": "p", "schema": "aws_bedrock", "region": "us-east-1", "credentialsFile": fakeprovider.BedrockCredentialsFile(t), "profile": "bedrock"},
 			"/model/..%2F..%2Fx%3AembedContent%3Fkey%3Dstolen%23frag/converse"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

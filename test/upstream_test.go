@@ -38,14 +38,6 @@ func hostBackend(name string) map[string]map[string]any {
 	return map[string]map[string]any{"aigateway.envoy.io": {"per_route_rule_backend_name": name}}
 }
 
-// keyFile writes a key into a file, as a mounted secret (with its newline).
-func keyFile(t *testing.T, key string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "key")
-	require.NoError(t, os.WriteFile(p, []byte(key+"\n"), 0o600))
-	return p
-}
-
 // providerGateway runs ai_router downstream (costs from the usage it
 // meters), a route to cluster "providers" and that cluster with ai_upstream.
 func providerGateway(t *testing.T, upstream map[string]any, hosts ...harness.UpstreamHost) *harness.Host {
@@ -66,21 +58,6 @@ func providerGatewayWith(t *testing.T, router, upstream map[string]any, hosts ..
 	return h
 }
 
-// openAIAnswer answers a chat completion as OpenAI does.
-func openAIAnswer(w http.ResponseWriter, r *fakeprovider.Recorded) {
-	w.Header().Set("content-type", "application/json")
-	fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1733000000,"model":%q,`+
-		`"choices":[{"index":0,"message":{"role":"assistant","content":"from the pool"},"finish_reason":"stop"}],`+
-		`"usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}`, jsonString(r.Body, "model"))
-}
-
-func jsonString(body []byte, key string) string {
-	var m map[string]any
-	_ = json.Unmarshal(body, &m)
-	s, _ := m[key].(string)
-	return s
-}
-
 // chatRequest is a client's chat completion, with the client's own key
 // for the gateway in both spellings a provider could take.
 func chatRequest(body string) *harness.Request {
@@ -94,11 +71,7 @@ const chatJSON = `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"rol
 // provider.
 func requireNoClientKey(t *testing.T, r fakeprovider.Recorded) {
 	t.Helper()
-	for k, vs := range r.Header {
-		for _, v := range vs {
-			require.NotContains(t, v, clientKey, "header %s", k)
-		}
-	}
+	fakeprovider.RequireNotSent(t, r, clientKey)
 }
 
 func TestUpstreamAnthropicJSON(t *testing.T) {
@@ -107,7 +80,7 @@ func TestUpstreamAnthropicJSON(t *testing.T) {
 		io.WriteString(w, fakeprovider.AnthropicMessage)
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	res, err := h.Send(context.Background(), chatRequest(chatJSON))
@@ -153,7 +126,7 @@ func TestUpstreamAnthropicStream(t *testing.T) {
 		fakeprovider.WriteAnthropicEvents(t, w)
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	for _, asked := range []bool{false, true} {
@@ -214,7 +187,7 @@ func TestUpstreamAnthropicStream(t *testing.T) {
 // has the translated chunk before the next frame.
 func TestUpstreamAnthropicStreamsAsItArrives(t *testing.T) {
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: "127.0.0.1:9", Metadata: hostBackend("claude")})
 	s, err := h.Open(harness.StreamOptions{})
 	require.NoError(t, err)
@@ -255,7 +228,7 @@ func TestUpstreamAnthropicErrors(t *testing.T) {
 		fakeprovider.WriteAnthropicError(w, 429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "claude", "schema": "anthropic", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
 
 	t.Run("provider error in OpenAI's shape", func(t *testing.T) {
@@ -289,10 +262,10 @@ func TestUpstreamOpenAICompatible(t *testing.T) {
 			io.WriteString(w, `{"error":{"message":"bad key or path","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "gemini", "schema": "openai", "pathPrefix": "/v1beta/openai", "model": "gemini-2.5-flash", "apiKeyFile": keyFile(t, openaiKey)}}},
+		{"name": "gemini", "schema": "openai", "pathPrefix": "/v1beta/openai", "model": "gemini-2.5-flash", "apiKeyFile": fakeprovider.KeyFile(t, openaiKey)}}},
 		harness.UpstreamHost{Address: fake.Addr}) // no host metadata: the only backend serves
 
 	res, err := h.Send(context.Background(), chatRequest(`{"model":"fast","messages":[{"role":"user","content":"hi"}]}`))
@@ -302,7 +275,7 @@ func TestUpstreamOpenAICompatible(t *testing.T) {
 	require.Len(t, got, 1)
 	requireNoClientKey(t, got[0])
 	require.Empty(t, got[0].Header.Get("x-api-key"))
-	require.Equal(t, "gemini-2.5-flash", jsonString(got[0].Body, "model"), "the backend's model name")
+	require.Equal(t, "gemini-2.5-flash", fakeprovider.JSONString(got[0].Body, "model"), "the backend's model name")
 	var cc openai.ChatCompletion
 	require.NoError(t, json.Unmarshal(res.Client.Body, &cc))
 	require.Equal(t, "fast", cc.Model, "the client's model name comes back")
@@ -325,7 +298,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 			io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, p *anthropic.MessageNewParams) {
 		if s := int(claudeStatus.Load()); s != 200 {
@@ -337,7 +310,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 	}))
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "pool", "schema": "openai"},
-		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": keyFile(t, anthropicKey)}}},
+		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)}}},
 		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
 		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")})
 	send := func(order ...string) *harness.Result {
@@ -395,7 +368,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 		got := pool.Requests()
 		last := got[len(got)-1]
 		require.Equal(t, "/v1/chat/completions", last.Path)
-		require.Equal(t, "llama-3-8b", jsonString(last.Body, "model"), "the OpenAI body, not attempt 1's Anthropic one")
+		require.Equal(t, "llama-3-8b", fakeprovider.JSONString(last.Body, "model"), "the OpenAI body, not attempt 1's Anthropic one")
 		require.Equal(t, strconv.Itoa(len(last.Body)), last.Header.Get("content-length"))
 		var cc openai.ChatCompletion
 		require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
@@ -408,7 +381,7 @@ func TestUpstreamFallbackAcrossBackends(t *testing.T) {
 // A host naming a backend the filter does not have is refused, and a
 // config whose key file is missing or empty does not load.
 func TestUpstreamConfigAndUnknownBackend(t *testing.T) {
-	fake := fakeprovider.New(t, openAIAnswer)
+	fake := fakeprovider.New(t, fakeprovider.OpenAIAnswer)
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{{"name": "pool", "schema": "openai"}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("elsewhere")})
 	res, err := h.Send(context.Background(), chatRequest(chatJSON))
@@ -469,7 +442,7 @@ func TestREADMEProviderBootstrapFallback(t *testing.T) {
 	models.Hosts[0].Address, models.Hosts[1].Address = pool.Addr, claude.Addr
 	cfg := string(models.Filters[0].Config)
 	require.Contains(t, cfg, "/etc/secrets/anthropic/api-key")
-	models.Filters[0].Config = []byte(strings.Replace(cfg, "/etc/secrets/anthropic/api-key", keyFile(t, anthropicKey), 1))
+	models.Filters[0].Config = []byte(strings.Replace(cfg, "/etc/secrets/anthropic/api-key", fakeprovider.KeyFile(t, anthropicKey), 1))
 
 	h := harness.Start(t, harness.Options{})
 	h.MustConfigure(harness.EnvoyChain(t).Only("ai_router").WithJSON("ai_router", map[string]any{"costs": meteringCosts}))
@@ -503,10 +476,10 @@ func TestUpstreamAzureOpenAI(t *testing.T) {
 			io.WriteString(w, `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`)
 			return
 		}
-		openAIAnswer(w, r)
+		fakeprovider.OpenAIAnswer(w, r)
 	})
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
-		{"name": "azure", "schema": "azure_openai", "apiVersion": "2024-10-21", "apiKeyFile": keyFile(t, openaiKey)}}},
+		{"name": "azure", "schema": "azure_openai", "apiVersion": "2024-10-21", "apiKeyFile": fakeprovider.KeyFile(t, openaiKey)}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("azure")})
 	res, err := h.Send(context.Background(), chatRequest(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
 	require.NoError(t, err)
@@ -535,7 +508,7 @@ func TestUpstreamKeyRotationThroughABI(t *testing.T) {
 		w.Header().Set("content-type", "application/json")
 		io.WriteString(w, fakeprovider.AnthropicMessage)
 	})
-	key := keyFile(t, anthropicKey)
+	key := fakeprovider.KeyFile(t, anthropicKey)
 	h := providerGateway(t, map[string]any{"backends": []map[string]any{
 		{"name": "claude", "schema": "anthropic", "apiKeyFile": key}}},
 		harness.UpstreamHost{Address: fake.Addr, Metadata: hostBackend("claude")})
@@ -559,4 +532,96 @@ func TestUpstreamKeyRotationThroughABI(t *testing.T) {
 		require.NotContains(t, l.Msg, rotated)
 		require.NotContains(t, l.Msg, anthropicKey)
 	}
+}
+
+// An error a provider sends under a 200 (an error object, a body of
+// another shape, a blocked prompt) is only known at the body's end:
+// ai_upstream holds the response headers of a whole-body translation until
+// then, so the client sees the error's status, and the router can retry on
+// it like on any error status.
+func TestUpstreamErrorInsideA200(t *testing.T) {
+	var poolStatus atomic.Int32
+	var claudeBody atomic.Value
+	pool := fakeprovider.New(t, func(w http.ResponseWriter, r *fakeprovider.Recorded) {
+		if s := int(poolStatus.Load()); s != 200 {
+			w.Header().Set("content-type", "application/json")
+			w.WriteHeader(s)
+			io.WriteString(w, `{"error":{"message":"no capacity","type":"server_error","param":null,"code":null}}`)
+			return
+		}
+		fakeprovider.OpenAIAnswer(w, r)
+	})
+	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, _ *anthropic.MessageNewParams) {
+		w.Header().Set("content-type", "application/json")
+		io.WriteString(w, claudeBody.Load().(string)) // always under a 200
+	}))
+	const geminiPrefix = "/v1beta/models/gemini-2.5-flash"
+	google := fakeprovider.New(t, fakeprovider.Gemini(geminiPrefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
+		func(w http.ResponseWriter, _ bool, _ *fakeprovider.GeminiRequest) {
+			w.Header().Set("content-type", "application/json")
+			io.WriteString(w, fakeprovider.GeminiBlocked)
+		}))
+	h := providerGateway(t, map[string]any{"backends": []map[string]any{
+		{"name": "pool", "schema": "openai"},
+		{"name": "claude", "schema": "anthropic", "model": "claude-sonnet-4-5", "apiKeyFile": fakeprovider.KeyFile(t, anthropicKey)},
+		{"name": "google", "schema": "gemini", "model": "gemini-2.5-flash", "apiKeyFile": fakeprovider.KeyFile(t, googleKey)}}},
+		harness.UpstreamHost{Address: pool.Addr, Metadata: hostBackend("pool")},
+		harness.UpstreamHost{Address: claude.Addr, Metadata: hostBackend("claude")},
+		harness.UpstreamHost{Address: google.Addr, Metadata: hostBackend("google")})
+	send := func(retriable []int, order ...string) *harness.Result {
+		req := chatRequest(`{"model":"llama-3-8b","max_tokens":32,"messages":[{"role":"user","content":"hi"}]}`)
+		req.Headers = append(req.Headers, [2]string{"x-gateway-destination-endpoint", strings.Join(order, ",")})
+		req.RetriableStatus = retriable
+		res, err := h.Send(context.Background(), req)
+		require.NoError(t, err)
+		return res
+	}
+	requireOpenAIError := func(t *testing.T, res *harness.Result, status int, code any) {
+		t.Helper()
+		require.Equal(t, status, res.Client.Status, string(res.Client.Body))
+		require.Equal(t, "application/json", res.Client.Headers.Get("content-type"))
+		require.Equal(t, code, jsonPath(t, res.Client.Body, "error", "code"), string(res.Client.Body))
+	}
+
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		code       any
+	}{
+		{"an Anthropic error object", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`, 500, "overloaded"},
+		{"a body that is not a message", `<html>maintenance</html>`, 502, ""},
+	} {
+		t.Run(tc.name+" goes out with its status", func(t *testing.T) {
+			claudeBody.Store(tc.body)
+			res := send([]int{503}, claude.Addr)
+			require.Len(t, res.Attempts, 1)
+			require.Equal(t, 200, res.Attempts[0].Status, "the provider said 200")
+			requireOpenAIError(t, res, tc.status, tc.code)
+		})
+	}
+
+	t.Run("the router retries an error inside a 200 on the pool", func(t *testing.T) {
+		claudeBody.Store(`{"type":"error","error":{"type":"api_error","message":"Internal"}}`)
+		poolStatus.Store(200)
+		res := send([]int{500, 503}, claude.Addr, pool.Addr)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.Len(t, res.Attempts, 2)
+		require.Equal(t, "/v1/chat/completions", res.AttemptRequests[1].Headers.Get(":path"))
+		var cc openai.ChatCompletion
+		require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
+		require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+	})
+
+	t.Run("a prompt Gemini blocked under a 200 is a 400", func(t *testing.T) {
+		res := send([]int{503}, google.Addr)
+		require.Len(t, res.Attempts, 1)
+		requireOpenAIError(t, res, 400, "content_filter")
+	})
+
+	t.Run("a good answer keeps its 200 and its usage", func(t *testing.T) {
+		claudeBody.Store(fakeprovider.AnthropicMessage)
+		res := send([]int{503}, claude.Addr)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.EqualValues(t, 26, costMetadata(t, res)["llm_input_token"])
+	})
 }

@@ -50,6 +50,7 @@ type BackendConfig struct {
 type Backend struct {
 	BackendConfig
 	apiKey string        // never logged, never in an error
+	bearer string        // "Bearer " + apiKey (or ""), made once, not per request
 	signer RequestSigner // aws_bedrock: signs each translated request
 }
 
@@ -172,7 +173,7 @@ func NewBackend(c BackendConfig, apiKey string) (*Backend, error) {
 			}
 		}
 	}
-	return &Backend{BackendConfig: c, apiKey: apiKey}, nil
+	return &Backend{BackendConfig: c, apiKey: apiKey, bearer: bearer(apiKey)}, nil
 }
 
 // isRegion reports whether s looks like an AWS region name: lower-case

@@ -32,7 +32,7 @@ func (t *anthropicTranslator) Usage() (Usage, bool) { return t.usage, t.hasUsage
 // message, or an OpenAI error body if it is not one.
 func (t *anthropicTranslator) translateMessage(dst []byte) []byte {
 	if t.resp.tooBig {
-		return append(dst, upstreamError(502, "the Anthropic response is larger than "+strconv.Itoa(maxAnthropicJSON)+" bytes").Body()...)
+		return t.resp.failWhole(dst, upstreamError(502, "the Anthropic response is larger than "+strconv.Itoa(maxAnthropicJSON)+" bytes"))
 	}
 	msg := gjson.ParseBytes(t.resp.body)
 	if !gjson.ValidBytes(t.resp.body) || !msg.IsObject() || msg.Get("type").Str != "message" {
@@ -40,7 +40,7 @@ func (t *anthropicTranslator) translateMessage(dst []byte) []byte {
 		if msg.Get("type").Str == "error" { // an error under a 200
 			e = anthropicError(500, msg.Get("error"))
 		}
-		return append(dst, e.Body()...)
+		return t.resp.failWhole(dst, e)
 	}
 	t.noteUsage(msg.Get("usage"))
 	dst = append(dst, `{"id":`...)
@@ -263,3 +263,6 @@ func anthropicError(status int, e gjson.Result) *Error {
 	}
 	return out
 }
+
+// FinalStatus implements FinalStatusReporter.
+func (t *anthropicTranslator) FinalStatus() int { return t.resp.finalStatus() }

@@ -32,12 +32,12 @@ func (t *bedrockTranslator) Usage() (Usage, bool) { return t.usage, t.hasUsage }
 // response, or an OpenAI error body if it is not one.
 func (t *bedrockTranslator) translateResponse(dst []byte) []byte {
 	if t.resp.tooBig {
-		return append(dst, upstreamError(502, "the Bedrock response is larger than "+strconv.Itoa(maxBedrockJSON)+" bytes").Body()...)
+		return t.resp.failWhole(dst, upstreamError(502, "the Bedrock response is larger than "+strconv.Itoa(maxBedrockJSON)+" bytes"))
 	}
 	r := gjson.ParseBytes(t.resp.body)
 	msg := r.Get("output.message")
 	if !gjson.ValidBytes(t.resp.body) || !msg.IsObject() {
-		return append(dst, upstreamError(502, "the Bedrock backend sent a response that is not a Converse response").Body()...)
+		return t.resp.failWhole(dst, upstreamError(502, "the Bedrock backend sent a response that is not a Converse response"))
 	}
 	t.noteUsage(r.Get("usage"))
 	dst = append(dst, `{"id":"bedrock","object":"chat.completion","created":`...)
@@ -210,3 +210,6 @@ var bedrockExceptions = map[string]int{
 	"throttlingException":         429,
 	"serviceUnavailableException": 503,
 }
+
+// FinalStatus implements FinalStatusReporter.
+func (t *bedrockTranslator) FinalStatus() int { return t.resp.finalStatus() }

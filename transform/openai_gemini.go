@@ -63,7 +63,7 @@ func (t *geminiTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 		HeaderEdit{Name: "accept-encoding", Remove: true},
 	)
 	if t.backend.Schema == SchemaVertexAI {
-		h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: bearer(t.backend.apiKey)})
+		h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: t.backend.bearer})
 	} else {
 		h = credentialEdits(h, HeaderEdit{Name: "x-goog-api-key", Value: t.backend.apiKey})
 	}

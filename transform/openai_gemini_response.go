@@ -32,19 +32,19 @@ func (t *geminiTranslator) Usage() (Usage, bool) { return t.usage, t.hasUsage }
 // GenerateContentResponse, or an OpenAI error body if it is not one.
 func (t *geminiTranslator) translateResponse(dst []byte) []byte {
 	if t.resp.tooBig {
-		return append(dst, upstreamError(502, "the Gemini response is larger than "+strconv.Itoa(maxGeminiJSON)+" bytes").Body()...)
+		return t.resp.failWhole(dst, upstreamError(502, "the Gemini response is larger than "+strconv.Itoa(maxGeminiJSON)+" bytes"))
 	}
 	r := gjson.ParseBytes(t.resp.body)
 	if !gjson.ValidBytes(t.resp.body) || !r.IsObject() {
-		return append(dst, upstreamError(502, "the Gemini backend sent a response that is not a GenerateContentResponse").Body()...)
+		return t.resp.failWhole(dst, upstreamError(502, "the Gemini backend sent a response that is not a GenerateContentResponse"))
 	}
 	if e := r.Get("error"); e.IsObject() { // an error under a 200
-		return append(dst, googleError(500, e).Body()...)
+		return t.resp.failWhole(dst, googleError(500, e))
 	}
 	t.noteUsage(r.Get("usageMetadata"))
 	cand := r.Get("candidates.0")
 	if !cand.IsObject() {
-		return append(dst, blockedPrompt(r.Get("promptFeedback")).Body()...)
+		return t.resp.failWhole(dst, blockedPrompt(r.Get("promptFeedback")))
 	}
 	dst = append(dst, `{"id":`...)
 	dst = appendStringOr(dst, r.Get("responseId"), "gemini")
@@ -276,3 +276,6 @@ func googleError(status int, e gjson.Result) *Error {
 	}
 	return out
 }
+
+// FinalStatus implements FinalStatusReporter.
+func (t *geminiTranslator) FinalStatus() int { return t.resp.finalStatus() }

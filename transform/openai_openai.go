@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -22,6 +23,16 @@ type openAITranslator struct {
 	restorer *ModelRestorer
 	report   Report
 	done     bool
+	noUsage  bool                 // SkipUsage: no meter
+	edits    [editsCap]HeaderEdit // the request's edits: no allocation of their own
+	num      [20]byte             // the content-length edit's digits
+}
+
+// decimal is n in decimal, in t's own memory: the request's edits are
+// applied before the translator is dropped.
+func (t *openAITranslator) decimal(n int) string {
+	b := strconv.AppendInt(t.num[:0], int64(n), 10)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
@@ -34,11 +45,11 @@ func (t *openAITranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	if err != nil {
 		return TranslatedRequest{}, err
 	}
-	h := make([]HeaderEdit, 0, editsCap)
+	h := t.edits[:0]
 	h = append(h, HeaderEdit{Name: ":path", Value: path})
-	h = append(h, contentLength(len(body)))
+	h = append(h, HeaderEdit{Name: "content-length", Value: t.decimal(len(body))})
 	h = t.jsonContentType(h)
-	h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: bearer(t.backend.apiKey)})
+	h = credentialEdits(h, HeaderEdit{Name: "authorization", Value: t.backend.bearer})
 	// Compressed bodies cannot be edited: an overridden model needs plain ones.
 	h = append(h, acceptEncoding(req.AcceptEncoding, t.override))
 	return TranslatedRequest{Headers: h, Body: body}, nil
@@ -59,6 +70,9 @@ func (t *openAITranslator) upstreamPath(raw string) (string, bool) {
 		}
 	}
 	if rest, ok := strings.CutPrefix(p, "/v1"); ok && (rest == "" || rest[0] == '/') {
+		if t.backend.PathPrefix == defaultOpenAIPrefix && query == "" {
+			return p, true // the same path: no new string
+		}
 		return t.backend.PathPrefix + rest + query, true
 	}
 	if t.backend.PathPrefix == defaultOpenAIPrefix && strings.HasPrefix(p, "/") {
@@ -114,7 +128,9 @@ func (t *openAITranslator) TranslateResponseHeaders(resp UpstreamResponse) (Tran
 	if !isSuccess(resp.Status) {
 		return out, nil // OpenAI-shaped already
 	}
-	t.meter = NewMeter(t.endpoint, resp.Status, resp.ContentType, resp.ContentEncoding)
+	if !t.noUsage {
+		t.meter = NewMeter(t.endpoint, resp.Status, resp.ContentType, resp.ContentEncoding)
+	}
 	if t.override && identityEncoding(resp.ContentEncoding) {
 		t.restorer = NewModelRestorer(t.model, resp.ContentType)
 		out.Headers = append(out.Headers, HeaderEdit{Name: "content-length", Remove: true})
@@ -134,6 +150,20 @@ func (t *openAITranslator) TranslateResponseBody(dst, chunk []byte, endOfStream 
 	}
 	return t.restorer.Write(dst, chunk)
 }
+
+// SkipUsage tells the translator that no one will ask for Usage: the
+// answer passes in OpenAI's shape, and ai_router meters it anyway. Without
+// a meter the translator reads nothing of a plain answer.
+func (t *openAITranslator) SkipUsage() { t.noUsage = true }
+
+// PassesBody reports, after TranslateResponseHeaders, whether the body
+// goes out as it came: nothing to meter, no model to name back.
+func (t *openAITranslator) PassesBody() bool { return t.meter == nil && t.restorer == nil }
+
+var (
+	_ UsageSkipper = (*openAITranslator)(nil)
+	_ BodyPasser   = (*openAITranslator)(nil)
+)
 
 func (t *openAITranslator) Usage() (Usage, bool) {
 	if !t.done {

@@ -14,6 +14,7 @@ type rewrittenResponse struct {
 	tooBig bool   // the JSON answer went over the bound: dropped
 	errBuf errorBuffer
 	done   bool
+	failed int // the status of the error a whole answer became, 0 for none
 }
 
 // responseStream is a translator's streamed-answer translation.
@@ -55,6 +56,7 @@ func (r *rewrittenResponse) begin(resp UpstreamResponse, who, streamType string,
 	}
 	// Every translation changes the length.
 	out.Headers = append(out.Headers, HeaderEdit{Name: "content-length", Remove: true})
+	out.Whole = r.mode != modeStream
 	return out, r.mode == modeStream, nil
 }
 
@@ -73,7 +75,7 @@ func (r *rewrittenResponse) translate(dst, chunk []byte, endOfStream bool, limit
 	case modeError:
 		r.errBuf.add(chunk)
 		if endOfStream {
-			dst = append(dst, w.TranslateError(r.status, r.errBuf.buf).Body()...)
+			dst = r.failWhole(dst, w.TranslateError(r.status, r.errBuf.buf))
 			r.errBuf.buf = nil
 		}
 	default:
@@ -91,3 +93,16 @@ func (r *rewrittenResponse) translate(dst, chunk []byte, endOfStream bool, limit
 	r.done = endOfStream
 	return dst
 }
+
+// failWhole appends e's body as a whole answer's translation and keeps its
+// status for finalStatus: an answer the provider sent under a 200 (an error
+// object, a blocked prompt, a body of another shape) goes to the client
+// with the error's status.
+func (r *rewrittenResponse) failWhole(dst []byte, e *Error) []byte {
+	r.failed = e.Status
+	return append(dst, e.Body()...)
+}
+
+// finalStatus is the status the client is to see after a whole answer's
+// end: the translated error's, or 0 for the one the headers gave.
+func (r *rewrittenResponse) finalStatus() int { return r.failed }

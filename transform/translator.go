@@ -39,7 +39,9 @@ type TranslatedRequest struct {
 	// the credentials headers (set or removed) and the provider's own
 	// headers. Applying
 	// them to a header map an earlier attempt already edited gives the same
-	// result as applying them to the original one.
+	// result as applying them to the original one. They (their strings
+	// too) may be the translator's own memory: apply them before the next
+	// call.
 	Headers []HeaderEdit
 	// Body is the body to send. It is the request's Body itself when the
 	// translation leaves it as is; the content-length among Headers is
@@ -59,6 +61,19 @@ type UpstreamResponse struct {
 type TranslatedResponseHeaders struct {
 	Status  int          // the status to hand to the router (maybe mapped)
 	Headers []HeaderEdit // content-type, content-length removal, ...
+	// Whole: the body is translated whole, at its end (a JSON answer or an
+	// error body). The module holds the headers until then and sends the
+	// status FinalStatus gives: only the whole body can tell that a 200
+	// carries an error (a blocked prompt, an error object, a body that is
+	// not the provider's shape).
+	Whole bool
+}
+
+// FinalStatusReporter is implemented by the translators that translate a
+// body whole: after its end, FinalStatus is the status the client is to
+// see (0: the one TranslateResponseHeaders gave).
+type FinalStatusReporter interface {
+	FinalStatus() int
 }
 
 // RequestTranslator translates one attempt's request.
@@ -117,7 +132,28 @@ type CacheCreationReporter interface {
 	CacheCreationInputTokens() uint64
 }
 
-var _ CacheCreationReporter = (*anthropicTranslator)(nil)
+var (
+	_ CacheCreationReporter = (*anthropicTranslator)(nil)
+	_ FinalStatusReporter   = (*anthropicTranslator)(nil)
+	_ FinalStatusReporter   = (*geminiTranslator)(nil)
+	_ FinalStatusReporter   = (*bedrockTranslator)(nil)
+)
+
+// UsageSkipper is implemented by the translators that read the response
+// only to know its Usage (those whose answer is OpenAI's already): after
+// SkipUsage, before the response, Usage reports none and the response
+// costs nothing to translate.
+type UsageSkipper interface {
+	SkipUsage()
+}
+
+// BodyPasser is implemented by the translators that may leave a response
+// body as it is. PassesBody, asked after TranslateResponseHeaders, reports
+// whether TranslateResponseBody would return every chunk unchanged and add
+// nothing at the end: the caller may then skip reading the body at all.
+type BodyPasser interface {
+	PassesBody() bool
+}
 
 // Schemas a backend may speak.
 const (

@@ -297,3 +297,37 @@ func TestOpenAIError(t *testing.T) {
 	e = tr.TranslateError(429, []byte(`{"error":{"message":"slow down"}}`))
 	require.Equal(t, &Error{Status: 429, Type: "invalid_request_error", Message: "slow down"}, e)
 }
+
+// A translator told no one asks for its usage passes the answer as before
+// (the model named back when overridden) and reports no usage; without a
+// model to name back it says the body passes as is (BodyPasser).
+func TestOpenAISkipUsage(t *testing.T) {
+	answer := `{"model":"llama-3-8b","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`
+	for _, tc := range []struct{ name, config, want string }{
+		{"as is", `{"schema":"openai"}`, answer},
+		{"model overridden", `{"schema":"openai","model":"llama-3-8b"}`, strings.Replace(answer, "llama-3-8b", "food-review", 1)},
+		{"azure", `{"schema":"azure_openai","apiVersion":"2024-10-21"}`, answer},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, skip := range []bool{false, true} {
+				tr := mustBackend(t, tc.config, "").NewTranslator()
+				if skip {
+					tr.(UsageSkipper).SkipUsage()
+				}
+				_, err := tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions",
+					Body: []byte(`{"model":"food-review","messages":[{"role":"user","content":"hi"}]}`)})
+				require.NoError(t, err)
+				_, err = tr.TranslateResponseHeaders(UpstreamResponse{Status: 200, ContentType: "application/json"})
+				require.NoError(t, err)
+				out, changed := tr.TranslateResponseBody(nil, []byte(answer), true)
+				require.Equal(t, tc.want, string(out))
+				// A translator that says it passes the body changes nothing of it.
+				passes := tr.(BodyPasser).PassesBody()
+				require.Equal(t, skip && tc.want == answer, passes)
+				require.False(t, passes && changed)
+				_, has := tr.Usage()
+				require.Equal(t, !skip, has, "usage read unless skipped")
+			}
+		})
+	}
+}

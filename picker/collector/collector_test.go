@@ -293,3 +293,50 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	require.Zero(t, c.Stats().Targets)
 }
+
+// A released target's scraper stops at once, not at its next scrape: the
+// release fires the timer the loop waits on, whether it came while the
+// scraper waited or while a scrape was on the wire (whose timer Reset after
+// it must not undo the release).
+func TestReleaseStopsScraperAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		hold     bool // the second scrape hangs until the collector gives up
+	}{
+		{"waiting", time.Minute, false},
+		{"scraping", 2 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var scrapes atomic.Int64
+			held := make(chan struct{}, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if scrapes.Add(1) == 2 && tc.hold {
+					held <- struct{}{}
+					<-r.Context().Done()
+					return
+				}
+				_, _ = w.Write([]byte(okBody))
+			}))
+			defer srv.Close()
+			c := New(nil)
+			spec := testSpec(t)
+			spec.Interval = tc.interval
+			tg := c.Acquire(strings.TrimPrefix(srv.URL, "http://"), spec)
+			require.Eventually(t, func() bool { return tg.Sample() != nil }, 5*time.Second, time.Millisecond)
+			if tc.hold {
+				select {
+				case <-held:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no second scrape")
+				}
+			}
+			c.Release(tg)
+			select {
+			case <-tg.Done():
+			case <-time.After(time.Second):
+				t.Fatal("released scraper still waiting for its next scrape")
+			}
+		})
+	}
+}

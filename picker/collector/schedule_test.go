@@ -81,3 +81,54 @@ func TestScheduleSpecJitter(t *testing.T) {
 	require.Equal(t, 0.5, Schedule{Jitter: ptr(0.5)}.SpecJitter())
 	require.Equal(t, 100*time.Millisecond, wait(100*time.Millisecond, -1))
 }
+
+// Scrape starts go on a grid of interval/20 so the targets due in one tick
+// wake together; rounding to the nearest tick keeps the mean period.
+func TestScheduleTick(t *testing.T) {
+	require.Equal(t, 5*time.Millisecond, scheduleTick(100*time.Millisecond))
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name           string
+		d, tick, wantD time.Duration
+	}{
+		{"on the grid", 10 * ms, 5 * ms, 10 * ms},
+		{"just after rounds down", 10*ms + 1, 5 * ms, 10 * ms},
+		{"just before rounds up", 10*ms - 1, 5 * ms, 10 * ms},
+		{"half way rounds up", 12*ms + 500*time.Microsecond, 5 * ms, 15 * ms},
+		{"below half rounds down", 12*ms + 499*time.Microsecond, 5 * ms, 10 * ms},
+		{"no grid", 12*ms + 1, 0, 12*ms + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.wantD, onTick(tc.d, tc.tick))
+		})
+	}
+
+	t.Run("targets due in one tick wake together", func(t *testing.T) {
+		tick := scheduleTick(100 * time.Millisecond)
+		base := time.Now().Add(time.Second)
+		grid := onTick(base.Sub(epoch), tick)
+		at := epoch.Add(grid) // a grid point
+		for _, off := range []time.Duration{-tick / 2, -1, 0, 1, tick/2 - 1} {
+			require.Equal(t, grid, onTick(at.Add(off).Sub(epoch), tick), "offset %s", off)
+		}
+		require.Equal(t, grid+tick, onTick(at.Add(tick/2).Sub(epoch), tick))
+		d := untilTick(at.Add(time.Millisecond), tick)
+		require.InDelta(t, float64(time.Until(at)), float64(d), float64(50*time.Millisecond))
+	})
+
+	// Rounding up would add half a tick to every period.
+	t.Run("the mean period stays the interval", func(t *testing.T) {
+		interval := 100 * time.Millisecond
+		tick := scheduleTick(interval)
+		var sum time.Duration
+		const n = 20000
+		start := 7*time.Second + 1234567 // an arbitrary phase
+		for range n {
+			next := onTick(start+wait(interval, DefaultJitter), tick)
+			sum += next - start
+			start = next
+		}
+		mean := sum / n
+		require.InDelta(t, float64(interval), float64(mean), float64(time.Millisecond))
+	})
+}

@@ -153,28 +153,39 @@ func (t *Target) run() {
 		jitter = DefaultJitter
 	}
 	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
-	timer := time.NewTimer(rand.N(spec.Interval))
+	tick := scheduleTick(spec.Interval)
+	timer := time.NewTimer(untilTick(time.Now().Add(rand.N(spec.Interval)), tick))
 	defer timer.Stop()
+	// Releasing the target fires the timer, so the loop waits on the timer
+	// alone: a channel receive per scrape, not a select. A release during a
+	// scrape is seen after the Reset that would otherwise undo its firing.
+	defer context.AfterFunc(t.ctx, func() { timer.Reset(0) })()
 	for {
-		select {
-		case <-t.ctx.Done():
+		<-timer.C
+		if t.ctx.Err() != nil {
 			return
-		case <-timer.C:
 		}
 		// Start to start, jittered each time: a fixed period would keep
 		// proxies that happen to scrape a server together in step forever.
 		start := time.Now()
 		t.scrapeOnce(spec)
-		timer.Reset(max(time.Until(start.Add(wait(spec.Interval, jitter))), 0))
+		timer.Reset(untilTick(start.Add(wait(spec.Interval, jitter)), tick))
+		if t.ctx.Err() != nil {
+			return
+		}
 	}
 }
 
 // scrapeOnce waits for a concurrency slot, scrapes and publishes the result.
 func (t *Target) scrapeOnce(spec *Spec) {
 	select {
-	case t.group.sem <- struct{}{}:
-	case <-t.ctx.Done():
-		return
+	case t.group.sem <- struct{}{}: // a free slot: no select over two channels
+	default:
+		select {
+		case t.group.sem <- struct{}{}:
+		case <-t.ctx.Done():
+			return
+		}
 	}
 	defer func() { <-t.group.sem }()
 

@@ -35,48 +35,77 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.rng = seed
 	c.Hashes = c.Hashes[:0]
 	c.HashesReady = false
-	c.qb = queueBounds{}
+	c.qb = queueBounds{queues: c.qb.queues}
 }
 
-// queueBounds caches the shortest and longest Endpoint.Queue of one
-// candidate list, identified by its first element and length: filters
-// change the length of what they pass on, scorers do not change eps.
+// queueBounds caches each endpoint's Queue() of one candidate list and
+// their shortest and longest, the list identified by its first element and
+// length: filters change the length of what they pass on, scorers do not
+// change eps.
 type queueBounds struct {
 	first  *Endpoint
 	n      int
 	lo, hi float64
+	queues []float64 // queues[i] = eps[i].Queue(); a buffer reused across cycles
 }
 
 // QueueBounds returns the shortest and longest Queue() among eps (0, 0 for
 // none). The saturation filter, the queue scorer and the prefix scorer all
-// need them; they are computed at most once per candidate list. The list is
-// known by its first element and length until the next Reset, so whoever
-// changes an endpoint's load fields within a cycle must Reset it (the
-// pipeline never does: scorers do not write eps).
+// need them; they are computed at most once per candidate list (see Queues).
 func (c *Cycle) QueueBounds(eps []Endpoint) (lo, hi float64) {
 	if len(eps) == 0 {
 		return 0, 0
 	}
-	if c.qb.first == &eps[0] && c.qb.n == len(eps) {
-		return c.qb.lo, c.qb.hi
+	c.Queues(eps)
+	return c.qb.lo, c.qb.hi
+}
+
+// Queues returns eps[i].Queue() for each i, computed at most once per
+// candidate list (usually by the filter, SetQueues). The list is known by
+// its first element and length until the next Reset, so whoever changes an
+// endpoint's load fields within a cycle must Reset it (the pipeline never
+// does: scorers do not write eps). The slice is the cycle's: read it
+// during the call only.
+func (c *Cycle) Queues(eps []Endpoint) []float64 {
+	if len(eps) == 0 {
+		return nil
 	}
-	lo = eps[0].Queue()
-	hi = lo
+	if c.qb.first == &eps[0] && c.qb.n == len(eps) {
+		return c.qb.queues[:len(eps)]
+	}
+	qs := c.QueueScratch(len(eps))
+	lo := eps[0].Queue()
+	hi := lo
+	qs[0] = lo
 	for i := 1; i < len(eps); i++ {
-		if q := eps[i].Queue(); q < lo {
+		q := eps[i].Queue()
+		qs[i] = q
+		if q < lo {
 			lo = q
 		} else if q > hi {
 			hi = q
 		}
 	}
-	c.SetQueueBounds(eps, lo, hi)
-	return lo, hi
+	c.SetQueues(eps, lo, hi)
+	return qs
 }
 
-// SetQueueBounds records QueueBounds(eps) for a filter that computed them
-// while filtering. eps must not be empty.
-func (c *Cycle) SetQueueBounds(eps []Endpoint, lo, hi float64) {
-	c.qb = queueBounds{first: &eps[0], n: len(eps), lo: lo, hi: hi}
+// QueueScratch returns the cycle's queue buffer resized to n, for a filter
+// to write the queues of the endpoints it keeps at their new positions
+// before SetQueues.
+func (c *Cycle) QueueScratch(n int) []float64 {
+	if cap(c.qb.queues) < n {
+		c.qb.queues = make([]float64, n)
+	}
+	c.qb.queues = c.qb.queues[:n]
+	return c.qb.queues
+}
+
+// SetQueues records, for a filter that computed them while filtering, that
+// QueueScratch's first len(eps) entries are the queues of eps and lo, hi
+// their bounds. eps must not be empty.
+func (c *Cycle) SetQueues(eps []Endpoint, lo, hi float64) {
+	c.qb.first, c.qb.n, c.qb.lo, c.qb.hi = &eps[0], len(eps), lo, hi
 }
 
 // ScratchFloats returns Scratch resized to n (contents undefined).

@@ -101,3 +101,31 @@ func TestCycleRand(t *testing.T) {
 	ep := &Endpoint{Key: 3}
 	require.Equal(t, a.TieBreak(ep), a.TieBreak(ep), "stable within a cycle")
 }
+
+func TestQueues(t *testing.T) {
+	c := &Cycle{}
+	c.Reset(&Request{}, 0, 1)
+	eps := []Endpoint{{Waiting: 2}, {Waiting: 5, Pending: 1}, {Running: 3, Capacity: 2}}
+	require.Equal(t, []float64{2, 6, 2}, c.Queues(eps))
+	lo, hi := c.QueueBounds(eps)
+	require.Equal(t, []float64{2, 6}, []float64{lo, hi})
+
+	// A filter records what it computed for the endpoints it kept.
+	qs := c.QueueScratch(len(eps))
+	qs[0], qs[1] = 7, 8 // not eps' queues: proves they are not recomputed
+	c.SetQueues(eps[:2], 7, 8)
+	require.Equal(t, []float64{7, 8}, c.Queues(eps[:2]))
+	lo, hi = c.QueueBounds(eps[:2])
+	require.Equal(t, []float64{7, 8}, []float64{lo, hi})
+
+	// Another list (another length or start) is computed afresh.
+	require.Equal(t, []float64{6, 2}, c.Queues(eps[1:]))
+	require.Equal(t, []float64{2, 6, 2}, c.Queues(eps))
+
+	// A new cycle forgets the recorded list.
+	c.SetQueues(eps, 0, 0)
+	c.Reset(&Request{}, 0, 2)
+	lo, hi = c.QueueBounds(eps)
+	require.Equal(t, []float64{2, 6}, []float64{lo, hi})
+	require.Nil(t, c.Queues(nil))
+}

@@ -47,6 +47,8 @@ type fastState struct {
 	blockSize []byte
 	numBlocks []byte
 
+	seen [][]byte // a line's label names, reused (vLLM's cache_config_info has 20)
+
 	loraKey  []byte // the winning series' label values behind lastLoRA
 	lastLoRA *LoRA  // reused while the newest LoRA state does not change
 	keyBuf   []byte
@@ -169,8 +171,8 @@ func (f *fastState) line(line []byte) bool {
 	var ls loraSeries
 	var block, num []byte
 	if rest[0] == '{' {
-		var seen [64][]byte // vLLM's cache_config_info has 20 labels
-		nseen := 0
+		seen := f.seen[:0]  // label names so far: a duplicate is expfmt's error
+		var seenBits uint64 // labelBit of each: most names need no comparison
 		i := 1
 		for {
 			if i >= len(rest) {
@@ -185,16 +187,20 @@ func (f *fastState) line(line []byte) bool {
 				i++
 			}
 			lname := rest[start:i]
-			if len(lname) == 0 || string(lname) == "__name__" || nseen == len(seen) {
+			if len(lname) == 0 || string(lname) == "__name__" || len(seen) == maxFastLabels {
 				return false
 			}
-			for _, prev := range seen[:nseen] {
-				if bytes.Equal(prev, lname) {
-					return false
+			if bit := labelBit(lname); seenBits&bit == 0 {
+				seenBits |= bit
+			} else {
+				for _, prev := range seen {
+					if bytes.Equal(prev, lname) {
+						return false
+					}
 				}
 			}
-			seen[nseen] = lname
-			nseen++
+			seen = append(seen, lname)
+			f.seen = seen
 			if i+1 >= len(rest) || rest[i] != '=' || rest[i+1] != '"' {
 				return false
 			}
@@ -245,8 +251,13 @@ func (f *fastState) line(line []byte) bool {
 		}
 	}
 	tok := rest[1:]
-	if len(tok) == 0 || bytes.ContainsAny(tok, " \tpP_") {
-		return false // timestamps, blanks and what expfmt refuses as a float
+	if len(tok) == 0 {
+		return false
+	}
+	for _, c := range tok {
+		if c == ' ' || c == '\t' || c == 'p' || c == 'P' || c == '_' {
+			return false // timestamps, blanks and what expfmt refuses as a float
+		}
 	}
 	v, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(tok), len(tok)), 64)
 	if err != nil {
@@ -267,6 +278,15 @@ func (f *fastState) line(line []byte) bool {
 	}
 	return true
 }
+
+// labelBit is one of 64 bits picked by a label name's length and first and
+// last bytes: equal names have the same bit.
+func labelBit(name []byte) uint64 {
+	return 1 << ((uint(len(name))*7 + uint(name[0])*3 + uint(name[len(name)-1])) & 63)
+}
+
+// maxFastLabels: a series with more labels is left to expfmt.
+const maxFastLabels = 64
 
 func labelChar(c byte, first bool) bool {
 	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || !first && '0' <= c && c <= '9'

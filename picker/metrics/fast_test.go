@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -66,6 +67,7 @@ func TestParseFastGivesUp(t *testing.T) {
 		{"second TYPE", "# TYPE vllm:num_requests_waiting gauge\n# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting 1\n" + tail},
 		{"TYPE after samples", "vllm:num_requests_waiting 1\n# TYPE vllm:num_requests_waiting gauge\n" + tail},
 		{"duplicate label", `vllm:num_requests_waiting{a="1",a="2"} 1` + "\n" + tail},
+		{"duplicate label among others", `vllm:num_requests_waiting{block_size="1",aA="x",Aa="y",cache_dtype="2",block_size="3"} 1` + "\n" + tail},
 		{"reserved label", `vllm:num_requests_waiting{__name__="x"} 1` + "\n" + tail},
 		{"underscore in value", "vllm:num_requests_waiting 1_000\n" + tail},
 		{"leading blank", " vllm:num_requests_waiting 1\n" + tail},
@@ -109,4 +111,65 @@ func viaExpfmt(body []byte, names *Names) (Sample, error) {
 	p := NewParser()
 	p.wanted = names.list(p.wanted[:0])
 	return p.parseExpfmt(body, names)
+}
+
+// The line filter's 8-byte word check rules lines out only where keepLine
+// does: every line of the fixtures and lines made to pass or fail each step
+// (same first byte, same word, a name's prefix, shorter than the word).
+func TestLineFilterWords(t *testing.T) {
+	var lines []string
+	for _, file := range fixtures {
+		body, err := os.ReadFile("../testdata/" + file)
+		require.NoError(t, err)
+		lines = append(lines, strings.Split(string(body), "\n")...)
+	}
+	lines = append(lines, "", "v", "vllm:", "vllm:num", "vllm:num_requ", "vllm:num_requests_waitin",
+		"vllm:num_requests_waiting", "vllm:num_requests_waiting 1", "vllm:num_requests_waitingx 1",
+		"vllm:num_requests_waiting\t1", "  vllm:kv_cache_usage_perc{a=\"b\"} 1", "vllm:kv_cache_usage_perc_x 1",
+		"# TYPE vllm:kv_cache_usage_perc gauge", "#\tTYPE  vllm:cache_config_info gauge", "# TYPE vllm:cache_config gauge",
+		"sglang:num_queue_reqs 1", "sglang:num_queue_reqsx 1", "sglang:token_usage{a=\"b\"} 1", "sglang:token 1",
+		"trtllm_num_requests_waiting 1", "trtllm_kv_cache_utilization 0.5", "trtllm_kv 1", `{"x"} 1`)
+	for _, engine := range []string{EngineVLLM, EngineSGLang, EngineTRTLLM} {
+		names, err := ForEngine(engine)
+		require.NoError(t, err)
+		wanted := names.list(nil)
+		var f lineFilter
+		f.reset(wanted)
+		require.NotEmpty(t, f.words, engine)
+		t.Run(engine, func(t *testing.T) {
+			kept := 0
+			for _, l := range lines {
+				want := keepLine([]byte(l), wanted)
+				require.Equal(t, want, f.keep([]byte(l)), "%q", l)
+				if want {
+					kept++
+				}
+			}
+			require.NotZero(t, kept)
+		})
+	}
+	// A wanted name shorter than its common prefix plus 8 bytes: no word check.
+	var f lineFilter
+	f.reset([]string{"ab", "abcdefghijkl"})
+	require.Empty(t, f.words)
+	require.True(t, f.keep([]byte("ab 1")))
+	require.True(t, f.keep([]byte("abcdefghijkl{a=\"b\"} 1")))
+	require.False(t, f.keep([]byte("abc 1")))
+}
+
+// Label names that share a labelBit are still told apart: the fast path
+// reads the series and agrees with expfmt.
+func TestParseFastLabelsSharingABit(t *testing.T) {
+	require.Equal(t, labelBit([]byte("aA")), labelBit([]byte("Aa")))
+	body := []byte(`vllm:num_requests_waiting{aA="1",Aa="2",b="3"} 4` + "\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0.5\n")
+	names := vllm(t)
+	p := NewParser()
+	p.wanted = names.list(p.wanted[:0])
+	fast, ok, err := p.parseFast(body, names)
+	require.True(t, ok)
+	require.NoError(t, err)
+	slow, err := viaExpfmt(body, names)
+	require.NoError(t, err)
+	require.Equal(t, slow, fast)
+	require.Equal(t, 4.0, fast.Waiting)
 }

@@ -1,6 +1,10 @@
 package metrics
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+	"slices"
+)
 
 // selectLines appends to dst the lines of an exposition that belong to the
 // wanted families, each ending in '\n'. A model server exposes hundreds of
@@ -88,6 +92,13 @@ type lineFilter struct {
 	first  [256]bool
 	byLen  []lenGroup
 	wanted []string
+
+	// The 8 bytes at off of every wanted name (off: the names' common
+	// prefix, e.g. "vllm:"), when every name is that long: one load and a
+	// few compares rule out the lines of other families with the same
+	// first byte, which in an engine's exposition is nearly all of them.
+	off   int
+	words []uint64
 }
 
 type lenGroup struct {
@@ -96,7 +107,8 @@ type lenGroup struct {
 }
 
 func (f *lineFilter) reset(wanted []string) {
-	*f = lineFilter{byLen: f.byLen[:0], wanted: append(f.wanted[:0], wanted...)}
+	*f = lineFilter{byLen: f.byLen[:0], wanted: append(f.wanted[:0], wanted...), words: f.words[:0]}
+	f.setWords()
 	for _, w := range f.wanted {
 		if w == "" {
 			continue
@@ -146,9 +158,48 @@ func (f *lineFilter) keep(line []byte) bool {
 	return f.wantedName(s)
 }
 
+// setWords fills off and words, or leaves words empty when a wanted name
+// is shorter than its common prefix with the others plus 8 bytes.
+func (f *lineFilter) setWords() {
+	var names []string
+	for _, w := range f.wanted {
+		if w != "" {
+			names = append(names, w)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	off := len(names[0])
+	for _, w := range names[1:] {
+		n := 0
+		for n < off && n < len(w) && w[n] == names[0][n] {
+			n++
+		}
+		off = n
+	}
+	for _, w := range names {
+		off = min(off, len(w)-8)
+	}
+	if off < 0 {
+		return
+	}
+	f.off = off
+	for _, w := range names {
+		if v := binary.LittleEndian.Uint64([]byte(w[off : off+8])); !slices.Contains(f.words, v) {
+			f.words = append(f.words, v)
+		}
+	}
+}
+
 func (f *lineFilter) wantedName(s []byte) bool {
 	if !f.first[s[0]] {
 		return false
+	}
+	if len(f.words) > 0 {
+		if len(s) < f.off+8 || !slices.Contains(f.words, binary.LittleEndian.Uint64(s[f.off:])) {
+			return false // shorter than every wanted name, or none of them
+		}
 	}
 	for i := range f.byLen {
 		g := &f.byLen[i]

@@ -1,92 +1,38 @@
-// Package e2e runs the library inside a real Envoy v1.39 with envoy.yaml,
-// against simulated model servers. It runs when ENVOY_BIN points at an Envoy
-// binary (make test-e2e, or make test with ENVOY_BIN set).
+// Package e2e runs the library inside a real Envoy v1.39, against simulated
+// model servers and fake providers, with the same scenarios as the ABI-host
+// suite in test/ (README.md, "The real-Envoy suite"). It runs with make
+// test-e2e (ENVOY_E2E=1), or when ENVOY_BIN is set; Envoy comes from
+// ENVOY_BIN, func-e or Docker (test/e2e/envoyrun).
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
-
-	"github.com/envoy-inferencepool/envoy-inferencepool/test/envoyconfig"
 )
-
-func repoRoot(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-func envoyBin(t *testing.T) string {
-	bin := os.Getenv("ENVOY_BIN")
-	if bin == "" {
-		t.Skip("ENVOY_BIN not set: the real-Envoy suite needs an Envoy v1.39 binary")
-	}
-	return bin
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startSims starts n simulator ranks on consecutive ports from a free base.
-func startSims(t *testing.T, n int, extra ...string) []string {
-	return startModelSims(t, "sim-model", n, extra...)
-}
-
-// startModelSims is startSims serving model (any other model name is a 404).
-func startModelSims(t *testing.T, model string, n int, extra ...string) []string {
-	root := repoRoot(t)
-	bin := filepath.Join(root, ".bin", "llm-d-inference-sim")
-	require.FileExists(t, bin, "run make sim first")
-	base := freePort(t)
-	args := append([]string{"--model", model, "--force-dummy-tokenizer", "--port", fmt.Sprint(base),
-		"--data-parallel-size", fmt.Sprint(n), "--max-waiting-queue-length", "200", "--time-factor-under-load", "1"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "POD_IP=127.0.0.1")
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var addrs []string
-	for i := 0; i < n; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", base+i)
-		waitHTTP(t, "http://"+addr+"/health")
-		addrs = append(addrs, addr)
-	}
-	return addrs
-}
-
-func waitHTTP(t *testing.T, url string) {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s did not come up", url)
-}
 
 // envoyConfig rewrites envoy.yaml for this test: its own listener and admin
 // ports, the cluster and the picker pointed at the simulators.
+// readmeBlock is README.md's YAML block between <!-- name:start --> and
+// <!-- name:end -->.
+func readmeBlock(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(raw), "<!-- "+name+":start -->")
+	require.True(t, ok, "README.md lost its %s", name)
+	block, _, ok := strings.Cut(rest, "<!-- "+name+":end -->")
+	require.True(t, ok, "README.md lost the end of its %s", name)
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```")
+}
+
 func envoyConfig(t *testing.T, listen, admin int, sims []string) []byte {
 	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "envoy.yaml"))
 	require.NoError(t, err)
@@ -102,56 +48,8 @@ func envoyConfig(t *testing.T, listen, admin int, sims []string) []byte {
 	return []byte(s)
 }
 
-type envoy struct {
-	base, admin string
-}
-
-func startEnvoy(t *testing.T, sims []string) *envoy {
-	listen, admin := freePort(t), freePort(t)
-	return startEnvoyWith(t, listen, admin, envoyConfig(t, listen, admin, sims))
-}
-
-// startEnvoyWith runs Envoy with a bootstrap listening on listen, its admin
-// on admin.
-func startEnvoyWith(t *testing.T, listen, admin int, config []byte) *envoy {
-	bin := envoyBin(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "envoy.yaml")
-	require.NoError(t, os.WriteFile(cfg, config, 0o644))
-	cmd := exec.Command(bin, "-c", cfg, "--log-level", "warn", "--concurrency", "2", "--base-id", fmt.Sprint(listen))
-	cmd.Env = append(os.Environ(), "GODEBUG=cgocheck=0", "ENVOY_DYNAMIC_MODULES_SEARCH_PATH="+filepath.Join(repoRoot(t), "dist"))
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("envoy logs:\n%s", logs.String())
-		}
-	})
-	e := &envoy{base: fmt.Sprintf("http://127.0.0.1:%d", listen), admin: fmt.Sprintf("http://127.0.0.1:%d", admin)}
-	waitHTTP(t, e.admin+"/ready")
-	return e
-}
-
-func chat(t *testing.T, e *envoy, body string, headers map[string]string) (*http.Response, []byte) {
-	req, err := http.NewRequest(http.MethodPost, e.base+"/v1/chat/completions", strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("content-type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, b
-}
-
 func TestEnvoyServesThroughBothFilters(t *testing.T) {
-	envoyBin(t)
+	needEnvoy(t)
 	sims := startSims(t, 3)
 	e := startEnvoy(t, sims)
 
@@ -169,7 +67,7 @@ func TestEnvoyServesThroughBothFilters(t *testing.T) {
 }
 
 func TestEnvoyRejectsInvalidJSON(t *testing.T) {
-	envoyBin(t)
+	needEnvoy(t)
 	sims := startSims(t, 3)
 	e := startEnvoy(t, sims)
 	resp, body := chat(t, e, `{"model":`, nil)
@@ -178,7 +76,7 @@ func TestEnvoyRejectsInvalidJSON(t *testing.T) {
 }
 
 func TestEnvoyOverwritesClientDestination(t *testing.T) {
-	envoyBin(t)
+	needEnvoy(t)
 	sims := startSims(t, 3)
 	e := startEnvoy(t, sims)
 	waitForPicks(t, e)
@@ -191,39 +89,13 @@ func TestEnvoyOverwritesClientDestination(t *testing.T) {
 	}
 }
 
-// waitForPicks sends requests until Envoy's stats show the picker naming
-// destinations (before its first scrapes it fails open).
-func waitForPicks(t *testing.T, e *envoy) {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		chat(t, e, `{"model":"sim-model","messages":[{"role":"user","content":"warm up"}]}`, nil)
-		resp, err := http.Get(e.admin + "/stats?filter=endpoint_picker")
-		require.NoError(t, err)
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.Contains(line, "endpoint_picker.picks") && !strings.HasSuffix(line, ": 0") {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("Envoy's stats never showed endpoint_picker.picks")
-}
-
 // poolsConfig rewrites README.md's one-pool-per-model bootstrap for this
 // test: static pools and clusters on the simulators, its own ports, an admin
 // listener. The model-b route's cluster holds pool a's server too, so only
 // the picker's per-route pool keeps model-b requests off it (that server
 // answers another model's request 404).
 func poolsConfig(t *testing.T, listen, admin int, a, b string) []byte {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
-	require.NoError(t, err)
-	_, rest, ok := strings.Cut(string(raw), "<!-- pools-bootstrap:start -->")
-	require.True(t, ok)
-	block, _, ok := strings.Cut(rest, "<!-- pools-bootstrap:end -->")
-	require.True(t, ok)
-	s := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```")
+	s := readmeBlock(t, "pools-bootstrap")
 	sock := func(addr string) string {
 		host, port, _ := net.SplitHostPort(addr)
 		return fmt.Sprintf("{endpoint: {address: {socket_address: {address: %s, port_value: %s}}}}", host, port)
@@ -250,42 +122,29 @@ func poolsConfig(t *testing.T, listen, admin int, a, b string) []byte {
 // x-ai-eg-model (set by ai_router) names pool b in endpoint_picker's
 // per-route config, and model-b requests are only ever sent to pool b.
 func TestEnvoyRoutesModelToItsPool(t *testing.T) {
-	envoyBin(t)
+	needEnvoy(t)
 	a := startSims(t, 1)[0]
 	b := startModelSims(t, "model-b", 1)[0]
 	listen, admin := freePort(t), freePort(t)
 	e := startEnvoyWith(t, listen, admin, poolsConfig(t, listen, admin, a, b))
-	waitForPicks(t, e)
+	// Until a pool's first scrape it fails open and Envoy's round robin
+	// picks, which may send model-b to pool a's server.
+	waitForPoolPicks(t, e, "sim-model", "a")
+	waitForPoolPicks(t, e, "model-b", "b")
+	before, _ := stats(t, e).Counter("endpoint_picker.picks", "pool", "b", "endpoint", b)
 	for i := 0; i < 10; i++ {
 		resp, body := chat(t, e, fmt.Sprintf(`{"model":"model-b","messages":[{"role":"user","content":"to b %d"}]}`, i), nil)
 		require.Equal(t, 200, resp.StatusCode, "model-b request %d reached pool a's server: %s", i, body)
 		resp, body = chat(t, e, fmt.Sprintf(`{"model":"sim-model","messages":[{"role":"user","content":"to a %d"}]}`, i), nil)
 		require.Equal(t, 200, resp.StatusCode, string(body))
 	}
-}
-
-// The configs the suite hands Envoy load, checked here without Envoy so that
-// a README or envoy.yaml change that breaks the rewrites shows up in make
-// test, not only where an Envoy binary exists.
-func TestE2EConfigsValidate(t *testing.T) {
-	sims := []string{"127.0.0.1:18001", "127.0.0.1:18002", "127.0.0.1:18003"}
-	for name, tc := range map[string]struct {
-		cfg     []byte
-		filters []string
-	}{
-		"envoy.yaml":   {envoyConfig(t, 18080, 18081, sims), []string{"ai_router", "endpoint_picker"}},
-		"README pools": {poolsConfig(t, 18080, 18081, sims[0], sims[1]), []string{"ai_router", "endpoint_picker"}},
-		"README providers": {providersConfig(t, 18080, 18081, sims[0], "127.0.0.1:18443", keyFile(t)),
-			[]string{"ai_router", "endpoint_picker", "ai_upstream", "ai_upstream"}},
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, filters, err := envoyconfig.ValidateYAML(tc.cfg)
-			require.NoError(t, err)
-			var names []string
-			for _, f := range filters {
-				names = append(names, f.FilterName)
-			}
-			require.Equal(t, tc.filters, names)
-		})
-	}
+	// Mirrors TestPickerPoolPerRoute's stats: pool b named its own server
+	// for each model-b request and never pool a's.
+	st := stats(t, e)
+	after, _ := st.Counter("endpoint_picker.picks", "pool", "b", "endpoint", b)
+	require.GreaterOrEqual(t, after-before, uint64(10))
+	wrong, _ := st.Counter("endpoint_picker.picks", "pool", "b", "endpoint", a)
+	require.Zero(t, wrong, "pool b never names pool a's server")
+	picksA, _ := st.Counter("endpoint_picker.picks", "pool", "a", "endpoint", a)
+	require.GreaterOrEqual(t, picksA, uint64(10))
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,13 +32,7 @@ const e2eAnthropicKey = "sk-ant-e2e-FILE-KEY-0123456789"
 // pool (a simulator, or a closed port), Anthropic's hosts on anthropic (the
 // fake), the key file at keyFile, an admin listener.
 func providersConfig(t *testing.T, listen, admin int, pool, anthropicAddr, keyFile string) []byte {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
-	require.NoError(t, err)
-	_, rest, ok := strings.Cut(string(raw), "<!-- providers-bootstrap:start -->")
-	require.True(t, ok)
-	block, _, ok := strings.Cut(rest, "<!-- providers-bootstrap:end -->")
-	require.True(t, ok)
-	s := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```")
+	s := readmeBlock(t, "providers-bootstrap")
 	sock := func(addr string) string {
 		host, port, err := net.SplitHostPort(addr)
 		require.NoError(t, err)
@@ -90,13 +82,15 @@ func fakeAnthropic(t *testing.T) *fakeprovider.Server {
 }
 
 func keyFile(t *testing.T) string {
-	p := filepath.Join(t.TempDir(), "api-key")
-	require.NoError(t, os.WriteFile(p, []byte(e2eAnthropicKey+"\n"), 0o600))
-	return p
+	return fakeprovider.KeyFile(t, e2eAnthropicKey)
 }
 
+// e2eClientKey is the client's own key for the gateway, which must never
+// reach a provider.
+const e2eClientKey = "client-own-gateway-key"
+
 func openAIClient(e *envoy) openai.Client {
-	return openai.NewClient(option.WithBaseURL(e.base+"/v1/"), option.WithAPIKey("client-own-gateway-key"), option.WithMaxRetries(0))
+	return openai.NewClient(option.WithBaseURL(e.base+"/v1/"), option.WithAPIKey(e2eClientKey), option.WithMaxRetries(0))
 }
 
 var fallbackChat = openai.ChatCompletionNewParams{
@@ -117,7 +111,7 @@ func requireAnthropicGot(t *testing.T, f *fakeprovider.Server, n int) {
 }
 
 func TestEnvoyFallsBackFromPoolToAnthropic(t *testing.T) {
-	envoyBin(t)
+	needEnvoy(t)
 	pool := startSims(t, 1)[0]
 	claude := fakeAnthropic(t)
 	listen, admin := freePort(t), freePort(t)
@@ -164,7 +158,7 @@ func TestEnvoyFallsBackFromPoolToAnthropic(t *testing.T) {
 // has no metrics and fails open, the connection fails, and the retry goes
 // to Anthropic.
 func TestEnvoyFallsBackWhenPoolUnreachable(t *testing.T) {
-	envoyBin(t)
+	needEnvoy(t)
 	closed := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	claude := fakeAnthropic(t)
 	listen, admin := freePort(t), freePort(t)

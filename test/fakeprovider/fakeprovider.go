@@ -1,8 +1,10 @@
 // Package fakeprovider is a provider backend for tests: an httptest server on
-// 127.0.0.1 that records what it gets, and Anthropic's side of the Messages
-// API, decoding each request with the official SDK's types and answering in
-// Anthropic's documented shapes. The abihost tests (package test) and the
-// real-Envoy suite (test/e2e) share it.
+// 127.0.0.1 that records what it gets, and each provider's side of its API
+// (OpenAI's chat completions, Anthropic's Messages, Google's
+// generateContent, AWS Bedrock's Converse with SigV4), decoding each
+// request with the provider's official SDK types and answering in its
+// documented shapes. The abihost tests (package test) and the real-Envoy
+// suite (test/e2e) share it.
 package fakeprovider
 
 import (
@@ -153,4 +155,15 @@ func IsAnthropicStream(r *Recorded) bool {
 		Stream bool `json:"stream"`
 	}
 	return json.Unmarshal(r.Body, &v) == nil && v.Stream
+}
+
+// RequireNotSent checks that no header of r carries secret (a client's own
+// key must never reach a provider).
+func RequireNotSent(t testing.TB, r Recorded, secret string) {
+	t.Helper()
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			require.NotContains(t, v, secret, "header %s", k)
+		}
+	}
 }

@@ -352,6 +352,11 @@ func streamAttemptResponse(s *Stream, resp *http.Response, ur *UpstreamResponse,
 			if err := s.AttemptResponseData(append([]byte(nil), buf[:k]...), eos); err != nil {
 				return stopped(err)
 			}
+			// A filter that held the headers hands them to the router
+			// with the last frame: the retry decision can come now.
+			if retried(s.Events(), n) {
+				return false, nil
+			}
 			if eos || ClientDone(s.Events()) {
 				return true, nil
 			}
@@ -378,13 +383,13 @@ func streamAttemptResponse(s *Stream, resp *http.Response, ur *UpstreamResponse,
 			if err := s.AttemptResponseTrailers(tr); err != nil {
 				return stopped(err)
 			}
-			return true, nil
+			return !retried(s.Events(), n), nil
 		}
 	}
 	if err := s.AttemptResponseData(nil, true); err != nil {
 		return stopped(err)
 	}
-	return true, nil
+	return !retried(s.Events(), n), nil
 }
 
 const (

@@ -1,8 +1,9 @@
 // Command collectorcpu measures the metrics collector's CPU cost: it scrapes
 // N local endpoints at the default interval and reports the collector
-// process's CPU seconds per second (getrusage), next to the scrape rate it
-// achieved. The endpoints are served by a child process, so their cost is
-// not counted.
+// process's CPU seconds per second (getrusage: user and system time, the
+// latter the kernel's work for the collector's sockets), next to the scrape
+// rate it achieved. The endpoints are served by a child process, so their
+// cost is not counted; it is reported apart.
 //
 //	go run ./picker/cmd/collectorcpu -endpoints 1000 -duration 10s
 package main
@@ -32,7 +33,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "measurement window")
 	warmup := flag.Duration("warmup", 3*time.Second, "time to let connections and buffers settle")
 	interval := flag.Duration("interval", picker.DefaultScrapeInterval, "scrape interval")
-	exposition := flag.String("exposition", "sim", "what every endpoint serves: sim (the simulator's 23.5 KB exposition) or vllm (a realistic vLLM v0.10.2 one, 54.6 KB)")
+	exposition := flag.String("exposition", "vllm", "what every endpoint serves: sim (the simulator's 23.5 KB exposition) or vllm (a realistic vLLM v0.10.2 one, 54.6 KB)")
 	fixture := flag.String("fixture", "", "exposition file every endpoint serves (overrides -exposition)")
 	netHTTP := flag.Bool("nethttp", false, "scrape through net/http (a keep-alive http.Client) instead of the collector's own connections, for comparison")
 	serve := flag.Bool("serve", false, "internal: be the endpoint server")
@@ -116,14 +117,22 @@ func main() {
 	s1, u1, wall := c.Stats(), cpu(), time.Since(w0)
 	c1 := childCPU(child.Process.Pid)
 
-	scrapes := float64(s1.Scrapes-s0.Scrapes) / wall.Seconds()
-	used := (u1 - u0).Seconds() / wall.Seconds()
+	sec := wall.Seconds()
+	scrapes := float64(s1.Scrapes-s0.Scrapes) / sec
 	want := float64(*n) / interval.Seconds()
+	perScrape := func(d time.Duration) float64 { return 1e6 * d.Seconds() / sec / scrapes }
 	fmt.Printf("endpoints=%d interval=%s exposition=%dB window=%s\n", *n, *interval, len(body), wall.Round(time.Millisecond))
 	fmt.Printf("scrapes/s=%.0f (target %.0f) errors=%d\n", scrapes, want, s1.ScrapeErrors-s0.ScrapeErrors)
-	fmt.Printf("collector CPU s/s=%.3f  (%.1f µs CPU per scrape)\n", used, 1e6*used/scrapes)
-	served := (c1 - c0).Seconds() / wall.Seconds()
-	fmt.Printf("server child CPU s/s=%.3f (not part of the collector; %.1f µs per exposition served by a Go server writing a static body)\n", served, 1e6*served/scrapes)
+	cu, cs := u1.user-u0.user, u1.sys-u0.sys
+	fmt.Printf("collector CPU s/s=%.3f (user %.3f + sys %.3f)  %.1f µs CPU per scrape (user %.1f + sys %.1f)\n",
+		(cu+cs).Seconds()/sec, cu.Seconds()/sec, cs.Seconds()/sec, perScrape(cu+cs), perScrape(cu), perScrape(cs))
+	fmt.Printf("collector threads slept and were woken %.2f times per scrape (voluntary context switches)\n", float64(u1.switches-u0.switches)/sec/scrapes)
+	if scrapes < 0.95*want {
+		fmt.Printf("collector CPU s/s at the target rate=%.3f (per scrape × target; the servers did not keep up)\n", perScrape(cu+cs)*want/1e6)
+	}
+	su, ss := c1.user-c0.user, c1.sys-c0.sys
+	fmt.Printf("server child CPU s/s=%.3f (user %.3f + sys %.3f; not part of the collector) %.1f µs per exposition served by a Go server writing a static body\n",
+		(su+ss).Seconds()/sec, su.Seconds()/sec, ss.Seconds()/sec, perScrape(su+ss))
 	if n := s1.ScrapeErrors - s0.ScrapeErrors; n > 0 {
 		for _, t := range targets {
 			if e := t.Stats().LastError; e != "" {
@@ -134,25 +143,34 @@ func main() {
 	}
 }
 
-func cpu() time.Duration {
+// cpuTime is a process's user and system CPU time.
+type cpuTime struct {
+	user, sys time.Duration
+	switches  int64 // voluntary context switches: a thread went to sleep (futex, epoll) and was woken
+}
+
+// cpu is this process's CPU time: every goroutine's, the Go runtime's (GC,
+// scheduler, netpoller) and the kernel's on its behalf (socket reads and
+// writes, the loopback TCP work done in its syscalls).
+func cpu() cpuTime {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		log.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpuTime{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano()), ru.Nvcsw}
 }
 
-// childCPU reads utime+stime of pid from /proc (clock ticks of 10 ms).
-func childCPU(pid int) time.Duration {
+// childCPU reads utime and stime of pid from /proc (clock ticks of 10 ms).
+func childCPU(pid int) cpuTime {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return cpuTime{}
 	}
 	s := string(b)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	ut, _ := strconv.ParseInt(fields[11], 10, 64)
 	st, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return cpuTime{user: time.Duration(ut) * 10 * time.Millisecond, sys: time.Duration(st) * 10 * time.Millisecond}
 }
 
 func serveEndpoints(n int, body []byte) {

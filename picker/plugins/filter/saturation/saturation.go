@@ -52,11 +52,12 @@ func (f *Filter) Saturated(ep *framework.Endpoint) bool {
 }
 
 // Filter implements framework.Filter. It computes each queue once and
-// records the kept endpoints' queue bounds for the scorers
-// (Cycle.QueueBounds).
+// records the kept endpoints' queues and their bounds for the scorers
+// (Cycle.Queues, Cycle.QueueBounds).
 func (f *Filter) Filter(c *framework.Cycle, eps []framework.Endpoint) int {
 	k := 0
 	var lo, hi float64
+	qs := c.QueueScratch(len(eps))
 	for i := range eps {
 		e := &eps[i]
 		q := e.Queue()
@@ -72,10 +73,11 @@ func (f *Filter) Filter(c *framework.Cycle, eps []framework.Endpoint) int {
 		if i != k {
 			eps[k], eps[i] = eps[i], eps[k]
 		}
+		qs[k] = q
 		k++
 	}
 	if k > 0 {
-		c.SetQueueBounds(eps[:k], lo, hi)
+		c.SetQueues(eps[:k], lo, hi)
 	}
 	return k
 }

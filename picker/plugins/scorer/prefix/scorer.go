@@ -93,14 +93,22 @@ func (s *Scorer) Close() {
 
 // Score implements framework.Scorer.
 func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	clear(out)
+	clear(out[:len(eps)])
+	s.AddScore(c, eps, 1, out)
+}
+
+// AddScore implements framework.WeightedScorer: the prefix score, times
+// weight, is added to each endpoint's sum in the pass that applies the
+// limits, with no buffer of scores in between.
+func (s *Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	if len(eps) == 0 {
 		return
 	}
+	sum = sum[:len(eps)]
 	if s.index != nil {
-		s.scoreLearned(c, eps, out)
+		s.scoreLearned(c, eps, weight, sum)
 	} else {
-		s.scoreRendezvous(c, eps, out)
+		s.scoreRendezvous(c, eps, weight, sum)
 	}
 }
 
@@ -132,27 +140,29 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 
 // limits are what an endpoint may carry and keep affinity.
 type limits struct {
-	queue float64 // longest queue: the shortest candidate queue plus QueueSlack
-	load  float64 // most requests in it (loadBound × the mean, plus one); +Inf without a bound
+	queue   float64   // longest queue: the shortest candidate queue plus QueueSlack
+	load    float64   // most requests in it (loadBound × the mean, plus one); +Inf without a bound
+	bounded bool      // load is finite: without a bound every load is within (scraped loads are never NaN)
+	queues  []float64 // each candidate's Queue() (Cycle.Queues)
 }
 
-func (l *limits) within(e *framework.Endpoint) bool {
-	return e.Queue() <= l.queue && (e.Running+e.Waiting+e.Pending) <= l.load
+// within reports whether eps[i], e, is within the limits.
+func (l *limits) within(i int, e *framework.Endpoint) bool {
+	return l.queues[i] <= l.queue && (!l.bounded || (e.Running+e.Waiting+e.Pending) <= l.load)
 }
 
-// limitsOf computes the limits of one cycle.
-func (s *Scorer) limitsOf(eps []framework.Endpoint) limits {
-	shortest := eps[0].Queue()
-	for i := 1; i < len(eps); i++ {
-		shortest = min(shortest, eps[i].Queue())
-	}
-	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1)}
+// limitsOf computes the limits of one cycle. The shortest queue is the
+// cycle's (Cycle.QueueBounds: usually the saturation filter found it).
+func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
+	shortest, _ := c.QueueBounds(eps)
+	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1), queues: c.Queues(eps)}
 	if b := s.p.LoadBound; b > 0 {
 		var sum float64
 		for i := range eps {
 			sum += eps[i].Running + eps[i].Waiting + eps[i].Pending
 		}
 		l.load = b*sum/float64(len(eps)) + 1
+		l.bounded = true
 	}
 	return l
 }
@@ -163,18 +173,20 @@ func (s *Scorer) limitsOf(eps []framework.Endpoint) limits {
 // some not-yet-scored candidate is found by binary search, its holders get
 // that depth, and the search repeats below it. That is a few lookups per
 // distinct match length rather than one per block.
-func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
+func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	hashes := s.hashes(c)
 	n := len(hashes)
 	if n == 0 {
 		return
 	}
 	slots := c.Slots(eps)
-	// out holds match lengths (0: none yet) until the final normalization.
+	// depth holds match lengths (0: none yet).
+	depth := c.ScratchFloats(len(eps))
+	clear(depth)
 	unscored := func(k int) bool {
 		return s.index.Holders(hashes[k], func(id int32) bool {
 			i := slots.Of(id)
-			return i < 0 || out[i] != 0
+			return i < 0 || depth[i] != 0
 		})
 	}
 	for hi := n; hi > 0 && unscored(0); {
@@ -188,33 +200,37 @@ func (s *Scorer) scoreLearned(c *framework.Cycle, eps []framework.Endpoint, out 
 			}
 		}
 		s.index.Holders(hashes[lo], func(id int32) bool {
-			if i := slots.Of(id); i >= 0 && out[i] == 0 {
-				out[i] = float64(lo + 1)
+			if i := slots.Of(id); i >= 0 && depth[i] == 0 {
+				depth[i] = float64(lo + 1)
 			}
 			return true
 		})
 		hi = lo
 	}
-	limit := s.limitsOf(eps)
-	for i := range eps {
-		if !limit.within(&eps[i]) {
-			out[i] = 0
-		} else {
-			out[i] /= float64(n)
-		}
+	limit := s.limitsOf(c, eps)
+	floored := -1
+	if s.floor > 0 {
+		floored = s.rendezvousChoice(c, eps, limit)
 	}
-	if f := s.floor; f > 0 {
-		if i := s.rendezvousChoice(c, eps, limit); i >= 0 {
-			out[i] = max(out[i], f)
+	// An endpoint over the limits, or that holds nothing and is not the
+	// floored choice, scores 0: adding weight × 0 would change no sum.
+	for i := range eps {
+		if (depth[i] == 0 && i != floored) || !limit.within(i, &eps[i]) {
+			continue
 		}
+		v := depth[i] / float64(n)
+		if i == floored {
+			v = max(v, s.floor)
+		}
+		sum[i] += weight * v
 	}
 }
 
 // scoreRendezvous gives 1 to the endpoint that rendezvous hashing of the
 // prompt's leading blocks prefers among those within the queue limit.
-func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, out []float64) {
-	if i := s.rendezvousChoice(c, eps, s.limitsOf(eps)); i >= 0 {
-		out[i] = 1
+func (s *Scorer) scoreRendezvous(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
+	if i := s.rendezvousChoice(c, eps, s.limitsOf(c, eps)); i >= 0 {
+		sum[i] += weight * 1
 	}
 }
 
@@ -245,7 +261,7 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
 	for i := range eps {
-		if !limit.within(&eps[i]) {
+		if !limit.within(i, &eps[i]) {
 			continue
 		}
 		w := framework.Mix(key ^ eps[i].Key)
@@ -269,7 +285,7 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 // requested adapter: then none within the limit may be preferred.
 func runsBeyond(eps []framework.Endpoint, limit limits, req *framework.Request) bool {
 	for i := range eps {
-		if !limit.within(&eps[i]) && runs(eps[i].LoRA, req) {
+		if !limit.within(i, &eps[i]) && runs(eps[i].LoRA, req) {
 			return true
 		}
 	}

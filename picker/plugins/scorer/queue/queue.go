@@ -23,9 +23,9 @@ func (s *Scorer) Score(c *framework.Cycle, eps []framework.Endpoint, out []float
 	s.AddScore(c, eps, 1, out)
 }
 
-// AddScore implements framework.WeightedScorer. The bounds come from the
-// cycle (the saturation filter found them while filtering), so this is one
-// pass.
+// AddScore implements framework.WeightedScorer. The queues and their
+// bounds come from the cycle (the saturation filter computed them while
+// filtering), so this is one pass without a Queue() per endpoint.
 func (*Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight float64, sum []float64) {
 	sum = sum[:len(eps)]
 	lo, hi := c.QueueBounds(eps)
@@ -35,7 +35,8 @@ func (*Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight flo
 		}
 		return
 	}
-	for i := range eps {
-		sum[i] += weight * ((hi - eps[i].Queue()) / (hi - lo))
+	qs := c.Queues(eps)[:len(sum)]
+	for i, q := range qs {
+		sum[i] += weight * ((hi - q) / (hi - lo))
 	}
 }

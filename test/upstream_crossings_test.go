@@ -1,0 +1,36 @@
+package test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
+)
+
+// Each header edit is a crossing into Envoy. Through the ABI host, the
+// 4 KiB exchange with one ai_upstream attempt to an OpenAI-compatible
+// backend sets headers three times: ai_router's model header,
+// endpoint_picker's destination, and ai_upstream's authorization (the
+// client's differs). The translation's other edits (:path, content-length
+// and content-type as the client sent them, the provider headers the
+// client did not send) change nothing and stay on this side; the client's
+// headers still reach the backend as TestUpstreamOpenAICompatible checks.
+// The ABI host counts its callbacks; the headers are read in one call
+// where a hook needs several (ai_router's request, ai_upstream's request
+// and response).
+func TestUpstreamEditsCrossOnlyWhenTheyChange(t *testing.T) {
+	endpoints := metricsEndpoints(t, 2)
+	chain := harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(endpoints, nil))
+	r, err := harness.RunBench(t, harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: harness.ChatResponseWithUsage(),
+		Clusters: []harness.Cluster{openAICluster(t, endpoints)}, Routes: []harness.Route{{Name: "pool", Cluster: "pool"}},
+		N: 50, Warmup: 10, Chain: chain, Settle: 100 * time.Millisecond})
+	require.NoError(t, err)
+	require.Equal(t, r.N, r.UpstreamOK, "every exchange reached the upstream (local replies %d)", r.LocalReplies)
+	require.EqualValues(t, 3, r.Callbacks["http_set_header"], "header edits per exchange: %v", r.Callbacks)
+	require.EqualValues(t, 3, r.Callbacks["http_get_headers"], "whole-map reads per exchange: %v", r.Callbacks)
+	// The body's slices: ai_router's request and response, ai_upstream's
+	// request; the answer, already OpenAI's, passes ai_upstream unread.
+	require.EqualValues(t, 3, r.Callbacks["http_get_body_chunks"], "body reads per exchange: %v", r.Callbacks)
+}
