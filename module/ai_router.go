@@ -80,8 +80,9 @@ type aiRouterFilter struct {
 	restored    []byte
 	stripper    *transform.UsageChunkStripper // drops the usage chunk the client did not ask for
 	stripped    []byte
-	forwarded   bool               // decided and sent upstream: it costs something from now on
-	estimate    transform.Estimate // the request's estimated cost
+	chunks      []shared.UnsafeEnvoyBuffer // a response body hook's chunks, reused (abi.BodyChunks)
+	forwarded   bool                       // decided and sent upstream: it costs something from now on
+	estimate    transform.Estimate         // the request's estimated cost
 	reservation transform.Reservation
 	reserved    bool // reservation is not settled yet
 	backend     string
@@ -310,7 +311,9 @@ func (f *aiRouterFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bool
 		return shared.BodyStatusContinue
 	}
 	now := time.Now()
-	chunks := body.GetChunks()
+	f.chunks = abi.BodyChunks(body, f.chunks[:0])
+	defer clear(f.chunks) // no view into Envoy's memory outlives the hook
+	chunks := f.chunks
 	changed := false
 	out := f.restored[:0] // what the client gets, when it changes
 	if f.stripper != nil {

@@ -32,7 +32,7 @@ func newRouterFilter(cfg *routerFilterConfig, h shared.HttpFilterHandle) *aiRout
 
 // reset makes f a new stream's filter.
 func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandle) {
-	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs)}
+	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks)}
 }
 
 func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
@@ -66,7 +66,7 @@ func (f *aiUpstreamFilter) reset(cfg *upstreamFilterConfig, h shared.HttpFilterH
 func releaseFilter(x shared.HttpFilter) {
 	switch f := x.(type) {
 	case *aiRouterFilter:
-		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs)} // let go of the stream
+		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks)} // let go of the stream
 		routerFilters.Put(f)
 	case *endpointPickerFilter:
 		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}}
@@ -82,4 +82,12 @@ func keep(b []byte) []byte {
 		return nil
 	}
 	return b[:0]
+}
+
+// keepChunks keeps a chunk list's room (views are cleared by each hook).
+func keepChunks(c []shared.UnsafeEnvoyBuffer) []shared.UnsafeEnvoyBuffer {
+	if cap(c) > 64 {
+		return nil
+	}
+	return c[:0]
 }

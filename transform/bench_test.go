@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -116,23 +117,49 @@ func sseStream(n int) []byte {
 	return []byte(b.String())
 }
 
+// BenchmarkSSEUsage meters the 1,000-event stream; varying: the same with a
+// member after the text that changes in every event (as OpenAI's
+// "obfuscation"), so that no event repeats the one before but for its text
+// and each is read in full.
 func BenchmarkSSEUsage(b *testing.B) {
-	stream := sseStream(1000)
-	chunks := chunked(stream, 4<<10)
 	now := time.Now()
-	b.Run("events=1000", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(stream)))
-		for b.Loop() {
-			m := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "")
-			for _, c := range chunks {
-				m.Write(c, now)
+	for _, c := range []struct {
+		name   string
+		stream []byte
+	}{
+		{"events=1000", sseStream(1000)},
+		{"events=1000-varying", withObfuscation(sseStream(1000))},
+	} {
+		stream := c.stream
+		chunks := chunked(stream, 4<<10)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(stream)))
+			for b.Loop() {
+				m := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "")
+				for _, c := range chunks {
+					m.Write(c, now)
+				}
+				if r := m.Finish(now); r.Usage.OutputTokens != 998 || r.ContentEvents != 998 {
+					b.Fatal(r)
+				}
 			}
-			if r := m.Finish(now); r.Usage.OutputTokens != 998 || r.ContentEvents != 998 {
-				b.Fatal(r)
-			}
+		})
+	}
+}
+
+// withObfuscation adds to each content event of a stream an "obfuscation"
+// member after its choices, a different value each time.
+func withObfuscation(stream []byte) []byte {
+	parts := bytes.Split(stream, []byte(`"}}]}`))
+	var out []byte
+	for i, p := range parts {
+		if i > 0 {
+			out = fmt.Appendf(out, `"}}],"obfuscation":"%x"}`, i)
 		}
-	})
+		out = append(out, p...)
+	}
+	return out
 }
 
 // BenchmarkResponseJSON accounts an unstreamed chat response with usage, fed

@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,6 +21,7 @@ type Meter struct {
 	kind     bodyKind
 	now      time.Time
 	sse      sseParser
+	template eventTemplate // the last streamed event read in full, to compare the next with
 	walker   jsonWalker
 	gz       *gunzipper
 	captures [2]capture // model and usage of a JSON body
@@ -212,92 +212,6 @@ func (c *capture) add(b []byte) {
 		return
 	}
 	c.buf = append(c.buf, b...)
-}
-
-// data accounts the data of one SSE event. It reads the event in one pass
-// with scanNested, which skips what does not matter faster than gjson, down
-// to the content of choices[].delta.
-func (m *Meter) data(d []byte) {
-	if string(bytes.TrimSpace(d)) == "[DONE]" {
-		m.report.Done = true
-		return
-	}
-	var (
-		content, choices int  // content bytes: counted, and read in the "choices" member not yet ended
-		delta            bool // a Responses API delta event
-		inChoices        bool // the depth-1 member whose key starts at member is "choices"
-		member           = -1
-	)
-	scanNested(d, 4, func(depth int, p jsonPath, v span) bool {
-		if !p[0].ok() { // a top-level array
-			return false
-		}
-		raw := d[v.start:v.end]
-		if depth > 1 {
-			if p[0].start != member {
-				member, inChoices = p[0].start, keyName(d, p[0]) == "choices"
-			}
-			if inChoices {
-				choices += choiceContentBytes(d, depth, &p, raw)
-			}
-			return true
-		}
-		switch keyName(d, p[0]) {
-		case "model":
-			if m.report.Model == "" {
-				m.noteModel(gjson.Parse(unsafeString(raw)))
-			}
-		case "usage":
-			if raw[0] == '{' {
-				m.noteUsage(gjson.Parse(unsafeString(raw)))
-			}
-		case "choices": // counted once the whole member has been read
-			content += choices
-		case "type": // Responses API: response.output_text.delta and the like
-			delta = delta || raw[0] == '"' && bytes.HasSuffix(raw, []byte(`.delta"`))
-			// Its failures: an error event and a failed response.
-			m.report.StreamError = m.report.StreamError || string(raw) == `"error"` || string(raw) == `"response.failed"`
-		case "delta": // its text
-			content += contentLen(raw)
-		case "response":
-			if raw[0] == '{' {
-				r := gjson.Parse(unsafeString(raw))
-				m.noteModel(r.Get("model"))
-				m.noteUsage(r.Get("usage"))
-			}
-		case "error":
-			m.report.StreamError = m.report.StreamError || raw[0] == '{' || raw[0] == '"'
-		}
-		choices = 0
-		return true
-	})
-	if content > 0 || delta {
-		m.report.ContentBytes += content
-		m.report.ContentEvents++
-		if m.report.FirstContent.IsZero() {
-			m.report.FirstContent = m.now
-		}
-	}
-}
-
-// choiceContentBytes returns the bytes of generated content (text,
-// reasoning, a refusal or a tool call) that the value raw at depth (2 to 4)
-// inside the "choices" of a chat or completion chunk carries: a choice's
-// "text" (completions), or the "content", "reasoning_content", "reasoning",
-// "refusal", "tool_calls" or "function_call" of a choice's "delta" object.
-func choiceContentBytes(d []byte, depth int, p *jsonPath, raw []byte) int {
-	switch {
-	case depth == 3 && p[2].ok() && keyName(d, p[2]) == "text":
-		return contentLen(raw)
-	case depth == 4 && p[2].ok() && p[3].ok() && keyName(d, p[2]) == "delta":
-		switch keyName(d, p[3]) {
-		case "content", "reasoning_content", "reasoning", "refusal":
-			return contentLen(raw)
-		case "tool_calls", "function_call":
-			return toolCallLen(raw)
-		}
-	}
-	return 0
 }
 
 func (m *Meter) noteModel(v gjson.Result) {

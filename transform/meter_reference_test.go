@@ -169,3 +169,119 @@ func FuzzMeterEvent(f *testing.F) {
 		requireSameEventReport(t, d)
 	})
 }
+
+// requireSameEventsReport checks that Meter.data reports on a sequence of
+// events what the reference reports, after each event: the later events
+// may be read by the template of an earlier one.
+func requireSameEventsReport(t *testing.T, events ...[]byte) {
+	got := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "")
+	want := NewMeter(EndpointChatCompletions, 200, "text/event-stream", "")
+	for i, d := range events {
+		now := time.Unix(1700000000+int64(i), 0)
+		got.now, want.now = now, now
+		got.data(d)
+		want.dataByNestedScans(d)
+		require.Equal(t, want.report, got.report, "after event %d %q", i, d)
+	}
+}
+
+// meterTemplateCases are sequences of events in which later events have
+// the bytes of an earlier one around another content string, valid or not,
+// or differ from it elsewhere.
+var meterTemplateCases = map[string][]string{
+	"tokens": {
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}`,
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":" there"}}]}`,
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":""}}]}`,
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"\"q\" \u00e9 \\"}}]}`,
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"a"b"}}]}`,
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}`,
+		"{\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ctl\x01\"}}]}",
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"bad \x"}}]}`,
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"cut`,
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}}`,
+		`{"id":"c","model":"other","choices":[{"index":0,"delta":{"content":"b"}}]}`,
+		`{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"c"}}]}`,
+	},
+	"usage between": {
+		` {"model":"m","usage":null,"choices":[{"delta":{"content":"a"}}]} `,
+		`{"model":"m","usage":{"prompt_tokens":3,"completion_tokens":1},"choices":[]}`,
+		` {"model":"m","usage":null,"choices":[{"delta":{"content":"b"}}]} `,
+		`{"model":"m","usage":{"prompt_tokens":4,"completion_tokens":2},"choices":[{"delta":{"content":"c"}}]}`,
+		`{"model":"m","usage":{"prompt_tokens":4,"completion_tokens":2},"choices":[{"delta":{"content":"d"}}]}`,
+		`{"model":"m","usage":{"prompt_tokens":9},"choices":[]}`,
+		`{"model":"m","usage":{"prompt_tokens":4,"completion_tokens":2},"choices":[{"delta":{"content":"f"}}]}`,
+		` {"model":"m","usage":null,"choices":[{"delta":{"content":"e"}}]} `,
+	},
+	"model not a string, then one": {
+		`{"model":1,"choices":[{"text":"a"}]}`,
+		`{"model":"late","choices":[{"text":"b"}]}`,
+		`{"model":1,"choices":[{"text":"c"}]}`,
+	},
+	"empty model first": {
+		`{"model":"","choices":[{"text":"a"}]}`,
+		`{"model":"","choices":[{"text":"b"}]}`,
+		`{"model":"x","choices":[{"text":"c"}]}`,
+		`{"model":"","choices":[{"text":"d"}]}`,
+	},
+	"responses deltas": {
+		`{"type":"response.output_text.delta","delta":"Hi"}`,
+		`{"type":"response.output_text.delta","delta":""}`,
+		`{"type":"response.output_text.delta","delta":"there"}`,
+		`{"type":"error","delta":"x"}`,
+		`{"type":"error","delta":"y"}`,
+	},
+	"not templates": {
+		`{"choices":[{"delta":{"content":"a","reasoning":"b"}}]}`,
+		`{"choices":[{"delta":{"content":"c","reasoning":"b"}}]}`,
+		`{"choices":[{"delta":{"content":"a","tool_calls":[{"function":{"name":"f"}}]}}]}`,
+		`{"choices":[{"delta":{"content":"b","tool_calls":[{"function":{"name":"f"}}]}}]}`,
+		`{"choices":[{"delta":{"content":"a"}}],"x":tru}`,
+		`{"choices":[{"delta":{"content":"b"}}],"x":tru}`,
+		`{"choices":[{"delta":{"content":["a"]}}]}`,
+		`{"choices":[{"delta":{"content":["b"]}}]}`,
+	},
+	"trailing bytes and escaped keys": {
+		`{"ch\u006fices":[{"d\u0065lta":{"c\u006fntent":"a"}}]}x`,
+		`{"ch\u006fices":[{"d\u0065lta":{"c\u006fntent":"bb"}}]}x`,
+		`{"ch\u006fices":[{"d\u0065lta":{"c\u006fntent":"bb"}}]}y`,
+		` [DONE] `,
+	},
+}
+
+func TestMeterTemplateMatchesNestedScans(t *testing.T) {
+	for name, events := range meterTemplateCases {
+		t.Run(name, func(t *testing.T) {
+			var ds [][]byte
+			for _, e := range events {
+				ds = append(ds, []byte(e))
+			}
+			requireSameEventsReport(t, ds...)
+		})
+	}
+}
+
+// FuzzMeterEvents checks sequences of events against the reference: an
+// event, the same with the value of its first content string (by the key
+// chosen) replaced by x, that event again, and the first again.
+func FuzzMeterEvents(f *testing.F) {
+	for _, events := range meterTemplateCases {
+		for _, e := range events {
+			f.Add([]byte(e), []byte("new text"), uint8(0))
+		}
+	}
+	f.Add([]byte(`{"choices":[{"text":"a"}]}`), []byte(`b\"`), uint8(1))
+	f.Add([]byte(`{"type":"response.output_text.delta","delta":"a","sequence_number":1}`), []byte(`"`), uint8(2))
+	f.Fuzz(func(t *testing.T, d, x []byte, key uint8) {
+		keys := []string{`"content":"`, `"text":"`, `"delta":"`, `"reasoning_content":"`}
+		k := []byte(keys[int(key)%len(keys)])
+		other := d
+		if i := bytes.Index(d, k); i >= 0 {
+			start := i + len(k)
+			if end := scanString(d, start); end > 0 {
+				other = append(append(append([]byte(nil), d[:start]...), x...), d[end-1:]...)
+			}
+		}
+		requireSameEventsReport(t, d, other, other, d)
+	})
+}
