@@ -31,11 +31,12 @@ func TestPickerPrefixIndexSizedFromCacheGeometry(t *testing.T) {
 		extra  map[string]any
 		want   int // 0: A, 1: B
 	}{
+		// The index is learned mode's (the default is rendezvous).
 		// 8 blocks × 16 tokens × 4 bytes: 512 bytes of prompt, less than one
 		// of these conversations.
-		{name: "small cache: the prompt was evicted, load decides", blocks: 8, want: 1},
-		{name: "large cache: affinity to A", blocks: 4096, want: 0},
-		{name: "lruCapacity overrides the geometry", blocks: 8, extra: map[string]any{"prefix": map[string]any{"lruCapacity": 31250}}, want: 0},
+		{name: "small cache: the prompt was evicted, load decides", blocks: 8, extra: learnedMode, want: 1},
+		{name: "large cache: affinity to A", blocks: 4096, extra: learnedMode, want: 0},
+		{name: "lruCapacity overrides the geometry", blocks: 8, extra: map[string]any{"prefix": map[string]any{"mode": "learned", "lruCapacity": 31250}}, want: 0},
 		{name: "the Inference Extension's scorer ignores the geometry", blocks: 8, extra: map[string]any{"prefix": map[string]any{"mode": "inference-extension"}}, want: 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,3 +92,5 @@ func TestPickerPrefixConfigRefusedNamingTheField(t *testing.T) {
 		})
 	}
 }
+
+var learnedMode = map[string]any{"prefix": map[string]any{"mode": "learned"}}

@@ -66,11 +66,15 @@ func waitDestination(t *testing.T, h *harness.Host, req *harness.Request) {
 // responses had no prompt at all when it ran alone.
 func TestPickerBothDeploymentsHashTheSamePrompt(t *testing.T) {
 	addrs := modelServers(t, 8)
-	// Each proxy routes alone (fleet.proxies 1): the other's requests to
-	// the same servers must not count as a fleet's, which would move its
-	// picks by load rather than by the prompt.
-	cfg := pickerConfig(addrs, map[string]any{"prefix": map[string]any{"mode": "rendezvous"},
-		"scrape": map[string]any{"fleet": map[string]any{"proxies": 1}}})
+	// Only the prompt decides: the prefix scorer alone, no filter (a scrape
+	// late on a busy machine would make an endpoint stale, and saturated),
+	// affinity that never yields to load, each proxy routing alone
+	// (fleet.proxies 1: the other's requests to the same servers are not a
+	// fleet's). What differs between the deployments can then only be the
+	// bytes they hash.
+	cfg := pickerConfig(addrs, map[string]any{"prefix": map[string]any{"mode": "rendezvous", "queueSlack": 1000},
+		"scheduler": map[string]any{"filters": []any{}, "scorers": []map[string]any{{"type": "prefix-cache", "weight": 1}}},
+		"scrape":    map[string]any{"interval": "50ms", "timeout": "500ms", "staleAfter": "1s", "fleet": map[string]any{"proxies": 1}}})
 	withRouter := harness.Start(t, harness.Options{})
 	withRouter.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
 	alone := harness.Start(t, harness.Options{})
