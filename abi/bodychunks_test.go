@@ -27,8 +27,10 @@ func (b *fakeBody) GetChunks() []shared.UnsafeEnvoyBuffer {
 // sameLayout has the SDK body buffer's fields but another name and package:
 // it must not pass for it.
 type dymBodyBuffer struct {
+	//lint:ignore U1000 read by reflection only
 	hostPluginPtr unsafe.Pointer
-	bufferType    uint32
+	//lint:ignore U1000 read by reflection only
+	bufferType uint32
 }
 
 func TestBodyChunksFallsBackToGetChunks(t *testing.T) {

@@ -162,15 +162,13 @@ type simBlockKey struct {
 }
 
 type simServer struct {
-	cfg      *simConfig
-	running  []*simRequest
-	waiting  []*simRequest
-	used     map[simBlockKey]int     // in use by running requests: refcount
-	unused   map[simBlockKey]float64 // cached, not in use: last use time
-	blocks   map[int][]simBlockKey   // request id -> its blocks
-	loras    map[string]int          // adapters of running requests
-	hitTok   int
-	queryTok int
+	cfg     *simConfig
+	running []*simRequest
+	waiting []*simRequest
+	used    map[simBlockKey]int     // in use by running requests: refcount
+	unused  map[simBlockKey]float64 // cached, not in use: last use time
+	blocks  map[int][]simBlockKey   // request id -> its blocks
+	loras   map[string]int          // adapters of running requests
 }
 
 func newSimServer(cfg *simConfig) *simServer {
@@ -342,7 +340,7 @@ type simResult struct {
 	perServer []int
 }
 
-// simRouter chooses a server for r; done reports its end.
+// simRouter chooses a server for r.
 var simHook = func([]*Pool) {}
 
 type simRouter func(r *simRequest) int
