@@ -11,8 +11,8 @@ import (
 
 // BenchmarkPick is one full scheduling cycle with the default profile on a
 // 4 KiB chat prompt: candidates from the snapshot, saturation filter, the
-// four scorers (prefix in learned mode, warm index), max-score picker,
-// in-flight bookkeeping and the prefix index update (queued).
+// four scorers (prefix in rendezvous mode, the default since issue 10),
+// max-score picker and in-flight bookkeeping.
 func BenchmarkPick(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
@@ -21,12 +21,12 @@ func BenchmarkPick(b *testing.B) {
 	}
 }
 
-// BenchmarkPickRendezvous is BenchmarkPick with the fleet-consistent prefix
-// mode, for comparison.
-func BenchmarkPickRendezvous(b *testing.B) {
+// BenchmarkPickLearned is BenchmarkPick with the learned prefix index (the
+// default before issue 10; warm index, its update queued), for comparison.
+func BenchmarkPickLearned(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
-			benchPick(b, n, `"prefix":{"mode":"rendezvous"}`)
+			benchPick(b, n, `"prefix":{"mode":"learned"}`)
 		})
 	}
 }
