@@ -76,6 +76,9 @@ type ScrapeConfig struct {
 	StaleAfter     Duration `json:"staleAfter,omitzero"`
 	UnhealthyAfter int      `json:"unhealthyAfter,omitempty"`
 	MaxBytes       int64    `json:"maxBytes,omitempty"`
+	// FilterByName asks the server for only the families read (name[]);
+	// nil means true.
+	FilterByName *bool `json:"filterByName,omitempty"`
 	// The collector's schedule: jitter and the fleet's bound on each
 	// server's scrape load (collector.Schedule owns and checks them).
 	Jitter *float64        `json:"jitter,omitempty"`

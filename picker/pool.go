@@ -96,7 +96,7 @@ func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
 		collector:  opts.collector,
 		proxies:    float64(cfg.Scrape.Fleet.Proxies),
 		spec: collector.Spec{
-			Path:           cfg.Scrape.Path,
+			Path:           scrapePath(&cfg.Scrape, &names),
 			Interval:       cfg.Scrape.schedule().Interval(cfg.Scrape.Interval.D()),
 			Jitter:         cfg.Scrape.schedule().SpecJitter(),
 			Timeout:        cfg.Scrape.Timeout.D(),
@@ -136,6 +136,15 @@ func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
 	}
 	p.source.Start(p.setEndpoints)
 	return p, nil
+}
+
+// scrapePath is the path scraped: with filterByName (the default), asking
+// the server for the families read only.
+func scrapePath(s *ScrapeConfig, names *metrics.Names) string {
+	if s.FilterByName != nil && !*s.FilterByName {
+		return s.Path
+	}
+	return names.FilteredPath(s.Path)
 }
 
 func applyMetricOverrides(n *metrics.Names, m *MetricsConfig) {

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/promfilter"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
@@ -74,4 +77,75 @@ func TestPickerReadsRealisticVLLMExposition(t *testing.T) {
 	saturated, ok := st.Gauge("endpoint_picker.saturated_endpoints", "pool", "pool")
 	require.True(t, ok)
 	require.EqualValues(t, 1, saturated)
+}
+
+// The collector asks for the families it reads (`?name[]=`, prometheus_client's
+// filter, which vLLM's /metrics honours): a server that filters answers a few
+// hundred bytes of the 54.6 KB exposition and the picker routes on them as
+// on the whole one; with filterByName false the path goes as given.
+func TestPickerAsksForTheFamiliesItReads(t *testing.T) {
+	fixture, err := os.ReadFile("../picker/testdata/vllm_metrics_v0.10.2_full.txt")
+	require.NoError(t, err)
+	const waiting = `vllm:num_requests_waiting{model_name="meta-llama/Llama-3.1-8B-Instruct",engine="0"} 3.0`
+	idle := []byte(strings.Replace(string(fixture), waiting, strings.Replace(waiting, "} 3.0", "} 0.0", 1), 1))
+	for _, tc := range []struct {
+		name     string
+		filter   *bool
+		filtered bool
+	}{
+		{name: "by default", filtered: true},
+		{name: "filterByName false", filter: new(false)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var queries sync.Map // RequestURI → answered bytes
+			server := func(expo []byte) string {
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path != "/metrics" {
+						w.Header().Set("content-type", "application/json")
+						_, _ = w.Write([]byte(`{"id":"x","object":"list","model":"m"}`))
+						return
+					}
+					out := expo
+					if names := promfilter.Names(r.URL.Query()); len(names) > 0 {
+						out = promfilter.Filter(expo, names)
+					}
+					queries.Store(r.RequestURI, len(out))
+					w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+					_, _ = w.Write(out)
+				}))
+				t.Cleanup(srv.Close)
+				return strings.TrimPrefix(srv.URL, "http://")
+			}
+			loadedAddr, idleAddr := server(fixture), server(idle)
+			cluster := []string{loadedAddr, idleAddr}
+			scrape := map[string]any{"interval": "50ms", "timeout": "500ms", "staleAfter": "1s"}
+			if tc.filter != nil {
+				scrape["filterByName"] = *tc.filter
+			}
+			h := harness.Start(t, harness.Options{})
+			h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(cluster, map[string]any{"scrape": scrape})))
+			req := &harness.Request{Headers: jsonCT, Body: chatReq("m", "hello", 1), Cluster: cluster}
+			waitDestination(t, h, req)
+			res, err := h.Send(context.Background(), req)
+			require.NoError(t, err)
+			require.Equal(t, idleAddr+","+loadedAddr, destination(res), "the numbers were read")
+
+			n := 0
+			queries.Range(func(k, v any) bool {
+				n++
+				u, err := url.Parse(k.(string))
+				require.NoError(t, err)
+				if !tc.filtered {
+					require.Equal(t, "/metrics", k, "the path as given")
+					require.Equal(t, len(fixture), v)
+					return true
+				}
+				require.ElementsMatch(t, []string{"vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc",
+					"vllm:gpu_cache_usage_perc", "vllm:lora_requests_info", "vllm:cache_config_info"}, u.Query()["name[]"])
+				require.Less(t, v.(int), len(fixture)/20, "a few hundred bytes of %d", len(fixture))
+				return true
+			})
+			require.Positive(t, n)
+		})
+	}
 }

@@ -9,9 +9,12 @@
 package main
 
 import (
+	"sync"
+
 	"bufio"
 	"flag"
 	"fmt"
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/promfilter"
 	"log"
 	"net"
 	"net/http"
@@ -37,6 +40,7 @@ func main() {
 	fixture := flag.String("fixture", "", "exposition file every endpoint serves (overrides -exposition)")
 	netHTTP := flag.Bool("nethttp", false, "scrape through net/http (a keep-alive http.Client) instead of the collector's own connections, for comparison")
 	serve := flag.Bool("serve", false, "internal: be the endpoint server")
+	unfiltered := flag.Bool("unfiltered", false, "scrape the whole exposition (scrape.filterByName false) instead of asking for the families read")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the measurement window")
 	flag.Parse()
 
@@ -79,8 +83,12 @@ func main() {
 	}
 
 	names, _ := metrics.ForEngine(metrics.EngineVLLM)
+	path := picker.DefaultScrapePath
+	if !*unfiltered {
+		path = names.FilteredPath(path) // the default scrape.filterByName
+	}
 	spec := collector.Spec{
-		Path:           picker.DefaultScrapePath,
+		Path:           path,
 		Interval:       *interval,
 		Timeout:        picker.DefaultScrapeTimeout,
 		Concurrency:    picker.DefaultConcurrency,
@@ -121,7 +129,11 @@ func main() {
 	scrapes := float64(s1.Scrapes-s0.Scrapes) / sec
 	want := float64(*n) / interval.Seconds()
 	perScrape := func(d time.Duration) float64 { return 1e6 * d.Seconds() / sec / scrapes }
-	fmt.Printf("endpoints=%d interval=%s exposition=%dB window=%s\n", *n, *interval, len(body), wall.Round(time.Millisecond))
+	answer := len(body)
+	if !*unfiltered {
+		answer = len(promfilter.Filter(body, names.Families()))
+	}
+	fmt.Printf("endpoints=%d interval=%s exposition=%dB answered=%dB (%s) window=%s\n", *n, *interval, len(body), answer, map[bool]string{true: "whole", false: "name[] filtered"}[*unfiltered], wall.Round(time.Millisecond))
 	fmt.Printf("scrapes/s=%.0f (target %.0f) errors=%d\n", scrapes, want, s1.ScrapeErrors-s0.ScrapeErrors)
 	cu, cs := u1.user-u0.user, u1.sys-u0.sys
 	fmt.Printf("collector CPU s/s=%.3f (user %.3f + sys %.3f)  %.1f µs CPU per scrape (user %.1f + sys %.1f)\n",
@@ -173,10 +185,27 @@ func childCPU(pid int) cpuTime {
 	return cpuTime{user: time.Duration(ut) * 10 * time.Millisecond, sys: time.Duration(st) * 10 * time.Millisecond}
 }
 
+// serveEndpoints answers like vLLM's /metrics (prometheus_client): the
+// whole exposition, or with ?name[]= the families named (computed once per
+// distinct query, as a static body: the server's own cost is not what is
+// measured).
 func serveEndpoints(n int, body []byte) {
+	var mu sync.Mutex
+	filtered := map[string][]byte{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := body
+		if names := promfilter.Names(r.URL.Query()); len(names) > 0 {
+			mu.Lock()
+			f, ok := filtered[r.URL.RawQuery]
+			if !ok {
+				f = promfilter.Filter(body, names)
+				filtered[r.URL.RawQuery] = f
+			}
+			mu.Unlock()
+			out = f
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		_, _ = w.Write(body)
+		_, _ = w.Write(out)
 	})
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
