@@ -21,6 +21,7 @@ type Cycle struct {
 	Scratch []float64
 
 	qb   queueBounds
+	ad   adapterRuns
 	ties []uint64 // TopK's tie keys
 
 	slots Slots
@@ -36,6 +37,7 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.Hashes = c.Hashes[:0]
 	c.HashesReady = false
 	c.qb = queueBounds{queues: c.qb.queues}
+	c.ad.first = nil
 }
 
 // queueBounds caches each endpoint's Queue() of one candidate list and

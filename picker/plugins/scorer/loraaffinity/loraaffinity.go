@@ -40,6 +40,7 @@ func (*Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight flo
 		return
 	}
 	sum = sum[:len(eps)]
+	runs := c.AdapterRuns(eps) // shared with the prefix scorer's adapter check
 	for i := range eps {
 		// Naming the type imports package metrics, which is what lets the
 		// compiler inline LoRA's methods here: reached only through
@@ -47,7 +48,7 @@ func (*Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight flo
 		var l *metrics.LoRA = eps[i].LoRA
 		switch {
 		case l == nil:
-		case l.IsRunning(model, key):
+		case runs[i]:
 			sum[i] += weight * Running
 		case l.HasRoom():
 			sum[i] += weight * Room

@@ -229,3 +229,8 @@ func refRunsBeyond(eps []framework.Endpoint, limit refLimits, req *framework.Req
 	}
 	return false
 }
+
+// runs is the reference's adapter check, as the scorer had it.
+func runs(l *metrics.LoRA, req *framework.Request) bool {
+	return l.IsRunning(req.Model, req.ModelKey)
+}

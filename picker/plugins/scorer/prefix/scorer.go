@@ -22,7 +22,6 @@ import (
 	"strings"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
 )
 
 // Type names the plugin in configuration.
@@ -267,41 +266,26 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	// the adapter lists of the endpoints within the queue limit only.
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
+	adapter := c.AdapterRuns(eps) // shared with the LoRA affinity scorer
+	beyond := false               // an endpoint over the limit runs the adapter
 	for i := range eps {
 		if !limit.within(i, &eps[i]) {
+			beyond = beyond || adapter[i]
 			continue
 		}
 		w := framework.Mix(key ^ eps[i].Key)
 		if best < 0 || w > bestWeight {
 			best, bestWeight = i, w
 		}
-		if runs(eps[i].LoRA, req) && (runner < 0 || w > runnerWeight) {
+		if adapter[i] && (runner < 0 || w > runnerWeight) {
 			runner, runnerWeight = i, w
 		}
 	}
 	switch {
 	case runner >= 0:
 		return runner
-	case best >= 0 && !runsBeyond(eps, limit, req):
+	case best >= 0 && !beyond: // then none within the limit may be preferred
 		return best
 	}
 	return -1
-}
-
-// runsBeyond reports whether an endpoint whose queue is over limit runs the
-// requested adapter: then none within the limit may be preferred.
-func runsBeyond(eps []framework.Endpoint, limit limits, req *framework.Request) bool {
-	for i := range eps {
-		if !limit.within(i, &eps[i]) && runs(eps[i].LoRA, req) {
-			return true
-		}
-	}
-	return false
-}
-
-// runs reports whether l says the requested model (adapter) is running.
-// Naming metrics.LoRA imports its package, which is what lets the compiler
-// inline IsRunning: reached only through framework.Endpoint it stays a call.
-func runs(l *metrics.LoRA, req *framework.Request) bool {
-	return l.IsRunning(req.Model, req.ModelKey)
 }
