@@ -83,3 +83,86 @@ func toolCallInput(id, name, args gjson.Result, i, j int) (string, *Error) {
 	}
 	return input, nil
 }
+
+// userParts is how a provider writes an OpenAI user message's parts: text
+// parts open with textOpen and close with '}', image_url parts go to
+// image; backend names the provider in the error for other part types.
+type userParts struct {
+	textOpen string
+	image    func(out []byte, img gjson.Result, i, j int) ([]byte, *Error)
+	backend  string
+}
+
+// appendUserParts writes user message i's content array (text and
+// image_url parts) as a JSON array of the provider's blocks; a string or
+// empty content is the caller's, every other shape an error naming the
+// field.
+func appendUserParts(out []byte, content gjson.Result, i int, p userParts) ([]byte, *Error) {
+	if !content.IsArray() {
+		return nil, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
+	}
+	if emptyContainer(content.Raw) {
+		return nil, fieldError("invalid_value", "must not be empty", "messages[%d].content", i)
+	}
+	out = append(out, '[')
+	var e *Error
+	j := -1
+	content.ForEach(func(_, part gjson.Result) bool {
+		j++
+		if j > 0 {
+			out = append(out, ',')
+		}
+		switch part.Get("type").Str {
+		case "text":
+			text := rawMember(part, "text")
+			if text.Type != gjson.String {
+				e = fieldError("invalid_type", "must be a string", "messages[%d].content[%d].text", i, j)
+				return false
+			}
+			out = append(append(append(out, p.textOpen...), text.Raw...), '}')
+		case "image_url":
+			out, e = p.image(out, part.Get("image_url"), i, j)
+		default:
+			e = fieldError("unsupported_value", "only text and image_url parts are available with "+p.backend, "messages[%d].content[%d].type", i, j)
+		}
+		return e == nil
+	})
+	if e != nil {
+		return nil, e
+	}
+	return append(out, ']'), nil
+}
+
+// imageURLField is the field an image part's errors name.
+const imageURLField = "messages[%d].content[%d].image_url"
+
+// imageURL reads an image_url part's URL: the object's url, or the string
+// itself.
+func imageURL(img gjson.Result, i, j int) (string, *Error) {
+	u := img
+	if img.IsObject() {
+		u = img.Get("url")
+	}
+	if u.Type != gjson.String {
+		return "", fieldError("invalid_type", "url must be a string", imageURLField, i, j)
+	}
+	return u.Str, nil
+}
+
+// maxOutputTokens returns the request's bound on generated tokens:
+// max_completion_tokens, else max_tokens (ok false when neither is set),
+// its raw JSON number, or an error naming the field when it is not a
+// positive integer.
+func (c *chatRequest) maxOutputTokens() (raw string, ok bool, e *Error) {
+	name, v := "max_completion_tokens", c.maxCompletion
+	if !v.Exists() || v.Type == gjson.Null {
+		name, v = "max_tokens", c.maxTokens
+	}
+	if !v.Exists() || v.Type == gjson.Null {
+		return "", false, nil
+	}
+	if v.Type != gjson.Number || !positiveInteger(v.Raw) {
+		return "", false, badRequest("invalid_value", name, "%s must be a positive integer", name)
+	}
+	return v.Raw, true, nil
+}

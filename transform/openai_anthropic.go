@@ -165,17 +165,14 @@ func (c *chatRequest) refuseUnsupported() *Error {
 // appendMaxTokens writes max_completion_tokens, else max_tokens, else the
 // backend's default: Anthropic requires one.
 func (c *chatRequest) appendMaxTokens(out []byte, def int64) ([]byte, *Error) {
-	name, v := "max_completion_tokens", c.maxCompletion
-	if !v.Exists() || v.Type == gjson.Null {
-		name, v = "max_tokens", c.maxTokens
-	}
-	if !v.Exists() || v.Type == gjson.Null {
+	raw, ok, e := c.maxOutputTokens()
+	switch {
+	case e != nil:
+		return nil, e
+	case !ok:
 		return strconv.AppendInt(out, def, 10), nil
 	}
-	if v.Type != gjson.Number || !positiveInteger(v.Raw) {
-		return nil, badRequest("invalid_value", name, "%s must be a positive integer", name)
-	}
-	return append(out, v.Raw...), nil
+	return append(out, raw...), nil
 }
 
 // positiveInteger reports whether a JSON number is written as an integer
@@ -503,53 +500,20 @@ func appendUserContent(out []byte, content gjson.Result, i int) ([]byte, *Error)
 	if content.Type == gjson.String {
 		return append(out, content.Raw...), nil
 	}
-	if !content.IsArray() {
-		return nil, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
-	}
-	if emptyContainer(content.Raw) {
-		return nil, fieldError("invalid_value", "must not be empty", "messages[%d].content", i)
-	}
-	out = append(out, '[')
-	var e *Error
-	j := -1
-	content.ForEach(func(_, part gjson.Result) bool {
-		j++
-		if j > 0 {
-			out = append(out, ',')
-		}
-		switch part.Get("type").Str {
-		case "text":
-			text := rawMember(part, "text")
-			if text.Type != gjson.String {
-				e = fieldError("invalid_type", "must be a string", "messages[%d].content[%d].text", i, j)
-				return false
-			}
-			out = append(append(append(out, `{"type":"text","text":`...), text.Raw...), '}')
-		case "image_url":
-			out, e = appendImage(out, part.Get("image_url"), i, j)
-		default:
-			e = fieldError("unsupported_value", "only text and image_url parts are available with an Anthropic backend", "messages[%d].content[%d].type", i, j)
-		}
-		return e == nil
-	})
-	if e != nil {
-		return nil, e
-	}
-	return append(out, ']'), nil
+	return appendUserParts(out, content, i, anthropicParts)
 }
+
+var anthropicParts = userParts{textOpen: `{"type":"text","text":`, image: appendImage, backend: "an Anthropic backend"}
 
 // appendImage writes an image block: a data: URL as base64 data, an http(s)
 // URL as a URL source.
 func appendImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) {
-	const field = "messages[%d].content[%d].image_url"
-	u := img
-	if img.IsObject() {
-		u = img.Get("url")
+	const field = imageURLField
+	u, e := imageURL(img, i, j)
+	if e != nil {
+		return nil, e
 	}
-	if u.Type != gjson.String {
-		return nil, fieldError("invalid_type", "url must be a string", field, i, j)
-	}
-	if data, ok := strings.CutPrefix(u.Str, "data:"); ok {
+	if data, ok := strings.CutPrefix(u, "data:"); ok {
 		mt, b64, ok := strings.Cut(data, ";base64,")
 		switch mt {
 		case "image/jpeg", "image/png", "image/gif", "image/webp":
@@ -564,10 +528,10 @@ func appendImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) {
 		out = gjson.AppendJSONString(out, b64)
 		return append(out, "}}"...), nil
 	}
-	if !strings.HasPrefix(u.Str, "https://") && !strings.HasPrefix(u.Str, "http://") {
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
 		return nil, fieldError("invalid_value", "url must be an http(s) or data URL", field, i, j)
 	}
-	out = append(append(out, `{"type":"image","source":{"type":"url","url":`...), u.Raw...)
+	out = gjson.AppendJSONString(append(out, `{"type":"image","source":{"type":"url","url":`...), u)
 	return append(out, "}}"...), nil
 }
 

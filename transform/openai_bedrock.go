@@ -150,16 +150,11 @@ func (c *chatRequest) appendInferenceConfig(out []byte) ([]byte, *Error) {
 		}
 		out = append(append(append(out, '"'), name...), `":`...)
 	}
-	name, v := "max_completion_tokens", c.maxCompletion
-	if !v.Exists() || v.Type == gjson.Null {
-		name, v = "max_tokens", c.maxTokens
-	}
-	if v.Exists() && v.Type != gjson.Null {
-		if v.Type != gjson.Number || !positiveInteger(v.Raw) {
-			return nil, badRequest("invalid_value", name, "%s must be a positive integer", name)
-		}
+	if raw, ok, e := c.maxOutputTokens(); e != nil {
+		return nil, e
+	} else if ok {
 		field("maxTokens")
-		out = append(out, v.Raw...)
+		out = append(out, raw...)
 	}
 	for _, f := range [...]struct {
 		openai, bedrock string
@@ -367,52 +362,19 @@ func appendBedrockUserContent(out []byte, content gjson.Result, i int) ([]byte, 
 	if content.Type == gjson.String {
 		return append(append(append(out, `[{"text":`...), content.Raw...), "}]"...), nil
 	}
-	if !content.IsArray() {
-		return nil, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
-	}
-	if emptyContainer(content.Raw) {
-		return nil, fieldError("invalid_value", "must not be empty", "messages[%d].content", i)
-	}
-	out = append(out, '[')
-	var e *Error
-	j := -1
-	content.ForEach(func(_, part gjson.Result) bool {
-		j++
-		if j > 0 {
-			out = append(out, ',')
-		}
-		switch part.Get("type").Str {
-		case "text":
-			text := rawMember(part, "text")
-			if text.Type != gjson.String {
-				e = fieldError("invalid_type", "must be a string", "messages[%d].content[%d].text", i, j)
-				return false
-			}
-			out = append(append(append(out, `{"text":`...), text.Raw...), '}')
-		case "image_url":
-			out, e = appendBedrockImage(out, part.Get("image_url"), i, j)
-		default:
-			e = fieldError("unsupported_value", "only text and image_url parts are available with a Bedrock backend", "messages[%d].content[%d].type", i, j)
-		}
-		return e == nil
-	})
-	if e != nil {
-		return nil, e
-	}
-	return append(out, ']'), nil
+	return appendUserParts(out, content, i, bedrockParts)
 }
+
+var bedrockParts = userParts{textOpen: `{"text":`, image: appendBedrockImage, backend: "a Bedrock backend"}
 
 // appendBedrockImage writes an image block from a base64 data URL.
 func appendBedrockImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) {
-	const field = "messages[%d].content[%d].image_url"
-	u := img
-	if img.IsObject() {
-		u = img.Get("url")
+	const field = imageURLField
+	u, e := imageURL(img, i, j)
+	if e != nil {
+		return nil, e
 	}
-	if u.Type != gjson.String {
-		return nil, fieldError("invalid_type", "url must be a string", field, i, j)
-	}
-	data, ok := strings.CutPrefix(u.Str, "data:")
+	data, ok := strings.CutPrefix(u, "data:")
 	mt, b64, ok2 := strings.Cut(data, ";base64,")
 	format := ""
 	switch mt {

@@ -130,16 +130,11 @@ func (c *chatRequest) appendGenerationConfig(out []byte) ([]byte, *Error) {
 		}
 		out = append(append(append(out, '"'), name...), `":`...)
 	}
-	name, v := "max_completion_tokens", c.maxCompletion
-	if !v.Exists() || v.Type == gjson.Null {
-		name, v = "max_tokens", c.maxTokens
-	}
-	if v.Exists() && v.Type != gjson.Null {
-		if v.Type != gjson.Number || !positiveInteger(v.Raw) {
-			return nil, badRequest("invalid_value", name, "%s must be a positive integer", name)
-		}
+	if raw, ok, e := c.maxOutputTokens(); e != nil {
+		return nil, e
+	} else if ok {
 		field("maxOutputTokens")
-		out = append(out, v.Raw...)
+		out = append(out, raw...)
 	}
 	for _, f := range [...]struct {
 		openai, gemini string
@@ -459,40 +454,10 @@ func appendGeminiUserParts(out []byte, content gjson.Result, i int) ([]byte, *Er
 	if content.Type == gjson.String {
 		return append(append(append(out, `[{"text":`...), content.Raw...), "}]"...), nil
 	}
-	if !content.IsArray() {
-		return nil, fieldError("invalid_type", "must be a string or an array of parts", "messages[%d].content", i)
-	}
-	if emptyContainer(content.Raw) {
-		return nil, fieldError("invalid_value", "must not be empty", "messages[%d].content", i)
-	}
-	out = append(out, '[')
-	var e *Error
-	j := -1
-	content.ForEach(func(_, part gjson.Result) bool {
-		j++
-		if j > 0 {
-			out = append(out, ',')
-		}
-		switch part.Get("type").Str {
-		case "text":
-			text := rawMember(part, "text")
-			if text.Type != gjson.String {
-				e = fieldError("invalid_type", "must be a string", "messages[%d].content[%d].text", i, j)
-				return false
-			}
-			out = append(append(append(out, `{"text":`...), text.Raw...), '}')
-		case "image_url":
-			out, e = appendGeminiImage(out, part.Get("image_url"), i, j)
-		default:
-			e = fieldError("unsupported_value", "only text and image_url parts are available with a Gemini backend", "messages[%d].content[%d].type", i, j)
-		}
-		return e == nil
-	})
-	if e != nil {
-		return nil, e
-	}
-	return append(out, ']'), nil
+	return appendUserParts(out, content, i, geminiParts)
 }
+
+var geminiParts = userParts{textOpen: `{"text":`, image: appendGeminiImage, backend: "a Gemini backend"}
 
 // imageTypes maps an image URL's file extension to its MIME type: a
 // fileData part must say it.
@@ -504,15 +469,12 @@ var imageTypes = map[string]string{
 // appendGeminiImage writes an image part: a base64 data URL as inlineData,
 // an https or gs URL whose name says its type as fileData.
 func appendGeminiImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) {
-	const field = "messages[%d].content[%d].image_url"
-	u := img
-	if img.IsObject() {
-		u = img.Get("url")
+	const field = imageURLField
+	u, e := imageURL(img, i, j)
+	if e != nil {
+		return nil, e
 	}
-	if u.Type != gjson.String {
-		return nil, fieldError("invalid_type", "url must be a string", field, i, j)
-	}
-	if data, ok := strings.CutPrefix(u.Str, "data:"); ok {
+	if data, ok := strings.CutPrefix(u, "data:"); ok {
 		mt, b64, ok := strings.Cut(data, ";base64,")
 		if !ok || b64 == "" || !strings.HasPrefix(mt, "image/") || !headerSafe(mt) || strings.ContainsAny(mt, `"\ `) {
 			return nil, fieldError("invalid_value", "a data URL must be a base64 image", field, i, j)
@@ -522,10 +484,10 @@ func appendGeminiImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) 
 		out = gjson.AppendJSONString(out, b64)
 		return append(out, "}}"...), nil
 	}
-	if !strings.HasPrefix(u.Str, "https://") && !strings.HasPrefix(u.Str, "gs://") {
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "gs://") {
 		return nil, fieldError("invalid_value", "url must be a base64 data URL, or an https or gs URL", field, i, j)
 	}
-	name := u.Str
+	name := u
 	if k := strings.IndexAny(name, "?#"); k >= 0 {
 		name = name[:k]
 	}
@@ -539,7 +501,7 @@ func appendGeminiImage(out []byte, img gjson.Result, i, j int) ([]byte, *Error) 
 	}
 	out = append(out, `{"fileData":{"mimeType":"`...)
 	out = append(append(out, mt...), `","fileUri":`...)
-	out = append(out, u.Raw...)
+	out = gjson.AppendJSONString(out, u)
 	return append(out, "}}"...), nil
 }
 
