@@ -539,6 +539,9 @@ func TestUpstreamKeyRotationThroughABI(t *testing.T) {
 // ai_upstream holds the response headers of a whole-body translation until
 // then, so the client sees the error's status, and the router can retry on
 // it like on any error status.
+// cutMarker makes the fake Anthropic send half a message and close.
+const cutMarker = "<cut>"
+
 func TestUpstreamErrorInsideA200(t *testing.T) {
 	var poolStatus atomic.Int32
 	var claudeBody atomic.Value
@@ -553,7 +556,13 @@ func TestUpstreamErrorInsideA200(t *testing.T) {
 	})
 	claude := fakeprovider.New(t, fakeprovider.Anthropic(t, anthropicKey, func(w http.ResponseWriter, _ *anthropic.MessageNewParams) {
 		w.Header().Set("content-type", "application/json")
-		io.WriteString(w, claudeBody.Load().(string)) // always under a 200
+		body := claudeBody.Load().(string) // always under a 200
+		if body == cutMarker {
+			w.Header().Set("content-length", strconv.Itoa(len(fakeprovider.AnthropicMessage)))
+			io.WriteString(w, fakeprovider.AnthropicMessage[:len(fakeprovider.AnthropicMessage)/2])
+			return // short of its content-length: the server closes the connection
+		}
+		io.WriteString(w, body)
 	}))
 	const geminiPrefix = "/v1beta/models/gemini-2.5-flash"
 	google := fakeprovider.New(t, fakeprovider.Gemini(geminiPrefix, func(h http.Header) bool { return h.Get("x-goog-api-key") == googleKey },
@@ -610,6 +619,21 @@ func TestUpstreamErrorInsideA200(t *testing.T) {
 		var cc openai.ChatCompletion
 		require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
 		require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+	})
+
+	t.Run("an answer cut before its end is retried on the pool, its headers never sent", func(t *testing.T) {
+		// A hostile or failing provider: 200, then half a message and a
+		// closed connection. The held headers never reached the router, so
+		// the cut is a reset before the response started: retried.
+		claudeBody.Store(cutMarker)
+		poolStatus.Store(200)
+		res := send([]int{503}, claude.Addr, pool.Addr)
+		require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+		require.Len(t, res.Attempts, 2)
+		var cc openai.ChatCompletion
+		require.NoError(t, json.Unmarshal(res.Client.Body, &cc), string(res.Client.Body))
+		require.Equal(t, "from the pool", cc.Choices[0].Message.Content)
+		require.NotContains(t, string(res.Client.Body), "lighthouse", "nothing of the cut answer")
 	})
 
 	t.Run("a prompt Gemini blocked under a 200 is a 400", func(t *testing.T) {

@@ -368,7 +368,9 @@ func streamAttemptResponse(s *Stream, resp *http.Response, ur *UpstreamResponse,
 			if err := s.AttemptReset("remote reset"); err != nil {
 				return stopped(err)
 			}
-			return true, nil
+			// Before the response reached the router (a filter held its
+			// headers), a reset is retried like a connect failure.
+			return !retried(s.Events(), n), nil
 		}
 	}
 	if len(resp.Trailer) > 0 {
