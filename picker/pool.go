@@ -288,6 +288,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		e.InFlight = float64(inFlight)
 		e.Stale = now-s.At > p.staleAfter
 		e.LoRA = s.LoRA
+		e.LoRAHint = s.LoRAHint
 		e.CacheTokens = int64(s.BlockSize) * int64(s.NumGPUBlocks)
 		load += s.Running + s.Waiting
 		own += float64(s.InFlightAtScrape)

@@ -75,6 +75,7 @@ func (t *Target) Sample() *metrics.Sample { return t.sample.Load() }
 func (t *Target) Publish(s *metrics.Sample) {
 	if s != nil {
 		s.SendRate = t.rate.observe(t.picks.Load(), s.At)
+		s.LoRAHint = s.LoRA.Hint()
 	}
 	t.sample.Store(s)
 }
@@ -204,6 +205,7 @@ func (t *Target) scrapeOnce(spec *Spec) {
 		s.InFlightAtScrape = inFlight
 		s.PeakRunning = t.slots.observe(s, relearnScrapes(spec.Interval))
 		s.SendRate = t.rate.observe(t.picks.Load(), s.At)
+		s.LoRAHint = s.LoRA.Hint()
 		t.sample.Store(s)
 		t.consecutive.Store(0)
 		return

@@ -27,9 +27,16 @@ func (c *Cycle) AdapterRuns(eps []Endpoint) []bool {
 	}
 	runs := c.ad.runs[:len(eps)]
 	model, key := c.Request.Model, c.Request.ModelKey
-	for i := range eps {
-		var l *metrics.LoRA = eps[i].LoRA // named: IsRunning inlines
-		runs[i] = model != "" && l.IsRunning(model, key)
+	if model == "" {
+		clear(runs)
+	} else {
+		hk := metrics.HintKey(key)
+		for i := range eps {
+			e := &eps[i]
+			// The hint rules out most endpoints without reading their LoRA.
+			var l *metrics.LoRA = e.LoRA // named: IsRunning inlines
+			runs[i] = e.LoRAHint.MayRun(hk) && l.IsRunning(model, key)
+		}
 	}
 	c.ad.first, c.ad.n = &eps[0], len(eps)
 	return runs

@@ -34,6 +34,7 @@ type Endpoint struct {
 	InFlight float64 // this proxy's requests in flight
 	Stale    bool    // metrics older than the pool's staleAfter
 	LoRA     *metrics.LoRA
+	LoRAHint metrics.LoRAHint // LoRA.Hint(), or 0 (then ask LoRA): answers most LoRA lookups without reading LoRA
 
 	CacheTokens int64 // KV-cache size in tokens (block size × blocks) as scraped, 0 when not reported
 }

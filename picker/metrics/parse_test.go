@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -155,12 +157,61 @@ func TestLoRAQueries(t *testing.T) {
 		require.True(t, l.IsWaiting("b", Key("b")))
 		require.False(t, l.IsWaiting("a", Key("a")))
 		require.True(t, l.HasRoom())
-		l.MaxLoRA = 2
-		require.False(t, l.HasRoom())
 	}
+	require.False(t, NewLoRA([]string{"a"}, []string{"b"}, 2).HasRoom())
+	require.False(t, (&LoRA{Running: []string{"a"}, Waiting: []string{"b"}, MaxLoRA: 2}).HasRoom())
 	var none *LoRA
 	require.False(t, none.IsRunning("a", Key("a")), "no LoRA metrics: nothing runs")
 	require.False(t, none.IsWaiting("a", Key("a")))
+}
+
+// TestLoRAHint checks the one-word summary against the lists it
+// summarizes: a "no" from MayRun or MayWait is exact, HasRoom is exact,
+// on random states over names whose hint bits collide.
+func TestLoRAHint(t *testing.T) {
+	require.Zero(t, (*LoRA)(nil).Hint(), "no LoRA: nothing known")
+	require.False(t, LoRAHint(0).Known())
+	require.True(t, LoRAHint(0).MayRun(HintKey(Key("a"))), "an unknown hint says maybe")
+	require.True(t, LoRAHint(0).MayWait(HintKey(Key("a"))))
+
+	names := make([]string, 80) // more names than bits: some share one
+	for i := range names {
+		names[i] = fmt.Sprint("adapter-", i)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pickSome := func() []string {
+		var out []string
+		for range rng.IntN(5) {
+			out = append(out, names[rng.IntN(len(names))])
+		}
+		return out
+	}
+	maybes := 0
+	for range 2000 {
+		running, waiting := pickSome(), pickSome()
+		maxLoRA := rng.IntN(8)
+		for _, l := range []*LoRA{
+			NewLoRA(running, waiting, maxLoRA),
+			{Running: running, Waiting: waiting, MaxLoRA: maxLoRA}, // without NewLoRA
+		} {
+			h := l.Hint()
+			require.True(t, h.Known())
+			require.Equal(t, NewLoRA(running, waiting, maxLoRA).Hint(), h)
+			require.Equal(t, l.HasRoom(), h.HasRoom())
+			for _, n := range names {
+				k := Key(n)
+				if l.IsRunning(n, k) {
+					require.True(t, h.MayRun(HintKey(k)), "%s runs on %v", n, running)
+				} else if h.MayRun(HintKey(k)) {
+					maybes++
+				}
+				if l.IsWaiting(n, k) {
+					require.True(t, h.MayWait(HintKey(k)), "%s waits on %v", n, waiting)
+				}
+			}
+		}
+	}
+	require.Positive(t, maybes, "colliding names must have been asked too")
 }
 
 func TestForEngine(t *testing.T) {

@@ -179,6 +179,9 @@ func TestScheduleMatchesReference(t *testing.T) {
 					e.Stale = rng.IntN(20) == 0
 					if rng.IntN(3) > 0 {
 						e.LoRA = metrics.NewLoRA([]string{adapters[1+rng.IntN(3)]}, []string{adapters[1+rng.IntN(3)]}, 1+rng.IntN(3))
+						if rng.IntN(2) == 0 { // as the pool builds it; without, the plugins ask LoRA
+							e.LoRAHint = e.LoRA.Hint()
+						}
 					}
 					eps = append(eps, e)
 				}

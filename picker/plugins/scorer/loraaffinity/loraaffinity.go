@@ -40,19 +40,22 @@ func (*Scorer) AddScore(c *framework.Cycle, eps []framework.Endpoint, weight flo
 		return
 	}
 	sum = sum[:len(eps)]
-	runs := c.AdapterRuns(eps) // shared with the prefix scorer's adapter check
-	for i := range eps {
+	runs := c.AdapterRuns(eps)[:len(sum)] // shared with the prefix scorer's adapter check
+	hk := metrics.HintKey(key)
+	for i := range sum {
+		e := &eps[i]
 		// Naming the type imports package metrics, which is what lets the
 		// compiler inline LoRA's methods here: reached only through
 		// framework.Endpoint, they stay calls (2/3 of this loop's time).
-		var l *metrics.LoRA = eps[i].LoRA
+		var l *metrics.LoRA = e.LoRA
+		h := e.LoRAHint // answers without reading LoRA when known
 		switch {
 		case l == nil:
 		case runs[i]:
 			sum[i] += weight * Running
-		case l.HasRoom():
+		case h.Known() && h.HasRoom(), !h.Known() && l.HasRoom():
 			sum[i] += weight * Room
-		case l.IsWaiting(model, key):
+		case h.MayWait(hk) && l.IsWaiting(model, key):
 			sum[i] += weight * Waiting
 		}
 	}
