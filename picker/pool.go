@@ -208,6 +208,9 @@ func (p *Pool) FailOpen() bool { return p.failOpen }
 
 // Priority returns the priority of an objective name.
 func (p *Pool) Priority(objective string) int {
+	if objective == "" { // most requests: no map lookup (names are never empty)
+		return p.defaultPri
+	}
 	if v, ok := p.priorities[objective]; ok {
 		return v
 	}
@@ -245,32 +248,40 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		p.noCapacity.Add(1)
 		return
 	}
-	eps, held := st.eps[:0], st.held[:0]
+	members := v.members
+	if cap(st.eps) < len(members) {
+		st.eps = make([]framework.Endpoint, len(members))
+	}
+	all := st.eps[:len(members)] // written by index: no append per endpoint
+	held := st.held[:0]
+	n := 0
 	var load, own float64 // scraped requests, and ours among them
 	others := 0.0         // the other proxies' requests per one of ours
 	if fleetEstimate {
 		others = p.fleet.value() - 1
 	}
-	for i := range v.members {
-		if req.HasSubset && !st.inHint[i] {
+	penalty, staleAfter, hasSubset, inHint := int64(p.penalty), p.staleAfter, req.HasSubset, st.inHint
+	for i := range members {
+		if hasSubset && !inHint[i] {
 			continue
 		}
-		m := &v.members[i]
-		s := m.target.Sample()
+		m := &members[i]
+		t := m.target
+		s := t.Sample()
 		if s == nil {
 			continue
 		}
 		var e *framework.Endpoint
-		if m.target.FailedWithin(now, p.penalty) {
+		if t.FailedWithin(now, time.Duration(penalty)) {
 			held = grow(held)
 			e = &held[len(held)-1]
 		} else {
-			eps = grow(eps)
-			e = &eps[len(eps)-1]
+			e = &all[n]
+			n++
 		}
 		// Every field, one by one: a composite literal assigned through e is
 		// copied with typedmemmove, which costs more than the whole build.
-		inFlight := m.target.InFlight()
+		inFlight := t.InFlight()
 		e.Addr = m.addr
 		e.Key = m.key
 		e.ID = m.id
@@ -286,7 +297,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 			e.Pending += others * s.SendRate * float64(now-s.At)
 		}
 		e.InFlight = float64(inFlight)
-		e.Stale = now-s.At > p.staleAfter
+		e.Stale = now-s.At > staleAfter
 		e.LoRA = s.LoRA
 		e.LoRAHint = s.LoRAHint
 		e.CacheTokens = int64(s.BlockSize) * int64(s.NumGPUBlocks)
@@ -296,7 +307,8 @@ func (p *Pool) Pick(req *Request, res *Result) {
 	if fleetEstimate {
 		p.fleet.observe(load, own)
 	}
-	st.eps, st.held = eps, held
+	eps := all[:n]
+	st.held = held
 	if len(eps) == 0 {
 		eps = held // every candidate failed recently: better them than nothing
 	}

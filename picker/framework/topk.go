@@ -15,17 +15,17 @@ func TopK(c *Cycle, eps []Endpoint, scores []float64, k int, dst []int) []int {
 	}
 	ties := c.ties[:k] // ties[j]: TieBreak of dst[base+j]
 	base := len(dst)
-	n := 0 // entries listed
+	n := 0            // entries listed
+	var worst float64 // the last entry's score once n == k
 	for i, s := range scores[:len(eps)] {
 		var t uint64
 		if n == k {
-			last := dst[base+n-1]
 			// better(i, last), with the score test first and inline.
-			if s < scores[last] {
+			if s < worst {
 				continue
 			}
 			t = c.TieBreak(&eps[i])
-			if !better(s, t, scores[last], ties[n-1]) {
+			if !better(s, t, worst, ties[n-1]) {
 				continue
 			}
 			n-- // i takes the last entry's place
@@ -43,6 +43,7 @@ func TopK(c *Cycle, eps []Endpoint, scores []float64, k int, dst []int) []int {
 		}
 		dst[base+j], ties[j] = i, t
 		n++
+		worst = scores[dst[base+n-1]]
 	}
 	return dst
 }

@@ -1,7 +1,11 @@
 // Package saturation drops endpoints that cannot take more work now.
 package saturation
 
-import "github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+import (
+	"math"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+)
 
 // Type names the plugin in configuration.
 const Type = "saturation"
@@ -56,18 +60,21 @@ func (f *Filter) Saturated(ep *framework.Endpoint) bool {
 // (Cycle.Queues, Cycle.QueueBounds).
 func (f *Filter) Filter(c *framework.Cycle, eps []framework.Endpoint) int {
 	k := 0
-	var lo, hi float64
-	qs := c.QueueScratch(len(eps))
+	// A kept queue is below the threshold (and built from finite numbers),
+	// so the first one kept replaces both infinite bounds.
+	lo, hi := math.Inf(1), math.Inf(-1)
+	maxQ, maxKV := f.t.Queue, f.t.KVCache
+	qs := c.QueueScratch(len(eps))[:len(eps)]
 	for i := range eps {
 		e := &eps[i]
 		q := e.Queue()
-		if e.Stale || q >= f.t.Queue || e.KVUsage >= f.t.KVCache {
+		if e.Stale || q >= maxQ || e.KVUsage >= maxKV {
 			continue
 		}
-		if k == 0 || q < lo {
+		if q < lo {
 			lo = q
 		}
-		if k == 0 || q > hi {
+		if q > hi {
 			hi = q
 		}
 		if i != k {

@@ -266,20 +266,38 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	// the adapter lists of the endpoints within the queue limit only.
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
-	adapter := c.AdapterRuns(eps) // shared with the LoRA affinity scorer
-	beyond := false               // an endpoint over the limit runs the adapter
+	// Which candidates run the adapter is shared with the LoRA affinity
+	// scorer (Cycle.AdapterRuns); when not known yet, this pass finds it
+	// and hands it on, rather than cost a pass of its own.
+	fill := !c.HasAdapterRuns(eps)
+	var adapter []bool
+	if fill {
+		adapter = c.AdapterRunsScratch(len(eps))
+	} else {
+		adapter = c.AdapterRuns(eps)
+	}
+	adapter = adapter[:len(eps)]
+	q := c.AdapterQuery()
+	beyond := false // an endpoint over the limit runs the adapter
 	for i := range eps {
-		if !limit.within(i, &eps[i]) {
+		e := &eps[i]
+		if fill {
+			adapter[i] = q.AdapterRun(e)
+		}
+		if !limit.within(i, e) {
 			beyond = beyond || adapter[i]
 			continue
 		}
-		w := framework.Mix(key ^ eps[i].Key)
+		w := framework.Mix(key ^ e.Key)
 		if best < 0 || w > bestWeight {
 			best, bestWeight = i, w
 		}
 		if adapter[i] && (runner < 0 || w > runnerWeight) {
 			runner, runnerWeight = i, w
 		}
+	}
+	if fill {
+		c.SetAdapterRuns(eps)
 	}
 	switch {
 	case runner >= 0:
