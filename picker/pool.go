@@ -77,6 +77,7 @@ type cycleState struct {
 	held   []framework.Endpoint // penalized: used only when nothing else is left
 	inHint []bool
 	buf    scheduler.Buffers
+	kept   keptCandidates
 }
 
 func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
@@ -253,6 +254,7 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		st.eps = make([]framework.Endpoint, len(members))
 	}
 	all := st.eps[:len(members)] // written by index: no append per endpoint
+	kept := st.kept.reuse(v, len(members))
 	held := st.held[:0]
 	n := 0
 	var load, own float64 // scraped requests, and ours among them
@@ -272,37 +274,32 @@ func (p *Pool) Pick(req *Request, res *Result) {
 			continue
 		}
 		var e *framework.Endpoint
+		var h *candidateSample
 		if t.FailedWithin(now, time.Duration(penalty)) {
 			held = grow(held)
 			e = &held[len(held)-1]
+			h = &st.kept.heldSample
+			fill(e, m, i, s, h)
 		} else {
 			e = &all[n]
+			h = &kept[n]
+			if n >= st.kept.valid || h.src != s || e.Member != int32(i) {
+				fill(e, m, i, s, h) // else e holds it from the last pick
+			}
 			n++
 		}
-		// Every field, one by one: a composite literal assigned through e is
-		// copied with typedmemmove, which costs more than the whole build.
+		// What changes between two picks on the same sample.
 		inFlight := t.InFlight()
-		e.Addr = m.addr
-		e.Key = m.key
-		e.ID = m.id
-		e.Member = int32(i)
-		e.Waiting = s.Waiting
-		e.Running = s.Running
-		e.KVUsage = s.KVUsage
-		e.Capacity = s.PeakRunning
-		e.Pending = float64(max(0, inFlight-s.InFlightAtScrape))
-		if others > 0 && now > s.At {
+		e.Pending = float64(max(0, inFlight-h.inFlightAtScrape))
+		if others > 0 && now > h.at {
 			// What the other proxies sent since the scrape: as we send, on
 			// average (ours is one draw, too coarse to scale).
-			e.Pending += others * s.SendRate * float64(now-s.At)
+			e.Pending += others * h.sendRate * float64(now-h.at)
 		}
 		e.InFlight = float64(inFlight)
-		e.Stale = now-s.At > staleAfter
-		e.LoRA = s.LoRA
-		e.LoRAHint = s.LoRAHint
-		e.CacheTokens = int64(s.BlockSize) * int64(s.NumGPUBlocks)
-		load += s.Running + s.Waiting
-		own += float64(s.InFlightAtScrape)
+		e.Stale = now-h.at > staleAfter
+		load += e.Running + e.Waiting
+		own += float64(h.inFlightAtScrape)
 	}
 	if fleetEstimate {
 		p.fleet.observe(load, own)
@@ -324,7 +321,11 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		return
 	}
 
+	st.kept.valid = 0 // until Schedule is known not to have moved them (it may panic)
 	picked, shed := p.profile.Schedule(&st.cycle, eps, &st.buf, res.members[:0])
+	if !st.buf.Moved {
+		st.kept.valid = n
+	}
 	if shed {
 		res.Status = StatusShed
 		p.sheds.Add(1)

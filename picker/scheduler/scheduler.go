@@ -64,6 +64,12 @@ type Buffers struct {
 	scores  []float64
 	partial []float64
 	picks   []int
+
+	// Moved reports whether the last Schedule may have reordered eps: a
+	// filter dropped endpoints (and moved the kept ones forward). Filters
+	// that keep every endpoint leave the order as it was, and scorers and
+	// pickers never write eps, so otherwise eps is as the caller built it.
+	Moved bool
 }
 
 func grow(s []float64, n int) []float64 {
@@ -84,8 +90,10 @@ func (p *Profile) Schedule(c *framework.Cycle, eps []framework.Endpoint, b *Buff
 	}
 	k := p.MaxEndpoints
 	picks := b.picks[:0]
+	b.Moved = false
 	for _, f := range p.Filters {
 		n := f.Filter(c, eps)
+		b.Moved = b.Moved || n != len(eps)
 		if n == 0 {
 			if c.Request.Priority < 0 {
 				return dst, true

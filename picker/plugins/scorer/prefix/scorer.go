@@ -151,7 +151,12 @@ type limits struct {
 
 // within reports whether eps[i], e, is within the limits.
 func (l *limits) within(i int, e *framework.Endpoint) bool {
-	return l.queues[i] <= l.queue && (!l.bounded || (e.Running+e.Waiting+e.Pending) <= l.load)
+	return l.queues[i] <= l.queue && (!l.bounded || l.withinLoad(e))
+}
+
+// withinLoad is within's load test, for a bounded load.
+func (l *limits) withinLoad(e *framework.Endpoint) bool {
+	return (e.Running + e.Waiting + e.Pending) <= l.load
 }
 
 // limitsOf computes the limits of one cycle. The shortest queue is the
@@ -266,25 +271,13 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	// the adapter lists of the endpoints within the queue limit only.
 	best, runner := -1, -1
 	var bestWeight, runnerWeight uint64
-	// Which candidates run the adapter is shared with the LoRA affinity
-	// scorer (Cycle.AdapterRuns); when not known yet, this pass finds it
-	// and hands it on, rather than cost a pass of its own.
-	fill := !c.HasAdapterRuns(eps)
-	var adapter []bool
-	if fill {
-		adapter = c.AdapterRunsScratch(len(eps))
-	} else {
-		adapter = c.AdapterRuns(eps)
-	}
-	adapter = adapter[:len(eps)]
-	q := c.AdapterQuery()
-	beyond := false // an endpoint over the limit runs the adapter
+	adapter := c.AdapterRuns(eps)[:len(eps)] // shared with the LoRA affinity scorer
+	queues := limit.queues[:len(eps)]
+	maxQueue, bounded := limit.queue, limit.bounded // locals: the loop keeps them in registers
+	beyond := false                                 // an endpoint over the limit runs the adapter
 	for i := range eps {
 		e := &eps[i]
-		if fill {
-			adapter[i] = q.AdapterRun(e)
-		}
-		if !limit.within(i, e) {
+		if !(queues[i] <= maxQueue && (!bounded || limit.withinLoad(e))) {
 			beyond = beyond || adapter[i]
 			continue
 		}
@@ -295,9 +288,6 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 		if adapter[i] && (runner < 0 || w > runnerWeight) {
 			runner, runnerWeight = i, w
 		}
-	}
-	if fill {
-		c.SetAdapterRuns(eps)
 	}
 	switch {
 	case runner >= 0:

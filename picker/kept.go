@@ -1,0 +1,66 @@
+package picker
+
+import (
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/framework"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
+)
+
+// keptCandidates lets a pick keep the candidates the last pick on the same
+// cycleState built, rewriting only what changes between two picks on the
+// same samples (requests in flight, pending, staleness) instead of every
+// field of every candidate. Writing a whole framework.Endpoint per
+// candidate was the largest cost of building them (the stores of 100
+// candidates outrun the CPU's store queue). Candidate position n is kept
+// when the last build wrote it (n < valid), for the member now at n (the
+// same view, the same member index) and from the same Sample (samples
+// are immutable and each scrape publishes a new one); anything else is
+// written whole. Schedule reorders the candidates only when a filter
+// drops some (scheduler.Buffers.Moved): then nothing is kept. A
+// cycleState serves one pick at a time, so none of this is shared.
+type keptCandidates struct {
+	view       *view
+	valid      int               // positions [0, valid) of cycleState.eps hold what the last build wrote
+	samples    []candidateSample // per position: what the candidate's numbers came from
+	heldSample candidateSample   // for a held (penalized) candidate, written whole every time
+}
+
+// candidateSample is what a candidate's live numbers are computed from,
+// beside the Sample it came from.
+type candidateSample struct {
+	src              *metrics.Sample
+	at               int64
+	inFlightAtScrape int64
+	sendRate         float64
+}
+
+// reuse prepares for a build over v's n members and returns the
+// per-position samples.
+func (k *keptCandidates) reuse(v *view, n int) []candidateSample {
+	if k.view != v {
+		k.view, k.valid = v, 0 // member indices name other endpoints now
+	}
+	if len(k.samples) < n {
+		k.samples = make([]candidateSample, n)
+		k.valid = 0
+	}
+	return k.samples[:n]
+}
+
+// fill writes every field of e that comes from member i, m, and its sample
+// s; the caller sets the live ones (Pending, InFlight, Stale).
+func fill(e *framework.Endpoint, m *member, i int, s *metrics.Sample, h *candidateSample) {
+	// Every field, one by one: a composite literal assigned through e is
+	// copied with typedmemmove, which costs more than the whole build.
+	e.Addr = m.addr
+	e.Key = m.key
+	e.ID = m.id
+	e.Member = int32(i)
+	e.Waiting = s.Waiting
+	e.Running = s.Running
+	e.KVUsage = s.KVUsage
+	e.Capacity = s.PeakRunning
+	e.LoRA = s.LoRA
+	e.LoRAHint = s.LoRAHint
+	e.CacheTokens = int64(s.BlockSize) * int64(s.NumGPUBlocks)
+	h.src, h.at, h.inFlightAtScrape, h.sendRate = s, s.At, s.InFlightAtScrape, s.SendRate
+}
