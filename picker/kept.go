@@ -19,7 +19,8 @@ import (
 // cycleState serves one pick at a time, so none of this is shared.
 type keptCandidates struct {
 	view       *view
-	valid      int               // positions [0, valid) of cycleState.eps hold what the last build wrote
+	valid      int               // positions [0, valid) of cycleState.eps hold what a build wrote there, unmoved
+	built      int               // positions the last build wrote
 	samples    []candidateSample // per position: what the candidate's numbers came from
 	heldSample candidateSample   // for a held (penalized) candidate, written whole every time
 }

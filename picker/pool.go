@@ -249,16 +249,55 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		p.noCapacity.Add(1)
 		return
 	}
+	eps, held, load, own := p.candidates(st, v, req, now)
+	if fleetEstimate {
+		p.fleet.observe(load, own)
+	}
+	if len(eps) == 0 {
+		eps = held // every candidate failed recently: better them than nothing
+	}
+	if len(eps) == 0 {
+		if req.HasSubset && p.failOpen {
+			// Envoy's fallback policy would pick outside the hint: stay
+			// inside it, blind.
+			p.pickInHint(v, st, res)
+			return
+		}
+		res.Status = StatusNoMetrics
+		p.noMetrics.Add(1)
+		return
+	}
+
+	picked, shed := st.schedule(p.profile, eps, res.members[:0])
+	if shed {
+		res.Status = StatusShed
+		p.sheds.Add(1)
+		return
+	}
+	for _, i := range picked {
+		res.eps[res.n] = v.members[i].addr
+		res.n++
+	}
+	res.started = v.members[picked[0]].target
+	res.started.Start()
+	p.picks.Add(1)
+}
+
+// candidates builds the cycle's candidates from view v at now: those with
+// usable metrics, and apart from them the penalized ones (held), with the
+// scraped requests of all and ours among them for the fleet estimate.
+// Candidates the last build on st wrote are kept when they still hold
+// the same member's same sample (keptCandidates).
+func (p *Pool) candidates(st *cycleState, v *view, req *Request, now int64) (eps, held []framework.Endpoint, load, own float64) {
 	members := v.members
 	if cap(st.eps) < len(members) {
 		st.eps = make([]framework.Endpoint, len(members))
 	}
 	all := st.eps[:len(members)] // written by index: no append per endpoint
 	kept := st.kept.reuse(v, len(members))
-	held := st.held[:0]
+	held = st.held[:0]
 	n := 0
-	var load, own float64 // scraped requests, and ours among them
-	others := 0.0         // the other proxies' requests per one of ours
+	others := 0.0 // the other proxies' requests per one of ours
 	if fleetEstimate {
 		others = p.fleet.value() - 1
 	}
@@ -301,43 +340,20 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		load += e.Running + e.Waiting
 		own += float64(h.inFlightAtScrape)
 	}
-	if fleetEstimate {
-		p.fleet.observe(load, own)
-	}
-	eps := all[:n]
 	st.held = held
-	if len(eps) == 0 {
-		eps = held // every candidate failed recently: better them than nothing
-	}
-	if len(eps) == 0 {
-		if req.HasSubset && p.failOpen {
-			// Envoy's fallback policy would pick outside the hint: stay
-			// inside it, blind.
-			p.pickInHint(v, st, res)
-			return
-		}
-		res.Status = StatusNoMetrics
-		p.noMetrics.Add(1)
-		return
-	}
+	st.kept.built = n
+	return all[:n], held, load, own
+}
 
+// schedule runs the profile over eps (the candidates, or the held ones),
+// keeping the candidates for the next build on st unless it moved them.
+func (st *cycleState) schedule(pr *scheduler.Profile, eps []framework.Endpoint, dst []int32) ([]int32, bool) {
 	st.kept.valid = 0 // until Schedule is known not to have moved them (it may panic)
-	picked, shed := p.profile.Schedule(&st.cycle, eps, &st.buf, res.members[:0])
+	picked, shed := pr.Schedule(&st.cycle, eps, &st.buf, dst)
 	if !st.buf.Moved {
-		st.kept.valid = n
+		st.kept.valid = st.kept.built
 	}
-	if shed {
-		res.Status = StatusShed
-		p.sheds.Add(1)
-		return
-	}
-	for _, i := range picked {
-		res.eps[res.n] = v.members[i].addr
-		res.n++
-	}
-	res.started = v.members[picked[0]].target
-	res.started.Start()
-	p.picks.Add(1)
+	return picked, shed
 }
 
 // pickInHint answers a fail-open pool whose hinted endpoints have no
