@@ -112,3 +112,33 @@ func TestKeptCandidatesMatchFreshOnes(t *testing.T) {
 	require.Greater(t, kept, 500, "builds that could keep candidates")
 	require.Greater(t, moved, 200, "schedules that moved them")
 }
+
+// TestKeptCandidatesNotKeptAfterAMove: after a filter moved the
+// candidates, a position's struct is another member's, and it must not be
+// kept even when that member now holds the Sample the position was built
+// from (here: a Sample handed to a second target later).
+func TestKeptCandidatesNotKeptAfterAMove(t *testing.T) {
+	eps3 := addrs(3)
+	p := openManual(t, staticConfig(eps3, `"scrape":{"interval":"1h"}`))
+	a, b, c := target(t, p, eps3[0]), target(t, p, eps3[1]), target(t, p, eps3[2])
+	sa := &metrics.Sample{Waiting: 9, At: collector.Now()} // saturated: the filter moves b and c forward
+	a.Publish(sa)
+	b.Publish(&metrics.Sample{Waiting: 1, At: collector.Now()})
+	c.Publish(&metrics.Sample{Waiting: 2, At: collector.Now()})
+
+	st := &cycleState{}
+	req := Request{}
+	v := p.view.Load()
+	eps, _, _, _ := p.candidates(st, v, &req, collector.Now())
+	st.req = framework.Request{}
+	st.cycle.Reset(&st.req, collector.Now(), 1)
+	st.schedule(p.profile, eps, nil)
+	require.True(t, st.buf.Moved)
+	require.Equal(t, int32(1), st.eps[0].Member, "b moved to where a was built")
+
+	a.Publish(nil) // b is at position 0 again
+	b.Publish(sa)  // with the Sample position 0 was built from
+	eps, _, _, _ = p.candidates(st, v, &req, collector.Now())
+	require.Equal(t, int32(1), eps[0].Member)
+	require.Equal(t, 9.0, eps[0].Waiting, "b's numbers from its new sample")
+}
