@@ -56,6 +56,9 @@ func (e *Endpoint) Queue() float64 {
 // Filter keeps some endpoints. It moves the kept ones, in their original
 // order, to the front of eps and returns how many it kept; the dropped ones
 // stay in eps after them, so the caller can fall back to the whole set.
+// Keeping every endpoint leaves eps as it was. No plugin writes an
+// endpoint's fields: the pool keeps the candidates from one pick to the
+// next and rewrites only what changed (filters move whole endpoints).
 type Filter interface {
 	Name() string
 	Filter(c *Cycle, eps []Endpoint) int
