@@ -23,6 +23,14 @@ type keptCandidates struct {
 	built      int               // positions the last build wrote
 	samples    []candidateSample // per position: what the candidate's numbers came from
 	heldSample candidateSample   // for a held (penalized) candidate, written whole every time
+	todo       []pending         // a build's candidates to write whole
+}
+
+// pending is a candidate to write whole: at position pos of the candidates
+// (-1: held), from member and its sample s.
+type pending struct {
+	pos, member int32
+	s           *metrics.Sample
 }
 
 // candidateSample is what a candidate's live numbers are computed from,
@@ -64,4 +72,18 @@ func fill(e *framework.Endpoint, m *member, i int, s *metrics.Sample, h *candida
 	e.LoRAHint = s.LoRAHint
 	e.CacheTokens = int64(s.BlockSize) * int64(s.NumGPUBlocks)
 	h.src, h.at, h.inFlightAtScrape, h.sendRate = s, s.At, s.InFlightAtScrape, s.SendRate
+}
+
+// setLive writes what changes between two picks on the same sample:
+// this proxy's requests in flight, those sent since the scrape (plus, with
+// others > 0, the other proxies' estimated ones) and staleness.
+func (h *candidateSample) setLive(e *framework.Endpoint, inFlight, now int64, others float64, staleAfter int64) {
+	e.Pending = float64(max(0, inFlight-h.inFlightAtScrape))
+	if others > 0 && now > h.at {
+		// What the other proxies sent since the scrape: as we send, on
+		// average (ours is one draw, too coarse to scale).
+		e.Pending += others * h.sendRate * float64(now-h.at)
+	}
+	e.InFlight = float64(inFlight)
+	e.Stale = now-h.at > staleAfter
 }

@@ -301,45 +301,63 @@ func (p *Pool) candidates(st *cycleState, v *view, req *Request, now int64) (eps
 	if fleetEstimate {
 		others = p.fleet.value() - 1
 	}
-	penalty, staleAfter, hasSubset, inHint := int64(p.penalty), p.staleAfter, req.HasSubset, st.inHint
+	penalty, staleAfter, valid := int64(p.penalty), p.staleAfter, st.kept.valid
+	var inHint []bool // nil: every member
+	if req.HasSubset {
+		inHint = st.inHint[:len(members)]
+	}
+	// First pass: the candidates kept from the last pick get their live
+	// numbers; the others are noted and written whole in a second pass, so
+	// this loop calls nothing and keeps its values in registers.
+	if cap(st.kept.todo) < len(members) {
+		st.kept.todo = make([]pending, len(members))
+	}
+	todo := st.kept.todo[:len(members)] // written by index: no call in the loop
+	nTodo := 0
 	for i := range members {
-		if hasSubset && !inHint[i] {
+		if inHint != nil && !inHint[i] {
 			continue
 		}
-		m := &members[i]
-		t := m.target
+		t := members[i].target
 		s := t.Sample()
 		if s == nil {
 			continue
 		}
+		// The fleet estimate's sums, in member order as always.
+		if t.FailedWithin(now, time.Duration(penalty)) {
+			todo[nTodo] = pending{pos: -1, member: int32(i), s: s} // held: never kept
+			nTodo++
+			load += s.Running + s.Waiting
+			own += float64(s.InFlightAtScrape)
+			continue
+		}
+		e, h := &all[n], &kept[n]
+		if n >= valid || h.src != s || e.Member != int32(i) {
+			todo[nTodo] = pending{pos: int32(n), member: int32(i), s: s}
+			nTodo++
+			load += s.Running + s.Waiting
+			own += float64(s.InFlightAtScrape)
+		} else { // e holds it from the last pick: no need to read s
+			h.setLive(e, t.InFlight(), now, others, staleAfter)
+			load += e.Running + e.Waiting
+			own += float64(h.inFlightAtScrape)
+		}
+		n++
+	}
+	for _, x := range todo[:nTodo] {
+		m := &members[x.member]
 		var e *framework.Endpoint
 		var h *candidateSample
-		if t.FailedWithin(now, time.Duration(penalty)) {
+		if x.pos < 0 {
 			held = grow(held)
-			e = &held[len(held)-1]
-			h = &st.kept.heldSample
-			fill(e, m, i, s, h)
+			e, h = &held[len(held)-1], &st.kept.heldSample
 		} else {
-			e = &all[n]
-			h = &kept[n]
-			if n >= st.kept.valid || h.src != s || e.Member != int32(i) {
-				fill(e, m, i, s, h) // else e holds it from the last pick
-			}
-			n++
+			e, h = &all[x.pos], &kept[x.pos]
 		}
-		// What changes between two picks on the same sample.
-		inFlight := t.InFlight()
-		e.Pending = float64(max(0, inFlight-h.inFlightAtScrape))
-		if others > 0 && now > h.at {
-			// What the other proxies sent since the scrape: as we send, on
-			// average (ours is one draw, too coarse to scale).
-			e.Pending += others * h.sendRate * float64(now-h.at)
-		}
-		e.InFlight = float64(inFlight)
-		e.Stale = now-h.at > staleAfter
-		load += e.Running + e.Waiting
-		own += float64(h.inFlightAtScrape)
+		fill(e, m, int(x.member), x.s, h)
+		h.setLive(e, m.target.InFlight(), now, others, staleAfter)
 	}
+	clear(todo[:nTodo]) // drop the Sample pointers
 	st.held = held
 	st.kept.built = n
 	return all[:n], held, load, own
