@@ -20,10 +20,10 @@ func TestParseDefaults(t *testing.T) {
 	require.Equal(t, "vllm", p.Engine)
 	require.Equal(t, ScrapeConfig{
 		Path:           "/metrics",
-		Interval:       Duration(100 * time.Millisecond),
+		Interval:       Duration(50 * time.Millisecond),
 		Timeout:        Duration(500 * time.Millisecond),
 		Concurrency:    64,
-		StaleAfter:     Duration(200 * time.Millisecond),
+		StaleAfter:     Duration(100 * time.Millisecond),
 		UnhealthyAfter: 3,
 		MaxBytes:       4 << 20,
 		Jitter:         p.Scrape.Jitter,

@@ -250,7 +250,11 @@ func (p *Pool) Pick(req *Request, res *Result) {
 	others := 0.0         // the other proxies' requests per one of ours
 	if fleetEstimate {
 		others = p.fleet.value() - 1
+		if p.proxies > 0 { // configured: known, not estimated
+			others = p.proxies - 1
+		}
 	}
+	st.cycle.Others = others > 0
 	for i := range v.members {
 		if req.HasSubset && !st.inHint[i] {
 			continue
@@ -279,11 +283,14 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		e.Running = s.Running
 		e.KVUsage = s.KVUsage
 		e.Capacity = s.PeakRunning
-		e.Pending = float64(max(0, inFlight-s.InFlightAtScrape))
+		// Ours sent since the scrape, less ours that ended since: those
+		// still count in the scrape's Running/Waiting.
+		e.Pending = max(float64(inFlight-s.InFlightAtScrape), -(s.Running + s.Waiting))
+		e.Others = 0
 		if others > 0 && now > s.At {
 			// What the other proxies sent since the scrape: as we send, on
 			// average (ours is one draw, too coarse to scale).
-			e.Pending += others * s.SendRate * float64(now-s.At)
+			e.Others = others * s.SendRate * float64(now-s.At)
 		}
 		e.InFlight = float64(inFlight)
 		e.Stale = now-s.At > p.staleAfter

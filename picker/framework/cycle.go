@@ -7,6 +7,10 @@ type Cycle struct {
 	Request *Request
 	Now     int64  // collector.Now() at the start of the cycle
 	Seed    uint64 // random per cycle; see Rand and TieBreak
+	// Others is set when the candidates may carry Endpoint.Others (the
+	// pool estimates other proxies' requests), so a plugin that must leave
+	// them out knows without a pass over the candidates.
+	Others bool
 
 	// Hashes holds the prompt's prefix block hashes once HashesReady is set.
 	// They are computed at most once per cycle by whichever plugin needs
@@ -34,6 +38,7 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.Now = now
 	c.Seed = seed
 	c.rng = seed
+	c.Others = false
 	c.Hashes = c.Hashes[:0]
 	c.HashesReady = false
 	c.qb = queueBounds{queues: c.qb.queues}

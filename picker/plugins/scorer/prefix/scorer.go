@@ -142,23 +142,45 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 }
 
 // limits are what an endpoint may carry and keep affinity.
+//
+// Affinity is judged on what this proxy knows: the scrape and its own
+// requests since (Endpoint.OwnQueue), not the other proxies' estimated
+// ones. The estimate grows with our own send rate to an endpoint, which is
+// highest at the endpoint a prompt's rendezvous key prefers, so counting it
+// here would take affinity away from exactly the servers that hold the
+// prompts, on every proxy of a fleet at once: four simulated proxies kept
+// 89% of one proxy's prefix hits with it and 97% without (picker/README.md,
+// "Fleets of proxies"). Load scoring (queue, saturation) still counts it.
 type limits struct {
 	queue   float64   // longest queue: the shortest candidate queue plus QueueSlack
 	load    float64   // most requests in it (loadBound × the mean, plus one); +Inf without a bound
 	bounded bool      // load is finite: without a bound every load is within (scraped loads are never NaN)
+	own     bool      // candidates may have Others (Cycle.Others): compare OwnQueue, not queues
 	queues  []float64 // each candidate's Queue() (Cycle.Queues)
 }
 
 // within reports whether eps[i], e, is within the limits.
 func (l *limits) within(i int, e *framework.Endpoint) bool {
-	return l.queues[i] <= l.queue && (!l.bounded || (e.Running+e.Waiting+e.Pending) <= l.load)
+	q := l.queues[i]
+	if l.own {
+		q = e.OwnQueue()
+	}
+	return q <= l.queue && (!l.bounded || (e.Running+e.Waiting+e.Pending) <= l.load)
 }
 
 // limitsOf computes the limits of one cycle. The shortest queue is the
-// cycle's (Cycle.QueueBounds: usually the saturation filter found it).
+// cycle's (Cycle.QueueBounds: usually the saturation filter found it)
+// unless the other proxies' estimate is in the queues.
 func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
 	shortest, _ := c.QueueBounds(eps)
-	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1), queues: c.Queues(eps)}
+	l := limits{load: math.Inf(1), queues: c.Queues(eps), own: c.Others}
+	if l.own {
+		shortest = math.Inf(1)
+		for i := range eps {
+			shortest = min(shortest, eps[i].OwnQueue())
+		}
+	}
+	l.queue = shortest + s.queueSlack
 	if b := s.p.LoadBound; b > 0 {
 		var sum float64
 		for i := range eps {
