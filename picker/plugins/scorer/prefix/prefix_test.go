@@ -349,6 +349,28 @@ func TestRendezvousKeyIsTheSharedPart(t *testing.T) {
 	require.Greater(t, len(spread), 4)
 }
 
+// The other proxies' estimated requests (Endpoint.Others) grow with our own
+// send rate, highest at the prompt's rendezvous server: affinity is judged
+// without them, or every proxy of a fleet would leave that server at once.
+func TestRendezvousJudgesAffinityWithoutTheOthersEstimate(t *testing.T) {
+	s := rendezvous(t)
+	eps := endpoints(6)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	score(s, cycle("m", prompt), eps) // seen once
+	first := preferred(score(s, cycle("m", prompt), eps))
+	eps[first].Others = 1.5 // queue 1.5 by the estimate, 0 by what we know
+	c := cycle("m", prompt)
+	c.Others = true
+	require.Equal(t, first, preferred(score(s, c, eps)), "the estimate alone does not move affinity")
+	eps[first].Pending = 2 // ours: queue 2 beyond slack 1
+	c = cycle("m", prompt)
+	c.Others = true
+	require.NotEqual(t, first, preferred(score(s, c, eps)), "our own requests do")
+	eps[first].Pending = 0
+	c = cycle("m", prompt) // a pool that does not set Others: Queue as is
+	require.NotEqual(t, first, preferred(score(s, c, eps)))
+}
+
 func TestRendezvousYieldsToLoad(t *testing.T) {
 	s := rendezvous(t)
 	eps := endpoints(6)
