@@ -152,7 +152,7 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 // 89% of one proxy's prefix hits with it and 97% without (picker/README.md,
 // "Fleets of proxies"). Load scoring (queue, saturation) still counts it.
 type limits struct {
-	queue   float64   // longest queue: the shortest candidate queue plus QueueSlack
+	queue   float64   // queues below this keep affinity: the shortest plus QueueSlack plus a draw in (0,1]
 	load    float64   // most requests in it (loadBound × the mean, plus one); +Inf without a bound
 	bounded bool      // load is finite: without a bound every load is within (scraped loads are never NaN)
 	own     bool      // candidates may have Others (Cycle.Others): compare OwnQueue, not queues
@@ -165,7 +165,7 @@ func (l *limits) within(i int, e *framework.Endpoint) bool {
 	if l.own {
 		q = e.OwnQueue()
 	}
-	return q <= l.queue && (!l.bounded || (e.Running+e.Waiting+e.Pending) <= l.load)
+	return q < l.queue && (!l.bounded || (e.Running+e.Waiting+e.Pending) <= l.load)
 }
 
 // limitsOf computes the limits of one cycle. The shortest queue is the
@@ -180,7 +180,13 @@ func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
 			shortest = min(shortest, eps[i].OwnQueue())
 		}
 	}
-	l.queue = shortest + s.queueSlack
+	// A fractional slack is kept at random: a queue longer than the
+	// shortest by slack + f (0 < f < 1) keeps affinity with probability
+	// 1 - f, drawn per pick. Whole slacks keep their meaning (at most slack
+	// more, always). Proxies of a fleet draw independently, so at the
+	// boundary they split between the prompt's server and the others
+	// instead of all staying, or all leaving, at once.
+	l.queue = shortest + s.queueSlack + 1 - unitFloat(c.Rand())
 	if b := s.p.LoadBound; b > 0 {
 		var sum float64
 		for i := range eps {
@@ -311,3 +317,6 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	}
 	return -1
 }
+
+// unitFloat maps a random word to [0,1).
+func unitFloat(r uint64) float64 { return float64(r>>11) / (1 << 53) }
