@@ -76,7 +76,7 @@ bench: build
 
 # Routing quality on 8 simulator ranks: our picker (1 and 4 independent
 # instances, learned and rendezvous prefix modes) against round robin and
-# random. About 3.5 minutes.
+# random; round robin and the default mode on three seeds (-rounds). About 7 minutes.
 # Writes the table and plots to picker/testdata/bench/benchrouting-DATE*.
 bench-routing: $(SIM)
 	$(GO) run ./picker/cmd/benchrouting -sim $(SIM) -out picker/testdata/bench/benchrouting-$(shell date -u +%F)

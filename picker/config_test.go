@@ -20,10 +20,10 @@ func TestParseDefaults(t *testing.T) {
 	require.Equal(t, "vllm", p.Engine)
 	require.Equal(t, ScrapeConfig{
 		Path:           "/metrics",
-		Interval:       Duration(100 * time.Millisecond),
+		Interval:       Duration(50 * time.Millisecond),
 		Timeout:        Duration(500 * time.Millisecond),
 		Concurrency:    64,
-		StaleAfter:     Duration(200 * time.Millisecond),
+		StaleAfter:     Duration(100 * time.Millisecond),
 		UnhealthyAfter: 3,
 		MaxBytes:       4 << 20,
 		Jitter:         p.Scrape.Jitter,
@@ -39,7 +39,7 @@ func TestParseDefaults(t *testing.T) {
 	require.Equal(t, 0, p.Prefix.LRUCapacity, "sized from the scraped cache geometry")
 	require.Equal(t, 4.0, p.Prefix.BytesPerToken)
 	require.Equal(t, 8, p.Prefix.RendezvousBlocks)
-	require.Equal(t, 1.0, *p.Prefix.QueueSlack)
+	require.Equal(t, 0.0, *p.Prefix.QueueSlack)
 	require.Equal(t, SaturationConfig{Queue: 5, KVCache: 0.8}, p.Saturation)
 	require.Equal(t, Duration(5*time.Second), *p.FailurePenalty)
 	require.Equal(t, FailOpen, p.FailureMode)
@@ -51,7 +51,7 @@ func TestParseFull(t *testing.T) {
 	   "engine":"sglang","metrics":{"waiting":"my_queue","kvCacheUsage":"my_kv"},
 	   "scrape":{"interval":"1s","timeout":"300ms","concurrency":8,"path":"/m","staleAfter":"3s","unhealthyAfter":5,"maxBytes":65536},
 	   "scheduler":{"filters":[],"scorers":[{"type":"queue"},{"type":"in-flight","weight":0.5}],"picker":{"type":"weighted-random"},"maxEndpoints":5},
-	   "prefix":{"mode":"rendezvous","blockSize":128,"maxBlocks":64,"lruCapacity":1000,"rendezvousBlocks":4,"queueSlack":0},
+	   "prefix":{"mode":"rendezvous","blockSize":128,"maxBlocks":64,"lruCapacity":1000,"rendezvousBlocks":4,"queueSlack":1.5},
 	   "saturation":{"queue":10,"kvCache":0.95},
 	   "failurePenalty":"0s","failureMode":"fail-close","priorities":{"critical":1,"batch":-1},"defaultPriority":-1},
 	  {"name":"batch","endpoints":{"file":{"path":"/etc/eps.yaml","interval":"2s"}}}
@@ -63,7 +63,7 @@ func TestParseFull(t *testing.T) {
 	require.Empty(t, p.Scheduler.Filters, "an explicit empty list means no filters")
 	require.Equal(t, 1.0, *p.Scheduler.Scorers[0].Weight, "weight defaults to 1")
 	require.Equal(t, 0.5, *p.Scheduler.Scorers[1].Weight)
-	require.Equal(t, 0.0, *p.Prefix.QueueSlack)
+	require.Equal(t, 1.5, *p.Prefix.QueueSlack)
 	require.Equal(t, Duration(0), *p.FailurePenalty, "0s disables the penalty")
 	require.Equal(t, -1, p.DefaultPriority)
 	require.Equal(t, Duration(2*time.Second), cfg.Pools[1].Endpoints.File.Interval)

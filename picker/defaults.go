@@ -13,7 +13,7 @@ import (
 
 // Defaults. README.md explains each.
 const (
-	DefaultScrapeInterval = 100 * time.Millisecond
+	DefaultScrapeInterval = 50 * time.Millisecond
 	DefaultScrapeTimeout  = 500 * time.Millisecond
 	DefaultScrapePath     = "/metrics"
 	DefaultConcurrency    = 64
@@ -23,7 +23,7 @@ const (
 	DefaultFileInterval   = time.Second
 	DefaultFailurePenalty = 5 * time.Second
 	DefaultMaxEndpoints   = 3
-	defaultStaleIntervals = 2 // staleAfter defaults to this many intervals (200ms at 100ms)
+	defaultStaleIntervals = 2 // staleAfter defaults to this many intervals (100ms at 50ms)
 )
 
 // DefaultScorers is the Inference Extension's default profile plus LoRA

@@ -528,8 +528,8 @@ func TestFleetSimulation(t *testing.T) {
 	}
 	modes := [][2]string{
 		{"default", ""},
-		{"learned, LRU 31250", `"prefix":{"lruCapacity":31250}`},
-		{"rendezvous", `"prefix":{"mode":"rendezvous"}`},
+		{"learned", `"prefix":{"mode":"learned"}`},
+		{"learned, LRU 31250", `"prefix":{"mode":"learned","lruCapacity":31250}`},
 		{"inference-extension", `"prefix":{"mode":"inference-extension"}`},
 	}
 	if *fleetSimNoBuiltin {
@@ -571,5 +571,5 @@ func scrapeMsFlag() float64 {
 	if v, err := strconv.ParseFloat(os.Getenv("FLEETSIM_SCRAPE_MS"), 64); err == nil {
 		return v
 	}
-	return 100
+	return float64(DefaultScrapeInterval) / 1e6
 }

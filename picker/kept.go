@@ -56,7 +56,7 @@ func (k *keptCandidates) reuse(v *view, n int) []candidateSample {
 }
 
 // fill writes every field of e that comes from member i, m, and its sample
-// s; the caller sets the live ones (Pending, InFlight, Stale).
+// s; the caller sets the live ones (Pending, Others, InFlight, Stale).
 func fill(e *framework.Endpoint, m *member, i int, s *metrics.Sample, h *candidateSample) {
 	// Every field, one by one: a composite literal assigned through e is
 	// copied with typedmemmove, which costs more than the whole build.
@@ -78,11 +78,14 @@ func fill(e *framework.Endpoint, m *member, i int, s *metrics.Sample, h *candida
 // this proxy's requests in flight, those sent since the scrape (plus, with
 // others > 0, the other proxies' estimated ones) and staleness.
 func (h *candidateSample) setLive(e *framework.Endpoint, inFlight, now int64, others float64, staleAfter int64) {
-	e.Pending = float64(max(0, inFlight-h.inFlightAtScrape))
+	// Ours sent since the scrape, less ours that ended since: those still
+	// count in the scrape's Running/Waiting (fill wrote them to e).
+	e.Pending = max(float64(inFlight-h.inFlightAtScrape), -(e.Running + e.Waiting))
+	e.Others = 0
 	if others > 0 && now > h.at {
 		// What the other proxies sent since the scrape: as we send, on
 		// average (ours is one draw, too coarse to scale).
-		e.Pending += others * h.sendRate * float64(now-h.at)
+		e.Others = others * h.sendRate * float64(now-h.at)
 	}
 	e.InFlight = float64(inFlight)
 	e.Stale = now-h.at > staleAfter

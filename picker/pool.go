@@ -300,7 +300,11 @@ func (p *Pool) candidates(st *cycleState, v *view, req *Request, now int64) (eps
 	others := 0.0 // the other proxies' requests per one of ours
 	if fleetEstimate {
 		others = p.fleet.value() - 1
+		if p.proxies > 0 { // configured: known, not estimated
+			others = p.proxies - 1
+		}
 	}
+	st.cycle.Others = others > 0
 	penalty, staleAfter, valid := int64(p.penalty), p.staleAfter, st.kept.valid
 	var inHint []bool // nil: every member
 	if req.HasSubset {

@@ -82,7 +82,7 @@ func (p *Pool) Stats() PoolStats {
 			es.BlockSize, es.NumGPUBlocks, es.Slots = sm.BlockSize, sm.NumGPUBlocks, sm.PeakRunning
 			ep := framework.Endpoint{
 				Waiting: sm.Waiting, Running: sm.Running, KVUsage: sm.KVUsage, Stale: es.Stale, Capacity: sm.PeakRunning,
-				Pending: float64(max(0, es.InFlight-sm.InFlightAtScrape)),
+				Pending: max(float64(es.InFlight-sm.InFlightAtScrape), -(sm.Running + sm.Waiting)),
 			}
 			es.Saturated = es.Stale || (p.saturation != nil && p.saturation.Saturated(&ep))
 		}

@@ -1,5 +1,7 @@
 package framework
 
+import "math"
+
 // Cycle is the state of one scheduling cycle: the request, the clock, a
 // random seed and scratch space that plugins reuse. Cycles are pooled by the
 // caller: a plugin must not keep references into one after its call returns.
@@ -7,6 +9,10 @@ type Cycle struct {
 	Request *Request
 	Now     int64  // collector.Now() at the start of the cycle
 	Seed    uint64 // random per cycle; see Rand and TieBreak
+	// Others is set when the candidates may carry Endpoint.Others (the
+	// pool estimates other proxies' requests), so a plugin that must leave
+	// them out knows without a pass over the candidates.
+	Others bool
 
 	// Hashes holds the prompt's prefix block hashes once HashesReady is set.
 	// They are computed at most once per cycle by whichever plugin needs
@@ -21,6 +27,7 @@ type Cycle struct {
 	Scratch []float64
 
 	qb   queueBounds
+	ownQ []float64 // OwnQueues' buffer
 	ad   adapterRuns
 	ties []uint64 // TopK's tie keys
 
@@ -34,6 +41,7 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.Now = now
 	c.Seed = seed
 	c.rng = seed
+	c.Others = false
 	c.Hashes = c.Hashes[:0]
 	c.HashesReady = false
 	c.qb = queueBounds{queues: c.qb.queues}
@@ -108,6 +116,22 @@ func (c *Cycle) QueueScratch(n int) []float64 {
 // their bounds. eps must not be empty.
 func (c *Cycle) SetQueues(eps []Endpoint, lo, hi float64) {
 	c.qb.first, c.qb.n, c.qb.lo, c.qb.hi = &eps[0], len(eps), lo, hi
+}
+
+// OwnQueues returns eps[i].OwnQueue() for each i, and the shortest, in a
+// buffer of the cycle's (read it during the call only). Not cached: only
+// the prefix scorer's affinity limit asks, once per cycle.
+func (c *Cycle) OwnQueues(eps []Endpoint) (qs []float64, shortest float64) {
+	if cap(c.ownQ) < len(eps) {
+		c.ownQ = make([]float64, len(eps))
+	}
+	qs = c.ownQ[:len(eps)]
+	shortest = math.Inf(1)
+	for i := range eps {
+		qs[i] = eps[i].OwnQueue()
+		shortest = min(shortest, qs[i])
+	}
+	return qs, shortest
 }
 
 // ScratchFloats returns Scratch resized to n (contents undefined).

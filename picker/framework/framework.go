@@ -30,7 +30,8 @@ type Endpoint struct {
 	Running  float64 // scraped
 	KVUsage  float64 // scraped, 0..1
 	Capacity float64 // requests it can run at once, learned (the most seen running while requests waited); 0 if unknown
-	Pending  float64 // sent by this proxy after the scrape, so not in Waiting/Running yet
+	Pending  float64 // this proxy's requests sent after the scrape less those that ended since (negative when more ended): the scrape's Running/Waiting do not know of them
+	Others   float64 // the other proxies' requests sent after the scrape: an estimate (>= 0; 0 for a lone proxy)
 	InFlight float64 // this proxy's requests in flight
 	Stale    bool    // metrics older than the pool's staleAfter
 	LoRA     *metrics.LoRA
@@ -40,17 +41,25 @@ type Endpoint struct {
 }
 
 // Queue is how many requests a new one would wait behind, as this proxy
-// best knows it: the scraped waiting queue, plus the requests it sent since
-// that scrape, plus the new one, beyond the server's free slots. While the
+// best knows it: the scraped waiting queue, plus the requests sent since
+// that scrape (its own net of those that ended, and the other proxies'
+// estimated), plus the new one, beyond the server's free slots. While the
 // server's slots are unknown every request sent since the scrape counts as
-// queued. Counting its own recent requests is what keeps a burst between two
+// queued. Counting recent requests is what keeps a burst between two
 // scrapes from landing on one server; counting free slots is what tells a
 // full server from an idle one before either has a queue.
-func (e *Endpoint) Queue() float64 {
+func (e *Endpoint) Queue() float64 { return e.queue(e.Others) }
+
+// OwnQueue is Queue without the other proxies' estimated requests: what
+// the scrape and this proxy's own requests say for certain.
+func (e *Endpoint) OwnQueue() float64 { return e.queue(0) }
+
+func (e *Endpoint) queue(others float64) float64 {
+	sent := e.Pending + others
 	if e.Capacity <= 0 {
-		return e.Waiting + e.Pending
+		return max(0, e.Waiting+sent)
 	}
-	return e.Waiting + max(0, e.Running+e.Pending+1-e.Capacity)
+	return e.Waiting + max(0, e.Running+sent+1-e.Capacity)
 }
 
 // Filter keeps some endpoints. It moves the kept ones, in their original

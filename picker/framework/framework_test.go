@@ -11,14 +11,21 @@ func TestQueue(t *testing.T) {
 		name string
 		ep   Endpoint
 		want float64
+		own  float64 // OwnQueue: without Others
 	}{
-		{name: "capacity unknown: everything sent since the scrape counts", ep: Endpoint{Waiting: 2, Running: 3, Pending: 2}, want: 4},
-		{name: "free slots absorb what was sent", ep: Endpoint{Running: 3, Pending: 2, Capacity: 6}, want: 0},
-		{name: "a full server has a queue before it reports one", ep: Endpoint{Running: 6, Capacity: 6}, want: 1},
-		{name: "beyond the slots", ep: Endpoint{Waiting: 1, Running: 5, Pending: 3, Capacity: 6}, want: 4},
+		{name: "capacity unknown: everything sent since the scrape counts", ep: Endpoint{Waiting: 2, Running: 3, Pending: 2}, want: 4, own: 4},
+		{name: "free slots absorb what was sent", ep: Endpoint{Running: 3, Pending: 2, Capacity: 6}, want: 0, own: 0},
+		{name: "a full server has a queue before it reports one", ep: Endpoint{Running: 6, Capacity: 6}, want: 1, own: 1},
+		{name: "beyond the slots", ep: Endpoint{Waiting: 1, Running: 5, Pending: 3, Capacity: 6}, want: 4, own: 4},
+		// One of ours ended since the scrape: a waiting request took its
+		// slot, so a new one waits behind one fewer.
+		{name: "ours that ended free a slot", ep: Endpoint{Waiting: 2, Running: 6, Pending: -1, Capacity: 6}, want: 2, own: 2},
+		{name: "capacity unknown: ended ones shorten the queue, never below 0", ep: Endpoint{Waiting: 1, Running: 2, Pending: -3}, want: 0, own: 0},
+		{name: "the other proxies' estimate counts in Queue, not OwnQueue", ep: Endpoint{Running: 6, Pending: 1, Others: 1.5, Capacity: 6}, want: 3.5, own: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, tc.ep.Queue())
+			require.Equal(t, tc.own, tc.ep.OwnQueue())
 		})
 	}
 }

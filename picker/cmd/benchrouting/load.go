@@ -104,6 +104,18 @@ func (m *cpuMeter) count() {
 	m.mu.Unlock()
 }
 
+// add folds o's counts into m (rounds pooled into one row).
+func (m *cpuMeter) add(o *cpuMeter) {
+	o.mu.Lock()
+	ns, calls, n := o.ns, o.calls, o.n
+	o.mu.Unlock()
+	m.mu.Lock()
+	m.ns += ns
+	m.calls += calls
+	m.n += n
+	m.mu.Unlock()
+}
+
 func (m *cpuMeter) perCall() float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -102,6 +102,7 @@ func main() {
 		extra    = flag.String("pool", "", "JSON object merged into every picker scenario's pool config, e.g. '{\"scheduler\":{\"maxEndpoints\":1}}'")
 		out      = flag.String("out", "", "write the output to OUT.txt and the plots to OUT-ttft-cdf.png and OUT-load.png")
 		noBase   = flag.Bool("no-builtin-modes", false, "run only round robin, random and the -mode modes")
+		rounds   = flag.Int("rounds", 3, "rounds of round robin and of the first mode's one- and four-proxy rows, each on the next workload seed, pooled into their rows: a p90 of one 20 s window swings by a third from run to run")
 	)
 	builtin := modes
 	flag.Var(modeFlags{}, "mode", "add a picker mode, run with 1 and 4 proxies: name=JSON merged into the pool config (repeatable)")
@@ -148,20 +149,31 @@ func main() {
 	printf("| routing | done | 429 | errors | TTFT p50 | TTFT p90 | e2e p90 | req/s | tok/s | prefix hit | load CV | pick CPU/req |\n")
 	printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 
-	var rows []result
-	for _, sc := range scenarios() {
-		if *only != "" && !strings.Contains(sc.name, *only) {
+	var rows, perSeed []result
+	for _, job := range plan(scenarios(), *rounds, *seed) {
+		if *only != "" && !strings.Contains(job.sc.name, *only) {
 			continue
 		}
-		r, err := run(sc, cfg, *basePort, *nSims, *rate, *warmup, *duration, *seed, logDir)
+		r, err := run(job.sc, cfg, *basePort, *nSims, *rate, *warmup, *duration, job.seed, logDir)
 		if err != nil {
-			log.Fatalf("%s: %v", sc.name, err)
+			log.Fatalf("%s: %v", job.sc.name, err)
 		}
-		rows = append(rows, r)
-		r.print()
+		r.seeds = []uint64{job.seed}
+		if job.rounds > 1 {
+			printf("| %s, seed %d | %d | %d | %d | %s | %s | %s | | | %.1f%% | %.2f | |\n", r.name, job.seed, r.done, r.shed, r.errs,
+				ms(pct(r.ttft, 0.5)), ms(pct(r.ttft, 0.9)), ms(pct(r.e2e, 0.9)), 100*r.hitRate(), r.load.cv())
+		}
+		if job.rounds > 1 {
+			perSeed = append(perSeed, r)
+		}
+		rows = pool(rows, r)
+		if job.last {
+			rows[len(rows)-1].print()
+		}
 	}
 	printf("\n")
 	summarize(rows)
+	summarizeSeeds(perSeed)
 	if *out != "" {
 		if err := plotTTFT(rows, *out+"-ttft-cdf.png"); err != nil {
 			log.Fatal(err)
@@ -175,6 +187,7 @@ func main() {
 
 type result struct {
 	name             string
+	seeds            []uint64 // workload seeds pooled into the row
 	done, shed, errs int
 	ttft, e2e        []time.Duration
 	tokens           int
@@ -367,8 +380,12 @@ func (r result) print() {
 	if r.cpu != nil {
 		cpu = fmt.Sprintf("%.1f µs", r.cpu.perCall()/1e3)
 	}
+	name := r.name
+	if len(r.seeds) > 1 {
+		name = fmt.Sprintf("%s, %d seeds pooled", r.name, len(r.seeds))
+	}
 	printf("| %s | %d | %d | %d | %s | %s | %s | %.1f | %.0f | %.1f%% | %.2f | %s |\n",
-		r.name, r.done, r.shed, r.errs, ms(pct(r.ttft, 0.5)), ms(pct(r.ttft, 0.9)), ms(pct(r.e2e, 0.9)),
+		name, r.done, r.shed, r.errs, ms(pct(r.ttft, 0.5)), ms(pct(r.ttft, 0.9)), ms(pct(r.e2e, 0.9)),
 		float64(r.done)/r.window.Seconds(), float64(r.tokens)/r.window.Seconds(), 100*r.hitRate(), r.load.cv(), cpu)
 }
 

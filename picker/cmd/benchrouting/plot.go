@@ -74,9 +74,20 @@ func plotLoad(rows []result, path string) error {
 		if len(r.load.perRank) > 0 {
 			ranks = len(r.load.perRank[0])
 		}
+		// Pooled rounds follow each other in the series: draw the first.
+		first := len(r.load.at)
+		for j := 1; j < len(r.load.at); j++ {
+			if r.load.at[j] < r.load.at[j-1] {
+				first = j
+				break
+			}
+		}
+		if len(r.seeds) > 1 {
+			p.Title.Text = fmt.Sprintf("%s (CV %.2f over %d seeds; seed %d drawn)", r.name, r.load.cv(), len(r.seeds), r.seeds[0])
+		}
 		for k := range ranks {
-			pts := make(plotter.XYs, len(r.load.at))
-			for j := range r.load.at {
+			pts := make(plotter.XYs, first)
+			for j := range first {
 				pts[j] = plotter.XY{X: r.load.at[j].Seconds(), Y: r.load.perRank[j][k]}
 			}
 			l, err := plotter.NewLine(pts)

@@ -38,7 +38,7 @@ var Defaults = Config{
 	MaxBlocks:        256,
 	BytesPerToken:    4,
 	RendezvousBlocks: 8,
-	QueueSlack:       new(1.0),
+	QueueSlack:       new(0.0),
 	RendezvousFloor:  new(0.0),
 }
 

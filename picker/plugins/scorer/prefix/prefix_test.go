@@ -122,6 +122,7 @@ func learned(t *testing.T, capacity int) *Scorer {
 	t.Helper()
 	p := Defaults
 	p.Mode, p.LRUCapacity, p.RendezvousFloor = Learned, capacity, new(0.0)
+	p.QueueSlack = new(1.0) // whole: the tests' limits do not depend on the draw
 	s, err := New(p)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
@@ -261,9 +262,53 @@ func rendezvous(t *testing.T) *Scorer {
 	t.Helper()
 	p := Defaults
 	p.Mode = Rendezvous
+	p.QueueSlack = new(1.0) // whole: the tests' limits do not depend on the draw
 	s, err := New(p)
 	require.NoError(t, err)
 	return s
+}
+
+// A fractional queueSlack keeps affinity at random: a queue longer than the
+// shortest by slack + f keeps it with probability 1 - f, drawn per cycle;
+// whole slacks never depend on the draw.
+func TestFractionalQueueSlackIsDrawnPerPick(t *testing.T) {
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	for _, tc := range []struct {
+		name   string
+		slack  float64
+		excess float64 // the preferred endpoint's queue over the shortest
+		kept   [2]int  // of 1000 cycles, at least and at most
+	}{
+		{name: "whole slack, at it", slack: 1, excess: 1, kept: [2]int{1000, 1000}},
+		{name: "whole slack, beyond it", slack: 1, excess: 2, kept: [2]int{0, 0}},
+		{name: "zero slack: only the shortest", slack: 0, excess: 1, kept: [2]int{0, 0}},
+		{name: "half: one more kept half the time", slack: 0.5, excess: 1, kept: [2]int{430, 570}},
+		{name: "half: the shortest always", slack: 0.5, excess: 0, kept: [2]int{1000, 1000}},
+		{name: "half: two more never", slack: 0.5, excess: 2, kept: [2]int{0, 0}},
+		{name: "0.75: one more kept three times in four", slack: 0.75, excess: 1, kept: [2]int{690, 810}},
+		{name: "1.25: two more kept one time in four", slack: 1.25, excess: 2, kept: [2]int{190, 310}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Defaults
+			p.Mode, p.QueueSlack = Rendezvous, new(tc.slack)
+			s, err := New(p)
+			require.NoError(t, err)
+			eps := endpoints(4)
+			score(s, cycle("m", prompt), eps) // seen once
+			first := preferred(score(s, cycle("m", prompt), eps))
+			eps[first].Waiting = tc.excess
+			kept := 0
+			for seed := range uint64(1000) {
+				c := &framework.Cycle{}
+				c.Reset(&framework.Request{Model: "m", ModelKey: ModelHash("m"), Prompt: prompt}, 0, seed*0x9e3779b97f4a7c15)
+				if preferred(score(s, c, eps)) == first {
+					kept++
+				}
+			}
+			require.GreaterOrEqual(t, kept, tc.kept[0])
+			require.LessOrEqual(t, kept, tc.kept[1])
+		})
+	}
 }
 
 // seenOnce scores the prompt once, so the scorer has seen its key: a
@@ -347,6 +392,28 @@ func TestRendezvousKeyIsTheSharedPart(t *testing.T) {
 		spread[preferred(score(s, cycle(fmt.Sprint("model-", i), prompt), eps))] = true
 	}
 	require.Greater(t, len(spread), 4)
+}
+
+// The other proxies' estimated requests (Endpoint.Others) grow with our own
+// send rate, highest at the prompt's rendezvous server: affinity is judged
+// without them, or every proxy of a fleet would leave that server at once.
+func TestRendezvousJudgesAffinityWithoutTheOthersEstimate(t *testing.T) {
+	s := rendezvous(t)
+	eps := endpoints(6)
+	prompt := chat(strings.Repeat("shared system prompt ", 40), "hi")
+	score(s, cycle("m", prompt), eps) // seen once
+	first := preferred(score(s, cycle("m", prompt), eps))
+	eps[first].Others = 1.5 // queue 1.5 by the estimate, 0 by what we know
+	c := cycle("m", prompt)
+	c.Others = true
+	require.Equal(t, first, preferred(score(s, c, eps)), "the estimate alone does not move affinity")
+	eps[first].Pending = 2 // ours: queue 2 beyond slack 1
+	c = cycle("m", prompt)
+	c.Others = true
+	require.NotEqual(t, first, preferred(score(s, c, eps)), "our own requests do")
+	eps[first].Pending = 0
+	c = cycle("m", prompt) // a pool that does not set Others: Queue as is
+	require.NotEqual(t, first, preferred(score(s, c, eps)))
 }
 
 func TestRendezvousYieldsToLoad(t *testing.T) {

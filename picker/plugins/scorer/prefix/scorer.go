@@ -142,16 +142,25 @@ func (s *Scorer) hashes(c *framework.Cycle) []uint64 {
 }
 
 // limits are what an endpoint may carry and keep affinity.
+//
+// Affinity is judged on what this proxy knows: the scrape and its own
+// requests since (Endpoint.OwnQueue), not the other proxies' estimated
+// ones. The estimate grows with our own send rate to an endpoint, which is
+// highest at the endpoint a prompt's rendezvous key prefers, so counting it
+// here would take affinity away from exactly the servers that hold the
+// prompts, on every proxy of a fleet at once: four simulated proxies kept
+// 89% of one proxy's prefix hits with it and 97% without (picker/README.md,
+// "Fleets of proxies"). Load scoring (queue, saturation) still counts it.
 type limits struct {
-	queue   float64   // longest queue: the shortest candidate queue plus QueueSlack
+	queue   float64   // queues below this keep affinity: the shortest plus QueueSlack plus a draw in (0,1]
 	load    float64   // most requests in it (loadBound × the mean, plus one); +Inf without a bound
 	bounded bool      // load is finite: without a bound every load is within (scraped loads are never NaN)
-	queues  []float64 // each candidate's Queue() (Cycle.Queues)
+	queues  []float64 // each candidate's queue as compared: Queue(), or OwnQueue() when the candidates carry Others
 }
 
 // within reports whether eps[i], e, is within the limits.
 func (l *limits) within(i int, e *framework.Endpoint) bool {
-	return l.queues[i] <= l.queue && (!l.bounded || l.withinLoad(e))
+	return l.queues[i] < l.queue && (!l.bounded || l.withinLoad(e))
 }
 
 // withinLoad is within's load test, for a bounded load.
@@ -160,10 +169,24 @@ func (l *limits) withinLoad(e *framework.Endpoint) bool {
 }
 
 // limitsOf computes the limits of one cycle. The shortest queue is the
-// cycle's (Cycle.QueueBounds: usually the saturation filter found it).
+// cycle's (Cycle.QueueBounds: usually the saturation filter found it)
+// unless the other proxies' estimate is in the queues.
 func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
-	shortest, _ := c.QueueBounds(eps)
-	l := limits{queue: shortest + s.queueSlack, load: math.Inf(1), queues: c.Queues(eps)}
+	l := limits{load: math.Inf(1)}
+	var shortest float64
+	if c.Others {
+		l.queues, shortest = c.OwnQueues(eps)
+	} else {
+		shortest, _ = c.QueueBounds(eps)
+		l.queues = c.Queues(eps)
+	}
+	// A fractional slack is kept at random: a queue longer than the
+	// shortest by slack + f (0 < f < 1) keeps affinity with probability
+	// 1 - f, drawn per pick. Whole slacks keep their meaning (at most slack
+	// more, always). Proxies of a fleet draw independently, so at the
+	// boundary they split between the prompt's server and the others
+	// instead of all staying, or all leaving, at once.
+	l.queue = shortest + s.queueSlack + 1 - unitFloat(c.Rand())
 	if b := s.p.LoadBound; b > 0 {
 		var sum float64
 		for i := range eps {
@@ -277,7 +300,7 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	beyond := false                                 // an endpoint over the limit runs the adapter
 	for i := range eps {
 		e := &eps[i]
-		if !(queues[i] <= maxQueue && (!bounded || limit.withinLoad(e))) {
+		if !(queues[i] < maxQueue && (!bounded || limit.withinLoad(e))) {
 			beyond = beyond || adapter[i]
 			continue
 		}
@@ -297,3 +320,6 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	}
 	return -1
 }
+
+// unitFloat maps a random word to [0,1).
+func unitFloat(r uint64) float64 { return float64(r>>11) / (1 << 53) }
