@@ -77,7 +77,8 @@ type aiRouterFilter struct {
 	facts       factsHandoff
 	decision    transform.Decision
 	tags        [7]string // stat tag values: one backing array per stream
-	meter       *transform.Meter
+	meter       *transform.Meter // the response's: ownMeter, once the response headers came
+	ownMeter    *transform.Meter // kept for the filter's next streams (Meter.Reset)
 	restorer    *transform.ModelRestorer
 	restored    []byte
 	stripper    *transform.UsageChunkStripper // drops the usage chunk the client did not ask for
@@ -294,7 +295,11 @@ func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream
 	// Views into Envoy's memory: NewMeter and NewModelRestorer keep neither.
 	contentType := abi.HeaderValue(headers, "content-type").ToUnsafeString()
 	encoding := abi.HeaderValue(headers, "content-encoding").ToUnsafeString()
-	f.meter = transform.NewMeter(f.ep, status, contentType, encoding)
+	if f.ownMeter == nil {
+		f.ownMeter = new(transform.Meter)
+	}
+	f.ownMeter.Reset(f.ep, status, contentType, encoding)
+	f.meter = f.ownMeter
 	if v, ok := f.s.AttributeString(shared.AttributeIDUpstreamAddress); ok {
 		// A copy in the filter's own buffer: only the cost expressions read
 		// it, before the stream ends.

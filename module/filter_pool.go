@@ -34,7 +34,7 @@ func newRouterFilter(cfg *routerFilterConfig, h shared.HttpFilterHandle) *aiRout
 // reset makes f a new stream's filter.
 func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandle) {
 	*f = aiRouterFilter{cfg: cfg, h: h, s: abi.NewStream(h), restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs),
-		chunks: keepChunks(f.chunks), backendBuf: keep(f.backendBuf)}
+		chunks: keepChunks(f.chunks), backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter}
 }
 
 func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
@@ -69,7 +69,7 @@ func releaseFilter(x shared.HttpFilter) {
 	switch f := x.(type) {
 	case *aiRouterFilter:
 		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks),
-			backendBuf: keep(f.backendBuf)} // let go of the stream
+			backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter} // let go of the stream
 		routerFilters.Put(f)
 	case *endpointPickerFilter:
 		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}, chunks: keepChunks(f.chunks)}

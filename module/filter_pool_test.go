@@ -34,11 +34,11 @@ func TestReusedFilterIsNew(t *testing.T) {
 	s2 := newFakeStream()
 	used := *f
 	used.reset(rc, s2)
-	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2, s: abi.NewStream(s2)}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf")
+	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2, s: abi.NewStream(s2)}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf", "ownMeter")
 	require.Empty(t, used.hdrs.kv)
 	require.Empty(t, used.hdrs.buf)
 	releaseFilter(f)
-	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf")
+	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf", "ownMeter")
 
 	c := newChain(t, metricsServers(t, 2))
 	ps := newFakeStream()
