@@ -60,15 +60,15 @@ func BodyChunks(body shared.BodyBuffer, dst []shared.UnsafeEnvoyBuffer) []shared
 	if raw == nil {
 		return append(dst, body.GetChunks()...)
 	}
-	for {
-		free := dst[len(dst):cap(dst)]
-		n := int(C.ip_get_body_chunks(raw.filter, C.uint32_t(raw.bodyType),
-			(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free))))
-		if n <= len(free) {
-			return dst[:len(dst)+n]
-		}
-		dst = slices.Grow(dst, n) // and read again (nothing ran in between to change n)
+	free := dst[len(dst):cap(dst)]
+	n := int(C.ip_get_body_chunks(raw.filter, C.uint32_t(raw.bodyType),
+		(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free))))
+	if n > len(free) { // no room: the chunks alone (n is still the count, nothing ran in between)
+		dst = slices.Grow(dst, n)
+		C.envoy_dynamic_module_callback_http_get_body_chunks(raw.filter, C.uint32_t(raw.bodyType),
+			(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(dst[len(dst):cap(dst)]))))
 	}
+	return dst[:len(dst)+n]
 }
 
 // sdkBody is the layout of the SDK's body buffer (dymBodyBuffer in

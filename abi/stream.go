@@ -320,15 +320,15 @@ func Headers(m shared.HeaderMap, dst [][2]shared.UnsafeEnvoyBuffer) [][2]shared.
 	if raw == nil {
 		return append(dst, m.GetAll()...)
 	}
-	for {
-		free := dst[len(dst):cap(dst)]
-		n := int(C.ip_get_headers(raw.filter, C.uint32_t(raw.headerType),
-			(*C.ip_header)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free))))
-		if n <= len(free) {
-			return dst[:len(dst)+n]
-		}
-		dst = slices.Grow(dst, n) // then read again: n may change between calls only if a setter ran, which none did
+	free := dst[len(dst):cap(dst)]
+	n := int(C.ip_get_headers(raw.filter, C.uint32_t(raw.headerType),
+		(*C.ip_header)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free))))
+	if n > len(free) { // no room: the entries alone (n is still the count, nothing ran in between)
+		dst = slices.Grow(dst, n)
+		C.envoy_dynamic_module_callback_http_get_headers(raw.filter, C.uint32_t(raw.headerType),
+			(*C.ip_header)(unsafe.Pointer(unsafe.SliceData(dst[len(dst):cap(dst)]))))
 	}
+	return dst[:len(dst)+n]
 }
 
 // Envoy writes envoy_dynamic_module_type_envoy_buffer and _http_header
