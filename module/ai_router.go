@@ -76,7 +76,7 @@ type aiRouterFilter struct {
 	body        *[]byte // pooled; Prompt may point into it until OnDestroy
 	facts       factsHandoff
 	decision    transform.Decision
-	tags        [7]string // stat tag values: one backing array per stream
+	tags        [7]string        // stat tag values: one backing array per stream
 	meter       *transform.Meter // the response's: ownMeter, once the response headers came
 	ownMeter    *transform.Meter // kept for the filter's next streams (Meter.Reset)
 	restorer    *transform.ModelRestorer
