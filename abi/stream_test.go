@@ -1,7 +1,9 @@
 package abi
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"unsafe"
@@ -56,8 +58,8 @@ func (h *otherHandle) GetFilterState(key string) (shared.UnsafeEnvoyBuffer, bool
 	return buf("state"), true
 }
 
-func (h *otherHandle) RecordHistogramValue(_ shared.MetricID, v uint64, tags ...string) shared.MetricsResult {
-	h.calls = append(h.calls, "RecordHistogramValue "+tags[0])
+func (h *otherHandle) RecordHistogramValue(id shared.MetricID, v uint64, tags ...string) shared.MetricsResult {
+	h.calls = append(h.calls, fmt.Sprintf("RecordHistogramValue %d %d %s", id, v, strings.Join(tags, ",")))
 	return shared.MetricsSuccess
 }
 
@@ -101,7 +103,7 @@ func TestStreamFallsBackToTheHandle(t *testing.T) {
 	require.Equal(t, shared.MetricsResult(9), s.IncrementCounterValue(1, 2, "c1"))
 	require.Equal(t, []string{"GetMetadataString ns/k", "GetMetadataString ns/k", "GetMetadataNumber ns/n", "GetMetadataListSize ns/l",
 		"GetMetadataListString ns/l", "GetAttributeString", "GetAttributeNumber", "GetFilterState key",
-		"RecordHistogramValue t1", "IncrementCounterValue c1"}, h.calls)
+		"RecordHistogramValue 1 2 t1,t2", "IncrementCounterValue c1"}, h.calls)
 	require.Nil(t, sdkHandleType.Load(), "a fake is not remembered as the SDK's type")
 }
 
@@ -185,4 +187,29 @@ func TestCheckedTypeRemembersTheFirstType(t *testing.T) {
 	var off atomic.Pointer[reflect.Type]
 	require.False(t, checkedType(&off, a, pass))
 	require.False(t, checkedType(&known, a, pass), "off wins over a known type")
+}
+
+// A batch of histograms is recorded in the order added, each with the
+// batch's tags and its own extra one, as one RecordHistogramValue each; a
+// full batch takes nothing more, and a recorded one is empty.
+func TestRecordHistogramsThroughTheHandle(t *testing.T) {
+	h := &otherHandle{}
+	s := NewStream(h)
+	var b Histograms
+	require.True(t, b.Add(1, 10))
+	require.True(t, b.AddTagged(2, 20, "input"))
+	require.True(t, b.AddTagged(2, 21, "output"))
+	s.RecordHistograms(&b, "a", "b")
+	require.Equal(t, []string{"RecordHistogramValue 1 10 a,b", "RecordHistogramValue 2 20 a,b,input", "RecordHistogramValue 2 21 a,b,output"}, h.calls)
+	require.Zero(t, b.Len())
+
+	for i := range MaxHistograms {
+		require.True(t, b.Add(shared.MetricID(i), 1))
+	}
+	require.False(t, b.Add(99, 1))
+	require.False(t, b.AddTagged(99, 1, "x"))
+	h.calls = nil
+	s.RecordHistograms(&b)
+	require.Len(t, h.calls, MaxHistograms)
+	require.Equal(t, "RecordHistogramValue 7 1 ", h.calls[7])
 }

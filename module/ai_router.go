@@ -76,7 +76,7 @@ type aiRouterFilter struct {
 	body        *[]byte // pooled; Prompt may point into it until OnDestroy
 	facts       factsHandoff
 	decision    transform.Decision
-	tags        [7]string        // stat tag values: one backing array per stream
+	tags        [6]string        // stat tag values: one backing array per stream
 	meter       *transform.Meter // the response's: ownMeter, once the response headers came
 	ownMeter    *transform.Meter // kept for the filter's next streams (Meter.Reset)
 	restorer    *transform.ModelRestorer
@@ -300,11 +300,12 @@ func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream
 	}
 	f.ownMeter.Reset(f.ep, status, contentType, encoding)
 	f.meter = f.ownMeter
-	if v, ok := f.s.AttributeString(shared.AttributeIDUpstreamAddress); ok {
-		// A copy in the filter's own buffer: only the cost expressions read
-		// it, before the stream ends.
-		f.backendBuf = append(f.backendBuf[:0], v.ToUnsafeBytes()...)
-		f.backend = unsafe.String(unsafe.SliceData(f.backendBuf), len(f.backendBuf))
+	if f.cfg.NeedsBackend() { // only a cost expression reads it: no crossing without one
+		if v, ok := f.s.AttributeString(shared.AttributeIDUpstreamAddress); ok {
+			// A copy in the filter's own buffer, read before the stream ends.
+			f.backendBuf = append(f.backendBuf[:0], v.ToUnsafeBytes()...)
+			f.backend = unsafe.String(unsafe.SliceData(f.backendBuf), len(f.backendBuf))
+		}
 	}
 	if f.decision.TargetModel != f.decision.Model && (encoding == "" || strings.EqualFold(encoding, "identity")) {
 		// The client asked for Model: the response says so too.
@@ -418,30 +419,30 @@ func (f *aiRouterFilter) account() {
 	d := &f.decision
 	// Model and provider tags are bounded (MetricModel, MetricProvider):
 	// Envoy never frees a stat.
-	f.tags = [7]string{f.ep.Operation(), f.provider(r.HasUsage), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
-	tags := f.tags[:6]
+	f.tags = [6]string{f.ep.Operation(), f.provider(r.HasUsage), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
+	tags := f.tags[:]
 	t := r.Timing(f.start, now)
-	f.s.RecordHistogramValue(f.cfg.duration, uint64(t.Duration.Microseconds()), tags...)
+	var hs abi.Histograms // at most 3 durations and 5 token counts: all fit
+	hs.Add(f.cfg.duration, uint64(t.Duration.Microseconds()))
 	if t.HasTTFT {
-		f.s.RecordHistogramValue(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()), tags...)
+		hs.Add(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()))
 	}
 	if t.HasTPOT {
-		f.s.RecordHistogramValue(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()), tags...)
+		hs.Add(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()))
 	}
 	if r.HasUsage {
 		// The server's counts only: estimates stay out of the histogram.
 		for _, c := range r.Usage.Counts() {
 			if c.Count == 0 && (c.Type == transform.TokenTypeCachedInput || c.Type == transform.TokenTypeReasoning) {
-				continue // most responses have none: skip the crossing
+				continue // most responses have none: skip the record
 			}
-			f.tags[6] = c.Type
-			f.s.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
+			hs.AddTagged(f.cfg.tokenUsage, c.Count, c.Type)
 		}
 		if f.cacheWrites > 0 {
-			f.tags[6] = transform.TokenTypeCacheCreationInput
-			f.s.RecordHistogramValue(f.cfg.tokenUsage, f.cacheWrites, f.tags[:]...)
+			hs.AddTagged(f.cfg.tokenUsage, f.cacheWrites, transform.TokenTypeCacheCreationInput)
 		}
 	}
+	f.s.RecordHistograms(&hs, tags...) // one call from Go for all
 	f.charge(&r)
 }
 

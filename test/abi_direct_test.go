@@ -17,8 +17,12 @@ import (
 )
 
 // directOff is the environment that makes the library call every getter
-// and stat through the SDK's handle (abi.Stream's fallback).
-const directOff = "INFERENCEPOOL_ABI_DIRECT=off"
+// and stat through the SDK's handle (abi.Stream's fallback); directOn
+// overrides it when the whole suite runs with it.
+const (
+	directOff = "INFERENCEPOOL_ABI_DIRECT=off"
+	directOn  = "INFERENCEPOOL_ABI_DIRECT=on"
+)
 
 // The direct ABI calls (abi.Stream, abi.Headers, abi.HeaderValue,
 // abi.BodyChunks) and the SDK's handle they fall back to give Envoy and the
@@ -31,7 +35,7 @@ func TestDirectABIMatchesTheSDK(t *testing.T) {
 	endpoints := chatAndMetricsEndpoints(t, 1) // one to pick: both hosts pick it
 	router := map[string]any{"costs": routerCosts, "models": []map[string]any{{"name": "sim-model"}}}
 	hosts := map[string]*harness.Host{}
-	for name, env := range map[string][]string{"direct": nil, "sdk": {directOff}} {
+	for name, env := range map[string][]string{"direct": {directOn}, "sdk": {directOff}} {
 		h := harness.Start(t, harness.Options{Env: env})
 		h.MustConfigure(harness.EnvoyChain(t).WithJSON("ai_router", router).WithJSON("endpoint_picker", pickerConfig(endpoints, nil)))
 		waitPicking(t, h, "sim-model", endpoints)
@@ -132,7 +136,7 @@ func TestDirectABIAllocatesLess(t *testing.T) {
 				require.Equal(t, r.N, r.Routed)
 				return r
 			}
-			direct, sdk := run(nil), run([]string{directOff})
+			direct, sdk := run([]string{directOn}), run([]string{directOff})
 			require.Equal(t, sdk.Callbacks, direct.Callbacks)
 			require.Equal(t, sdk.Hooks, direct.Hooks)
 			require.Equal(t, sdk.ClientBytes, direct.ClientBytes)
