@@ -64,6 +64,30 @@ static ip_view ip_get_header(void* f, uint32_t t, ip_buf key) {
   return r;
 }
 
+// ip_labels are up to 8 label values, passed by value.
+typedef struct {
+  ip_buf v[8];
+} ip_labels;
+
+// ip_views are up to 8 header values.
+typedef struct {
+  ip_buf v[8];
+} ip_views;
+
+// ip_get_header_values reads the first value of each of n keys.
+static ip_views ip_get_header_values(void* f, uint32_t t, ip_labels keys, size_t n) {
+  ip_views r;
+  for (size_t i = 0; i < n; i++) {
+    r.v[i].ptr = NULL;
+    r.v[i].length = 0;
+    if (!envoy_dynamic_module_callback_http_get_header(f, t, keys.v[i], &r.v[i], 0, NULL)) {
+      r.v[i].ptr = NULL;
+      r.v[i].length = 0;
+    }
+  }
+  return r;
+}
+
 // ip_get_headers writes the headers into out when they fit in cap entries
 // (one crossing from Go for both callbacks) and returns how many there are.
 static size_t ip_get_headers(void* f, uint32_t t, ip_header* out, size_t cap) {
@@ -116,10 +140,6 @@ static ip_view ip_get_filter_state(void* f, ip_buf key) {
   return r;
 }
 
-// ip_labels are up to 8 label values, passed by value.
-typedef struct {
-  ip_buf v[8];
-} ip_labels;
 
 static uint32_t ip_record_histogram(void* f, size_t id, ip_labels l, size_t n, uint64_t value) {
   return envoy_dynamic_module_callback_http_filter_record_histogram_value(f, id, l.v, n, value);
@@ -399,6 +419,23 @@ func HeaderValue(m shared.HeaderMap, key string) shared.UnsafeEnvoyBuffer {
 	}
 	v, _ := view(C.ip_get_header(raw.filter, C.uint32_t(raw.headerType), strBuf(key)))
 	return v
+}
+
+// HeaderValues sets dst[i] to HeaderValue(m, keys[i]) for each key, at
+// most 8 (then in one call from Go; more go one by one). dst must be as
+// long as keys.
+func HeaderValues(m shared.HeaderMap, keys []string, dst []shared.UnsafeEnvoyBuffer) {
+	raw := sdkHeadersOf(m)
+	if raw == nil || len(keys) > maxDirectLabels {
+		for i, k := range keys {
+			dst[i] = HeaderValue(m, k)
+		}
+		return
+	}
+	r := C.ip_get_header_values(raw.filter, C.uint32_t(raw.headerType), labels(keys), C.size_t(len(keys)))
+	for i := range keys {
+		dst[i], _ = view(C.ip_view{v: r.v[i], ok: true})
+	}
 }
 
 // Headers appends every entry of m to dst, in Envoy's order, as

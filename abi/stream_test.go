@@ -141,6 +141,11 @@ func TestHeadersFallBackToTheMap(t *testing.T) {
 	require.Len(t, got, 4)
 	require.Equal(t, "accept", got[3][0].ToString())
 	require.Equal(t, "b", got[3][1].ToString())
+	v := make([]shared.UnsafeEnvoyBuffer, 3)
+	HeaderValues(m, []string{"accept", "nope", ":path"}, v)
+	require.Equal(t, "a", v[0].ToString())
+	require.Zero(t, v[1].Len)
+	require.Equal(t, "/v1/chat/completions", v[2].ToString())
 	require.Nil(t, sdkHeadersType.Load(), "a fake is not remembered as the SDK's type")
 }
 

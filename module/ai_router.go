@@ -287,14 +287,18 @@ func (f *aiRouterFilter) replyWith(e *transform.Error, extra ...[2]string) {
 	f.h.SendLocalResponse(uint32(e.Status), headers, e.Body(), "ai_router_"+e.Code)
 }
 
+// responseKeys are the response headers the router reads.
+var responseKeys = [3]string{":status", "content-type", "content-encoding"}
+
 func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
 	if !f.decided || f.meter != nil {
 		return shared.HeadersStatusContinue
 	}
-	status, _ := strconv.Atoi(abi.HeaderValue(headers, ":status").ToUnsafeString())
+	var v [3]shared.UnsafeEnvoyBuffer // one call from Go for the three
+	abi.HeaderValues(headers, responseKeys[:], v[:])
+	status, _ := strconv.Atoi(v[0].ToUnsafeString())
 	// Views into Envoy's memory: NewMeter and NewModelRestorer keep neither.
-	contentType := abi.HeaderValue(headers, "content-type").ToUnsafeString()
-	encoding := abi.HeaderValue(headers, "content-encoding").ToUnsafeString()
+	contentType, encoding := v[1].ToUnsafeString(), v[2].ToUnsafeString()
 	if f.ownMeter == nil {
 		f.ownMeter = new(transform.Meter)
 	}
