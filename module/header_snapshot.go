@@ -8,10 +8,10 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 )
 
-// headerSnapshot is a copy of every entry of a header map, read in one
-// GetAll: two crossings into Envoy and two allocations (the SDK's), however
-// many headers a hook needs, where each GetOne is one crossing and one
-// allocation (the SDK moves its out-parameter to the heap) and each Get two.
+// headerSnapshot is a copy of every entry of a header map, read at once
+// (abi.Headers: two callbacks in one call from Go, into a slice the
+// snapshot keeps, no allocation), however many headers a hook needs, where
+// each value read apart is one callback.
 // The copy lives in the filter's own buffer, reused by its next stream, so
 // its values outlive the hook that read them (Envoy's views die when the
 // hook returns or a setter runs) without a copy each. The strings it
