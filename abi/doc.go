@@ -7,9 +7,11 @@
 //   - Stream: metadata, attributes, filter state and stats with tags, each
 //     through a small C wrapper that keeps the out-parameter (or the tag
 //     views) on the C stack, where the SDK's Go variable escapes to the
-//     heap because its address goes to C;
-//   - Headers and HeaderValue: a header map read into the caller's slice in
-//     one call from Go (get_headers_size and get_headers), and one value;
+//     heap because its address goes to C; Histograms, several histogram
+//     values with shared tags in one call from Go;
+//   - Headers, HeaderValue and HeaderValues: a header map read into the
+//     caller's slice in one call from Go (get_headers_size and
+//     get_headers), one value, or up to 8 values in one call;
 //   - BodyChunks: a body's chunks read into the caller's slice in one call
 //     from Go (get_body_chunks_size and get_body_chunks).
 //
