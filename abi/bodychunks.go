@@ -18,6 +18,15 @@ typedef struct {
 size_t envoy_dynamic_module_callback_http_get_body_chunks_size(void* filter_envoy_ptr, uint32_t body_type);
 bool envoy_dynamic_module_callback_http_get_body_chunks(void* filter_envoy_ptr, uint32_t body_type,
                                                         inferencepool_envoy_buffer* result_buffer_vector);
+
+// ip_get_body_chunks writes the chunks into out when they fit in cap
+// entries (one crossing from Go for both callbacks) and returns how many
+// there are.
+static size_t ip_get_body_chunks(void* f, uint32_t t, inferencepool_envoy_buffer* out, size_t cap) {
+  size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(f, t);
+  if (n > 0 && n <= cap) envoy_dynamic_module_callback_http_get_body_chunks(f, t, out);
+  return n;
+}
 */
 import "C"
 
@@ -36,7 +45,8 @@ import (
 // response streamed in many frames pays that in every body hook. BodyChunks
 // makes the same two ABI calls (get_body_chunks_size, get_body_chunks) but
 // has Envoy write the chunks straight into dst, so a dst with room (reused
-// by the filter) costs no allocation.
+// by the filter) costs no allocation, and both are one crossing from Go
+// (one C call) when they fit in dst's room.
 //
 // It needs the filter pointer and body type the SDK's body buffer holds in
 // unexported fields. Their layout is checked through reflection on the first
@@ -50,14 +60,14 @@ func BodyChunks(body shared.BodyBuffer, dst []shared.UnsafeEnvoyBuffer) []shared
 	if raw == nil {
 		return append(dst, body.GetChunks()...)
 	}
-	n := int(C.envoy_dynamic_module_callback_http_get_body_chunks_size(raw.filter, C.uint32_t(raw.bodyType)))
-	if n == 0 {
-		return dst
+	free := dst[len(dst):cap(dst)]
+	n := int(C.ip_get_body_chunks(raw.filter, C.uint32_t(raw.bodyType),
+		(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free))))
+	if n > len(free) { // no room: the chunks alone (n is still the count, nothing ran in between)
+		dst = slices.Grow(dst, n)
+		C.envoy_dynamic_module_callback_http_get_body_chunks(raw.filter, C.uint32_t(raw.bodyType),
+			(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(dst[len(dst):cap(dst)]))))
 	}
-	dst = slices.Grow(dst, n)
-	out := dst[len(dst) : len(dst)+n]
-	C.envoy_dynamic_module_callback_http_get_body_chunks(raw.filter, C.uint32_t(raw.bodyType),
-		(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(out))))
 	return dst[:len(dst)+n]
 }
 
@@ -82,13 +92,8 @@ var sdkBodyType atomic.Pointer[reflect.Type]
 // sdkBodyOf returns the filter pointer and body type inside body, or nil
 // when body is not the SDK's body buffer as sdkBody lays it out.
 func sdkBodyOf(body shared.BodyBuffer) *sdkBody {
-	t := reflect.TypeOf(body)
-	if known := sdkBodyType.Load(); known == nil || *known != t {
-		if known != nil || !isSDKBody(t) {
-			return nil
-		}
-		checked := t                // t itself would escape, a heap allocation per call
-		sdkBodyType.Store(&checked) // racing stores store the same type
+	if !checkedType(&sdkBodyType, reflect.TypeOf(body), isSDKBody) {
+		return nil
 	}
 	return (*sdkBody)(reflect.ValueOf(body).UnsafePointer())
 }
@@ -96,12 +101,8 @@ func sdkBodyOf(body shared.BodyBuffer) *sdkBody {
 // isSDKBody reports whether t is the SDK's body buffer and its fields are
 // laid out as sdkBody's.
 func isSDKBody(t reflect.Type) bool {
-	if t == nil || t.Kind() != reflect.Pointer {
-		return false
-	}
-	e := t.Elem()
-	if e.Kind() != reflect.Struct || e.Name() != "dymBodyBuffer" || e.NumField() != 2 ||
-		e.PkgPath() != "github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/abi" {
+	e, ok := sdkStruct(t, "dymBodyBuffer")
+	if !ok || e.NumField() != 2 {
 		return false
 	}
 	f, b := e.Field(0), e.Field(1)

@@ -17,6 +17,9 @@ var heapAllocSamples = []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name
 //
 //export inferencepool_heap_allocs
 func inferencepool_heap_allocs() C.uint64_t {
+	if profileHook != nil {
+		profileHook()
+	}
 	metrics.Read(heapAllocSamples)
 	var n uint64
 	for _, s := range heapAllocSamples {
@@ -26,3 +29,6 @@ func inferencepool_heap_allocs() C.uint64_t {
 	}
 	return C.uint64_t(n)
 }
+
+// profileHook, set by a profiling build (profile.go), runs at each reading.
+var profileHook func()

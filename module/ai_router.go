@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
@@ -63,6 +64,7 @@ type aiRouterFilter struct {
 	shared.EmptyHttpFilter
 	cfg *routerFilterConfig
 	h   shared.HttpFilterHandle
+	s   abi.Stream // h's getters and stats, called without the SDK's allocations
 
 	start       time.Time
 	ep          transform.Endpoint
@@ -74,18 +76,20 @@ type aiRouterFilter struct {
 	body        *[]byte // pooled; Prompt may point into it until OnDestroy
 	facts       factsHandoff
 	decision    transform.Decision
-	tags        [7]string // stat tag values: one backing array per stream
-	meter       *transform.Meter
+	tags        [6]string        // stat tag values: one backing array per stream
+	meter       *transform.Meter // the response's: ownMeter, once the response headers came
+	ownMeter    *transform.Meter // kept for the filter's next streams (Meter.Reset)
 	restorer    *transform.ModelRestorer
 	restored    []byte
 	stripper    *transform.UsageChunkStripper // drops the usage chunk the client did not ask for
 	stripped    []byte
-	chunks      []shared.UnsafeEnvoyBuffer // a response body hook's chunks, reused (abi.BodyChunks)
+	chunks      []shared.UnsafeEnvoyBuffer // a body hook's chunks, reused (abi.BodyChunks)
 	forwarded   bool                       // decided and sent upstream: it costs something from now on
 	estimate    transform.Estimate         // the request's estimated cost
 	reservation transform.Reservation
-	reserved    bool // reservation is not settled yet
-	backend     string
+	reserved    bool   // reservation is not settled yet
+	backend     string // aliases backendBuf
+	backendBuf  []byte
 	cacheWrites uint64 // prompt-cache writes ai_upstream published for the response
 	costs       []transform.CostValue
 	costBuf     [4]transform.CostValue
@@ -165,7 +169,9 @@ func (f *aiRouterFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool)
 		}
 		return shared.BodyStatusStopAndBuffer
 	}
-	parts := newBodyParts(f.h, body)
+	parts := newBodyParts(f.h, body, f.chunks[:0])
+	f.chunks = parts.chunks
+	defer clear(f.chunks) // no view into Envoy's memory outlives the hook
 	if err := f.cfg.CheckBodySize(int64(parts.size())); err != nil {
 		f.replyError(err)
 		return shared.BodyStatusStopNoBuffer
@@ -180,7 +186,9 @@ func (f *aiRouterFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStat
 	if !f.active || f.decided {
 		return shared.TrailersStatusContinue
 	}
-	parts := newBodyParts(f.h, nil)
+	parts := newBodyParts(f.h, nil, f.chunks[:0])
+	f.chunks = parts.chunks
+	defer clear(f.chunks)
 	if f.decide(&parts) {
 		return shared.TrailersStatusContinue
 	}
@@ -240,7 +248,7 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.factsVal = requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream}
-	f.facts.publish(f.h, &f.factsVal)
+	f.facts.publish(f.s, &f.factsVal)
 	return true
 }
 
@@ -279,17 +287,29 @@ func (f *aiRouterFilter) replyWith(e *transform.Error, extra ...[2]string) {
 	f.h.SendLocalResponse(uint32(e.Status), headers, e.Body(), "ai_router_"+e.Code)
 }
 
+// responseKeys are the response headers the router reads.
+var responseKeys = [3]string{":status", "content-type", "content-encoding"}
+
 func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
 	if !f.decided || f.meter != nil {
 		return shared.HeadersStatusContinue
 	}
-	status, _ := strconv.Atoi(headers.GetOne(":status").ToUnsafeString())
+	var v [3]shared.UnsafeEnvoyBuffer // one call from Go for the three
+	abi.HeaderValues(headers, responseKeys[:], v[:])
+	status, _ := strconv.Atoi(v[0].ToUnsafeString())
 	// Views into Envoy's memory: NewMeter and NewModelRestorer keep neither.
-	contentType := headers.GetOne("content-type").ToUnsafeString()
-	encoding := headers.GetOne("content-encoding").ToUnsafeString()
-	f.meter = transform.NewMeter(f.ep, status, contentType, encoding)
-	if v, ok := f.h.GetAttributeString(shared.AttributeIDUpstreamAddress); ok {
-		f.backend = v.ToString()
+	contentType, encoding := v[1].ToUnsafeString(), v[2].ToUnsafeString()
+	if f.ownMeter == nil {
+		f.ownMeter = new(transform.Meter)
+	}
+	f.ownMeter.Reset(f.ep, status, contentType, encoding)
+	f.meter = f.ownMeter
+	if f.cfg.NeedsBackend() { // only a cost expression reads it: no crossing without one
+		if v, ok := f.s.AttributeString(shared.AttributeIDUpstreamAddress); ok {
+			// A copy in the filter's own buffer, read before the stream ends.
+			f.backendBuf = append(f.backendBuf[:0], v.ToUnsafeBytes()...)
+			f.backend = unsafe.String(unsafe.SliceData(f.backendBuf), len(f.backendBuf))
+		}
 	}
 	if f.decision.TargetModel != f.decision.Model && (encoding == "" || strings.EqualFold(encoding, "identity")) {
 		// The client asked for Model: the response says so too.
@@ -403,30 +423,30 @@ func (f *aiRouterFilter) account() {
 	d := &f.decision
 	// Model and provider tags are bounded (MetricModel, MetricProvider):
 	// Envoy never frees a stat.
-	f.tags = [7]string{f.ep.Operation(), f.provider(r.HasUsage), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
-	tags := f.tags[:6]
+	f.tags = [6]string{f.ep.Operation(), f.provider(r.HasUsage), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
+	tags := f.tags[:]
 	t := r.Timing(f.start, now)
-	f.h.RecordHistogramValue(f.cfg.duration, uint64(t.Duration.Microseconds()), tags...)
+	var hs abi.Histograms // at most 3 durations and 5 token counts: all fit
+	hs.Add(f.cfg.duration, uint64(t.Duration.Microseconds()))
 	if t.HasTTFT {
-		f.h.RecordHistogramValue(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()), tags...)
+		hs.Add(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()))
 	}
 	if t.HasTPOT {
-		f.h.RecordHistogramValue(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()), tags...)
+		hs.Add(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()))
 	}
 	if r.HasUsage {
 		// The server's counts only: estimates stay out of the histogram.
 		for _, c := range r.Usage.Counts() {
 			if c.Count == 0 && (c.Type == transform.TokenTypeCachedInput || c.Type == transform.TokenTypeReasoning) {
-				continue // most responses have none: skip the crossing
+				continue // most responses have none: skip the record
 			}
-			f.tags[6] = c.Type
-			f.h.RecordHistogramValue(f.cfg.tokenUsage, c.Count, f.tags[:]...)
+			hs.AddTagged(f.cfg.tokenUsage, c.Count, c.Type)
 		}
 		if f.cacheWrites > 0 {
-			f.tags[6] = transform.TokenTypeCacheCreationInput
-			f.h.RecordHistogramValue(f.cfg.tokenUsage, f.cacheWrites, f.tags[:]...)
+			hs.AddTagged(f.cfg.tokenUsage, f.cacheWrites, transform.TokenTypeCacheCreationInput)
 		}
 	}
+	f.s.RecordHistograms(&hs, tags...) // one call from Go for all
 	f.charge(&r)
 }
 
@@ -436,9 +456,9 @@ func (f *aiRouterFilter) account() {
 // usage read, the prompt-cache writes ai_upstream published are noted for
 // the stats and costs.
 func (f *aiRouterFilter) provider(hasUsage bool) string {
-	v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.ProviderNameKey)
+	v, ok := f.s.MetadataString(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.ProviderNameKey)
 	if ok && hasUsage {
-		if n, ok := f.h.GetMetadataNumber(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.CacheCreationInputTokensKey); ok {
+		if n, ok := f.s.MetadataNumber(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.CacheCreationInputTokensKey); ok {
 			f.cacheWrites = metadataCount(n)
 		}
 	}
@@ -471,7 +491,7 @@ func (f *aiRouterFilter) charge(r *transform.Report) {
 		var err error
 		var route string
 		if f.cfg.NeedsRouteName() {
-			if v, ok := f.h.GetAttributeString(shared.AttributeIDXdsRouteName); ok {
+			if v, ok := f.s.AttributeString(shared.AttributeIDXdsRouteName); ok {
 				route = v.ToString()
 			}
 		}

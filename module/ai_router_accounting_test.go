@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ func routerRig(t *testing.T, raw string) *routerFilterConfig {
 func startChat(t *testing.T, rc *routerFilterConfig, s *fakeStream, body string, extra ...[2]string) (*aiRouterFilter, bool) {
 	chatHeaders(s, []byte(body))
 	s.reqHeaders.kv = append(s.reqHeaders.kv, extra...)
-	f := &aiRouterFilter{cfg: rc, h: s}
+	f := &aiRouterFilter{cfg: rc, h: s, s: abi.NewStream(s)}
 	if f.OnRequestHeaders(&s.reqHeaders, false) != shared.HeadersStatusStop {
 		t.Fatal("headers went on before the body")
 	}

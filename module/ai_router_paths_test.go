@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"testing"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
@@ -41,7 +42,7 @@ func TestRouterRequestHeadersByPath(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &routeClearingStream{fakeStream: newFakeStream()}
 			s.reqHeaders.kv = append([][2]string{{":method", tc.method}, {":path", tc.path}}, tc.extra...)
-			f := &aiRouterFilter{cfg: rc, h: s}
+			f := &aiRouterFilter{cfg: rc, h: s, s: abi.NewStream(s)}
 			require.Equal(t, tc.want, f.OnRequestHeaders(&s.reqHeaders, false))
 			if tc.status == 0 {
 				require.Zero(t, s.replies)

@@ -172,6 +172,7 @@ type aiUpstreamFilter struct {
 	shared.EmptyHttpFilter
 	cfg *upstreamFilterConfig
 	h   shared.HttpFilterHandle
+	s   abi.Stream // h's getters, called without the SDK's allocations
 
 	tr      transform.Translator      // nil: the attempt was refused
 	orig    transform.UpstreamRequest // the original :path and accept-encoding
@@ -184,7 +185,8 @@ type aiUpstreamFilter struct {
 	// The attempt's request headers as its headers hook found them (an
 	// earlier attempt's rewrites included), read in one crossing: the
 	// edits skip what would change nothing.
-	hdrs headerSnapshot
+	hdrs   headerSnapshot
+	chunks []shared.UnsafeEnvoyBuffer // a body hook's chunks, reused (abi.BodyChunks)
 	// origBuf backs orig's strings: ":path\naccept-encoding".
 	origBuf []byte
 }
@@ -216,7 +218,7 @@ func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStrea
 // them for its stats (each attempt writes them: the last one wins).
 func (f *aiUpstreamFilter) pick() *transform.Backend {
 	ub := f.cfg.def
-	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeHost, filterconfig.HostBackendNamespace, filterconfig.HostBackendKey); ok {
+	if v, ok := f.s.MetadataString(shared.MetadataSourceTypeHost, filterconfig.HostBackendNamespace, filterconfig.HostBackendKey); ok {
 		ub = f.cfg.backends[v.ToUnsafeString()]
 		if ub == nil {
 			f.h.Log(shared.LogLevelWarn, "ai_upstream: the upstream host names backend %q, which this filter's config does not have", v.ToString())
@@ -242,7 +244,7 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 // attempt rewrote them: the first attempt keeps them in the filter state,
 // every later one reads them there.
 func (f *aiUpstreamFilter) originalRequest() {
-	if v, ok := f.h.GetFilterState(originalRequestKey); ok {
+	if v, ok := f.s.FilterState(originalRequestKey); ok {
 		f.origBuf = append(f.origBuf[:0], v.ToUnsafeBytes()...)
 	} else {
 		f.origBuf = append(f.origBuf[:0], f.hdrs.get(":path")...)
@@ -267,7 +269,9 @@ func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream boo
 		}
 		return shared.BodyStatusStopAndBuffer
 	}
-	parts := newBodyParts(f.h, body)
+	parts := newBodyParts(f.h, body, f.chunks[:0])
+	f.chunks = parts.chunks
+	defer clear(f.chunks) // no view into Envoy's memory outlives the hook
 	if parts.size() > upstreamMaxBody {
 		f.reply(transform.BodyTooLarge(upstreamMaxBody))
 		return shared.BodyStatusStopNoBuffer
@@ -282,7 +286,9 @@ func (f *aiUpstreamFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersSt
 	if f.sent || f.tr == nil {
 		return shared.TrailersStatusContinue
 	}
-	parts := newBodyParts(f.h, nil)
+	parts := newBodyParts(f.h, nil, f.chunks[:0])
+	f.chunks = parts.chunks
+	defer clear(f.chunks)
 	if f.translate(&parts) {
 		return shared.TrailersStatusContinue
 	}
@@ -434,7 +440,9 @@ func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bo
 	if !f.sent || f.ended {
 		return shared.BodyStatusContinue
 	}
-	chunks := body.GetChunks()
+	f.chunks = abi.BodyChunks(body, f.chunks[:0])
+	defer clear(f.chunks)
+	chunks := f.chunks
 	out, changed := f.out[:0], false
 	if len(chunks) == 0 {
 		out, changed = f.tr.TranslateResponseBody(out, nil, endOfStream)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"math"
 	"os"
 	"path/filepath"
@@ -33,7 +34,7 @@ func upstreamConfig(t testing.TB, raw string) (*upstreamFilterConfig, error) {
 // newAttempt is one attempt's filter on a stream whose request headers
 // (shared by every attempt) and filter state the test keeps.
 func newAttempt(cfg *upstreamFilterConfig, s *fakeStream) *aiUpstreamFilter {
-	return &aiUpstreamFilter{cfg: cfg, h: s}
+	return &aiUpstreamFilter{cfg: cfg, h: s, s: abi.NewStream(s)}
 }
 
 func newUpstreamStream(headers ...[2]string) *fakeStream {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 )
 
 // bodyParts is the request body as one filter sees it in a body hook:
@@ -18,20 +20,25 @@ type bodyParts struct {
 	receivedChunks             []shared.UnsafeEnvoyBuffer
 	bufferedChunks             []shared.UnsafeEnvoyBuffer
 	receivedSize, bufferedSize uint64
+	// chunks holds both lists (abi.BodyChunks appends to the caller's
+	// slice): the caller keeps it for its next hook and clears it when
+	// this one is done.
+	chunks []shared.UnsafeEnvoyBuffer
 }
 
-func newBodyParts(h shared.HttpFilterHandle, received shared.BodyBuffer) bodyParts {
+func newBodyParts(h shared.HttpFilterHandle, received shared.BodyBuffer, chunks []shared.UnsafeEnvoyBuffer) bodyParts {
 	b := bodyParts{received: received, buffered: h.BufferedRequestBody()}
 	receivedIsBuffered := false
 	if received != nil {
 		receivedIsBuffered = h.ReceivedBufferedRequestBody()
-		b.receivedChunks = received.GetChunks()
-		b.receivedSize = chunksSize(b.receivedChunks)
+		chunks = abi.BodyChunks(received, chunks)
 	}
+	n := len(chunks)
 	if !receivedIsBuffered {
-		b.bufferedChunks = b.buffered.GetChunks()
-		b.bufferedSize = chunksSize(b.bufferedChunks)
+		chunks = abi.BodyChunks(b.buffered, chunks)
 	}
+	b.chunks, b.receivedChunks, b.bufferedChunks = chunks, chunks[:n:n], chunks[n:]
+	b.receivedSize, b.bufferedSize = chunksSize(b.receivedChunks), chunksSize(b.bufferedChunks)
 	return b
 }
 
@@ -85,5 +92,5 @@ func (b bodyParts) replace(body []byte) {
 
 // headerString copies a header value out of Envoy's memory.
 func headerString(h shared.HeaderMap, key string) string {
-	return h.GetOne(key).ToString()
+	return abi.HeaderValue(h, key).ToString()
 }

@@ -166,6 +166,7 @@ type endpointPickerFilter struct {
 	shared.EmptyHttpFilter
 	cfg  *pickerFilterConfig
 	h    shared.HttpFilterHandle
+	s    abi.Stream // h's getters and stats, called without the SDK's allocations
 	pool *picker.Pool
 
 	req     picker.Request
@@ -176,7 +177,8 @@ type endpointPickerFilter struct {
 	hdr     []byte
 	dest    string // hdr as a string, while Envoy copies it
 	body    []byte
-	use     bodyUse // without ai_router: what the body is read for
+	use     bodyUse                    // without ai_router: what the body is read for
+	chunks  []shared.UnsafeEnvoyBuffer // a body hook's chunks, reused (abi.BodyChunks)
 	// Per-stream backing arrays: slices of them passed to the SDK do not
 	// allocate (the filter is on the heap already).
 	hdrBuf [128]byte
@@ -193,7 +195,7 @@ func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfS
 	f.pool = pool
 	f.req.Objective = headerString(headers, headerObjective)
 	f.readSubset()
-	if facts := receiveRequestFacts(f.h); facts != nil {
+	if facts := receiveRequestFacts(f.s); facts != nil {
 		// ai_router ran and parsed the body: no need to see it.
 		f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
 		return headersStatus(f.pick(headers))
@@ -229,10 +231,10 @@ const (
 )
 
 func bodyOf(headers shared.HeaderMap) bodyUse {
-	if headers.GetOne(":method").ToUnsafeString() == "POST" && transform.EndpointOf(headers.GetOne(":path").ToUnsafeString()).ParsesBody() {
+	if abi.HeaderValue(headers, ":method").ToUnsafeString() == "POST" && transform.EndpointOf(abi.HeaderValue(headers, ":path").ToUnsafeString()).ParsesBody() {
 		return bodyParse
 	}
-	if transform.IsJSON(headers.GetOne("content-type").ToUnsafeString()) {
+	if transform.IsJSON(abi.HeaderValue(headers, "content-type").ToUnsafeString()) {
 		return bodyPassThrough
 	}
 	return bodySkip
@@ -252,7 +254,9 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 	var parts bodyParts
 	var size uint64
 	if endOfStream {
-		parts = newBodyParts(f.h, body)
+		parts = newBodyParts(f.h, body, f.chunks[:0])
+		f.chunks = parts.chunks
+		defer clear(f.chunks) // no view into Envoy's memory outlives the hook
 		size = parts.size()
 	} else {
 		size = bodySizeSoFar(f.h, body)
@@ -284,7 +288,10 @@ func (f *endpointPickerFilter) OnRequestTrailers(shared.HeaderMap) shared.Traile
 	if f.decided {
 		return shared.TrailersStatusContinue
 	}
-	f.body = newBodyParts(f.h, nil).appendTo(f.body[:0])
+	parts := newBodyParts(f.h, nil, f.chunks[:0])
+	f.chunks = parts.chunks
+	f.body = parts.appendTo(f.body[:0])
+	clear(f.chunks)
 	if f.readBody() && f.pick(f.h.RequestHeaders()) {
 		return shared.TrailersStatusContinue
 	}
@@ -298,7 +305,7 @@ func (f *endpointPickerFilter) readBody() bool {
 		f.req.Model = transform.PassThroughModel(f.body)
 		return true
 	}
-	model, prompt, err := readInferenceBody(f.h.RequestHeaders().GetOne(":path").ToUnsafeString(), f.body)
+	model, prompt, err := readInferenceBody(abi.HeaderValue(f.h.RequestHeaders(), ":path").ToUnsafeString(), f.body)
 	if err != nil {
 		f.decided = true
 		f.replyError(err)
@@ -325,16 +332,16 @@ func readInferenceBody(path string, body []byte) (string, []byte, error) {
 // comma-separated too). Blanks around entries are ignored.
 func (f *endpointPickerFilter) readSubset() {
 	f.req.Subset, f.req.HasSubset = f.req.Subset[:0], false
-	if n, ok := f.h.GetMetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
+	if n, ok := f.s.MetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
 		f.req.HasSubset = true
 		for i := 0; i < n; i++ {
-			if v, ok := f.h.GetMetadataListString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey, i); ok {
+			if v, ok := f.s.MetadataListString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey, i); ok {
 				f.req.Subset = appendSubset(f.req.Subset, v.ToString())
 			}
 		}
 		return
 	}
-	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
+	if v, ok := f.s.MetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
 		f.req.HasSubset = true
 		f.req.Subset = appendSubset(f.req.Subset, v.ToString())
 	}
@@ -370,7 +377,7 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 	f.req.Prompt = nil // the prompt may point into a buffer we reuse
 	pool := f.pool.Name()
 	f.tags[0] = pool
-	f.h.RecordHistogramValue(f.cfg.pickLatency, uint64(time.Since(start).Microseconds()), f.tags[:1]...)
+	f.s.RecordHistogramValue(f.cfg.pickLatency, uint64(time.Since(start).Microseconds()), f.tags[:1]...)
 	f.cfg.publishGauges(f.h)
 	switch f.res.Status {
 	case picker.StatusOK:
@@ -381,16 +388,16 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 		headers.Set(headerDestination, f.dest)
 		f.h.SetMetadata(metadataLB, metadataDestination, stringAny(&f.dest))
 		f.tags[1] = f.res.Endpoints()[0]
-		f.h.IncrementCounterValue(f.cfg.picks, 1, f.tags[:2]...)
+		f.s.IncrementCounterValue(f.cfg.picks, 1, f.tags[:2]...)
 		return true
 	case picker.StatusShed:
-		f.h.IncrementCounterValue(f.cfg.sheds, 1, f.tags[:1]...)
+		f.s.IncrementCounterValue(f.cfg.sheds, 1, f.tags[:1]...)
 		f.reply(429, "the inference pool is saturated and this request is sheddable", "rate_limit_exceeded")
 	case picker.StatusNoCapacity:
-		f.h.IncrementCounterValue(f.cfg.noCapacity, 1, f.tags[:1]...)
+		f.s.IncrementCounterValue(f.cfg.noCapacity, 1, f.tags[:1]...)
 		f.reply(503, "no endpoint of the pool can serve this request (subset hint matched none)", "no_capacity")
 	case picker.StatusNoMetrics:
-		f.h.IncrementCounterValue(f.cfg.noMetrics, 1, f.tags[:1]...)
+		f.s.IncrementCounterValue(f.cfg.noMetrics, 1, f.tags[:1]...)
 		if f.pool.FailOpen() {
 			// Envoy's fallback policy picks.
 			return true
@@ -427,7 +434,7 @@ func (f *endpointPickerFilter) OnResponseHeaders(headers shared.HeaderMap, _ boo
 	if served := f.servedEndpoint(); served != "" {
 		f.res.Served(served) // keeps no reference
 	}
-	if st := headers.GetOne(":status").ToUnsafeString(); len(st) == 3 && st[0] == '5' {
+	if st := abi.HeaderValue(headers, ":status").ToUnsafeString(); len(st) == 3 && st[0] == '5' {
 		f.failed = true
 	}
 	return shared.HeadersStatusContinue
@@ -436,10 +443,10 @@ func (f *endpointPickerFilter) OnResponseHeaders(headers shared.HeaderMap, _ boo
 // servedEndpoint is the endpoint that answered, as Envoy reports it: a
 // view into Envoy's memory, valid until the hook returns.
 func (f *endpointPickerFilter) servedEndpoint() string {
-	if v, ok := f.h.GetMetadataString(shared.MetadataSourceTypeDynamic, metadataLB, metadataServedKey); ok {
+	if v, ok := f.s.MetadataString(shared.MetadataSourceTypeDynamic, metadataLB, metadataServedKey); ok {
 		return v.ToUnsafeString()
 	}
-	if v, ok := f.h.GetAttributeString(shared.AttributeIDUpstreamAddress); ok {
+	if v, ok := f.s.AttributeString(shared.AttributeIDUpstreamAddress); ok {
 		return v.ToUnsafeString()
 	}
 	return ""

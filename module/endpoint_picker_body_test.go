@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,10 +41,10 @@ func TestPickerAloneReadsWhatAIRouterHandsOver(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newFakeStream()
 			requestHeaders(s, "POST", tc.path, "application/json", []byte(tc.body))
-			router := &aiRouterFilter{cfg: rc, h: s}
+			router := &aiRouterFilter{cfg: rc, h: s, s: abi.NewStream(s)}
 			require.Equal(t, shared.HeadersStatusStop, router.OnRequestHeaders(&s.reqHeaders, false))
 			require.Equal(t, shared.BodyStatusContinue, router.OnRequestBody(&fakeBody{b: []byte(tc.body)}, true))
-			facts := receiveRequestFacts(s)
+			facts := receiveRequestFacts(abi.NewStream(s))
 			require.NotNil(t, facts, "ai_router hands its parse over")
 			defer router.OnDestroy()
 

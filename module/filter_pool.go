@@ -5,6 +5,7 @@ import (
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
 )
 
@@ -32,7 +33,8 @@ func newRouterFilter(cfg *routerFilterConfig, h shared.HttpFilterHandle) *aiRout
 
 // reset makes f a new stream's filter.
 func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandle) {
-	*f = aiRouterFilter{cfg: cfg, h: h, restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks)}
+	*f = aiRouterFilter{cfg: cfg, h: h, s: abi.NewStream(h), restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs),
+		chunks: keepChunks(f.chunks), backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter}
 }
 
 func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
@@ -47,7 +49,7 @@ func (f *endpointPickerFilter) reset(cfg *pickerFilterConfig, h shared.HttpFilte
 	if cap(subset) > 64 {
 		subset = nil
 	}
-	*f = endpointPickerFilter{cfg: cfg, h: h, body: keep(f.body), req: picker.Request{Subset: subset}}
+	*f = endpointPickerFilter{cfg: cfg, h: h, s: abi.NewStream(h), body: keep(f.body), req: picker.Request{Subset: subset}, chunks: keepChunks(f.chunks)}
 }
 
 func newUpstreamFilter(cfg *upstreamFilterConfig, h shared.HttpFilterHandle) *aiUpstreamFilter {
@@ -58,7 +60,7 @@ func newUpstreamFilter(cfg *upstreamFilterConfig, h shared.HttpFilterHandle) *ai
 
 // reset makes f a new attempt's filter.
 func (f *aiUpstreamFilter) reset(cfg *upstreamFilterConfig, h shared.HttpFilterHandle) {
-	*f = aiUpstreamFilter{cfg: cfg, h: h, out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf)}
+	*f = aiUpstreamFilter{cfg: cfg, h: h, s: abi.NewStream(h), out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf), chunks: keepChunks(f.chunks)}
 }
 
 // releaseFilter takes back a filter whose stream is over (nothing refers
@@ -66,13 +68,14 @@ func (f *aiUpstreamFilter) reset(cfg *upstreamFilterConfig, h shared.HttpFilterH
 func releaseFilter(x shared.HttpFilter) {
 	switch f := x.(type) {
 	case *aiRouterFilter:
-		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks)} // let go of the stream
+		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks),
+			backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter} // let go of the stream
 		routerFilters.Put(f)
 	case *endpointPickerFilter:
-		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}}
+		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}, chunks: keepChunks(f.chunks)}
 		pickerFilters.Put(f)
 	case *aiUpstreamFilter:
-		*f = aiUpstreamFilter{out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf)}
+		*f = aiUpstreamFilter{out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf), chunks: keepChunks(f.chunks)}
 		upstreamFilters.Put(f)
 	}
 }

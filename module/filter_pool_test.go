@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -33,11 +34,11 @@ func TestReusedFilterIsNew(t *testing.T) {
 	s2 := newFakeStream()
 	used := *f
 	used.reset(rc, s2)
-	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2}).Elem(), "restored", "stripped", "hdrs", "chunks")
+	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2, s: abi.NewStream(s2)}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf", "ownMeter")
 	require.Empty(t, used.hdrs.kv)
 	require.Empty(t, used.hdrs.buf)
 	releaseFilter(f)
-	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "hdrs", "chunks")
+	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf", "ownMeter")
 
 	c := newChain(t, metricsServers(t, 2))
 	ps := newFakeStream()
@@ -52,11 +53,11 @@ func TestReusedFilterIsNew(t *testing.T) {
 	pf.body = append(pf.body, "old body"...)
 	usedPicker := *pf
 	usedPicker.reset(nil, s2)
-	requireFresh(t, reflect.ValueOf(&usedPicker).Elem(), reflect.ValueOf(&endpointPickerFilter{h: s2}).Elem(), "body", "req")
+	requireFresh(t, reflect.ValueOf(&usedPicker).Elem(), reflect.ValueOf(&endpointPickerFilter{h: s2, s: abi.NewStream(s2)}).Elem(), "body", "req", "chunks")
 	require.Empty(t, usedPicker.req.Subset)
 	require.False(t, usedPicker.req.HasSubset)
 	releaseFilter(pf)
-	requireFresh(t, reflect.ValueOf(pf).Elem(), reflect.ValueOf(&endpointPickerFilter{}).Elem(), "body", "req")
+	requireFresh(t, reflect.ValueOf(pf).Elem(), reflect.ValueOf(&endpointPickerFilter{}).Elem(), "body", "req", "chunks")
 }
 
 // requireFresh checks got field by field against want, except kept
@@ -166,11 +167,11 @@ func TestReusedUpstreamFilterIsNew(t *testing.T) {
 	f.OnResponseHeaders(&s.respHeaders, false)
 	f.OnResponseBody(&fakeBody{b: []byte(`{"model":"m-v2","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)}, true)
 	f.OnDestroy()
-	kept := []string{"out", "hdrs", "origBuf"}
+	kept := []string{"out", "hdrs", "origBuf", "chunks"}
 	s2 := newUpstreamStream()
 	used := *f
 	used.reset(cfg, s2)
-	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiUpstreamFilter{cfg: cfg, h: s2}).Elem(), kept...)
+	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiUpstreamFilter{cfg: cfg, h: s2, s: abi.NewStream(s2)}).Elem(), kept...)
 	require.Empty(t, used.hdrs.kv)
 	require.Empty(t, used.hdrs.buf)
 	releaseFilter(f)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func newPickerRig(t *testing.T, n int) pickerRig {
 // barrier, debug-wrapped when dbg asks for it.
 func (r pickerRig) filter(t *testing.T, s *fakeStream, dbg filterconfig.Debug) shared.HttpFilter {
 	ff, err := newFactory(filterconfig.EndpointPicker, &fakeConfigHandle{}, dbg, func(fh shared.HttpFilterHandle) shared.HttpFilter {
-		return &endpointPickerFilter{cfg: r.cfg, h: fh}
+		return &endpointPickerFilter{cfg: r.cfg, h: fh, s: abi.NewStream(fh)}
 	}, nil)
 	require.NoError(t, err)
 	return ff.Create(s)
@@ -201,7 +202,7 @@ func TestRouterReleasesBodyOnDestroy(t *testing.T) {
 	for _, body := range []string{`{"model":`, string(benchRequest(1 << 10))} {
 		s := newFakeStream()
 		chatHeaders(s, []byte(body))
-		f := &aiRouterFilter{cfg: rc, h: s}
+		f := &aiRouterFilter{cfg: rc, h: s, s: abi.NewStream(s)}
 		f.OnRequestHeaders(&s.reqHeaders, false)
 		f.OnRequestBody(&fakeBody{b: []byte(body)}, true)
 		require.NotNil(t, f.body)

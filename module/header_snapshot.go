@@ -4,20 +4,23 @@ import (
 	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 )
 
-// headerSnapshot is a copy of every entry of a header map, read in one
-// GetAll: two crossings into Envoy and two allocations (the SDK's), however
-// many headers a hook needs, where each GetOne is one crossing and one
-// allocation (the SDK moves its out-parameter to the heap) and each Get two.
+// headerSnapshot is a copy of every entry of a header map, read at once
+// (abi.Headers: two callbacks in one call from Go, into a slice the
+// snapshot keeps, no allocation), however many headers a hook needs, where
+// each value read apart is one callback.
 // The copy lives in the filter's own buffer, reused by its next stream, so
 // its values outlive the hook that read them (Envoy's views die when the
 // hook returns or a setter runs) without a copy each. The strings it
 // returns alias that buffer: valid until the next read or the filter's next
 // stream, never to be kept beyond either.
 type headerSnapshot struct {
-	buf []byte
-	kv  []headerEntry
+	buf   []byte
+	kv    []headerEntry
+	views [][2]shared.UnsafeEnvoyBuffer // abi.Headers's, reused; cleared after each read
 }
 
 // headerEntry is one header: its name and value as offsets into buf.
@@ -26,7 +29,9 @@ type headerEntry struct{ name, value, end uint32 }
 // read replaces the snapshot with h's entries, in Envoy's order.
 func (s *headerSnapshot) read(h shared.HeaderMap) {
 	s.buf, s.kv = s.buf[:0], s.kv[:0]
-	for _, e := range h.GetAll() {
+	s.views = abi.Headers(h, s.views[:0])
+	defer clear(s.views) // no view into Envoy's memory outlives the read
+	for _, e := range s.views {
 		n := uint32(len(s.buf))
 		s.buf = append(s.buf, e[0].ToUnsafeBytes()...)
 		v := uint32(len(s.buf))
@@ -102,9 +107,12 @@ func (s *headerSnapshot) appendList(dst []byte, name string) []byte {
 // keepSnapshot is the snapshot a pooled filter keeps for its next stream:
 // empty, its buffers kept unless they grew large.
 func keepSnapshot(s headerSnapshot) headerSnapshot {
-	kv := s.kv[:0]
+	kv, views := s.kv[:0], s.views[:0]
 	if cap(kv) > 256 {
 		kv = nil
 	}
-	return headerSnapshot{buf: keep(s.buf), kv: kv}
+	if cap(views) > 256 {
+		views = nil
+	}
+	return headerSnapshot{buf: keep(s.buf), kv: kv, views: views}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/internal/handoff"
 )
 
@@ -34,17 +35,17 @@ type factsHandoff struct {
 	text [handoff.TokenLen]byte // the token as text (in the filter: no allocation)
 }
 
-func (p *factsHandoff) publish(h shared.HttpFilterHandle, f *requestFacts) {
+func (p *factsHandoff) publish(h abi.Stream, f *requestFacts) {
 	if p.live { // the token is in the filter state already (set once: Envoy keeps it read-only)
 		requestFactsTable.Replace(p.tok, f)
 		return
 	}
-	if _, taken := h.GetFilterState(requestFactsKey); taken {
+	if _, taken := h.FilterState(requestFactsKey); taken {
 		return // set before us, by someone else: endpoint_picker reads the body itself
 	}
 	p.tok = requestFactsTable.Put(connectionID(h), f)
 	p.live = true
-	h.SetFilterState(requestFactsKey, p.tok.AppendText(p.text[:0]))
+	h.Handle().SetFilterState(requestFactsKey, p.tok.AppendText(p.text[:0]))
 }
 
 func (p *factsHandoff) release() {
@@ -56,8 +57,8 @@ func (p *factsHandoff) release() {
 
 // receiveRequestFacts is endpoint_picker's side: ai_router's facts for this
 // stream, or nil (no ai_router before it, or it handed nothing over).
-func receiveRequestFacts(h shared.HttpFilterHandle) *requestFacts {
-	v, ok := h.GetFilterState(requestFactsKey)
+func receiveRequestFacts(h abi.Stream) *requestFacts {
+	v, ok := h.FilterState(requestFactsKey)
 	if !ok {
 		return nil
 	}
@@ -70,7 +71,7 @@ func receiveRequestFacts(h shared.HttpFilterHandle) *requestFacts {
 
 // connectionID binds an entry to the downstream connection (0 where Envoy
 // has none; both filters then read the same 0).
-func connectionID(h shared.HttpFilterHandle) uint64 {
-	id, _ := h.GetAttributeNumber(shared.AttributeIDConnectionId)
+func connectionID(h abi.Stream) uint64 {
+	id, _ := h.AttributeNumber(shared.AttributeIDConnectionId)
 	return uint64(id)
 }

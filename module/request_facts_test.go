@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"regexp"
 	"testing"
 
@@ -31,7 +32,7 @@ func TestRequestFactsHandoff(t *testing.T) {
 			s := newFakeStream()
 			s.conn = 1
 			var p factsHandoff
-			p.publish(s, facts)
+			p.publish(abi.NewStream(s), facts)
 			require.Equal(t, before+1, requestFactsTable.Len())
 			tok := s.filterState[requestFactsKey]
 			require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{32}$`), string(tok))
@@ -40,12 +41,12 @@ func TestRequestFactsHandoff(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(s)
 			}
-			require.Same(t, tc.want, receiveRequestFacts(s))
+			require.Same(t, tc.want, receiveRequestFacts(abi.NewStream(s)))
 			p.release()
 			p.release()
 			require.Equal(t, before, requestFactsTable.Len())
 			s.conn, s.filterState[requestFactsKey] = 1, tok
-			require.Nil(t, receiveRequestFacts(s), "gone once the stream ended")
+			require.Nil(t, receiveRequestFacts(abi.NewStream(s)), "gone once the stream ended")
 		})
 	}
 }
@@ -56,20 +57,20 @@ func TestRequestFactsPublishEdges(t *testing.T) {
 	before := requestFactsTable.Len()
 	s := newFakeStream()
 	var p factsHandoff
-	p.publish(s, &requestFacts{Model: "a"})
+	p.publish(abi.NewStream(s), &requestFacts{Model: "a"})
 	tok := string(s.filterState[requestFactsKey])
 	second := &requestFacts{Model: "b"}
-	p.publish(s, second)
+	p.publish(abi.NewStream(s), second)
 	require.Equal(t, tok, string(s.filterState[requestFactsKey]))
-	require.Same(t, second, receiveRequestFacts(s))
+	require.Same(t, second, receiveRequestFacts(abi.NewStream(s)))
 	p.release()
 
 	taken := newFakeStream()
 	taken.filterState[requestFactsKey] = []byte("set by another filter")
 	var q factsHandoff
-	q.publish(taken, &requestFacts{Model: "c"})
+	q.publish(abi.NewStream(taken), &requestFacts{Model: "c"})
 	require.Equal(t, before, requestFactsTable.Len())
-	require.Nil(t, receiveRequestFacts(taken))
+	require.Nil(t, receiveRequestFacts(abi.NewStream(taken)))
 	q.release()
 }
 

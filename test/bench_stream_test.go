@@ -54,7 +54,8 @@ func TestStreamedAnswerAllocatesNothingPerFrame(t *testing.T) {
 	allocs := func(events, n int) float64 {
 		answer := sseAnswer(events, 4<<10)
 		r, err := harness.RunBench(t, harness.BenchOptions{Request: benchRequest(streamedChatBody(4096), 0),
-			Response: answer, N: n, Warmup: n / 4, Chain: chain, Settle: 200 * time.Millisecond})
+			Response: answer, N: n, Warmup: n / 4, Chain: chain, Settle: 200 * time.Millisecond,
+			Env: []string{directOn}}) // abi.BodyChunks's direct path, even in a run of the suite forced onto the SDK
 		require.NoError(t, err)
 		require.Equal(t, r.N, r.UpstreamOK)
 		require.GreaterOrEqual(t, r.ClientBytes, float64(200*events))

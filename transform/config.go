@@ -56,6 +56,7 @@ type Config struct {
 	budgets    *Budgets
 	passThru   passThrough
 	needsRoute bool            // a CEL cost names route_name
+	needsBack  bool            // a CEL cost names backend
 	tagged     map[string]bool // model names that are stat tag values of their own
 }
 
@@ -272,6 +273,7 @@ func (c *Config) compileCosts() error {
 		c.costs = append(c.costs, compiled)
 		// A plain text search: a false hit only costs one attribute read.
 		c.needsRoute = c.needsRoute || strings.Contains(cost.CEL, "route_name")
+		c.needsBack = c.needsBack || strings.Contains(cost.CEL, "backend")
 	}
 	return nil
 }

@@ -122,6 +122,10 @@ type CostUsage struct {
 // the module asks Envoy for it only then.
 func (c *Config) NeedsRouteName() bool { return c.needsRoute }
 
+// NeedsBackend reports whether a CEL cost may read backend, so that the
+// module asks Envoy for the upstream address only then.
+func (c *Config) NeedsBackend() bool { return c.needsBack }
+
 // AppendCosts appends to dst the configured costs of a response with usage u, in
 // config order. model, backend and routeName are the CEL variables model,
 // backend and route_name, as Envoy AI Gateway names them: the model the

@@ -72,6 +72,11 @@ func TestAppendCostsAppends(t *testing.T) {
 	require.Same(t, &dst[0], &got[0])
 }
 
+func TestNeedsBackend(t *testing.T) {
+	require.False(t, mustParse(t, `{"costs":[{"metadataKey":"k","type":"cel","cel":"model == 'a' ? 1 : 2"}]}`).NeedsBackend())
+	require.True(t, mustParse(t, `{"costs":[{"metadataKey":"k","type":"cel","cel":"backend == 'a' ? 1 : 2"}]}`).NeedsBackend())
+}
+
 func TestNeedsRouteName(t *testing.T) {
 	require.False(t, mustParse(t, `{"costs":[{"metadataKey":"k","type":"cel","cel":"model == 'a' ? 1 : 2"}]}`).NeedsRouteName())
 	require.True(t, mustParse(t, `{"costs":[{"metadataKey":"k","type":"cel","cel":"route_name == 'a' ? 1 : 2"}]}`).NeedsRouteName())

@@ -80,9 +80,26 @@ type Report struct {
 // responses are not read: they count as errors without usage. gzip bodies
 // are decoded for accounting only.
 func NewMeter(ep Endpoint, status int, contentType, contentEncoding string) *Meter {
-	m := &Meter{endpoint: ep, report: Report{Status: status}}
+	m := new(Meter)
+	m.Reset(ep, status, contentType, contentEncoding)
+	return m
+}
+
+// Reset makes m the Meter NewMeter(ep, status, contentType,
+// contentEncoding) returns, keeping the buffers m grew for an earlier
+// response: a filter that keeps its Meter meters each response without an
+// allocation. The Report of an earlier Finish may alias those buffers (its
+// Model): it must not be used after Reset.
+func (m *Meter) Reset(ep Endpoint, status int, contentType, contentEncoding string) {
+	*m = Meter{endpoint: ep, report: Report{Status: status},
+		captures: [2]capture{{buf: m.captures[0].buf[:0]}, {buf: m.captures[1].buf[:0]}},
+		template: eventTemplate{buf: m.template.buf[:0]}}
+	m.reset(status, contentType, contentEncoding)
+}
+
+func (m *Meter) reset(status int, contentType, contentEncoding string) {
 	if status < 200 || status > 299 {
-		return m
+		return
 	}
 	mt := mediaType(contentType)
 	switch {
@@ -93,7 +110,7 @@ func NewMeter(ep Endpoint, status int, contentType, contentEncoding string) *Met
 		m.kind = bodyJSON
 		m.walker.watch = fieldModel.bit() | fieldUsage.bit()
 	default:
-		return m
+		return
 	}
 	switch strings.ToLower(strings.TrimSpace(contentEncoding)) {
 	case "", "identity":
@@ -103,7 +120,6 @@ func NewMeter(ep Endpoint, status int, contentType, contentEncoding string) *Met
 		m.report.Err = fmt.Errorf("content-encoding %q is not supported for accounting", contentEncoding)
 		m.kind = bodyIgnored
 	}
-	return m
 }
 
 // Stream reports whether the body is an SSE stream the meter reads (in
@@ -124,7 +140,8 @@ func (m *Meter) Write(chunk []byte, now time.Time) {
 	m.feed(chunk)
 }
 
-// Finish ends the body, at now, and returns the report.
+// Finish ends the body, at now, and returns the report. Its Model may
+// alias m's buffers: valid until m is Reset.
 func (m *Meter) Finish(now time.Time) Report {
 	if m.finished {
 		return m.report
@@ -141,12 +158,14 @@ func (m *Meter) Finish(now time.Time) Report {
 		m.sse.close(m)
 	case bodyJSON:
 		if c := &m.captures[0]; c.complete {
-			m.report.Model = gjson.ParseBytes(c.buf).Str
+			// A string without escapes is a view into c.buf, which stays
+			// as it is until Reset.
+			m.report.Model = gjson.Parse(unsafeString(c.buf)).Str
 		}
 		if c := &m.captures[1]; c.complete {
 			m.report.Usage, m.report.HasUsage = usageOf(gjson.Parse(unsafeString(c.buf)))
 		}
-		m.captures = [2]capture{}
+		m.captures = [2]capture{{buf: keepCapture(m.captures[0].buf)}, {buf: keepCapture(m.captures[1].buf)}}
 	}
 	return m.report
 }
@@ -201,6 +220,15 @@ func (m *Meter) fieldEnd(_ field, b []byte, i int) {
 		c.complete = !c.tooLarge
 		m.active = nil
 	}
+}
+
+// keepCapture is what a finished capture keeps for the next response:
+// its room, unless it grew large.
+func keepCapture(b []byte) []byte {
+	if cap(b) > 4<<10 {
+		return nil
+	}
+	return b // its bytes stay: the report's Model may alias them
 }
 
 func (c *capture) add(b []byte) {

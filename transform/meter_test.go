@@ -424,3 +424,42 @@ func TestMeterGzipBounds(t *testing.T) {
 		require.ErrorIs(t, r.Err, errNotJSONObject)
 	})
 }
+
+// A Meter Reset after a response meters the next exactly as a new one
+// would, whatever the previous response was, and a JSON answer then costs
+// no allocation (the model is a view into the kept capture).
+func TestMeterResetIsANewMeter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	json := []byte(`{"id":"x","model":"m-1","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`)
+	sse := []byte("data: {\"model\":\"m-2\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"model\":\"m-2\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\ndata: [DONE]\n\n")
+	responses := []struct {
+		status           int
+		contentType, enc string
+		body             []byte
+	}{
+		{200, "application/json", "", json},
+		{200, "text/event-stream", "", sse},
+		{500, "application/json", "", json},
+		{200, "application/json", "br", json},
+		{200, "application/json", "", json[:40]}, // cut short
+		{200, "application/json", "", json},
+	}
+	kept := new(Meter)
+	for i, r := range responses {
+		fresh := NewMeter(EndpointChatCompletions, r.status, r.contentType, r.enc)
+		kept.Reset(EndpointChatCompletions, r.status, r.contentType, r.enc)
+		for _, m := range []*Meter{fresh, kept} {
+			m.Write(r.body[:len(r.body)/2], t0)
+			m.Write(r.body[len(r.body)/2:], t0)
+		}
+		require.Equal(t, fresh.Finish(t0), kept.Finish(t0), "response %d", i)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		kept.Reset(EndpointChatCompletions, 200, "application/json", "")
+		kept.Write(json, t0)
+		if r := kept.Finish(t0); r.Model != "m-1" || !r.HasUsage {
+			t.Fatalf("report %+v", r)
+		}
+	})
+	require.Zero(t, allocs)
+}
