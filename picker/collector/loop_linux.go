@@ -121,7 +121,6 @@ func (l *eventLoop) post(c loopCmd) {
 }
 
 func (l *eventLoop) run() {
-	runtime.LockOSThread() // it sleeps in epoll_wait: keep that off the Ps' threads
 	for !l.runSafely() {
 	}
 }
@@ -136,6 +135,10 @@ func (l *eventLoop) runSafely() (ended bool) {
 		}
 	}()
 	for {
+		// Through the scheduler once a wake: a goroutine that never is
+		// gets preempted by sysmon every 10 ms, which then retakes its P in
+		// the next epoll_wait and polls every 20 µs for a millisecond.
+		runtime.Gosched()
 		n, err := rawEpollWait(l.epfd, l.events) // events ready already: no blocking syscall
 		if n == 0 && err == 0 {
 			var werr error
