@@ -235,3 +235,44 @@ func TestRequestTargetCannotBreakTheRequestLine(t *testing.T) {
 	c := newScrapeConn(context.Background(), "10.0.0.1:8000", "/a b\r\n")
 	require.Equal(t, "GET /a%20b%0D%0A HTTP/1.1\r\nHost: 10.0.0.1:8000\r\n", string(c.request[:strings.Index(string(c.request), "User-Agent")]))
 }
+
+// A request larger than the socket buffers is written in several tries
+// (on the loop: the rest when epoll reports the socket writable).
+func TestScrapeConnLongRequest(t *testing.T) {
+	for _, p := range scrapePaths() {
+		t.Run(p.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer func() { _ = ln.Close() }()
+			resp := "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(okBody)) + "\r\n\r\n" + okBody
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer func() { _ = c.Close() }()
+				r := bufio.NewReader(c)
+				for { // the request's lines, up to the empty one
+					line, err := r.ReadSlice('\n')
+					if err == bufio.ErrBufferFull {
+						continue
+					}
+					if err != nil {
+						return
+					}
+					if string(line) == "\r\n" {
+						break
+					}
+				}
+				_, _ = c.Write([]byte(resp))
+			}()
+			c := p.conn(context.Background(), ln.Addr().String(), "/metrics?"+strings.Repeat("a", 16<<20))
+			defer c.close()
+			var buf []byte
+			body, status, err := c.get(&buf, 30*time.Second, 1<<20)
+			require.NoError(t, err)
+			require.Equal(t, 200, status)
+			require.Equal(t, okBody, string(body))
+		})
+	}
+}

@@ -113,6 +113,20 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// arrived parses a response from the bytes of it arrived so far (eof: the
+// server closed after them) into *parseBuf. When they do not hold all of it
+// yet, err is errNeedMore and want is the length they must reach before
+// parsing again is worth it (the rest of a body whose length is known).
+func arrived(r *sliceReader, data []byte, eof bool, parseBuf *[]byte, maxBytes int64) (body []byte, status int, keep bool, got, want int, err error) {
+	*r = sliceReader{data: data, eof: eof}
+	body, status, keep, got, err = readResponse(r, parseBuf, maxBytes)
+	if err == errNeedMore {
+		want = max(r.want, len(data)+1)
+	}
+	r.data = nil
+	return body, status, keep, got, want, err
+}
+
 // targetOnLoop is a Target's state on the event loop, owned by the loop's
 // goroutine (and scrapeOnce's caller while it waits).
 type targetOnLoop struct {

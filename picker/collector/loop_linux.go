@@ -396,13 +396,10 @@ func (l *eventLoop) read(lc *loopConn) {
 		l.keepRaw(lc, buf)
 		return
 	}
-	r := &l.reader
-	*r = sliceReader{data: buf, eof: eof}
-	body, status, keep, got, err := readResponse(r, &l.parseBuf, lc.maxBytes)
-	r.data = nil
+	body, status, keep, got, want, err := arrived(&l.reader, buf, eof, &l.parseBuf, lc.maxBytes)
 	if err == errNeedMore {
 		l.keepRaw(lc, buf)
-		lc.want = max(r.want, len(buf)+1)
+		lc.want = want
 		return
 	}
 	if lc.raw != nil {
