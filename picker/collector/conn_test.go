@@ -251,6 +251,7 @@ func TestScrapeConnLongRequest(t *testing.T) {
 					return
 				}
 				defer func() { _ = c.Close() }()
+				time.Sleep(100 * time.Millisecond) // let the client's socket buffers fill up
 				r := bufio.NewReader(c)
 				for { // the request's lines, up to the empty one
 					line, err := r.ReadSlice('\n')
