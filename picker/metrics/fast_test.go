@@ -173,3 +173,42 @@ func TestParseFastLabelsSharingABit(t *testing.T) {
 	require.Equal(t, slow, fast)
 	require.Equal(t, 4.0, fast.Waiting)
 }
+
+// A parser that remembers each series' label block (labelMemo) reads a
+// body as a fresh parser does, whatever it read before: the same blocks
+// with other values, one label value changed (block size, adapters), a
+// block cut short or made invalid after a valid one, series reordered.
+func TestParseFastLabelMemo(t *testing.T) {
+	const load = "vllm:num_requests_waiting{engine=\"0\"} 1\nvllm:num_requests_running{engine=\"0\"} 2\nvllm:kv_cache_usage_perc{engine=\"0\"} 0.5\n"
+	cfg := func(block, blocks string) string {
+		return `vllm:cache_config_info{block_size="` + block + `",cache_dtype="auto",num_gpu_blocks="` + blocks + `"} 1` + "\n"
+	}
+	lora := func(running, waiting string, v string) string {
+		return `vllm:lora_requests_info{max_lora="2",running_lora_adapters="` + running + `",waiting_lora_adapters="` + waiting + `"} ` + v + "\n"
+	}
+	for _, tc := range []struct {
+		name   string
+		bodies []string // parsed in turn by one parser
+	}{
+		{"same blocks, other values", []string{load + cfg("16", "100") + lora("a", "", "5"), strings.ReplaceAll(load, "} 1", "} 7") + cfg("16", "100") + lora("a", "", "6")}},
+		{"block size changes", []string{load + cfg("16", "100"), load + cfg("32", "100"), load + cfg("32", "50")}},
+		{"adapters change", []string{load + lora("a", "", "5") + lora("b", "a", "6"), load + lora("b", "a", "5") + lora("a", "", "6")}},
+		{"block cut after a valid one", []string{load + cfg("16", "100"), load + `vllm:cache_config_info{block_size="16",cache_dtype="auto",num_gpu_blocks="100"`}},
+		{"block made invalid", []string{load + cfg("16", "100"), load + `vllm:cache_config_info{block_size="16",block_size="16",num_gpu_blocks="100"} 1` + "\n"}},
+		{"same block, no blank after it", []string{load + cfg("16", "100"), load + `vllm:cache_config_info{block_size="16",cache_dtype="auto",num_gpu_blocks="100"}1` + "\n"}},
+		{"longer line sharing the block's start", []string{load + cfg("16", "1"), load + cfg("16", "10")}},
+		{"label renamed, same length", []string{load + cfg("16", "100"), load + strings.Replace(cfg("16", "100"), "block_size", "block_sizX", 1)}},
+		{"duplicate label, same length", []string{load + `vllm:cache_config_info{a="1",b="2"} 1` + "\n", load + `vllm:cache_config_info{a="1",a="2"} 1` + "\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			names := vllm(t)
+			p := NewParser()
+			for i, body := range tc.bodies {
+				got, gotErr := p.Parse([]byte(body), names)
+				want, wantErr := NewParser().Parse([]byte(body), names)
+				require.Equal(t, want, got, "body %d", i)
+				require.Equal(t, wantErr, gotErr, "body %d", i)
+			}
+		})
+	}
+}
