@@ -302,6 +302,12 @@ func readToClose(r io.Reader, buf []byte, start, limit int) ([]byte, []byte, err
 	return buf, nil, errTooLarge
 }
 
+// maxChunkedOverhead bounds a chunked body's raw size as a multiple of the
+// size limit: 1-byte chunks take 6 bytes each, but chunk extensions (up to
+// a 1 KiB size line each) would let a server make the buffer grow far past
+// maxBytes.
+const maxChunkedOverhead = 8
+
 // readChunked decodes a chunked body in place: the chunks' data is moved
 // down over the size lines as they arrive. Trailers are read and ignored.
 func readChunked(r io.Reader, buf []byte, start, limit int) ([]byte, []byte, error) {
@@ -331,6 +337,9 @@ func readChunked(r io.Reader, buf []byte, start, limit int) ([]byte, []byte, err
 			break
 		}
 		if uint64(w-start)+size >= uint64(limit) {
+			return buf, nil, errTooLarge
+		}
+		if pos-start > maxChunkedOverhead*limit { // the raw bytes are all kept: bound them too
 			return buf, nil, errTooLarge
 		}
 		n := int(size)

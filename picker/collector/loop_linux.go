@@ -131,6 +131,7 @@ func (l *eventLoop) runSafely() (ended bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			log.Printf("picker/collector: event loop panic: %v", r)
+			time.Sleep(10 * time.Millisecond) // a panic that repeats does not spin
 			ended = false
 		}
 	}()
