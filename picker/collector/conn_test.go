@@ -129,7 +129,7 @@ func TestScrapeConnRejects(t *testing.T) {
 				{"content-length past the limit", "HTTP/1.1 200 OK\r\nContent-Length: 1048577\r\n\r\n", "too large"},
 				{"body to the close past the limit", "HTTP/1.0 200 OK\r\n\r\n" + strings.Repeat("a", 1<<20+1), "too large"},
 				{"chunk extensions past the limit", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("1;"+strings.Repeat("x", 1000)+"\r\na\r\n", 9000) + "0\r\n\r\n", "too large"},
-		{"chunk without its CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY0\r\n\r\n", "bad chunk end"},
+				{"chunk without its CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY0\r\n\r\n", "bad chunk end"},
 				{"cut body", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "unexpected EOF"},
 				{"cut headers", "HTTP/1.1 200 OK\r\nContent-Len", "unexpected EOF"},
 				{"bad header line", "HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "bad header line"},
