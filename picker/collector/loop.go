@@ -214,5 +214,5 @@ func (t *Target) safeResponse(spec *Spec, body []byte, status int, err error) (s
 			s, rerr = nil, &badMetricsError{fmt.Errorf("scrape panic: %v", r)}
 		}
 	}()
-	return t.fromResponse(spec, body, status, err)
+	return fromResponse(t.loop.l.parser, spec, body, status, err)
 }

@@ -2,9 +2,11 @@
 
 package collector
 
+import "github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
+
 // eventLoop exists on Linux only (loop_linux.go): elsewhere every target
 // has its own goroutine and scrapeConn.
-type eventLoop struct{}
+type eventLoop struct{ parser *metrics.Parser }
 
 func theEventLoop() *eventLoop { return nil }
 
@@ -18,4 +20,7 @@ type loopCmd struct {
 
 type cmdKind uint8
 
-const cmdScrape cmdKind = 0
+const (
+	cmdScrape cmdKind = iota
+	cmdStop
+)

@@ -295,11 +295,14 @@ func (t *Target) fetch(spec *Spec) (*metrics.Sample, error) {
 		}
 	}()
 	body, status, err := t.conn.get(&buf, spec.Timeout, spec.MaxBytes)
-	return t.fromResponse(spec, body, status, err)
+	if t.parser == nil {
+		t.parser = metrics.NewParser()
+	}
+	return fromResponse(t.parser, spec, body, status, err)
 }
 
 // fromResponse turns a response (or the error that ended it) into a sample.
-func (t *Target) fromResponse(spec *Spec, body []byte, status int, err error) (*metrics.Sample, error) {
+func fromResponse(parser *metrics.Parser, spec *Spec, body []byte, status int, err error) (*metrics.Sample, error) {
 	if err != nil && !errors.Is(err, errTooLarge) {
 		return nil, err
 	}
@@ -309,10 +312,7 @@ func (t *Target) fromResponse(spec *Spec, body []byte, status int, err error) (*
 	if err != nil || int64(len(body)) > spec.MaxBytes {
 		return nil, &badMetricsError{fmt.Errorf("metrics: exposition larger than %d bytes", spec.MaxBytes)}
 	}
-	if t.parser == nil {
-		t.parser = metrics.NewParser()
-	}
-	s, err := t.parser.Parse(body, &spec.Names)
+	s, err := parser.Parse(body, &spec.Names)
 	if err != nil {
 		return nil, &badMetricsError{err}
 	}
