@@ -55,6 +55,11 @@ type group struct {
 	bufs chan []byte // response buffers, at most one per scrape in flight: reused across GCs, unlike a sync.Pool's
 	refs int
 	lim  limiter // the same bound on the event loop, owned by its goroutine
+	// parser parses the answers of all the group's targets on the event
+	// loop (owned by its goroutine): its state stays in the cache, and
+	// targets of one deployment repeat each other's label blocks, which it
+	// remembers. One per Spec, so one set of Names.
+	parser *metrics.Parser
 }
 
 var (

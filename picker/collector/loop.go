@@ -136,6 +136,7 @@ type targetOnLoop struct {
 	inFlight  int64         // requests in flight at the scrape's start
 	start     int64         // Now() of the scrape's start
 	scheduled bool          // the first scheduled scrape is done
+	lora      metrics.LoRAMemo
 }
 
 // startOnLoop puts t on the loop's schedule: a scrape now, then every
@@ -214,5 +215,11 @@ func (t *Target) safeResponse(spec *Spec, body []byte, status int, err error) (s
 			s, rerr = nil, &badMetricsError{fmt.Errorf("scrape panic: %v", r)}
 		}
 	}()
-	return fromResponse(t.loop.l.parser, spec, body, status, err)
+	g := t.group
+	if g.parser == nil {
+		g.parser = metrics.NewParser()
+	}
+	g.parser.SwapLoRA(&t.loop.lora) // the target's LoRA state, not the last target's
+	defer g.parser.SwapLoRA(&t.loop.lora)
+	return fromResponse(g.parser, spec, body, status, err)
 }

@@ -17,8 +17,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
 )
 
 // eventLoop scrapes every target of the process from one goroutine on its
@@ -46,12 +44,7 @@ type eventLoop struct {
 	scratch  []byte // where reads land first
 	parseBuf []byte // readResponse's buffer
 	reader   sliceReader
-	// parser parses every target's answers: its state stays in the cache,
-	// and targets of one deployment repeat each other's label blocks
-	// (metrics.Parser remembers them). Its LoRA states are immutable, so
-	// targets may share one.
-	parser *metrics.Parser
-	bufs   [][]byte // free buffers for responses in several reads
+	bufs     [][]byte // free buffers for responses in several reads
 }
 
 type cmdKind uint8
@@ -111,7 +104,6 @@ func newEventLoop() (*eventLoop, error) {
 		events:   make([]unix.EpollEvent, 256),
 		scratch:  make([]byte, initialBuffer),
 		parseBuf: make([]byte, 0, initialBuffer),
-		parser:   metrics.NewParser(),
 	}, nil
 }
 

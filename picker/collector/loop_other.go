@@ -2,11 +2,9 @@
 
 package collector
 
-import "github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
-
 // eventLoop exists on Linux only (loop_linux.go): elsewhere every target
 // has its own goroutine and scrapeConn.
-type eventLoop struct{ parser *metrics.Parser }
+type eventLoop struct{}
 
 func theEventLoop() *eventLoop { return nil }
 

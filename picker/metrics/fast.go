@@ -295,6 +295,23 @@ func (f *fastState) line(line []byte) bool {
 	return true
 }
 
+// LoRAMemo is what a Parser remembers of one source's LoRA state, to return
+// the same *LoRA while it does not change. A Parser shared by several
+// sources is given each one's memo around its Parse (SwapLoRA).
+type LoRAMemo struct {
+	key  []byte
+	last *LoRA
+}
+
+// SwapLoRA exchanges the parser's LoRA memory with m: swapping a source's
+// memo in before its Parse and out after keeps that source's LoRA state
+// apart from the others'. No allocation.
+func (p *Parser) SwapLoRA(m *LoRAMemo) {
+	f := &p.fast
+	f.loraKey, m.key = m.key, f.loraKey
+	f.lastLoRA, m.last = m.last, f.lastLoRA
+}
+
 // labelMemo is a series' label block (from '{' to '}') as last parsed,
 // with where its values of interest were. The block parse reads only those
 // bytes, so an equal block has the same verdict and values: servers write

@@ -212,3 +212,33 @@ func TestParseFastLabelMemo(t *testing.T) {
 		})
 	}
 }
+
+// One parser shared by two sources, each with its LoRAMemo swapped in
+// around its parse: each keeps its own unchanged *LoRA scrape after
+// scrape, and gets its own values, as with a parser of its own.
+func TestParserSwapLoRA(t *testing.T) {
+	const load = "vllm:num_requests_waiting 0\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n"
+	bodies := map[string]string{
+		"a": load + `vllm:lora_requests_info{max_lora="2",running_lora_adapters="x",waiting_lora_adapters=""} 5` + "\n",
+		"b": load + `vllm:lora_requests_info{max_lora="2",running_lora_adapters="y",waiting_lora_adapters="z"} 5` + "\n",
+	}
+	names := vllm(t)
+	p := NewParser()
+	memos := map[string]*LoRAMemo{"a": {}, "b": {}}
+	first := map[string]*LoRA{}
+	for range 3 {
+		for _, src := range []string{"a", "b"} {
+			p.SwapLoRA(memos[src])
+			s, err := p.Parse([]byte(bodies[src]), names)
+			p.SwapLoRA(memos[src])
+			require.NoError(t, err)
+			want, err := NewParser().Parse([]byte(bodies[src]), names)
+			require.NoError(t, err)
+			require.Equal(t, want.LoRA, s.LoRA)
+			if first[src] == nil {
+				first[src] = s.LoRA
+			}
+			require.Same(t, first[src], s.LoRA, "source %s", src)
+		}
+	}
+}
