@@ -32,6 +32,9 @@ type Spec struct {
 type Collector struct {
 	client *http.Client
 	manual bool // targets are fed by Publish, never scraped
+	// goroutines: one goroutine and scrapeConn per target even where the
+	// event loop exists (tests run both paths).
+	goroutines bool
 
 	mu      sync.Mutex
 	targets map[targetKey]*Target
@@ -51,6 +54,12 @@ type group struct {
 	sem  chan struct{}
 	bufs chan []byte // response buffers, at most one per scrape in flight: reused across GCs, unlike a sync.Pool's
 	refs int
+	lim  limiter // the same bound on the event loop, owned by its goroutine
+	// parser parses the answers of all the group's targets on the event
+	// loop (owned by its goroutine): its state stays in the cache, and
+	// targets of one deployment repeat each other's label blocks, which it
+	// remembers. One per Spec, so one set of Names.
+	parser *metrics.Parser
 }
 
 var (
@@ -103,12 +112,24 @@ func (c *Collector) Acquire(addr string, spec Spec) *Target {
 	t := newTarget(c, k, g)
 	t.refs = 1
 	c.targets[k] = t
-	if c.manual {
+	switch l := c.eventLoop(); {
+	case c.manual:
 		close(t.done)
-	} else {
+	case l != nil:
+		t.startOnLoop(l)
+	default:
 		go t.run()
 	}
 	return t
+}
+
+// eventLoop returns the loop that scrapes c's targets, or nil when each
+// target has its own goroutine (net/http client, no epoll, tests).
+func (c *Collector) eventLoop() *eventLoop {
+	if c.client != nil || c.manual || c.goroutines {
+		return nil
+	}
+	return theEventLoop()
 }
 
 // Release drops one reference to t; the last one stops its scraper.

@@ -36,10 +36,16 @@ const maxHeaderBytes = 16 << 10
 var errTimeout = fmt.Errorf("metrics: scrape timed out: %w", context.DeadlineExceeded)
 
 func newScrapeConn(ctx context.Context, addr, path string) *scrapeConn {
-	req := "GET " + requestTarget(path) + " HTTP/1.1\r\nHost: " + addr +
-		"\r\nUser-Agent: envoy-inferencepool-picker\r\nAccept: text/plain;version=0.0.4\r\n\r\n"
-	return &scrapeConn{addr: addr, request: []byte(req), ctx: ctx, dialer: net.Dialer{KeepAlive: 30 * time.Second}}
+	return &scrapeConn{addr: addr, request: scrapeRequest(addr, path), ctx: ctx, dialer: newDialer()}
 }
+
+// scrapeRequest is the whole GET a scrape sends.
+func scrapeRequest(addr, path string) []byte {
+	return []byte("GET " + requestTarget(path) + " HTTP/1.1\r\nHost: " + addr +
+		"\r\nUser-Agent: envoy-inferencepool-picker\r\nAccept: text/plain;version=0.0.4\r\n\r\n")
+}
+
+func newDialer() net.Dialer { return net.Dialer{KeepAlive: 30 * time.Second} }
 
 // requestTarget percent-encodes the bytes a request line cannot carry
 // (controls, blanks, non-ASCII), as net/http does when it parses a URL: a
@@ -270,6 +276,7 @@ func parseHead(b []byte) (head, error) {
 }
 
 func readLength(r io.Reader, buf []byte, start, n int) ([]byte, []byte, error) {
+	wantTotal(r, start+n)
 	if cap(buf) < start+n {
 		buf = append(buf[:cap(buf)], make([]byte, start+n-cap(buf))...)[:len(buf)]
 	}
@@ -283,6 +290,7 @@ func readLength(r io.Reader, buf []byte, start, n int) ([]byte, []byte, error) {
 }
 
 func readToClose(r io.Reader, buf []byte, start, limit int) ([]byte, []byte, error) {
+	wantTotal(r, start+limit) // done at the close, or past the limit
 	for len(buf)-start < limit {
 		var err error
 		if buf, err = readMore(r, buf); err == io.EOF {
@@ -293,6 +301,12 @@ func readToClose(r io.Reader, buf []byte, start, limit int) ([]byte, []byte, err
 	}
 	return buf, nil, errTooLarge
 }
+
+// maxChunkedOverhead bounds a chunked body's raw size as a multiple of the
+// size limit: 1-byte chunks take 6 bytes each, but chunk extensions (up to
+// a 1 KiB size line each) would let a server make the buffer grow far past
+// maxBytes.
+const maxChunkedOverhead = 8
 
 // readChunked decodes a chunked body in place: the chunks' data is moved
 // down over the size lines as they arrive. Trailers are read and ignored.
@@ -325,7 +339,11 @@ func readChunked(r io.Reader, buf []byte, start, limit int) ([]byte, []byte, err
 		if uint64(w-start)+size >= uint64(limit) {
 			return buf, nil, errTooLarge
 		}
+		if pos-start > maxChunkedOverhead*limit { // the raw bytes are all kept: bound them too
+			return buf, nil, errTooLarge
+		}
 		n := int(size)
+		wantTotal(r, pos+n+2)
 		for len(buf) < pos+n+2 {
 			if buf, err = readMore(r, buf); err != nil {
 				return buf, nil, unexpected(err)
@@ -360,6 +378,15 @@ func readChunked(r io.Reader, buf []byte, start, limit int) ([]byte, []byte, err
 		return buf, nil, errors.New("metrics: bytes after the chunked body")
 	}
 	return buf, buf[start:w], nil
+}
+
+// wantTotal tells the event loop's reader (loop.go) that the response
+// cannot move on before n bytes of it have arrived: the loop then does not
+// parse it again before that. Other readers block for what they lack.
+func wantTotal(r io.Reader, n int) {
+	if sr, ok := r.(*sliceReader); ok {
+		sr.want = n
+	}
 }
 
 func unexpected(err error) error {

@@ -54,35 +54,39 @@ func TestRelearnScrapes(t *testing.T) {
 // A server restarted with fewer slots is re-learned from its scrapes; one
 // that was down long enough to lose its metrics starts from unknown.
 func TestScrapeSlotsComeDown(t *testing.T) {
-	body := func(waiting, running int) string {
-		return fmt.Sprintf("vllm:num_requests_waiting %d\nvllm:num_requests_running %d\nvllm:kv_cache_usage_perc 0.5\n", waiting, running)
-	}
-	srv := newServer(t, body(4, 8))
-	spec := testSpec(t)
-	spec.Interval = time.Second // relearnScrapes: minRelearnScrapes
-	tg := detached(New(nil), srv.addr(), spec)
-	tg.scrapeOnce(&spec)
-	require.Equal(t, 8.0, tg.Sample().PeakRunning)
+	for _, p := range scrapePaths() {
+		t.Run(p.name, func(t *testing.T) {
+			body := func(waiting, running int) string {
+				return fmt.Sprintf("vllm:num_requests_waiting %d\nvllm:num_requests_running %d\nvllm:kv_cache_usage_perc 0.5\n", waiting, running)
+			}
+			srv := newServer(t, body(4, 8))
+			spec := testSpec(t)
+			spec.Interval = time.Second // relearnScrapes: minRelearnScrapes
+			tg := detached(p.collector(), srv.addr(), spec)
+			tg.scrapeOnce(&spec)
+			require.Equal(t, 8.0, tg.Sample().PeakRunning)
 
-	// Restarted with 4 slots, busy: a queue, never 8 running again.
-	b := body(3, 4)
-	srv.body.Store(&b)
-	for i := 1; i < minRelearnScrapes; i++ {
-		tg.scrapeOnce(&spec)
-		require.Equal(t, 8.0, tg.Sample().PeakRunning, "scrape %d", i)
-	}
-	tg.scrapeOnce(&spec)
-	require.Equal(t, 4.0, tg.Sample().PeakRunning)
+			// Restarted with 4 slots, busy: a queue, never 8 running again.
+			b := body(3, 4)
+			srv.body.Store(&b)
+			for i := 1; i < minRelearnScrapes; i++ {
+				tg.scrapeOnce(&spec)
+				require.Equal(t, 8.0, tg.Sample().PeakRunning, "scrape %d", i)
+			}
+			tg.scrapeOnce(&spec)
+			require.Equal(t, 4.0, tg.Sample().PeakRunning)
 
-	// Down for UnhealthyAfter scrapes: forgotten.
-	srv.status.Store(http.StatusServiceUnavailable)
-	for i := 0; i < spec.UnhealthyAfter; i++ {
-		tg.scrapeOnce(&spec)
+			// Down for UnhealthyAfter scrapes: forgotten.
+			srv.status.Store(http.StatusServiceUnavailable)
+			for i := 0; i < spec.UnhealthyAfter; i++ {
+				tg.scrapeOnce(&spec)
+			}
+			require.Nil(t, tg.Sample())
+			srv.status.Store(http.StatusOK)
+			up := body(0, 2) // a new string: the server may still read b (a socket is no happens-before for -race)
+			srv.body.Store(&up)
+			tg.scrapeOnce(&spec)
+			require.Zero(t, tg.Sample().PeakRunning, "unknown until it queues again")
+		})
 	}
-	require.Nil(t, tg.Sample())
-	srv.status.Store(http.StatusOK)
-	b = body(0, 2)
-	srv.body.Store(&b)
-	tg.scrapeOnce(&spec)
-	require.Zero(t, tg.Sample().PeakRunning, "unknown until it queues again")
 }

@@ -43,11 +43,13 @@ type Target struct {
 	consecutive  atomic.Int64
 	lastErr      atomic.Pointer[string]
 
-	// Owned by the scrape goroutine (or Publish's caller).
+	// Owned by the scrape goroutine, the event loop's goroutine (loop) or
+	// Publish's caller.
 	rate   sendRate
 	slots  slotLearner
 	conn   *scrapeConn
 	parser *metrics.Parser // keeps an unchanged LoRA state without allocating
+	loop   targetOnLoop
 }
 
 func newTarget(c *Collector, k targetKey, g *group) *Target {
@@ -184,7 +186,12 @@ func (t *Target) run() {
 }
 
 // scrapeOnce waits for a concurrency slot, scrapes and publishes the result.
+// Targets of the event loop (loop_linux.go) scrape through it and wait.
 func (t *Target) scrapeOnce(spec *Spec) {
+	if l := t.c.eventLoop(); l != nil {
+		t.scrapeOnceOnLoop(l)
+		return
+	}
 	select {
 	case t.group.sem <- struct{}{}: // a free slot: no select over two channels
 	default:
@@ -196,10 +203,21 @@ func (t *Target) scrapeOnce(spec *Spec) {
 	}
 	defer func() { <-t.group.sem }()
 
+	inFlight := t.begin()
+	s, err := t.safeFetch(spec)
+	t.publish(spec, inFlight, s, err)
+}
+
+// begin counts a scrape that starts now and returns the requests in flight
+// to the endpoint at its start.
+func (t *Target) begin() int64 {
 	t.scrapes.Add(1)
 	t.c.scrapes.Add(1)
-	inFlight := t.inFlight.Load()
-	s, err := t.safeFetch(spec)
+	return t.inFlight.Load()
+}
+
+// publish installs a scrape's result: its sample, or its error.
+func (t *Target) publish(spec *Spec, inFlight int64, s *metrics.Sample, err error) {
 	if err == nil {
 		s.At = Now()
 		s.InFlightAtScrape = inFlight
@@ -263,7 +281,6 @@ func (t *Target) fetch(spec *Spec) (*metrics.Sample, error) {
 	}
 	if t.conn == nil {
 		t.conn = newScrapeConn(t.ctx, t.key.addr, spec.Path)
-		t.parser = metrics.NewParser()
 	}
 	var buf []byte
 	select {
@@ -280,6 +297,14 @@ func (t *Target) fetch(spec *Spec) (*metrics.Sample, error) {
 		}
 	}()
 	body, status, err := t.conn.get(&buf, spec.Timeout, spec.MaxBytes)
+	if t.parser == nil {
+		t.parser = metrics.NewParser()
+	}
+	return fromResponse(t.parser, spec, body, status, err)
+}
+
+// fromResponse turns a response (or the error that ended it) into a sample.
+func fromResponse(parser *metrics.Parser, spec *Spec, body []byte, status int, err error) (*metrics.Sample, error) {
 	if err != nil && !errors.Is(err, errTooLarge) {
 		return nil, err
 	}
@@ -289,7 +314,7 @@ func (t *Target) fetch(spec *Spec) (*metrics.Sample, error) {
 	if err != nil || int64(len(body)) > spec.MaxBytes {
 		return nil, &badMetricsError{fmt.Errorf("metrics: exposition larger than %d bytes", spec.MaxBytes)}
 	}
-	s, err := t.parser.Parse(body, &spec.Names)
+	s, err := parser.Parse(body, &spec.Names)
 	if err != nil {
 		return nil, &badMetricsError{err}
 	}

@@ -49,6 +49,8 @@ type fastState struct {
 
 	seen [][]byte // a line's label names, reused (vLLM's cache_config_info has 20)
 
+	memos [][]labelMemo // per family, per series index: the label block last parsed there
+
 	loraKey  []byte // the winning series' label values behind lastLoRA
 	lastLoRA *LoRA  // reused while the newest LoRA state does not change
 	keyBuf   []byte
@@ -83,6 +85,7 @@ func (f *fastState) prepare(names *Names) {
 		}
 		f.lastLoRA, f.loraKey = nil, f.loraKey[:0]
 		f.filter.reset(names.list(nil))
+		f.memos = make([][]labelMemo, len(f.fams))
 	}
 	for i := range f.fams {
 		f.fams[i] = family{name: f.fams[i].name}
@@ -170,7 +173,18 @@ func (f *fastState) line(line []byte) bool {
 	isLoRA, isCfg := fi == f.roles.lora, fi == f.roles.cacheConfig && fam.n == 0
 	var ls loraSeries
 	var block, num []byte
-	if rest[0] == '{' {
+	if m := f.memo(fi, fam.n); rest[0] == '{' && m != nil && len(m.block) > 0 && len(rest) >= len(m.block) && bytes.Equal(rest[:len(m.block)], m.block) {
+		// The same label block as this series had last time: it parses the
+		// same, so only the values of interest are taken, at the same places.
+		b := rest[:len(m.block)]
+		ls.running, ls.waiting, ls.maxLo = m.running.in(b), m.waiting.in(b), m.maxLo.in(b)
+		block, num = m.block16.in(b), m.numBlocks.in(b)
+		rest = rest[len(b):]
+		if len(rest) == 0 || rest[0] != ' ' {
+			return false
+		}
+	} else if rest[0] == '{' {
+		var at labelMemo    // where the values of interest are, for the memo
 		seen := f.seen[:0]  // label names so far: a duplicate is expfmt's error
 		var seenBits uint64 // labelBit of each: most names need no comparison
 		i := 1
@@ -216,23 +230,24 @@ func (f *fastState) line(line []byte) bool {
 				return false
 			}
 			val := rest[vstart:i]
+			span := valueSpan{int32(vstart), int32(i)}
 			i++ // closing quote
 			if isLoRA {
 				switch string(lname) {
 				case "running_lora_adapters":
-					ls.running = val
+					ls.running, at.running = val, span
 				case "waiting_lora_adapters":
-					ls.waiting = val
+					ls.waiting, at.waiting = val, span
 				case "max_lora":
-					ls.maxLo = val
+					ls.maxLo, at.maxLo = val, span
 				}
 			}
 			if isCfg {
 				if string(lname) == f.names.BlockSizeLabel {
-					block = val
+					block, at.block16 = val, span
 				}
 				if string(lname) == f.names.NumBlocksLabel {
-					num = val
+					num, at.numBlocks = val, span
 				}
 			}
 			if i < len(rest) && rest[i] == ',' {
@@ -245,6 +260,7 @@ func (f *fastState) line(line []byte) bool {
 			}
 			return false
 		}
+		f.remember(fi, fam.n, rest[:i], at)
 		rest = rest[i:]
 		if len(rest) == 0 || rest[0] != ' ' {
 			return false
@@ -277,6 +293,66 @@ func (f *fastState) line(line []byte) bool {
 		f.blockSize, f.numBlocks = block, num
 	}
 	return true
+}
+
+// LoRAMemo is what a Parser remembers of one source's LoRA state, to return
+// the same *LoRA while it does not change. A Parser shared by several
+// sources is given each one's memo around its Parse (SwapLoRA).
+type LoRAMemo struct {
+	key  []byte
+	last *LoRA
+}
+
+// SwapLoRA exchanges the parser's LoRA memory with m: swapping a source's
+// memo in before its Parse and out after keeps that source's LoRA state
+// apart from the others'. No allocation.
+func (p *Parser) SwapLoRA(m *LoRAMemo) {
+	f := &p.fast
+	f.loraKey, m.key = m.key, f.loraKey
+	f.lastLoRA, m.last = m.last, f.lastLoRA
+}
+
+// labelMemo is a series' label block (from '{' to '}') as last parsed,
+// with where its values of interest were. The block parse reads only those
+// bytes, so an equal block has the same verdict and values: servers write
+// the same labels scrape after scrape, and vLLM's cache_config_info block
+// alone is 500 bytes and 20 labels.
+type labelMemo struct {
+	block                   []byte
+	running, waiting, maxLo valueSpan
+	block16, numBlocks      valueSpan // block size, GPU blocks
+}
+
+// valueSpan is a label value's place in its block; a zero span: none.
+type valueSpan struct{ start, end int32 }
+
+func (v valueSpan) in(b []byte) []byte {
+	if v.end == 0 {
+		return nil
+	}
+	return b[v.start:v.end]
+}
+
+// maxMemoSeries: series of a family past this many are not remembered.
+const maxMemoSeries = 8
+
+func (f *fastState) memo(fi, n int) *labelMemo {
+	if n < len(f.memos[fi]) {
+		return &f.memos[fi][n]
+	}
+	return nil
+}
+
+func (f *fastState) remember(fi, n int, block []byte, at labelMemo) {
+	if n >= maxMemoSeries {
+		return
+	}
+	for len(f.memos[fi]) <= n {
+		f.memos[fi] = append(f.memos[fi], labelMemo{})
+	}
+	m := &f.memos[fi][n]
+	at.block = append(m.block[:0], block...)
+	*m = at
 }
 
 // labelBit is one of 64 bits picked by a label name's length and first and

@@ -173,3 +173,72 @@ func TestParseFastLabelsSharingABit(t *testing.T) {
 	require.Equal(t, slow, fast)
 	require.Equal(t, 4.0, fast.Waiting)
 }
+
+// A parser that remembers each series' label block (labelMemo) reads a
+// body as a fresh parser does, whatever it read before: the same blocks
+// with other values, one label value changed (block size, adapters), a
+// block cut short or made invalid after a valid one, series reordered.
+func TestParseFastLabelMemo(t *testing.T) {
+	const load = "vllm:num_requests_waiting{engine=\"0\"} 1\nvllm:num_requests_running{engine=\"0\"} 2\nvllm:kv_cache_usage_perc{engine=\"0\"} 0.5\n"
+	cfg := func(block, blocks string) string {
+		return `vllm:cache_config_info{block_size="` + block + `",cache_dtype="auto",num_gpu_blocks="` + blocks + `"} 1` + "\n"
+	}
+	lora := func(running, waiting string, v string) string {
+		return `vllm:lora_requests_info{max_lora="2",running_lora_adapters="` + running + `",waiting_lora_adapters="` + waiting + `"} ` + v + "\n"
+	}
+	for _, tc := range []struct {
+		name   string
+		bodies []string // parsed in turn by one parser
+	}{
+		{"same blocks, other values", []string{load + cfg("16", "100") + lora("a", "", "5"), strings.ReplaceAll(load, "} 1", "} 7") + cfg("16", "100") + lora("a", "", "6")}},
+		{"block size changes", []string{load + cfg("16", "100"), load + cfg("32", "100"), load + cfg("32", "50")}},
+		{"adapters change", []string{load + lora("a", "", "5") + lora("b", "a", "6"), load + lora("b", "a", "5") + lora("a", "", "6")}},
+		{"block cut after a valid one", []string{load + cfg("16", "100"), load + `vllm:cache_config_info{block_size="16",cache_dtype="auto",num_gpu_blocks="100"`}},
+		{"block made invalid", []string{load + cfg("16", "100"), load + `vllm:cache_config_info{block_size="16",block_size="16",num_gpu_blocks="100"} 1` + "\n"}},
+		{"same block, no blank after it", []string{load + cfg("16", "100"), load + `vllm:cache_config_info{block_size="16",cache_dtype="auto",num_gpu_blocks="100"}1` + "\n"}},
+		{"longer line sharing the block's start", []string{load + cfg("16", "1"), load + cfg("16", "10")}},
+		{"label renamed, same length", []string{load + cfg("16", "100"), load + strings.Replace(cfg("16", "100"), "block_size", "block_sizX", 1)}},
+		{"duplicate label, same length", []string{load + `vllm:cache_config_info{a="1",b="2"} 1` + "\n", load + `vllm:cache_config_info{a="1",a="2"} 1` + "\n"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			names := vllm(t)
+			p := NewParser()
+			for i, body := range tc.bodies {
+				got, gotErr := p.Parse([]byte(body), names)
+				want, wantErr := NewParser().Parse([]byte(body), names)
+				require.Equal(t, want, got, "body %d", i)
+				require.Equal(t, wantErr, gotErr, "body %d", i)
+			}
+		})
+	}
+}
+
+// One parser shared by two sources, each with its LoRAMemo swapped in
+// around its parse: each keeps its own unchanged *LoRA scrape after
+// scrape, and gets its own values, as with a parser of its own.
+func TestParserSwapLoRA(t *testing.T) {
+	const load = "vllm:num_requests_waiting 0\nvllm:num_requests_running 0\nvllm:kv_cache_usage_perc 0\n"
+	bodies := map[string]string{
+		"a": load + `vllm:lora_requests_info{max_lora="2",running_lora_adapters="x",waiting_lora_adapters=""} 5` + "\n",
+		"b": load + `vllm:lora_requests_info{max_lora="2",running_lora_adapters="y",waiting_lora_adapters="z"} 5` + "\n",
+	}
+	names := vllm(t)
+	p := NewParser()
+	memos := map[string]*LoRAMemo{"a": {}, "b": {}}
+	first := map[string]*LoRA{}
+	for range 3 {
+		for _, src := range []string{"a", "b"} {
+			p.SwapLoRA(memos[src])
+			s, err := p.Parse([]byte(bodies[src]), names)
+			p.SwapLoRA(memos[src])
+			require.NoError(t, err)
+			want, err := NewParser().Parse([]byte(bodies[src]), names)
+			require.NoError(t, err)
+			require.Equal(t, want.LoRA, s.LoRA)
+			if first[src] == nil {
+				first[src] = s.LoRA
+			}
+			require.Same(t, first[src], s.LoRA, "source %s", src)
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package collector
+
+func loopPaths() []scrapePath { return nil }
