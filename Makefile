@@ -77,9 +77,9 @@ bench: build
 # Routing quality on 8 simulator ranks: our picker (1 and 4 independent
 # instances, learned and rendezvous prefix modes) against round robin and
 # random; round robin and the default mode on three seeds (-rounds). About 7 minutes.
-# Writes the table and plots to picker/testdata/bench/benchrouting-DATE*.
+# Writes the table and plots to picker/testdata/bench/benchrouting-DATE-HHMM* (a second run the same day does not overwrite the first).
 bench-routing: $(SIM)
-	$(GO) run ./picker/cmd/benchrouting -sim $(SIM) -out picker/testdata/bench/benchrouting-$(shell date -u +%F)
+	$(GO) run ./picker/cmd/benchrouting -sim $(SIM) -out picker/testdata/bench/benchrouting-$(shell date -u +%F-%H%M)
 
 docker:
 	docker build -f build/Dockerfile -t envoy-inferencepool:dev .
