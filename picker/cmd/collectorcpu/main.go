@@ -35,7 +35,10 @@ func main() {
 	n := flag.Int("endpoints", 1000, "endpoints to scrape")
 	duration := flag.Duration("duration", 10*time.Second, "measurement window")
 	warmup := flag.Duration("warmup", 3*time.Second, "time to let connections and buffers settle")
-	interval := flag.Duration("interval", picker.DefaultScrapeInterval, "scrape interval")
+	// 100 ms, not the pool default (50 ms since issue 10): issue 10's goal
+	// (0.25 CPU-s/s for 1,000 endpoints) is stated at 100 ms; the cost is
+	// linear in scrapes a second.
+	interval := flag.Duration("interval", 100*time.Millisecond, "scrape interval")
 	exposition := flag.String("exposition", "vllm", "what every endpoint serves: sim (the simulator's 23.5 KB exposition) or vllm (a realistic vLLM v0.10.2 one, 54.6 KB)")
 	fixture := flag.String("fixture", "", "exposition file every endpoint serves (overrides -exposition)")
 	netHTTP := flag.Bool("nethttp", false, "scrape through net/http (a keep-alive http.Client) instead of the collector's own connections, for comparison")
