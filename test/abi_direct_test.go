@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -150,29 +148,11 @@ func TestDirectABIAllocatesLess(t *testing.T) {
 // chatAndMetricsEndpoints are n local servers with the vLLM metrics fixture
 // on /metrics and one fixed chat answer with usage on every other path.
 func chatAndMetricsEndpoints(tb testing.TB, n int) []string {
-	expo, err := os.ReadFile("../picker/testdata/vllm_metrics_sim_v0.10.2.txt")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	answer := harness.ChatResponseWithUsage()
 	var body []byte
-	for _, f := range answer.Frames {
+	for _, f := range harness.ChatResponseWithUsage().Frames {
 		body = append(body, f...)
 	}
-	var addrs []string
-	for i := 0; i < n; i++ {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/metrics" {
-				_, _ = w.Write(expo)
-				return
-			}
-			w.Header().Set("content-type", "application/json")
-			_, _ = w.Write(body)
-		}))
-		tb.Cleanup(srv.Close)
-		addrs = append(addrs, strings.TrimPrefix(srv.URL, "http://"))
-	}
-	return addrs
+	return metricsAndAnswerServers(tb, n, body)
 }
 
 func withoutDate(h harness.Headers) harness.Headers {

@@ -23,8 +23,15 @@ import (
 // body: enough for the picker to pick and for the router to forward.
 func modelServers(t *testing.T, n int) []string {
 	t.Helper()
+	return metricsAndAnswerServers(t, n, []byte(`{"id":"x","object":"list","model":"m"}`))
+}
+
+// metricsAndAnswerServers are n local servers with the simulator's metrics
+// fixture on /metrics and answer, as JSON, on every other path.
+func metricsAndAnswerServers(tb testing.TB, n int, answer []byte) []string {
+	tb.Helper()
 	expo, err := os.ReadFile("../picker/testdata/vllm_metrics_sim_v0.10.2.txt")
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	var addrs []string
 	for i := 0; i < n; i++ {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,9 +40,9 @@ func modelServers(t *testing.T, n int) []string {
 				return
 			}
 			w.Header().Set("content-type", "application/json")
-			_, _ = w.Write([]byte(`{"id":"x","object":"list","model":"m"}`))
+			_, _ = w.Write(answer)
 		}))
-		t.Cleanup(srv.Close)
+		tb.Cleanup(srv.Close)
 		addrs = append(addrs, strings.TrimPrefix(srv.URL, "http://"))
 	}
 	return addrs
