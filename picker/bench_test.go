@@ -31,11 +31,25 @@ func BenchmarkPickLearned(b *testing.B) {
 	}
 }
 
+// BenchmarkPickFleet is BenchmarkPick for one of four proxies
+// (scrape.fleet.proxies 4): every candidate carries the other proxies'
+// estimated requests, so the prefix scorer judges affinity on
+// Cycle.OwnQueues, one more pass over the candidates.
+func BenchmarkPickFleet(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
+			benchPick(b, n, `"scrape":{"interval":"1h","fleet":{"proxies":4}}`)
+		})
+	}
+}
+
 func benchPick(b *testing.B, n int, extra string) {
 	eps := addrs(n)
 	// Published metrics must stay fresh for the whole run.
 	cfg := `"scrape":{"interval":"1h"}`
-	if extra != "" {
+	if strings.HasPrefix(extra, `"scrape":`) {
+		cfg = extra // its own scrape section, as fresh
+	} else if extra != "" {
 		cfg += "," + extra
 	}
 	p := openManual(b, staticConfig(eps, cfg))
