@@ -202,6 +202,9 @@ func (c *Cycle) Rand() uint64 {
 	return Mix(c.rng)
 }
 
+// Float64 is a random number in [0,1) from Rand.
+func (c *Cycle) Float64() float64 { return float64(c.Rand()>>11) / (1 << 53) }
+
 // TieBreak orders endpoints with equal scores: random per cycle, stable
 // within it.
 func (c *Cycle) TieBreak(ep *Endpoint) uint64 { return Mix(c.Seed ^ ep.Key) }

@@ -107,6 +107,14 @@ func TestCycleRand(t *testing.T) {
 	require.NotEqual(t, a.Rand(), a.Rand())
 	ep := &Endpoint{Key: 3}
 	require.Equal(t, a.TieBreak(ep), a.TieBreak(ep), "stable within a cycle")
+
+	var sum float64
+	for range 10000 {
+		f := a.Float64()
+		require.True(t, f >= 0 && f < 1, "Float64 %v outside [0,1)", f)
+		sum += f
+	}
+	require.InDelta(t, 0.5, sum/10000, 0.02, "Float64 is uniform")
 }
 
 func TestQueues(t *testing.T) {

@@ -186,7 +186,7 @@ func (s *Scorer) limitsOf(c *framework.Cycle, eps []framework.Endpoint) limits {
 	// more, always). Proxies of a fleet draw independently, so at the
 	// boundary they split between the prompt's server and the others
 	// instead of all staying, or all leaving, at once.
-	l.queue = shortest + s.queueSlack + 1 - unitFloat(c.Rand())
+	l.queue = shortest + s.queueSlack + 1 - c.Float64()
 	if b := s.p.LoadBound; b > 0 {
 		var sum float64
 		for i := range eps {
@@ -320,6 +320,3 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 	}
 	return -1
 }
-
-// unitFloat maps a random word to [0,1).
-func unitFloat(r uint64) float64 { return float64(r>>11) / (1 << 53) }
