@@ -312,6 +312,7 @@ const (
 	evFirstToken
 	evFinish
 	evScrape
+	evGossip
 )
 
 type simQueue []*simEvent
@@ -410,6 +411,20 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 		}
 	}
 
+	gossipMs, _ := strconv.ParseFloat(os.Getenv("FLEETSIM_GOSSIP_MS"), 64)
+	var told [][][]int64 // [receiver][server][sender]
+	if gossipMs > 0 && len(pools) > 1 {
+		told = make([][][]int64, len(pools))
+		for r := range told {
+			told[r] = make([][]int64, cfg.servers)
+			for s := range told[r] {
+				told[r][s] = make([]int64, len(pools))
+			}
+		}
+		for p := range pools {
+			push(&simEvent{at: rng.Float64() * gossipMs, kind: evGossip, p: p})
+		}
+	}
 	var ttfts []float64
 	hit, query := 0, 0
 	perServer := make([]int, cfg.servers)
@@ -471,6 +486,27 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 				r.res.Done(OutcomeOK)
 			}
 			schedule(r.server, now)
+		case evGossip:
+			if now > end+30000 {
+				continue
+			}
+			for s := range servers {
+				v := target(t, pools[e.p], addrs[s]).InFlight()
+				for r := range pools {
+					if r == e.p {
+						continue
+					}
+					told[r][s][e.p] = v
+					var sum int64
+					for _, x := range told[r][s] {
+						sum += x
+					}
+					target(t, pools[r], addrs[s]).SetPeers(sum)
+				}
+			}
+			if q.Len() > 0 {
+				push(&simEvent{at: now + gossipMs*(0.9+0.2*rng.Float64()), kind: evGossip, p: e.p})
+			}
 		case evScrape:
 			if now > end+30000 {
 				continue
@@ -501,7 +537,7 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 
 func onlyScrapes(q simQueue) bool {
 	for _, e := range q {
-		if e.kind != evScrape {
+		if e.kind != evScrape && e.kind != evGossip {
 			return false
 		}
 	}

@@ -48,7 +48,7 @@ func publish(tb testing.TB, p *Pool, addr string, s metrics.Sample) {
 	if s.At == 0 {
 		s.At = collector.Now()
 	}
-	s.InFlightAtScrape = t.InFlight()
+	s.InFlightAtScrape = t.Known()
 	t.Publish(&s)
 }
 

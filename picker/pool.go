@@ -45,8 +45,9 @@ type Pool struct {
 	picks, sheds, noCapacity, noMetrics atomic.Uint64
 	scrapeErrorsGone                    atomic.Uint64 // from endpoints that left
 
-	fleet   fleetShare // how many proxies' requests the servers see per one of ours
-	proxies float64    // scrape.fleet.proxies when configured: the share, not estimated
+	fleet   fleetShare              // how many proxies' requests the servers see per one of ours
+	proxies float64                 // scrape.fleet.proxies when configured: the share, not estimated
+	gossip  *collector.GossipHandle // nil: no scrape.fleet.gossip
 
 	// Owned by the registry.
 	key  string
@@ -134,6 +135,16 @@ func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
 	if err != nil {
 		p.closePlugins()
 		return nil, err
+	}
+	if g := cfg.Scrape.Fleet.Gossip; g != nil {
+		// The peers' requests are counted, not estimated: with gossip the
+		// share observed from the scrapes is about 1, and a configured
+		// proxies count would count them twice.
+		p.proxies = 0
+		if p.gossip, err = p.collector.JoinGossip(*g); err != nil {
+			p.closePlugins()
+			return nil, err
+		}
 	}
 	p.source.Start(p.setEndpoints)
 	return p, nil
@@ -342,7 +353,7 @@ func (p *Pool) candidates(st *cycleState, v *view, req *Request, now int64) (eps
 			load += s.Running + s.Waiting
 			own += float64(s.InFlightAtScrape)
 		} else { // e holds it from the last pick: no need to read s
-			h.setLive(e, t.InFlight(), now, others, staleAfter)
+			h.setLive(e, t.Known(), now, others, staleAfter)
 			load += e.Running + e.Waiting
 			own += float64(h.inFlightAtScrape)
 		}
@@ -359,7 +370,7 @@ func (p *Pool) candidates(st *cycleState, v *view, req *Request, now int64) (eps
 			e, h = &all[x.pos], &kept[x.pos]
 		}
 		fill(e, m, int(x.member), x.s, h)
-		h.setLive(e, m.target.InFlight(), now, others, staleAfter)
+		h.setLive(e, m.target.Known(), now, others, staleAfter)
 	}
 	clear(todo[:nTodo]) // drop the Sample pointers
 	st.held = held
@@ -511,6 +522,9 @@ func (p *Pool) close() {
 	}
 	p.view.Store(&view{byAddr: map[string]int32{}})
 	p.closePlugins()
+	if p.gossip != nil {
+		p.gossip.Leave()
+	}
 }
 
 func (p *Pool) closePlugins() {

@@ -27,7 +27,8 @@ type PoolStats struct {
 	ScrapeErrors uint64 // failed or unusable scrapes of this pool's endpoints
 
 	Source                endpoints.Stats
-	framework.PluginStats // PrefixEntries, PrefixDropped: what the plugins report
+	Gossip                *collector.GossipStats // nil without scrape.fleet.gossip
+	framework.PluginStats                        // PrefixEntries, PrefixDropped: what the plugins report
 
 	PerEndpoint []EndpointStats
 }
@@ -69,6 +70,10 @@ func (p *Pool) Stats() PoolStats {
 	for _, r := range p.reporters {
 		r.ReportStats(&s.PluginStats)
 	}
+	if p.gossip != nil {
+		g := p.gossip.Stats()
+		s.Gossip = &g
+	}
 	for i := range v.members {
 		m := &v.members[i]
 		es := EndpointStats{Addr: m.addr, TargetStats: m.target.Stats()}
@@ -82,7 +87,7 @@ func (p *Pool) Stats() PoolStats {
 			es.BlockSize, es.NumGPUBlocks, es.Slots = sm.BlockSize, sm.NumGPUBlocks, sm.PeakRunning
 			ep := framework.Endpoint{
 				Waiting: sm.Waiting, Running: sm.Running, KVUsage: sm.KVUsage, Stale: es.Stale, Capacity: sm.PeakRunning,
-				Pending: max(float64(es.InFlight-sm.InFlightAtScrape), -(sm.Running + sm.Waiting)),
+				Pending: max(float64(es.InFlight+es.PeersInFlight-sm.InFlightAtScrape), -(sm.Running + sm.Waiting)),
 			}
 			es.Saturated = es.Stale || (p.saturation != nil && p.saturation.Saturated(&ep))
 		}

@@ -8,6 +8,7 @@ package collector
 
 import (
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,8 @@ type Collector struct {
 	mu      sync.Mutex
 	targets map[targetKey]*Target
 	groups  map[Spec]*group
+	byHash  map[uint64][]*Target   // by endpointHash(addr): what gossip names
+	gossips map[string]*gossipNode // by listen address
 
 	scrapes      atomic.Uint64
 	scrapeErrors atomic.Uint64
@@ -81,6 +84,7 @@ func New(client *http.Client) *Collector {
 		client:  client,
 		targets: make(map[targetKey]*Target),
 		groups:  make(map[Spec]*group),
+		byHash:  make(map[uint64][]*Target),
 	}
 }
 
@@ -112,6 +116,7 @@ func (c *Collector) Acquire(addr string, spec Spec) *Target {
 	t := newTarget(c, k, g)
 	t.refs = 1
 	c.targets[k] = t
+	c.byHash[t.hash] = append(c.byHash[t.hash], t)
 	switch l := c.eventLoop(); {
 	case c.manual:
 		close(t.done)
@@ -141,6 +146,11 @@ func (c *Collector) Release(t *Target) {
 		return
 	}
 	delete(c.targets, t.key)
+	if ts := slices.DeleteFunc(c.byHash[t.hash], func(x *Target) bool { return x == t }); len(ts) > 0 {
+		c.byHash[t.hash] = ts
+	} else {
+		delete(c.byHash, t.hash)
+	}
 	if t.group.refs--; t.group.refs == 0 {
 		delete(c.groups, t.key.spec)
 	}

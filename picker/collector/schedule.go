@@ -31,6 +31,9 @@ type Fleet struct {
 	// the whole fleet (0: no bound). With it, the interval becomes at least
 	// Proxies / ServerRate.
 	ServerRate float64 `json:"serverRate,omitempty"`
+	// Gossip, when set, has the fleet's proxies tell each other their
+	// requests in flight (gossip_config.go).
+	Gossip *Gossip `json:"gossip,omitempty"`
 }
 
 // DefaultJitter: waits vary by ±10% of the interval.
@@ -67,7 +70,11 @@ func (s Schedule) Validate(path string, interval time.Duration) []FieldError {
 	}
 	if r := s.Fleet.ServerRate; !(r >= 0) || math.IsInf(r, 0) {
 		errs = append(errs, FieldError{path + ".fleet.serverRate", "must be a finite number >= 0"})
-	} else if r > 0 && interval > 0 {
+	}
+	if g := s.Fleet.Gossip; g != nil {
+		errs = append(errs, g.validate(path+".fleet.gossip")...)
+	}
+	if r := s.Fleet.ServerRate; r > 0 && !math.IsInf(r, 0) && interval > 0 {
 		if d := s.Interval(interval); d > maxDerivedInterval {
 			errs = append(errs, FieldError{path + ".fleet.serverRate", fmt.Sprintf(
 				"%d proxies at %g expositions/s per server need a %s scrape interval, more than %s: metrics that old are not worth routing on",

@@ -22,10 +22,12 @@ type Target struct {
 	// Read by every pick: kept together at the front, on one cache line.
 	sample      atomic.Pointer[metrics.Sample] // nil: no usable metrics
 	inFlight    atomic.Int64
+	peers       atomic.Int64 // the fleet's other proxies' requests in flight here, as they last told us
 	lastFailure atomic.Int64 // Now() of the last reported failure, 0 if none
 
 	Addr string
 
+	hash   uint64 // endpointHash(Addr)
 	c      *Collector
 	key    targetKey
 	group  *group
@@ -56,6 +58,7 @@ func newTarget(c *Collector, k targetKey, g *group) *Target {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Target{
 		Addr:   k.addr,
+		hash:   endpointHash(k.addr),
 		c:      c,
 		key:    k,
 		group:  g,
@@ -84,6 +87,17 @@ func (t *Target) Publish(s *metrics.Sample) {
 
 // InFlight returns the requests this proxy has in flight to the endpoint.
 func (t *Target) InFlight() int64 { return t.inFlight.Load() }
+
+// Peers returns the other proxies' requests in flight to the endpoint, as
+// they last told us (0 without a fleet).
+func (t *Target) Peers() int64 { return t.peers.Load() }
+
+// SetPeers sets what Peers returns.
+func (t *Target) SetPeers(n int64) { t.peers.Store(n) }
+
+// Known returns the requests in flight to the endpoint that this proxy
+// knows of: its own and its peers'.
+func (t *Target) Known() int64 { return t.inFlight.Load() + t.peers.Load() }
 
 // Start counts a request sent to the endpoint.
 func (t *Target) Start() {
@@ -124,6 +138,7 @@ type TargetStats struct {
 	Picks               uint64 // requests started on it by this proxy
 	Failures            uint64 // failures reported on it
 	InFlight            int64
+	PeersInFlight       int64 // the fleet's other proxies' requests in flight, from gossip
 	Scrapes             uint64
 	ScrapeErrors        uint64
 	ConsecutiveFailures int64
@@ -136,6 +151,7 @@ func (t *Target) Stats() TargetStats {
 		Picks:               t.picks.Load(),
 		Failures:            t.failures.Load(),
 		InFlight:            t.inFlight.Load(),
+		PeersInFlight:       t.peers.Load(),
 		Scrapes:             t.scrapes.Load(),
 		ScrapeErrors:        t.scrapeErrors.Load(),
 		ConsecutiveFailures: t.consecutive.Load(),
@@ -213,7 +229,7 @@ func (t *Target) scrapeOnce(spec *Spec) {
 func (t *Target) begin() int64 {
 	t.scrapes.Add(1)
 	t.c.scrapes.Add(1)
-	return t.inFlight.Load()
+	return t.Known()
 }
 
 // publish installs a scrape's result: its sample, or its error.

@@ -1,0 +1,287 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// GossipStats are one gossip socket's counters.
+type GossipStats struct {
+	Listen   string
+	Peers    int    // senders heard from within the expiry
+	Sent     uint64 // datagrams sent
+	Received uint64 // datagrams taken
+	Refused  uint64 // datagrams dropped: unknown source, malformed, bad MAC, stale round, too many senders
+}
+
+// gossipNode is one UDP socket of the fleet's gossip, shared by the pools
+// that name its listen address. Its sender goroutine tells the peers this
+// process's requests in flight per endpoint every interval; its receiver
+// goroutine keeps the peers' counts (gossipTable) and writes their sums
+// into the targets (Target.SetPeers).
+type gossipNode struct {
+	c        *Collector
+	conn     *net.UDPConn
+	listen   string
+	id       uint64
+	key      []byte
+	interval time.Duration
+	refs     int // guarded by c.mu
+
+	peers   atomic.Pointer[gossipPeers]
+	cfgPeer atomic.Pointer[[]string]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	sent, received, refused atomic.Uint64
+	heard                   atomic.Int64
+}
+
+// gossipPeers are the peers' resolved addresses: where to send, and the
+// sources datagrams are taken from.
+type gossipPeers struct {
+	to      []netip.AddrPort
+	sources map[netip.Addr]bool
+}
+
+// GossipHandle is a pool's hold on a gossip socket.
+type GossipHandle struct{ n *gossipNode }
+
+// JoinGossip starts, or joins, the gossip socket g.Listen of c. A pool
+// that joins a running socket with other peers replaces its peer list
+// (the newer config wins); a different key or interval on the same
+// socket is refused. g must have been validated.
+func (c *Collector) JoinGossip(g Gossip) (*GossipHandle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.gossips[g.Listen]; n != nil {
+		if string(n.key) != string(g.key()) || n.interval != g.interval() {
+			return nil, fmt.Errorf("scrape.fleet.gossip: another pool gossips on %s with a different key or interval", g.Listen)
+		}
+		n.refs++
+		n.setPeers(g.Peers)
+		return &GossipHandle{n}, nil
+	}
+	addr, err := net.ResolveUDPAddr("udp", g.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("scrape.fleet.gossip.listen: %w", err)
+	}
+	conn, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("scrape.fleet.gossip.listen: %w", err)
+	}
+	n := &gossipNode{c: c, conn: conn, listen: g.Listen, id: rand.Uint64() | 1, key: g.key(), interval: g.interval(), refs: 1}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.setPeers(g.Peers)
+	if c.gossips == nil {
+		c.gossips = map[string]*gossipNode{}
+	}
+	c.gossips[g.Listen] = n
+	n.wg.Add(2)
+	go n.sendLoop()
+	go n.receiveLoop()
+	return &GossipHandle{n}, nil
+}
+
+// Leave drops the pool's hold; the last one closes the socket.
+func (h *GossipHandle) Leave() {
+	n := h.n
+	c := n.c
+	c.mu.Lock()
+	n.refs--
+	last := n.refs == 0
+	if last {
+		delete(c.gossips, n.listen)
+	}
+	c.mu.Unlock()
+	if last {
+		n.cancel()
+		n.conn.Close()
+		n.wg.Wait()
+		// What the peers told us no longer holds: the scrape counts it.
+		c.mu.Lock()
+		for _, t := range c.targets {
+			t.SetPeers(0)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Stats returns the socket's counters.
+func (h *GossipHandle) Stats() GossipStats {
+	n := h.n
+	return GossipStats{Listen: n.listen, Peers: int(n.heard.Load()), Sent: n.sent.Load(), Received: n.received.Load(), Refused: n.refused.Load()}
+}
+
+func (n *gossipNode) setPeers(peers []string) {
+	p := slices.Clone(peers)
+	n.cfgPeer.Store(&p)
+	n.resolve()
+}
+
+// resolve turns the configured peers into addresses. A name that does not
+// resolve keeps its previous addresses: a DNS hiccup must not cut the
+// fleet apart.
+func (n *gossipNode) resolve() {
+	old := n.peers.Load()
+	next := &gossipPeers{sources: map[netip.Addr]bool{}}
+	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+	defer cancel()
+	for _, hp := range *n.cfgPeer.Load() {
+		host, portStr, err := net.SplitHostPort(hp)
+		if err != nil {
+			continue
+		}
+		port, err := net.LookupPort("udp", portStr)
+		if err != nil {
+			continue
+		}
+		var ips []netip.Addr
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ips = []netip.Addr{ip}
+		} else if ips, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil && old != nil {
+			for _, ap := range old.to {
+				if ap.Port() == uint16(port) {
+					ips = append(ips, ap.Addr()) // keep what we had
+				}
+			}
+		}
+		for _, ip := range ips {
+			ip = ip.Unmap()
+			next.to = append(next.to, netip.AddrPortFrom(ip, uint16(port)))
+			next.sources[ip] = true
+		}
+	}
+	n.peers.Store(next)
+}
+
+// sendLoop sends this process's requests in flight per endpoint to every
+// peer, every interval, and re-resolves the peers now and then.
+func (n *gossipNode) sendLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.interval)
+	defer tick.Stop()
+	resolved := time.Now()
+	var (
+		entries []gossipEntryOf
+		buf     []byte
+		round   uint64
+	)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if time.Since(resolved) >= gossipResolveEvery {
+			n.resolve()
+			resolved = time.Now()
+		}
+		entries = n.c.inFlightByEndpoint(entries[:0])
+		peers := n.peers.Load()
+		if len(entries) == 0 || len(peers.to) == 0 {
+			continue
+		}
+		round++
+		for start := 0; start < len(entries); start += gossipMaxEntries {
+			buf = appendGossip(buf[:0], n.id, round, entries[start:min(start+gossipMaxEntries, len(entries))], n.key)
+			for _, to := range peers.to {
+				if _, err := n.conn.WriteToUDPAddrPort(buf, to); err == nil {
+					n.sent.Add(1)
+				}
+			}
+		}
+	}
+}
+
+// receiveLoop takes the peers' datagrams into the table and the table's
+// sums into the targets, and forgets peers that went quiet.
+func (n *gossipNode) receiveLoop() {
+	defer n.wg.Done()
+	expireAfter := max(20*n.interval, 250*time.Millisecond)
+	table := newGossipTable(n.id, 1024, int64(expireAfter))
+	buf := make([]byte, 64<<10)
+	var msg gossipMessage
+	lastExpire := Now()
+	for {
+		n.conn.SetReadDeadline(time.Now().Add(expireAfter / 2))
+		size, from, err := n.conn.ReadFromUDPAddrPort(buf)
+		if n.ctx.Err() != nil {
+			return
+		}
+		now := Now()
+		if err == nil {
+			n.take(table, buf[:size], from, now, &msg)
+		}
+		if now-lastExpire >= int64(expireAfter/2) {
+			table.expire(now)
+			n.publish(table)
+			lastExpire = now
+		}
+	}
+}
+
+func (n *gossipNode) take(table *gossipTable, b []byte, from netip.AddrPort, now int64, msg *gossipMessage) {
+	if !n.peers.Load().sources[from.Addr().Unmap()] || decodeGossip(b, n.key, msg) != nil {
+		n.refused.Add(1)
+		return
+	}
+	n.c.mu.Lock()
+	ok := table.apply(msg, now, func(ep uint64) bool { return len(n.c.byHash[ep]) > 0 })
+	n.c.mu.Unlock()
+	if !ok {
+		if msg.sender != n.id {
+			n.refused.Add(1)
+		}
+		return
+	}
+	n.received.Add(1)
+	n.publish(table)
+}
+
+// publish writes the changed sums into the targets.
+func (n *gossipNode) publish(table *gossipTable) {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	table.takeChanged(func(ep uint64, sum int64) {
+		ts := n.c.byHash[ep]
+		if len(ts) == 0 {
+			table.forget(ep)
+			return
+		}
+		for _, t := range ts {
+			t.SetPeers(sum)
+		}
+	})
+	n.heard.Store(int64(table.peerCount()))
+}
+
+// inFlightByEndpoint appends this process's requests in flight per
+// endpoint (summed over the targets of one address) to dst.
+func (c *Collector) inFlightByEndpoint(dst []gossipEntryOf) []gossipEntryOf {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, ts := range c.byHash {
+		var sum int64
+		for _, t := range ts {
+			sum += t.InFlight()
+		}
+		dst = append(dst, gossipEntryOf{endpoint: h, inFlight: uint32(min(max(sum, 0), gossipMaxInFlight))})
+	}
+	return dst
+}
+
+// endpointHash identifies an endpoint in gossip: the same on every proxy
+// that names it the same way.
+func endpointHash(addr string) uint64 { return xxhash.Sum64String(addr) }

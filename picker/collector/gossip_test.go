@@ -1,0 +1,148 @@
+package collector
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// freeUDPPort returns a port nothing listens on at 127.0.0.1 (now).
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+func gossipOn(t *testing.T, c *Collector, port int, peers ...int) (*GossipHandle, Gossip) {
+	t.Helper()
+	g := Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", port), Interval: "2ms"}
+	for _, p := range peers {
+		g.Peers = append(g.Peers, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	require.Empty(t, g.validate("g"))
+	h, err := c.JoinGossip(g)
+	require.NoError(t, err)
+	return h, g
+}
+
+func TestGossipTellsPeersOurRequestsInFlight(t *testing.T) {
+	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+	a, b := NewManual(), NewManual()
+	ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
+	other := b.Acquire("10.9.0.2:8000", spec)
+	pa, pb := freeUDPPort(t), freeUDPPort(t)
+	// Each names both, itself included, as a headless Service's name would.
+	ha, _ := gossipOn(t, a, pa, pa, pb)
+	hb, _ := gossipOn(t, b, pb, pa, pb)
+	defer hb.Leave()
+
+	ta.Start()
+	ta.Start()
+	ta.Start()
+	require.Eventually(t, func() bool { return tb.Peers() == 3 }, 2*time.Second, time.Millisecond)
+	require.Zero(t, ta.Peers(), "our own datagrams come back and are not counted")
+	require.Zero(t, other.Peers(), "another endpoint")
+	require.Equal(t, int64(3), tb.Known()-tb.InFlight())
+
+	tb.Start()
+	require.Eventually(t, func() bool { return ta.Peers() == 1 }, 2*time.Second, time.Millisecond)
+	ta.Finish(false)
+	require.Eventually(t, func() bool { return tb.Peers() == 2 }, 2*time.Second, time.Millisecond)
+	s := hb.Stats()
+	require.Equal(t, 1, s.Peers)
+	require.NotZero(t, s.Received)
+	require.NotZero(t, s.Sent)
+
+	// A proxy that stops is forgotten: the next scrape counts its requests.
+	ha.Leave()
+	require.Zero(t, ta.Peers(), "leaving clears what the peers told us")
+	require.Eventually(t, func() bool { return tb.Peers() == 0 && hb.Stats().Peers == 0 }, 3*time.Second, 5*time.Millisecond)
+}
+
+func TestGossipRefuses(t *testing.T) {
+	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+	t.Run("a source that is not a peer", func(t *testing.T) {
+		a, b := NewManual(), NewManual()
+		ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
+		pa, pb := freeUDPPort(t), freeUDPPort(t)
+		ha, _ := gossipOn(t, a, pa, pb)
+		defer ha.Leave()
+		// b takes datagrams only from 127.0.0.2; a sends from 127.0.0.1.
+		hb, err := b.JoinGossip(Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", pb), Peers: []string{fmt.Sprintf("127.0.0.2:%d", pa)}, Interval: "2ms"})
+		require.NoError(t, err)
+		defer hb.Leave()
+		ta.Start()
+		require.Eventually(t, func() bool { return hb.Stats().Refused > 5 }, 2*time.Second, time.Millisecond)
+		require.Zero(t, tb.Peers())
+		require.Zero(t, hb.Stats().Received)
+	})
+	t.Run("a datagram under another key", func(t *testing.T) {
+		a, b := NewManual(), NewManual()
+		ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
+		pa, pb := freeUDPPort(t), freeUDPPort(t)
+		ga := Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", pa), Peers: []string{fmt.Sprintf("127.0.0.1:%d", pb)}, Interval: "2ms", Key: "00112233445566778899aabbccddeeff"}
+		gb := ga
+		gb.Listen, gb.Peers, gb.Key = fmt.Sprintf("127.0.0.1:%d", pb), []string{fmt.Sprintf("127.0.0.1:%d", pa)}, "ffeeddccbbaa99887766554433221100"
+		ha, err := a.JoinGossip(ga)
+		require.NoError(t, err)
+		defer ha.Leave()
+		hb, err := b.JoinGossip(gb)
+		require.NoError(t, err)
+		defer hb.Leave()
+		ta.Start()
+		require.Eventually(t, func() bool { return hb.Stats().Refused > 5 }, 2*time.Second, time.Millisecond)
+		require.Zero(t, tb.Peers())
+	})
+	t.Run("the same socket with another key", func(t *testing.T) {
+		c := NewManual()
+		p := freeUDPPort(t)
+		h, g := gossipOn(t, c, p, p)
+		defer h.Leave()
+		g.Key = "00112233445566778899aabbccddeeff"
+		_, err := c.JoinGossip(g)
+		require.ErrorContains(t, err, "different key or interval")
+		g.Key = ""
+		h2, err := c.JoinGossip(g)
+		require.NoError(t, err, "the same config joins")
+		h2.Leave()
+	})
+	t.Run("a listen address in use", func(t *testing.T) {
+		busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		require.NoError(t, err)
+		defer busy.Close()
+		_, err = NewManual().JoinGossip(Gossip{Listen: busy.LocalAddr().String(), Peers: []string{"127.0.0.1:1"}})
+		require.ErrorContains(t, err, "scrape.fleet.gossip.listen")
+	})
+}
+
+func TestGossipValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		g     Gossip
+		field string
+	}{
+		{"no listen", Gossip{Peers: []string{"a:1"}}, "g.listen"},
+		{"listen without a port", Gossip{Listen: "0.0.0.0", Peers: []string{"a:1"}}, "g.listen"},
+		{"listen port 0", Gossip{Listen: "0.0.0.0:0", Peers: []string{"a:1"}}, "g.listen"},
+		{"no peers", Gossip{Listen: "0.0.0.0:9"}, "g.peers"},
+		{"a peer without a port", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1", "b"}}, "g.peers[1]"},
+		{"a peer with an empty host", Gossip{Listen: "0.0.0.0:9", Peers: []string{":9"}}, "g.peers[0]"},
+		{"interval not a duration", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Interval: "fast"}, "g.interval"},
+		{"interval too short", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Interval: "100us"}, "g.interval"},
+		{"interval too long", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Interval: "2s"}, "g.interval"},
+		{"key not hex", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Key: "secret-secret-secret"}, "g.key"},
+		{"key too short", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Key: "00112233"}, "g.key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := tc.g.validate("g")
+			require.Len(t, errs, 1, "%v", errs)
+			require.Equal(t, tc.field, errs[0].Field)
+		})
+	}
+	require.Empty(t, (&Gossip{Listen: "0.0.0.0:9902", Peers: []string{"envoy.ns.svc:9902", "[::1]:9902"}, Interval: "5ms", Key: "00112233445566778899aabbccddeeff"}).validate("g"))
+}
