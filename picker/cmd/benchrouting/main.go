@@ -36,9 +36,15 @@ type scenario struct {
 	make func(addrs []string) (router, error)
 }
 
-func pickerScenario(name string, k int, pool map[string]any) scenario {
-	return scenario{name: name, make: func(addrs []string) (router, error) { return newPickers(k, addrs, pool) }}
+func pickerScenario(name string, k int, pool map[string]any, gossip bool) scenario {
+	return scenario{name: name, make: func(addrs []string) (router, error) { return newPickers(k, addrs, pool, gossip) }}
 }
+
+// gossipName is the name of mode's fleet row with gossip.
+func gossipName(mode string) string { return fmt.Sprintf("picker x%d (%s, gossip)", fleet, mode) }
+
+// withGossip adds the first mode's fleet row with scrape.fleet.gossip.
+var withGossip = true
 
 // mode is one picker configuration, run as one proxy and as four
 // independent ones.
@@ -63,10 +69,13 @@ func scenarios() []scenario {
 		{name: "round-robin", make: func(a []string) (router, error) { return &roundRobin{addrs: a}, nil }},
 		{name: "random", make: func(a []string) (router, error) { return &random{addrs: a}, nil }},
 	}
-	for _, m := range modes {
+	for i, m := range modes {
 		out = append(out,
-			pickerScenario(fmt.Sprintf("picker x1 (%s)", m.name), 1, m.pool),
-			pickerScenario(fmt.Sprintf("picker x%d (%s)", fleet, m.name), fleet, m.pool))
+			pickerScenario(fmt.Sprintf("picker x1 (%s)", m.name), 1, m.pool, false),
+			pickerScenario(fmt.Sprintf("picker x%d (%s)", fleet, m.name), fleet, m.pool, false))
+		if i == 0 && withGossip {
+			out = append(out, pickerScenario(gossipName(m.name), fleet, m.pool, true))
+		}
 	}
 	return out
 }
@@ -102,6 +111,7 @@ func main() {
 		extra    = flag.String("pool", "", "JSON object merged into every picker scenario's pool config, e.g. '{\"scheduler\":{\"maxEndpoints\":1}}'")
 		out      = flag.String("out", "", "write the output to OUT.txt and the plots to OUT-ttft-cdf.png and OUT-load.png")
 		noBase   = flag.Bool("no-builtin-modes", false, "run only round robin, random and the -mode modes")
+		gossip   = flag.Bool("gossip", true, "add a row of the first mode's four proxies telling each other their requests in flight (scrape.fleet.gossip over 127.0.0.1), run in every round")
 		rounds   = flag.Int("rounds", 3, "rounds of round robin and of the first mode's one- and four-proxy rows, each on the next workload seed, pooled into their rows: a p90 of one 20 s window swings by a third from run to run")
 	)
 	builtin := modes
@@ -110,6 +120,7 @@ func main() {
 	if *noBase {
 		modes = modes[len(builtin):]
 	}
+	withGossip = *gossip
 	if *out != "" {
 		f, err := os.Create(*out + ".txt")
 		if err != nil {
@@ -409,10 +420,15 @@ func summarize(rows []result) {
 	}
 	for _, m := range modes {
 		one, ok1 := byName["picker x1 ("+m.name+")"]
-		many, okN := byName[fmt.Sprintf("picker x%d (%s)", fleet, m.name)]
-		if ok1 && okN && one.hitRate() > 0 && len(one.ttft) > 0 {
-			printf("%s: %d independent pickers: TTFT p90 %.2f× and prefix hit rate %.0f%% of one picker's\n", m.name, fleet,
-				float64(pct(many.ttft, 0.9))/float64(pct(one.ttft, 0.9)), 100*many.hitRate()/one.hitRate())
+		for _, f := range []struct{ row, what string }{
+			{fmt.Sprintf("picker x%d (%s)", fleet, m.name), "independent pickers"},
+			{gossipName(m.name), "pickers with gossip"},
+		} {
+			many, okN := byName[f.row]
+			if ok1 && okN && one.hitRate() > 0 && len(one.ttft) > 0 {
+				printf("%s: %d %s: TTFT p90 %.2f× and prefix hit rate %.0f%% of one picker's\n", m.name, fleet, f.what,
+					float64(pct(many.ttft, 0.9))/float64(pct(one.ttft, 0.9)), 100*many.hitRate()/one.hitRate())
+			}
 		}
 	}
 	for _, r := range rows {

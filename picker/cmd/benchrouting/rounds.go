@@ -21,7 +21,8 @@ type job struct {
 func plan(scs []scenario, rounds int, seed uint64) []job {
 	rounds = max(rounds, 1)
 	repeated := func(name string) bool {
-		return name == "round-robin" || (len(modes) > 0 && strings.HasSuffix(name, "("+modes[0].name+")"))
+		return name == "round-robin" || (len(modes) > 0 &&
+			(strings.HasSuffix(name, "("+modes[0].name+")") || name == gossipName(modes[0].name)))
 	}
 	var out, again []job
 	for _, sc := range scs {
@@ -90,15 +91,20 @@ func summarizeSeeds(perSeed []result) {
 	if len(modes) == 0 {
 		return
 	}
-	one, many := "picker x1 ("+modes[0].name+")", fmt.Sprintf("picker x%d (%s)", fleet, modes[0].name)
-	for _, a := range perSeed {
-		if a.name != one || len(a.ttft) == 0 || a.hitRate() == 0 {
-			continue
-		}
-		for _, b := range perSeed {
-			if b.name == many && b.seeds[0] == a.seeds[0] {
-				printf("%s, seed %d alone: %d independent pickers: TTFT p90 %.2f× and prefix hit rate %.0f%% of one picker's\n", modes[0].name, a.seeds[0], fleet,
-					float64(pct(b.ttft, 0.9))/float64(pct(a.ttft, 0.9)), 100*b.hitRate()/a.hitRate())
+	one := "picker x1 (" + modes[0].name + ")"
+	for _, f := range []struct{ row, what string }{
+		{fmt.Sprintf("picker x%d (%s)", fleet, modes[0].name), "independent pickers"},
+		{gossipName(modes[0].name), "pickers with gossip"},
+	} {
+		for _, a := range perSeed {
+			if a.name != one || len(a.ttft) == 0 || a.hitRate() == 0 {
+				continue
+			}
+			for _, b := range perSeed {
+				if b.name == f.row && b.seeds[0] == a.seeds[0] {
+					printf("%s, seed %d alone: %d %s: TTFT p90 %.2f× and prefix hit rate %.0f%% of one picker's\n", modes[0].name, a.seeds[0], fleet, f.what,
+						float64(pct(b.ttft, 0.9))/float64(pct(a.ttft, 0.9)), 100*b.hitRate()/a.hitRate())
+				}
 			}
 		}
 	}

@@ -20,14 +20,23 @@ func TestPlanRepeatsRoundRobinAndTheFirstModeSideBySide(t *testing.T) {
 	require.Equal(t, "picker x1 (default)", names[2])
 	require.Equal(t, "picker x4 (default)", names[3])
 	n := len(scenarios())
-	require.Len(t, names, n+2*3, "round robin and default x1, x4 twice more")
-	require.Equal(t, []string{"round-robin", "picker x1 (default)", "picker x4 (default)", "round-robin", "picker x1 (default)", "picker x4 (default)"}, names[n:])
-	require.Equal(t, []uint64{11, 11, 11, 12, 12, 12}, seeds[n:])
-	require.Equal(t, []bool{false, false, false, true, true, true}, last[n:])
+	require.Equal(t, "picker x4 (default, gossip)", names[4])
+	require.Len(t, names, n+2*4, "round robin and default x1, x4 and x4 with gossip twice more")
+	round := []string{"round-robin", "picker x1 (default)", "picker x4 (default)", "picker x4 (default, gossip)"}
+	require.Equal(t, append(round, round...), names[n:])
+	require.Equal(t, []uint64{11, 11, 11, 11, 12, 12, 12, 12}, seeds[n:])
+	require.Equal(t, []bool{false, false, false, false, true, true, true, true}, last[n:])
 	require.True(t, last[1], "random runs once")
 	require.False(t, last[0])
 
 	require.Len(t, plan(scenarios(), 1, 10), n, "one round: each scenario once")
+
+	withGossip = false
+	defer func() { withGossip = true }()
+	require.NotContains(t, names[:len(scenarios())], "picker x4 (learned, gossip)", "only the first mode has a gossip row")
+	for _, sc := range scenarios() {
+		require.NotContains(t, sc.name, "gossip", "-gossip=false")
+	}
 }
 
 func TestPoolMergesRoundsOfARow(t *testing.T) {

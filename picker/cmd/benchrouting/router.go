@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync/atomic"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
@@ -48,15 +49,38 @@ type pickers struct {
 	cpu   *cpuMeter // nil: not measured
 }
 
-func newPickers(k int, addrs []string, pool map[string]any) (*pickers, error) {
+// With gossip, the K instances tell each other their requests in flight
+// (scrape.fleet.gossip), each on its own 127.0.0.1 port, every one naming
+// all K as its peers, as a headless Service would.
+func newPickers(k int, addrs []string, pool map[string]any, gossip bool) (*pickers, error) {
 	p := &pickers{addrs: addrs}
-	for range k {
+	var peers []string
+	if gossip {
+		for range k {
+			port, err := freeUDPPort()
+			if err != nil {
+				return nil, err
+			}
+			peers = append(peers, fmt.Sprintf("127.0.0.1:%d", port))
+		}
+	}
+	for i := range k {
 		cfg := map[string]any{"name": "bench", "endpoints": map[string]any{"static": addrs}}
 		for key, v := range pool {
 			cfg[key] = v
 		}
 		for key, v := range poolOverride {
 			cfg[key] = v
+		}
+		if gossip {
+			scrape := map[string]any{}
+			if s, ok := cfg["scrape"].(map[string]any); ok {
+				for key, v := range s {
+					scrape[key] = v
+				}
+			}
+			scrape["fleet"] = map[string]any{"gossip": map[string]any{"listen": peers[i], "peers": peers}}
+			cfg["scrape"] = scrape
 		}
 		js, err := json.Marshal(map[string]any{"pools": []any{cfg}})
 		if err != nil {
@@ -78,6 +102,16 @@ func newPickers(k int, addrs []string, pool map[string]any) (*pickers, error) {
 		}
 	}
 	return p, nil
+}
+
+// freeUDPPort returns a port nothing listens on at 127.0.0.1 (now).
+func freeUDPPort() (int, error) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
 func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
