@@ -174,9 +174,10 @@ func (n *gossipNode) sendLoop() {
 	defer tick.Stop()
 	resolved := time.Now()
 	var (
-		entries []gossipEntryOf
-		buf     []byte
-		round   uint64
+		entries   []gossipEntryOf
+		buf       []byte
+		round     uint64
+		lastRound time.Time
 	)
 	for {
 		select {
@@ -193,6 +194,14 @@ func (n *gossipNode) sendLoop() {
 		if len(entries) == 0 || len(peers.to) == 0 {
 			continue
 		}
+		// A large fleet of large pools stretches the rounds instead of
+		// flooding: at most gossipMaxDatagrams a second out (and so, from
+		// every peer doing the same, about as many in).
+		datagrams := (len(entries) + gossipMaxEntries - 1) / gossipMaxEntries * len(peers.to)
+		if gap := time.Duration(float64(datagrams) / gossipMaxDatagrams * float64(time.Second)); time.Since(lastRound) < gap {
+			continue
+		}
+		lastRound = time.Now()
 		round++
 		for start := 0; start < len(entries); start += gossipMaxEntries {
 			buf = appendGossip(buf[:0], n.id, round, entries[start:min(start+gossipMaxEntries, len(entries))], n.key)

@@ -1,0 +1,191 @@
+package test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
+)
+
+// gossipDatagram writes the wire format of picker/collector/gossip_wire.go
+// by hand (no key): what another proxy of the fleet would send.
+func gossipDatagram(sender, round uint64, inFlight map[string]uint32) []byte {
+	b := []byte("IPG1")
+	b = binary.LittleEndian.AppendUint64(b, sender)
+	b = binary.LittleEndian.AppendUint64(b, round)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(inFlight)))
+	for addr, n := range inFlight {
+		b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64String(addr))
+		b = binary.LittleEndian.AppendUint32(b, n)
+	}
+	return b
+}
+
+// readGossip decodes one datagram the library sent: endpoint hash → count.
+func readGossip(t *testing.T, c *net.UDPConn) (sender uint64, counts map[uint64]uint32) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(2*time.Second)))
+	n, _, err := c.ReadFromUDP(buf)
+	require.NoError(t, err, "the library sends its counts to its peers")
+	b := buf[:n]
+	require.Equal(t, "IPG1", string(b[:4]))
+	k := int(binary.LittleEndian.Uint16(b[20:]))
+	require.Len(t, b, 22+12*k)
+	counts = map[uint64]uint32{}
+	for i := range k {
+		e := b[22+12*i:]
+		counts[binary.LittleEndian.Uint64(e)] = binary.LittleEndian.Uint32(e[8:])
+	}
+	return binary.LittleEndian.Uint64(b[4:]), counts
+}
+
+func udpOn(t *testing.T, ip string) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip)})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// With scrape.fleet.gossip, the library counts the requests another proxy
+// of the fleet says it has in flight, and tells that proxy its own:
+// through the real library, against a peer played by the test.
+func TestPickerGossipCountsThePeersRequests(t *testing.T) {
+	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 3, Args: []string{"--inter-token-latency", "100ms"}})
+	peer := udpOn(t, "127.0.0.1")
+	listen := udpOn(t, "127.0.0.1") // a free port for the library; closed before it binds
+	lp := listen.LocalAddr().String()
+	listen.Close()
+
+	cfg := pickerConfig(sim.Addrs, map[string]any{"scrape": map[string]any{
+		"interval": "50ms", "timeout": "500ms", "staleAfter": "1s",
+		"fleet": map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}},
+	}})
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+	waitPicking(t, h, sim.Model, sim.Addrs)
+	to, err := net.ResolveUDPAddr("udp", lp)
+	require.NoError(t, err)
+
+	// The library tells its peer its requests in flight, one entry per endpoint.
+	sender, counts := readGossip(t, peer)
+	require.Len(t, counts, 3)
+	for _, a := range sim.Addrs {
+		require.Contains(t, counts, xxhash.Sum64String(a))
+	}
+
+	// The peer claims 40 requests on the first two ranks, repeatedly (a
+	// peer that goes quiet is forgotten).
+	claim := func(stop <-chan struct{}, from *net.UDPConn, sender uint64, inFlight map[string]uint32) *sync.WaitGroup {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := uint64(1); ; round++ {
+				from.WriteToUDP(gossipDatagram(sender, round, inFlight), to)
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		}()
+		return &wg
+	}
+	first := func() string {
+		t.Helper()
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(sim.Model, "hello", 1), Cluster: sim.Addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status)
+		return endpointOf(destination(res))
+	}
+	stop := make(chan struct{})
+	claiming := claim(stop, peer, 77, map[string]uint32{sim.Addrs[0]: 40, sim.Addrs[1]: 40})
+	time.Sleep(50 * time.Millisecond)
+	for i := range 8 {
+		require.Equal(t, sim.Addrs[2], first(), "request %d goes where the fleet has the fewest requests", i)
+	}
+
+	// A datagram from a source that is not a peer is not believed.
+	stranger := udpOn(t, "127.0.0.2")
+	stopStranger := make(chan struct{})
+	strangerWG := claim(stopStranger, stranger, 99, map[string]uint32{sim.Addrs[2]: 1000})
+	time.Sleep(50 * time.Millisecond)
+	for range 4 {
+		require.Equal(t, sim.Addrs[2], first(), "a stranger cannot steer the picker")
+	}
+	close(stopStranger)
+	strangerWG.Wait()
+
+	// The library's own request in flight reaches the peer.
+	long, _ := json.Marshal(map[string]any{"model": sim.Model, "max_tokens": 20, "ignore_eos": true,
+		"messages": []map[string]string{{"role": "user", "content": "a long answer"}}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: long, Cluster: sim.Addrs})
+	}()
+	want := xxhash.Sum64String(sim.Addrs[2])
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		s, c := readGossip(t, peer)
+		require.Equal(t, sender, s, "one sender id for the process")
+		if c[want] == 1 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the peer never heard of the request in flight: %v", c)
+	}
+	<-done
+
+	// When the peer goes quiet its claim expires and the ranks are used again.
+	close(stop)
+	claiming.Wait()
+	seen := map[string]bool{}
+	deadline = time.Now().Add(5 * time.Second)
+	for !seen[sim.Addrs[0]] && !seen[sim.Addrs[1]] {
+		require.True(t, time.Now().Before(deadline), "the quiet peer's claim never expired")
+		seen[first()] = true
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// endpointOf is the first endpoint of a destination list.
+func endpointOf(list string) string {
+	for i := range len(list) {
+		if list[i] == ',' {
+			return list[:i]
+		}
+	}
+	return list
+}
+
+func TestPickerGossipConfigRefusedNamingTheField(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	for _, tc := range []struct {
+		gossip map[string]any
+		field  string
+	}{
+		{map[string]any{"listen": "127.0.0.1", "peers": []string{"127.0.0.1:9"}}, "scrape.fleet.gossip.listen"},
+		{map[string]any{"listen": "127.0.0.1:9", "peers": []string{}}, "scrape.fleet.gossip.peers"},
+		{map[string]any{"listen": "127.0.0.1:9", "peers": []string{"x:9"}, "interval": "1h"}, "scrape.fleet.gossip.interval"},
+		{map[string]any{"listen": "127.0.0.1:9", "peers": []string{"x:9"}, "key": "short"}, "scrape.fleet.gossip.key"},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			cfg := pickerConfig([]string{"127.0.0.1:1"}, map[string]any{"scrape": map[string]any{"fleet": map[string]any{"gossip": tc.gossip}}})
+			_, err := h.Configure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+			var ce *harness.CommandError
+			require.ErrorAs(t, err, &ce)
+			require.Contains(t, ce.Msg, fmt.Sprintf("pools[0].%s", tc.field))
+		})
+	}
+}
