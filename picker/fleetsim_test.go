@@ -34,6 +34,9 @@ import (
 // in-flight counts, like benchrouting's four proxies. Time is virtual: a
 // 60 s run takes about a second.
 //
+// With gossipMs the proxies tell each other their requests in flight (the
+// -fleetsim table's gossip row; scrape.fleet.gossip).
+//
 // It is a model: it does not charge the servers' CPU for scrapes, has no
 // network, and its tokenizer is the simulator's word splitter. Numbers
 // from it guide design; `make bench-routing` is what the issue's goals are
@@ -44,6 +47,7 @@ var fleetSim = flag.Bool("fleetsim", false, "TestFleetSimulation: print the tabl
 var fleetSimSeeds = flag.Int("fleetsim.seeds", 4, "TestFleetSimulation: seeds per row")
 var fleetSimSeconds = flag.Float64("fleetsim.seconds", 120, "TestFleetSimulation: measured virtual seconds per run")
 var fleetSimNoBuiltin = flag.Bool("fleetsim.nobuiltin", false, "TestFleetSimulation: only the default and the -fleetsim.modes modes")
+var fleetSimGossip = flag.Float64("fleetsim.gossip", 5, "TestFleetSimulation: the gossip row's interval in ms (scrape.fleet.gossip)")
 var fleetSimModes = flag.String("fleetsim.modes", "", "TestFleetSimulation: extra modes, name=JSON;name=JSON (merged into the pool config)")
 
 type simConfig struct {
@@ -59,6 +63,7 @@ type simConfig struct {
 	warmupS     float64
 	measureS    float64
 	scrapeMs    float64
+	gossipMs    float64 // > 0: the proxies tell each other their requests in flight this often (scrape.fleet.gossip)
 	jitter      float64
 	seed        uint64
 }
@@ -411,7 +416,10 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 		}
 	}
 
-	gossipMs, _ := strconv.ParseFloat(os.Getenv("FLEETSIM_GOSSIP_MS"), 64)
+	// Gossip as gossipTable keeps it: each receiver holds every sender's
+	// last count per server and sets the target's Peers to their sum. No
+	// loss and no network delay; rounds jittered ±10%.
+	gossipMs := cfg.gossipMs
 	var told [][][]int64 // [receiver][server][sender]
 	if gossipMs > 0 && len(pools) > 1 {
 		told = make([][][]int64, len(pools))
@@ -596,10 +604,16 @@ func TestFleetSimulation(t *testing.T) {
 	}
 	rr := mean(1, "round-robin")
 	fmt.Printf("| round-robin | %.0f ms | %.0f ms | %.1f%% | %.2f | | |\n", rr.p50, rr.p90, 100*rr.hit, rr.loadCV)
-	for _, m := range modes {
+	for i, m := range modes {
 		one, four := mean(1, m[1]), mean(4, m[1])
 		fmt.Printf("| picker x1 (%s) | %.0f ms | %.0f ms | %.1f%% | %.2f | | |\n", m[0], one.p50, one.p90, 100*one.hit, one.loadCV)
 		fmt.Printf("| picker x4 (%s) | %.0f ms | %.0f ms | %.1f%% | %.2f | %.2f× | %.0f%% |\n", m[0], four.p50, four.p90, 100*four.hit, four.loadCV, four.p90/one.p90, 100*four.hit/one.hit)
+		if i == 0 && *fleetSimGossip > 0 {
+			cfg.gossipMs = *fleetSimGossip
+			g := mean(4, m[1])
+			cfg.gossipMs = 0
+			fmt.Printf("| picker x4 (%s, gossip %g ms) | %.0f ms | %.0f ms | %.1f%% | %.2f | %.2f× | %.0f%% |\n", m[0], *fleetSimGossip, g.p50, g.p90, 100*g.hit, g.loadCV, g.p90/one.p90, 100*g.hit/one.hit)
+		}
 	}
 }
 
