@@ -1,12 +1,18 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,30 +63,66 @@ func udpOn(t *testing.T, ip string) *net.UDPConn {
 	return c
 }
 
+// onceScrapedServers are n model servers whose metrics are served once,
+// all alike, and refused after: the picker keeps that one sample (a huge
+// unhealthyAfter), so every request counted since it stays counted, and a
+// test controls what the picker knows. A chat body containing "slow" is
+// answered after a second.
+func onceScrapedServers(t *testing.T, n int) []string {
+	t.Helper()
+	expo, err := os.ReadFile("../picker/testdata/vllm_metrics_sim_v0.10.2.txt")
+	require.NoError(t, err)
+	answer := []byte(`{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+	var addrs []string
+	for range n {
+		var scraped atomic.Bool
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metrics" {
+				if scraped.Swap(true) {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+				_, _ = w.Write(expo)
+				return
+			}
+			body, _ := io.ReadAll(r.Body)
+			if bytes.Contains(body, []byte("slow")) {
+				time.Sleep(time.Second)
+			}
+			w.Header().Set("content-type", "application/json")
+			_, _ = w.Write(answer)
+		}))
+		t.Cleanup(srv.Close)
+		addrs = append(addrs, strings.TrimPrefix(srv.URL, "http://"))
+	}
+	return addrs
+}
+
 // With scrape.fleet.gossip, the library counts the requests another proxy
-// of the fleet says it has in flight, and tells that proxy its own:
-// through the real library, against a peer played by the test.
+// of the fleet says it sent since the scrape, and tells that proxy its
+// own: through the real library, against a peer played by the test.
 func TestPickerGossipCountsThePeersRequests(t *testing.T) {
-	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 3, Args: []string{"--inter-token-latency", "100ms"}})
+	addrs := onceScrapedServers(t, 3)
 	peer := udpOn(t, "127.0.0.1")
 	listen := udpOn(t, "127.0.0.1") // a free port for the library; closed before it binds
 	lp := listen.LocalAddr().String()
 	listen.Close()
 
-	cfg := pickerConfig(sim.Addrs, map[string]any{"scrape": map[string]any{
-		"interval": "50ms", "timeout": "500ms", "staleAfter": "1s",
+	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
+		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
 		"fleet": map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}},
 	}})
 	h := harness.Start(t, harness.Options{})
 	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
-	waitPicking(t, h, sim.Model, sim.Addrs)
+	model := "m"
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq(model, "warm up", 1), Cluster: addrs})
 	to, err := net.ResolveUDPAddr("udp", lp)
 	require.NoError(t, err)
 
 	// The library tells its peer its requests in flight, one entry per endpoint.
 	sender, counts := readGossip(t, peer)
 	require.Len(t, counts, 3)
-	for _, a := range sim.Addrs {
+	for _, a := range addrs {
 		require.Contains(t, counts, xxhash.Sum64String(a))
 	}
 
@@ -104,38 +146,37 @@ func TestPickerGossipCountsThePeersRequests(t *testing.T) {
 	}
 	first := func() string {
 		t.Helper()
-		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(sim.Model, "hello", 1), Cluster: sim.Addrs})
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(model, "hello", 1), Cluster: addrs})
 		require.NoError(t, err)
 		require.Equal(t, 200, res.Client.Status)
 		return endpointOf(destination(res))
 	}
 	stop := make(chan struct{})
-	claiming := claim(stop, peer, 77, map[string]uint32{sim.Addrs[0]: 40, sim.Addrs[1]: 40})
+	claiming := claim(stop, peer, 77, map[string]uint32{addrs[0]: 40, addrs[1]: 40})
 	time.Sleep(50 * time.Millisecond)
 	for i := range 8 {
-		require.Equal(t, sim.Addrs[2], first(), "request %d goes where the fleet has the fewest requests", i)
+		require.Equal(t, addrs[2], first(), "request %d goes where the fleet has the fewest requests", i)
 	}
 
 	// A datagram from a source that is not a peer is not believed.
 	stranger := udpOn(t, "127.0.0.2")
 	stopStranger := make(chan struct{})
-	strangerWG := claim(stopStranger, stranger, 99, map[string]uint32{sim.Addrs[2]: 1000})
+	strangerWG := claim(stopStranger, stranger, 99, map[string]uint32{addrs[2]: 1000})
 	time.Sleep(50 * time.Millisecond)
 	for range 4 {
-		require.Equal(t, sim.Addrs[2], first(), "a stranger cannot steer the picker")
+		require.Equal(t, addrs[2], first(), "a stranger cannot steer the picker")
 	}
 	close(stopStranger)
 	strangerWG.Wait()
 
 	// The library's own request in flight reaches the peer.
-	long, _ := json.Marshal(map[string]any{"model": sim.Model, "max_tokens": 20, "ignore_eos": true,
-		"messages": []map[string]string{{"role": "user", "content": "a long answer"}}})
+	long := chatReq(model, "a slow answer", 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: long, Cluster: sim.Addrs})
+		h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: long, Cluster: addrs})
 	}()
-	want := xxhash.Sum64String(sim.Addrs[2])
+	want := xxhash.Sum64String(addrs[2])
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		s, c := readGossip(t, peer)
@@ -152,7 +193,7 @@ func TestPickerGossipCountsThePeersRequests(t *testing.T) {
 	claiming.Wait()
 	seen := map[string]bool{}
 	deadline = time.Now().Add(5 * time.Second)
-	for !seen[sim.Addrs[0]] && !seen[sim.Addrs[1]] {
+	for !seen[addrs[0]] && !seen[addrs[1]] {
 		require.True(t, time.Now().Before(deadline), "the quiet peer's claim never expired")
 		seen[first()] = true
 		time.Sleep(20 * time.Millisecond)
