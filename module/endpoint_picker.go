@@ -61,6 +61,8 @@ type pickerFilterConfig struct {
 	picks, sheds, noCapacity, noMetrics, scrapeErrors shared.MetricID
 	pickLatency                                       shared.MetricID
 	ready, saturated                                  shared.MetricID
+	// scrape.fleet.gossip, per pool (the socket's, when pools share one).
+	gossipPeers, gossipReceived, gossipRefused shared.MetricID
 	// Per endpoint (tags pool, endpoint): what the picker saw last.
 	epWaiting, epRunning, epKVCache, epInFlight, epSaturated, epHealthy shared.MetricID
 
@@ -68,15 +70,20 @@ type pickerFilterConfig struct {
 	// next stream that passes by, at most once per gaugeEvery.
 	lastGauges         atomic.Int64
 	scrapeErrsReported []atomic.Uint64   // per pool, in pools.List() order
+	gossipReported     []gossipReported  // per pool, in pools.List() order
 	publishing         sync.Mutex        // one publisher at a time; guards shown
 	shown              []map[string]bool // per pool: endpoints with gauges set
 }
 
 const gaugeEvery = int64(time.Second)
 
+// gossipReported is what the counters of a pool's gossip showed Envoy last.
+type gossipReported struct{ received, refused atomic.Uint64 }
+
 func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools) (*pickerFilterConfig, error) {
 	c := &pickerFilterConfig{pools: pools, first: pools.List()[0],
-		scrapeErrsReported: make([]atomic.Uint64, len(pools.List()))}
+		scrapeErrsReported: make([]atomic.Uint64, len(pools.List())),
+		gossipReported:     make([]gossipReported, len(pools.List()))}
 	d := metricDefiner{h: h, prefix: filterconfig.EndpointPicker + "."}
 	c.picks = d.counter("picks", "pool", "endpoint")
 	c.sheds = d.counter("sheds", "pool")
@@ -86,6 +93,9 @@ func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools)
 	c.pickLatency = d.histogram("pick_duration_us", "pool")
 	c.ready = d.gauge("ready_endpoints", "pool")
 	c.saturated = d.gauge("saturated_endpoints", "pool")
+	c.gossipPeers = d.gauge("gossip_peers", "pool")
+	c.gossipReceived = d.counter("gossip_received", "pool")
+	c.gossipRefused = d.counter("gossip_refused", "pool")
 	c.epWaiting = d.gauge("endpoint_waiting_requests", "pool", "endpoint")
 	c.epRunning = d.gauge("endpoint_running_requests", "pool", "endpoint")
 	c.epKVCache = d.gauge("endpoint_kv_cache_usage_percent", "pool", "endpoint")
@@ -121,6 +131,16 @@ func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle) {
 		h.SetGaugeValue(c.saturated, uint64(st.Saturated), st.Name)
 		if prev := c.scrapeErrsReported[i].Swap(st.ScrapeErrors); st.ScrapeErrors > prev {
 			h.IncrementCounterValue(c.scrapeErrors, st.ScrapeErrors-prev, st.Name)
+		}
+		if g := st.Gossip; g != nil {
+			h.SetGaugeValue(c.gossipPeers, uint64(g.Peers), st.Name)
+			r := &c.gossipReported[i]
+			if prev := r.received.Swap(g.Received); g.Received > prev {
+				h.IncrementCounterValue(c.gossipReceived, g.Received-prev, st.Name)
+			}
+			if prev := r.refused.Swap(g.Refused); g.Refused > prev {
+				h.IncrementCounterValue(c.gossipRefused, g.Refused-prev, st.Name)
+			}
 		}
 		c.publishEndpoints(h, i, &st)
 	}

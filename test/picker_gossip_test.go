@@ -188,6 +188,19 @@ func TestPickerGossipCountsThePeersRequests(t *testing.T) {
 	}
 	<-done
 
+	// Envoy's stats show the peer and the stranger's refused datagrams
+	// (gauges follow the pools at most once a second, from a passing stream).
+	time.Sleep(1100 * time.Millisecond)
+	first()
+	st := h.MustStats()
+	peers, ok := st.Gauge("endpoint_picker.gossip_peers", "pool", "pool")
+	require.True(t, ok, st.String())
+	require.EqualValues(t, 1, peers)
+	received, _ := st.Counter("endpoint_picker.gossip_received", "pool", "pool")
+	require.Greater(t, received, uint64(10))
+	refused, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
+	require.Greater(t, refused, uint64(5))
+
 	// When the peer goes quiet its claim expires and the ranks are used again.
 	close(stop)
 	claiming.Wait()
