@@ -73,11 +73,7 @@ func (c *Collector) JoinGossip(g Gossip) (*GossipHandle, error) {
 		n.setPeers(g.Peers)
 		return &GossipHandle{n}, nil
 	}
-	addr, err := net.ResolveUDPAddr("udp", g.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("scrape.fleet.gossip.listen: %w", err)
-	}
-	conn, err := net.ListenUDP("udp", addr)
+	conn, err := listenGossip(g.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("scrape.fleet.gossip.listen: %w", err)
 	}

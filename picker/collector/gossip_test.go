@@ -146,3 +146,16 @@ func TestGossipValidate(t *testing.T) {
 	}
 	require.Empty(t, (&Gossip{Listen: "0.0.0.0:9902", Peers: []string{"envoy.ns.svc:9902", "[::1]:9902"}, Interval: "5ms", Key: "00112233445566778899aabbccddeeff"}).validate("g"))
 }
+
+// During an Envoy hot restart the old and the new process both bind the
+// gossip port (SO_REUSEPORT); here two collectors stand in for them.
+func TestGossipPortIsSharedWithARestartingProcess(t *testing.T) {
+	p := freeUDPPort(t)
+	g := Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", p), Peers: []string{"127.0.0.1:1"}}
+	old, err := NewManual().JoinGossip(g)
+	require.NoError(t, err)
+	defer old.Leave()
+	next, err := NewManual().JoinGossip(g)
+	require.NoError(t, err, "the new process binds while the old one drains")
+	next.Leave()
+}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package collector
+
+func reusePort(uintptr) error { return nil }
