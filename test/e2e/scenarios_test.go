@@ -385,3 +385,56 @@ func TestEnvoyFailCloseWithoutMetrics(t *testing.T) {
 		})
 	}
 }
+
+// gossipScenario: the pool's picker tells its peers its requests in flight
+// (scrape.fleet.gossip) on listen.
+func gossipScenario(servers []string, listen string, peers []string) scenario {
+	scrape := map[string]any{}
+	for k, v := range fastScrape {
+		scrape[k] = v
+	}
+	scrape["fleet"] = map[string]any{"gossip": map[string]any{"listen": listen, "peers": peers}}
+	return scenario{pools: []map[string]any{pool(servers, map[string]any{"scrape": scrape})}}
+}
+
+// Mirrors TestPickerGossipCountsThePeersRequests: two Envoys of one fleet
+// on the same servers, each naming both as gossip peers, hear each other
+// (endpoint_picker.gossip_peers 1, datagrams taken, none refused) while
+// they serve.
+func TestEnvoyFleetGossip(t *testing.T) {
+	needEnvoy(t)
+	sims := startSims(t, 3)
+	peers := []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	var envoys []*envoy
+	for _, self := range peers {
+		listen, admin := freePort(t), freePort(t)
+		envoys = append(envoys, startEnvoyWith(t, listen, admin, gossipScenario(sims, self, peers).bootstrap(t, listen, admin)))
+	}
+	for _, e := range envoys {
+		waitForPicks(t, e)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 0; ; i++ {
+		// Streams pass by to publish the gauges (at most once a second).
+		for _, e := range envoys {
+			resp, body := chat(t, e, chatBody("sim-model", fmt.Sprintf("fleet %d", i), 1, false), nil)
+			require.Equal(t, 200, resp.StatusCode, string(body))
+		}
+		heard := 0
+		for _, e := range envoys {
+			st := stats(t, e)
+			peers, _ := st.Gauge("endpoint_picker.gossip_peers", "pool", "pool")
+			received, _ := st.Counter("endpoint_picker.gossip_received", "pool", "pool")
+			refused, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
+			require.Zero(t, refused, "a peer's datagrams are never refused")
+			if peers == 1 && received > 0 {
+				heard++
+			}
+		}
+		if heard == len(envoys) {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "the two Envoys never heard each other")
+		time.Sleep(200 * time.Millisecond)
+	}
+}
