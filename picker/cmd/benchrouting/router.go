@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log"
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
@@ -153,6 +154,11 @@ func chatRequest(body []byte) picker.Request {
 }
 
 func (p *pickers) close() {
+	for i, ps := range p.pools {
+		if g := ps.List()[0].Stats().Gossip; g != nil {
+			log.Printf("proxy %d gossip: %d peers heard, %d datagrams sent, %d taken, %d refused", i, g.Peers, g.Sent, g.Received, g.Refused)
+		}
+	}
 	for _, ps := range p.pools {
 		ps.Close()
 	}
