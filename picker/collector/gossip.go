@@ -37,8 +37,9 @@ type gossipNode struct {
 	interval time.Duration
 	refs     int // guarded by c.mu
 
-	peers   atomic.Pointer[gossipPeers]
-	cfgPeer atomic.Pointer[[]string]
+	peers        atomic.Pointer[gossipPeers] // resolved; empty until the sender's first resolve
+	cfgPeers     atomic.Pointer[[]string]    // as configured
+	peersChanged atomic.Bool                 // cfgPeers changed: resolve at the next round
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -79,6 +80,7 @@ func (c *Collector) JoinGossip(g Gossip) (*GossipHandle, error) {
 	}
 	n := &gossipNode{c: c, conn: conn, listen: g.Listen, id: rand.Uint64() | 1, key: g.key(), interval: g.interval(), refs: 1}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.peers.Store(&gossipPeers{sources: map[netip.Addr]bool{}})
 	n.setPeers(g.Peers)
 	if c.gossips == nil {
 		c.gossips = map[string]*gossipNode{}
@@ -120,10 +122,13 @@ func (h *GossipHandle) Stats() GossipStats {
 	return GossipStats{Listen: n.listen, Peers: int(n.heard.Load()), Sent: n.sent.Load(), Received: n.received.Load(), Refused: n.refused.Load()}
 }
 
+// setPeers installs the configured peers; the sender resolves them before
+// its next round, off the caller's thread (a config load must not wait on
+// DNS, nor hold the collector's lock while it does).
 func (n *gossipNode) setPeers(peers []string) {
 	p := slices.Clone(peers)
-	n.cfgPeer.Store(&p)
-	n.resolve()
+	n.cfgPeers.Store(&p)
+	n.peersChanged.Store(true)
 }
 
 // resolve turns the configured peers into addresses. A name that does not
@@ -134,7 +139,7 @@ func (n *gossipNode) resolve() {
 	next := &gossipPeers{sources: map[netip.Addr]bool{}}
 	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 	defer cancel()
-	for _, hp := range *n.cfgPeer.Load() {
+	for _, hp := range *n.cfgPeers.Load() {
 		host, portStr, err := net.SplitHostPort(hp)
 		if err != nil {
 			continue
@@ -155,7 +160,9 @@ func (n *gossipNode) resolve() {
 		}
 		for _, ip := range ips {
 			ip = ip.Unmap()
-			next.to = append(next.to, netip.AddrPortFrom(ip, uint16(port)))
+			if ap := netip.AddrPortFrom(ip, uint16(port)); !slices.Contains(next.to, ap) {
+				next.to = append(next.to, ap)
+			}
 			next.sources[ip] = true
 		}
 	}
@@ -181,7 +188,7 @@ func (n *gossipNode) sendLoop() {
 			return
 		case <-tick.C:
 		}
-		if time.Since(resolved) >= gossipResolveEvery {
+		if n.peersChanged.Swap(false) || time.Since(resolved) >= gossipResolveEvery {
 			n.resolve()
 			resolved = time.Now()
 		}

@@ -159,3 +159,22 @@ func TestGossipPortIsSharedWithARestartingProcess(t *testing.T) {
 	require.NoError(t, err, "the new process binds while the old one drains")
 	next.Leave()
 }
+
+// Peers named by host name (a headless Service's, here localhost) are
+// resolved to every address, and datagrams from them are taken.
+func TestGossipPeersByName(t *testing.T) {
+	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+	a, b := NewManual(), NewManual()
+	ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
+	pa, pb := freeUDPPort(t), freeUDPPort(t)
+	ha, err := a.JoinGossip(Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", pa), Peers: []string{fmt.Sprintf("localhost:%d", pb)}, Interval: "2ms"})
+	require.NoError(t, err)
+	defer ha.Leave()
+	hb, err := b.JoinGossip(Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", pb), Peers: []string{fmt.Sprintf("localhost:%d", pa)}, Interval: "2ms"})
+	require.NoError(t, err)
+	defer hb.Leave()
+	ta.Start()
+	require.Eventually(t, func() bool { return tb.Peers() == 1 }, 2*time.Second, time.Millisecond)
+	// (A datagram or two may be refused before b's sender first resolves.)
+	require.NotZero(t, hb.Stats().Received)
+}
