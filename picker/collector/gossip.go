@@ -128,7 +128,15 @@ func (h *GossipHandle) Stats() GossipStats {
 func (n *gossipNode) setPeers(peers []string) {
 	p := slices.Clone(peers)
 	n.cfgPeers.Store(&p)
-	n.peersChanged.Store(true)
+	if slices.ContainsFunc(p, func(hp string) bool {
+		host, _, _ := net.SplitHostPort(hp)
+		_, err := netip.ParseAddr(host)
+		return err != nil
+	}) {
+		n.peersChanged.Store(true) // names: the sender resolves them
+		return
+	}
+	n.resolve() // addresses only: no lookup, taken from the first datagram on
 }
 
 // resolve turns the configured peers into addresses. A name that does not
