@@ -111,6 +111,7 @@ func main() {
 		extra    = flag.String("pool", "", "JSON object merged into every picker scenario's pool config, e.g. '{\"scheduler\":{\"maxEndpoints\":1}}'")
 		out      = flag.String("out", "", "write the output to OUT.txt and the plots to OUT-ttft-cdf.png and OUT-load.png")
 		noBase   = flag.Bool("no-builtin-modes", false, "run only round robin, random and the -mode modes")
+		gScrape  = flag.String("gossip-scrape", "", "JSON object merged into the gossip row's scrape config, e.g. '{\"interval\":\"100ms\"}'")
 		gossip   = flag.Bool("gossip", true, "add a row of the first mode's four proxies telling each other their requests in flight (scrape.fleet.gossip over 127.0.0.1), run in every round")
 		rounds   = flag.Int("rounds", 3, "rounds of round robin and of the first mode's one- and four-proxy rows, each on the next workload seed, pooled into their rows: a p90 of one 20 s window swings by a third from run to run")
 	)
@@ -121,6 +122,11 @@ func main() {
 		modes = modes[len(builtin):]
 	}
 	withGossip = *gossip
+	if *gScrape != "" {
+		if err := json.Unmarshal([]byte(*gScrape), &gossipScrape); err != nil {
+			log.Fatalf("-gossip-scrape: %v", err)
+		}
+	}
 	if *out != "" {
 		f, err := os.Create(*out + ".txt")
 		if err != nil {

@@ -44,6 +44,9 @@ func (r *random) close() {}
 // poolOverride is merged into every picker scenario's pool config (-pool).
 var poolOverride map[string]any
 
+// gossipScrape is merged into the gossip row's scrape config (-gossip-scrape).
+var gossipScrape map[string]any
+
 type pickers struct {
 	pools []*picker.Pools
 	addrs []string
@@ -75,9 +78,11 @@ func newPickers(k int, addrs []string, pool map[string]any, gossip bool) (*picke
 		}
 		if gossip {
 			scrape := map[string]any{}
-			if s, ok := cfg["scrape"].(map[string]any); ok {
-				for key, v := range s {
-					scrape[key] = v
+			for _, src := range []any{cfg["scrape"], gossipScrape} {
+				if s, ok := src.(map[string]any); ok {
+					for key, v := range s {
+						scrape[key] = v
+					}
 				}
 			}
 			scrape["fleet"] = map[string]any{"gossip": map[string]any{"listen": peers[i], "peers": peers}}
