@@ -328,7 +328,7 @@ func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream
 		headers.Remove("content-length")
 	}
 	if endOfStream {
-		f.account()
+		f.account(time.Now())
 	}
 	return shared.HeadersStatusContinue
 }
@@ -380,14 +380,14 @@ func (f *aiRouterFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bool
 		}
 	}
 	if endOfStream {
-		f.account()
+		f.account(now) // the frame's time: the last byte came with it
 	}
 	return shared.BodyStatusContinue
 }
 
 func (f *aiRouterFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersStatus {
 	if f.meter != nil {
-		f.account()
+		f.account(time.Now())
 	}
 	return shared.TrailersStatusContinue
 }
@@ -397,7 +397,7 @@ func (f *aiRouterFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersSta
 func (f *aiRouterFilter) OnStreamComplete() {
 	switch {
 	case f.meter != nil:
-		f.account()
+		f.account(time.Now())
 	case f.forwarded:
 		f.b.Start(f.s)
 		f.charge(nil)
@@ -421,12 +421,11 @@ func (f *aiRouterFilter) OnDestroy() {
 
 // account ends the response: GenAI stats, costs into dynamic metadata for
 // the rate limit filter, and the budget charge.
-func (f *aiRouterFilter) account() {
+func (f *aiRouterFilter) account(now time.Time) {
 	if f.accountedAt {
 		return
 	}
 	f.accountedAt = true
-	now := time.Now()
 	r := f.meter.Finish(now)
 	d := &f.decision
 	b := &f.b
