@@ -66,7 +66,7 @@ enum {
 // run, its result.
 typedef struct {
   uint32_t kind;
-  uint32_t arg;
+  uint32_t arg; // a metric op: whether c is one more tag value
   ipb_ref a, b, c;
   uint32_t labels, nlabels; // into the label refs
   size_t id;
@@ -114,11 +114,13 @@ static void ipb_run(void* f, ipb_op* ops, size_t n, const char* arena, const ipb
     case IPB_INCREMENT_COUNTER:
     case IPB_RECORD_HISTOGRAM: {
       ipb_buf l[IPB_MAX_LABELS];
-      for (uint32_t j = 0; j < o->nlabels; j++) l[j] = ipb_at(arena, refs[o->labels + j]);
+      uint32_t n = 0;
+      for (; n < o->nlabels; n++) l[n] = ipb_at(arena, refs[o->labels + n]);
+      if (o->arg) l[n++] = ipb_at(arena, o->c); // one more tag value after them
       if (o->kind == IPB_INCREMENT_COUNTER)
-        o->result = envoy_dynamic_module_callback_http_filter_increment_counter(f, o->id, l, o->nlabels, o->num);
+        o->result = envoy_dynamic_module_callback_http_filter_increment_counter(f, o->id, l, n, o->num);
       else
-        o->result = envoy_dynamic_module_callback_http_filter_record_histogram_value(f, o->id, l, o->nlabels, o->num);
+        o->result = envoy_dynamic_module_callback_http_filter_record_histogram_value(f, o->id, l, n, o->num);
       break;
     }
     case IPB_GET_HEADER:
@@ -195,6 +197,9 @@ type Batch struct {
 	arena []byte
 	refs  []C.ipb_ref // tag values of the metric ops
 	ran   int         // ops[:ran] have run
+	// The refs of the last metric op's tags (lastTags -1: none), shared
+	// by the next one with the same tags.
+	lastTags, lastTagsN int
 	calls int         // C calls made by Run, for tests
 }
 
@@ -228,6 +233,7 @@ func (b *Batch) Keep(s Stream) Batch {
 func (b *Batch) Clear() {
 	clear(b.ops)
 	b.ops, b.arena, b.refs, b.ran = b.ops[:0], b.arena[:0], b.refs[:0], 0
+	b.lastTags, b.lastTagsN = -1, 0
 }
 
 // Stream is the stream b's ops go to.
@@ -424,13 +430,34 @@ func (b *Batch) metric(kind C.uint32_t, id shared.MetricID, value uint64, tags [
 		o.result = C.uint32_t(r)
 		return op
 	}
+	op, _ := b.add(C.ipb_op{kind: kind, id: C.size_t(id), num: C.uint64_t(value),
+		labels: C.uint32_t(b.tagRefs(tags)), nlabels: C.uint32_t(len(tags))})
+	return op
+}
+
+// tagRefs returns where tags' refs start in b.refs: those of the previous
+// metric op when its tags were the same (a hook's stats share theirs),
+// else new ones.
+func (b *Batch) tagRefs(tags []string) int {
+	if b.lastTags >= 0 && b.lastTagsN == len(tags) {
+		same := true
+		for i, t := range tags {
+			r := b.refs[b.lastTags+i]
+			if int(r.len) != len(t) || string(b.arena[r.off:r.off+r.len]) != t {
+				same = false
+				break
+			}
+		}
+		if same {
+			return b.lastTags
+		}
+	}
 	first := len(b.refs)
 	for _, t := range tags {
 		b.refs = append(b.refs, b.str(t))
 	}
-	op, _ := b.add(C.ipb_op{kind: kind, id: C.size_t(id), num: C.uint64_t(value),
-		labels: C.uint32_t(first), nlabels: C.uint32_t(len(tags))})
-	return op
+	b.lastTags, b.lastTagsN = first, len(tags)
+	return first
 }
 
 // IncrementCounter is HttpFilterHandle.IncrementCounterValue.
@@ -453,8 +480,7 @@ func (b *Batch) RecordHistogramTagged(id shared.MetricID, value uint64, tags []s
 		return b.metric(C.IPB_RECORD_HISTOGRAM, id, value, all)
 	}
 	op := b.metric(C.IPB_RECORD_HISTOGRAM, id, value, tags)
-	b.refs = append(b.refs, b.str(last))
-	b.ops[op].nlabels++
+	b.ops[op].arg, b.ops[op].c = 1, b.str(last)
 	return op
 }
 

@@ -138,9 +138,26 @@ func TestBatchArena(t *testing.T) {
 	require.EqualValues(t, 2, c.nlabels)
 	r := b.refs[c.labels+1]
 	require.Equal(t, "t2", string(b.arena[r.off:r.off+r.len]))
-	require.EqualValues(t, 2, b.ops[tagged].nlabels)
-	r = b.refs[b.ops[tagged].labels+1]
-	require.Equal(t, "b", string(b.arena[r.off:r.off+r.len]))
+	tg := b.ops[tagged]
+	require.EqualValues(t, 1, tg.nlabels)
+	r = b.refs[tg.labels]
+	require.Equal(t, "a", string(b.arena[r.off:r.off+r.len]))
+	require.EqualValues(t, 1, tg.arg, "one more tag value")
+	require.Equal(t, "b", string(b.arena[tg.c.off:tg.c.off+tg.c.len]))
+
+	// Stats with the same tags share their refs; other tags get their own.
+	tags := []string{"op", "provider"}
+	first := b.RecordHistogram(3, 1, tags...)
+	refs := len(b.refs)
+	second := b.RecordHistogramTagged(4, 2, tags, "input")
+	third := b.IncrementCounter(5, 1, "op", "provider")
+	require.Equal(t, refs, len(b.refs), "no new refs for the same tags")
+	require.Equal(t, b.ops[first].labels, b.ops[second].labels)
+	require.Equal(t, b.ops[first].labels, b.ops[third].labels)
+	other := b.IncrementCounter(5, 1, "op", "other")
+	require.NotEqual(t, b.ops[first].labels, b.ops[other].labels)
+	r = b.refs[b.ops[other].labels+1]
+	require.Equal(t, "other", string(b.arena[r.off:r.off+r.len]))
 
 	// Kept for the next stream only while small.
 	k := b.Keep(Stream{})

@@ -108,8 +108,9 @@ func (c *pickerFilterConfig) poolFor(h shared.HttpFilterHandle) (*picker.Pool, s
 
 // publishGauges turns the pools' own counters into Envoy stats. Envoy stats
 // can only be touched from a stream, so a stream does it now and then.
-func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle) {
-	now := time.Now().UnixNano()
+// now is the stream's clock reading (one less per request).
+func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle, at time.Time) {
+	now := at.UnixNano()
 	last := c.lastGauges.Load()
 	if now-last < gaugeEvery || !c.lastGauges.CompareAndSwap(last, now) || !c.publishing.TryLock() {
 		return
@@ -405,7 +406,7 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 	pool := f.pool.Name()
 	f.tags[0] = pool
 	f.b.RecordHistogram(f.cfg.pickLatency, uint64(time.Since(start).Microseconds()), f.tags[:1]...)
-	f.cfg.publishGauges(f.h)
+	f.cfg.publishGauges(f.h, start)
 	switch f.res.Status {
 	case picker.StatusOK:
 		f.picked = true
