@@ -200,7 +200,7 @@ type Batch struct {
 	// The refs of the last metric op's tags (lastTags -1: none), shared
 	// by the next one with the same tags.
 	lastTags, lastTagsN int
-	calls int         // C calls made by Run, for tests
+	calls               int // C calls made by Run, for tests
 }
 
 // Op names one op of a Batch, to read its result after Run.
