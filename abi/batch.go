@@ -318,11 +318,10 @@ func (b *Batch) SetHeader(m shared.HeaderMap, key, value string) Op {
 		o.ok = true
 		return op
 	}
-	v := b.str(value)
-	if value == "" {
-		v = noRef
-	}
-	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_HEADER, arg: C.uint32_t(t), a: b.str(key), b: v})
+	// An empty value is passed as an empty buffer, not NULL (NULL removes
+	// the header in Envoy's abi_impl.cc; the SDK's "" may be either).
+	k := b.str(key)
+	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_HEADER, arg: C.uint32_t(t), a: k, b: b.str(value)})
 	return op
 }
 
