@@ -34,6 +34,7 @@ bool envoy_dynamic_module_callback_http_get_metadata_list_size(void* f, uint32_t
 bool envoy_dynamic_module_callback_http_get_filter_state_bytes(void* f, ipb_buf key, ipb_buf* result);
 bool envoy_dynamic_module_callback_http_filter_get_attribute_string(void* f, uint32_t id, ipb_buf* result);
 bool envoy_dynamic_module_callback_http_filter_get_attribute_int(void* f, uint32_t id, uint64_t* result);
+const void* envoy_dynamic_module_callback_get_most_specific_route_config(void* f);
 
 // ipb_ref is a byte string in the batch's arena; off UINT32_MAX is none
 // (a NULL buffer: what the SDK passes to remove a header).
@@ -57,6 +58,7 @@ enum {
   IPB_GET_FILTER_STATE,
   IPB_GET_ATTRIBUTE_STRING,
   IPB_GET_ATTRIBUTE_INT,
+  IPB_HAS_ROUTE_CONFIG,
 };
 
 #define IPB_MAX_LABELS 16
@@ -146,6 +148,9 @@ static void ipb_run(void* f, ipb_op* ops, size_t n, const char* arena, const ipb
       break;
     case IPB_GET_ATTRIBUTE_STRING:
       o->ok = envoy_dynamic_module_callback_http_filter_get_attribute_string(f, o->arg, &o->view);
+      break;
+    case IPB_HAS_ROUTE_CONFIG:
+      o->ok = envoy_dynamic_module_callback_get_most_specific_route_config(f) != NULL;
       break;
     case IPB_GET_ATTRIBUTE_INT: {
       uint64_t v = 0;
@@ -556,6 +561,21 @@ func (b *Batch) AttributeNumber(id shared.AttributeID) Op {
 	return op
 }
 
+// HasRouteConfig asks whether the stream's route has a per-route config for
+// this filter (get_most_specific_route_config answers non-NULL); read it
+// with OK. The config itself is HttpFilterHandle.GetMostSpecificConfig's
+// (the SDK maps Envoy's pointer to it), for a filter to call only when
+// there is one: a route without one costs no crossing of its own.
+func (b *Batch) HasRouteConfig() Op {
+	if b.s.raw == nil {
+		op, o := b.done(C.IPB_HAS_ROUTE_CONFIG)
+		o.ok = C.bool(b.s.h.GetMostSpecificConfig() != nil)
+		return op
+	}
+	op, _ := b.add(C.ipb_op{kind: C.IPB_HAS_ROUTE_CONFIG})
+	return op
+}
+
 func cBuf(v shared.UnsafeEnvoyBuffer) C.ipb_buf {
 	return C.ipb_buf{ptr: (*C.char)(unsafe.Pointer(v.Ptr)), length: C.size_t(v.Len)}
 }
@@ -583,8 +603,8 @@ func (b *Batch) Number(op Op) (float64, bool) {
 	return float64(uint64(o.num)), true
 }
 
-// OK reports whether Envoy accepted a set_header or set_filter_state op
-// (the others: true once run).
+// OK reports whether Envoy accepted a set_header or set_filter_state op,
+// or HasRouteConfig's answer (the other writes: true once run).
 func (b *Batch) OK(op Op) bool { return bool(b.ops[op].ok) }
 
 // Result is a metric op's answer from Envoy.

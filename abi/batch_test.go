@@ -13,6 +13,7 @@ import (
 // batchHandle is otherHandle with the writes a Batch makes.
 type batchHandle struct {
 	otherHandle
+	route any // the per-route config
 }
 
 func (h *batchHandle) SetMetadata(ns, key string, value any) {
@@ -24,6 +25,11 @@ func (h *batchHandle) SetFilterState(key string, value []byte) {
 }
 
 func (h *batchHandle) ClearRouteCache() { h.calls = append(h.calls, "ClearRouteCache") }
+
+func (h *batchHandle) GetMostSpecificConfig() any {
+	h.calls = append(h.calls, "GetMostSpecificConfig")
+	return h.route
+}
 
 // batchHeaders is otherHeaders with Set and Remove.
 type batchHeaders struct {
@@ -64,6 +70,9 @@ func TestBatchThroughTheSDK(t *testing.T) {
 	fs := b.FilterState("fs")
 	attr := b.AttributeString(shared.AttributeIDUpstreamAddress)
 	conn := b.AttributeNumber(shared.AttributeIDConnectionId)
+	noRoute := b.HasRouteConfig()
+	h.route = "pool a"
+	route := b.HasRouteConfig()
 	require.Zero(t, b.Pending())
 	b.Run()
 	require.Zero(t, b.Calls(), "nothing for Run to do")
@@ -73,8 +82,10 @@ func TestBatchThroughTheSDK(t *testing.T) {
 		"SetFilterState fs state", "ClearRouteCache",
 		"IncrementCounterValue pool", "RecordHistogramValue 4 10 a,b", "RecordHistogramValue 4 11 a,b,input",
 		"GetMetadataString ns/k", "GetMetadataNumber ns/k", "GetMetadataListSize ns/l", "GetFilterState fs",
-		"GetAttributeString", "GetAttributeNumber",
+		"GetAttributeString", "GetAttributeNumber", "GetMostSpecificConfig", "GetMostSpecificConfig",
 	}, h.calls)
+	require.False(t, b.OK(noRoute))
+	require.True(t, b.OK(route))
 	v, ok := b.View(got)
 	require.True(t, ok)
 	require.Equal(t, "1", v.ToString())
@@ -99,7 +110,7 @@ func TestBatchThroughTheSDK(t *testing.T) {
 	n, ok = b.Number(conn)
 	require.True(t, ok)
 	require.Equal(t, 7.0, n)
-	require.Equal(t, 17, b.Len())
+	require.Equal(t, 19, b.Len())
 
 	b.Start(NewStream(h))
 	require.Zero(t, b.Len(), "Start empties")

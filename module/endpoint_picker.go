@@ -96,7 +96,13 @@ func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools)
 	return c, d.err
 }
 
-func (c *pickerFilterConfig) poolFor(h shared.HttpFilterHandle) (*picker.Pool, string) {
+// poolFor is the pool of the stream's route: its per-route config's, read
+// only when the route has one (hasRoute, abi.Batch.HasRouteConfig), else
+// the first.
+func (c *pickerFilterConfig) poolFor(h shared.HttpFilterHandle, hasRoute bool) (*picker.Pool, string) {
+	if !hasRoute {
+		return c.first, ""
+	}
 	if rc, ok := h.GetMostSpecificConfig().(pickerRoute); ok {
 		if p := c.pools.Pool(rc.pool); p != nil {
 			return p, ""
@@ -190,20 +196,21 @@ type endpointPickerFilter struct {
 }
 
 func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
-	pool, missing := f.cfg.poolFor(f.h)
+	// Everything the hook reads, in one call from Go.
+	b := &f.b
+	b.Start(f.s)
+	route := b.HasRouteConfig()
+	objective := b.HeaderValue(headers, headerObjective)
+	subset := f.readSubset()
+	facts := receiveRequestFacts(b)
+	b.Run()
+	pool, missing := f.cfg.poolFor(f.h, b.OK(route))
 	if pool == nil {
 		f.decided = true
 		f.reply(503, fmt.Sprintf("route names pool %q, which this endpoint_picker does not have", missing), "no_capacity")
 		return shared.HeadersStatusStop
 	}
 	f.pool = pool
-	// Everything the hook reads, in one call from Go.
-	b := &f.b
-	b.Start(f.s)
-	objective := b.HeaderValue(headers, headerObjective)
-	subset := f.readSubset()
-	facts := receiveRequestFacts(b)
-	b.Run()
 	v, _ := b.View(objective)
 	f.req.Objective = v.ToString()
 	f.useSubset(subset)
