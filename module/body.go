@@ -89,8 +89,3 @@ func (b bodyParts) replace(body []byte) {
 	b.buffered.Drain(b.bufferedSize)
 	b.buffered.Append(body)
 }
-
-// headerString copies a header value out of Envoy's memory.
-func headerString(h shared.HeaderMap, key string) string {
-	return abi.HeaderValue(h, key).ToString()
-}
