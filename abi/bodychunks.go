@@ -27,6 +27,32 @@ static size_t ip_get_body_chunks(void* f, uint32_t t, inferencepool_envoy_buffer
   if (n > 0 && n <= cap) envoy_dynamic_module_callback_http_get_body_chunks(f, t, out);
   return n;
 }
+bool envoy_dynamic_module_callback_http_received_buffered_request_body(void* filter_envoy_ptr);
+
+typedef struct {
+  size_t received, buffered; // chunk counts
+  bool received_is_buffered;
+} inferencepool_request_body;
+
+// ip_get_request_body reads a request body hook's body in one crossing from
+// Go, making newBodyParts's callbacks: whether the received frame is the
+// buffered body, the received frame's chunks, then, unless it is the
+// buffered body, the buffered body's, each list after the other in out when
+// it fits in cap entries (else only its size is read: the caller reads the
+// chunks into more room).
+static inferencepool_request_body ip_get_request_body(void* f, uint32_t rt, uint32_t bt,
+                                                      inferencepool_envoy_buffer* out, size_t cap) {
+  inferencepool_request_body r = {0, 0, false};
+  r.received_is_buffered = envoy_dynamic_module_callback_http_received_buffered_request_body(f);
+  r.received = ip_get_body_chunks(f, rt, out, cap);
+  if (!r.received_is_buffered) {
+    if (r.received <= cap)
+      r.buffered = ip_get_body_chunks(f, bt, out + r.received, cap - r.received);
+    else
+      r.buffered = ip_get_body_chunks(f, bt, out, 0);
+  }
+  return r;
+}
 */
 import "C"
 
@@ -69,6 +95,56 @@ func BodyChunks(body shared.BodyBuffer, dst []shared.UnsafeEnvoyBuffer) []shared
 			(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(dst[len(dst):cap(dst)]))))
 	}
 	return dst[:len(dst)+n]
+}
+
+// RequestBodyChunks reads the body a request body hook sees: whether the
+// received frame is the stream's buffered body
+// (HttpFilterHandle.ReceivedBufferedRequestBody), then the received frame's
+// chunks and, unless it is the buffered body, the buffered body's, appended
+// to dst in that order; n is how many are the received frame's. The same
+// callbacks, in the same order, as ReceivedBufferedRequestBody and two
+// BodyChunks, but in one call from Go where the chunks fit in dst's room
+// (else the lists that did not fit are read again). received and buffered
+// are the hook's HttpFilterHandle.ReceivedRequestBody (the hook's
+// argument) and BufferedRequestBody.
+func RequestBodyChunks(h shared.HttpFilterHandle, received, buffered shared.BodyBuffer, dst []shared.UnsafeEnvoyBuffer) (
+	chunks []shared.UnsafeEnvoyBuffer, n int, receivedIsBuffered bool) {
+	rr, br := sdkBodyOf(received), sdkBodyOf(buffered)
+	if rr == nil || br == nil || rr.filter != br.filter {
+		receivedIsBuffered = h.ReceivedBufferedRequestBody()
+		dst = BodyChunks(received, dst)
+		n = len(dst)
+		if !receivedIsBuffered {
+			dst = BodyChunks(buffered, dst)
+		}
+		return dst, n, receivedIsBuffered
+	}
+	base := len(dst)
+	free := dst[base:cap(dst)]
+	r := C.ip_get_request_body(rr.filter, C.uint32_t(rr.bodyType), C.uint32_t(br.bodyType),
+		(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free)))
+	nr, nb := int(r.received), int(r.buffered)
+	receivedIsBuffered = bool(r.received_is_buffered)
+	if nr+nb > len(free) {
+		// No room for a list (the filter's slice grows once): its chunks
+		// alone, as BodyChunks does (the sizes are read already, nothing
+		// ran in between).
+		written := 0 // the received frame's chunks, if they fit
+		if nr <= len(free) {
+			written = nr
+		}
+		dst = slices.Grow(dst[:base+written], nr+nb-written)
+		all := dst[base : base+nr+nb]
+		if nr > len(free) {
+			C.envoy_dynamic_module_callback_http_get_body_chunks(rr.filter, C.uint32_t(rr.bodyType),
+				(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(all))))
+		}
+		if nb > 0 {
+			C.envoy_dynamic_module_callback_http_get_body_chunks(br.filter, C.uint32_t(br.bodyType),
+				(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(all[nr:]))))
+		}
+	}
+	return dst[:base+nr+nb], nr, receivedIsBuffered
 }
 
 // sdkBody is the layout of the SDK's body buffer (dymBodyBuffer in

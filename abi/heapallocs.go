@@ -3,7 +3,10 @@ package abi
 // #include <stdint.h>
 import "C"
 
-import "runtime/metrics"
+import (
+	"runtime"
+	"runtime/metrics"
+)
 
 // heapAllocSamples are the Go heap allocations counted since the process
 // started (small ones and tiny ones are counted apart).
@@ -28,6 +31,17 @@ func inferencepool_heap_allocs() C.uint64_t {
 		}
 	}
 	return C.uint64_t(n)
+}
+
+// inferencepool_cgo_calls returns how many calls from Go into C the
+// process has made so far (runtime.NumCgoCall), for a host's benchmark:
+// abihost --bench reports the crossings from Go per exchange from two
+// readings (the module's background goroutines make none: their system
+// calls are not cgo calls). Envoy never calls it.
+//
+//export inferencepool_cgo_calls
+func inferencepool_cgo_calls() C.uint64_t {
+	return C.uint64_t(runtime.NumCgoCall())
 }
 
 // profileHook, set by a profiling build (profile.go), runs at each reading.

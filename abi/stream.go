@@ -145,24 +145,6 @@ static uint32_t ip_record_histogram(void* f, size_t id, ip_labels l, size_t n, u
   return envoy_dynamic_module_callback_http_filter_record_histogram_value(f, id, l.v, n, value);
 }
 
-// ip_histograms are up to 8 histogram values recorded with the same labels,
-// each with, optionally, one more label value after them.
-typedef struct {
-  size_t n;
-  size_t id[8];
-  uint64_t value[8];
-  ip_buf extra[8];
-  bool has_extra[8];
-} ip_histograms;
-
-static void ip_record_histograms(void* f, ip_labels l, size_t n, ip_histograms b) {
-  for (size_t i = 0; i < b.n; i++) {
-    size_t m = n;
-    if (b.has_extra[i]) l.v[m++] = b.extra[i];
-    envoy_dynamic_module_callback_http_filter_record_histogram_value(f, b.id[i], l.v, m, b.value[i]);
-  }
-}
-
 static uint32_t ip_increment_counter(void* f, size_t id, ip_labels l, size_t n, uint64_t value) {
   return envoy_dynamic_module_callback_http_filter_increment_counter(f, id, l.v, n, value);
 }
@@ -326,80 +308,6 @@ func (s Stream) RecordHistogramValue(id shared.MetricID, value uint64, tags ...s
 		return s.h.RecordHistogramValue(id, value, tags...)
 	}
 	return shared.MetricsResult(C.ip_record_histogram(s.raw, C.size_t(id), labels(tags), C.size_t(len(tags)), C.uint64_t(value)))
-}
-
-// MaxHistograms is how many values a Histograms batch holds.
-const MaxHistograms = 8
-
-// Histograms is a batch of histogram values recorded with the same tag
-// values, each optionally with one more after them (a token type, say):
-// Stream.RecordHistograms records them all in one call from Go, where each
-// RecordHistogramValue is one. A zero Histograms is empty; it holds the
-// extra tags' strings until recorded.
-type Histograms struct {
-	n     int
-	id    [MaxHistograms]shared.MetricID
-	value [MaxHistograms]uint64
-	extra [MaxHistograms]string
-	has   [MaxHistograms]bool
-}
-
-// Add adds a value of histogram id; false when b is full (nothing added).
-func (b *Histograms) Add(id shared.MetricID, value uint64) bool {
-	return b.add(id, value, "", false)
-}
-
-// AddTagged adds a value of histogram id, recorded with tag after the
-// batch's tags; false when b is full (nothing added).
-func (b *Histograms) AddTagged(id shared.MetricID, value uint64, tag string) bool {
-	return b.add(id, value, tag, true)
-}
-
-func (b *Histograms) add(id shared.MetricID, value uint64, tag string, has bool) bool {
-	if b.n == MaxHistograms {
-		return false
-	}
-	b.id[b.n], b.value[b.n], b.extra[b.n], b.has[b.n] = id, value, tag, has
-	b.n++
-	return true
-}
-
-// Len is how many values b holds.
-func (b *Histograms) Len() int { return b.n }
-
-// RecordHistograms records b's values in the order added, each as
-// RecordHistogramValue(id, value, tags..., [its extra tag]) would (their
-// results are not reported), and empties b.
-func (s Stream) RecordHistograms(b *Histograms, tags ...string) {
-	if s.raw == nil || len(tags)+1 > maxDirectLabels {
-		s.recordHistogramsSDK(b, tags)
-	} else {
-		var c C.ip_histograms
-		c.n = C.size_t(b.n)
-		for i := range b.n {
-			c.id[i], c.value[i] = C.size_t(b.id[i]), C.uint64_t(b.value[i])
-			c.extra[i], c.has_extra[i] = strBuf(b.extra[i]), C.bool(b.has[i])
-		}
-		C.ip_record_histograms(s.raw, labels(tags), C.size_t(len(tags)), c)
-	}
-	*b = Histograms{}
-}
-
-// recordHistogramsSDK is RecordHistograms through the SDK's handle. Apart,
-// so that its tag array, which escapes through the handle's interface, is
-// allocated on this path only.
-//
-//go:noinline
-func (s Stream) recordHistogramsSDK(b *Histograms, tags []string) {
-	all := make([]string, len(tags), len(tags)+1)
-	copy(all, tags)
-	for i := range b.n {
-		if b.has[i] {
-			s.h.RecordHistogramValue(b.id[i], b.value[i], append(all, b.extra[i])...)
-		} else {
-			s.h.RecordHistogramValue(b.id[i], b.value[i], all...)
-		}
-	}
 }
 
 // IncrementCounterValue is HttpFilterHandle.IncrementCounterValue.

@@ -193,28 +193,3 @@ func TestCheckedTypeRemembersTheFirstType(t *testing.T) {
 	require.False(t, checkedType(&off, a, pass))
 	require.False(t, checkedType(&known, a, pass), "off wins over a known type")
 }
-
-// A batch of histograms is recorded in the order added, each with the
-// batch's tags and its own extra one, as one RecordHistogramValue each; a
-// full batch takes nothing more, and a recorded one is empty.
-func TestRecordHistogramsThroughTheHandle(t *testing.T) {
-	h := &otherHandle{}
-	s := NewStream(h)
-	var b Histograms
-	require.True(t, b.Add(1, 10))
-	require.True(t, b.AddTagged(2, 20, "input"))
-	require.True(t, b.AddTagged(2, 21, "output"))
-	s.RecordHistograms(&b, "a", "b")
-	require.Equal(t, []string{"RecordHistogramValue 1 10 a,b", "RecordHistogramValue 2 20 a,b,input", "RecordHistogramValue 2 21 a,b,output"}, h.calls)
-	require.Zero(t, b.Len())
-
-	for i := range MaxHistograms {
-		require.True(t, b.Add(shared.MetricID(i), 1))
-	}
-	require.False(t, b.Add(99, 1))
-	require.False(t, b.AddTagged(99, 1, "x"))
-	h.calls = nil
-	s.RecordHistograms(&b)
-	require.Len(t, h.calls, MaxHistograms)
-	require.Equal(t, "RecordHistogramValue 7 1 ", h.calls[7])
-}

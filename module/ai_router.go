@@ -84,6 +84,7 @@ type aiRouterFilter struct {
 	stripper    *transform.UsageChunkStripper // drops the usage chunk the client did not ask for
 	stripped    []byte
 	chunks      []shared.UnsafeEnvoyBuffer // a body hook's chunks, reused (abi.BodyChunks)
+	b           abi.Batch                  // a hook's callbacks in one call from Go (room kept across streams)
 	forwarded   bool                       // decided and sent upstream: it costs something from now on
 	estimate    transform.Estimate         // the request's estimated cost
 	reservation transform.Reservation
@@ -226,14 +227,20 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		f.reservation, f.reserved = r, true
 	}
 	f.forwarded = true
+	// The header writes, the route cache and the handoff: one call from Go
+	// (two for a new handoff, three with a rewritten body).
+	b := &f.b
+	b.Start(f.s)
+	defer b.Clear()
 	headers := f.h.RequestHeaders()
-	headers.Set(headerModel, d.Model)
+	b.SetHeader(headers, headerModel, d.Model)
 	// Routes match on x-ai-eg-model: one listener, many models and pools.
-	f.h.ClearRouteCache()
+	b.ClearRouteCache()
 	if d.Body != nil && parts != nil {
+		b.Run() // in order: the body after the header and the route cache
 		parts.replace(d.Body)
 		if f.hdrs.get("content-length") != "" { // a chunked request has none and keeps none
-			headers.Set("content-length", strconv.Itoa(len(d.Body)))
+			b.SetHeader(headers, "content-length", strconv.Itoa(len(d.Body)))
 		}
 	}
 	if d.TargetModel != d.Model || d.UsageInjected {
@@ -242,13 +249,13 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 		// plain bytes, so the server must not compress it: a compressed
 		// answer would show the client the target's name. A compressor
 		// filter after the router can still compress for the client.
-		headers.Remove("accept-encoding")
+		b.RemoveHeader(headers, "accept-encoding")
 	} else {
-		meteredAcceptEncoding(headers, &f.hdrs)
+		meteredAcceptEncoding(b, headers, &f.hdrs)
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.factsVal = requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream}
-	f.facts.publish(f.s, &f.factsVal)
+	f.facts.publish(b, &f.factsVal) // runs b
 	return true
 }
 
@@ -258,7 +265,7 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 // the request headers as the headers hook read them (between that hook and
 // the body's end, only a filter before this one editing them from its own
 // body hook could change them, which Envoy allows but is not done).
-func meteredAcceptEncoding(headers shared.HeaderMap, before *headerSnapshot) {
+func meteredAcceptEncoding(b *abi.Batch, headers shared.HeaderMap, before *headerSnapshot) {
 	n := before.count("accept-encoding")
 	v := before.get("accept-encoding")
 	if n > 1 {
@@ -268,9 +275,9 @@ func meteredAcceptEncoding(headers shared.HeaderMap, before *headerSnapshot) {
 	switch {
 	case !change && n < 2:
 	case ae == "":
-		headers.Remove("accept-encoding")
+		b.RemoveHeader(headers, "accept-encoding")
 	default:
-		headers.Set("accept-encoding", ae) // Envoy copies it
+		b.SetHeader(headers, "accept-encoding", ae) // the batch copies it
 	}
 }
 
@@ -321,7 +328,7 @@ func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream
 		headers.Remove("content-length")
 	}
 	if endOfStream {
-		f.account()
+		f.account(time.Now())
 	}
 	return shared.HeadersStatusContinue
 }
@@ -373,14 +380,14 @@ func (f *aiRouterFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bool
 		}
 	}
 	if endOfStream {
-		f.account()
+		f.account(now) // the frame's time: the last byte came with it
 	}
 	return shared.BodyStatusContinue
 }
 
 func (f *aiRouterFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersStatus {
 	if f.meter != nil {
-		f.account()
+		f.account(time.Now())
 	}
 	return shared.TrailersStatusContinue
 }
@@ -390,8 +397,9 @@ func (f *aiRouterFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersSta
 func (f *aiRouterFilter) OnStreamComplete() {
 	switch {
 	case f.meter != nil:
-		f.account()
+		f.account(time.Now())
 	case f.forwarded:
+		f.b.Start(f.s)
 		f.charge(nil)
 	}
 }
@@ -413,26 +421,28 @@ func (f *aiRouterFilter) OnDestroy() {
 
 // account ends the response: GenAI stats, costs into dynamic metadata for
 // the rate limit filter, and the budget charge.
-func (f *aiRouterFilter) account() {
+func (f *aiRouterFilter) account(now time.Time) {
 	if f.accountedAt {
 		return
 	}
 	f.accountedAt = true
-	now := time.Now()
 	r := f.meter.Finish(now)
 	d := &f.decision
+	b := &f.b
+	b.Start(f.s)
+	defer b.Clear()
 	// Model and provider tags are bounded (MetricModel, MetricProvider):
 	// Envoy never frees a stat.
 	f.tags = [6]string{f.ep.Operation(), f.provider(r.HasUsage), f.cfg.MetricModel(d.Model), f.cfg.MetricModel(d.TargetModel), f.cfg.MetricModel(r.Model), r.ErrorType()}
 	tags := f.tags[:]
 	t := r.Timing(f.start, now)
-	var hs abi.Histograms // at most 3 durations and 5 token counts: all fit
-	hs.Add(f.cfg.duration, uint64(t.Duration.Microseconds()))
+	// The stats, then the costs (charge): one call from Go.
+	b.RecordHistogram(f.cfg.duration, uint64(t.Duration.Microseconds()), tags...)
 	if t.HasTTFT {
-		hs.Add(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()))
+		b.RecordHistogram(f.cfg.ttft, uint64(t.TimeToFirstToken.Microseconds()), tags...)
 	}
 	if t.HasTPOT {
-		hs.Add(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()))
+		b.RecordHistogram(f.cfg.tpot, uint64(t.TimePerOutputToken.Microseconds()), tags...)
 	}
 	if r.HasUsage {
 		// The server's counts only: estimates stay out of the histogram.
@@ -440,25 +450,27 @@ func (f *aiRouterFilter) account() {
 			if c.Count == 0 && (c.Type == transform.TokenTypeCachedInput || c.Type == transform.TokenTypeReasoning) {
 				continue // most responses have none: skip the record
 			}
-			hs.AddTagged(f.cfg.tokenUsage, c.Count, c.Type)
+			b.RecordHistogramTagged(f.cfg.tokenUsage, c.Count, tags, c.Type)
 		}
 		if f.cacheWrites > 0 {
-			hs.AddTagged(f.cfg.tokenUsage, f.cacheWrites, transform.TokenTypeCacheCreationInput)
+			b.RecordHistogramTagged(f.cfg.tokenUsage, f.cacheWrites, tags, transform.TokenTypeCacheCreationInput)
 		}
 	}
-	f.s.RecordHistograms(&hs, tags...) // one call from Go for all
-	f.charge(&r)
+	f.charge(&r) // runs b
 }
 
 // provider is the gen_ai.provider.name of the answer: what the attempt's
 // ai_upstream wrote (the last attempt's, on retries), or "openai" for a
 // cluster without one (an InferencePool). With a provider written and
 // usage read, the prompt-cache writes ai_upstream published are noted for
-// the stats and costs.
+// the stats and costs. Both read in one call from Go, through f.b.
 func (f *aiRouterFilter) provider(hasUsage bool) string {
-	v, ok := f.s.MetadataString(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.ProviderNameKey)
+	name := f.b.MetadataString(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.ProviderNameKey)
+	writes := f.b.MetadataNumber(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.CacheCreationInputTokensKey)
+	f.b.Run()
+	v, ok := f.b.View(name)
 	if ok && hasUsage {
-		if n, ok := f.s.MetadataNumber(shared.MetadataSourceTypeDynamic, transform.CostNamespace, transform.CacheCreationInputTokensKey); ok {
+		if n, ok := f.b.Number(writes); ok {
 			f.cacheWrites = metadataCount(n)
 		}
 	}
@@ -480,8 +492,10 @@ func metadataCount(n float64) uint64 {
 // charge writes the costs of the response (r nil: none came) and settles
 // the budget reservation: the server's usage when the meter read it, else
 // an estimate, said so under transform.UsageEstimateKey. Nothing read is
-// never free.
+// never free. The writes go into f.b, with what the caller added before
+// (account's stats), and run.
 func (f *aiRouterFilter) charge(r *transform.Report) {
+	defer f.b.Run()
 	if !f.forwarded {
 		return
 	}
@@ -505,10 +519,10 @@ func (f *aiRouterFilter) charge(r *transform.Report) {
 			f.h.Log(shared.LogLevelWarn, "ai_router: token costs: %v", err)
 		}
 		for _, c := range f.costs {
-			f.h.SetMetadata(transform.CostNamespace, c.MetadataKey, c.Value)
+			f.b.SetMetadataUint(transform.CostNamespace, c.MetadataKey, c.Value)
 		}
 		if ch.Source != transform.UsageCounted {
-			f.h.SetMetadata(transform.CostNamespace, transform.UsageEstimateKey, string(ch.Source))
+			f.b.SetMetadataString(transform.CostNamespace, transform.UsageEstimateKey, string(ch.Source))
 		}
 	}
 	f.settle(ch)

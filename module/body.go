@@ -28,13 +28,13 @@ type bodyParts struct {
 
 func newBodyParts(h shared.HttpFilterHandle, received shared.BodyBuffer, chunks []shared.UnsafeEnvoyBuffer) bodyParts {
 	b := bodyParts{received: received, buffered: h.BufferedRequestBody()}
-	receivedIsBuffered := false
-	if received != nil {
-		receivedIsBuffered = h.ReceivedBufferedRequestBody()
-		chunks = abi.BodyChunks(received, chunks)
-	}
 	n := len(chunks)
-	if !receivedIsBuffered {
+	if received != nil {
+		// One call from Go for all three reads (abi.RequestBodyChunks).
+		var nr int
+		chunks, nr, _ = abi.RequestBodyChunks(h, received, b.buffered, chunks)
+		n += nr
+	} else {
 		chunks = abi.BodyChunks(b.buffered, chunks)
 	}
 	b.chunks, b.receivedChunks, b.bufferedChunks = chunks, chunks[:n:n], chunks[n:]
@@ -88,9 +88,4 @@ func (b bodyParts) replace(body []byte) {
 	}
 	b.buffered.Drain(b.bufferedSize)
 	b.buffered.Append(body)
-}
-
-// headerString copies a header value out of Envoy's memory.
-func headerString(h shared.HeaderMap, key string) string {
-	return abi.HeaderValue(h, key).ToString()
 }

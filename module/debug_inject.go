@@ -3,6 +3,8 @@
 package main
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
@@ -39,6 +41,9 @@ func (d *debugFilter) maybePanic(hook string) {
 
 func (d *debugFilter) OnRequestHeaders(h shared.HeaderMap, eos bool) shared.HeadersStatus {
 	d.maybePanic("request_headers")
+	if d.cfg.BatchProbe {
+		batchProbe(d.handle, h)
+	}
 	st := d.HttpFilter.OnRequestHeaders(h, eos)
 	if d.cfg.AsyncRequestHeaders && st == shared.HeadersStatusContinue {
 		d.goAsync()
@@ -84,4 +89,60 @@ func (d *debugFilter) OnResponseHeaders(h shared.HeaderMap, eos bool) shared.Hea
 func (d *debugFilter) OnResponseBody(b shared.BodyBuffer, eos bool) shared.BodyStatus {
 	d.maybePanic("response_body")
 	return d.HttpFilter.OnResponseBody(b, eos)
+}
+
+// batchProbeNS is the dynamic metadata namespace batchProbe writes.
+const batchProbeNS = "inferencepool.batch_probe"
+
+// batchProbe runs one abi.Batch with every kind of op on the request
+// headers h: writes, reads that see them, a counter and a histogram that
+// do not exist and one with the wrong number of tags (Envoy refuses
+// each), a value longer than the batch's first room. A second batch
+// writes what the first read and each op's result into dynamic metadata.
+func batchProbe(fh shared.HttpFilterHandle, h shared.HeaderMap) {
+	var b abi.Batch
+	b.Start(abi.NewStream(fh))
+	long := strings.Repeat("long-value/", 1000) // 11 KB: past any first room
+	b.SetHeader(h, "x-batch-probe", "set")
+	b.RemoveHeader(h, "x-batch-remove")
+	got := b.HeaderValue(h, "x-batch-probe")
+	gone := b.HeaderValue(h, "x-batch-remove")
+	b.SetMetadataString(batchProbeNS, "long", long)
+	b.SetMetadataNumber(batchProbeNS, "number", 2.5)
+	b.SetMetadataUint(batchProbeNS, "uint", 1<<40)
+	readLong := b.MetadataString(shared.MetadataSourceTypeDynamic, batchProbeNS, "long")
+	readNum := b.MetadataNumber(shared.MetadataSourceTypeDynamic, batchProbeNS, "number")
+	missing := b.MetadataString(shared.MetadataSourceTypeDynamic, batchProbeNS, "missing")
+	list := b.MetadataListSize(shared.MetadataSourceTypeDynamic, "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset")
+	fs := b.SetFilterState("inferencepool.batch_probe", []byte("state"))
+	readFS := b.FilterState("inferencepool.batch_probe")
+	conn := b.AttributeNumber(shared.AttributeIDConnectionId)
+	path := b.AttributeString(shared.AttributeIDRequestPath)
+	counter := b.IncrementCounter(shared.MetricID(9999), 1)
+	hist := b.RecordHistogram(shared.MetricID(9999), 7, "a", "b")
+	tags := b.IncrementCounter(shared.MetricID(0), 1, "one", "two", "three") // counter 0 has no or two tags, never three
+	b.Run()
+
+	view := func(op abi.Op) string {
+		v, ok := b.View(op)
+		return fmt.Sprintf("%v:%d:%.20s", ok, v.Len, v.ToString())
+	}
+	number := func(op abi.Op) string {
+		n, ok := b.Number(op)
+		return fmt.Sprintf("%v:%g", ok, n)
+	}
+	connOK := func(op abi.Op) bool { // its value depends on the streams before
+		_, ok := b.Number(op)
+		return ok
+	}
+	results := fmt.Sprintf("header=%s gone=%s long=%s number=%s missing=%s list=%s fs=%v readfs=%s conn=%v path=%s counter=%d histogram=%d tags=%d ops=%d",
+		view(got), view(gone), view(readLong), number(readNum), view(missing), number(list), b.OK(fs), view(readFS),
+		connOK(conn), view(path), b.Result(counter), b.Result(hist), b.Result(tags), b.Len())
+	calls := b.Calls() // 1 direct, 0 through the SDK
+	b.Start(abi.NewStream(fh))
+	b.SetMetadataString(batchProbeNS, "results", results)
+	b.SetMetadataUint(batchProbeNS, "calls", uint64(calls))
+	b.Run()
+	b.Start(abi.NewStream(fh))
+	b.Run() // zero ops: no call
 }

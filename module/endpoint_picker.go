@@ -106,7 +106,13 @@ func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools)
 	return c, d.err
 }
 
-func (c *pickerFilterConfig) poolFor(h shared.HttpFilterHandle) (*picker.Pool, string) {
+// poolFor is the pool of the stream's route: its per-route config's, read
+// only when the route has one (hasRoute, abi.Batch.HasRouteConfig), else
+// the first.
+func (c *pickerFilterConfig) poolFor(h shared.HttpFilterHandle, hasRoute bool) (*picker.Pool, string) {
+	if !hasRoute {
+		return c.first, ""
+	}
 	if rc, ok := h.GetMostSpecificConfig().(pickerRoute); ok {
 		if p := c.pools.Pool(rc.pool); p != nil {
 			return p, ""
@@ -118,8 +124,9 @@ func (c *pickerFilterConfig) poolFor(h shared.HttpFilterHandle) (*picker.Pool, s
 
 // publishGauges turns the pools' own counters into Envoy stats. Envoy stats
 // can only be touched from a stream, so a stream does it now and then.
-func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle) {
-	now := time.Now().UnixNano()
+// now is the stream's clock reading (one less per request).
+func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle, at time.Time) {
+	now := at.UnixNano()
 	last := c.lastGauges.Load()
 	if now-last < gaugeEvery || !c.lastGauges.CompareAndSwap(last, now) || !c.publishing.TryLock() {
 		return
@@ -199,6 +206,9 @@ type endpointPickerFilter struct {
 	body    []byte
 	use     bodyUse                    // without ai_router: what the body is read for
 	chunks  []shared.UnsafeEnvoyBuffer // a body hook's chunks, reused (abi.BodyChunks)
+	// A hook's callbacks, made in one call from Go (its room kept for the
+	// filter's next streams).
+	b abi.Batch
 	// Per-stream backing arrays: slices of them passed to the SDK do not
 	// allocate (the filter is on the heap already).
 	hdrBuf [128]byte
@@ -206,16 +216,25 @@ type endpointPickerFilter struct {
 }
 
 func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
-	pool, missing := f.cfg.poolFor(f.h)
+	// Everything the hook reads, in one call from Go.
+	b := &f.b
+	b.Start(f.s)
+	route := b.HasRouteConfig()
+	objective := b.HeaderValue(headers, headerObjective)
+	subset := f.readSubset()
+	facts := receiveRequestFacts(b)
+	b.Run()
+	pool, missing := f.cfg.poolFor(f.h, b.OK(route))
 	if pool == nil {
 		f.decided = true
 		f.reply(503, fmt.Sprintf("route names pool %q, which this endpoint_picker does not have", missing), "no_capacity")
 		return shared.HeadersStatusStop
 	}
 	f.pool = pool
-	f.req.Objective = headerString(headers, headerObjective)
-	f.readSubset()
-	if facts := receiveRequestFacts(f.s); facts != nil {
+	v, _ := b.View(objective)
+	f.req.Objective = v.ToString()
+	f.useSubset(subset)
+	if facts := facts.get(b); facts != nil {
 		// ai_router ran and parsed the body: no need to see it.
 		f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
 		return headersStatus(f.pick(headers))
@@ -347,21 +366,33 @@ func readInferenceBody(path string, body []byte) (string, []byte, error) {
 	return strings.Clone(r.Model), r.Prompt, nil
 }
 
-// readSubset reads the subset hint from dynamic metadata: a list of
-// ip:port, or one comma-separated string of them (entries of a list may be
-// comma-separated too). Blanks around entries are ignored.
-func (f *endpointPickerFilter) readSubset() {
+// subsetReads are the batched reads of the subset hint: its list size and
+// its string (both read: one call from Go either way).
+type subsetReads struct{ list, str abi.Op }
+
+// readSubset adds the reads of the subset hint to f's batch.
+func (f *endpointPickerFilter) readSubset() subsetReads {
+	return subsetReads{
+		list: f.b.MetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey),
+		str:  f.b.MetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey),
+	}
+}
+
+// useSubset reads the subset hint from dynamic metadata, once r ran: a
+// list of ip:port, or one comma-separated string of them (entries of a
+// list may be comma-separated too). Blanks around entries are ignored.
+func (f *endpointPickerFilter) useSubset(r subsetReads) {
 	f.req.Subset, f.req.HasSubset = f.req.Subset[:0], false
-	if n, ok := f.s.MetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
+	if n, ok := f.b.Number(r.list); ok {
 		f.req.HasSubset = true
-		for i := 0; i < n; i++ {
+		for i := 0; i < int(n); i++ {
 			if v, ok := f.s.MetadataListString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey, i); ok {
 				f.req.Subset = appendSubset(f.req.Subset, v.ToString())
 			}
 		}
 		return
 	}
-	if v, ok := f.s.MetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey); ok {
+	if v, ok := f.b.View(r.str); ok {
 		f.req.HasSubset = true
 		f.req.Subset = appendSubset(f.req.Subset, v.ToString())
 	}
@@ -382,12 +413,16 @@ func appendSubset(dst []string, list string) []string {
 // and metadata, or a local reply. It reports whether the request goes on.
 func (f *endpointPickerFilter) pick(headers shared.HeaderMap) bool {
 	f.decided = true
+	// The answer's stats, header and metadata: one call from Go.
+	f.b.Start(f.s)
+	defer f.b.Clear()
 	// A client never chooses its own endpoint: on success the header is
 	// replaced below; otherwise it goes.
 	ok := f.pickAndAnswer(headers)
 	if !f.picked {
-		headers.Remove(headerDestination)
+		f.b.RemoveHeader(headers, headerDestination)
 	}
+	f.b.Run()
 	return ok
 }
 
@@ -397,27 +432,27 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 	f.req.Prompt = nil // the prompt may point into a buffer we reuse
 	pool := f.pool.Name()
 	f.tags[0] = pool
-	f.s.RecordHistogramValue(f.cfg.pickLatency, uint64(time.Since(start).Microseconds()), f.tags[:1]...)
-	f.cfg.publishGauges(f.h)
+	f.b.RecordHistogram(f.cfg.pickLatency, uint64(time.Since(start).Microseconds()), f.tags[:1]...)
+	f.cfg.publishGauges(f.h, start)
 	switch f.res.Status {
 	case picker.StatusOK:
 		f.picked = true
 		f.hdr = f.res.AppendHeader(f.hdrBuf[:0])
-		// Envoy copies header and metadata values; f.hdr outlives the calls.
+		// The batch copies header and metadata values into its arena.
 		f.dest = unsafe.String(unsafe.SliceData(f.hdr), len(f.hdr))
-		headers.Set(headerDestination, f.dest)
-		f.h.SetMetadata(metadataLB, metadataDestination, stringAny(&f.dest))
+		f.b.SetHeader(headers, headerDestination, f.dest)
+		f.b.SetMetadataString(metadataLB, metadataDestination, f.dest)
 		f.tags[1] = f.res.Endpoints()[0]
-		f.s.IncrementCounterValue(f.cfg.picks, 1, f.tags[:2]...)
+		f.b.IncrementCounter(f.cfg.picks, 1, f.tags[:2]...)
 		return true
 	case picker.StatusShed:
-		f.s.IncrementCounterValue(f.cfg.sheds, 1, f.tags[:1]...)
+		f.b.IncrementCounter(f.cfg.sheds, 1, f.tags[:1]...)
 		f.reply(429, "the inference pool is saturated and this request is sheddable", "rate_limit_exceeded")
 	case picker.StatusNoCapacity:
-		f.s.IncrementCounterValue(f.cfg.noCapacity, 1, f.tags[:1]...)
+		f.b.IncrementCounter(f.cfg.noCapacity, 1, f.tags[:1]...)
 		f.reply(503, "no endpoint of the pool can serve this request (subset hint matched none)", "no_capacity")
 	case picker.StatusNoMetrics:
-		f.s.IncrementCounterValue(f.cfg.noMetrics, 1, f.tags[:1]...)
+		f.b.IncrementCounter(f.cfg.noMetrics, 1, f.tags[:1]...)
 		if f.pool.FailOpen() {
 			// Envoy's fallback policy picks.
 			return true
@@ -429,6 +464,7 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 
 // replyError answers with a parse error of transform's (an *Error).
 func (f *endpointPickerFilter) replyError(err error) {
+	f.b.Run() // what the hook did before it answers, first
 	e, ok := err.(*transform.Error)
 	if !ok {
 		e = &transform.Error{Status: 500, Type: "internal_error", Code: "internal_error", Message: err.Error()}
@@ -437,6 +473,7 @@ func (f *endpointPickerFilter) replyError(err error) {
 }
 
 func (f *endpointPickerFilter) reply(status uint32, msg, code string) {
+	f.b.Run() // what the hook did before it answers, first
 	errType := "invalid_request_error"
 	if status >= 500 {
 		errType = "service_unavailable"
@@ -451,25 +488,26 @@ func (f *endpointPickerFilter) OnResponseHeaders(headers shared.HeaderMap, _ boo
 	if !f.picked {
 		return shared.HeadersStatusContinue
 	}
-	if served := f.servedEndpoint(); served != "" {
-		f.res.Served(served) // keeps no reference
+	// The endpoint that answered, as Envoy reports it (the metadata, else
+	// the upstream address: both read, one call from Go), and the status.
+	b := &f.b
+	b.Start(f.s)
+	defer b.Clear()
+	served := b.MetadataString(shared.MetadataSourceTypeDynamic, metadataLB, metadataServedKey)
+	addr := b.AttributeString(shared.AttributeIDUpstreamAddress)
+	status := b.HeaderValue(headers, ":status")
+	b.Run()
+	v, ok := b.View(served)
+	if !ok {
+		v, ok = b.View(addr)
 	}
-	if st := abi.HeaderValue(headers, ":status").ToUnsafeString(); len(st) == 3 && st[0] == '5' {
+	if ok {
+		f.res.Served(v.ToUnsafeString()) // keeps no reference
+	}
+	if st, _ := b.View(status); st.Len == 3 && st.ToUnsafeString()[0] == '5' {
 		f.failed = true
 	}
 	return shared.HeadersStatusContinue
-}
-
-// servedEndpoint is the endpoint that answered, as Envoy reports it: a
-// view into Envoy's memory, valid until the hook returns.
-func (f *endpointPickerFilter) servedEndpoint() string {
-	if v, ok := f.s.MetadataString(shared.MetadataSourceTypeDynamic, metadataLB, metadataServedKey); ok {
-		return v.ToUnsafeString()
-	}
-	if v, ok := f.s.AttributeString(shared.AttributeIDUpstreamAddress); ok {
-		return v.ToUnsafeString()
-	}
-	return ""
 }
 
 // OnStreamComplete ends the in-flight count; a 5xx (Envoy's own 503 for a

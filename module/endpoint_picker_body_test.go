@@ -44,7 +44,11 @@ func TestPickerAloneReadsWhatAIRouterHandsOver(t *testing.T) {
 			router := &aiRouterFilter{cfg: rc, h: s, s: abi.NewStream(s)}
 			require.Equal(t, shared.HeadersStatusStop, router.OnRequestHeaders(&s.reqHeaders, false))
 			require.Equal(t, shared.BodyStatusContinue, router.OnRequestBody(&fakeBody{b: []byte(tc.body)}, true))
-			facts := receiveRequestFacts(abi.NewStream(s))
+			var b abi.Batch
+			b.Start(abi.NewStream(s))
+			reads := receiveRequestFacts(&b)
+			b.Run()
+			facts := reads.get(&b)
 			require.NotNil(t, facts, "ai_router hands its parse over")
 			defer router.OnDestroy()
 

@@ -33,8 +33,9 @@ func newRouterFilter(cfg *routerFilterConfig, h shared.HttpFilterHandle) *aiRout
 
 // reset makes f a new stream's filter.
 func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandle) {
-	*f = aiRouterFilter{cfg: cfg, h: h, s: abi.NewStream(h), restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs),
-		chunks: keepChunks(f.chunks), backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter}
+	b := f.b.Keep(abi.NewStream(h))
+	*f = aiRouterFilter{cfg: cfg, h: h, s: b.Stream(), restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs),
+		chunks: keepChunks(f.chunks), backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter, b: b}
 }
 
 func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
@@ -49,7 +50,8 @@ func (f *endpointPickerFilter) reset(cfg *pickerFilterConfig, h shared.HttpFilte
 	if cap(subset) > 64 {
 		subset = nil
 	}
-	*f = endpointPickerFilter{cfg: cfg, h: h, s: abi.NewStream(h), body: keep(f.body), req: picker.Request{Subset: subset}, chunks: keepChunks(f.chunks)}
+	b := f.b.Keep(abi.NewStream(h))
+	*f = endpointPickerFilter{cfg: cfg, h: h, s: b.Stream(), body: keep(f.body), req: picker.Request{Subset: subset}, chunks: keepChunks(f.chunks), b: b}
 }
 
 func newUpstreamFilter(cfg *upstreamFilterConfig, h shared.HttpFilterHandle) *aiUpstreamFilter {
@@ -69,10 +71,10 @@ func releaseFilter(x shared.HttpFilter) {
 	switch f := x.(type) {
 	case *aiRouterFilter:
 		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks),
-			backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter} // let go of the stream
+			backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter, b: f.b.Keep(abi.Stream{})} // let go of the stream
 		routerFilters.Put(f)
 	case *endpointPickerFilter:
-		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}, chunks: keepChunks(f.chunks)}
+		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}, chunks: keepChunks(f.chunks), b: f.b.Keep(abi.Stream{})}
 		pickerFilters.Put(f)
 	case *aiUpstreamFilter:
 		*f = aiUpstreamFilter{out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf), chunks: keepChunks(f.chunks)}

@@ -34,11 +34,13 @@ func TestReusedFilterIsNew(t *testing.T) {
 	s2 := newFakeStream()
 	used := *f
 	used.reset(rc, s2)
-	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2, s: abi.NewStream(s2)}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf", "ownMeter")
+	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiRouterFilter{cfg: rc, h: s2, s: abi.NewStream(s2)}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf", "ownMeter", "b")
 	require.Empty(t, used.hdrs.kv)
+	require.Zero(t, used.b.Len(), "the batch keeps its room, no op")
+	require.Equal(t, abi.NewStream(s2), used.b.Stream())
 	require.Empty(t, used.hdrs.buf)
 	releaseFilter(f)
-	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf", "ownMeter")
+	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiRouterFilter{}).Elem(), "restored", "stripped", "hdrs", "chunks", "backendBuf", "ownMeter", "b")
 
 	c := newChain(t, metricsServers(t, 2))
 	ps := newFakeStream()
@@ -53,11 +55,13 @@ func TestReusedFilterIsNew(t *testing.T) {
 	pf.body = append(pf.body, "old body"...)
 	usedPicker := *pf
 	usedPicker.reset(nil, s2)
-	requireFresh(t, reflect.ValueOf(&usedPicker).Elem(), reflect.ValueOf(&endpointPickerFilter{h: s2, s: abi.NewStream(s2)}).Elem(), "body", "req", "chunks")
+	requireFresh(t, reflect.ValueOf(&usedPicker).Elem(), reflect.ValueOf(&endpointPickerFilter{h: s2, s: abi.NewStream(s2)}).Elem(), "body", "req", "chunks", "b")
 	require.Empty(t, usedPicker.req.Subset)
+	require.Zero(t, usedPicker.b.Len(), "the batch keeps its room, no op")
+	require.Equal(t, abi.NewStream(s2), usedPicker.b.Stream())
 	require.False(t, usedPicker.req.HasSubset)
 	releaseFilter(pf)
-	requireFresh(t, reflect.ValueOf(pf).Elem(), reflect.ValueOf(&endpointPickerFilter{}).Elem(), "body", "req", "chunks")
+	requireFresh(t, reflect.ValueOf(pf).Elem(), reflect.ValueOf(&endpointPickerFilter{}).Elem(), "body", "req", "chunks", "b")
 }
 
 // requireFresh checks got field by field against want, except kept

@@ -35,17 +35,24 @@ type factsHandoff struct {
 	text [handoff.TokenLen]byte // the token as text (in the filter: no allocation)
 }
 
-func (p *factsHandoff) publish(h abi.Stream, f *requestFacts) {
+// publish runs b (the hook's writes so far) with the reads it needs, and
+// sets the token if it is new: at most two calls from Go.
+func (p *factsHandoff) publish(b *abi.Batch, f *requestFacts) {
 	if p.live { // the token is in the filter state already (set once: Envoy keeps it read-only)
+		b.Run()
 		requestFactsTable.Replace(p.tok, f)
 		return
 	}
-	if _, taken := h.FilterState(requestFactsKey); taken {
+	r := receiveRequestFacts(b)
+	b.Run()
+	if _, taken := b.View(r.token); taken {
 		return // set before us, by someone else: endpoint_picker reads the body itself
 	}
-	p.tok = requestFactsTable.Put(connectionID(h), f)
+	id, _ := b.Number(r.conn)
+	p.tok = requestFactsTable.Put(uint64(id), f)
 	p.live = true
-	h.Handle().SetFilterState(requestFactsKey, p.tok.AppendText(p.text[:0]))
+	b.SetFilterState(requestFactsKey, p.tok.AppendText(p.text[:0]))
+	b.Run()
 }
 
 func (p *factsHandoff) release() {
@@ -55,10 +62,19 @@ func (p *factsHandoff) release() {
 	}
 }
 
-// receiveRequestFacts is endpoint_picker's side: ai_router's facts for this
-// stream, or nil (no ai_router before it, or it handed nothing over).
-func receiveRequestFacts(h abi.Stream) *requestFacts {
-	v, ok := h.FilterState(requestFactsKey)
+// factsReads are endpoint_picker's batched reads of the handoff: the token
+// and the connection (both read: one call from Go either way).
+type factsReads struct{ token, conn abi.Op }
+
+// receiveRequestFacts is endpoint_picker's side: it adds the reads to b;
+// get, once b ran, returns ai_router's facts for this stream, or nil (no
+// ai_router before it, or it handed nothing over).
+func receiveRequestFacts(b *abi.Batch) factsReads {
+	return factsReads{token: b.FilterState(requestFactsKey), conn: b.AttributeNumber(shared.AttributeIDConnectionId)}
+}
+
+func (r factsReads) get(b *abi.Batch) *requestFacts {
+	v, ok := b.View(r.token)
 	if !ok {
 		return nil
 	}
@@ -66,12 +82,6 @@ func receiveRequestFacts(h abi.Stream) *requestFacts {
 	if !ok {
 		return nil
 	}
-	return requestFactsTable.Get(tok, connectionID(h))
-}
-
-// connectionID binds an entry to the downstream connection (0 where Envoy
-// has none; both filters then read the same 0).
-func connectionID(h abi.Stream) uint64 {
-	id, _ := h.AttributeNumber(shared.AttributeIDConnectionId)
-	return uint64(id)
+	id, _ := b.Number(r.conn) // 0 where Envoy has none: both filters read the same 0
+	return requestFactsTable.Get(tok, uint64(id))
 }

@@ -32,7 +32,7 @@ func TestRequestFactsHandoff(t *testing.T) {
 			s := newFakeStream()
 			s.conn = 1
 			var p factsHandoff
-			p.publish(abi.NewStream(s), facts)
+			p.publish(batchOf(s), facts)
 			require.Equal(t, before+1, requestFactsTable.Len())
 			tok := s.filterState[requestFactsKey]
 			require.Regexp(t, regexp.MustCompile(`^[0-9a-f]{32}$`), string(tok))
@@ -41,12 +41,12 @@ func TestRequestFactsHandoff(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(s)
 			}
-			require.Same(t, tc.want, receiveRequestFacts(abi.NewStream(s)))
+			require.Same(t, tc.want, receiveNow(s))
 			p.release()
 			p.release()
 			require.Equal(t, before, requestFactsTable.Len())
 			s.conn, s.filterState[requestFactsKey] = 1, tok
-			require.Nil(t, receiveRequestFacts(abi.NewStream(s)), "gone once the stream ended")
+			require.Nil(t, receiveNow(s), "gone once the stream ended")
 		})
 	}
 }
@@ -57,20 +57,20 @@ func TestRequestFactsPublishEdges(t *testing.T) {
 	before := requestFactsTable.Len()
 	s := newFakeStream()
 	var p factsHandoff
-	p.publish(abi.NewStream(s), &requestFacts{Model: "a"})
+	p.publish(batchOf(s), &requestFacts{Model: "a"})
 	tok := string(s.filterState[requestFactsKey])
 	second := &requestFacts{Model: "b"}
-	p.publish(abi.NewStream(s), second)
+	p.publish(batchOf(s), second)
 	require.Equal(t, tok, string(s.filterState[requestFactsKey]))
-	require.Same(t, second, receiveRequestFacts(abi.NewStream(s)))
+	require.Same(t, second, receiveNow(s))
 	p.release()
 
 	taken := newFakeStream()
 	taken.filterState[requestFactsKey] = []byte("set by another filter")
 	var q factsHandoff
-	q.publish(abi.NewStream(taken), &requestFacts{Model: "c"})
+	q.publish(batchOf(taken), &requestFacts{Model: "c"})
 	require.Equal(t, before, requestFactsTable.Len())
-	require.Nil(t, receiveRequestFacts(abi.NewStream(taken)))
+	require.Nil(t, receiveNow(taken))
 	q.release()
 }
 
@@ -108,4 +108,19 @@ func TestRequestFactsReleasedOnEveryStreamEnd(t *testing.T) {
 	router.OnStreamComplete()
 	router.OnDestroy()
 	require.Equal(t, before, requestFactsTable.Len(), "local reply")
+}
+
+// batchOf is a batch of s's filter, as a filter starts one in a hook.
+func batchOf(s *fakeStream) *abi.Batch {
+	var b abi.Batch
+	b.Start(abi.NewStream(s))
+	return &b
+}
+
+// receiveNow is endpoint_picker's side in one go: the reads, run, read.
+func receiveNow(s *fakeStream) *requestFacts {
+	b := batchOf(s)
+	r := receiveRequestFacts(b)
+	b.Run()
+	return r.get(b)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 	"github.com/stretchr/testify/require"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
@@ -163,4 +164,59 @@ func withoutDate(h harness.Headers) harness.Headers {
 		}
 	}
 	return out
+}
+
+// One abi.Batch of every kind of op (the test library's batchProbe, run in
+// ai_router's request headers hook: header set, remove and reads of them,
+// metadata strings and numbers written and read back, an 11 KB value past
+// the batch's first room, filter state, attributes, a counter and a
+// histogram that do not exist and a counter with too many tags) leaves
+// Envoy and the client the same whether it runs in one call from Go or op
+// by op through the SDK (INFERENCEPOOL_ABI_DIRECT=off): the same request
+// upstream, metadata, callbacks, answer, and each op reports Envoy's own
+// answer, failures included.
+func TestBatchMatchesTheSDK(t *testing.T) {
+	endpoints := chatAndMetricsEndpoints(t, 1)
+	results := map[string]*harness.Result{}
+	for name, env := range map[string][]string{"direct": {directOn}, "sdk": {directOff}} {
+		h := harness.Start(t, harness.Options{Env: env})
+		h.MustConfigure(harness.EnvoyChain(t).WithMerged("ai_router", map[string]any{"debug": map[string]any{"batchProbe": true}}).
+			WithJSON("endpoint_picker", pickerConfig(endpoints, nil)))
+		waitPicking(t, h, "sim-model", endpoints)
+		res, err := h.Send(context.Background(), &harness.Request{Cluster: endpoints, Body: chatReq("sim-model", "probe", 8),
+			Headers:       harness.Headers{{"content-type", "application/json"}, {"x-batch-remove", "client value"}},
+			MetadataLists: []harness.MetadataList{{Namespace: "envoy.lb.subset_hint", Key: "x-gateway-destination-endpoint-subset", Values: endpoints}}})
+		require.NoError(t, err)
+		require.NotNil(t, res.Client)
+		require.Equal(t, 200, res.Client.Status)
+		results[name] = res
+	}
+	d, s := results["direct"], results["sdk"]
+	probe := func(r *harness.Result) map[string]any { return r.State.Metadata["inferencepool.batch_probe"] }
+	require.Equal(t, float64(1), probe(d)["calls"], "the first batch: one call from Go")
+	require.Equal(t, float64(0), probe(s)["calls"], "through the SDK: no batch call")
+	delete(probe(d), "calls")
+	delete(probe(s), "calls")
+	require.Equal(t, s.State.Metadata, d.State.Metadata)
+	require.Equal(t, s.State.Callbacks, d.State.Callbacks, "the same callbacks, one by one")
+	require.Equal(t, string(s.Client.Body), string(d.Client.Body))
+	for _, r := range []*harness.Result{s, d} {
+		r.Received.Headers.Del("x-request-id")
+	}
+	require.Equal(t, s.Received.Headers, d.Received.Headers)
+	require.Equal(t, "set", d.Received.Headers.Get("x-batch-probe"))
+	require.Empty(t, d.Received.Headers.Values("x-batch-remove"))
+
+	require.Len(t, probe(d)["long"], 11000)
+	require.Equal(t, float64(1<<40), probe(d)["uint"])
+	require.Equal(t, 2.5, probe(d)["number"])
+	got := probe(d)["results"].(string)
+	for _, want := range []string{
+		"header=true:3:set ", "gone=false:0: ", "long=true:11000:long-value/long-valu ", "number=true:2.5 ", "missing=false:0: ",
+		fmt.Sprintf("list=true:%d ", len(endpoints)), "fs=true ", "readfs=true:5:state ",
+		fmt.Sprintf("counter=%d ", shared.MetricsNotFound), fmt.Sprintf("histogram=%d ", shared.MetricsNotFound),
+		fmt.Sprintf("tags=%d ", shared.MetricsInvalidTags), "conn=true ", "path=true:20:/v1/chat/completions ", "ops=18",
+	} {
+		require.Contains(t, got, want)
+	}
 }

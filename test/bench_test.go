@@ -94,6 +94,9 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 			if r.GoAllocsPerReq >= 0 {
 				b.ReportMetric(r.GoAllocsPerReq, "go-allocs/req")
 			}
+			if r.GoCCallsPerReq >= 0 {
+				b.ReportMetric(r.GoCCallsPerReq, "go-c-calls/req")
+			}
 			b.ReportMetric(r.ABICallsPerReq, "abicalls/req")
 			b.ReportMetric(r.HooksPerReq, "hooks/req")
 			b.ReportMetric(r.CallbacksPerReq, "callbacks/req")

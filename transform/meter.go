@@ -163,7 +163,7 @@ func (m *Meter) Finish(now time.Time) Report {
 			m.report.Model = gjson.Parse(unsafeString(c.buf)).Str
 		}
 		if c := &m.captures[1]; c.complete {
-			m.report.Usage, m.report.HasUsage = usageOf(gjson.Parse(unsafeString(c.buf)))
+			m.report.Usage, m.report.HasUsage = usageOfRaw(unsafeString(c.buf))
 		}
 		m.captures = [2]capture{{buf: keepCapture(m.captures[0].buf)}, {buf: keepCapture(m.captures[1].buf)}}
 	}

@@ -17,7 +17,13 @@ type Debug struct {
 	// AsyncRequestHeaders holds each request in its headers hook until a
 	// goroutine has scheduled work back onto the stream's worker thread.
 	AsyncRequestHeaders bool `json:"asyncRequestHeaders"`
+	// BatchProbe runs, before each request headers hook, one abi.Batch of
+	// every kind of op (some of them failing in Envoy, one value longer
+	// than a batch's first room) and writes what it read and each op's
+	// result into dynamic metadata (namespace inferencepool.batch_probe),
+	// so a test sees through the ABI host what a batch did.
+	BatchProbe bool `json:"batchProbe"`
 }
 
 // Enabled reports whether any debug behaviour is on.
-func (d Debug) Enabled() bool { return d.PanicIn != "" || d.AsyncRequestHeaders }
+func (d Debug) Enabled() bool { return d.PanicIn != "" || d.AsyncRequestHeaders || d.BatchProbe }

@@ -204,6 +204,7 @@ typedef struct {
       envoy_dynamic_module_type_http_filter_envoy_ptr, envoy_dynamic_module_type_http_filter_module_ptr, uint32_t,
       envoy_dynamic_module_type_envoy_buffer, bool);
   uint64_t (*heap_allocs)(void); // inferencepool_heap_allocs, optional: Go heap allocations so far (bench mode)
+  uint64_t (*cgo_calls)(void);   // inferencepool_cgo_calls, optional: calls from Go into C so far (bench mode)
 } module_t;
 
 extern module_t g_mod;

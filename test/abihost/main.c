@@ -1636,6 +1636,7 @@ static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char
   for (int i = 0; i < CB__COUNT; i++) cb0[i] = atomic_load(&g_cb_count[i]);
   uint64_t local = 0, upstream_ok = 0, bad = 0, bytes_down = 0, routed = 0;
   uint64_t allocs0 = g_mod.heap_allocs ? g_mod.heap_allocs() : 0;
+  uint64_t cgo0 = g_mod.cgo_calls ? g_mod.cgo_calls() : 0;
   struct timespec c0, p0;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p0);
@@ -1654,6 +1655,9 @@ static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char
   // Go heap allocations of the whole process (background goroutines too);
   // -1 when the module does not say.
   double allocs = g_mod.heap_allocs ? (double)(g_mod.heap_allocs() - allocs0) / (double)n : -1;
+  // Calls from Go into C (the callbacks' crossings, several callbacks in
+  // one when the module batches them); -1 when the module does not say.
+  double cgo = g_mod.cgo_calls ? (double)(g_mod.cgo_calls() - cgo0) / (double)n : -1;
   struct timespec c1, p1;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p1);
@@ -1668,11 +1672,11 @@ static int run_bench(uint64_t n, uint64_t warmup, uint64_t settle_ms, const char
   printf("{\"n\":%llu,\"ns_per_req\":%.1f,\"thread_cpu_ns_per_req\":%.1f,\"process_cpu_ns_per_req\":%.1f,"
          "\"hooks_per_req\":%.2f,\"callbacks_per_req\":%.2f,\"abicalls_per_req\":%.2f,"
          "\"local_replies\":%llu,\"upstream_ok\":%llu,\"routed\":%llu,\"incomplete\":%llu,\"client_bytes_per_req\":%.1f,"
-         "\"go_allocs_per_req\":%.2f,%s}\n",
+         "\"go_allocs_per_req\":%.2f,\"go_c_calls_per_req\":%.2f,%s}\n",
          (unsigned long long)n, (double)el / (double)n, thread_cpu / (double)n, process_cpu / (double)n,
          (double)hooks / (double)n, (double)cbs / (double)n,
          (double)(hooks + cbs) / (double)n, (unsigned long long)local, (unsigned long long)upstream_ok,
-         (unsigned long long)routed, (unsigned long long)bad, (double)bytes_down / (double)n, allocs, b.p);
+         (unsigned long long)routed, (unsigned long long)bad, (double)bytes_down / (double)n, allocs, cgo, b.p);
   fflush(stdout);
   sb_free(&b);
   return bad ? 2 : 0;
@@ -1723,6 +1727,7 @@ static void load_module(const char *path) {
   g_mod.route_config_new = sym("envoy_dynamic_module_on_http_filter_per_route_config_new", false);
   g_mod.route_config_destroy = sym("envoy_dynamic_module_on_http_filter_per_route_config_destroy", false);
   g_mod.heap_allocs = sym("inferencepool_heap_allocs", false);
+  g_mod.cgo_calls = sym("inferencepool_cgo_calls", false);
   count_hook(NULL, HK_program_init);
   const char *v = g_mod.program_init();
   if (!v) {

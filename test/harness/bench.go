@@ -68,7 +68,11 @@ type BenchResult struct {
 	// GoAllocsPerReq is the Go heap allocations per exchange of the whole
 	// process (the module's background goroutines too), -1 when the
 	// library does not export inferencepool_heap_allocs.
-	GoAllocsPerReq float64            `json:"go_allocs_per_req"`
+	GoAllocsPerReq float64 `json:"go_allocs_per_req"`
+	// GoCCallsPerReq is the calls from Go into C per exchange (each makes
+	// one callback or, batched, several), -1 when the library does not
+	// export inferencepool_cgo_calls.
+	GoCCallsPerReq float64            `json:"go_c_calls_per_req"`
 	Hooks          map[string]float64 `json:"hooks"`     // per exchange, by hook
 	Callbacks      map[string]float64 `json:"callbacks"` // per exchange, by callback
 }
