@@ -65,17 +65,24 @@ func TestPickerReadsRealisticVLLMExposition(t *testing.T) {
 		require.Equal(t, idleAddr+","+loadedAddr, destination(res))
 	}
 	// All three expositions were read: two endpoints ready, the full one
-	// saturated. Gauges follow the pools at most once a second,
-	// from a passing stream.
-	time.Sleep(1100 * time.Millisecond)
-	_, err = h.Send(context.Background(), req)
-	require.NoError(t, err)
-	st := h.MustStats()
-	ready, ok := st.Gauge("endpoint_picker.ready_endpoints", "pool", "pool")
-	require.True(t, ok, st.String())
+	// saturated. Gauges follow the pools at most once a second, from a
+	// passing stream; on a loaded machine the full server's first scrape
+	// may land after a publication, so wait for the next ones.
+	var ready, saturated uint64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(1100 * time.Millisecond)
+		_, err = h.Send(context.Background(), req)
+		require.NoError(t, err)
+		st := h.MustStats()
+		var ok bool
+		ready, ok = st.Gauge("endpoint_picker.ready_endpoints", "pool", "pool")
+		require.True(t, ok, st.String())
+		saturated, _ = st.Gauge("endpoint_picker.saturated_endpoints", "pool", "pool")
+		if ready == 2 && saturated == 1 {
+			break
+		}
+	}
 	require.EqualValues(t, 2, ready)
-	saturated, ok := st.Gauge("endpoint_picker.saturated_endpoints", "pool", "pool")
-	require.True(t, ok)
 	require.EqualValues(t, 1, saturated)
 }
 
