@@ -212,6 +212,7 @@ type result struct {
 	hits, queries    float64
 	perEndpoint      map[string]int
 	load             loadSeries
+	regret           regret    // the chosen rank's load against the least loaded, at each choice
 	cpu              *cpuMeter // the pickers' own CPU; nil for round robin and random
 }
 
@@ -284,6 +285,9 @@ func run(sc scenario, cfg simConfig, basePort, nSims int, rate float64, warmup, 
 			continue
 		}
 		r := rank[ep]
+		if counted {
+			res.regret.observe(inFlight, r)
+		}
 		inFlight[r].Add(1)
 		wg.Go(func() {
 			o := send(ctx, client, ep, body)
@@ -448,5 +452,8 @@ func summarize(rows []result) {
 			counts = append(counts, fmt.Sprint(r.perEndpoint[k]))
 		}
 		printf("requests per rank, %s: %s\n", r.name, strings.Join(counts, " "))
+		if r.regret.n > 0 {
+			printf("placement, %s: %s\n", r.name, r.regret)
+		}
 	}
 }

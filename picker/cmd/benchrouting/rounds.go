@@ -71,6 +71,7 @@ func pool(rows []result, r result) []result {
 		for k, v := range maps.All(r.perEndpoint) {
 			p.perEndpoint[k] += v
 		}
+		p.regret.add(r.regret)
 		p.load.at = append(p.load.at, r.load.at...)
 		p.load.perRank = append(p.load.perRank, r.load.perRank...)
 		if p.cpu != nil && r.cpu != nil {
