@@ -286,7 +286,7 @@ func run(sc scenario, cfg simConfig, basePort, nSims int, rate float64, warmup, 
 		}
 		r := rank[ep]
 		if counted {
-			res.regret.observe(inFlight, r)
+			res.regret.observe(inFlight, r, int64(cfg.maxNumSeqs))
 		}
 		inFlight[r].Add(1)
 		wg.Go(func() {

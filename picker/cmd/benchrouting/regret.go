@@ -5,22 +5,26 @@ import (
 	"sync/atomic"
 )
 
-// regret is how far each choice was from the least loaded rank, in
-// requests in flight at every rank (all proxies' together, as the bench
-// counts them) at the moment of the choice: what a picker that knew
-// everything would have avoided, affinity aside. Four proxies that place
-// worse than one show it here before it shows in the tail.
+// regret is how far each choice was from the least queued rank, in
+// requests that must wait for a slot (in flight beyond the rank's slots,
+// all proxies' requests together, as the bench counts them) at the moment
+// of the choice: what a picker that knew everything would have avoided
+// (a rank with free slots starts the request at once however busy, so
+// in flight alone would blame affinity for nothing). Four proxies that
+// place worse than one show it here before it shows in the tail.
 type regret struct {
-	n, sum, two int // choices, extra requests summed, choices 2 or more over
+	n, sum, two int // choices, extra queued requests summed, choices 2 or more over
 }
 
-// observe counts a choice of rank r given every rank's load.
-func (g *regret) observe(inFlight []atomic.Int64, r int) {
-	least := inFlight[0].Load()
+// observe counts a choice of rank r given every rank's requests in flight
+// and slots per rank.
+func (g *regret) observe(inFlight []atomic.Int64, r int, slots int64) {
+	queued := func(i int) int64 { return max(inFlight[i].Load()-slots, 0) }
+	least := queued(0)
 	for i := range inFlight {
-		least = min(least, inFlight[i].Load())
+		least = min(least, queued(i))
 	}
-	d := int(inFlight[r].Load() - least)
+	d := int(queued(r) - least)
 	g.n++
 	g.sum += d
 	if d >= 2 {
@@ -34,6 +38,6 @@ func (g regret) String() string {
 	if g.n == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.2f requests more in flight at the chosen rank than at the least loaded, on average; 2 or more over it in %.1f%% of %d choices",
+	return fmt.Sprintf("%.2f requests more queued at the chosen rank than at the least queued, on average; 2 or more over it in %.1f%% of %d choices",
 		float64(g.sum)/float64(g.n), 100*float64(g.two)/float64(g.n), g.n)
 }
