@@ -343,6 +343,7 @@ type simResult struct {
 	p50, p90  float64
 	hit       float64
 	loadCV    float64
+	regret    float64 // mean requests more waiting at the chosen server than at the least waiting one
 	perServer []int
 }
 
@@ -434,6 +435,8 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 		}
 	}
 	var ttfts []float64
+	var regretSum float64
+	regretN := 0
 	hit, query := 0, 0
 	perServer := make([]int, cfg.servers)
 	var cvSum float64
@@ -476,6 +479,14 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 		case evArrive:
 			r := e.req
 			r.server = route(r)
+			if r.measured {
+				least := len(servers[0].waiting)
+				for _, s := range servers {
+					least = min(least, len(s.waiting))
+				}
+				regretSum += float64(len(servers[r.server].waiting) - least)
+				regretN++
+			}
 			servers[r.server].waiting = append(servers[r.server].waiting, r)
 			schedule(r.server, now)
 		case evFirstToken:
@@ -540,6 +551,9 @@ func runSimulation(t testing.TB, cfg simConfig, proxies int, poolJSON string) si
 	if cvN > 0 {
 		res.loadCV = cvSum / float64(cvN)
 	}
+	if regretN > 0 {
+		res.regret = regretSum / float64(regretN)
+	}
 	return res
 }
 
@@ -588,8 +602,8 @@ func TestFleetSimulation(t *testing.T) {
 	}
 	cfg.measureS = *fleetSimSeconds
 	fmt.Printf("%d seeds, %.0f s measured each; means over seeds\n", *fleetSimSeeds, cfg.measureS)
-	fmt.Println("| routing | TTFT p50 | TTFT p90 | prefix hit | load CV | x4/x1 p90 | x4/x1 hits |")
-	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println("| routing | TTFT p50 | TTFT p90 | prefix hit | load CV | placement regret | x4/x1 p90 | x4/x1 hits |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
 	mean := func(k int, pool string) simResult {
 		var m simResult
 		for seed := uint64(1); seed <= uint64(*fleetSimSeeds); seed++ {
@@ -599,20 +613,21 @@ func TestFleetSimulation(t *testing.T) {
 			m.p90 += r.p90 / float64(*fleetSimSeeds)
 			m.hit += r.hit / float64(*fleetSimSeeds)
 			m.loadCV += r.loadCV / float64(*fleetSimSeeds)
+			m.regret += r.regret / float64(*fleetSimSeeds)
 		}
 		return m
 	}
 	rr := mean(1, "round-robin")
-	fmt.Printf("| round-robin | %.0f ms | %.0f ms | %.1f%% | %.2f | | |\n", rr.p50, rr.p90, 100*rr.hit, rr.loadCV)
+	fmt.Printf("| round-robin | %.0f ms | %.0f ms | %.1f%% | %.2f | %.2f | | |\n", rr.p50, rr.p90, 100*rr.hit, rr.loadCV, rr.regret)
 	for i, m := range modes {
 		one, four := mean(1, m[1]), mean(4, m[1])
-		fmt.Printf("| picker x1 (%s) | %.0f ms | %.0f ms | %.1f%% | %.2f | | |\n", m[0], one.p50, one.p90, 100*one.hit, one.loadCV)
-		fmt.Printf("| picker x4 (%s) | %.0f ms | %.0f ms | %.1f%% | %.2f | %.2f× | %.0f%% |\n", m[0], four.p50, four.p90, 100*four.hit, four.loadCV, four.p90/one.p90, 100*four.hit/one.hit)
+		fmt.Printf("| picker x1 (%s) | %.0f ms | %.0f ms | %.1f%% | %.2f | %.2f | | |\n", m[0], one.p50, one.p90, 100*one.hit, one.loadCV, one.regret)
+		fmt.Printf("| picker x4 (%s) | %.0f ms | %.0f ms | %.1f%% | %.2f | %.2f | %.2f× | %.0f%% |\n", m[0], four.p50, four.p90, 100*four.hit, four.loadCV, four.regret, four.p90/one.p90, 100*four.hit/one.hit)
 		if i == 0 && *fleetSimGossip > 0 {
 			cfg.gossipMs = *fleetSimGossip
 			g := mean(4, m[1])
 			cfg.gossipMs = 0
-			fmt.Printf("| picker x4 (%s, gossip %g ms) | %.0f ms | %.0f ms | %.1f%% | %.2f | %.2f× | %.0f%% |\n", m[0], *fleetSimGossip, g.p50, g.p90, 100*g.hit, g.loadCV, g.p90/one.p90, 100*g.hit/one.hit)
+			fmt.Printf("| picker x4 (%s, gossip %g ms) | %.0f ms | %.0f ms | %.1f%% | %.2f | %.2f | %.2f× | %.0f%% |\n", m[0], *fleetSimGossip, g.p50, g.p90, 100*g.hit, g.loadCV, g.regret, g.p90/one.p90, 100*g.hit/one.hit)
 		}
 	}
 }
