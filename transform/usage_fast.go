@@ -170,7 +170,7 @@ func plainCount(s string, i int) (n uint64, next int, good bool) {
 	return n, j, true
 }
 
-// skipSpace skips JSON whitespace from s[i].
+// usageSpace skips JSON whitespace from s[i].
 func usageSpace(s string, i int) int {
 	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
 		i++

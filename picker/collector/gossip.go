@@ -21,6 +21,7 @@ type GossipStats struct {
 	Sent     uint64 // datagrams sent
 	Received uint64 // datagrams taken
 	Refused  uint64 // datagrams dropped: unknown source, malformed, bad MAC, stale round, too many senders
+	Panics   uint64 // panics recovered in the gossip's goroutines (a bug; the datagram or round is dropped)
 }
 
 // gossipNode is one UDP socket of the fleet's gossip, shared by the pools
@@ -45,8 +46,8 @@ type gossipNode struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sent, received, refused atomic.Uint64
-	heard                   atomic.Int64
+	sent, received, refused, panics atomic.Uint64
+	heard                           atomic.Int64
 }
 
 // gossipPeers are the peers' resolved addresses: where to send, and the
@@ -119,7 +120,7 @@ func (h *GossipHandle) Leave() {
 // Stats returns the socket's counters.
 func (h *GossipHandle) Stats() GossipStats {
 	n := h.n
-	return GossipStats{Listen: n.listen, Peers: int(n.heard.Load()), Sent: n.sent.Load(), Received: n.received.Load(), Refused: n.refused.Load()}
+	return GossipStats{Listen: n.listen, Peers: int(n.heard.Load()), Sent: n.sent.Load(), Received: n.received.Load(), Refused: n.refused.Load(), Panics: n.panics.Load()}
 }
 
 // setPeers installs the configured peers; the sender resolves them before
@@ -183,43 +184,61 @@ func (n *gossipNode) sendLoop() {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.interval)
 	defer tick.Stop()
-	resolved := time.Now()
-	var (
-		entries   []gossipEntryOf
-		buf       []byte
-		round     uint64
-		lastRound time.Time
-	)
+	st := gossipSender{resolved: time.Now()}
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if n.peersChanged.Swap(false) || time.Since(resolved) >= gossipResolveEvery {
-			n.resolve()
-			resolved = time.Now()
+		n.sendRoundSafely(&st)
+	}
+}
+
+// gossipSender is the sender goroutine's state between rounds.
+type gossipSender struct {
+	entries             []gossipEntryOf
+	buf                 []byte
+	round               uint64
+	lastRound, resolved time.Time
+}
+
+// sendRoundSafely is sendRound with a panic counted (Panics) and the round
+// dropped: this goroutine runs inside Envoy.
+func (n *gossipNode) sendRoundSafely(st *gossipSender) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.panics.Add(1)
 		}
-		entries = n.c.inFlightByEndpoint(entries[:0])
-		peers := n.peers.Load()
-		if len(entries) == 0 || len(peers.to) == 0 {
-			continue
-		}
-		// A large fleet of large pools stretches the rounds instead of
-		// flooding: at most gossipMaxDatagrams a second out (and so, from
-		// every peer doing the same, about as many in).
-		datagrams := (len(entries) + gossipMaxEntries - 1) / gossipMaxEntries * len(peers.to)
-		if gap := time.Duration(float64(datagrams) / gossipMaxDatagrams * float64(time.Second)); time.Since(lastRound) < gap {
-			continue
-		}
-		lastRound = time.Now()
-		round++
-		for start := 0; start < len(entries); start += gossipMaxEntries {
-			buf = appendGossip(buf[:0], n.id, round, entries[start:min(start+gossipMaxEntries, len(entries))], n.key)
-			for _, to := range peers.to {
-				if _, err := n.conn.WriteToUDPAddrPort(buf, to); err == nil {
-					n.sent.Add(1)
-				}
+	}()
+	n.sendRound(st)
+}
+
+// sendRound re-resolves the peers when due and sends them our counts.
+func (n *gossipNode) sendRound(st *gossipSender) {
+	if n.peersChanged.Swap(false) || time.Since(st.resolved) >= gossipResolveEvery {
+		n.resolve()
+		st.resolved = time.Now()
+	}
+	st.entries = n.c.inFlightByEndpoint(st.entries[:0])
+	peers := n.peers.Load()
+	if len(st.entries) == 0 || len(peers.to) == 0 {
+		return
+	}
+	// A large fleet of large pools stretches the rounds instead of
+	// flooding: at most gossipMaxDatagrams a second out (and so, from
+	// every peer doing the same, about as many in).
+	datagrams := (len(st.entries) + gossipMaxEntries - 1) / gossipMaxEntries * len(peers.to)
+	if gap := time.Duration(float64(datagrams) / gossipMaxDatagrams * float64(time.Second)); time.Since(st.lastRound) < gap {
+		return
+	}
+	st.lastRound = time.Now()
+	st.round++
+	for start := 0; start < len(st.entries); start += gossipMaxEntries {
+		st.buf = appendGossip(st.buf[:0], n.id, st.round, st.entries[start:min(start+gossipMaxEntries, len(st.entries))], n.key)
+		for _, to := range peers.to {
+			if _, err := n.conn.WriteToUDPAddrPort(st.buf, to); err == nil {
+				n.sent.Add(1)
 			}
 		}
 	}
@@ -242,7 +261,7 @@ func (n *gossipNode) receiveLoop() {
 		}
 		now := Now()
 		if err == nil {
-			n.take(table, buf[:size], from, now, &msg)
+			n.takeSafely(table, buf[:size], from, now, &msg)
 		}
 		if now-lastExpire >= int64(expireAfter/2) {
 			table.expire(now)
@@ -252,14 +271,36 @@ func (n *gossipNode) receiveLoop() {
 	}
 }
 
+// gossipReceiveHook, when set (tests), sees every datagram before take.
+var gossipReceiveHook func([]byte)
+
+// takeSafely is take with a panic counted (Panics) and the datagram
+// refused: this goroutine runs inside Envoy, where an unrecovered panic
+// ends the process. The table stays usable: apply's lock is released by
+// a defer, and a half-applied datagram is overwritten by the sender's next.
+func (n *gossipNode) takeSafely(table *gossipTable, b []byte, from netip.AddrPort, now int64, msg *gossipMessage) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.panics.Add(1)
+			n.refused.Add(1)
+		}
+	}()
+	if gossipReceiveHook != nil {
+		gossipReceiveHook(b)
+	}
+	n.take(table, b, from, now, msg)
+}
+
 func (n *gossipNode) take(table *gossipTable, b []byte, from netip.AddrPort, now int64, msg *gossipMessage) {
 	if !n.peers.Load().sources[from.Addr().Unmap()] || decodeGossip(b, n.key, msg) != nil {
 		n.refused.Add(1)
 		return
 	}
-	n.c.mu.Lock()
-	ok := table.apply(msg, now, func(ep uint64) bool { return len(n.c.byHash[ep]) > 0 })
-	n.c.mu.Unlock()
+	ok := func() bool {
+		n.c.mu.Lock()
+		defer n.c.mu.Unlock()
+		return table.apply(msg, now, func(ep uint64) bool { return len(n.c.byHash[ep]) > 0 })
+	}()
 	if !ok {
 		if msg.sender != n.id {
 			n.refused.Add(1)

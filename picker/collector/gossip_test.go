@@ -3,6 +3,7 @@ package collector
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,4 +178,30 @@ func TestGossipPeersByName(t *testing.T) {
 	require.Eventually(t, func() bool { return tb.Peers() == 1 }, 2*time.Second, time.Millisecond)
 	// (A datagram or two may be refused before b's sender first resolves.)
 	require.NotZero(t, hb.Stats().Received)
+}
+
+// A panic while taking a datagram (a bug) is recovered and counted, the
+// datagram refused, and the next datagrams are taken as before: the
+// goroutine runs inside Envoy.
+func TestGossipRecoversAPanic(t *testing.T) {
+	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+	a, b := NewManual(), NewManual()
+	ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
+	var panicked atomic.Int64
+	gossipReceiveHook = func([]byte) {
+		if panicked.Add(1) <= 3 {
+			panic("injected")
+		}
+	}
+	defer func() { gossipReceiveHook = nil }()
+	pa, pb := freeUDPPort(t), freeUDPPort(t)
+	ha, _ := gossipOn(t, a, pa, pb)
+	defer ha.Leave()
+	hb, _ := gossipOn(t, b, pb, pa)
+	defer hb.Leave()
+	ta.Start()
+	require.Eventually(t, func() bool { return tb.Peers() == 1 }, 2*time.Second, time.Millisecond)
+	s := hb.Stats()
+	require.Equal(t, uint64(3), s.Panics+ha.Stats().Panics)
+	require.GreaterOrEqual(t, s.Refused, uint64(1))
 }
