@@ -169,6 +169,19 @@ func TestPickerGossipCountsThePeersRequests(t *testing.T) {
 	close(stopStranger)
 	strangerWG.Wait()
 
+	// Garbage from the peer itself (cut short, another magic, trailing
+	// bytes, an empty datagram), each claiming rank 2 full, is refused and
+	// changes nothing (the clamp of a huge count: TestGossipWireRefuses).
+	good := gossipDatagram(77, 1<<40, map[string]uint32{addrs[2]: 1 << 31})
+	for _, bad := range [][]byte{good[:len(good)-3], append([]byte("XPG1"), good[4:]...), append(append([]byte(nil), good...), 0), {}} {
+		_, err := peer.WriteToUDP(bad, to)
+		require.NoError(t, err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	for range 4 {
+		require.Equal(t, addrs[2], first(), "garbage does not steer the picker")
+	}
+
 	// The library's own request in flight reaches the peer.
 	long := chatReq(model, "a slow answer", 1)
 	done := make(chan struct{})
