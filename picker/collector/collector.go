@@ -42,6 +42,11 @@ type Collector struct {
 	groups  map[Spec]*group
 	byHash  map[uint64][]*Target   // by endpointHash(addr): what gossip names
 	gossips map[string]*gossipNode // by listen address
+	// gossipGen changes when a target appears or a gossip socket leaves:
+	// the sockets then write every sum they hold again, not only the
+	// changed ones (a new target starts at 0 peers; a leaving socket
+	// zeroed what it wrote, which another may also have written).
+	gossipGen uint64
 
 	scrapes      atomic.Uint64
 	scrapeErrors atomic.Uint64
@@ -117,6 +122,7 @@ func (c *Collector) Acquire(addr string, spec Spec) *Target {
 	t.refs = 1
 	c.targets[k] = t
 	c.byHash[t.hash] = append(c.byHash[t.hash], t)
+	c.gossipGen++
 	switch l := c.eventLoop(); {
 	case c.manual:
 		close(t.done)

@@ -48,6 +48,10 @@ type gossipNode struct {
 
 	sent, received, refused, panics atomic.Uint64
 	heard                           atomic.Int64
+
+	// Owned by the receiver goroutine (and by Leave once it has ended).
+	table *gossipTable
+	gen   uint64 // the collector's gossipGen at the last publish
 }
 
 // gossipPeers are the peers' resolved addresses: where to send, and the
@@ -87,6 +91,7 @@ func (c *Collector) JoinGossip(g Gossip) (*GossipHandle, error) {
 		c.gossips = map[string]*gossipNode{}
 	}
 	c.gossips[g.Listen] = n
+	n.table = newGossipTable(n.id, 1024, int64(n.expireAfter()))
 	n.wg.Add(2)
 	go n.sendLoop()
 	go n.receiveLoop()
@@ -108,11 +113,16 @@ func (h *GossipHandle) Leave() {
 		n.cancel()
 		n.conn.Close()
 		n.wg.Wait()
-		// What the peers told us no longer holds: the scrape counts it.
+		// What this socket's peers told us no longer holds: the scrape
+		// counts it. Only the endpoints it wrote; another socket that
+		// wrote some of them too writes them again (gossipGen).
 		c.mu.Lock()
-		for _, t := range c.targets {
-			t.SetPeers(0)
+		for ep := range n.table.sums {
+			for _, t := range c.byHash[ep] {
+				t.SetPeers(0)
+			}
 		}
+		c.gossipGen++
 		c.mu.Unlock()
 	}
 }
@@ -248,8 +258,8 @@ func (n *gossipNode) sendRound(st *gossipSender) {
 // sums into the targets, and forgets peers that went quiet.
 func (n *gossipNode) receiveLoop() {
 	defer n.wg.Done()
-	expireAfter := max(20*n.interval, 250*time.Millisecond)
-	table := newGossipTable(n.id, 1024, int64(expireAfter))
+	expireAfter := n.expireAfter()
+	table := n.table
 	buf := make([]byte, 64<<10)
 	var msg gossipMessage
 	lastExpire := Now()
@@ -270,6 +280,9 @@ func (n *gossipNode) receiveLoop() {
 		}
 	}
 }
+
+// expireAfter is how long a quiet peer is remembered.
+func (n *gossipNode) expireAfter() time.Duration { return max(20*n.interval, 250*time.Millisecond) }
 
 // gossipReceiveHook, when set (tests), sees every datagram before take.
 var gossipReceiveHook func([]byte)
@@ -311,10 +324,15 @@ func (n *gossipNode) take(table *gossipTable, b []byte, from netip.AddrPort, now
 	n.publish(table)
 }
 
-// publish writes the changed sums into the targets.
+// publish writes the changed sums into the targets; all of them when a
+// target appeared or another socket left since the last publish.
 func (n *gossipNode) publish(table *gossipTable) {
 	n.c.mu.Lock()
 	defer n.c.mu.Unlock()
+	if n.gen != n.c.gossipGen {
+		n.gen = n.c.gossipGen
+		table.markAllChanged()
+	}
 	table.takeChanged(func(ep uint64, sum int64) {
 		ts := n.c.byHash[ep]
 		if len(ts) == 0 {

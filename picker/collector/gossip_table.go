@@ -114,5 +114,12 @@ func (t *gossipTable) takeChanged(f func(ep uint64, sum int64)) {
 	clear(t.changed)
 }
 
+// markAllChanged makes the next takeChanged report every sum.
+func (t *gossipTable) markAllChanged() {
+	for ep := range t.sums {
+		t.changed[ep] = struct{}{}
+	}
+}
+
 // peerCount is the senders currently tracked.
 func (t *gossipTable) peerCount() int { return len(t.peers) }

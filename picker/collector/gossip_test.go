@@ -205,3 +205,51 @@ func TestGossipRecoversAPanic(t *testing.T) {
 	require.Equal(t, uint64(3), s.Panics+ha.Stats().Panics)
 	require.GreaterOrEqual(t, s.Refused, uint64(1))
 }
+
+// The peers' counts reach targets that appear after them, and a socket
+// that leaves takes back only what it wrote: counts that do not change are
+// not sent again as changes, so neither case may wait for one.
+func TestGossipSumsReachEveryTargetOfTheirEndpoint(t *testing.T) {
+	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+	other := spec
+	other.Path = "/other" // another pool's scrape of the same endpoint: another target
+	t.Run("a target that appears later", func(t *testing.T) {
+		a, b := NewManual(), NewManual()
+		ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
+		pa, pb := freeUDPPort(t), freeUDPPort(t)
+		ha, _ := gossipOn(t, a, pa, pb)
+		defer ha.Leave()
+		hb, _ := gossipOn(t, b, pb, pa)
+		defer hb.Leave()
+		ta.Start()
+		ta.Start()
+		require.Eventually(t, func() bool { return tb.Peers() == 2 }, 2*time.Second, time.Millisecond)
+		late := b.Acquire("10.9.0.1:8000", other)
+		require.Eventually(t, func() bool { return late.Peers() == 2 }, 2*time.Second, time.Millisecond)
+		b.Release(late)
+		again := b.Acquire("10.9.0.1:8000", other)
+		require.Eventually(t, func() bool { return again.Peers() == 2 }, 2*time.Second, time.Millisecond,
+			"a target released and acquired again")
+	})
+	t.Run("a socket that leaves", func(t *testing.T) {
+		a1, a2, b := NewManual(), NewManual(), NewManual()
+		x1, y2 := a1.Acquire("10.9.0.1:8000", spec), a2.Acquire("10.9.0.2:8000", spec)
+		x, y := b.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.2:8000", spec)
+		p1, p2, pb1, pb2 := freeUDPPort(t), freeUDPPort(t), freeUDPPort(t), freeUDPPort(t)
+		h1, _ := gossipOn(t, a1, p1, pb1)
+		defer h1.Leave()
+		h2, _ := gossipOn(t, a2, p2, pb2)
+		defer h2.Leave()
+		// b has two sockets, each with one peer: a1 tells of x, a2 of y.
+		hb1, _ := gossipOn(t, b, pb1, p1)
+		hb2, _ := gossipOn(t, b, pb2, p2)
+		defer hb2.Leave()
+		x1.Start()
+		y2.Start()
+		y2.Start()
+		require.Eventually(t, func() bool { return x.Peers() == 1 && y.Peers() == 2 }, 2*time.Second, time.Millisecond)
+		hb1.Leave()
+		require.Zero(t, x.Peers(), "what the leaving socket's peer told us")
+		require.Equal(t, int64(2), y.Peers(), "what the other socket's peer told us stays")
+	})
+}
