@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/collector"
 )
 
 // withDebug wraps each new filter in what the config's test-only "debug"
@@ -18,6 +20,13 @@ import (
 func withDebug(build abi.NewFilterFunc, dbg filterconfig.Debug, barrier *abi.Barrier) abi.NewFilterFunc {
 	if !dbg.Enabled() {
 		return build
+	}
+	if dbg.PanicIn == "gossip" {
+		collector.SetGossipReceiveHook(func(b []byte) {
+			if bytes.HasPrefix(b, []byte("PANIC")) {
+				panic("injected panic in gossip")
+			}
+		})
 	}
 	return func(fh shared.HttpFilterHandle) shared.HttpFilter {
 		return &debugFilter{HttpFilter: build(fh), cfg: dbg, handle: fh, barrier: barrier}

@@ -36,9 +36,19 @@ func (f *endpointPickerConfigFactory) Create(h shared.HttpFilterConfigHandle, ra
 		pools.Close()
 		return nil, err
 	}
-	return newReusingFactory(filterconfig.EndpointPicker, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
+	fac, err := newReusingFactory(filterconfig.EndpointPicker, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
 		return newPickerFilter(cfg, fh)
 	}, releaseFilter, pools.Close)
+	if err != nil {
+		pools.Close()
+		return nil, err
+	}
+	// The pools' goroutines count the panics they recover; they reach the
+	// filter's panics counter with the other published stats.
+	if f, ok := fac.(*abi.Factory); ok {
+		cfg.panics, cfg.countPanics = f.Barrier.PanicCounter, true
+	}
+	return fac, nil
 }
 
 // CreatePerRoute parses {"pool": "name"}: the pool a route's requests go to.
@@ -63,6 +73,8 @@ type pickerFilterConfig struct {
 	ready, saturated                                  shared.MetricID
 	// scrape.fleet.gossip, per pool (the socket's, when pools share one).
 	gossipPeers, gossipReceived, gossipRefused shared.MetricID
+	panics                                     shared.MetricID // endpoint_picker.panics, the barrier's
+	countPanics                                bool
 	// Per endpoint (tags pool, endpoint): what the picker saw last.
 	epWaiting, epRunning, epKVCache, epInFlight, epSaturated, epHealthy shared.MetricID
 
@@ -73,6 +85,7 @@ type pickerFilterConfig struct {
 	gossipReported     []gossipReported  // per pool, in pools.List() order
 	publishing         sync.Mutex        // one publisher at a time; guards shown
 	shown              []map[string]bool // per pool: endpoints with gauges set
+	gossipPanics       map[string]uint64 // per gossip socket: panics counted; guarded by publishing
 }
 
 const gaugeEvery = int64(time.Second)
@@ -83,7 +96,8 @@ type gossipReported struct{ received, refused atomic.Uint64 }
 func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools) (*pickerFilterConfig, error) {
 	c := &pickerFilterConfig{pools: pools, first: pools.List()[0],
 		scrapeErrsReported: make([]atomic.Uint64, len(pools.List())),
-		gossipReported:     make([]gossipReported, len(pools.List()))}
+		gossipReported:     make([]gossipReported, len(pools.List())),
+		gossipPanics:       map[string]uint64{}}
 	d := metricDefiner{h: h, prefix: filterconfig.EndpointPicker + "."}
 	c.picks = d.counter("picks", "pool", "endpoint")
 	c.sheds = d.counter("sheds", "pool")
@@ -147,6 +161,11 @@ func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle, at time.Ti
 			}
 			if prev := r.refused.Swap(g.Refused); g.Refused > prev {
 				h.IncrementCounterValue(c.gossipRefused, g.Refused-prev, st.Name)
+			}
+			// Untagged: once per socket, whichever pools share it.
+			if prev := c.gossipPanics[g.Listen]; g.Panics > prev && c.countPanics {
+				h.IncrementCounterValue(c.panics, g.Panics-prev)
+				c.gossipPanics[g.Listen] = g.Panics
 			}
 		}
 		c.publishEndpoints(h, i, &st)

@@ -256,3 +256,65 @@ func TestPickerGossipConfigRefusedNamingTheField(t *testing.T) {
 		})
 	}
 }
+
+// A panic in the gossip receiver (a bug; injected by the test build for
+// datagrams that start with "PANIC") is recovered inside the library: the
+// datagram is refused, Envoy's endpoint_picker.panics counts it, and the
+// next datagrams are taken as before.
+func TestPickerGossipPanicIsRecoveredAndCounted(t *testing.T) {
+	addrs := onceScrapedServers(t, 2)
+	peer := udpOn(t, "127.0.0.1")
+	listen := udpOn(t, "127.0.0.1")
+	lp := listen.LocalAddr().String()
+	listen.Close()
+	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
+		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
+		"fleet": map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}},
+	}})
+	cfg["debug"] = map[string]any{"panicIn": "gossip"}
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
+	to, err := net.ResolveUDPAddr("udp", lp)
+	require.NoError(t, err)
+
+	for range 3 {
+		_, err := peer.WriteToUDP([]byte("PANIC and nothing else"), to)
+		require.NoError(t, err)
+	}
+	// Then the peer claims the first rank full: the receiver still works.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for round := uint64(1); ; round++ {
+			peer.WriteToUDP(gossipDatagram(7, round, map[string]uint32{addrs[0]: 50}), to)
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(50 * time.Millisecond)
+	send := func() string {
+		t.Helper()
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", "hello", 1), Cluster: addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status)
+		return endpointOf(destination(res))
+	}
+	for i := range 6 {
+		require.Equal(t, addrs[1], send(), "request %d: the peer's claim after the panics still steers", i)
+	}
+	time.Sleep(1100 * time.Millisecond) // pool stats reach Envoy at most once a second
+	send()
+	st := h.MustStats()
+	panics, ok := st.Counter("endpoint_picker.panics")
+	require.True(t, ok, st.String())
+	require.EqualValues(t, 3, panics)
+	refused, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
+	require.GreaterOrEqual(t, refused, uint64(3))
+}

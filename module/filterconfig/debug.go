@@ -12,7 +12,9 @@ const DebugBuildTag = "inferencepool_debug"
 type Debug struct {
 	// PanicIn names a hook that panics on every stream: request_headers,
 	// request_body, response_headers or response_body; or "scheduled", the
-	// callback of asyncRequestHeaders.
+	// callback of asyncRequestHeaders; or "gossip", the gossip receiver of
+	// the process (scrape.fleet.gossip), on every datagram that starts
+	// with "PANIC".
 	PanicIn string `json:"panicIn"`
 	// AsyncRequestHeaders holds each request in its headers hook until a
 	// goroutine has scheduled work back onto the stream's worker thread.

@@ -285,7 +285,19 @@ func (n *gossipNode) receiveLoop() {
 func (n *gossipNode) expireAfter() time.Duration { return max(20*n.interval, 250*time.Millisecond) }
 
 // gossipReceiveHook, when set (tests), sees every datagram before take.
-var gossipReceiveHook func([]byte)
+var gossipReceiveHook atomic.Pointer[func([]byte)]
+
+// SetGossipReceiveHook makes f see every datagram a gossip socket of the
+// process receives, before it is checked: for tests and the test build of
+// the library (which panics from it), never for the shipped one. Set it
+// nil removes it.
+func SetGossipReceiveHook(f func([]byte)) {
+	if f == nil {
+		gossipReceiveHook.Store(nil)
+		return
+	}
+	gossipReceiveHook.Store(&f)
+}
 
 // takeSafely is take with a panic counted (Panics) and the datagram
 // refused: this goroutine runs inside Envoy, where an unrecovered panic
@@ -298,8 +310,8 @@ func (n *gossipNode) takeSafely(table *gossipTable, b []byte, from netip.AddrPor
 			n.refused.Add(1)
 		}
 	}()
-	if gossipReceiveHook != nil {
-		gossipReceiveHook(b)
+	if hook := gossipReceiveHook.Load(); hook != nil {
+		(*hook)(b)
 	}
 	n.take(table, b, from, now, msg)
 }

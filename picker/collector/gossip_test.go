@@ -188,12 +188,12 @@ func TestGossipRecoversAPanic(t *testing.T) {
 	a, b := NewManual(), NewManual()
 	ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
 	var panicked atomic.Int64
-	gossipReceiveHook = func([]byte) {
+	SetGossipReceiveHook(func([]byte) {
 		if panicked.Add(1) <= 3 {
 			panic("injected")
 		}
-	}
-	defer func() { gossipReceiveHook = nil }()
+	})
+	defer SetGossipReceiveHook(nil)
 	pa, pb := freeUDPPort(t), freeUDPPort(t)
 	ha, _ := gossipOn(t, a, pa, pb)
 	defer ha.Leave()
