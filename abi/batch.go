@@ -205,7 +205,8 @@ type Batch struct {
 	// The refs of the last metric op's tags (lastTags -1: none), shared
 	// by the next one with the same tags.
 	lastTags, lastTagsN int
-	calls               int // C calls made by Run, for tests
+	calls               int  // C calls made by Run, for tests
+	overflow            bool // the op being built did not fit the arena (arenaLimit)
 }
 
 // Op names one op of a Batch, to read its result after Run.
@@ -275,20 +276,41 @@ func (b *Batch) Run() {
 
 var noRef = C.ipb_ref{off: math.MaxUint32}
 
+// arenaLimit is the most bytes the arena's 32-bit refs address, below
+// the none marker. Envoy's own limits (uint32 buffer limits, headers of
+// at most 8 MiB) keep a hook's values far below it; an op whose bytes
+// would pass it is not made (add). A variable: tests lower it.
+var arenaLimit = math.MaxUint32 - 1
+
 func (b *Batch) str(s string) C.ipb_ref {
 	off := len(b.arena)
+	if off+len(s) > arenaLimit {
+		b.overflow = true
+		return C.ipb_ref{}
+	}
 	b.arena = append(b.arena, s...)
 	return C.ipb_ref{off: C.uint32_t(off), len: C.uint32_t(len(s))}
 }
 
 func (b *Batch) bytes(v []byte) C.ipb_ref {
 	off := len(b.arena)
+	if off+len(v) > arenaLimit {
+		b.overflow = true
+		return C.ipb_ref{}
+	}
 	b.arena = append(b.arena, v...)
 	return C.ipb_ref{off: C.uint32_t(off), len: C.uint32_t(len(v))}
 }
 
-// add appends op, to run at the next Run.
+// add appends op, to run at the next Run. An op whose bytes did not fit
+// the arena is added with no kind: C skips it, and it reads as failed
+// (OK false, Result MetricsInvalidTags); its tag refs are not shared.
 func (b *Batch) add(o C.ipb_op) (Op, *C.ipb_op) {
+	if b.overflow {
+		b.overflow = false
+		o = C.ipb_op{result: C.uint32_t(shared.MetricsInvalidTags)}
+		b.lastTags = -1
+	}
 	b.ops = append(b.ops, o)
 	return Op(len(b.ops) - 1), &b.ops[len(b.ops)-1]
 }

@@ -181,3 +181,32 @@ func TestBatchArena(t *testing.T) {
 	require.NotNil(t, k.ops)
 	require.Zero(t, k.Len())
 }
+
+// An op whose bytes would pass what the arena's 32-bit refs address is not
+// made: C skips it (no kind) and it reads as failed; the ops around it are
+// unchanged, and its tags are not shared with the next metric op.
+func TestBatchArenaLimit(t *testing.T) {
+	defer func(l int) { arenaLimit = l }(arenaLimit)
+	arenaLimit = 64
+	var b Batch
+	b.Start(Stream{raw: unsafe.Pointer(new(int))})
+	before := b.SetMetadataString("ns", "k", "v")
+	tooLong := b.SetMetadataString("ns", "k", strings.Repeat("x", 100))
+	after := b.SetMetadataString("ns", "k2", "v2")
+	require.NotZero(t, b.ops[before].kind)
+	require.Zero(t, b.ops[tooLong].kind, "C skips it")
+	require.False(t, b.OK(tooLong))
+	o := b.ops[after]
+	require.Equal(t, b.ops[before].kind, o.kind)
+	require.Equal(t, "v2", string(b.arena[o.c.off:o.c.off+o.c.len]))
+
+	tag := strings.Repeat("t", 60)
+	m := b.IncrementCounter(1, 1, tag)
+	require.Zero(t, b.ops[m].kind)
+	require.Equal(t, shared.MetricsInvalidTags, b.Result(m))
+	arenaLimit = 1 << 20
+	next := b.IncrementCounter(1, 1, tag)
+	require.NotZero(t, b.ops[next].kind)
+	r := b.refs[b.ops[next].labels]
+	require.Equal(t, tag, string(b.arena[r.off:r.off+r.len]), "the failed op's tag refs are not reused")
+}
