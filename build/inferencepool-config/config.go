@@ -35,6 +35,26 @@ type Config struct {
 	// Pools are endpoint_picker's pools, each with an Envoy cluster of the
 	// same servers.
 	Pools []Pool `json:"pools"`
+	// Fleet, when the image runs as several replicas behind one Service,
+	// makes them tell each other their requests in flight (every pool's
+	// scrape.fleet.gossip), so four replicas route about as well as one.
+	Fleet *Fleet `json:"fleet,omitempty"`
+}
+
+// Fleet is the replicas' gossip (picker/README.md, "Round 3: gossip").
+type Fleet struct {
+	// Peers are the replicas as host:port: IPs, or a headless Service's
+	// name that resolves to every replica (this one included), re-resolved
+	// every 5 s.
+	Peers []string `json:"peers"`
+	// Listen is the UDP address:port to receive on (default 0.0.0.0 and
+	// the peers' port).
+	Listen string `json:"listen,omitempty"`
+	// Key, hex, at least 16 bytes, the same on every replica: datagrams
+	// without its HMAC are dropped. Give it from a Secret.
+	Key string `json:"key,omitempty"`
+	// Interval between two rounds (default 5ms).
+	Interval string `json:"interval,omitempty"`
 }
 
 // Pool is one InferencePool: a set of model servers.
@@ -64,6 +84,9 @@ const (
 	EnvServers          = "INFERENCEPOOL_SERVERS"           // one pool's servers, comma separated
 	EnvPool             = "INFERENCEPOOL_POOL"              // that pool's name (default "pool")
 	EnvPicker           = "INFERENCEPOOL_PICKER"            // that pool's Picker fields, JSON
+	EnvFleetPeers       = "INFERENCEPOOL_FLEET_PEERS"       // Fleet.Peers, comma separated
+	EnvFleetListen      = "INFERENCEPOOL_FLEET_LISTEN"      // Fleet.Listen
+	EnvFleetKey         = "INFERENCEPOOL_FLEET_KEY"         // Fleet.Key
 )
 
 // DefaultConfigFile is where the image looks for a mounted config.
@@ -106,6 +129,9 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		}
 		c.AIRouter = json.RawMessage(v)
 	}
+	if err := c.applyFleetEnv(getenv); err != nil {
+		return err
+	}
 	servers := getenv(EnvServers)
 	if servers == "" {
 		if getenv(EnvPool) != "" || getenv(EnvPicker) != "" {
@@ -132,6 +158,35 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		p.Picker = json.RawMessage(v)
 	}
 	c.Pools = []Pool{p}
+	return nil
+}
+
+// applyFleetEnv sets the Fleet fields the environment gives.
+func (c *Config) applyFleetEnv(getenv func(string) string) error {
+	peers, listen, key := getenv(EnvFleetPeers), getenv(EnvFleetListen), getenv(EnvFleetKey)
+	if peers == "" && listen == "" && key == "" {
+		return nil
+	}
+	if c.Fleet == nil {
+		c.Fleet = &Fleet{}
+	}
+	if peers != "" {
+		c.Fleet.Peers = nil
+		for _, p := range strings.Split(peers, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.Fleet.Peers = append(c.Fleet.Peers, p)
+			}
+		}
+	}
+	if listen != "" {
+		c.Fleet.Listen = listen
+	}
+	if key != "" {
+		c.Fleet.Key = strings.TrimSpace(key) // a Secret's file may end in a newline
+	}
+	if len(c.Fleet.Peers) == 0 {
+		return fmt.Errorf("%s or %s without %s (or the config file's fleet.peers)", EnvFleetListen, EnvFleetKey, EnvFleetPeers)
+	}
 	return nil
 }
 

@@ -61,6 +61,10 @@ func Render(c *Config) ([]byte, error) {
 		module["metrics_namespace"] = c.MetricsNamespace
 	}
 
+	gossip, err := fleetGossip(c.Fleet)
+	if err != nil {
+		return nil, err
+	}
 	var pickerPools []any
 	var clusters, modelRoutes []any
 	names := map[string]bool{}
@@ -88,6 +92,11 @@ func Render(c *Config) ([]byte, error) {
 				if _, ok := pool[owned]; ok {
 					return nil, fmt.Errorf("%s.picker.%s: set by the pool's name and servers", field, owned)
 				}
+			}
+		}
+		if gossip != nil {
+			if err := addGossip(pool, gossip); err != nil {
+				return nil, fmt.Errorf("%s.picker.%w", field, err)
 			}
 		}
 		pool["name"] = p.Name
@@ -185,6 +194,70 @@ func Render(c *Config) ([]byte, error) {
 	b.WriteString("# config file and INFERENCEPOOL_* environment: edit those, not this file.\n")
 	b.Write(out)
 	return b.Bytes(), nil
+}
+
+// fleetGossip is endpoint_picker's scrape.fleet.gossip for f (nil: no
+// fleet): the listen address defaults to every interface on the peers'
+// port. The picker checks the rest when the pools are parsed.
+func fleetGossip(f *Fleet) (map[string]any, error) {
+	if f == nil {
+		return nil, nil
+	}
+	if len(f.Peers) == 0 {
+		return nil, fmt.Errorf("fleet.peers: the replicas as host:port (a headless Service's name resolves to all of them), or no fleet")
+	}
+	listen := f.Listen
+	if listen == "" {
+		port := ""
+		for i, p := range f.Peers {
+			_, pp, err := net.SplitHostPort(p)
+			if err != nil {
+				return nil, fmt.Errorf("fleet.peers[%d]: %q: want host:port", i, p)
+			}
+			if port != "" && pp != port {
+				return nil, fmt.Errorf("fleet.listen: required when the peers use different ports (%s and %s)", port, pp)
+			}
+			port = pp
+		}
+		listen = net.JoinHostPort("0.0.0.0", port)
+	}
+	if _, _, err := splitAddr("fleet.listen", listen, ""); err != nil {
+		return nil, err
+	}
+	g := map[string]any{"listen": listen, "peers": f.Peers}
+	if f.Key != "" {
+		g["key"] = f.Key
+	}
+	if f.Interval != "" {
+		g["interval"] = f.Interval
+	}
+	return g, nil
+}
+
+// addGossip sets pool's scrape.fleet.gossip, keeping its other scrape
+// fields; a pool whose picker fields set gossip themselves is refused.
+func addGossip(pool map[string]any, gossip map[string]any) error {
+	scrape, ok := pool["scrape"].(map[string]any)
+	if !ok && pool["scrape"] != nil {
+		return fmt.Errorf("scrape: want an object")
+	}
+	if scrape == nil {
+		scrape = map[string]any{}
+	}
+	fleet, ok := scrape["fleet"].(map[string]any)
+	if !ok && scrape["fleet"] != nil {
+		return fmt.Errorf("scrape.fleet: want an object")
+	}
+	if fleet == nil {
+		fleet = map[string]any{}
+	}
+	if _, set := fleet["gossip"]; set {
+		return fmt.Errorf("scrape.fleet.gossip: set by fleet (give it in one place)")
+	}
+	fleet["gossip"] = gossip
+	scrape["fleet"] = fleet
+	pool["scrape"] = scrape
+	return nil
 }
 
 var (

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -201,6 +202,34 @@ pools:
 	require.Equal(t, "chat", dig(routes[2], "route", "cluster"), "no pool without a model: the first pool takes the rest")
 }
 
+// A fleet of replicas: every pool gossips with the peers the environment
+// names (a headless Service), on the peers' port, under the key of a
+// Secret (its trailing newline dropped); a pool's other scrape fields stay.
+func TestRenderFleet(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+pools:
+- {name: chat, model: chat-model, servers: ["10.1.0.1:8000"], picker: {scrape: {interval: 100ms, fleet: {proxies: 4}}}}
+- {name: code, servers: ["vllm-code.svc:8000"]}
+fleet: {interval: 2ms}
+`), 0o644))
+	key := "00112233445566778899aabbccddeeff"
+	_, filters, _ := render(t, map[string]string{EnvConfig: cfg,
+		EnvFleetPeers: "inferencepool-fleet.default.svc.cluster.local:7946", EnvFleetKey: key + "\n"})
+	pools := pickerPools(t, filters)
+	want := map[string]any{"listen": "0.0.0.0:7946", "peers": []any{"inferencepool-fleet.default.svc.cluster.local:7946"}, "key": key, "interval": "2ms"}
+	require.Equal(t, map[string]any{"interval": "100ms", "fleet": map[string]any{"proxies": 4.0, "gossip": want}}, pools[0]["scrape"])
+	require.Equal(t, map[string]any{"fleet": map[string]any{"gossip": want}}, pools[1]["scrape"])
+
+	// Without a fleet, no gossip.
+	_, filters, _ = render(t, map[string]string{EnvServers: "10.0.0.1:80"})
+	require.Nil(t, pickerPools(t, filters)[0]["scrape"])
+	// A listen address of its own.
+	_, filters, _ = render(t, map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "10.0.1.1:7946,10.0.1.2:7947", EnvFleetListen: "0.0.0.0:9000"})
+	require.Equal(t, "0.0.0.0:9000", dig(pickerPools(t, filters)[0], "scrape", "fleet", "gossip", "listen"))
+}
+
 // Every mistake is refused before Envoy starts, naming the field.
 func TestRenderRefusesBadConfig(t *testing.T) {
 	dir := t.TempDir()
@@ -235,6 +264,14 @@ func TestRenderRefusesBadConfig(t *testing.T) {
 		{"endpoint header with a space", map[string]string{EnvServers: "10.0.0.1:80", EnvEndpointHeader: "a b"}, `endpointHeader: "a b"`},
 		{"dotted namespace", map[string]string{EnvServers: "10.0.0.1:80", EnvMetricsNamespace: "my.app"}, `metricsNamespace: "my.app"`},
 		{"unnamed pool", map[string]string{EnvConfig: file("pools: [{servers: ['10.0.0.1:80']}]\n")}, "pools[0].name: required"},
+		{"fleet key without peers", map[string]string{EnvServers: "10.0.0.1:80", EnvFleetKey: "00112233445566778899aabbccddeeff"}, EnvFleetListen + " or " + EnvFleetKey + " without " + EnvFleetPeers},
+		{"fleet peer without a port", map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "fleet.svc"}, `fleet.peers[0]: "fleet.svc": want host:port`},
+		{"fleet peers on two ports", map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "10.0.1.1:7946,10.0.1.2:7947"}, "fleet.listen: required when the peers use different ports"},
+		{"fleet listen on a name", map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "fleet.svc:7946", EnvFleetListen: "localhost:7946"}, "fleet.listen"},
+		{"fleet key too short", map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "fleet.svc:7946", EnvFleetKey: "0011"}, "scrape.fleet.gossip.key"},
+		{"gossip in two places", map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "fleet.svc:7946",
+			EnvPicker: `{"scrape":{"fleet":{"gossip":{"listen":"0.0.0.0:1","peers":["a:1"]}}}}`}, "pools[0].picker.scrape.fleet.gossip: set by fleet"},
+		{"empty fleet in the file", map[string]string{EnvConfig: file("fleet: {}\npools: [{name: a, servers: ['10.0.0.1:80']}]\n")}, "fleet.peers: the replicas"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Load(env(tc.env))
@@ -313,4 +350,104 @@ func FuzzRender(f *testing.F) {
 		_, _, err = envoyconfig.ValidateYAML(out)
 		require.NoError(t, err, "config:\n%s\nbootstrap:\n%s", body, out)
 	})
+}
+
+// build/kubernetes/fleet.yaml: the Deployment's environment renders, its
+// gossip peers are the headless Service of its own pods on the port that
+// Service and the container open, over UDP, and the front Service reaches
+// the listener.
+func TestKubernetesFleetManifest(t *testing.T) {
+	raw, err := os.ReadFile("../kubernetes/fleet.yaml")
+	require.NoError(t, err)
+	type port struct {
+		Name          string `json:"name"`
+		Port          int    `json:"port"`
+		TargetPort    int    `json:"targetPort"`
+		ContainerPort int    `json:"containerPort"`
+		Protocol      string `json:"protocol"`
+	}
+	type doc struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+		Spec struct {
+			ClusterIP string          `json:"clusterIP"`
+			Selector  json.RawMessage `json:"selector"` // a Service's labels; a Deployment's matchLabels
+			Ports     []port          `json:"ports"`
+			Template  struct {
+				Metadata struct {
+					Labels map[string]string `json:"labels"`
+				} `json:"metadata"`
+				Spec struct {
+					Containers []struct {
+						Env []struct {
+							Name      string          `json:"name"`
+							Value     string          `json:"value"`
+							ValueFrom json.RawMessage `json:"valueFrom"`
+						} `json:"env"`
+						Ports []port `json:"ports"`
+					} `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	docs := map[string]doc{}
+	var deploy doc
+	for _, part := range strings.Split(string(raw), "\n---\n") {
+		var d doc
+		require.NoError(t, yaml.Unmarshal([]byte(part), &d))
+		if d.Kind == "Deployment" {
+			deploy = d
+			continue
+		}
+		docs[d.Metadata.Name] = d
+	}
+	require.Len(t, deploy.Spec.Template.Spec.Containers, 1)
+	c := deploy.Spec.Template.Spec.Containers[0]
+	kv := map[string]string{}
+	for _, e := range c.Env {
+		kv[e.Name] = e.Value
+		if e.Name == EnvFleetKey {
+			require.Contains(t, string(e.ValueFrom), "secretKeyRef", "the key comes from a Secret")
+			kv[e.Name] = strings.Repeat("ab", 32) + "\n"
+		}
+	}
+	_, filters, _ := render(t, kv)
+	gossip := dig(pickerPools(t, filters)[0], "scrape", "fleet", "gossip").(map[string]any)
+	host, p, err := net.SplitHostPort(kv[EnvFleetPeers])
+	require.NoError(t, err)
+	require.Equal(t, "0.0.0.0:"+p, gossip["listen"])
+
+	fleet, ok := docs[strings.Split(host, ".")[0]]
+	require.True(t, ok, "the peers' name is a Service of the manifest: %s", host)
+	require.Equal(t, "None", fleet.Spec.ClusterIP, "headless: the name resolves to every replica")
+	labels := func(d doc) map[string]string {
+		var m struct {
+			MatchLabels map[string]string `json:"matchLabels"`
+		}
+		require.NoError(t, json.Unmarshal(d.Spec.Selector, &m))
+		if d.Kind == "Deployment" {
+			return m.MatchLabels
+		}
+		var l map[string]string
+		require.NoError(t, json.Unmarshal(d.Spec.Selector, &l))
+		return l
+	}
+	pods := deploy.Spec.Template.Metadata.Labels
+	require.Equal(t, pods, labels(deploy))
+	require.Equal(t, pods, labels(fleet))
+	require.Len(t, fleet.Spec.Ports, 1)
+	require.Equal(t, "UDP", fleet.Spec.Ports[0].Protocol)
+	require.Equal(t, p, strconv.Itoa(fleet.Spec.Ports[0].Port))
+	require.Equal(t, p, strconv.Itoa(fleet.Spec.Ports[0].TargetPort))
+	opened := false
+	for _, cp := range c.Ports {
+		opened = opened || (cp.Protocol == "UDP" && strconv.Itoa(cp.ContainerPort) == p)
+	}
+	require.True(t, opened, "the container declares the gossip port")
+
+	front := docs["inferencepool"]
+	require.Equal(t, pods, labels(front))
+	require.Equal(t, 10000, front.Spec.Ports[0].TargetPort, "the image's default listener")
 }
