@@ -39,8 +39,10 @@ import (
 // figure), cpu-ns/req (the worker thread's CPU, steadier on a shared
 // machine), proc-cpu-ns/req (all the process's threads: Go GC, the module's
 // goroutines), host-ns/req (abihost's own part: the same exchange through
-// modules whose hooks do nothing), go-allocs/req (the Go heap allocations
-// of the process per exchange, SDK and background scrapes included, read
+// C modules whose hooks do nothing), sdk-floor-ns/req (the same through
+// do-nothing filters built with the Go SDK, test/abihost/gonull: the host
+// plus the SDK's filter creation and its entry into Go for every hook),
+// go-allocs/req (the Go heap allocations of the process per exchange, SDK and background scrapes included, read
 // through the library's inferencepool_heap_allocs export) and the ABI
 // crossings per exchange.
 //
@@ -48,6 +50,10 @@ import (
 func BenchmarkABIRoundTrip(b *testing.B) {
 	endpoints := metricsEndpoints(b, 10)
 	chain := harness.EnvoyChain(b).WithJSON("endpoint_picker", pickerConfig(endpoints, nil))
+	goNull, err := harness.BuildModule(b, "./test/abihost/gonull", "dist/libabihostgonull.so")
+	if err != nil {
+		b.Fatal(err)
+	}
 	answer := harness.ChatResponseWithUsage()
 	cases := []struct {
 		name     string
@@ -85,9 +91,17 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			// The Go SDK's floor: do-nothing filters built with the SDK (its
+			// filter creation and each hook's entry into Go).
+			f.Lib = goNull
+			sdkFloor, err := harness.RunBench(b, f)
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.Logf("per exchange: hooks %v callbacks %v", r.Hooks, r.Callbacks)
 			b.ReportMetric(r.NsPerReq, "ns/op")
 			b.ReportMetric(floor.NsPerReq, "host-ns/req")
+			b.ReportMetric(sdkFloor.NsPerReq, "sdk-floor-ns/req")
 			b.ReportMetric(r.NsPerReq, "ns/req")
 			b.ReportMetric(r.ThreadCPUNsPerReq, "cpu-ns/req")
 			b.ReportMetric(r.ProcessCPUNsPerReq, "proc-cpu-ns/req")
