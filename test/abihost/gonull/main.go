@@ -13,7 +13,9 @@ import (
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 )
 
-type configFactory struct{ shared.EmptyHttpFilterConfigFactory }
+type configFactory struct {
+	shared.EmptyHttpFilterConfigFactory
+}
 
 func (*configFactory) Create(shared.HttpFilterConfigHandle, []byte) (shared.HttpFilterFactory, error) {
 	return &filterFactory{}, nil
@@ -21,7 +23,9 @@ func (*configFactory) Create(shared.HttpFilterConfigHandle, []byte) (shared.Http
 
 type filterFactory struct{ shared.EmptyHttpFilterFactory }
 
-func (*filterFactory) Create(shared.HttpFilterHandle) shared.HttpFilter { return &shared.EmptyHttpFilter{} }
+func (*filterFactory) Create(shared.HttpFilterHandle) shared.HttpFilter {
+	return &shared.EmptyHttpFilter{}
+}
 
 func init() {
 	f := &configFactory{}
