@@ -59,7 +59,18 @@ type gossipNode struct {
 type gossipPeers struct {
 	to      []netip.AddrPort
 	sources map[netip.Addr]bool
+	// senders is how many sender ids the receiver tracks at once: a few
+	// per peer address (a restarted process has a new id; during an Envoy
+	// hot restart two processes send from one address), so a source that
+	// cycles ids, or forges a peer's address without a key, cannot grow
+	// the table past what the fleet needs.
+	senders int
 }
+
+// gossipMaxSenders bounds senders whatever the peer list.
+const gossipMaxSenders = 1024
+
+func sendersFor(addresses int) int { return min(gossipMaxSenders, 4*addresses+4) }
 
 // GossipHandle is a pool's hold on a gossip socket.
 type GossipHandle struct{ n *gossipNode }
@@ -85,13 +96,13 @@ func (c *Collector) JoinGossip(g Gossip) (*GossipHandle, error) {
 	}
 	n := &gossipNode{c: c, conn: conn, listen: g.Listen, id: rand.Uint64() | 1, key: g.key(), interval: g.interval(), refs: 1}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.peers.Store(&gossipPeers{sources: map[netip.Addr]bool{}})
+	n.peers.Store(&gossipPeers{sources: map[netip.Addr]bool{}, senders: sendersFor(0)})
 	n.setPeers(g.Peers)
 	if c.gossips == nil {
 		c.gossips = map[string]*gossipNode{}
 	}
 	c.gossips[g.Listen] = n
-	n.table = newGossipTable(n.id, 1024, int64(n.expireAfter()))
+	n.table = newGossipTable(n.id, gossipMaxSenders, int64(n.expireAfter()))
 	n.wg.Add(2)
 	go n.sendLoop()
 	go n.receiveLoop()
@@ -185,6 +196,7 @@ func (n *gossipNode) resolve() {
 			next.sources[ip] = true
 		}
 	}
+	next.senders = sendersFor(len(next.to))
 	n.peers.Store(next)
 }
 
@@ -317,10 +329,12 @@ func (n *gossipNode) takeSafely(table *gossipTable, b []byte, from netip.AddrPor
 }
 
 func (n *gossipNode) take(table *gossipTable, b []byte, from netip.AddrPort, now int64, msg *gossipMessage) {
-	if !n.peers.Load().sources[from.Addr().Unmap()] || decodeGossip(b, n.key, msg) != nil {
+	peers := n.peers.Load()
+	if !peers.sources[from.Addr().Unmap()] || decodeGossip(b, n.key, msg) != nil {
 		n.refused.Add(1)
 		return
 	}
+	table.maxPeers = peers.senders // senders already tracked past a lowered bound expire
 	ok := func() bool {
 		n.c.mu.Lock()
 		defer n.c.mu.Unlock()

@@ -253,3 +253,30 @@ func TestGossipSumsReachEveryTargetOfTheirEndpoint(t *testing.T) {
 		require.Equal(t, int64(2), y.Peers(), "what the other socket's peer told us stays")
 	})
 }
+
+// A source that cycles sender ids (a peer's address forged without a key,
+// or a bug) is tracked for at most a few ids per peer address: the table
+// and the counts it adds stay bounded by the fleet, not by the datagrams.
+func TestGossipSendersAreBoundedByThePeerList(t *testing.T) {
+	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+	b := NewManual()
+	tb := b.Acquire("10.9.0.1:8000", spec)
+	forger, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer forger.Close()
+	pb := freeUDPPort(t)
+	// One peer: 127.0.0.1, where the forger sends from too.
+	hb, _ := gossipOn(t, b, pb, forger.LocalAddr().(*net.UDPAddr).Port)
+	defer hb.Leave()
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pb}
+	entry := []gossipEntryOf{{endpoint: endpointHash("10.9.0.1:8000"), inFlight: 1}}
+	for id := uint64(1); id <= 50; id++ {
+		_, err := forger.WriteToUDP(appendGossip(nil, id, 1, entry, nil), to)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { s := hb.Stats(); return s.Received+s.Refused == 50 }, 2*time.Second, time.Millisecond)
+	s := hb.Stats()
+	require.Equal(t, uint64(sendersFor(1)), s.Received, "a few sender ids per peer address")
+	require.Equal(t, 8, s.Peers)
+	require.Eventually(t, func() bool { return tb.Peers() == int64(sendersFor(1)) }, time.Second, time.Millisecond)
+}
