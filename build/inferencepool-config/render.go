@@ -208,9 +208,9 @@ func fleetGossip(f *Fleet) (map[string]any, error) {
 	}
 	listen := f.Listen
 	if listen == "" {
-		port := ""
+		port, any := "", "0.0.0.0"
 		for i, p := range f.Peers {
-			_, pp, err := net.SplitHostPort(p)
+			host, pp, err := net.SplitHostPort(p)
 			if err != nil {
 				return nil, fmt.Errorf("fleet.peers[%d]: %q: want host:port", i, p)
 			}
@@ -218,8 +218,11 @@ func fleetGossip(f *Fleet) (map[string]any, error) {
 				return nil, fmt.Errorf("fleet.listen: required when the peers use different ports (%s and %s)", port, pp)
 			}
 			port = pp
+			if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+				any = "::" // IPv6 peers: every interface, both families
+			}
 		}
-		listen = net.JoinHostPort("0.0.0.0", port)
+		listen = net.JoinHostPort(any, port)
 	}
 	if _, _, err := splitAddr("fleet.listen", listen, ""); err != nil {
 		return nil, err

@@ -225,6 +225,9 @@ fleet: {interval: 2ms}
 	// Without a fleet, no gossip.
 	_, filters, _ = render(t, map[string]string{EnvServers: "10.0.0.1:80"})
 	require.Nil(t, pickerPools(t, filters)[0]["scrape"])
+	// IPv6 peers: listen on every interface of both families.
+	_, filters, _ = render(t, map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "[fd00::1]:7946,[fd00::2]:7946"})
+	require.Equal(t, "[::]:7946", dig(pickerPools(t, filters)[0], "scrape", "fleet", "gossip", "listen"))
 	// A listen address of its own.
 	_, filters, _ = render(t, map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "10.0.1.1:7946,10.0.1.2:7947", EnvFleetListen: "0.0.0.0:9000"})
 	require.Equal(t, "0.0.0.0:9000", dig(pickerPools(t, filters)[0], "scrape", "fleet", "gossip", "listen"))
