@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
 
@@ -26,15 +28,44 @@ func (f *aiRouterConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []by
 	if err != nil {
 		return nil, err
 	}
-	return newReusingFactory(filterconfig.AIRouter, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
+	var closePools func()
+	if p.EndpointPicker != nil {
+		// ai_router picks too (its endpointPicker): endpoint_picker's pools
+		// and stats, on this filter.
+		pools, err := picker.Open(p.EndpointPicker)
+		if err != nil {
+			return nil, fmt.Errorf("%s filter_config: field %q: %w", filterconfig.AIRouter, filterconfig.RouterPicker, err)
+		}
+		if cfg.picker, err = newPickerFilterConfig(h, pools); err != nil {
+			pools.Close()
+			return nil, err
+		}
+		closePools = pools.Close
+	}
+	fac, err := newReusingFactory(filterconfig.AIRouter, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
 		return newRouterFilter(cfg, fh)
-	}, releaseFilter, nil)
+	}, releaseFilter, closePools)
+	if err != nil {
+		if closePools != nil {
+			closePools()
+		}
+		return nil, err
+	}
+	if f, ok := fac.(*abi.Factory); ok && cfg.picker != nil {
+		cfg.picker.panics, cfg.picker.countPanics = f.Barrier.PanicCounter, true
+	}
+	return fac, nil
 }
 
-// CreatePerRoute refuses: ai_router has no per-route config, and a route
-// that gives it one is a mistake worth naming when the route loads.
+// CreatePerRoute parses {"pool": "name"}, the pool of ai_router's
+// endpointPicker a route's requests go to, as endpoint_picker's per-route
+// config does; anything else is refused when the route loads.
 func (f *aiRouterConfigFactory) CreatePerRoute(raw []byte) (any, error) {
-	return filterconfig.ParsePerRoute(filterconfig.AIRouter, raw)
+	rc, err := filterconfig.ParsePerRoute(filterconfig.AIRouter, raw)
+	if err != nil {
+		return nil, err
+	}
+	return pickerRoute{pool: rc.Pool}, nil
 }
 
 // GenAI stat tags, OpenTelemetry's attribute names, in AI Gateway's order.
@@ -44,6 +75,7 @@ var genAITags = []string{"gen_ai.operation.name", "gen_ai.provider.name", "gen_a
 type routerFilterConfig struct {
 	*transform.Config
 	budgets *transform.Budgets
+	picker  *pickerFilterConfig // endpointPicker's: ai_router picks too; nil without
 
 	tokenUsage, duration, ttft, tpot shared.MetricID
 }
@@ -104,6 +136,11 @@ type aiRouterFilter struct {
 	// crossing (headerSnapshot): the hook reads several, and the body hook
 	// reads accept-encoding and content-length from it too.
 	hdrs headerSnapshot
+	// pick is endpoint_picker's part when ai_router picks too
+	// (endpointPicker): called where endpoint_picker's hooks would be, after
+	// ai_router's on the request and before them on the response, as in the
+	// chain ai_router, endpoint_picker. nil without.
+	pick *endpointPickerFilter
 }
 
 func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
@@ -137,6 +174,9 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 			headers.Remove(headerModel)
 			f.h.ClearRouteCache()
 		}
+		if f.pick != nil { // not ours to read: endpoint_picker's own way
+			return f.pick.OnRequestHeaders(headers, endOfStream)
+		}
 		return shared.HeadersStatusContinue
 	}
 	if n, err := strconv.ParseInt(f.hdrs.get("content-length"), 10, 64); err == nil {
@@ -150,12 +190,15 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 	f.ep, f.active = ep, true
 	f.rewriteHdr = strings.Clone(f.hdrs.get(transform.ModelRewriteHeader)) // Decide's strings are its own
 	if endOfStream {
-		return headersStatus(f.decide(nil))
+		return headersStatus(f.decide(nil) && f.pickDecided())
 	}
 	return shared.HeadersStatusStop
 }
 
 func (f *aiRouterFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
+	if !f.active && f.pick != nil {
+		return f.pick.OnRequestBody(body, endOfStream)
+	}
 	if !f.active || f.decided {
 		return shared.BodyStatusContinue
 	}
@@ -177,23 +220,36 @@ func (f *aiRouterFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool)
 		f.replyError(err)
 		return shared.BodyStatusStopNoBuffer
 	}
-	if f.decide(&parts) {
+	if f.decide(&parts) && f.pickDecided() {
 		return shared.BodyStatusContinue
 	}
 	return shared.BodyStatusStopNoBuffer
 }
 
-func (f *aiRouterFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStatus {
+func (f *aiRouterFilter) OnRequestTrailers(trailers shared.HeaderMap) shared.TrailersStatus {
+	if !f.active && f.pick != nil {
+		return f.pick.OnRequestTrailers(trailers)
+	}
 	if !f.active || f.decided {
 		return shared.TrailersStatusContinue
 	}
 	parts := newBodyParts(f.h, nil, f.chunks[:0])
 	f.chunks = parts.chunks
 	defer clear(f.chunks)
-	if f.decide(&parts) {
+	if f.decide(&parts) && f.pickDecided() {
 		return shared.TrailersStatusContinue
 	}
 	return shared.TrailersStatusStop
+}
+
+// pickDecided picks the endpoint of a request decide let through when
+// ai_router picks too, with decide's facts (no handoff, no second read of
+// the body); it reports whether the request goes on.
+func (f *aiRouterFilter) pickDecided() bool {
+	if f.pick == nil {
+		return true
+	}
+	return f.pick.pickFor(f.h.RequestHeaders(), &f.factsVal)
 }
 
 // decide reads the whole body, then either answers the request or sets the
@@ -255,6 +311,10 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 	}
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.factsVal = requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream}
+	if f.pick != nil {
+		b.Run() // the facts go to pick directly
+		return true
+	}
 	f.facts.publish(b, &f.factsVal) // runs b
 	return true
 }
@@ -298,6 +358,9 @@ func (f *aiRouterFilter) replyWith(e *transform.Error, extra ...[2]string) {
 var responseKeys = [3]string{":status", "content-type", "content-encoding"}
 
 func (f *aiRouterFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
+	if f.pick != nil {
+		f.pick.OnResponseHeaders(headers, endOfStream) // always goes on
+	}
 	if !f.decided || f.meter != nil {
 		return shared.HeadersStatusContinue
 	}
@@ -401,6 +464,9 @@ func (f *aiRouterFilter) OnStreamComplete() {
 	case f.forwarded:
 		f.b.Start(f.s)
 		f.charge(nil)
+	}
+	if f.pick != nil {
+		f.pick.OnStreamComplete()
 	}
 }
 

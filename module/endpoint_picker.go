@@ -235,25 +235,11 @@ type endpointPickerFilter struct {
 }
 
 func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
-	// Everything the hook reads, in one call from Go.
-	b := &f.b
-	b.Start(f.s)
-	route := b.HasRouteConfig()
-	objective := b.HeaderValue(headers, headerObjective)
-	subset := f.readSubset()
-	facts := receiveRequestFacts(b)
-	b.Run()
-	pool, missing := f.cfg.poolFor(f.h, b.OK(route))
-	if pool == nil {
-		f.decided = true
-		f.reply(503, fmt.Sprintf("route names pool %q, which this endpoint_picker does not have", missing), "no_capacity")
+	facts, ok := f.prepare(headers, true)
+	if !ok {
 		return shared.HeadersStatusStop
 	}
-	f.pool = pool
-	v, _ := b.View(objective)
-	f.req.Objective = v.ToString()
-	f.useSubset(subset)
-	if facts := facts.get(b); facts != nil {
+	if facts != nil {
 		// ai_router ran and parsed the body: no need to see it.
 		f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
 		return headersStatus(f.pick(headers))
@@ -266,6 +252,50 @@ func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfS
 		return headersStatus(f.readBody() && f.pick(headers))
 	}
 	return shared.HeadersStatusStop
+}
+
+// prepare reads what a pick needs besides the body, in one call from Go:
+// the route's pool, the objective, the subset hint and, with receive, the
+// facts ai_router handed on before it in the chain (nil when it did not).
+// It reports false when it answered the request (a pool the route names
+// that this filter does not have).
+func (f *endpointPickerFilter) prepare(headers shared.HeaderMap, receive bool) (*requestFacts, bool) {
+	b := &f.b
+	b.Start(f.s)
+	route := b.HasRouteConfig()
+	objective := b.HeaderValue(headers, headerObjective)
+	subset := f.readSubset()
+	var facts factsReads
+	if receive {
+		facts = receiveRequestFacts(b)
+	}
+	b.Run()
+	pool, missing := f.cfg.poolFor(f.h, b.OK(route))
+	if pool == nil {
+		f.decided = true
+		f.reply(503, fmt.Sprintf("route names pool %q, which this endpoint_picker does not have", missing), "no_capacity")
+		return nil, false
+	}
+	f.pool = pool
+	v, _ := b.View(objective)
+	f.req.Objective = v.ToString()
+	f.useSubset(subset)
+	if !receive {
+		return nil, true
+	}
+	return facts.get(b), true
+}
+
+// pickFor picks for a request ai_router decided in the same filter (its
+// endpointPicker), where endpoint_picker after it in the chain would: with
+// ai_router's facts handed over directly. It reports whether the request
+// goes on.
+func (f *endpointPickerFilter) pickFor(headers shared.HeaderMap, facts *requestFacts) bool {
+	if _, ok := f.prepare(headers, false); !ok {
+		return false
+	}
+	f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
+	return f.pick(headers)
 }
 
 // bodyUse is what endpoint_picker, running without ai_router, does with a

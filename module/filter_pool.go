@@ -36,6 +36,9 @@ func (f *aiRouterFilter) reset(cfg *routerFilterConfig, h shared.HttpFilterHandl
 	b := f.b.Keep(abi.NewStream(h))
 	*f = aiRouterFilter{cfg: cfg, h: h, s: b.Stream(), restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs),
 		chunks: keepChunks(f.chunks), backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter, b: b}
+	if cfg.picker != nil { // ai_router picks too: endpoint_picker's part, from its pool
+		f.pick = newPickerFilter(cfg.picker, h)
+	}
 }
 
 func newPickerFilter(cfg *pickerFilterConfig, h shared.HttpFilterHandle) *endpointPickerFilter {
@@ -70,6 +73,9 @@ func (f *aiUpstreamFilter) reset(cfg *upstreamFilterConfig, h shared.HttpFilterH
 func releaseFilter(x shared.HttpFilter) {
 	switch f := x.(type) {
 	case *aiRouterFilter:
+		if f.pick != nil {
+			releaseFilter(f.pick)
+		}
 		*f = aiRouterFilter{restored: keep(f.restored), stripped: keep(f.stripped), hdrs: keepSnapshot(f.hdrs), chunks: keepChunks(f.chunks),
 			backendBuf: keep(f.backendBuf), ownMeter: f.ownMeter, b: f.b.Keep(abi.Stream{})} // let go of the stream
 		routerFilters.Put(f)

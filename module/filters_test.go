@@ -233,6 +233,14 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	rc, err := (&endpointPickerConfigFactory{}).CreatePerRoute([]byte(`{"pool":"a"}`))
 	require.NoError(t, err)
 	require.Equal(t, pickerRoute{pool: "a"}, rc)
-	_, err = (&aiRouterConfigFactory{}).CreatePerRoute([]byte(`{"pool":"a"}`))
-	require.ErrorContains(t, err, "ai_router")
+	rc, err = (&aiRouterConfigFactory{}).CreatePerRoute([]byte(`{"pool":"a"}`))
+	require.NoError(t, err, "ai_router's, for its endpointPicker")
+	require.Equal(t, pickerRoute{pool: "a"}, rc)
+	_, err = (&aiRouterConfigFactory{}).CreatePerRoute([]byte(`{"pool":"a","extra":true}`))
+	require.ErrorContains(t, err, `"extra"`)
+	_, err = (&aiUpstreamConfigFactory{}).CreatePerRoute([]byte(`{"pool":"a"}`))
+	require.ErrorContains(t, err, "ai_upstream")
+	_, err = (&aiRouterConfigFactory{}).Create(&fakeConfigHandle{},
+		[]byte(`{"endpointPicker":{"pools":[{"name":"p","endpoints":{"static":["nope"]}}]}}`))
+	require.ErrorContains(t, err, `"endpointPicker": pools[0].endpoints`)
 }

@@ -30,6 +30,8 @@ import (
 //   - sse=1000: a 4 KiB streamed request (stream_options.include_usage) and
 //     a 1,000-event answer with usage in the last chunk, in 4 KiB frames (as
 //     transform's BenchmarkSSEUsage);
+//   - onefilter=4KiB: body=4KiB through ai_router alone, picking too (its
+//     endpointPicker): the same work in one filter's hooks;
 //   - upstream=openai: body=4KiB routed to a cluster of the 10 endpoints
 //     whose upstream chain has ai_upstream with an OpenAI-compatible backend
 //     (API key from a file): one upstream attempt per exchange, whose filter
@@ -50,6 +52,8 @@ import (
 func BenchmarkABIRoundTrip(b *testing.B) {
 	endpoints := metricsEndpoints(b, 10)
 	chain := harness.EnvoyChain(b).WithJSON("endpoint_picker", pickerConfig(endpoints, nil))
+	// body=4KiB with ai_router picking too (its endpointPicker): one filter.
+	oneFilter := harness.EnvoyChain(b).Only("ai_router").WithMerged("ai_router", map[string]any{"endpointPicker": pickerConfig(endpoints, nil)})
 	goNull, err := harness.BuildModule(b, "./test/abihost/gonull", "dist/libabihostgonull.so")
 	if err != nil {
 		b.Fatal(err)
@@ -67,6 +71,7 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 			Response: sseAnswer(1000, 4<<10)}, minBytes: 200_000},
 		{name: "upstream=openai", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: answer,
 			Clusters: []harness.Cluster{openAICluster(b, endpoints)}, Routes: []harness.Route{{Name: "pool", Cluster: "pool"}}}},
+		{name: "onefilter=4KiB", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: answer, Chain: oneFilter}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -75,7 +80,10 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 				n = 2000
 			}
 			o := c.opts
-			o.N, o.Warmup, o.Chain, o.Settle = n, 500, chain, 500*time.Millisecond
+			o.N, o.Warmup, o.Settle = n, 500, 500*time.Millisecond
+			if o.Chain == nil {
+				o.Chain = chain
+			}
 			r, err := harness.RunBench(b, o)
 			if err != nil {
 				b.Fatal(err)

@@ -33,14 +33,17 @@ func poolRoute(name, model, pool string) harness.Route {
 }
 
 // readmePoolsBootstrap is README.md's one-pool-per-model bootstrap.
-func readmePoolsBootstrap(t *testing.T) []byte {
+func readmePoolsBootstrap(t *testing.T) []byte { return readmeBootstrap(t, "pools-bootstrap") }
+
+// readmeBootstrap is the YAML block of README.md between the name's markers.
+func readmeBootstrap(t *testing.T, name string) []byte {
 	root, err := harness.RepoRoot()
 	require.NoError(t, err)
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
 	require.NoError(t, err)
-	_, rest, ok := strings.Cut(string(readme), "<!-- pools-bootstrap:start -->")
+	_, rest, ok := strings.Cut(string(readme), "<!-- "+name+":start -->")
 	require.True(t, ok)
-	block, _, ok := strings.Cut(rest, "<!-- pools-bootstrap:end -->")
+	block, _, ok := strings.Cut(rest, "<!-- "+name+":end -->")
 	require.True(t, ok)
 	return []byte(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(block), "```yaml"), "```"))
 }
@@ -128,7 +131,7 @@ func TestPickerPerRouteConfigRejected(t *testing.T) {
 	for _, tc := range []struct {
 		name, filter, cfg, want string
 	}{
-		{name: "ai_router has none", filter: "ai_router", cfg: `{"pool":"a"}`, want: `"ai_router" has no per-route config`},
+		{name: "ai_router's takes only a pool", filter: "ai_router", cfg: `{"pool":"a","weight":2}`, want: `"weight"`},
 		{name: "no pool", cfg: `{}`, want: `"pool" is required`},
 		{name: "unknown field", cfg: `{"pool":"a","weight":2}`, want: `"weight"`},
 		{name: "wrong type", cfg: `{"pool":3}`, want: `pool`},

@@ -19,6 +19,17 @@ func TestParse(t *testing.T) {
 		{name: "malformed JSON", filter: AIRouter, raw: `{"models":`, wantErr: "invalid JSON"},
 		{name: "trailing data", filter: AIRouter, raw: `{} {}`, wantErr: "data after the top-level value"},
 		{name: "unknown filter", filter: "other", raw: `{}`, wantErr: `unknown filter_name "other"`},
+		{name: "ai_router that picks", filter: AIRouter, raw: `{"models":[{"name":"m"}],"endpointPicker":{"pools":[{"name":"p","endpoints":{"static":["127.0.0.1:8000"]}}]}}`,
+			check: func(t *testing.T, p *Parsed) {
+				require.Equal(t, "p", p.EndpointPicker.Pools[0].Name)
+				require.NotNil(t, p.AIRouter)
+			}},
+		{name: "ai_router without endpointPicker picks nothing", filter: AIRouter, raw: `{}`,
+			check: func(t *testing.T, p *Parsed) { require.Nil(t, p.EndpointPicker) }},
+		{name: "ai_router's endpointPicker errors are named", filter: AIRouter, raw: `{"endpointPicker":{"pools":[{"name":"p","endpoints":{"static":["nope"]}}]}}`,
+			wantErr: `field "endpointPicker": pools[0].endpoints`},
+		{name: "ai_router's endpointPicker is an object", filter: AIRouter, raw: `{"endpointPicker":"p"}`, wantErr: `field "endpointPicker": want an object`},
+		{name: "ai_router's endpointPicker needs a pool", filter: AIRouter, raw: `{"endpointPicker":{}}`, wantErr: "pools"},
 	}
 	runParseCases(t, tests)
 }
@@ -60,7 +71,9 @@ func TestParsePerRoute(t *testing.T) {
 		{name: "unknown field named", filter: EndpointPicker, raw: `{"pool":"b","pools":[]}`, wantErr: `unknown field "pools"`},
 		{name: "wrong type named", filter: EndpointPicker, raw: `{"pool":1}`, wantErr: `pool`},
 		{name: "malformed JSON", filter: EndpointPicker, raw: `{"pool":`, wantErr: "invalid JSON"},
-		{name: "ai_router has none", filter: AIRouter, raw: `{"pool":"b"}`, wantErr: `"ai_router" has no per-route config`},
+		{name: "ai_router's, for its endpointPicker", filter: AIRouter, raw: `{"pool":"b"}`, wantPool: "b"},
+		{name: "ai_router's takes only a pool", filter: AIRouter, raw: `{"pool":"b","model":"m"}`, wantErr: `unknown field "model"`},
+		{name: "ai_upstream has none", filter: AIUpstream, raw: `{"pool":"b"}`, wantErr: `"ai_upstream" has no per-route config`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

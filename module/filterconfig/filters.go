@@ -3,6 +3,9 @@ package filterconfig
 import (
 	"fmt"
 
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
@@ -16,11 +19,18 @@ const (
 
 // Parsed is one filter's parsed config plus its debug options.
 type Parsed struct {
-	Debug          Debug
-	AIRouter       *transform.Config
+	Debug    Debug
+	AIRouter *transform.Config
+	// EndpointPicker is endpoint_picker's config, or ai_router's
+	// "endpointPicker" (ai_router picks too: one filter in the chain).
 	EndpointPicker *picker.Config
 	AIUpstream     *AIUpstreamConfig
 }
+
+// RouterPicker is the field of ai_router's filter_config that holds an
+// endpoint_picker filter_config: ai_router then picks the endpoint itself,
+// right after its decision, and the chain has no endpoint_picker.
+const RouterPicker = "endpointPicker"
 
 // Parse parses the filter_config of the named filter exactly as the library
 // does when Envoy creates the filter config.
@@ -32,6 +42,9 @@ func Parse(filter string, raw []byte) (*Parsed, error) {
 	p := &Parsed{Debug: dbg}
 	switch filter {
 	case AIRouter:
+		if rest, p.EndpointPicker, err = splitRouterPicker(rest); err != nil {
+			return nil, err
+		}
 		p.AIRouter, err = transform.Parse(rest)
 		if err != nil {
 			err = fmt.Errorf("%s filter_config: %w", filter, err)
@@ -55,18 +68,42 @@ func Parse(filter string, raw []byte) (*Parsed, error) {
 	return p, nil
 }
 
-// PickerRoute is endpoint_picker's per-route config: the pool the route's
-// requests go to.
+// splitRouterPicker takes ai_router's "endpointPicker" out of raw and
+// parses it as endpoint_picker's filter_config; nil when there is none.
+func splitRouterPicker(raw []byte) ([]byte, *picker.Config, error) {
+	if !gjson.ValidBytes(raw) {
+		return raw, nil, nil // the router's parser names what is wrong
+	}
+	v := gjson.GetBytes(raw, RouterPicker)
+	if !v.Exists() {
+		return raw, nil, nil
+	}
+	if !v.IsObject() {
+		return nil, nil, fmt.Errorf("%s filter_config: field %q: want an object (an %s filter_config)", AIRouter, RouterPicker, EndpointPicker)
+	}
+	pc, err := picker.Parse([]byte(v.Raw))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s filter_config: field %q: %w", AIRouter, RouterPicker, err)
+	}
+	rest, err := sjson.DeleteBytes(raw, RouterPicker)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s filter_config: %v", AIRouter, err)
+	}
+	return rest, pc, nil
+}
+
+// PickerRoute is the per-route config of endpoint_picker, and of ai_router
+// with an endpointPicker: the pool the route's requests go to.
 type PickerRoute struct {
 	Pool string `json:"pool"`
 }
 
 // ParsePerRoute parses the per-route filter_config (typed_per_filter_config)
 // of the named filter exactly as the library does when Envoy loads the route.
-// Only endpoint_picker has one.
+// endpoint_picker has one, and ai_router for its endpointPicker.
 func ParsePerRoute(filter string, raw []byte) (*PickerRoute, error) {
-	if filter != EndpointPicker {
-		return nil, fmt.Errorf("filter %q has no per-route config (only %q does)", filter, EndpointPicker)
+	if filter != EndpointPicker && filter != AIRouter {
+		return nil, fmt.Errorf("filter %q has no per-route config (only %q and %q do)", filter, EndpointPicker, AIRouter)
 	}
 	var rc PickerRoute
 	if err := DecodeStrict(filter+" per-route", raw, &rc); err != nil {

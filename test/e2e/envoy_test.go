@@ -95,7 +95,14 @@ func TestEnvoyOverwritesClientDestination(t *testing.T) {
 // the picker's per-route pool keeps model-b requests off it (that server
 // answers another model's request 404).
 func poolsConfig(t *testing.T, listen, admin int, a, b string) []byte {
-	s := readmeBlock(t, "pools-bootstrap")
+	return readmePoolsConfig(t, "pools-bootstrap", listen, admin, a, b)
+}
+
+// readmePoolsConfig is poolsConfig for the README block between the name's
+// markers (pools-bootstrap, or onefilter-bootstrap: the same pools and
+// clusters with ai_router alone).
+func readmePoolsConfig(t *testing.T, block string, listen, admin int, a, b string) []byte {
+	s := readmeBlock(t, block)
 	sock := func(addr string) string {
 		host, port, _ := net.SplitHostPort(addr)
 		return fmt.Sprintf("{endpoint: {address: {socket_address: {address: %s, port_value: %s}}}}", host, port)
@@ -122,11 +129,20 @@ func poolsConfig(t *testing.T, listen, admin int, a, b string) []byte {
 // x-ai-eg-model (set by ai_router) names pool b in endpoint_picker's
 // per-route config, and model-b requests are only ever sent to pool b.
 func TestEnvoyRoutesModelToItsPool(t *testing.T) {
+	for _, block := range []string{"pools-bootstrap", "onefilter-bootstrap"} {
+		t.Run(block, func(t *testing.T) { routesModelToItsPool(t, block) })
+	}
+}
+
+// routesModelToItsPool runs TestEnvoyRoutesModelToItsPool on a README
+// bootstrap: the two-filter chain, or ai_router picking too (its
+// endpointPicker and per-route config; TestRouterPicksREADMEBootstrap).
+func routesModelToItsPool(t *testing.T, block string) {
 	needEnvoy(t)
 	a := startSims(t, 1)[0]
 	b := startModelSims(t, "model-b", 1)[0]
 	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, poolsConfig(t, listen, admin, a, b))
+	e := startEnvoyWith(t, listen, admin, readmePoolsConfig(t, block, listen, admin, a, b))
 	// Until a pool's first scrape it fails open and Envoy's round robin
 	// picks, which may send model-b to pool a's server.
 	waitForPoolPicks(t, e, "sim-model", "a")

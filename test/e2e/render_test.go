@@ -191,8 +191,9 @@ func TestE2EConfigsValidate(t *testing.T) {
 		filters []string
 		schemas string // every ai_upstream backend's schema, in order
 	}{
-		"envoy.yaml":   {envoyConfig(t, 18080, 18081, sims), both, ""},
-		"README pools": {poolsConfig(t, 18080, 18081, sims[0], sims[1]), both, ""},
+		"envoy.yaml":        {envoyConfig(t, 18080, 18081, sims), both, ""},
+		"README pools":      {poolsConfig(t, 18080, 18081, sims[0], sims[1]), both, ""},
+		"README one filter": {readmePoolsConfig(t, "onefilter-bootstrap", 18080, 18081, sims[0], sims[1]), []string{"ai_router"}, ""},
 		"README providers": {providersConfig(t, 18080, 18081, sims[0], "127.0.0.1:18443", keyFile(t)),
 			fallback, "openai anthropic anthropic"},
 		"costs":                   {costsScenario(sims[0], log).bootstrap(t, 18080, 18081), both, ""},

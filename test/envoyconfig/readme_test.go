@@ -48,7 +48,7 @@ func TestREADMEPoolsBootstrapValidates(t *testing.T) {
 		{"route names a missing pool", "value: {pool: b}", "value: {pool: c}", `per-route pool "c" is not a pool of any endpoint_picker`},
 		{"per-route config without pool", "value: {pool: b}", "value: {}", `"pool" is required`},
 		{"per-route unknown field", "value: {pool: b}", "value: {pool: b, weight: 1}", `unknown field "weight"`},
-		{"per-route for ai_router", "per_route_config_name: endpoint_picker", "per_route_config_name: ai_router", `"ai_router" has no per-route config`},
+		{"per-route for ai_router without an endpointPicker", "per_route_config_name: endpoint_picker", "per_route_config_name: ai_router", `per-route pool "b" is not a pool of any ai_router's endpointPicker`},
 		{"filter_name instead of per_route_config_name", "per_route_config_name: endpoint_picker\n", "filter_name: endpoint_picker\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,5 +111,25 @@ func TestREADMEBedrockBootstrapValidates(t *testing.T) {
 		require.Contains(t, block, tc.old)
 		_, _, err := ValidateYAML([]byte(strings.Replace(block, tc.old, tc.new, 1)))
 		require.ErrorContains(t, err, tc.wantErr)
+	}
+}
+
+// The one-filter setup shown in README.md loads (ai_router alone, picking
+// with its endpointPicker), and a route naming a pool ai_router's
+// endpointPicker does not have is caught.
+func TestREADMEOneFilterBootstrapValidates(t *testing.T) {
+	block := readmeBlock(t, "onefilter-bootstrap")
+	_, filters, err := ValidateYAML([]byte(block))
+	require.NoError(t, err)
+	require.Equal(t, []string{"ai_router"}, names(filters))
+	for _, tc := range []struct{ name, old, new, wantErr string }{
+		{"route names a missing pool", "value: {pool: b}", "value: {pool: c}", `per-route pool "c" is not a pool of any ai_router's endpointPicker`},
+		{"a bad endpointPicker", "ports: [8000]}}}\n", "ports: [0]}}}\n", `"endpointPicker"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, block, tc.old, "mutation no longer applies to the README")
+			_, _, err := ValidateYAML([]byte(strings.Replace(block, tc.old, tc.new, 1)))
+			require.ErrorContains(t, err, tc.wantErr)
+		})
 	}
 }

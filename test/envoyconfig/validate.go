@@ -68,7 +68,7 @@ func ValidateYAML(data []byte) (*bootstrapv3.Bootstrap, []DynamicModuleFilter, e
 	if err := b.ValidateAll(); err != nil {
 		return nil, nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	w := &walker{pools: map[string]bool{}}
+	w := &walker{pools: map[string]map[string]bool{}}
 	w.message(b.ProtoReflect(), "bootstrap")
 	w.checkRoutePools()
 	return b, w.filters, errors.Join(w.errs...)
@@ -77,20 +77,27 @@ func ValidateYAML(data []byte) (*bootstrapv3.Bootstrap, []DynamicModuleFilter, e
 type walker struct {
 	errs    []error
 	filters []DynamicModuleFilter
-	pools   map[string]bool // every endpoint_picker pool name
-	routes  []routePool     // every per-route pool choice
+	pools   map[string]map[string]bool // filter_name → its pool names (endpoint_picker's, ai_router's endpointPicker)
+	routes  []routePool                // every per-route pool choice
 }
 
-type routePool struct{ path, pool string }
+type routePool struct{ path, filter, pool string }
 
-// checkRoutePools refuses a route that names a pool no endpoint_picker has.
-// Envoy cannot see this (per-route and filter configs load apart); the
-// picker would answer that route's requests 503.
+// checkRoutePools refuses a route that names a pool its filter does not
+// have: endpoint_picker's per-route config a pool of no endpoint_picker,
+// ai_router's one of no ai_router's endpointPicker. Envoy cannot see this
+// (per-route and filter configs load apart); the picker would answer that
+// route's requests 503.
 func (w *walker) checkRoutePools() {
 	for _, r := range w.routes {
-		if !w.pools[r.pool] {
-			w.errs = append(w.errs, fmt.Errorf("%s: per-route pool %q is not a pool of any endpoint_picker", r.path, r.pool))
+		if w.pools[r.filter][r.pool] {
+			continue
 		}
+		if r.filter == filterconfig.AIRouter {
+			w.errs = append(w.errs, fmt.Errorf("%s: per-route pool %q is not a pool of any ai_router's %s", r.path, r.pool, filterconfig.RouterPicker))
+			continue
+		}
+		w.errs = append(w.errs, fmt.Errorf("%s: per-route pool %q is not a pool of any endpoint_picker", r.path, r.pool))
 	}
 }
 
@@ -160,8 +167,12 @@ func (w *walker) dynamicModule(f *dynmodv3.DynamicModuleFilter, path string) {
 		return
 	}
 	if parsed.EndpointPicker != nil {
+		name := f.GetFilterName()
+		if w.pools[name] == nil {
+			w.pools[name] = map[string]bool{}
+		}
 		for _, p := range parsed.EndpointPicker.Pools {
-			w.pools[p.Name] = true
+			w.pools[name][p.Name] = true
 		}
 	}
 	w.filters = append(w.filters, DynamicModuleFilter{FilterName: f.GetFilterName(), FilterConfig: raw})
@@ -192,7 +203,7 @@ func (w *walker) dynamicModulePerRoute(f *dynmodv3.DynamicModuleFilterPerRoute, 
 		w.errs = append(w.errs, fmt.Errorf("%s: %w", path, err))
 		return
 	}
-	w.routes = append(w.routes, routePool{path: path, pool: rc.Pool})
+	w.routes = append(w.routes, routePool{path: path, filter: name, pool: rc.Pool})
 }
 
 // FilterConfigBytes is what Envoy hands the module for a filter_config Any:
