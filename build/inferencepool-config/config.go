@@ -35,6 +35,10 @@ type Config struct {
 	// Pools are endpoint_picker's pools, each with an Envoy cluster of the
 	// same servers.
 	Pools []Pool `json:"pools"`
+	// OneFilter puts the pools in ai_router's endpointPicker and leaves
+	// endpoint_picker out of the chain: ai_router picks too, one filter's
+	// hooks a request instead of two (README.md, "One filter").
+	OneFilter bool `json:"oneFilter,omitempty"`
 	// Fleet, when the image runs as several replicas behind one Service,
 	// makes them tell each other their requests in flight (every pool's
 	// scrape.fleet.gossip), so four replicas route about as well as one.
@@ -84,6 +88,7 @@ const (
 	EnvServers          = "INFERENCEPOOL_SERVERS"           // one pool's servers, comma separated
 	EnvPool             = "INFERENCEPOOL_POOL"              // that pool's name (default "pool")
 	EnvPicker           = "INFERENCEPOOL_PICKER"            // that pool's Picker fields, JSON
+	EnvOneFilter        = "INFERENCEPOOL_ONE_FILTER"        // Config.OneFilter: true or false
 	EnvFleetPeers       = "INFERENCEPOOL_FLEET_PEERS"       // Fleet.Peers, comma separated
 	EnvFleetListen      = "INFERENCEPOOL_FLEET_LISTEN"      // Fleet.Listen
 	EnvFleetKey         = "INFERENCEPOOL_FLEET_KEY"         // Fleet.Key
@@ -128,6 +133,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 			return fmt.Errorf("%s: not JSON", EnvAIRouter)
 		}
 		c.AIRouter = json.RawMessage(v)
+	}
+	if v := getenv(EnvOneFilter); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s: %q: true or false", EnvOneFilter, v)
+		}
+		c.OneFilter = b
 	}
 	if err := c.applyFleetEnv(getenv); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/tidwall/gjson"
 	"sigs.k8s.io/yaml"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
@@ -133,7 +134,34 @@ func Render(c *Config) ([]byte, error) {
 	if _, err := filterconfig.Parse(filterconfig.EndpointPicker, picker); err != nil {
 		return nil, fmt.Errorf("pools: %w", err)
 	}
-	routes := append(modelRoutes, route(defaultPool, map[string]any{"prefix": "/"}, module, c.EndpointHeader))
+	pickerFilter := filterconfig.EndpointPicker
+	if !c.OneFilter && gjson.GetBytes(aiRouter, filterconfig.RouterPicker).Exists() {
+		// ai_router would pick, and endpoint_picker after it again.
+		return nil, fmt.Errorf("aiRouter.%s: set oneFilter instead (the pools become it)", filterconfig.RouterPicker)
+	}
+	if c.OneFilter {
+		// ai_router picks too: the pools go into its endpointPicker, and the
+		// routes' pools into its per-route config.
+		var r map[string]any
+		if err := json.Unmarshal(aiRouter, &r); err != nil || r == nil {
+			return nil, fmt.Errorf("aiRouter: want a JSON object")
+		}
+		if _, set := r[filterconfig.RouterPicker]; set {
+			return nil, fmt.Errorf("aiRouter.%s: set by pools and oneFilter", filterconfig.RouterPicker)
+		}
+		r[filterconfig.RouterPicker] = json.RawMessage(picker)
+		if aiRouter, err = json.Marshal(r); err != nil {
+			return nil, err
+		}
+		if _, err := filterconfig.Parse(filterconfig.AIRouter, aiRouter); err != nil {
+			return nil, fmt.Errorf("aiRouter: %w", err)
+		}
+		pickerFilter = filterconfig.AIRouter
+	}
+	for _, r := range modelRoutes {
+		perRouteFilter(r.(map[string]any), pickerFilter)
+	}
+	routes := append(modelRoutes, perRouteFilter(route(defaultPool, map[string]any{"prefix": "/"}, module, c.EndpointHeader), pickerFilter))
 
 	filter := func(name string, config json.RawMessage) map[string]any {
 		var v any
@@ -153,12 +181,7 @@ func Render(c *Config) ([]byte, error) {
 		"route_config": map[string]any{"name": "inference", "virtual_hosts": []any{map[string]any{
 			"name": "inference", "domains": []any{"*"}, "routes": routes,
 		}}},
-		"http_filters": []any{
-			filter(filterconfig.AIRouter, aiRouter),
-			filter(filterconfig.EndpointPicker, picker),
-			map[string]any{"name": "envoy.filters.http.router", "typed_config": map[string]any{
-				"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
-		},
+		"http_filters": httpFilters(filter(filterconfig.AIRouter, aiRouter), filter(filterconfig.EndpointPicker, picker), c.OneFilter),
 	}
 	bootstrap := map[string]any{
 		"static_resources": map[string]any{
@@ -269,6 +292,30 @@ var (
 )
 
 func clusterName(pool string) string { return pool }
+
+// httpFilters is the chain: ai_router, endpoint_picker (unless ai_router
+// picks too) and Envoy's router.
+func httpFilters(aiRouter, endpointPicker map[string]any, oneFilter bool) []any {
+	chain := []any{aiRouter}
+	if !oneFilter {
+		chain = append(chain, endpointPicker)
+	}
+	return append(chain, map[string]any{"name": "envoy.filters.http.router", "typed_config": map[string]any{
+		"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
+}
+
+// perRouteFilter moves route r's per-route pool config to the filter that
+// picks (endpoint_picker's, else ai_router's), and returns r.
+func perRouteFilter(r map[string]any, filter string) map[string]any {
+	tpf := r["typed_per_filter_config"].(map[string]any)
+	cfg := tpf[filterconfig.EndpointPicker].(map[string]any)
+	if filter != filterconfig.EndpointPicker {
+		delete(tpf, filterconfig.EndpointPicker)
+		cfg["per_route_config_name"] = filter
+		tpf[filter] = cfg
+	}
+	return r
+}
 
 // route sends matching requests to the pool's cluster, naming the pool for
 // endpoint_picker, with a retry policy whose retries walk the picker's list.

@@ -233,6 +233,41 @@ fleet: {interval: 2ms}
 	require.Equal(t, "0.0.0.0:9000", dig(pickerPools(t, filters)[0], "scrape", "fleet", "gossip", "listen"))
 }
 
+// oneFilter: ai_router alone, the pools in its endpointPicker and every
+// route's pool in its own per-route config (the bootstrap validates: each
+// route's pool is one of ai_router's endpointPicker).
+func TestRenderOneFilter(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`
+aiRouter: {costs: [{metadataKey: llm_total_token, type: total}]}
+pools:
+- {name: chat, model: chat-model, servers: ["10.1.0.1:8000"]}
+- {name: code, servers: ["vllm-code.svc:8000"], picker: {engine: sglang}}
+`), 0o644))
+	out, filters, doc := render(t, map[string]string{EnvConfig: cfg, EnvOneFilter: "true"})
+	require.Len(t, filters, 1)
+	require.Equal(t, "ai_router", filters[0].FilterName)
+	var r struct {
+		Costs          []any `json:"costs"`
+		EndpointPicker struct {
+			Pools []map[string]any `json:"pools"`
+		} `json:"endpointPicker"`
+	}
+	require.NoError(t, json.Unmarshal(filters[0].FilterConfig, &r))
+	require.Len(t, r.Costs, 1, "ai_router's own fields stay")
+	require.Len(t, r.EndpointPicker.Pools, 2)
+	require.Equal(t, "sglang", r.EndpointPicker.Pools[1]["engine"])
+	routes := dig(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config", "route_config", "virtual_hosts", 0, "routes").([]any)
+	for i, want := range []string{"chat", "code"} {
+		tpf := dig(routes[i], "typed_per_filter_config").(map[string]any)
+		require.NotContains(t, tpf, "endpoint_picker")
+		require.Equal(t, "ai_router", dig(tpf, "ai_router", "per_route_config_name"))
+		require.Equal(t, want, dig(tpf, "ai_router", "filter_config", "value", "pool"))
+	}
+	require.NotContains(t, out, "filter_name: endpoint_picker")
+}
+
 // Every mistake is refused before Envoy starts, naming the field.
 func TestRenderRefusesBadConfig(t *testing.T) {
 	dir := t.TempDir()
@@ -274,6 +309,11 @@ func TestRenderRefusesBadConfig(t *testing.T) {
 		{"fleet key too short", map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "fleet.svc:7946", EnvFleetKey: "0011"}, "scrape.fleet.gossip.key"},
 		{"gossip in two places", map[string]string{EnvServers: "10.0.0.1:80", EnvFleetPeers: "fleet.svc:7946",
 			EnvPicker: `{"scrape":{"fleet":{"gossip":{"listen":"0.0.0.0:1","peers":["a:1"]}}}}`}, "pools[0].picker.scrape.fleet.gossip: set by fleet"},
+		{"one filter, not a bool", map[string]string{EnvServers: "10.0.0.1:80", EnvOneFilter: "yes please"}, EnvOneFilter + `: "yes please": true or false`},
+		{"one filter and an endpointPicker of one's own", map[string]string{EnvServers: "10.0.0.1:80", EnvOneFilter: "1",
+			EnvAIRouter: `{"endpointPicker":{"pools":[{"name":"x","endpoints":{"static":["10.0.0.9:1"]}}]}}`}, "aiRouter.endpointPicker: set by pools and oneFilter"},
+		{"an endpointPicker of one's own beside endpoint_picker", map[string]string{EnvServers: "10.0.0.1:80",
+			EnvAIRouter: `{"endpointPicker":{"pools":[{"name":"x","endpoints":{"static":["10.0.0.9:1"]}}]}}`}, "aiRouter.endpointPicker: set oneFilter instead"},
 		{"empty fleet in the file", map[string]string{EnvConfig: file("fleet: {}\npools: [{name: a, servers: ['10.0.0.1:80']}]\n")}, "fleet.peers: the replicas"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
