@@ -30,6 +30,14 @@ func TestParse(t *testing.T) {
 			wantErr: `field "endpointPicker": pools[0].endpoints`},
 		{name: "ai_router's endpointPicker is an object", filter: AIRouter, raw: `{"endpointPicker":"p"}`, wantErr: `field "endpointPicker": want an object`},
 		{name: "ai_router's endpointPicker needs a pool", filter: AIRouter, raw: `{"endpointPicker":{}}`, wantErr: "pools"},
+		{name: "ai_router's endpointPicker once", filter: AIRouter, raw: `{"endpointPicker":{},"endpoint\u0050icker":{}}`, wantErr: `"endpointPicker" given 2 times`},
+		{name: "ai_router's other fields still judged", filter: AIRouter, raw: ` { "endpointPicker" : {"pools":[{"name":"p","endpoints":{"static":["127.0.0.1:8000"]}}]} , "nope" : 1 }`, wantErr: `unknown field "nope"`},
+		{name: "ai_router's fields around endpointPicker kept", filter: AIRouter, raw: `{"maxRequestBodyBytes":1000,"endpointPicker":{"pools":[{"name":"p","endpoints":{"static":["127.0.0.1:8000"]}}]},"models":[{"name":"m"}]}`,
+			check: func(t *testing.T, p *Parsed) {
+				require.EqualValues(t, 1000, p.AIRouter.MaxRequestBodyBytes)
+				require.Len(t, p.AIRouter.Models, 1)
+				require.Equal(t, "p", p.EndpointPicker.Pools[0].Name)
+			}},
 	}
 	runParseCases(t, tests)
 }

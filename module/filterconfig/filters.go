@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
@@ -70,26 +69,39 @@ func Parse(filter string, raw []byte) (*Parsed, error) {
 
 // splitRouterPicker takes ai_router's "endpointPicker" out of raw and
 // parses it as endpoint_picker's filter_config; nil when there is none.
+// The other members are copied as they are (whatever their spelling: the
+// key is compared unescaped), so the router's parser judges them.
 func splitRouterPicker(raw []byte) ([]byte, *picker.Config, error) {
-	if !gjson.ValidBytes(raw) {
+	root := gjson.ParseBytes(raw)
+	if !gjson.ValidBytes(raw) || !root.IsObject() {
 		return raw, nil, nil // the router's parser names what is wrong
 	}
-	v := gjson.GetBytes(raw, RouterPicker)
-	if !v.Exists() {
+	var found []gjson.Result
+	rest := []byte{'{'}
+	root.ForEach(func(k, v gjson.Result) bool {
+		if k.String() == RouterPicker {
+			found = append(found, v)
+			return true
+		}
+		if len(rest) > 1 {
+			rest = append(rest, ',')
+		}
+		rest = append(rest, raw[k.Index:v.Index+len(v.Raw)]...)
+		return true
+	})
+	switch {
+	case len(found) == 0:
 		return raw, nil, nil
-	}
-	if !v.IsObject() {
+	case len(found) > 1:
+		return nil, nil, fmt.Errorf("%s filter_config: field %q given %d times", AIRouter, RouterPicker, len(found))
+	case !found[0].IsObject():
 		return nil, nil, fmt.Errorf("%s filter_config: field %q: want an object (an %s filter_config)", AIRouter, RouterPicker, EndpointPicker)
 	}
-	pc, err := picker.Parse([]byte(v.Raw))
+	pc, err := picker.Parse([]byte(found[0].Raw))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s filter_config: field %q: %w", AIRouter, RouterPicker, err)
 	}
-	rest, err := sjson.DeleteBytes(raw, RouterPicker)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s filter_config: %v", AIRouter, err)
-	}
-	return rest, pc, nil
+	return append(rest, '}'), pc, nil
 }
 
 // PickerRoute is the per-route config of endpoint_picker, and of ai_router
