@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +178,11 @@ func TestTranslatorsReuseGivesAFreshTranslator(t *testing.T) {
 						require.Equal(t, want, runExchange(again, "smart", c))
 					}
 					ts.Release()
+					for _, kept := range []any{ts.openAI, ts.azure, ts.anthropic, ts.gemini, ts.bedrock} {
+						if v := reflect.ValueOf(kept); !v.IsNil() {
+							require.True(t, v.Elem().IsZero(), "a released %T holds nothing (no backend, no key, no request)", kept)
+						}
+					}
 					require.Equal(t, want, runExchange(ts.For(b), "smart", c), "after Release")
 				})
 			}
