@@ -44,6 +44,9 @@ func (d *debugFilter) OnRequestHeaders(h shared.HeaderMap, eos bool) shared.Head
 	if d.cfg.BatchProbe {
 		batchProbe(d.handle, h)
 	}
+	for k, v := range d.cfg.SeedFilterState {
+		d.handle.SetFilterState(k, []byte(v))
+	}
 	st := d.HttpFilter.OnRequestHeaders(h, eos)
 	if d.cfg.AsyncRequestHeaders && st == shared.HeadersStatusContinue {
 		d.goAsync()
