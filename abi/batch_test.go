@@ -181,3 +181,32 @@ func TestBatchArena(t *testing.T) {
 	require.NotNil(t, k.ops)
 	require.Zero(t, k.Len())
 }
+
+// A header map read through the SDK (no direct stream) is the map's GetAll
+// at its place among the ops: it sees the writes before it; its entries
+// are appended to the caller's slice; HeaderEntries answers for the last
+// read only, once it ran.
+func TestBatchHeadersThroughTheSDK(t *testing.T) {
+	h := &batchHandle{}
+	m := &batchHeaders{h: h}
+	m.kv = [][2]string{{":path", "/v1/chat/completions"}}
+	var b Batch
+	b.Start(NewStream(h))
+	require.Nil(t, b.HeaderEntries(0), "no op yet")
+	b.SetHeader(m, "x-a", "1")
+	keep := make([][2]shared.UnsafeEnvoyBuffer, 1, 8)
+	first := b.Headers(m, keep[:1])
+	b.SetHeader(m, "x-b", "2")
+	second := b.Headers(m, nil)
+	b.Run()
+	require.Nil(t, b.HeaderEntries(first), "an earlier read: its entries were the caller's to take")
+	got := b.HeaderEntries(second)
+	require.Len(t, got, 3)
+	require.Equal(t, "x-b", got[2][0].ToString())
+	b.Start(NewStream(h))
+	first = b.Headers(m, keep[:0])
+	require.Equal(t, "/v1/chat/completions", b.HeaderEntries(first)[0][1].ToString())
+	require.Same(t, &keep[0], &b.HeaderEntries(first)[0], "into the caller's room")
+	b.Clear()
+	require.Nil(t, b.HeaderEntries(first), "Clear drops them")
+}

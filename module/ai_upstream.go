@@ -196,16 +196,17 @@ type aiUpstreamFilter struct {
 }
 
 func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
-	// Three calls from Go at most: the headers; the host's backend name and
-	// the original request (abi.Batch); then the metadata, the filter state
-	// and, for a request without a body, the header edits.
-	f.hdrs.read(headers)
+	// Two calls from Go (abi.Batch): the headers, the host's backend name
+	// and the original request; then the metadata, the filter state and,
+	// for a request without a body, the header edits.
 	b := &f.b
 	b.Start(f.s)
 	defer b.Clear()
+	all := f.hdrs.readIn(b, headers)
 	host := b.MetadataString(shared.MetadataSourceTypeHost, filterconfig.HostBackendNamespace, filterconfig.HostBackendKey)
 	kept := b.FilterState(originalRequestKey)
 	b.Run()
+	f.hdrs.fill(b.HeaderEntries(all))
 	// The views are copied before any write is added (through the SDK,
 	// ops run as they are added).
 	ub := f.hostBackend(host)
