@@ -124,7 +124,7 @@ func batchProbe(fh shared.HttpFilterHandle, h shared.HeaderMap) {
 	counter := b.IncrementCounter(shared.MetricID(9999), 1)
 	hist := b.RecordHistogram(shared.MetricID(9999), 7, "a", "b")
 	tags := b.IncrementCounter(shared.MetricID(0), 1, "one", "two", "three") // counter 0 has no or two tags, never three
-	roomy := b.Headers(h, make([][2]shared.UnsafeEnvoyBuffer, 0, 64)) // after the writes: sees them
+	roomy := b.Headers(h, make([][2]shared.UnsafeEnvoyBuffer, 0, 64))        // after the writes: sees them
 	b.Run()
 	entries := func(op abi.Op) string {
 		var names []string
