@@ -499,6 +499,33 @@ func (b *Batch) SetMetadataUint(ns, key string, value uint64) Op {
 	return op
 }
 
+// SetMetadata is HttpFilterHandle.SetMetadata(ns, key, value) with a value
+// the caller boxed once (a config's string, float64 or uint64): through the
+// SDK too it costs no allocation, where the typed methods box their value
+// there. Other types go through the SDK's method.
+func (b *Batch) SetMetadata(ns, key string, value any) Op {
+	kind := C.uint32_t(C.IPB_SET_METADATA_NUMBER)
+	switch v := value.(type) {
+	case string:
+		if b.s.raw != nil {
+			return b.SetMetadataString(ns, key, v)
+		}
+		kind = C.IPB_SET_METADATA_STRING
+	case float64:
+		if b.s.raw != nil {
+			return b.SetMetadataNumber(ns, key, v)
+		}
+	case uint64:
+		if b.s.raw != nil {
+			return b.SetMetadataUint(ns, key, v)
+		}
+	}
+	op, o := b.done(kind)
+	b.s.h.SetMetadata(ns, key, value)
+	o.ok = true
+	return op
+}
+
 // SetFilterState is HttpFilterHandle.SetFilterState; OK reports Envoy's
 // answer (the SDK's method drops it: true there).
 func (b *Batch) SetFilterState(key string, value []byte) Op {

@@ -210,3 +210,32 @@ func TestBatchHeadersThroughTheSDK(t *testing.T) {
 	b.Clear()
 	require.Nil(t, b.HeaderEntries(first), "Clear drops them")
 }
+
+// SetMetadata with a value boxed by the caller is the typed method's op
+// (direct) or the SDK's SetMetadata with that very value: no allocation.
+func TestBatchSetMetadataBoxed(t *testing.T) {
+	h := &batchHandle{}
+	var b Batch
+	b.Start(NewStream(h))
+	var s, n, u, other any = "v", 2.5, uint64(7), true
+	b.SetMetadata("ns", "s", s)
+	b.SetMetadata("ns", "n", n)
+	b.SetMetadata("ns", "u", u)
+	b.SetMetadata("ns", "b", other)
+	require.Equal(t, []string{"SetMetadata ns/s string v", "SetMetadata ns/n float64 2.5", "SetMetadata ns/u uint64 7", "SetMetadata ns/b bool true"}, h.calls)
+	k := &keepHandle{}
+	b.Start(NewStream(k))
+	require.Zero(t, testing.AllocsPerRun(100, func() {
+		b.Clear()
+		b.SetMetadata("ns", "s", s)
+	}))
+	require.Equal(t, s, k.last)
+}
+
+// keepHandle keeps the last metadata value set, as it came.
+type keepHandle struct {
+	otherHandle
+	last any
+}
+
+func (h *keepHandle) SetMetadata(_, _ string, value any) { h.last = value }

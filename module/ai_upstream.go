@@ -77,15 +77,16 @@ type upstreamBackend struct {
 	keyed  *secretfile.File[*transform.Backend]
 	google *googletoken.Source
 	minted atomic.Pointer[transform.Backend] // google's, with the current token
-	// provider is the gen_ai provider name each attempt writes into the
-	// dynamic metadata, with name.
-	provider string
+	// The metadata values each attempt writes, boxed once: through the
+	// SDK (INFERENCEPOOL_ABI_DIRECT=off), a string made an interface value
+	// per call would allocate.
+	nameMeta, providerMeta any
 }
 
 func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterConfig, error) {
 	uc := &upstreamFilterConfig{backends: make(map[string]*upstreamBackend, len(c.Backends)), now: time.Now}
 	for i, b := range c.Backends {
-		ub := &upstreamBackend{name: b.Name}
+		ub := &upstreamBackend{name: b.Name, nameMeta: b.Name}
 		var err error
 		field := "apiKeyFile"
 		switch {
@@ -106,7 +107,7 @@ func newUpstreamFilterConfig(c *filterconfig.AIUpstreamConfig) (*upstreamFilterC
 			uc.close()
 			return nil, fmt.Errorf("backends[%d].%s: %w", i, field, err)
 		}
-		ub.provider = b.Config.Provider()
+		ub.providerMeta = b.Config.Provider()
 		uc.backends[b.Name] = ub
 	}
 	uc.def = uc.backends[c.DefaultBackend]
@@ -257,8 +258,8 @@ func (f *aiUpstreamFilter) pick(ub *upstreamBackend) *transform.Backend {
 		return nil
 	}
 	be := ub.backend(f.h, f.cfg.now())
-	f.b.SetMetadataString(transform.CostNamespace, transform.ProviderNameKey, ub.provider)
-	f.b.SetMetadataString(transform.CostNamespace, transform.BackendNameKey, ub.name)
+	f.b.SetMetadata(transform.CostNamespace, transform.ProviderNameKey, ub.providerMeta)
+	f.b.SetMetadata(transform.CostNamespace, transform.BackendNameKey, ub.nameMeta)
 	if be == nil {
 		// Retriable: the token may come on the next attempt or host.
 		f.reply(&transform.Error{Status: 503, Type: "server_error", Code: "credentials_unavailable",
