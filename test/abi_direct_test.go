@@ -122,7 +122,7 @@ func TestDirectABIAllocatesLess(t *testing.T) {
 	}{
 		{name: "body=4KiB", maxAllocs: 3},
 		{name: "upstream=openai", opts: harness.BenchOptions{Clusters: []harness.Cluster{openAICluster(t, endpoints)},
-			Routes: []harness.Route{{Name: "pool", Cluster: "pool"}}}, maxAllocs: 6}, // three SDK handles, the scrapes (the translator is kept: 8 before)
+			Routes: []harness.Route{{Name: "pool", Cluster: "pool"}}}, maxAllocs: 5.5}, // three SDK handles, the scrapes (the translator is kept: 8 before; main about 5.7)
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := func(env []string) *harness.BenchResult {
