@@ -366,8 +366,8 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 }
 
 // applyChangingEdits adds to b the edits (set Name to Value, or remove
-// Name) to headers, which before holds as read in this hook (the request's: in its
-// headers hook), skipping the edits that would change nothing: removing a
+// Name) to headers, which before holds as read in this hook (the
+// request's: in its headers hook), skipping the edits that would change nothing: removing a
 // header that is not there, setting a value again. A translation owns
 // every provider header (it removes all those it does not set), so most of
 // its request edits are of that kind, and each is a crossing into Envoy.
