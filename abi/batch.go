@@ -36,6 +36,23 @@ bool envoy_dynamic_module_callback_http_filter_get_attribute_string(void* f, uin
 bool envoy_dynamic_module_callback_http_filter_get_attribute_int(void* f, uint32_t id, uint64_t* result);
 const void* envoy_dynamic_module_callback_get_most_specific_route_config(void* f);
 
+// As envoy_dynamic_module_type_envoy_http_header.
+typedef struct {
+  const char* key_ptr;
+  size_t key_length;
+  const char* value_ptr;
+  size_t value_length;
+} ipb_header;
+
+size_t envoy_dynamic_module_callback_http_get_headers_size(void* f, uint32_t header_type);
+bool envoy_dynamic_module_callback_http_get_headers(void* f, uint32_t header_type, ipb_header* result_headers);
+
+// ipb_get_headers is the entries' callback alone, for a read that did not
+// fit (stream.go's Go side declares the callback with its own types).
+static void ipb_get_headers(void* f, uint32_t t, ipb_header* out) {
+  envoy_dynamic_module_callback_http_get_headers(f, t, out);
+}
+
 // ipb_ref is a byte string in the batch's arena; off UINT32_MAX is none
 // (a NULL buffer: what the SDK passes to remove a header).
 typedef struct {
@@ -59,6 +76,7 @@ enum {
   IPB_GET_ATTRIBUTE_STRING,
   IPB_GET_ATTRIBUTE_INT,
   IPB_HAS_ROUTE_CONFIG,
+  IPB_GET_HEADERS,
 };
 
 #define IPB_MAX_LABELS 16
@@ -89,8 +107,11 @@ static inline ipb_buf ipb_at(const char* arena, ipb_ref r) {
 }
 
 // ipb_run makes the n callbacks of ops in order, each as the SDK's method
-// of the same name makes it, and writes each one's result into its op.
-static void ipb_run(void* f, ipb_op* ops, size_t n, const char* arena, const ipb_ref* refs) {
+// of the same name makes it, and writes each one's result into its op. A
+// header map read (at most one per run) writes its entries into hdrs when
+// they fit in hcap, else only its count.
+static void ipb_run(void* f, ipb_op* ops, size_t n, const char* arena, const ipb_ref* refs, ipb_header* hdrs,
+                    size_t hcap) {
   for (size_t i = 0; i < n; i++) {
     ipb_op* o = &ops[i];
     switch (o->kind) {
@@ -158,6 +179,13 @@ static void ipb_run(void* f, ipb_op* ops, size_t n, const char* arena, const ipb
       o->num = v;
       break;
     }
+    case IPB_GET_HEADERS: {
+      size_t c = envoy_dynamic_module_callback_http_get_headers_size(f, o->arg);
+      o->num = c;
+      o->ok = c <= hcap; // written (or none to write); else read from Go
+      if (c > 0 && c <= hcap) envoy_dynamic_module_callback_http_get_headers(f, o->arg, hdrs);
+      break;
+    }
     }
   }
 }
@@ -166,6 +194,7 @@ import "C"
 
 import (
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
@@ -207,6 +236,13 @@ type Batch struct {
 	lastTags, lastTagsN int
 	calls               int  // C calls made by Run, for tests
 	overflow            bool // the op being built did not fit the arena (arenaLimit)
+	// The header map read (Headers) of the pending ops, if any: its
+	// index + 1 (0: none); its entries go into hdrs's room, after its
+	// length.
+	hdrsAt   int
+	hdrsLast int // the last Headers op's index + 1: hdrs holds its entries
+	hdrs     [][2]shared.UnsafeEnvoyBuffer
+	hdrsType uint32
 }
 
 // Op names one op of a Batch, to read its result after Run.
@@ -240,6 +276,7 @@ func (b *Batch) Clear() {
 	clear(b.ops)
 	b.ops, b.arena, b.refs, b.ran = b.ops[:0], b.arena[:0], b.refs[:0], 0
 	b.lastTags, b.lastTagsN = -1, 0
+	b.hdrsAt, b.hdrsLast, b.hdrs = 0, 0, nil
 }
 
 // Stream is the stream b's ops go to.
@@ -268,10 +305,36 @@ func (b *Batch) Run() {
 	if len(b.refs) > 0 {
 		refs = unsafe.SliceData(b.refs)
 	}
+	var hdrs *C.ipb_header
+	free := 0
+	if b.hdrsAt > b.ran {
+		room := b.hdrs[len(b.hdrs):cap(b.hdrs)]
+		hdrs, free = (*C.ipb_header)(unsafe.Pointer(unsafe.SliceData(room))), len(room)
+	}
 	pending := b.ops[b.ran:]
-	C.ipb_run(b.s.raw, unsafe.SliceData(pending), C.size_t(len(pending)), arena, refs)
+	C.ipb_run(b.s.raw, unsafe.SliceData(pending), C.size_t(len(pending)), arena, refs, hdrs, C.size_t(free))
 	b.calls++
 	b.ran = len(b.ops)
+	if b.hdrsAt > 0 {
+		b.readHeaders()
+	}
+}
+
+// readHeaders appends the entries the header map read wrote, or, when they
+// did not fit, reads them into more room: no op after it changed the map
+// (a header write after it runs the batch first).
+func (b *Batch) readHeaders() {
+	o := &b.ops[b.hdrsAt-1]
+	n := int(o.num)
+	if !bool(o.ok) {
+		b.hdrs = slices.Grow(b.hdrs, n)
+		C.ipb_get_headers(b.s.raw, C.uint32_t(b.hdrsType),
+			(*C.ipb_header)(unsafe.Pointer(unsafe.SliceData(b.hdrs[len(b.hdrs):cap(b.hdrs)]))))
+		b.calls++
+		o.ok = true
+	}
+	b.hdrs = b.hdrs[:len(b.hdrs)+n]
+	b.hdrsAt = 0
 }
 
 var noRef = C.ipb_ref{off: math.MaxUint32}
@@ -338,6 +401,7 @@ func (b *Batch) headers(m shared.HeaderMap) (uint32, bool) {
 
 // SetHeader is HeaderMap.Set: Envoy replaces every value of key in m.
 func (b *Batch) SetHeader(m shared.HeaderMap, key, value string) Op {
+	b.readHeadersFirst()
 	t, ok := b.headers(m)
 	if !ok {
 		op, o := b.done(C.IPB_SET_HEADER)
@@ -354,6 +418,7 @@ func (b *Batch) SetHeader(m shared.HeaderMap, key, value string) Op {
 
 // RemoveHeader is HeaderMap.Remove.
 func (b *Batch) RemoveHeader(m shared.HeaderMap, key string) Op {
+	b.readHeadersFirst()
 	t, ok := b.headers(m)
 	if !ok {
 		op, o := b.done(C.IPB_SET_HEADER)
@@ -363,6 +428,44 @@ func (b *Batch) RemoveHeader(m shared.HeaderMap, key string) Op {
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_HEADER, arg: C.uint32_t(t), a: b.str(key), b: noRef})
 	return op
+}
+
+// readHeadersFirst runs the pending ops when they hold a header map read:
+// a header write after it would change what it reads if it did not fit.
+func (b *Batch) readHeadersFirst() {
+	if b.hdrsAt > b.ran {
+		b.Run()
+	}
+}
+
+// Headers is abi.Headers(m, dst) as an op: every entry of m, in Envoy's
+// order, appended to dst, both callbacks (size and entries) in Run's call
+// when they fit in dst's room (a dst kept by the filter), else the entries
+// in one more call right after. Read them with HeaderEntries after Run.
+// One read per Run: a second one, or a header write after it, runs the
+// ops before it first.
+func (b *Batch) Headers(m shared.HeaderMap, dst [][2]shared.UnsafeEnvoyBuffer) Op {
+	t, ok := b.headers(m)
+	if !ok {
+		op, o := b.done(C.IPB_GET_HEADERS)
+		b.hdrs, b.hdrsLast = Headers(m, dst), int(op)+1
+		o.num, o.ok = C.uint64_t(len(b.hdrs)-len(dst)), true
+		return op
+	}
+	b.readHeadersFirst()
+	op, _ := b.add(C.ipb_op{kind: C.IPB_GET_HEADERS, arg: C.uint32_t(t)})
+	b.hdrsAt, b.hdrsLast, b.hdrs, b.hdrsType = int(op)+1, int(op)+1, dst, t
+	return op
+}
+
+// HeaderEntries is the dst the batch's last Headers op appended m's
+// entries to, once run (the views are valid as View's); nil before, or
+// for an earlier Headers op.
+func (b *Batch) HeaderEntries(op Op) [][2]shared.UnsafeEnvoyBuffer {
+	if int(op)+1 != b.hdrsLast || int(op) >= b.ran {
+		return nil
+	}
+	return b.hdrs
 }
 
 // HeaderValue is abi.HeaderValue(m, key): its first value, empty when
@@ -415,6 +518,33 @@ func (b *Batch) SetMetadataUint(ns, key string, value uint64) Op {
 		return op
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_METADATA_NUMBER, a: b.str(ns), b: b.str(key), dnum: C.double(float64(value))})
+	return op
+}
+
+// SetMetadata is HttpFilterHandle.SetMetadata(ns, key, value) with a value
+// the caller boxed once (a config's string, float64 or uint64): through the
+// SDK too it costs no allocation, where the typed methods box their value
+// there. Other types go through the SDK's method.
+func (b *Batch) SetMetadata(ns, key string, value any) Op {
+	kind := C.uint32_t(C.IPB_SET_METADATA_NUMBER)
+	switch v := value.(type) {
+	case string:
+		if b.s.raw != nil {
+			return b.SetMetadataString(ns, key, v)
+		}
+		kind = C.IPB_SET_METADATA_STRING
+	case float64:
+		if b.s.raw != nil {
+			return b.SetMetadataNumber(ns, key, v)
+		}
+	case uint64:
+		if b.s.raw != nil {
+			return b.SetMetadataUint(ns, key, v)
+		}
+	}
+	op, o := b.done(kind)
+	b.s.h.SetMetadata(ns, key, value)
+	o.ok = true
 	return op
 }
 

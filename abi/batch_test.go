@@ -210,3 +210,61 @@ func TestBatchArenaLimit(t *testing.T) {
 	r := b.refs[b.ops[next].labels]
 	require.Equal(t, tag, string(b.arena[r.off:r.off+r.len]), "the failed op's tag refs are not reused")
 }
+
+// A header map read through the SDK (no direct stream) is the map's GetAll
+// at its place among the ops: it sees the writes before it; its entries
+// are appended to the caller's slice; HeaderEntries answers for the last
+// read only, once it ran.
+func TestBatchHeadersThroughTheSDK(t *testing.T) {
+	h := &batchHandle{}
+	m := &batchHeaders{h: h}
+	m.kv = [][2]string{{":path", "/v1/chat/completions"}}
+	var b Batch
+	b.Start(NewStream(h))
+	require.Nil(t, b.HeaderEntries(0), "no op yet")
+	b.SetHeader(m, "x-a", "1")
+	keep := make([][2]shared.UnsafeEnvoyBuffer, 1, 8)
+	first := b.Headers(m, keep[:1])
+	b.SetHeader(m, "x-b", "2")
+	second := b.Headers(m, nil)
+	b.Run()
+	require.Nil(t, b.HeaderEntries(first), "an earlier read: its entries were the caller's to take")
+	got := b.HeaderEntries(second)
+	require.Len(t, got, 3)
+	require.Equal(t, "x-b", got[2][0].ToString())
+	b.Start(NewStream(h))
+	first = b.Headers(m, keep[:0])
+	require.Equal(t, "/v1/chat/completions", b.HeaderEntries(first)[0][1].ToString())
+	require.Same(t, &keep[0], &b.HeaderEntries(first)[0], "into the caller's room")
+	b.Clear()
+	require.Nil(t, b.HeaderEntries(first), "Clear drops them")
+}
+
+// SetMetadata with a value boxed by the caller is the typed method's op
+// (direct) or the SDK's SetMetadata with that very value: no allocation.
+func TestBatchSetMetadataBoxed(t *testing.T) {
+	h := &batchHandle{}
+	var b Batch
+	b.Start(NewStream(h))
+	var s, n, u, other any = "v", 2.5, uint64(7), true
+	b.SetMetadata("ns", "s", s)
+	b.SetMetadata("ns", "n", n)
+	b.SetMetadata("ns", "u", u)
+	b.SetMetadata("ns", "b", other)
+	require.Equal(t, []string{"SetMetadata ns/s string v", "SetMetadata ns/n float64 2.5", "SetMetadata ns/u uint64 7", "SetMetadata ns/b bool true"}, h.calls)
+	k := &keepHandle{}
+	b.Start(NewStream(k))
+	require.Zero(t, testing.AllocsPerRun(100, func() {
+		b.Clear()
+		b.SetMetadata("ns", "s", s)
+	}))
+	require.Equal(t, s, k.last)
+}
+
+// keepHandle keeps the last metadata value set, as it came.
+type keepHandle struct {
+	otherHandle
+	last any
+}
+
+func (h *keepHandle) SetMetadata(_, _ string, value any) { h.last = value }

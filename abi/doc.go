@@ -10,14 +10,16 @@
 //     heap because its address goes to C;
 //   - Batch: a hook's callbacks (header sets and removes, dynamic metadata,
 //     filter state, the route cache, counters and histograms, reads of
-//     headers, metadata, filter state and attributes) in one call from Go:
+//     header values, whole header maps (Headers), metadata, filter state
+//     and attributes) in one call from Go:
 //     a C loop (ipb_run) calls Envoy's callbacks C to C over an op array,
 //     their strings in a per-stream arena (a []byte without Go pointers),
 //     each op's result written back into its entry; no allocation once the
 //     filter's batch has room. The filters batch every hook: the 4 KiB
 //     exchange crosses from Go into C 11 times instead of 26 (HasRouteConfig
 //     spares endpoint_picker the SDK's route-config call on a route
-//     without a per-route config);
+//     without a per-route config), and an ai_upstream attempt 5 times
+//     instead of 9;
 //   - Headers, HeaderValue and HeaderValues: a header map read into the
 //     caller's slice in one call from Go (get_headers_size and
 //     get_headers), one value, or up to 8 values in one call;

@@ -77,8 +77,9 @@ type upstreamBackend struct {
 	keyed  *secretfile.File[*transform.Backend]
 	google *googletoken.Source
 	minted atomic.Pointer[transform.Backend] // google's, with the current token
-	// The metadata values each attempt writes, boxed once: a string made
-	// an interface value per call would allocate.
+	// The metadata values each attempt writes, boxed once: through the
+	// SDK (INFERENCEPOOL_ABI_DIRECT=off), a string made an interface value
+	// per call would allocate.
 	nameMeta, providerMeta any
 }
 
@@ -173,8 +174,12 @@ type aiUpstreamFilter struct {
 	cfg *upstreamFilterConfig
 	h   shared.HttpFilterHandle
 	s   abi.Stream // h's getters, called without the SDK's allocations
+	// b makes a hook's callbacks (metadata, filter state, header edits and
+	// the reads) in one call from Go; its room is kept across attempts.
+	b abi.Batch
 
 	tr      transform.Translator      // nil: the attempt was refused
+	trs     transform.Translators     // tr comes from here: kept across attempts
 	orig    transform.UpstreamRequest // the original :path and accept-encoding
 	sent    bool                      // the request was translated and let go
 	ended   bool                      // the response's end was translated
@@ -192,46 +197,69 @@ type aiUpstreamFilter struct {
 }
 
 func (f *aiUpstreamFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
-	b := f.pick()
-	if b == nil {
+	// Two calls from Go (abi.Batch): the headers, the host's backend name
+	// and the original request; then the metadata, the filter state and,
+	// for a request without a body, the header edits.
+	b := &f.b
+	b.Start(f.s)
+	defer b.Clear()
+	all := f.hdrs.readIn(b, headers)
+	host := b.MetadataString(shared.MetadataSourceTypeHost, filterconfig.HostBackendNamespace, filterconfig.HostBackendKey)
+	kept := b.FilterState(originalRequestKey)
+	b.Run()
+	f.hdrs.fill(b.HeaderEntries(all))
+	// The views are copied before any write is added (through the SDK,
+	// ops run as they are added).
+	ub := f.hostBackend(host)
+	origKept := f.keptOriginal(kept)
+	be := f.pick(ub)
+	if be == nil {
 		return shared.HeadersStatusStop
 	}
-	f.tr = b.NewTranslator()
+	f.tr = f.trs.For(be)
 	if s, ok := f.tr.(transform.UsageSkipper); ok {
 		if _, reports := f.tr.(transform.CacheCreationReporter); !reports {
 			s.SkipUsage() // publishUsage asks only a CacheCreationReporter; ai_router meters the answer
 		}
 	}
-	f.hdrs.read(headers)
-	f.originalRequest()
+	f.originalRequest(origKept)
 	if endOfStream {
-		return headersStatus(f.translate(nil))
+		return headersStatus(f.translate(nil)) // runs b
 	}
+	b.Run()
 	// Held until the body is translated: the codec sends headers as soon
 	// as they reach it, with the content-length they have then.
 	return shared.HeadersStatusStop
 }
 
-// pick finds the backend of the attempt's host: its metadata names it, or
-// the cluster's default serves. Nil: the attempt was answered. The backend
-// and its provider go into the dynamic metadata, where ai_router reads
-// them for its stats (each attempt writes them: the last one wins).
-func (f *aiUpstreamFilter) pick() *transform.Backend {
-	ub := f.cfg.def
-	if v, ok := f.s.MetadataString(shared.MetadataSourceTypeHost, filterconfig.HostBackendNamespace, filterconfig.HostBackendKey); ok {
-		ub = f.cfg.backends[v.ToUnsafeString()]
-		if ub == nil {
-			f.h.Log(shared.LogLevelWarn, "ai_upstream: the upstream host names backend %q, which this filter's config does not have", v.ToString())
-		}
+// hostBackend is the backend the attempt's host names in its metadata
+// (host, read into f.b), or the cluster's default when it names none; nil
+// when it names one this filter does not have.
+func (f *aiUpstreamFilter) hostBackend(host abi.Op) *upstreamBackend {
+	v, ok := f.b.View(host)
+	if !ok {
+		return f.cfg.def
 	}
+	ub := f.cfg.backends[v.ToUnsafeString()]
+	if ub == nil {
+		f.h.Log(shared.LogLevelWarn, "ai_upstream: the upstream host names backend %q, which this filter's config does not have", v.ToString())
+	}
+	return ub
+}
+
+// pick returns ub's backend with its current key. Nil: the attempt was
+// answered. The backend and its provider go into the dynamic metadata
+// (f.b), where ai_router reads them for its stats (each attempt writes
+// them: the last one wins).
+func (f *aiUpstreamFilter) pick(ub *upstreamBackend) *transform.Backend {
 	if ub == nil {
 		f.reply(&transform.Error{Status: 500, Type: "server_error", Code: "backend_not_configured",
 			Message: "the gateway has no backend configured for the upstream host it chose"})
 		return nil
 	}
 	be := ub.backend(f.h, f.cfg.now())
-	f.h.SetMetadata(transform.CostNamespace, transform.ProviderNameKey, ub.providerMeta)
-	f.h.SetMetadata(transform.CostNamespace, transform.BackendNameKey, ub.nameMeta)
+	f.b.SetMetadata(transform.CostNamespace, transform.ProviderNameKey, ub.providerMeta)
+	f.b.SetMetadata(transform.CostNamespace, transform.BackendNameKey, ub.nameMeta)
 	if be == nil {
 		// Retriable: the token may come on the next attempt or host.
 		f.reply(&transform.Error{Status: 503, Type: "server_error", Code: "credentials_unavailable",
@@ -240,18 +268,27 @@ func (f *aiUpstreamFilter) pick() *transform.Backend {
 	return be
 }
 
-// originalRequest notes the :path and accept-encoding from before any
-// attempt rewrote them: the first attempt keeps them in the filter state,
-// every later one reads them there.
-func (f *aiUpstreamFilter) originalRequest() {
-	if v, ok := f.s.FilterState(originalRequestKey); ok {
+// keptOriginal copies into origBuf the original request an earlier attempt
+// kept in the filter state (kept, read into f.b), and reports whether
+// there was one.
+func (f *aiUpstreamFilter) keptOriginal(kept abi.Op) bool {
+	v, ok := f.b.View(kept)
+	if ok {
 		f.origBuf = append(f.origBuf[:0], v.ToUnsafeBytes()...)
-	} else {
+	}
+	return ok
+}
+
+// originalRequest notes the :path and accept-encoding from before any
+// attempt rewrote them: the first attempt keeps them in the filter state
+// (added to f.b), every later one found them there (kept).
+func (f *aiUpstreamFilter) originalRequest(kept bool) {
+	if !kept {
 		f.origBuf = append(f.origBuf[:0], f.hdrs.get(":path")...)
 		f.origBuf = append(f.origBuf, '\n')
 		// Several accept-encoding headers are one list (RFC 9110): kept as one.
 		f.origBuf = f.hdrs.appendList(f.origBuf, "accept-encoding")
-		f.h.SetFilterState(originalRequestKey, f.origBuf) // Envoy copies it
+		f.b.SetFilterState(originalRequestKey, f.origBuf) // the batch copies it, and Envoy
 	}
 	// The strings alias origBuf, which no one writes until the filter's
 	// next stream.
@@ -276,6 +313,8 @@ func (f *aiUpstreamFilter) OnRequestBody(body shared.BodyBuffer, endOfStream boo
 		f.reply(transform.BodyTooLarge(upstreamMaxBody))
 		return shared.BodyStatusStopNoBuffer
 	}
+	f.b.Start(f.s)
+	defer f.b.Clear()
 	if f.translate(&parts) {
 		return shared.BodyStatusContinue
 	}
@@ -289,6 +328,8 @@ func (f *aiUpstreamFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersSt
 	parts := newBodyParts(f.h, nil, f.chunks[:0])
 	f.chunks = parts.chunks
 	defer clear(f.chunks)
+	f.b.Start(f.s)
+	defer f.b.Clear()
 	if f.translate(&parts) {
 		return shared.TrailersStatusContinue
 	}
@@ -298,7 +339,9 @@ func (f *aiUpstreamFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersSt
 // translate hands the whole request to the translator, applies every
 // header it owns (set from the original values, over whatever an earlier
 // attempt left in the shared map) and the new body. It reports whether the
-// request goes on. parts is nil for a request without a body.
+// request goes on. parts is nil for a request without a body. The header
+// edits go into f.b, after what the hook added before, and run with it
+// (one call from Go), before the body is replaced.
 func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 	var body []byte
 	if parts != nil {
@@ -313,7 +356,8 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 		f.replyError(err)
 		return false
 	}
-	applyChangingEdits(f.h.RequestHeaders(), &f.hdrs, out.Headers)
+	applyChangingEdits(&f.b, f.h.RequestHeaders(), &f.hdrs, out.Headers)
+	f.b.Run()
 	if parts != nil && !sameBytes(out.Body, body) {
 		parts.replace(out.Body)
 	}
@@ -321,14 +365,14 @@ func (f *aiUpstreamFilter) translate(parts *bodyParts) bool {
 	return true
 }
 
-// applyChangingEdits applies edits (set Name to Value, or remove Name) to
-// headers, which before holds as read in this hook (the request's: in its
-// headers hook), skipping the edits that would change nothing: removing a
+// applyChangingEdits adds to b the edits (set Name to Value, or remove
+// Name) to headers, which before holds as read in this hook (the
+// request's: in its headers hook), skipping the edits that would change nothing: removing a
 // header that is not there, setting a value again. A translation owns
 // every provider header (it removes all those it does not set), so most of
 // its request edits are of that kind, and each is a crossing into Envoy.
 // A name edited twice is edited both times: before no longer tells.
-func applyChangingEdits(h shared.HeaderMap, before *headerSnapshot, edits []transform.HeaderEdit) {
+func applyChangingEdits(b *abi.Batch, h shared.HeaderMap, before *headerSnapshot, edits []transform.HeaderEdit) {
 	for i, e := range edits {
 		switch {
 		case editedBefore(edits[:i], e.Name):
@@ -338,9 +382,9 @@ func applyChangingEdits(h shared.HeaderMap, before *headerSnapshot, edits []tran
 			continue
 		}
 		if e.Remove {
-			h.Remove(e.Name)
+			b.RemoveHeader(h, e.Name)
 		} else {
-			h.Set(e.Name, e.Value)
+			b.SetHeader(h, e.Name, e.Value) // the batch copies the strings (the translator's memory)
 		}
 	}
 }
@@ -378,17 +422,22 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		f.replyError(err)
 		return shared.HeadersStatusStop
 	}
+	// The edits, and what the hook writes after them, in one call from Go.
+	b := &f.b
+	b.Start(f.s)
+	defer b.Clear()
 	if rh.Status != status && rh.Status > 0 {
 		// The router decides on this status: a provider's "overloaded" is
 		// retried like OpenAI's 503.
-		headers.Set(":status", strconv.Itoa(rh.Status))
+		b.SetHeader(headers, ":status", strconv.Itoa(rh.Status))
 	}
-	applyChangingEdits(headers, &f.hdrs, rh.Headers)
+	applyChangingEdits(b, headers, &f.hdrs, rh.Headers)
 	if p, ok := f.tr.(transform.BodyPasser); ok && p.PassesBody() {
 		// Nothing to translate or read: the body hooks need not look at
 		// it (no slices to read, no copy), and its end has nothing to add.
 		f.ended = true
 		f.publishUsage()
+		b.Run()
 		return shared.HeadersStatusContinue
 	}
 	if rh.Whole && !endOfStream {
@@ -396,6 +445,7 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		// inside a 200) goes out with these headers, and the router decides
 		// on it.
 		f.held = true
+		b.Run()
 		return shared.HeadersStatusStop
 	}
 	if endOfStream {
@@ -403,35 +453,41 @@ func (f *aiUpstreamFilter) OnResponseHeaders(headers shared.HeaderMap, endOfStre
 		// body (an error body for a bare error status) goes out now, and
 		// Envoy sends it after the headers (addEncodedData in the headers
 		// hook: the headers lose their end of stream).
-		f.finish()
+		f.finish() // runs b
 	}
+	b.Run()
 	return shared.HeadersStatusContinue
 }
 
 // finish ends the response's translation when the body hook never saw its
 // end (headers or trailers ended the stream): the translator's last bytes
 // go to the buffered response body, which Envoy sends on before the
-// trailers, or after headers that ended the stream.
+// trailers, or after headers that ended the stream. What it writes besides
+// goes into f.b (after what the hook added: those run first), and runs.
 func (f *aiUpstreamFilter) finish() {
 	if f.ended {
+		f.b.Run()
 		return
 	}
 	out, _ := f.tr.TranslateResponseBody(f.out[:0], nil, true)
 	f.out = out
 	if len(out) > 0 {
+		f.b.Run() // the header edits before the body, in order
 		f.h.BufferedResponseBody().Append(out)
 	}
 	f.ended = true
 	f.publishUsage()
 	f.releaseHeaders()
+	f.b.Run()
 }
 
-// publishUsage writes what ai_router cannot read from the OpenAI-shaped
-// answer: the prompt-cache writes of a provider that reports them apart.
+// publishUsage adds to f.b what ai_router cannot read from the
+// OpenAI-shaped answer: the prompt-cache writes of a provider that reports
+// them apart.
 func (f *aiUpstreamFilter) publishUsage() {
 	if r, ok := f.tr.(transform.CacheCreationReporter); ok {
 		if _, has := f.tr.Usage(); has {
-			f.h.SetMetadata(transform.CostNamespace, transform.CacheCreationInputTokensKey, r.CacheCreationInputTokens())
+			f.b.SetMetadataUint(transform.CostNamespace, transform.CacheCreationInputTokensKey, r.CacheCreationInputTokens())
 		}
 	}
 }
@@ -462,16 +518,20 @@ func (f *aiUpstreamFilter) OnResponseBody(body shared.BodyBuffer, endOfStream bo
 	}
 	if endOfStream {
 		f.ended = true
+		// The metadata and the final status in one call from Go.
+		f.b.Start(f.s)
 		f.publishUsage()
 		f.releaseHeaders()
+		f.b.Run()
+		f.b.Clear()
 	} else if f.held {
 		return shared.BodyStatusStopAndBuffer // drained: nothing piles up
 	}
 	return shared.BodyStatusContinue
 }
 
-// releaseHeaders sets the held response headers' final status, when the
-// whole body's translation changed it.
+// releaseHeaders adds to f.b the held response headers' final status,
+// when the whole body's translation changed it.
 func (f *aiUpstreamFilter) releaseHeaders() {
 	if !f.held {
 		return
@@ -479,9 +539,7 @@ func (f *aiUpstreamFilter) releaseHeaders() {
 	f.held = false
 	if r, ok := f.tr.(transform.FinalStatusReporter); ok {
 		if st := r.FinalStatus(); st > 0 {
-			if h := f.h.ResponseHeaders(); h != nil {
-				h.Set(":status", strconv.Itoa(st))
-			}
+			f.b.SetHeader(f.h.ResponseHeaders(), ":status", strconv.Itoa(st))
 		}
 	}
 }
@@ -491,7 +549,9 @@ func (f *aiUpstreamFilter) releaseHeaders() {
 // short, go out now.
 func (f *aiUpstreamFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersStatus {
 	if f.sent {
+		f.b.Start(f.s)
 		f.finish()
+		f.b.Clear()
 	}
 	return shared.TrailersStatusContinue
 }
@@ -510,8 +570,9 @@ func (f *aiUpstreamFilter) replyError(err error) {
 }
 
 // reply answers the attempt locally: Envoy sends it through the downstream
-// chain and never retries it.
+// chain and never retries it. What the hook added to f.b runs first.
 func (f *aiUpstreamFilter) reply(e *transform.Error) {
+	f.b.Run()
 	if f.replied {
 		return
 	}

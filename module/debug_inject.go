@@ -53,6 +53,9 @@ func (d *debugFilter) OnRequestHeaders(h shared.HeaderMap, eos bool) shared.Head
 	if d.cfg.BatchProbe {
 		batchProbe(d.handle, h)
 	}
+	for k, v := range d.cfg.SeedFilterState {
+		d.handle.SetFilterState(k, []byte(v))
+	}
 	st := d.HttpFilter.OnRequestHeaders(h, eos)
 	if d.cfg.AsyncRequestHeaders && st == shared.HeadersStatusContinue {
 		d.goAsync()
@@ -130,7 +133,18 @@ func batchProbe(fh shared.HttpFilterHandle, h shared.HeaderMap) {
 	counter := b.IncrementCounter(shared.MetricID(9999), 1)
 	hist := b.RecordHistogram(shared.MetricID(9999), 7, "a", "b")
 	tags := b.IncrementCounter(shared.MetricID(0), 1, "one", "two", "three") // counter 0 has no or two tags, never three
+	roomy := b.Headers(h, make([][2]shared.UnsafeEnvoyBuffer, 0, 64))        // after the writes: sees them
 	b.Run()
+	entries := func(op abi.Op) string {
+		var names []string
+		for _, e := range b.HeaderEntries(op) {
+			if e[0].ToString() != "x-request-id" { // random
+				names = append(names, e[0].ToString()+"="+e[1].ToString())
+			}
+		}
+		return strings.Join(names, ",")
+	}
+	headers := entries(roomy)
 
 	view := func(op abi.Op) string {
 		v, ok := b.View(op)
@@ -148,9 +162,20 @@ func batchProbe(fh shared.HttpFilterHandle, h shared.HeaderMap) {
 		view(got), view(gone), view(readLong), number(readNum), view(missing), number(list), b.OK(fs), view(readFS),
 		connOK(conn), view(path), b.Result(counter), b.Result(hist), b.Result(tags), b.Len())
 	calls := b.Calls() // 1 direct, 0 through the SDK
+	// A header read with no room: its entries are read in a call of
+	// their own, after the batch's, and a header write after it runs it
+	// first: three calls direct.
+	b.Start(abi.NewStream(fh))
+	tight := b.Headers(h, nil)
+	b.SetHeader(h, "x-batch-after", "read")
+	b.Run()
+	headers += " | " + entries(tight)
+	tightCalls := b.Calls() - calls
 	b.Start(abi.NewStream(fh))
 	b.SetMetadataString(batchProbeNS, "results", results)
+	b.SetMetadataString(batchProbeNS, "headers", headers)
 	b.SetMetadataUint(batchProbeNS, "calls", uint64(calls))
+	b.SetMetadataUint(batchProbeNS, "tightCalls", uint64(tightCalls))
 	b.Run()
 	b.Start(abi.NewStream(fh))
 	b.Run() // zero ops: no call

@@ -65,7 +65,9 @@ func newUpstreamFilter(cfg *upstreamFilterConfig, h shared.HttpFilterHandle) *ai
 
 // reset makes f a new attempt's filter.
 func (f *aiUpstreamFilter) reset(cfg *upstreamFilterConfig, h shared.HttpFilterHandle) {
-	*f = aiUpstreamFilter{cfg: cfg, h: h, s: abi.NewStream(h), out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf), chunks: keepChunks(f.chunks)}
+	b := f.b.Keep(abi.NewStream(h))
+	*f = aiUpstreamFilter{cfg: cfg, h: h, s: b.Stream(), b: b, trs: f.trs, out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf),
+		chunks: keepChunks(f.chunks)}
 }
 
 // releaseFilter takes back a filter whose stream is over (nothing refers
@@ -83,7 +85,9 @@ func releaseFilter(x shared.HttpFilter) {
 		*f = endpointPickerFilter{body: keep(f.body), req: picker.Request{Subset: f.req.Subset[:0]}, chunks: keepChunks(f.chunks), b: f.b.Keep(abi.Stream{})}
 		pickerFilters.Put(f)
 	case *aiUpstreamFilter:
-		*f = aiUpstreamFilter{out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf), chunks: keepChunks(f.chunks)}
+		f.trs.Release() // no backend, key or request of this attempt stays in the pool
+		*f = aiUpstreamFilter{trs: f.trs, out: keep(f.out), hdrs: keepSnapshot(f.hdrs), origBuf: keep(f.origBuf), chunks: keepChunks(f.chunks),
+			b: f.b.Keep(abi.Stream{})}
 		upstreamFilters.Put(f)
 	}
 }

@@ -171,15 +171,18 @@ func TestReusedUpstreamFilterIsNew(t *testing.T) {
 	f.OnResponseHeaders(&s.respHeaders, false)
 	f.OnResponseBody(&fakeBody{b: []byte(`{"model":"m-v2","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)}, true)
 	f.OnDestroy()
-	kept := []string{"out", "hdrs", "origBuf", "chunks"}
+	kept := []string{"out", "hdrs", "origBuf", "chunks", "b", "trs"} // trs: transform's TestTranslatorsReuseGivesAFreshTranslator
 	s2 := newUpstreamStream()
 	used := *f
 	used.reset(cfg, s2)
 	requireFresh(t, reflect.ValueOf(&used).Elem(), reflect.ValueOf(&aiUpstreamFilter{cfg: cfg, h: s2, s: abi.NewStream(s2)}).Elem(), kept...)
 	require.Empty(t, used.hdrs.kv)
 	require.Empty(t, used.hdrs.buf)
+	require.Zero(t, used.b.Len(), "the batch keeps its room, no op")
+	require.Equal(t, abi.NewStream(s2), used.b.Stream())
 	releaseFilter(f)
 	requireFresh(t, reflect.ValueOf(f).Elem(), reflect.ValueOf(&aiUpstreamFilter{}).Elem(), kept...)
+	require.Equal(t, abi.Stream{}, f.b.Stream(), "the pooled filter lets go of the stream")
 
 	// The next attempt, on another stream, sees nothing of the first.
 	f.reset(cfg, s2)

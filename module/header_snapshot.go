@@ -28,8 +28,20 @@ type headerEntry struct{ name, value, end uint32 }
 
 // read replaces the snapshot with h's entries, in Envoy's order.
 func (s *headerSnapshot) read(h shared.HeaderMap) {
+	s.fill(abi.Headers(h, s.views[:0]))
+}
+
+// readIn adds the read of h's entries to b, for fill once b ran: the read
+// goes with the hook's other reads, in one call from Go.
+func (s *headerSnapshot) readIn(b *abi.Batch, h shared.HeaderMap) abi.Op {
+	return b.Headers(h, s.views[:0])
+}
+
+// fill replaces the snapshot with views (read into s.views's room: kept
+// for the next read).
+func (s *headerSnapshot) fill(views [][2]shared.UnsafeEnvoyBuffer) {
 	s.buf, s.kv = s.buf[:0], s.kv[:0]
-	s.views = abi.Headers(h, s.views[:0])
+	s.views = views
 	defer clear(s.views) // no view into Envoy's memory outlives the read
 	for _, e := range s.views {
 		n := uint32(len(s.buf))

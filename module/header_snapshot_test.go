@@ -6,6 +6,7 @@ import (
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 	"github.com/stretchr/testify/require"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
 
@@ -90,7 +91,7 @@ func TestApplyChangingEdits(t *testing.T) {
 	got := &countingHeaders{fakeHeaders: fakeHeaders{kv: [][2]string{{"x-b", "2"}}}}
 	var before headerSnapshot
 	before.read(got)
-	applyChangingEdits(got, &before, twice)
+	applyChangingEdits(new(abi.Batch), got, &before, twice)
 	require.Equal(t, [][2]string{{"x-b", "2"}}, got.kv)
 	require.Equal(t, 2, got.sets)
 	require.Equal(t, 2, got.removes)
@@ -102,7 +103,7 @@ func TestApplyChangingEdits(t *testing.T) {
 			got := &countingHeaders{fakeHeaders: fakeHeaders{kv: append([][2]string(nil), tc.headers...)}}
 			var before headerSnapshot
 			before.read(got)
-			applyChangingEdits(got, &before, edits)
+			applyChangingEdits(new(abi.Batch), got, &before, edits)
 			require.ElementsMatch(t, want.kv, got.kv)
 			require.Equal(t, tc.sets, got.sets, "sets")
 			require.Equal(t, tc.removes, got.removes, "removes")

@@ -80,7 +80,7 @@ func ParseBackend(data []byte, apiKey string) (*Backend, error) {
 
 // NewBackend checks c, fills its defaults and pairs it with apiKey.
 func NewBackend(c BackendConfig, apiKey string) (*Backend, error) {
-	if _, ok := translators[c.Schema]; !ok {
+	if !knownSchema(c.Schema) {
 		if c.Schema == "" {
 			return nil, fmt.Errorf("schema: must be set (known: %s)", knownSchemas())
 		}
@@ -193,10 +193,7 @@ func isRegion(s string) bool {
 
 // knownSchemas lists the schema names, sorted, for errors.
 func knownSchemas() string {
-	names := make([]string, 0, len(translators))
-	for name := range translators {
-		names = append(names, name)
-	}
+	names := slices.Clone(schemas[:])
 	slices.Sort(names)
 	return strings.Join(names, ", ")
 }

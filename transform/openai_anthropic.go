@@ -43,10 +43,6 @@ const (
 	modeError
 )
 
-func newAnthropicTranslator(b *Backend) *anthropicTranslator {
-	return &anthropicTranslator{backend: b, now: time.Now}
-}
-
 func (t *anthropicTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
 	if EndpointOf(req.Path) != EndpointChatCompletions {
 		return TranslatedRequest{}, unknownURL(req.Path, "an Anthropic backend serves /v1/chat/completions only")

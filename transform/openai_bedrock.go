@@ -35,10 +35,6 @@ type bedrockTranslator struct {
 
 var _ CacheCreationReporter = (*bedrockTranslator)(nil)
 
-func newBedrockTranslator(b *Backend) *bedrockTranslator {
-	return &bedrockTranslator{backend: b, now: time.Now}
-}
-
 // RequestSigner signs an attempt's final request: the host, path, content
 // type and body it will carry. It returns the headers that carry the
 // signature (AWS SigV4: authorization, x-amz-date, x-amz-security-token).

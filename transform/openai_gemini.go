@@ -32,10 +32,6 @@ type geminiTranslator struct {
 	hasUsage bool
 }
 
-func newGeminiTranslator(b *Backend) *geminiTranslator {
-	return &geminiTranslator{backend: b, now: time.Now}
-}
-
 func (t *geminiTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
 	if EndpointOf(req.Path) != EndpointChatCompletions {
 		return TranslatedRequest{}, unknownURL(req.Path, "a Gemini backend serves /v1/chat/completions only")

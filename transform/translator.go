@@ -165,20 +165,13 @@ const (
 	SchemaBedrock     = "aws_bedrock"  // AWS Bedrock's Converse API, SigV4-signed
 )
 
-// translators makes a Translator per schema name.
-var translators = map[string]func(*Backend) Translator{
-	SchemaOpenAI:      func(b *Backend) Translator { return &openAITranslator{backend: b} },
-	SchemaAzureOpenAI: func(b *Backend) Translator { return &azureTranslator{openAITranslator{backend: b}} },
-	SchemaAnthropic:   func(b *Backend) Translator { return newAnthropicTranslator(b) },
-	SchemaGemini:      func(b *Backend) Translator { return newGeminiTranslator(b) },
-	SchemaVertexAI:    func(b *Backend) Translator { return newGeminiTranslator(b) },
-	SchemaBedrock:     func(b *Backend) Translator { return newBedrockTranslator(b) },
-}
-
 // NewTranslator returns a fresh Translator for one exchange with the
-// backend. Make one per attempt: it keeps that attempt's state.
+// backend. Make one per attempt: it keeps that attempt's state. A caller
+// that handles one exchange at a time (a pooled filter) keeps a
+// Translators instead, which makes none per attempt.
 func (b *Backend) NewTranslator() Translator {
-	return translators[b.Schema](b)
+	var ts Translators
+	return ts.For(b)
 }
 
 // maxErrorBody bounds how much of an error response is read to translate

@@ -25,7 +25,13 @@ type Debug struct {
 	// result into dynamic metadata (namespace inferencepool.batch_probe),
 	// so a test sees through the ABI host what a batch did.
 	BatchProbe bool `json:"batchProbe"`
+	// SeedFilterState sets these filter state entries (through the SDK)
+	// before each request headers hook, so a test can make a filter's own
+	// set of one of them refused (Envoy keeps a first value read-only).
+	SeedFilterState map[string]string `json:"seedFilterState"`
 }
 
 // Enabled reports whether any debug behaviour is on.
-func (d Debug) Enabled() bool { return d.PanicIn != "" || d.AsyncRequestHeaders || d.BatchProbe }
+func (d Debug) Enabled() bool {
+	return d.PanicIn != "" || d.AsyncRequestHeaders || d.BatchProbe || len(d.SeedFilterState) > 0
+}

@@ -20,6 +20,11 @@ func TestParseDebug(t *testing.T) {
 		{name: "malformed debug", filter: AIRouter, raw: `{"debug":`, wantErr: "invalid JSON"},
 		{name: "debug async", filter: AIRouter, raw: `{"debug":{"asyncRequestHeaders":true}}`,
 			check: func(t *testing.T, p *Parsed) { require.True(t, p.Debug.Enabled()) }},
+		{name: "debug seeds filter state", filter: AIUpstream, raw: `{"debug":{"seedFilterState":{"k":""}},"backends":[{"name":"a","schema":"openai"}]}`,
+			check: func(t *testing.T, p *Parsed) {
+				require.True(t, p.Debug.Enabled())
+				require.Equal(t, map[string]string{"k": ""}, p.Debug.SeedFilterState)
+			}},
 		{name: "debug beside the picker's own config", filter: EndpointPicker,
 			raw: `{"debug":{"panicIn":"scheduled"},"pools":[{"name":"p","endpoints":{"static":["127.0.0.1:8000"]}}]}`,
 			check: func(t *testing.T, p *Parsed) {
