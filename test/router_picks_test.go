@@ -211,15 +211,7 @@ func TestRouterPicksREADMEBootstrap(t *testing.T) {
 	h := harness.Start(t, harness.Options{})
 	h.MustConfigure(chain.WithMerged("ai_router", map[string]any{"endpointPicker": pools}))
 	h.MustConfigureRoutes(routes...)
-	send := func(model, prompt string) *harness.Result {
-		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(model, prompt, 1), Cluster: cluster})
-		require.NoError(t, err)
-		return res
-	}
-	require.Eventually(t, func() bool {
-		a, b := destination(send(simA.Model, "warm up")), destination(send("model-b", "warm up"))
-		return strings.Count(a, ",") == 1 && b == simB.Addrs[0]
-	}, 15*time.Second, 50*time.Millisecond, "both pools never picked")
+	send := twoPoolSender(t, h, simA, simB, cluster)
 	for i := range 4 {
 		res := send("model-b", "for b "+strings.Repeat("b", i))
 		require.Equal(t, 200, res.Client.Status)

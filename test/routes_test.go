@@ -73,16 +73,7 @@ func TestPickerPoolPerRoute(t *testing.T) {
 	h.MustConfigure(chain.WithJSON("endpoint_picker", twoPools(simA.Addrs, append([]string{dead}, simB.Addrs...))))
 	h.MustConfigureRoutes(routes...)
 
-	send := func(model, prompt string) *harness.Result {
-		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(model, prompt, 1), Cluster: cluster})
-		require.NoError(t, err)
-		return res
-	}
-	// Until both pools have metrics, fail-open lets Envoy's fallback pick.
-	require.Eventually(t, func() bool {
-		a, b := destination(send(simA.Model, "warm up")), destination(send("model-b", "warm up"))
-		return strings.Count(a, ",") == 1 && b == simB.Addrs[0]
-	}, 15*time.Second, 50*time.Millisecond, "both pools never picked")
+	send := twoPoolSender(t, h, simA, simB, cluster)
 
 	for i := 0; i < 6; i++ {
 		res := send("model-b", fmt.Sprintf("for b %d", i))
@@ -121,6 +112,24 @@ func TestPickerPoolPerRoute(t *testing.T) {
 	require.Equal(t, 503, res.Client.Status)
 	require.Contains(t, string(res.Client.Body), `pool \"c\"`)
 	require.Nil(t, res.Received)
+}
+
+// twoPoolSender returns a send of chat requests for a model to cluster,
+// once pool a (simA's two ranks) and pool b (simB's one) have both been
+// picked from: until their first scrapes, fail-open lets Envoy's fallback
+// pick.
+func twoPoolSender(t *testing.T, h *harness.Host, simA, simB *harness.Sim, cluster []string) func(model, prompt string) *harness.Result {
+	t.Helper()
+	send := func(model, prompt string) *harness.Result {
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq(model, prompt, 1), Cluster: cluster})
+		require.NoError(t, err)
+		return res
+	}
+	require.Eventually(t, func() bool {
+		a, b := destination(send(simA.Model, "warm up")), destination(send(simB.Model, "warm up"))
+		return strings.Count(a, ",") == 1 && b == simB.Addrs[0]
+	}, 15*time.Second, 50*time.Millisecond, "both pools never picked")
+	return send
 }
 
 // A per-route config the picker cannot use is refused when the route table
