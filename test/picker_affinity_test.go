@@ -30,7 +30,7 @@ func TestPickerPrefixAffinityYieldsToALongerQueue(t *testing.T) {
 	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 3,
 		Args: []string{"--max-num-seqs", "2", "--inter-token-latency", "100ms"}})
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	h.MustConfigure(pickerChain(t, pickerConfig(sim.Addrs, nil)))
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	system := "You are the support assistant of a bank. " + strings.Repeat("Answer briefly and cite the policy. ", 40)

@@ -53,7 +53,7 @@ func TestPickerReadsRealisticVLLMExposition(t *testing.T) {
 	cluster := []string{loadedAddr, idleAddr, fullAddr}
 
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(cluster, nil)))
+	h.MustConfigure(pickerChain(t, pickerConfig(cluster, nil)))
 	req := &harness.Request{Headers: jsonCT, Body: chatReq("m", "hello", 1), Cluster: cluster}
 	// The full server is filtered out, so the list has two entries once both
 	// others are scraped.
@@ -130,7 +130,7 @@ func TestPickerAsksForTheFamiliesItReads(t *testing.T) {
 				scrape["filterByName"] = *tc.filter
 			}
 			h := harness.Start(t, harness.Options{})
-			h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(cluster, map[string]any{"scrape": scrape})))
+			h.MustConfigure(pickerChain(t, pickerConfig(cluster, map[string]any{"scrape": scrape})))
 			req := &harness.Request{Headers: jsonCT, Body: chatReq("m", "hello", 1), Cluster: cluster}
 			waitDestination(t, h, req)
 			res, err := h.Send(context.Background(), req)

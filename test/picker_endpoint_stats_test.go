@@ -29,7 +29,7 @@ func TestPickerPerEndpointStats(t *testing.T) {
 	writeEndpoints(sim.Addrs)
 	h := harness.Start(t, harness.Options{})
 	cfg := pickerConfig(nil, map[string]any{"endpoints": map[string]any{"file": map[string]any{"path": file, "interval": "100ms"}}})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+	h.MustConfigure(pickerChain(t, cfg))
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	publish := func() *harness.Stats {

@@ -44,7 +44,7 @@ func TestPickerPrefixIndexSizedFromCacheGeometry(t *testing.T) {
 			b := newSwitchableServer(t, vllmGeometryExpo(0.3, tc.blocks))
 			cluster := []string{a.addr, b.addr}
 			h := harness.Start(t, harness.Options{})
-			h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(cluster, tc.extra)))
+			h.MustConfigure(pickerChain(t, pickerConfig(cluster, tc.extra)))
 			waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: cluster})
 
 			send := func(prompt string, hint []string) string {
@@ -85,7 +85,7 @@ func TestPickerPrefixConfigRefusedNamingTheField(t *testing.T) {
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			cfg := pickerConfig([]string{"127.0.0.1:9"}, map[string]any{"prefix": tc.prefix})
-			_, err := h.Configure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+			_, err := h.Configure(pickerChain(t, cfg))
 			var ce *harness.CommandError
 			require.ErrorAs(t, err, &ce)
 			require.Contains(t, ce.Msg, tc.want)

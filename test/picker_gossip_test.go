@@ -113,7 +113,7 @@ func TestPickerGossipCountsThePeersRequests(t *testing.T) {
 		"fleet": map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}},
 	}})
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+	h.MustConfigure(pickerChain(t, cfg))
 	model := "m"
 	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq(model, "warm up", 1), Cluster: addrs})
 	to, err := net.ResolveUDPAddr("udp", lp)
@@ -249,7 +249,7 @@ func TestPickerGossipConfigRefusedNamingTheField(t *testing.T) {
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			cfg := pickerConfig([]string{"127.0.0.1:1"}, map[string]any{"scrape": map[string]any{"fleet": map[string]any{"gossip": tc.gossip}}})
-			_, err := h.Configure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+			_, err := h.Configure(pickerChain(t, cfg))
 			var ce *harness.CommandError
 			require.ErrorAs(t, err, &ce)
 			require.Contains(t, ce.Msg, fmt.Sprintf("pools[0].%s", tc.field))
@@ -260,7 +260,8 @@ func TestPickerGossipConfigRefusedNamingTheField(t *testing.T) {
 // A panic in the gossip receiver (a bug; injected by the test build for
 // datagrams that start with "PANIC") is recovered inside the library: the
 // datagram is refused, Envoy's endpoint_picker.panics counts it, and the
-// next datagrams are taken as before.
+// next datagrams are taken as before. (The two-filter chain in both modes
+// of the picker suite: the counter is the picking filter's.)
 func TestPickerGossipPanicIsRecoveredAndCounted(t *testing.T) {
 	addrs := onceScrapedServers(t, 2)
 	peer := udpOn(t, "127.0.0.1")

@@ -83,7 +83,7 @@ func TestPickerBothDeploymentsHashTheSamePrompt(t *testing.T) {
 		"scheduler": map[string]any{"filters": []any{}, "scorers": []map[string]any{{"type": "prefix-cache", "weight": 1}}},
 		"scrape":    map[string]any{"interval": "50ms", "timeout": "500ms", "staleAfter": "1s", "fleet": map[string]any{"proxies": 1}}})
 	withRouter := harness.Start(t, harness.Options{})
-	withRouter.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+	withRouter.MustConfigure(pickerChain(t, cfg))
 	alone := harness.Start(t, harness.Options{})
 	alone.MustConfigure(harness.EnvoyChain(t).Only("endpoint_picker").WithJSON("endpoint_picker", cfg))
 	warm := &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs}
@@ -205,7 +205,7 @@ func TestPickerSubsetHintWithoutMetricsStaysInside(t *testing.T) {
 	for _, mode := range []string{"fail-open", "fail-close"} {
 		t.Run(mode, func(t *testing.T) {
 			h := harness.Start(t, harness.Options{})
-			h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(cluster, map[string]any{"failureMode": mode})))
+			h.MustConfigure(pickerChain(t, pickerConfig(cluster, map[string]any{"failureMode": mode})))
 			// The pool has metrics (from the one endpoint outside the hint).
 			deadline := time.Now().Add(10 * time.Second)
 			for {
@@ -245,7 +245,7 @@ func TestPickerSubsetHintWithoutMetricsStaysInside(t *testing.T) {
 func TestPickerSubsetHintAsString(t *testing.T) {
 	addrs := modelServers(t, 4)
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(addrs, nil)))
+	h.MustConfigure(pickerChain(t, pickerConfig(addrs, nil)))
 	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
 	const ns, key = "envoy.lb.subset_hint", "x-gateway-destination-endpoint-subset"
 	want := addrs[1:3]
@@ -285,7 +285,7 @@ func TestPickerDNSPoolResolvesAfterLoad(t *testing.T) {
 	port, err := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
 	require.NoError(t, err)
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", map[string]any{"pools": []any{map[string]any{
+	h.MustConfigure(pickerChain(t, map[string]any{"pools": []any{map[string]any{
 		"name":      "pool",
 		"endpoints": map[string]any{"dns": map[string]any{"name": "localhost", "ports": []int{port}, "interval": "1s"}},
 		"scrape":    map[string]any{"interval": "50ms", "timeout": "500ms", "staleAfter": "1s"},

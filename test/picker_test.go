@@ -90,7 +90,7 @@ func sendDirect(t *testing.T, addr, model string, n, maxTokens int) *sync.WaitGr
 func TestPickerOverwritesClientDestination(t *testing.T) {
 	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 3})
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	h.MustConfigure(pickerChain(t, pickerConfig(sim.Addrs, nil)))
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	forged := sim.Addrs[0]
@@ -138,7 +138,7 @@ func TestPickerAvoidsLoadedEndpoint(t *testing.T) {
 	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 2,
 		Args: []string{"--max-num-seqs", "2", "--inter-token-latency", "100ms"}})
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	h.MustConfigure(pickerChain(t, pickerConfig(sim.Addrs, nil)))
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	busy, idle := sim.Addrs[0], sim.Addrs[1]
@@ -164,7 +164,7 @@ func TestPickerFollowsRunningLoRA(t *testing.T) {
 		"--max-loras", "1", "--inter-token-latency", "100ms",
 		"--lora-modules", `{"name":"lora-a","path":"/adapters/a"}`, `{"name":"lora-b","path":"/adapters/b"}`}})
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	h.MustConfigure(pickerChain(t, pickerConfig(sim.Addrs, nil)))
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	withLoRA := sim.Addrs[1]
@@ -196,7 +196,7 @@ func TestPickerSkipsKilledServerAndReturnsToIt(t *testing.T) {
 		addrs = append(addrs, s.Addrs[0])
 	}
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(addrs, map[string]any{"failurePenalty": "1s"})))
+	h.MustConfigure(pickerChain(t, pickerConfig(addrs, map[string]any{"failurePenalty": "1s"})))
 	waitPicking(t, h, "sim-model", addrs)
 
 	victim := addrs[0]
@@ -276,7 +276,7 @@ func loraMetrics(addr string) string {
 func TestPickerHonoursSubsetHint(t *testing.T) {
 	sim := harness.StartSim(t, harness.SimOptions{DataParallel: 3})
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", pickerConfig(sim.Addrs, nil)))
+	h.MustConfigure(pickerChain(t, pickerConfig(sim.Addrs, nil)))
 	waitPicking(t, h, sim.Model, sim.Addrs)
 
 	hint := func(addrs ...string) []harness.MetadataList {

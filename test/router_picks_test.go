@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +221,15 @@ func TestRouterPicksREADMEBootstrap(t *testing.T) {
 		require.Equal(t, 200, res.Client.Status)
 		require.Contains(t, simA.Addrs, res.Endpoint)
 	}
+}
+
+// pickerChain is envoy.yaml's chain with endpoint_picker's filter_config
+// cfg; with INFERENCEPOOL_TEST_ONE_FILTER=1 it is ai_router alone, picking
+// with cfg as its endpointPicker, so the picker tests check that mode
+// picks as the two filters do (make test runs them both ways).
+func pickerChain(t testing.TB, cfg any) harness.Chain {
+	if os.Getenv("INFERENCEPOOL_TEST_ONE_FILTER") == "1" {
+		return harness.EnvoyChain(t).Only("ai_router").WithMerged("ai_router", map[string]any{"endpointPicker": cfg})
+	}
+	return harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg)
 }

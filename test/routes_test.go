@@ -136,7 +136,7 @@ func twoPoolSender(t *testing.T, h *harness.Host, simA, simB *harness.Sim, clust
 // loads, naming the field, and the table in force stays.
 func TestPickerPerRouteConfigRejected(t *testing.T) {
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", twoPools([]string{"127.0.0.1:1"}, []string{"127.0.0.1:2"})))
+	h.MustConfigure(pickerChain(t, twoPools([]string{"127.0.0.1:1"}, []string{"127.0.0.1:2"})))
 	for _, tc := range []struct {
 		name, filter, cfg, want string
 	}{
