@@ -233,3 +233,27 @@ func pickerChain(t testing.TB, cfg any) harness.Chain {
 	}
 	return harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg)
 }
+
+// With ai_router picking, a pool behind an upstream chain (ai_upstream,
+// an OpenAI-compatible backend) gets every exchange as with two filters:
+// routed by the pick, translated per attempt, the same three header edits
+// (model, destination, authorization), in half the downstream hooks.
+func TestRouterPicksForAnUpstreamChain(t *testing.T) {
+	endpoints := metricsEndpoints(t, 2)
+	cfg := pickerConfig(endpoints, nil)
+	opts := harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: harness.ChatResponseWithUsage(),
+		N: 50, Warmup: 10, Settle: 100 * time.Millisecond,
+		Clusters: []harness.Cluster{openAICluster(t, endpoints)}, Routes: []harness.Route{{Name: "pool", Cluster: "pool"}}}
+	opts.Chain = harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg)
+	two, err := harness.RunBench(t, opts)
+	require.NoError(t, err)
+	opts.Chain = routerPicks(t, cfg, nil)
+	one, err := harness.RunBench(t, opts)
+	require.NoError(t, err)
+	for _, r := range []*harness.BenchResult{two, one} {
+		require.Equal(t, r.N, r.UpstreamOK, "every exchange reached the upstream (local replies %d)", r.LocalReplies)
+		require.Equal(t, r.N, r.Routed, "every exchange had a destination")
+		require.EqualValues(t, 3, r.Callbacks["http_set_header"], "header edits per exchange: %v", r.Callbacks)
+	}
+	require.InDelta(t, two.HooksPerReq-7, one.HooksPerReq, 0.01, "one filter's hooks fewer")
+}
