@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
-	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
 
@@ -30,17 +28,9 @@ func (f *aiRouterConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []by
 	}
 	var closePools func()
 	if p.EndpointPicker != nil {
-		// ai_router picks too (its endpointPicker): endpoint_picker's pools
-		// and stats, on this filter.
-		pools, err := picker.Open(p.EndpointPicker)
-		if err != nil {
-			return nil, fmt.Errorf("%s filter_config: field %q: %w", filterconfig.AIRouter, filterconfig.RouterPicker, err)
-		}
-		if cfg.picker, err = newPickerFilterConfig(h, pools); err != nil {
-			pools.Close()
+		if cfg.picker, closePools, err = openRouterPicker(h, p.EndpointPicker); err != nil {
 			return nil, err
 		}
-		closePools = pools.Close
 	}
 	fac, err := newReusingFactory(filterconfig.AIRouter, h, p.Debug, func(fh shared.HttpFilterHandle) shared.HttpFilter {
 		return newRouterFilter(cfg, fh)
@@ -240,16 +230,6 @@ func (f *aiRouterFilter) OnRequestTrailers(trailers shared.HeaderMap) shared.Tra
 		return shared.TrailersStatusContinue
 	}
 	return shared.TrailersStatusStop
-}
-
-// pickDecided picks the endpoint of a request decide let through when
-// ai_router picks too, with decide's facts (no handoff, no second read of
-// the body); it reports whether the request goes on.
-func (f *aiRouterFilter) pickDecided() bool {
-	if f.pick == nil {
-		return true
-	}
-	return f.pick.pickFor(f.h.RequestHeaders(), &f.factsVal)
 }
 
 // decide reads the whole body, then either answers the request or sets the
