@@ -16,9 +16,9 @@ import (
 // request, before them on the response.
 
 // openRouterPicker opens the pools of ai_router's endpointPicker and
-// defines endpoint_picker's stats on ai_router's config; close closes the
+// defines endpoint_picker's stats on ai_router's config; closePools closes the
 // pools.
-func openRouterPicker(h shared.HttpFilterConfigHandle, c *picker.Config) (cfg *pickerFilterConfig, close func(), err error) {
+func openRouterPicker(h shared.HttpFilterConfigHandle, c *picker.Config) (cfg *pickerFilterConfig, closePools func(), err error) {
 	pools, err := picker.Open(c)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s filter_config: field %q: %w", filterconfig.AIRouter, filterconfig.RouterPicker, err)
