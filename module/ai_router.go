@@ -180,7 +180,7 @@ func (f *aiRouterFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream 
 	f.ep, f.active = ep, true
 	f.rewriteHdr = strings.Clone(f.hdrs.get(transform.ModelRewriteHeader)) // Decide's strings are its own
 	if endOfStream {
-		return headersStatus(f.decide(nil) && f.pickDecided())
+		return headersStatus(f.decide(nil))
 	}
 	return shared.HeadersStatusStop
 }
@@ -210,7 +210,7 @@ func (f *aiRouterFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool)
 		f.replyError(err)
 		return shared.BodyStatusStopNoBuffer
 	}
-	if f.decide(&parts) && f.pickDecided() {
+	if f.decide(&parts) {
 		return shared.BodyStatusContinue
 	}
 	return shared.BodyStatusStopNoBuffer
@@ -226,7 +226,7 @@ func (f *aiRouterFilter) OnRequestTrailers(trailers shared.HeaderMap) shared.Tra
 	parts := newBodyParts(f.h, nil, f.chunks[:0])
 	f.chunks = parts.chunks
 	defer clear(f.chunks)
-	if f.decide(&parts) && f.pickDecided() {
+	if f.decide(&parts) {
 		return shared.TrailersStatusContinue
 	}
 	return shared.TrailersStatusStop
@@ -234,7 +234,8 @@ func (f *aiRouterFilter) OnRequestTrailers(trailers shared.HeaderMap) shared.Tra
 
 // decide reads the whole body, then either answers the request or sets the
 // model header, rewrites the body if needed and hands the parse on to
-// endpoint_picker. It reports whether the request goes on.
+// endpoint_picker, or picks itself (endpointPicker). It reports whether
+// the request goes on.
 // parts is nil for a request that ended with its headers.
 func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 	f.decided = true
@@ -292,8 +293,11 @@ func (f *aiRouterFilter) decide(parts *bodyParts) bool {
 	// d.Prompt points into f.body or d.Body, which live until OnDestroy.
 	f.factsVal = requestFacts{Model: d.TargetModel, Prompt: d.Prompt, Stream: d.Stream}
 	if f.pick != nil {
-		b.Run() // the facts go to pick directly
-		return true
+		// ai_router picks too: the pick's reads in this batch, after the
+		// writes (they see the new route), and the facts directly.
+		reads := f.pick.addReads(b, headers, false)
+		b.Run()
+		return f.pick.pickWith(headers, b, reads, &f.factsVal)
 	}
 	f.facts.publish(b, &f.factsVal) // runs b
 	return true

@@ -13,7 +13,8 @@ import (
 // instead of ai_router, endpoint_picker (README.md, "One filter"). Its
 // filter holds endpoint_picker's part (aiRouterFilter.pick) and calls it
 // where endpoint_picker's hooks would run: after ai_router's own on the
-// request, before them on the response.
+// request (decide: the pick's reads in ai_router's batch, the facts
+// directly), before them on the response.
 
 // openRouterPicker opens the pools of ai_router's endpointPicker and
 // defines endpoint_picker's stats on ai_router's config; closePools closes the
@@ -28,14 +29,4 @@ func openRouterPicker(h shared.HttpFilterConfigHandle, c *picker.Config) (cfg *p
 		return nil, nil, err
 	}
 	return cfg, pools.Close, nil
-}
-
-// pickDecided picks the endpoint of a request decide let through when
-// ai_router picks too, with decide's facts (no handoff, no second read of
-// the body); it reports whether the request goes on.
-func (f *aiRouterFilter) pickDecided() bool {
-	if f.pick == nil {
-		return true
-	}
-	return f.pick.pickFor(f.h.RequestHeaders(), &f.factsVal)
 }

@@ -254,44 +254,65 @@ func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfS
 	return shared.HeadersStatusStop
 }
 
-// prepare reads what a pick needs besides the body, in one call from Go:
-// the route's pool, the objective, the subset hint and, with receive, the
-// facts ai_router handed on before it in the chain (nil when it did not).
-// It reports false when it answered the request (a pool the route names
-// that this filter does not have).
+// prepare reads what a pick needs besides the body, in one call from Go
+// (pickReads), and takes it (useReads). It reports false when it answered
+// the request.
 func (f *endpointPickerFilter) prepare(headers shared.HeaderMap, receive bool) (*requestFacts, bool) {
 	b := &f.b
 	b.Start(f.s)
-	route := b.HasRouteConfig()
-	objective := b.HeaderValue(headers, headerObjective)
-	subset := f.readSubset()
-	var facts factsReads
-	if receive {
-		facts = receiveRequestFacts(b)
-	}
+	r := f.addReads(b, headers, receive)
 	b.Run()
-	pool, missing := f.cfg.poolFor(f.h, b.OK(route))
+	return f.useReads(b, r)
+}
+
+// pickReads are the batched reads a pick needs besides the body: the
+// route's pool, the objective, the subset hint and, with receive, the
+// facts ai_router handed on before it in the chain.
+type pickReads struct {
+	route, objective abi.Op
+	subset           subsetReads
+	facts            factsReads
+	receive          bool
+}
+
+// addReads adds the reads to b, which may be another filter's batch on the
+// same stream (ai_router's, when it picks too): they see its writes before
+// them (the model header, the cleared route cache).
+func (f *endpointPickerFilter) addReads(b *abi.Batch, headers shared.HeaderMap, receive bool) pickReads {
+	r := pickReads{route: b.HasRouteConfig(), objective: b.HeaderValue(headers, headerObjective), subset: readSubset(b), receive: receive}
+	if receive {
+		r.facts = receiveRequestFacts(b)
+	}
+	return r
+}
+
+// useReads takes r once b ran: the pool (a pool the route names that this
+// filter does not have is answered 503: false), the objective, the subset
+// hint, and ai_router's facts when received (nil when it handed none).
+func (f *endpointPickerFilter) useReads(b *abi.Batch, r pickReads) (*requestFacts, bool) {
+	pool, missing := f.cfg.poolFor(f.h, b.OK(r.route))
 	if pool == nil {
 		f.decided = true
 		f.reply(503, fmt.Sprintf("route names pool %q, which this endpoint_picker does not have", missing), "no_capacity")
 		return nil, false
 	}
 	f.pool = pool
-	v, _ := b.View(objective)
+	v, _ := b.View(r.objective)
 	f.req.Objective = v.ToString()
-	f.useSubset(subset)
-	if !receive {
+	f.useSubset(b, r.subset)
+	if !r.receive {
 		return nil, true
 	}
-	return facts.get(b), true
+	return r.facts.get(b), true
 }
 
-// pickFor picks for a request ai_router decided in the same filter (its
-// endpointPicker), where endpoint_picker after it in the chain would: with
-// ai_router's facts handed over directly. It reports whether the request
-// goes on.
-func (f *endpointPickerFilter) pickFor(headers shared.HeaderMap, facts *requestFacts) bool {
-	if _, ok := f.prepare(headers, false); !ok {
+// pickWith picks for a request ai_router decided in the same filter (its
+// endpointPicker), where endpoint_picker after it in the chain would: r
+// were added to ai_router's batch b after its writes and ran with them,
+// and ai_router's facts come directly. It reports whether the request goes
+// on.
+func (f *endpointPickerFilter) pickWith(headers shared.HeaderMap, b *abi.Batch, r pickReads, facts *requestFacts) bool {
+	if _, ok := f.useReads(b, r); !ok {
 		return false
 	}
 	f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
@@ -419,20 +440,20 @@ func readInferenceBody(path string, body []byte) (string, []byte, error) {
 // its string (both read: one call from Go either way).
 type subsetReads struct{ list, str abi.Op }
 
-// readSubset adds the reads of the subset hint to f's batch.
-func (f *endpointPickerFilter) readSubset() subsetReads {
+// readSubset adds the reads of the subset hint to b.
+func readSubset(b *abi.Batch) subsetReads {
 	return subsetReads{
-		list: f.b.MetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey),
-		str:  f.b.MetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey),
+		list: b.MetadataListSize(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey),
+		str:  b.MetadataString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey),
 	}
 }
 
 // useSubset reads the subset hint from dynamic metadata, once r ran: a
 // list of ip:port, or one comma-separated string of them (entries of a
 // list may be comma-separated too). Blanks around entries are ignored.
-func (f *endpointPickerFilter) useSubset(r subsetReads) {
+func (f *endpointPickerFilter) useSubset(b *abi.Batch, r subsetReads) {
 	f.req.Subset, f.req.HasSubset = f.req.Subset[:0], false
-	if n, ok := f.b.Number(r.list); ok {
+	if n, ok := b.Number(r.list); ok {
 		f.req.HasSubset = true
 		for i := 0; i < int(n); i++ {
 			if v, ok := f.s.MetadataListString(shared.MetadataSourceTypeDynamic, metadataSubsetNS, metadataSubsetKey, i); ok {
@@ -441,7 +462,7 @@ func (f *endpointPickerFilter) useSubset(r subsetReads) {
 		}
 		return
 	}
-	if v, ok := f.b.View(r.str); ok {
+	if v, ok := b.View(r.str); ok {
 		f.req.HasSubset = true
 		f.req.Subset = appendSubset(f.req.Subset, v.ToString())
 	}
