@@ -3,55 +3,7 @@ package abi
 /*
 #cgo darwin LDFLAGS: -Wl,-undefined,dynamic_lookup
 #cgo linux LDFLAGS: -Wl,--unresolved-symbols=ignore-all
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-// As Envoy's abi.h (envoy_dynamic_module_type_module_buffer and
-// _envoy_buffer share this layout); C enums are passed as 32-bit integers.
-typedef struct {
-  const char* ptr;
-  size_t length;
-} ipb_buf;
-
-bool envoy_dynamic_module_callback_http_set_header(void* f, uint32_t header_type, ipb_buf key, ipb_buf value);
-void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(void* f, ipb_buf ns, ipb_buf key, ipb_buf value);
-void envoy_dynamic_module_callback_http_set_dynamic_metadata_number(void* f, ipb_buf ns, ipb_buf key, double value);
-bool envoy_dynamic_module_callback_http_set_filter_state_bytes(void* f, ipb_buf key, ipb_buf value);
-void envoy_dynamic_module_callback_http_clear_route_cache(void* f);
-uint32_t envoy_dynamic_module_callback_http_filter_increment_counter(void* f, size_t id, ipb_buf* labels,
-                                                                     size_t labels_length, uint64_t value);
-uint32_t envoy_dynamic_module_callback_http_filter_record_histogram_value(void* f, size_t id, ipb_buf* labels,
-                                                                          size_t labels_length, uint64_t value);
-bool envoy_dynamic_module_callback_http_get_header(void* f, uint32_t header_type, ipb_buf key, ipb_buf* result,
-                                                   size_t index, size_t* optional_size);
-bool envoy_dynamic_module_callback_http_get_metadata_string(void* f, uint32_t source, ipb_buf ns, ipb_buf key,
-                                                            ipb_buf* result);
-bool envoy_dynamic_module_callback_http_get_metadata_number(void* f, uint32_t source, ipb_buf ns, ipb_buf key,
-                                                            double* result);
-bool envoy_dynamic_module_callback_http_get_metadata_list_size(void* f, uint32_t source, ipb_buf ns, ipb_buf key,
-                                                               size_t* result);
-bool envoy_dynamic_module_callback_http_get_filter_state_bytes(void* f, ipb_buf key, ipb_buf* result);
-bool envoy_dynamic_module_callback_http_filter_get_attribute_string(void* f, uint32_t id, ipb_buf* result);
-bool envoy_dynamic_module_callback_http_filter_get_attribute_int(void* f, uint32_t id, uint64_t* result);
-const void* envoy_dynamic_module_callback_get_most_specific_route_config(void* f);
-
-// As envoy_dynamic_module_type_envoy_http_header.
-typedef struct {
-  const char* key_ptr;
-  size_t key_length;
-  const char* value_ptr;
-  size_t value_length;
-} ipb_header;
-
-size_t envoy_dynamic_module_callback_http_get_headers_size(void* f, uint32_t header_type);
-bool envoy_dynamic_module_callback_http_get_headers(void* f, uint32_t header_type, ipb_header* result_headers);
-
-// ipb_get_headers is the entries' callback alone, for a read that did not
-// fit (stream.go's Go side declares the callback with its own types).
-static void ipb_get_headers(void* f, uint32_t t, ipb_header* out) {
-  envoy_dynamic_module_callback_http_get_headers(f, t, out);
-}
+#include "envoy_callbacks.h"
 
 // ipb_ref is a byte string in the batch's arena; off UINT32_MAX is none
 // (a NULL buffer: what the SDK passes to remove a header).
@@ -92,13 +44,13 @@ typedef struct {
   size_t id;
   uint64_t num;  // a metric value; a list size or integer attribute read
   double dnum;   // a metadata number, written or read
-  ipb_buf view;  // a string read
+  ip_buf view;  // a string read
   uint32_t result; // a metric's result
   bool ok;
 } ipb_op;
 
-static inline ipb_buf ipb_at(const char* arena, ipb_ref r) {
-  ipb_buf b = {NULL, 0};
+static inline ip_buf ipb_at(const char* arena, ipb_ref r) {
+  ip_buf b = {NULL, 0};
   if (r.off != UINT32_MAX) {
     b.ptr = arena + r.off;
     b.length = r.len;
@@ -110,7 +62,7 @@ static inline ipb_buf ipb_at(const char* arena, ipb_ref r) {
 // of the same name makes it, and writes each one's result into its op. A
 // header map read (at most one per run) writes its entries into hdrs when
 // they fit in hcap, else only its count.
-static void ipb_run(void* f, ipb_op* ops, size_t n, const char* arena, const ipb_ref* refs, ipb_header* hdrs,
+static void ipb_run(void* f, ipb_op* ops, size_t n, const char* arena, const ipb_ref* refs, ip_header* hdrs,
                     size_t hcap) {
   for (size_t i = 0; i < n; i++) {
     ipb_op* o = &ops[i];
@@ -136,7 +88,7 @@ static void ipb_run(void* f, ipb_op* ops, size_t n, const char* arena, const ipb
       break;
     case IPB_INCREMENT_COUNTER:
     case IPB_RECORD_HISTOGRAM: {
-      ipb_buf l[IPB_MAX_LABELS];
+      ip_buf l[IPB_MAX_LABELS];
       uint32_t n = 0;
       for (; n < o->nlabels; n++) l[n] = ipb_at(arena, refs[o->labels + n]);
       if (o->arg) l[n++] = ipb_at(arena, o->c); // one more tag value after them
@@ -305,11 +257,11 @@ func (b *Batch) Run() {
 	if len(b.refs) > 0 {
 		refs = unsafe.SliceData(b.refs)
 	}
-	var hdrs *C.ipb_header
+	var hdrs *C.ip_header
 	free := 0
 	if b.hdrsAt > b.ran {
 		room := b.hdrs[len(b.hdrs):cap(b.hdrs)]
-		hdrs, free = (*C.ipb_header)(unsafe.Pointer(unsafe.SliceData(room))), len(room)
+		hdrs, free = (*C.ip_header)(unsafe.Pointer(unsafe.SliceData(room))), len(room)
 	}
 	pending := b.ops[b.ran:]
 	C.ipb_run(b.s.raw, unsafe.SliceData(pending), C.size_t(len(pending)), arena, refs, hdrs, C.size_t(free))
@@ -328,8 +280,8 @@ func (b *Batch) readHeaders() {
 	n := int(o.num)
 	if !bool(o.ok) {
 		b.hdrs = slices.Grow(b.hdrs, n)
-		C.ipb_get_headers(b.s.raw, C.uint32_t(b.hdrsType),
-			(*C.ipb_header)(unsafe.Pointer(unsafe.SliceData(b.hdrs[len(b.hdrs):cap(b.hdrs)]))))
+		C.envoy_dynamic_module_callback_http_get_headers(b.s.raw, C.uint32_t(b.hdrsType),
+			(*C.ip_header)(unsafe.Pointer(unsafe.SliceData(b.hdrs[len(b.hdrs):cap(b.hdrs)]))))
 		b.calls++
 		o.ok = true
 	}
@@ -475,7 +427,7 @@ func (b *Batch) HeaderValue(m shared.HeaderMap, key string) Op {
 	if !ok {
 		op, o := b.done(C.IPB_GET_HEADER)
 		v := m.GetOne(key)
-		o.view, o.ok = C.ipb_buf{ptr: (*C.char)(unsafe.Pointer(v.Ptr)), length: C.size_t(v.Len)}, true
+		o.view, o.ok = C.ip_buf{ptr: (*C.char)(unsafe.Pointer(v.Ptr)), length: C.size_t(v.Len)}, true
 		return op
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_GET_HEADER, arg: C.uint32_t(t), a: b.str(key)})
@@ -728,8 +680,8 @@ func (b *Batch) HasRouteConfig() Op {
 	return op
 }
 
-func cBuf(v shared.UnsafeEnvoyBuffer) C.ipb_buf {
-	return C.ipb_buf{ptr: (*C.char)(unsafe.Pointer(v.Ptr)), length: C.size_t(v.Len)}
+func cBuf(v shared.UnsafeEnvoyBuffer) C.ip_buf {
+	return C.ip_buf{ptr: (*C.char)(unsafe.Pointer(v.Ptr)), length: C.size_t(v.Len)}
 }
 
 // View is the string op read: what the SDK's method returns (for

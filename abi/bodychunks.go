@@ -3,31 +3,16 @@ package abi
 /*
 #cgo darwin LDFLAGS: -Wl,-undefined,dynamic_lookup
 #cgo linux LDFLAGS: -Wl,--unresolved-symbols=ignore-all
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-// Envoy provides the callbacks when it loads the library (as for the SDK).
-// As in Envoy's abi.h (envoy_dynamic_module_type_envoy_buffer and the two
-// callbacks); the body type is a C enum, passed as a 32-bit integer.
-typedef struct {
-  const char* ptr;
-  size_t length;
-} inferencepool_envoy_buffer;
-
-size_t envoy_dynamic_module_callback_http_get_body_chunks_size(void* filter_envoy_ptr, uint32_t body_type);
-bool envoy_dynamic_module_callback_http_get_body_chunks(void* filter_envoy_ptr, uint32_t body_type,
-                                                        inferencepool_envoy_buffer* result_buffer_vector);
+#include "envoy_callbacks.h"
 
 // ip_get_body_chunks writes the chunks into out when they fit in cap
 // entries (one crossing from Go for both callbacks) and returns how many
 // there are.
-static size_t ip_get_body_chunks(void* f, uint32_t t, inferencepool_envoy_buffer* out, size_t cap) {
+static size_t ip_get_body_chunks(void* f, uint32_t t, ip_buf* out, size_t cap) {
   size_t n = envoy_dynamic_module_callback_http_get_body_chunks_size(f, t);
   if (n > 0 && n <= cap) envoy_dynamic_module_callback_http_get_body_chunks(f, t, out);
   return n;
 }
-bool envoy_dynamic_module_callback_http_received_buffered_request_body(void* filter_envoy_ptr);
 
 typedef struct {
   size_t received, buffered; // chunk counts
@@ -41,7 +26,7 @@ typedef struct {
 // it fits in cap entries (else only its size is read: the caller reads the
 // chunks into more room).
 static inferencepool_request_body ip_get_request_body(void* f, uint32_t rt, uint32_t bt,
-                                                      inferencepool_envoy_buffer* out, size_t cap) {
+                                                      ip_buf* out, size_t cap) {
   inferencepool_request_body r = {0, 0, false};
   r.received_is_buffered = envoy_dynamic_module_callback_http_received_buffered_request_body(f);
   r.received = ip_get_body_chunks(f, rt, out, cap);
@@ -88,11 +73,11 @@ func BodyChunks(body shared.BodyBuffer, dst []shared.UnsafeEnvoyBuffer) []shared
 	}
 	free := dst[len(dst):cap(dst)]
 	n := int(C.ip_get_body_chunks(raw.filter, C.uint32_t(raw.bodyType),
-		(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free))))
+		(*C.ip_buf)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free))))
 	if n > len(free) { // no room: the chunks alone (n is still the count, nothing ran in between)
 		dst = slices.Grow(dst, n)
 		C.envoy_dynamic_module_callback_http_get_body_chunks(raw.filter, C.uint32_t(raw.bodyType),
-			(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(dst[len(dst):cap(dst)]))))
+			(*C.ip_buf)(unsafe.Pointer(unsafe.SliceData(dst[len(dst):cap(dst)]))))
 	}
 	return dst[:len(dst)+n]
 }
@@ -122,7 +107,7 @@ func RequestBodyChunks(h shared.HttpFilterHandle, received, buffered shared.Body
 	base := len(dst)
 	free := dst[base:cap(dst)]
 	r := C.ip_get_request_body(rr.filter, C.uint32_t(rr.bodyType), C.uint32_t(br.bodyType),
-		(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free)))
+		(*C.ip_buf)(unsafe.Pointer(unsafe.SliceData(free))), C.size_t(len(free)))
 	nr, nb := int(r.received), int(r.buffered)
 	receivedIsBuffered = bool(r.received_is_buffered)
 	if nr+nb > len(free) {
@@ -137,11 +122,11 @@ func RequestBodyChunks(h shared.HttpFilterHandle, received, buffered shared.Body
 		all := dst[base : base+nr+nb]
 		if nr > len(free) {
 			C.envoy_dynamic_module_callback_http_get_body_chunks(rr.filter, C.uint32_t(rr.bodyType),
-				(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(all))))
+				(*C.ip_buf)(unsafe.Pointer(unsafe.SliceData(all))))
 		}
 		if nb > 0 {
 			C.envoy_dynamic_module_callback_http_get_body_chunks(br.filter, C.uint32_t(br.bodyType),
-				(*C.inferencepool_envoy_buffer)(unsafe.Pointer(unsafe.SliceData(all[nr:]))))
+				(*C.ip_buf)(unsafe.Pointer(unsafe.SliceData(all[nr:]))))
 		}
 	}
 	return dst[:base+nr+nb], nr, receivedIsBuffered
@@ -157,8 +142,8 @@ type sdkBody struct {
 // Envoy writes envoy_dynamic_module_type_envoy_buffer values (a pointer and
 // a size_t) into a []shared.UnsafeEnvoyBuffer: the layouts must be one.
 var (
-	_ [unsafe.Sizeof(shared.UnsafeEnvoyBuffer{}) - C.sizeof_inferencepool_envoy_buffer]byte
-	_ [C.sizeof_inferencepool_envoy_buffer - unsafe.Sizeof(shared.UnsafeEnvoyBuffer{})]byte
+	_ [unsafe.Sizeof(shared.UnsafeEnvoyBuffer{}) - C.sizeof_ip_buf]byte
+	_ [C.sizeof_ip_buf - unsafe.Sizeof(shared.UnsafeEnvoyBuffer{})]byte
 	_ [unsafe.Offsetof(shared.UnsafeEnvoyBuffer{}.Len) - unsafe.Sizeof(uintptr(0))]byte
 )
 

@@ -3,45 +3,7 @@ package abi
 /*
 #cgo darwin LDFLAGS: -Wl,-undefined,dynamic_lookup
 #cgo linux LDFLAGS: -Wl,--unresolved-symbols=ignore-all
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-// As Envoy's abi.h: envoy_dynamic_module_type_envoy_buffer and
-// envoy_dynamic_module_type_module_buffer (one layout), and
-// envoy_dynamic_module_type_envoy_http_header. C enums are passed as 32-bit
-// integers.
-typedef struct {
-  const char* ptr;
-  size_t length;
-} ip_buf;
-
-typedef struct {
-  const char* key_ptr;
-  size_t key_length;
-  const char* value_ptr;
-  size_t value_length;
-} ip_header;
-
-bool envoy_dynamic_module_callback_http_get_header(void* f, uint32_t header_type, ip_buf key, ip_buf* result,
-                                                   size_t index, size_t* optional_size);
-size_t envoy_dynamic_module_callback_http_get_headers_size(void* f, uint32_t header_type);
-bool envoy_dynamic_module_callback_http_get_headers(void* f, uint32_t header_type, ip_header* result_headers);
-bool envoy_dynamic_module_callback_http_get_metadata_string(void* f, uint32_t source, ip_buf ns, ip_buf key,
-                                                            ip_buf* result);
-bool envoy_dynamic_module_callback_http_get_metadata_number(void* f, uint32_t source, ip_buf ns, ip_buf key,
-                                                            double* result);
-bool envoy_dynamic_module_callback_http_get_metadata_list_size(void* f, uint32_t source, ip_buf ns, ip_buf key,
-                                                               size_t* result);
-bool envoy_dynamic_module_callback_http_get_metadata_list_string(void* f, uint32_t source, ip_buf ns, ip_buf key,
-                                                                 size_t index, ip_buf* result);
-bool envoy_dynamic_module_callback_http_filter_get_attribute_string(void* f, uint32_t id, ip_buf* result);
-bool envoy_dynamic_module_callback_http_filter_get_attribute_int(void* f, uint32_t id, uint64_t* result);
-bool envoy_dynamic_module_callback_http_get_filter_state_bytes(void* f, ip_buf key, ip_buf* result);
-uint32_t envoy_dynamic_module_callback_http_filter_record_histogram_value(void* f, size_t id, ip_buf* labels,
-                                                                          size_t labels_length, uint64_t value);
-uint32_t envoy_dynamic_module_callback_http_filter_increment_counter(void* f, size_t id, ip_buf* labels,
-                                                                     size_t labels_length, uint64_t value);
+#include "envoy_callbacks.h"
 
 // The wrappers below keep every out-parameter and label array on the C
 // stack: a Go variable whose address goes to C is moved to the heap (the
