@@ -2,22 +2,14 @@ package picker
 
 import (
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/freeport"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/metrics"
 )
-
-func freeUDPPort(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer c.Close()
-	return c.LocalAddr().String()
-}
 
 // Two proxies with gossip: each counts the other's requests sent since the
 // scrape as it counts its own, so the second does not send to the server
@@ -28,7 +20,7 @@ func TestPickCountsThePeersRequestsFromGossip(t *testing.T) {
 		gossip bool
 	}{{"with gossip", true}, {"without", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := freeUDPPort(t), freeUDPPort(t)
+			a, b := fmt.Sprintf("127.0.0.1:%d", freeport.UDP(t)), fmt.Sprintf("127.0.0.1:%d", freeport.UDP(t))
 			extra := func(self string) string {
 				if !tc.gossip {
 					return ""

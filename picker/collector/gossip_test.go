@@ -8,15 +8,19 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/envoy-inferencepool/envoy-inferencepool/internal/freeport"
 )
 
-// freeUDPPort returns a port nothing listens on at 127.0.0.1 (now).
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+// gossipSpec is the scrape spec of the gossip tests' targets (never
+// scraped: the collectors are manual).
+var gossipSpec = Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+
+// twoProxies are two processes' collectors, each with a target for the
+// same endpoint, 10.9.0.1:8000.
+func twoProxies() (a, b *Collector, ta, tb *Target) {
+	a, b = NewManual(), NewManual()
+	return a, b, a.Acquire("10.9.0.1:8000", gossipSpec), b.Acquire("10.9.0.1:8000", gossipSpec)
 }
 
 func gossipOn(t *testing.T, c *Collector, port int, peers ...int) (*GossipHandle, Gossip) {
@@ -32,11 +36,10 @@ func gossipOn(t *testing.T, c *Collector, port int, peers ...int) (*GossipHandle
 }
 
 func TestGossipTellsPeersOurRequestsInFlight(t *testing.T) {
-	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
-	a, b := NewManual(), NewManual()
-	ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
+	spec := gossipSpec
+	a, b, ta, tb := twoProxies()
 	other := b.Acquire("10.9.0.2:8000", spec)
-	pa, pb := freeUDPPort(t), freeUDPPort(t)
+	pa, pb := freeport.UDP(t), freeport.UDP(t)
 	// Each names both, itself included, as a headless Service's name would.
 	ha, _ := gossipOn(t, a, pa, pa, pb)
 	hb, _ := gossipOn(t, b, pb, pa, pb)
@@ -66,11 +69,9 @@ func TestGossipTellsPeersOurRequestsInFlight(t *testing.T) {
 }
 
 func TestGossipRefuses(t *testing.T) {
-	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
 	t.Run("a source that is not a peer", func(t *testing.T) {
-		a, b := NewManual(), NewManual()
-		ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
-		pa, pb := freeUDPPort(t), freeUDPPort(t)
+		a, b, ta, tb := twoProxies()
+		pa, pb := freeport.UDP(t), freeport.UDP(t)
 		ha, _ := gossipOn(t, a, pa, pb)
 		defer ha.Leave()
 		// b takes datagrams only from 127.0.0.2; a sends from 127.0.0.1.
@@ -83,9 +84,8 @@ func TestGossipRefuses(t *testing.T) {
 		require.Zero(t, hb.Stats().Received)
 	})
 	t.Run("a datagram under another key", func(t *testing.T) {
-		a, b := NewManual(), NewManual()
-		ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
-		pa, pb := freeUDPPort(t), freeUDPPort(t)
+		a, b, ta, tb := twoProxies()
+		pa, pb := freeport.UDP(t), freeport.UDP(t)
 		ga := Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", pa), Peers: []string{fmt.Sprintf("127.0.0.1:%d", pb)}, Interval: "2ms", Key: "00112233445566778899aabbccddeeff"}
 		gb := ga
 		gb.Listen, gb.Peers, gb.Key = fmt.Sprintf("127.0.0.1:%d", pb), []string{fmt.Sprintf("127.0.0.1:%d", pa)}, "ffeeddccbbaa99887766554433221100"
@@ -101,7 +101,7 @@ func TestGossipRefuses(t *testing.T) {
 	})
 	t.Run("the same socket with another key", func(t *testing.T) {
 		c := NewManual()
-		p := freeUDPPort(t)
+		p := freeport.UDP(t)
 		h, g := gossipOn(t, c, p, p)
 		defer h.Leave()
 		g.Key = "00112233445566778899aabbccddeeff"
@@ -151,7 +151,7 @@ func TestGossipValidate(t *testing.T) {
 // During an Envoy hot restart the old and the new process both bind the
 // gossip port (SO_REUSEPORT); here two collectors stand in for them.
 func TestGossipPortIsSharedWithARestartingProcess(t *testing.T) {
-	p := freeUDPPort(t)
+	p := freeport.UDP(t)
 	g := Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", p), Peers: []string{"127.0.0.1:1"}}
 	old, err := NewManual().JoinGossip(g)
 	require.NoError(t, err)
@@ -164,10 +164,8 @@ func TestGossipPortIsSharedWithARestartingProcess(t *testing.T) {
 // Peers named by host name (a headless Service's, here localhost) are
 // resolved to every address, and datagrams from them are taken.
 func TestGossipPeersByName(t *testing.T) {
-	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
-	a, b := NewManual(), NewManual()
-	ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
-	pa, pb := freeUDPPort(t), freeUDPPort(t)
+	a, b, ta, tb := twoProxies()
+	pa, pb := freeport.UDP(t), freeport.UDP(t)
 	ha, err := a.JoinGossip(Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", pa), Peers: []string{fmt.Sprintf("localhost:%d", pb)}, Interval: "2ms"})
 	require.NoError(t, err)
 	defer ha.Leave()
@@ -184,9 +182,7 @@ func TestGossipPeersByName(t *testing.T) {
 // datagram refused, and the next datagrams are taken as before: the
 // goroutine runs inside Envoy.
 func TestGossipRecoversAPanic(t *testing.T) {
-	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
-	a, b := NewManual(), NewManual()
-	ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
+	a, b, ta, tb := twoProxies()
 	var panicked atomic.Int64
 	SetGossipReceiveHook(func([]byte) {
 		if panicked.Add(1) <= 3 {
@@ -194,7 +190,7 @@ func TestGossipRecoversAPanic(t *testing.T) {
 		}
 	})
 	defer SetGossipReceiveHook(nil)
-	pa, pb := freeUDPPort(t), freeUDPPort(t)
+	pa, pb := freeport.UDP(t), freeport.UDP(t)
 	ha, _ := gossipOn(t, a, pa, pb)
 	defer ha.Leave()
 	hb, _ := gossipOn(t, b, pb, pa)
@@ -210,13 +206,12 @@ func TestGossipRecoversAPanic(t *testing.T) {
 // that leaves takes back only what it wrote: counts that do not change are
 // not sent again as changes, so neither case may wait for one.
 func TestGossipSumsReachEveryTargetOfTheirEndpoint(t *testing.T) {
-	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+	spec := gossipSpec
 	other := spec
 	other.Path = "/other" // another pool's scrape of the same endpoint: another target
 	t.Run("a target that appears later", func(t *testing.T) {
-		a, b := NewManual(), NewManual()
-		ta, tb := a.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.1:8000", spec)
-		pa, pb := freeUDPPort(t), freeUDPPort(t)
+		a, b, ta, tb := twoProxies()
+		pa, pb := freeport.UDP(t), freeport.UDP(t)
 		ha, _ := gossipOn(t, a, pa, pb)
 		defer ha.Leave()
 		hb, _ := gossipOn(t, b, pb, pa)
@@ -235,7 +230,7 @@ func TestGossipSumsReachEveryTargetOfTheirEndpoint(t *testing.T) {
 		a1, a2, b := NewManual(), NewManual(), NewManual()
 		x1, y2 := a1.Acquire("10.9.0.1:8000", spec), a2.Acquire("10.9.0.2:8000", spec)
 		x, y := b.Acquire("10.9.0.1:8000", spec), b.Acquire("10.9.0.2:8000", spec)
-		p1, p2, pb1, pb2 := freeUDPPort(t), freeUDPPort(t), freeUDPPort(t), freeUDPPort(t)
+		p1, p2, pb1, pb2 := freeport.UDP(t), freeport.UDP(t), freeport.UDP(t), freeport.UDP(t)
 		h1, _ := gossipOn(t, a1, p1, pb1)
 		defer h1.Leave()
 		h2, _ := gossipOn(t, a2, p2, pb2)
@@ -258,13 +253,13 @@ func TestGossipSumsReachEveryTargetOfTheirEndpoint(t *testing.T) {
 // or a bug) is tracked for at most a few ids per peer address: the table
 // and the counts it adds stay bounded by the fleet, not by the datagrams.
 func TestGossipSendersAreBoundedByThePeerList(t *testing.T) {
-	spec := Spec{Path: "/metrics", Interval: time.Second, Concurrency: 1, UnhealthyAfter: 1, MaxBytes: 1 << 20}
+	spec := gossipSpec
 	b := NewManual()
 	tb := b.Acquire("10.9.0.1:8000", spec)
 	forger, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	defer forger.Close()
-	pb := freeUDPPort(t)
+	pb := freeport.UDP(t)
 	// One peer: 127.0.0.1, where the forger sends from too.
 	hb, _ := gossipOn(t, b, pb, forger.LocalAddr().(*net.UDPAddr).Port)
 	defer hb.Leave()
