@@ -113,14 +113,24 @@ func TestRouterPicksEveryPathEndpointPickerWould(t *testing.T) {
 	require.NotEmpty(t, destination(res), "a pass-through request is picked too")
 	require.Equal(t, `{"model":"m","x":1}`, string(res.Received.Body), "and reaches the server as sent")
 
-	// A request ai_router refuses gets no pick.
-	before, _ := h.MustStats().Counter("endpoint_picker.picks", "pool", "pool", "endpoint", addrs[0])
-	res, err = h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: []byte(`{"model":`), Cluster: addrs})
-	require.NoError(t, err)
-	require.Equal(t, 400, res.Client.Status)
-	require.Nil(t, res.Received)
-	after, _ := h.MustStats().Counter("endpoint_picker.picks", "pool", "pool", "endpoint", addrs[0])
-	require.Equal(t, before, after)
+	// A request ai_router refuses gets no pick: no in-flight count to leak.
+	picks := func() (n uint64) {
+		st := h.MustStats()
+		for _, a := range addrs {
+			v, _ := st.Counter("endpoint_picker.picks", "pool", "pool", "endpoint", a)
+			n += v
+		}
+		return n
+	}
+	before := picks()
+	for _, bad := range []string{`{"model":`, `{"messages":[]}`, `{"model":"m","messages":"not a list"}`} {
+		res, err = h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: []byte(bad), Cluster: addrs})
+		require.NoError(t, err)
+		require.Equal(t, 400, res.Client.Status, bad)
+		require.Contains(t, string(res.Client.Body), `"error"`, "an OpenAI-shaped error")
+		require.Nil(t, res.Received)
+	}
+	require.Equal(t, before, picks())
 
 	// A client's own destination header never survives.
 	res, err = h.Send(context.Background(), &harness.Request{Headers: append(harness.Headers{{"x-gateway-destination-endpoint", "10.0.0.1:1"}}, jsonCT...),
@@ -148,7 +158,7 @@ func TestRouterPicksThePoolOfTheRoute(t *testing.T) {
 			"scrape": map[string]any{"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000}}
 	}
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(routerPicks(t, map[string]any{"pools": []any{pool("a", a), pool("b", b)}}, nil))
+	h.MustConfigure(routerPicks(t, map[string]any{"pools": []any{pool("a", a), pool("b", b)}}, map[string]any{"passThroughPaths": []string{"/v1/other"}}))
 	route := func(name, model, p string) harness.Route {
 		r := harness.Route{Name: name, PerFilter: harness.PerFilterJSON("ai_router", map[string]any{"pool": p})}
 		if model != "" {
@@ -171,6 +181,17 @@ func TestRouterPicksThePoolOfTheRoute(t *testing.T) {
 		res, err = h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("model-a", "for a "+strings.Repeat("a", i), 1), Cluster: cluster})
 		require.NoError(t, err)
 		require.ElementsMatch(t, a, strings.Split(destination(res), ","), "pool a")
+	}
+	// A client cannot choose pool b with the model header on a path
+	// ai_router passes through: the header goes, the route is chosen
+	// again, and the pick happens on the new route.
+	for _, spelling := range []string{"x-ai-eg-model", "X-AI-EG-Model"} {
+		res, err := h.Send(context.Background(), &harness.Request{Path: "/v1/other",
+			Headers: append(harness.Headers{{spelling, "model-b"}}, jsonCT...), Body: []byte(`{"model":"model-b"}`), Cluster: cluster})
+		require.NoError(t, err)
+		require.Equal(t, "default", res.State.Route, spelling)
+		require.ElementsMatch(t, a, strings.Split(destination(res), ","), "%s: pool a, not the client's", spelling)
+		require.Empty(t, res.Received.Headers.Get("x-ai-eg-model"))
 	}
 }
 
