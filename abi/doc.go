@@ -16,10 +16,12 @@
 //     their strings in a per-stream arena (a []byte without Go pointers),
 //     each op's result written back into its entry; no allocation once the
 //     filter's batch has room. The filters batch every hook: the 4 KiB
-//     exchange crosses from Go into C 11 times instead of 26 (HasRouteConfig
-//     spares endpoint_picker the SDK's route-config call on a route
-//     without a per-route config), and an ai_upstream attempt 5 times
-//     instead of 9;
+//     exchange crosses from Go into C 11 times instead of 26 (9 when
+//     ai_router picks too; HasRouteConfig spares endpoint_picker the SDK's
+//     route-config call on a route without a per-route config), and an
+//     ai_upstream attempt 5 times instead of 9. An op whose bytes would
+//     pass what the arena's 32-bit offsets address is not made and reads
+//     as failed (unreachable under Envoy's limits);
 //   - Headers, HeaderValue and HeaderValues: a header map read into the
 //     caller's slice in one call from Go (get_headers_size and
 //     get_headers), one value, or up to 8 values in one call;
@@ -27,6 +29,9 @@
 //     from Go (get_body_chunks_size and get_body_chunks); RequestBodyChunks,
 //     a request body hook's received frame and buffered body (and whether
 //     they are one) in one call.
+//
+// The callbacks they make are declared once, in envoy_callbacks.h, as in
+// the pinned SDK's abi.h.
 //
 // Each needs Envoy's filter pointer, which the SDK keeps in unexported
 // fields (its handle, header maps and body buffers): their layouts are
