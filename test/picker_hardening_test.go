@@ -397,3 +397,47 @@ func TestPickerSGLangRestartSeenInCacheGeometry(t *testing.T) {
 		require.Equal(t, b.addr, strings.Split(destination(res), ",")[0], "request %d: A is full, B has a slot", i)
 	}
 }
+
+// A client that goes away after its request was picked (a reset before
+// any answer, or in the middle of one) ends its in-flight count: a client
+// opening and dropping streams cannot make an endpoint look busy. Runs in
+// both deployments (pickerChain).
+func TestPickerInFlightEndsWhenTheClientGoes(t *testing.T) {
+	addrs := onceScrapedServers(t, 2)
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(pickerChain(t, onceScrapedPool(addrs)))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
+	hdrs := harness.Headers{{":method", "POST"}, {":path", "/v1/chat/completions"}, {":authority", "localhost"},
+		{":scheme", "http"}, {"content-type", "application/json"}}
+	for i := range 10 {
+		s, err := h.Open(harness.StreamOptions{})
+		require.NoError(t, err)
+		require.NoError(t, s.RequestHeaders(hdrs, false))
+		require.NoError(t, s.RequestData(chatReq("m", fmt.Sprintf("dropped %d", i), 1), true))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ev, err := s.Wait(ctx, func(ev []harness.Event) bool { return harness.RequestLeft(ev) || harness.Answered(ev) })
+		cancel()
+		require.NoError(t, err)
+		require.True(t, harness.RequestLeft(ev), "picked and forwarded")
+		if i%2 == 1 { // the answer started, then the client went
+			require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "application/json"}}, false))
+			require.NoError(t, s.ResponseData([]byte(`{"id":"x",`), false))
+		}
+		_, err = s.Reset()
+		require.NoError(t, err)
+	}
+	// The per-endpoint gauges follow at most once a second, from a passing
+	// request, which is itself in flight then.
+	time.Sleep(1100 * time.Millisecond)
+	res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", "after", 1), Cluster: addrs})
+	require.NoError(t, err)
+	require.Equal(t, 200, res.Client.Status)
+	st := h.MustStats()
+	var inFlight uint64
+	for _, a := range addrs {
+		v, ok := st.Gauge("endpoint_picker.endpoint_in_flight", "pool", "pool", "endpoint", a)
+		require.True(t, ok, st.String())
+		inFlight += v
+	}
+	require.LessOrEqual(t, inFlight, uint64(1), "ten dropped streams still counted in flight")
+}
