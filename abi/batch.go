@@ -330,6 +330,15 @@ func (b *Batch) add(o C.ipb_op) (Op, *C.ipb_op) {
 	return Op(len(b.ops) - 1), &b.ops[len(b.ops)-1]
 }
 
+// viaSDK makes a write op through the SDK's method (sdk) and appends it,
+// run and OK (the SDK's writes report nothing).
+func (b *Batch) viaSDK(kind C.uint32_t, sdk func()) Op {
+	op, o := b.done(kind)
+	sdk()
+	o.ok = true
+	return op
+}
+
 // done appends an op made through the SDK: it has run.
 func (b *Batch) done(kind C.uint32_t) (Op, *C.ipb_op) {
 	b.Run() // the ops before it first, in order
@@ -356,10 +365,7 @@ func (b *Batch) SetHeader(m shared.HeaderMap, key, value string) Op {
 	b.readHeadersFirst()
 	t, ok := b.headers(m)
 	if !ok {
-		op, o := b.done(C.IPB_SET_HEADER)
-		m.Set(key, value)
-		o.ok = true
-		return op
+		return b.viaSDK(C.IPB_SET_HEADER, func() { m.Set(key, value) })
 	}
 	// An empty value is passed as an empty buffer, not NULL (NULL removes
 	// the header in Envoy's abi_impl.cc; the SDK's "" may be either).
@@ -373,10 +379,7 @@ func (b *Batch) RemoveHeader(m shared.HeaderMap, key string) Op {
 	b.readHeadersFirst()
 	t, ok := b.headers(m)
 	if !ok {
-		op, o := b.done(C.IPB_SET_HEADER)
-		m.Remove(key)
-		o.ok = true
-		return op
+		return b.viaSDK(C.IPB_SET_HEADER, func() { m.Remove(key) })
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_HEADER, arg: C.uint32_t(t), a: b.str(key), b: noRef})
 	return op
@@ -438,10 +441,7 @@ func (b *Batch) HeaderValue(m shared.HeaderMap, key string) Op {
 // string value.
 func (b *Batch) SetMetadataString(ns, key, value string) Op {
 	if b.s.raw == nil {
-		op, o := b.done(C.IPB_SET_METADATA_STRING)
-		b.s.h.SetMetadata(ns, key, value)
-		o.ok = true
-		return op
+		return b.viaSDK(C.IPB_SET_METADATA_STRING, func() { b.s.h.SetMetadata(ns, key, value) })
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_METADATA_STRING, a: b.str(ns), b: b.str(key), c: b.str(value)})
 	return op
@@ -451,10 +451,7 @@ func (b *Batch) SetMetadataString(ns, key, value string) Op {
 // float64 value.
 func (b *Batch) SetMetadataNumber(ns, key string, value float64) Op {
 	if b.s.raw == nil {
-		op, o := b.done(C.IPB_SET_METADATA_NUMBER)
-		b.s.h.SetMetadata(ns, key, value)
-		o.ok = true
-		return op
+		return b.viaSDK(C.IPB_SET_METADATA_NUMBER, func() { b.s.h.SetMetadata(ns, key, value) })
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_METADATA_NUMBER, a: b.str(ns), b: b.str(key), dnum: C.double(value)})
 	return op
@@ -464,10 +461,7 @@ func (b *Batch) SetMetadataNumber(ns, key string, value float64) Op {
 // uint64 value: a metadata number, as the SDK converts it.
 func (b *Batch) SetMetadataUint(ns, key string, value uint64) Op {
 	if b.s.raw == nil {
-		op, o := b.done(C.IPB_SET_METADATA_NUMBER)
-		b.s.h.SetMetadata(ns, key, value)
-		o.ok = true
-		return op
+		return b.viaSDK(C.IPB_SET_METADATA_NUMBER, func() { b.s.h.SetMetadata(ns, key, value) })
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_METADATA_NUMBER, a: b.str(ns), b: b.str(key), dnum: C.double(float64(value))})
 	return op
@@ -494,20 +488,14 @@ func (b *Batch) SetMetadata(ns, key string, value any) Op {
 			return b.SetMetadataUint(ns, key, v)
 		}
 	}
-	op, o := b.done(kind)
-	b.s.h.SetMetadata(ns, key, value)
-	o.ok = true
-	return op
+	return b.viaSDK(kind, func() { b.s.h.SetMetadata(ns, key, value) })
 }
 
 // SetFilterState is HttpFilterHandle.SetFilterState; OK reports Envoy's
 // answer (the SDK's method drops it: true there).
 func (b *Batch) SetFilterState(key string, value []byte) Op {
 	if b.s.raw == nil {
-		op, o := b.done(C.IPB_SET_FILTER_STATE)
-		b.s.h.SetFilterState(key, value)
-		o.ok = true
-		return op
+		return b.viaSDK(C.IPB_SET_FILTER_STATE, func() { b.s.h.SetFilterState(key, value) })
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_SET_FILTER_STATE, a: b.str(key), b: b.bytes(value)})
 	return op
@@ -516,10 +504,7 @@ func (b *Batch) SetFilterState(key string, value []byte) Op {
 // ClearRouteCache is HttpFilterHandle.ClearRouteCache.
 func (b *Batch) ClearRouteCache() Op {
 	if b.s.raw == nil {
-		op, o := b.done(C.IPB_CLEAR_ROUTE_CACHE)
-		b.s.h.ClearRouteCache()
-		o.ok = true
-		return op
+		return b.viaSDK(C.IPB_CLEAR_ROUTE_CACHE, b.s.h.ClearRouteCache)
 	}
 	op, _ := b.add(C.ipb_op{kind: C.IPB_CLEAR_ROUTE_CACHE})
 	return op
