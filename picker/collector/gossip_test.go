@@ -23,6 +23,17 @@ func twoProxies() (a, b *Collector, ta, tb *Target) {
 	return a, b, a.Acquire("10.9.0.1:8000", gossipSpec), b.Acquire("10.9.0.1:8000", gossipSpec)
 }
 
+// gossiping makes a and b gossip with each other (each names the other),
+// until the test ends.
+func gossiping(t *testing.T, a, b *Collector) (ha, hb *GossipHandle) {
+	t.Helper()
+	pa, pb := freeport.UDP(t), freeport.UDP(t)
+	ha, _ = gossipOn(t, a, pa, pb)
+	hb, _ = gossipOn(t, b, pb, pa)
+	t.Cleanup(func() { ha.Leave(); hb.Leave() })
+	return ha, hb
+}
+
 func gossipOn(t *testing.T, c *Collector, port int, peers ...int) (*GossipHandle, Gossip) {
 	t.Helper()
 	g := Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", port), Interval: "2ms"}
@@ -190,11 +201,7 @@ func TestGossipRecoversAPanic(t *testing.T) {
 		}
 	})
 	defer SetGossipReceiveHook(nil)
-	pa, pb := freeport.UDP(t), freeport.UDP(t)
-	ha, _ := gossipOn(t, a, pa, pb)
-	defer ha.Leave()
-	hb, _ := gossipOn(t, b, pb, pa)
-	defer hb.Leave()
+	ha, hb := gossiping(t, a, b)
 	ta.Start()
 	require.Eventually(t, func() bool { return tb.Peers() == 1 }, 2*time.Second, time.Millisecond)
 	s := hb.Stats()
@@ -211,11 +218,7 @@ func TestGossipSumsReachEveryTargetOfTheirEndpoint(t *testing.T) {
 	other.Path = "/other" // another pool's scrape of the same endpoint: another target
 	t.Run("a target that appears later", func(t *testing.T) {
 		a, b, ta, tb := twoProxies()
-		pa, pb := freeport.UDP(t), freeport.UDP(t)
-		ha, _ := gossipOn(t, a, pa, pb)
-		defer ha.Leave()
-		hb, _ := gossipOn(t, b, pb, pa)
-		defer hb.Leave()
+		gossiping(t, a, b)
 		ta.Start()
 		ta.Start()
 		require.Eventually(t, func() bool { return tb.Peers() == 2 }, 2*time.Second, time.Millisecond)
