@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 )
 
 // FuzzFilterConfig feeds arbitrary filter_config and per-route bytes to the
@@ -19,6 +20,8 @@ func FuzzFilterConfig(f *testing.F) {
 		`{"costs":[{"metadataKey":"k","type":"cel","cel":"input_tokens * uint(2) + output_tokens"}]}`,
 		`{"budget":{"header":"x-api-key","tokens":1000,"window":"1m"}}`,
 		`{"pool":"a"}`, `{"pool":""}`, `{"pool":1}`,
+		`{"models":[{"name":"m"}],"endpointPicker":{"pools":[{"name":"p","endpoints":{"static":["127.0.0.1:8000"]}}]},"passThroughPaths":["/x"]}`,
+		`{"endpointPicker":{},"endpoint\u0050icker":{}}`, ` { "endpointPicker" : "p" } `,
 		`{"backends":[{"name":"a","schema":"anthropic","apiKeyFile":"/k","maxTokens":10}],"defaultBackend":"a"}`,
 		`{"backends":[{"name":"a","schema":"azure_openai","apiVersion":"2024-10-21"},{"name":"b","schema":"openai"}]}`,
 	} {
@@ -36,6 +39,12 @@ func FuzzFilterConfig(f *testing.F) {
 			if err == nil {
 				require.NotEmpty(t, rc.Pool)
 			}
+		}
+		// What ai_router's parser gets once endpointPicker is taken out is
+		// still one JSON object, without it.
+		if rest, pc, err := splitRouterPicker([]byte(raw)); err == nil && pc != nil {
+			require.True(t, gjson.ValidBytes(rest), "%q from %q", rest, raw)
+			require.False(t, gjson.GetBytes(rest, RouterPicker).Exists(), "%q from %q", rest, raw)
 		}
 	})
 }
