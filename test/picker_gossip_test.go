@@ -3,7 +3,10 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -246,6 +249,7 @@ func TestPickerGossipConfigRefusedNamingTheField(t *testing.T) {
 		{map[string]any{"listen": "127.0.0.1:9", "peers": []string{}}, "scrape.fleet.gossip.peers"},
 		{map[string]any{"listen": "127.0.0.1:9", "peers": []string{"x:9"}, "interval": "1h"}, "scrape.fleet.gossip.interval"},
 		{map[string]any{"listen": "127.0.0.1:9", "peers": []string{"x:9"}, "key": "short"}, "scrape.fleet.gossip.key"},
+		{map[string]any{"listen": "127.0.0.1:9", "peers": []string{"x:9"}, "replayWindow": "1s"}, "scrape.fleet.gossip.replayWindow"},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			cfg := pickerConfig([]string{"127.0.0.1:1"}, map[string]any{"scrape": map[string]any{"fleet": map[string]any{"gossip": tc.gossip}}})
@@ -318,4 +322,130 @@ func TestPickerGossipPanicIsRecoveredAndCounted(t *testing.T) {
 	require.EqualValues(t, 3, panics)
 	refused, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
 	require.GreaterOrEqual(t, refused, uint64(3))
+}
+
+// signedGossipDatagram is gossipDatagram as a keyed fleet sends it: IPG2,
+// with the time it was sent (Unix ms) and an HMAC-SHA256 under key.
+func signedGossipDatagram(key []byte, sender, round uint64, sentAt int64, inFlight map[string]uint32) []byte {
+	b := []byte("IPG2")
+	b = binary.LittleEndian.AppendUint64(b, sender)
+	b = binary.LittleEndian.AppendUint64(b, round)
+	b = binary.LittleEndian.AppendUint64(b, uint64(sentAt))
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(inFlight)))
+	for addr, n := range inFlight {
+		b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64String(addr))
+		b = binary.LittleEndian.AppendUint32(b, n)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(b)
+	return append(b, m.Sum(nil)[:16]...)
+}
+
+// With a key, what the peer says steers the picks only while it says it:
+// a recording of its datagrams played back after it went quiet, a signed
+// datagram whose time is past the replay window, and an unsigned one are
+// all refused. Through the real library, the peer and the forger played
+// by the test (a forger on the peer's address: UDP sources can be forged).
+func TestPickerGossipRefusesPlayback(t *testing.T) {
+	addrs := onceScrapedServers(t, 3)
+	peer := udpOn(t, "127.0.0.1")
+	listen := udpOn(t, "127.0.0.1")
+	lp := listen.LocalAddr().String()
+	listen.Close()
+	key := []byte("0123456789abcdef")
+	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
+		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
+		"fleet": map[string]any{"gossip": map[string]any{
+			"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms",
+			"key": hex.EncodeToString(key), "replayWindow": "5s",
+		}},
+	}})
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(pickerChain(t, cfg))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
+	to, err := net.ResolveUDPAddr("udp", lp)
+	require.NoError(t, err)
+
+	// The library signs what it sends, with its time.
+	buf := make([]byte, 2048)
+	require.NoError(t, peer.SetReadDeadline(time.Now().Add(2*time.Second)))
+	n, _, err := peer.ReadFromUDP(buf)
+	require.NoError(t, err)
+	got := buf[:n]
+	require.Equal(t, "IPG2", string(got[:4]))
+	mac := hmac.New(sha256.New, key)
+	mac.Write(got[:n-16])
+	require.Equal(t, mac.Sum(nil)[:16], got[n-16:], "signed under the key")
+	require.InDelta(t, time.Now().UnixMilli(), int64(binary.LittleEndian.Uint64(got[20:])), 2000, "sent now")
+
+	first := func() string {
+		t.Helper()
+		res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", "hello", 1), Cluster: addrs})
+		require.NoError(t, err)
+		require.Equal(t, 200, res.Client.Status)
+		return endpointOf(destination(res))
+	}
+	// sending sends datagrams made by next every 2 ms until stopped.
+	sending := func(next func(round uint64) []byte) (stop func()) {
+		done, quit := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for round := uint64(1); ; round++ {
+				peer.WriteToUDP(next(round), to)
+				select {
+				case <-quit:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		}()
+		return func() { close(quit); <-done }
+	}
+	claim := map[string]uint32{addrs[0]: 40, addrs[1]: 40}
+	var recorded [][]byte // the peer's datagrams, as an eavesdropper keeps them
+	var mu sync.Mutex
+	stop := sending(func(round uint64) []byte {
+		d := signedGossipDatagram(key, 77, round, time.Now().UnixMilli(), claim)
+		mu.Lock()
+		recorded = append(recorded, d)
+		mu.Unlock()
+		return d
+	})
+	time.Sleep(50 * time.Millisecond)
+	for i := range 6 {
+		require.Equal(t, addrs[2], first(), "request %d: the signed claim steers", i)
+	}
+	stop()
+	time.Sleep(400 * time.Millisecond) // the quiet peer is forgotten (250 ms)
+
+	// Within the replay window, the recording is played back from the
+	// peer's address, with signed datagrams from the past and unsigned ones.
+	mu.Lock()
+	tape := recorded
+	mu.Unlock()
+	stop = sending(func(round uint64) []byte {
+		switch round % 3 {
+		case 0:
+			return tape[int(round)%len(tape)]
+		case 1:
+			return signedGossipDatagram(key, 1000+round, 1, time.Now().Add(-10*time.Second).UnixMilli(), claim)
+		default:
+			return gossipDatagram(2000+round, 1, claim)
+		}
+	})
+	defer stop()
+	time.Sleep(50 * time.Millisecond)
+	seen := map[string]int{}
+	for range 12 {
+		seen[first()]++
+	}
+	require.Positive(t, seen[addrs[0]]+seen[addrs[1]], "nothing played back steers the picks: %v", seen)
+
+	time.Sleep(1100 * time.Millisecond) // pool stats reach Envoy at most once a second
+	first()
+	st := h.MustStats()
+	peers, _ := st.Gauge("endpoint_picker.gossip_peers", "pool", "pool")
+	require.Zero(t, peers, st.String())
+	refused, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
+	require.Greater(t, refused, uint64(100), "every played-back datagram is refused")
 }

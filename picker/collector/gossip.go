@@ -36,7 +36,8 @@ type gossipNode struct {
 	id       uint64
 	key      []byte
 	interval time.Duration
-	refs     int // guarded by c.mu
+	window   time.Duration // replay window, with a key
+	refs     int           // guarded by c.mu
 
 	peers        atomic.Pointer[gossipPeers] // resolved; empty until the sender's first resolve
 	cfgPeers     atomic.Pointer[[]string]    // as configured
@@ -83,8 +84,8 @@ func (c *Collector) JoinGossip(g Gossip) (*GossipHandle, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n := c.gossips[g.Listen]; n != nil {
-		if string(n.key) != string(g.key()) || n.interval != g.interval() {
-			return nil, fmt.Errorf("scrape.fleet.gossip: another pool gossips on %s with a different key or interval", g.Listen)
+		if string(n.key) != string(g.key()) || n.interval != g.interval() || n.window != g.replayWindow() {
+			return nil, fmt.Errorf("scrape.fleet.gossip: another pool gossips on %s with a different key, interval or replayWindow", g.Listen)
 		}
 		n.refs++
 		n.setPeers(g.Peers)
@@ -94,7 +95,7 @@ func (c *Collector) JoinGossip(g Gossip) (*GossipHandle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scrape.fleet.gossip.listen: %w", err)
 	}
-	n := &gossipNode{c: c, conn: conn, listen: g.Listen, id: rand.Uint64() | 1, key: g.key(), interval: g.interval(), refs: 1}
+	n := &gossipNode{c: c, conn: conn, listen: g.Listen, id: rand.Uint64() | 1, key: g.key(), interval: g.interval(), window: g.replayWindow(), refs: 1}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers.Store(&gossipPeers{sources: map[netip.Addr]bool{}, senders: sendersFor(0)})
 	n.setPeers(g.Peers)
@@ -102,7 +103,7 @@ func (c *Collector) JoinGossip(g Gossip) (*GossipHandle, error) {
 		c.gossips = map[string]*gossipNode{}
 	}
 	c.gossips[g.Listen] = n
-	n.table = newGossipTable(n.id, gossipMaxSenders, int64(n.expireAfter()))
+	n.table = newGossipTable(n.id, gossipMaxSenders, int64(n.expireAfter()), n.window.Milliseconds())
 	n.wg.Add(2)
 	go n.sendLoop()
 	go n.receiveLoop()
@@ -257,7 +258,7 @@ func (n *gossipNode) sendRound(st *gossipSender) {
 	st.lastRound = time.Now()
 	st.round++
 	for start := 0; start < len(st.entries); start += gossipMaxEntries {
-		st.buf = appendGossip(st.buf[:0], n.id, st.round, st.entries[start:min(start+gossipMaxEntries, len(st.entries))], n.key)
+		st.buf = appendGossip(st.buf[:0], n.id, st.round, unixMilli(), st.entries[start:min(start+gossipMaxEntries, len(st.entries))], n.key)
 		for _, to := range peers.to {
 			if _, err := n.conn.WriteToUDPAddrPort(st.buf, to); err == nil {
 				n.sent.Add(1)
@@ -338,7 +339,7 @@ func (n *gossipNode) take(table *gossipTable, b []byte, from netip.AddrPort, now
 	ok := func() bool {
 		n.c.mu.Lock()
 		defer n.c.mu.Unlock()
-		return table.apply(msg, now, func(ep uint64) bool { return len(n.c.byHash[ep]) > 0 })
+		return table.apply(msg, now, unixMilli(), func(ep uint64) bool { return len(n.c.byHash[ep]) > 0 })
 	}()
 	if !ok {
 		if msg.sender != n.id {
@@ -386,6 +387,8 @@ func (c *Collector) inFlightByEndpoint(dst []gossipEntryOf) []gossipEntryOf {
 	}
 	return dst
 }
+
+func unixMilli() int64 { return time.Now().UnixMilli() }
 
 // endpointHash identifies an endpoint in gossip: the same on every proxy
 // that names it the same way.

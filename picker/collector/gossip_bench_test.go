@@ -21,7 +21,7 @@ func BenchmarkGossipRound(b *testing.B) {
 	for b.Loop() {
 		entries = c.inFlightByEndpoint(entries[:0])
 		for start := 0; start < len(entries); start += gossipMaxEntries {
-			buf = appendGossip(buf[:0], 1, 1, entries[start:min(start+gossipMaxEntries, len(entries))], nil)
+			buf = appendGossip(buf[:0], 1, 1, 0, entries[start:min(start+gossipMaxEntries, len(entries))], nil)
 		}
 	}
 }
@@ -38,14 +38,14 @@ func BenchmarkGossipReceive(b *testing.B) {
 		entries[i] = gossipEntryOf{endpoint: endpointHash(addr)}
 	}
 	n := &gossipNode{c: c, id: 1}
-	table := newGossipTable(1, 8, int64(time.Second))
+	table := newGossipTable(1, 8, int64(time.Second), 0)
 	var msg gossipMessage
 	datagrams := make([][]byte, 2)
 	for i := range datagrams { // counts that change every datagram, as under load
 		for j := range entries {
 			entries[j].inFlight = uint32(i + j%3)
 		}
-		datagrams[i] = appendGossip(nil, 2, uint64(i+1), entries, nil)
+		datagrams[i] = appendGossip(nil, 2, uint64(i+1), 0, entries, nil)
 	}
 	known := func(ep uint64) bool { return len(c.byHash[ep]) > 0 }
 	b.ReportAllocs()
@@ -57,7 +57,7 @@ func BenchmarkGossipReceive(b *testing.B) {
 		}
 		msg.round = round
 		c.mu.Lock()
-		table.apply(&msg, 0, known)
+		table.apply(&msg, 0, 0, known)
 		c.mu.Unlock()
 		n.publish(table)
 	}

@@ -28,6 +28,13 @@ type Gossip struct {
 	// under it and one without the right one is dropped. Without a key, any
 	// host that can send from a peer's address can skew routing.
 	Key string `json:"key,omitempty"`
+	// ReplayWindow, with a key (default 1s, 10ms to 1m): a datagram is
+	// taken only if it was sent within this of the receiver's clock, either
+	// way, and a sender's rounds only go forward, so a recorded datagram
+	// cannot be played back. It must cover the skew of the proxies' clocks
+	// and the network's delay; a proxy whose clock is further off is
+	// refused (gossip_refused) and routes on its scrapes.
+	ReplayWindow string `json:"replayWindow,omitempty"`
 }
 
 const (
@@ -38,6 +45,12 @@ const (
 	gossipMaxInterval     = time.Second
 	gossipMinKey          = 16
 	gossipResolveEvery    = 5 * time.Second
+	// DefaultGossipReplayWindow: NTP keeps clocks within milliseconds; a
+	// second leaves room for a poorly kept one, and a played-back datagram
+	// can say nothing older than that.
+	DefaultGossipReplayWindow = time.Second
+	gossipMinReplayWindow     = 10 * time.Millisecond
+	gossipMaxReplayWindow     = time.Minute
 	// gossipMaxDatagrams bounds what one proxy sends a second, whatever the
 	// fleet's and the pool's size: 8 endpoints and 4 peers at 5 ms are 800;
 	// 1,000 endpoints and 100 peers would be 220,000, so their rounds
@@ -51,6 +64,19 @@ func (g *Gossip) interval() time.Duration {
 		return DefaultGossipInterval
 	}
 	d, _ := time.ParseDuration(g.Interval)
+	return d
+}
+
+// replayWindow is the parsed ReplayWindow, 0 without a key (Validate has
+// checked it).
+func (g *Gossip) replayWindow() time.Duration {
+	if g.Key == "" {
+		return 0
+	}
+	if g.ReplayWindow == "" {
+		return DefaultGossipReplayWindow
+	}
+	d, _ := time.ParseDuration(g.ReplayWindow)
 	return d
 }
 
@@ -87,6 +113,17 @@ func (g *Gossip) validate(path string) []FieldError {
 	if g.Key != "" {
 		if k, err := hex.DecodeString(g.Key); err != nil || len(k) < gossipMinKey {
 			bad("key", fmt.Sprintf("must be hex of at least %d bytes", gossipMinKey))
+		}
+	}
+	if g.ReplayWindow != "" {
+		d, err := time.ParseDuration(g.ReplayWindow)
+		switch {
+		case g.Key == "":
+			bad("replayWindow", "needs key: without one a datagram is not signed, and its time proves nothing")
+		case err != nil:
+			bad("replayWindow", fmt.Sprintf("not a duration: %q", g.ReplayWindow))
+		case d < gossipMinReplayWindow || d > gossipMaxReplayWindow:
+			bad("replayWindow", fmt.Sprintf("must be between %s and %s", gossipMinReplayWindow, gossipMaxReplayWindow))
 		}
 	}
 	return errs

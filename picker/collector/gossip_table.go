@@ -1,5 +1,7 @@
 package collector
 
+import "time"
+
 // gossipTable is what the fleet's other proxies last told us: each one's
 // requests in flight per endpoint, and their sums per endpoint. It is
 // owned by the goroutine that receives the datagrams.
@@ -7,10 +9,17 @@ type gossipTable struct {
 	self        uint64 // our own sender id: our datagrams come back through DNS peers
 	maxPeers    int    // senders tracked at once; a source rotating ids cannot grow the table
 	expireAfter int64  // a sender not heard from for this long is forgotten (ns)
+	// window (ms), with a key: a datagram is taken only if its sentAt is
+	// within window of our clock, and a forgotten sender's rounds are
+	// remembered (gone) for as long as its datagrams could still pass that
+	// check, so none of them can be played back. 0 without a key, where
+	// anything can be forged and nothing is gained.
+	window int64
 
 	peers   map[uint64]*gossipPeer
-	sums    map[uint64]int64    // endpoint → the sum of every peer's count
-	changed map[uint64]struct{} // endpoints whose sum changed since takeChanged
+	gone    map[uint64]gossipGone // forgotten senders, with a window
+	sums    map[uint64]int64      // endpoint → the sum of every peer's count
+	changed map[uint64]struct{}   // endpoints whose sum changed since takeChanged
 }
 
 type gossipPeer struct {
@@ -19,29 +28,45 @@ type gossipPeer struct {
 	counts map[uint64]uint32
 }
 
-func newGossipTable(self uint64, maxPeers int, expireAfter int64) *gossipTable {
+// gossipGone is a forgotten sender's last round, kept until (ns).
+type gossipGone struct {
+	round uint64
+	until int64
+}
+
+func newGossipTable(self uint64, maxPeers int, expireAfter, window int64) *gossipTable {
 	return &gossipTable{
-		self: self, maxPeers: maxPeers, expireAfter: expireAfter,
+		self: self, maxPeers: maxPeers, expireAfter: expireAfter, window: window,
 		peers:   map[uint64]*gossipPeer{},
+		gone:    map[uint64]gossipGone{},
 		sums:    map[uint64]int64{},
 		changed: map[uint64]struct{}{},
 	}
 }
 
-// apply folds one datagram in at now; known says whether an endpoint is
-// one we scrape (others are not kept: a peer cannot grow the table with
-// endpoints we will never route to). It reports whether the datagram was
-// taken: not ours, not from a round older than the sender's last, and not
-// from a new sender past maxPeers.
-func (t *gossipTable) apply(m *gossipMessage, now int64, known func(uint64) bool) bool {
+// apply folds one datagram in at now (ns, the collector's clock; wall is
+// Unix ms); known says whether an endpoint is one we scrape (others are
+// not kept: a peer cannot grow the table with endpoints we will never
+// route to). It reports whether the datagram was taken: not ours, sent
+// within the window (with one), not from a round older than the sender's
+// last (even a forgotten sender's, with a window), and not from a new
+// sender past maxPeers.
+func (t *gossipTable) apply(m *gossipMessage, now, wall int64, known func(uint64) bool) bool {
 	if m.sender == t.self {
 		return false
 	}
+	if t.window > 0 && (m.sentAt < wall-t.window || m.sentAt > wall+t.window) {
+		return false // played back, or the clocks are further apart than the window
+	}
 	p := t.peers[m.sender]
 	if p == nil {
+		if g, ok := t.gone[m.sender]; ok && m.round <= g.round {
+			return false // a forgotten sender's datagram played back
+		}
 		if len(t.peers) >= t.maxPeers {
 			return false
 		}
+		delete(t.gone, m.sender)
 		p = &gossipPeer{round: m.round, counts: map[uint64]uint32{}}
 		t.peers[m.sender] = p
 	}
@@ -70,6 +95,11 @@ func (t *gossipTable) apply(m *gossipMessage, now int64, known func(uint64) bool
 // expire forgets the senders not heard from since now-expireAfter: a
 // proxy that stopped or lost its way; the next scrape counts its requests.
 func (t *gossipTable) expire(now int64) {
+	for id, g := range t.gone {
+		if now > g.until {
+			delete(t.gone, id)
+		}
+	}
 	for id, p := range t.peers {
 		if now-p.seen <= t.expireAfter {
 			continue
@@ -78,6 +108,12 @@ func (t *gossipTable) expire(now int64) {
 			t.add(ep, -int64(n))
 		}
 		delete(t.peers, id)
+		if t.window > 0 && len(t.gone) < gossipMaxSenders {
+			// Its last datagram was sent at most window before we took
+			// it, and is refused once older than window: 2 windows from
+			// now it cannot pass.
+			t.gone[id] = gossipGone{round: p.round, until: now + 2*t.window*int64(time.Millisecond)}
+		}
 	}
 }
 

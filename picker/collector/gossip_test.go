@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"encoding/hex"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -117,7 +118,7 @@ func TestGossipRefuses(t *testing.T) {
 		defer h.Leave()
 		g.Key = "00112233445566778899aabbccddeeff"
 		_, err := c.JoinGossip(g)
-		require.ErrorContains(t, err, "different key or interval")
+		require.ErrorContains(t, err, "different key, interval or replayWindow")
 		g.Key = ""
 		h2, err := c.JoinGossip(g)
 		require.NoError(t, err, "the same config joins")
@@ -149,6 +150,10 @@ func TestGossipValidate(t *testing.T) {
 		{"interval too long", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Interval: "2s"}, "g.interval"},
 		{"key not hex", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Key: "secret-secret-secret"}, "g.key"},
 		{"key too short", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Key: "00112233"}, "g.key"},
+		{"replayWindow without a key", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, ReplayWindow: "1s"}, "g.replayWindow"},
+		{"replayWindow not a duration", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Key: "00112233445566778899aabbccddeeff", ReplayWindow: "soon"}, "g.replayWindow"},
+		{"replayWindow too short", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Key: "00112233445566778899aabbccddeeff", ReplayWindow: "1ms"}, "g.replayWindow"},
+		{"replayWindow too long", Gossip{Listen: "0.0.0.0:9", Peers: []string{"a:1"}, Key: "00112233445566778899aabbccddeeff", ReplayWindow: "2m"}, "g.replayWindow"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			errs := tc.g.validate("g")
@@ -157,6 +162,7 @@ func TestGossipValidate(t *testing.T) {
 		})
 	}
 	require.Empty(t, (&Gossip{Listen: "0.0.0.0:9902", Peers: []string{"envoy.ns.svc:9902", "[::1]:9902"}, Interval: "5ms", Key: "00112233445566778899aabbccddeeff"}).validate("g"))
+	require.Empty(t, (&Gossip{Listen: "0.0.0.0:9902", Peers: []string{"a:1"}, Key: "00112233445566778899aabbccddeeff", ReplayWindow: "250ms"}).validate("g"))
 }
 
 // During an Envoy hot restart the old and the new process both bind the
@@ -269,7 +275,7 @@ func TestGossipSendersAreBoundedByThePeerList(t *testing.T) {
 	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pb}
 	entry := []gossipEntryOf{{endpoint: endpointHash("10.9.0.1:8000"), inFlight: 1}}
 	for id := uint64(1); id <= 50; id++ {
-		_, err := forger.WriteToUDP(appendGossip(nil, id, 1, entry, nil), to)
+		_, err := forger.WriteToUDP(appendGossip(nil, id, 1, 0, entry, nil), to)
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { s := hb.Stats(); return s.Received+s.Refused == 50 }, 2*time.Second, time.Millisecond)
@@ -277,4 +283,78 @@ func TestGossipSendersAreBoundedByThePeerList(t *testing.T) {
 	require.Equal(t, uint64(sendersFor(1)), s.Received, "a few sender ids per peer address")
 	require.Equal(t, 8, s.Peers)
 	require.Eventually(t, func() bool { return tb.Peers() == int64(sendersFor(1)) }, time.Second, time.Millisecond)
+}
+
+// With a key, a recorded datagram cannot be played back: not while its
+// sender runs (its rounds went on), not after it left (its last round is
+// remembered for as long as the datagram's time would pass), and not once
+// it is older than the replay window.
+func TestGossipRefusesPlayback(t *testing.T) {
+	const key = "00112233445566778899aabbccddeeff"
+	k, _ := hex.DecodeString(key)
+	a, b, ta, tb := twoProxies()
+	recorder := udpConn(t)
+	pa, pb := freeport.UDP(t), freeport.UDP(t)
+	keyed := func(listen int, peers ...int) Gossip {
+		g := Gossip{Listen: fmt.Sprintf("127.0.0.1:%d", listen), Interval: "2ms", Key: key}
+		for _, p := range peers {
+			g.Peers = append(g.Peers, fmt.Sprintf("127.0.0.1:%d", p))
+		}
+		return g
+	}
+	// a tells b, and the recorder (an eavesdropper on the wire), of its requests.
+	ha, err := a.JoinGossip(keyed(pa, pb, recorder.LocalAddr().(*net.UDPAddr).Port))
+	require.NoError(t, err)
+	hb, err := b.JoinGossip(keyed(pb, pa))
+	require.NoError(t, err)
+	defer hb.Leave()
+	for range 3 {
+		ta.Start()
+	}
+	require.Eventually(t, func() bool { return tb.Peers() == 3 }, 2*time.Second, time.Millisecond)
+	var recorded []byte
+	for recorded == nil {
+		buf := make([]byte, 2048)
+		require.NoError(t, recorder.SetReadDeadline(time.Now().Add(2*time.Second)))
+		n, err := recorder.Read(buf)
+		require.NoError(t, err)
+		var m gossipMessage
+		require.NoError(t, decodeGossip(buf[:n], k, &m))
+		if len(m.entries) == 1 && m.entries[0].inFlight == 3 {
+			recorded = buf[:n]
+		}
+	}
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pb}
+	ha.Leave()
+	require.Eventually(t, func() bool { return tb.Peers() == 0 && hb.Stats().Peers == 0 }, 3*time.Second, time.Millisecond, "a is forgotten")
+
+	refused := hb.Stats().Refused
+	for range 20 { // from a peer's address, as a forger would
+		_, err := recorder.WriteToUDP(recorded, to)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return hb.Stats().Refused == refused+20 }, 2*time.Second, time.Millisecond)
+	require.Zero(t, tb.Peers(), "the recording steers nothing")
+	require.Zero(t, hb.Stats().Peers)
+
+	// A datagram signed as sent two windows ago, or as far ahead, whoever sends it.
+	entry := []gossipEntryOf{{endpoint: endpointHash("10.9.0.1:8000"), inFlight: 5}}
+	for _, sentAt := range []int64{unixMilli() - 2*DefaultGossipReplayWindow.Milliseconds(), unixMilli() + 2*DefaultGossipReplayWindow.Milliseconds()} {
+		_, err := recorder.WriteToUDP(appendGossip(nil, 99, 1, sentAt, entry, k), to)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return hb.Stats().Refused == refused+22 }, 2*time.Second, time.Millisecond)
+	require.Zero(t, tb.Peers())
+	// The same, sent now, is taken: what was refused was its time.
+	_, err = recorder.WriteToUDP(appendGossip(nil, 99, 1, unixMilli(), entry, k), to)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tb.Peers() == 5 }, 2*time.Second, time.Millisecond)
+}
+
+func udpConn(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
 }

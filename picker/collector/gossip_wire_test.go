@@ -14,31 +14,38 @@ func TestGossipWireRoundTrip(t *testing.T) {
 		key  []byte
 	}{{"no key", nil}, {"key", []byte("0123456789abcdef")}} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := appendGossip(nil, 42, 9, entries, tc.key)
-			want := gossipHeader + len(entries)*gossipEntry
+			b := appendGossip(nil, 42, 9, 1_700_000_000_123, entries, tc.key)
+			want, magic, sentAt := gossipHeaderV1+len(entries)*gossipEntry, gossipMagicV1, int64(0)
 			if tc.key != nil {
-				want += gossipMAC
+				want, magic, sentAt = gossipHeaderV2+len(entries)*gossipEntry+gossipMAC, gossipMagicV2, 1_700_000_000_123
 			}
 			require.Len(t, b, want)
+			require.Equal(t, magic, string(b[:4]))
 			var m gossipMessage
 			require.NoError(t, decodeGossip(b, tc.key, &m))
 			require.Equal(t, uint64(42), m.sender)
 			require.Equal(t, uint64(9), m.round)
+			require.Equal(t, sentAt, m.sentAt, "only a signed datagram carries its time")
 			require.Equal(t, entries, m.entries)
 		})
 	}
 	t.Run("the largest datagram fits a 1,280-byte MTU", func(t *testing.T) {
-		b := appendGossip(nil, 1, 1, make([]gossipEntryOf, gossipMaxEntries), []byte("0123456789abcdef"))
+		b := appendGossip(nil, 1, 1, 1, make([]gossipEntryOf, gossipMaxEntries), []byte("0123456789abcdef"))
 		require.LessOrEqual(t, len(b)+8+40, 1280, "UDP and IPv6 headers included")
 	})
 }
 
 func TestGossipWireRefuses(t *testing.T) {
 	key := []byte("0123456789abcdef")
-	good := appendGossip(nil, 1, 1, []gossipEntryOf{{endpoint: 5, inFlight: 2}}, nil)
-	signed := appendGossip(nil, 1, 1, []gossipEntryOf{{endpoint: 5, inFlight: 2}}, key)
+	good := appendGossip(nil, 1, 1, 0, []gossipEntryOf{{endpoint: 5, inFlight: 2}}, nil)
+	signed := appendGossip(nil, 1, 1, 1_700_000_000_000, []gossipEntryOf{{endpoint: 5, inFlight: 2}}, key)
 	tampered := append([]byte(nil), signed...)
-	tampered[gossipHeader+8]++ // the count, under the MAC
+	tampered[gossipHeaderV2+8]++ // the count, under the MAC
+	retimed := append([]byte(nil), signed...)
+	retimed[20]++ // sentAt, under the MAC: a recording made to look recent
+	// A signed datagram's header and MAC around an IPG1 body: the MAC
+	// cannot be moved onto an unsigned datagram.
+	relabelled := append([]byte(gossipMagicV1), signed[4:]...)
 	tooMany := binary.LittleEndian.AppendUint16(append([]byte(nil), good[:20]...), gossipMaxEntries+1)
 	tooMany = append(tooMany, make([]byte, (gossipMaxEntries+1)*gossipEntry)...)
 	for _, tc := range []struct {
@@ -48,15 +55,19 @@ func TestGossipWireRefuses(t *testing.T) {
 		err  error
 	}{
 		{"empty", nil, nil, errGossipShort},
-		{"short header", good[:gossipHeader-1], nil, errGossipShort},
-		{"other magic", append([]byte("IPG2"), good[4:]...), nil, errGossipMagic},
+		{"short header", good[:gossipHeaderV1-1], nil, errGossipShort},
+		{"short IPG2 header", signed[:gossipHeaderV2-1], key, errGossipShort},
+		{"other magic", append([]byte("IPG3"), good[4:]...), nil, errGossipMagic},
 		{"truncated entry", good[:len(good)-1], nil, errGossipSize},
 		{"trailing bytes", append(append([]byte(nil), good...), 0), nil, errGossipSize},
 		{"more entries than a datagram holds", tooMany, nil, errGossipSize},
-		{"unsigned where a key is set", good, key, errGossipSize},
+		{"unsigned where a key is set", good, key, errGossipUnsigned},
+		{"signed as IPG1 where a key is set", relabelled, key, errGossipUnsigned},
 		{"signed under another key", signed, []byte("fedcba9876543210"), errGossipMAC},
 		{"tampered under the MAC", tampered, key, errGossipMAC},
-		{"signed where no key is set", signed, nil, errGossipSize},
+		{"its time changed under the MAC", retimed, key, errGossipMAC},
+		{"signed where no key is set", signed, nil, errGossipSigned},
+		{"signed, its MAC cut off", signed[:len(signed)-gossipMAC], key, errGossipSize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m gossipMessage
@@ -64,7 +75,7 @@ func TestGossipWireRefuses(t *testing.T) {
 		})
 	}
 	t.Run("a count past the cap is clamped", func(t *testing.T) {
-		b := appendGossip(nil, 1, 1, []gossipEntryOf{{endpoint: 5, inFlight: 1 << 31}}, nil)
+		b := appendGossip(nil, 1, 1, 0, []gossipEntryOf{{endpoint: 5, inFlight: 1 << 31}}, nil)
 		var m gossipMessage
 		require.NoError(t, decodeGossip(b, nil, &m))
 		require.Equal(t, uint32(gossipMaxInFlight), m.entries[0].inFlight)
@@ -72,8 +83,8 @@ func TestGossipWireRefuses(t *testing.T) {
 }
 
 func FuzzDecodeGossip(f *testing.F) {
-	f.Add(appendGossip(nil, 1, 2, []gossipEntryOf{{endpoint: 3, inFlight: 4}}, nil), false)
-	f.Add(appendGossip(nil, 1, 2, []gossipEntryOf{{endpoint: 3, inFlight: 4}}, []byte("0123456789abcdef")), true)
+	f.Add(appendGossip(nil, 1, 2, 0, []gossipEntryOf{{endpoint: 3, inFlight: 4}}, nil), false)
+	f.Add(appendGossip(nil, 1, 2, 1_700_000_000_000, []gossipEntryOf{{endpoint: 3, inFlight: 4}}, []byte("0123456789abcdef")), true)
 	f.Fuzz(func(t *testing.T, b []byte, keyed bool) {
 		var key []byte
 		if keyed {
@@ -89,8 +100,9 @@ func FuzzDecodeGossip(f *testing.F) {
 		}
 		// What decodes re-encodes to a datagram that decodes the same.
 		var again gossipMessage
-		require.NoError(t, decodeGossip(appendGossip(nil, m.sender, m.round, m.entries, key), key, &again))
+		require.NoError(t, decodeGossip(appendGossip(nil, m.sender, m.round, m.sentAt, m.entries, key), key, &again))
 		require.Equal(t, m.sender, again.sender)
+		require.Equal(t, m.sentAt, again.sentAt)
 		require.Equal(t, m.entries, again.entries)
 	})
 }

@@ -387,13 +387,14 @@ func TestEnvoyFailCloseWithoutMetrics(t *testing.T) {
 }
 
 // gossipScenario: the pool's picker tells its peers its requests in flight
-// (scrape.fleet.gossip) on listen.
+// (scrape.fleet.gossip) on listen, signed as the shipped fleet's are
+// (a key: IPG2 datagrams with their time, checked against replay).
 func gossipScenario(servers []string, listen string, peers []string) scenario {
 	scrape := map[string]any{}
 	for k, v := range fastScrape {
 		scrape[k] = v
 	}
-	scrape["fleet"] = map[string]any{"gossip": map[string]any{"listen": listen, "peers": peers}}
+	scrape["fleet"] = map[string]any{"gossip": map[string]any{"listen": listen, "peers": peers, "key": "00112233445566778899aabbccddeeff"}}
 	return scenario{pools: []map[string]any{pool(servers, map[string]any{"scrape": scrape})}}
 }
 
