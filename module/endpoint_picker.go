@@ -82,22 +82,15 @@ type pickerFilterConfig struct {
 	// next stream that passes by, at most once per gaugeEvery.
 	lastGauges         atomic.Int64
 	scrapeErrsReported []atomic.Uint64   // per pool, in pools.List() order
-	gossipReported     []gossipReported  // per pool, in pools.List() order
 	publishing         sync.Mutex        // one publisher at a time; guards shown
 	shown              []map[string]bool // per pool: endpoints with gauges set
-	gossipPanics       map[string]uint64 // per gossip socket: panics counted; guarded by publishing
 }
 
 const gaugeEvery = int64(time.Second)
 
-// gossipReported is what the counters of a pool's gossip showed Envoy last.
-type gossipReported struct{ received, refused atomic.Uint64 }
-
 func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools) (*pickerFilterConfig, error) {
 	c := &pickerFilterConfig{pools: pools, first: pools.List()[0],
-		scrapeErrsReported: make([]atomic.Uint64, len(pools.List())),
-		gossipReported:     make([]gossipReported, len(pools.List())),
-		gossipPanics:       map[string]uint64{}}
+		scrapeErrsReported: make([]atomic.Uint64, len(pools.List()))}
 	d := metricDefiner{h: h, prefix: filterconfig.EndpointPicker + "."}
 	c.picks = d.counter("picks", "pool", "endpoint")
 	c.sheds = d.counter("sheds", "pool")
@@ -155,17 +148,17 @@ func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle, at time.Ti
 		}
 		if g := st.Gossip; g != nil {
 			h.SetGaugeValue(c.gossipPeers, uint64(g.Peers), st.Name)
-			r := &c.gossipReported[i]
-			if prev := r.received.Swap(g.Received); g.Received > prev {
-				h.IncrementCounterValue(c.gossipReceived, g.Received-prev, st.Name)
+			// Counted once, by whichever pool or filter config takes them:
+			// the socket outlives a config reload and may serve many pools.
+			d, _ := p.TakeGossipCounts()
+			if d.Received > 0 {
+				h.IncrementCounterValue(c.gossipReceived, d.Received, st.Name)
 			}
-			if prev := r.refused.Swap(g.Refused); g.Refused > prev {
-				h.IncrementCounterValue(c.gossipRefused, g.Refused-prev, st.Name)
+			if d.Refused > 0 {
+				h.IncrementCounterValue(c.gossipRefused, d.Refused, st.Name)
 			}
-			// Untagged: once per socket, whichever pools share it.
-			if prev := c.gossipPanics[g.Listen]; g.Panics > prev && c.countPanics {
-				h.IncrementCounterValue(c.panics, g.Panics-prev)
-				c.gossipPanics[g.Listen] = g.Panics
+			if d.Panics > 0 && c.countPanics {
+				h.IncrementCounterValue(c.panics, d.Panics) // untagged, as the barrier's
 			}
 		}
 		c.publishEndpoints(h, i, &st)

@@ -105,3 +105,13 @@ func (p *Pool) Stats() PoolStats {
 	}
 	return s
 }
+
+// TakeGossipCounts returns what the pool's gossip socket counted since any
+// holder of the socket last took its counts (collector.GossipHandle.TakeUnreported),
+// for counters that must see each datagram once; false without gossip.
+func (p *Pool) TakeGossipCounts() (collector.GossipCounts, bool) {
+	if p.gossip == nil {
+		return collector.GossipCounts{}, false
+	}
+	return p.gossip.TakeUnreported(), true
+}

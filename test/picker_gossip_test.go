@@ -449,3 +449,59 @@ func TestPickerGossipRefusesPlayback(t *testing.T) {
 	refused, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
 	require.Greater(t, refused, uint64(100), "every played-back datagram is refused")
 }
+
+// The gossip socket outlives a config reload (the new filter config joins
+// it before the old one leaves, as Envoy creates the new before draining
+// the old), so its counters reach Envoy's once: the new config does not
+// report the socket's history again.
+func TestPickerGossipCountersSurviveAReload(t *testing.T) {
+	addrs := onceScrapedServers(t, 2)
+	peer := udpOn(t, "127.0.0.1")
+	listen := udpOn(t, "127.0.0.1")
+	lp := listen.LocalAddr().String()
+	listen.Close()
+	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
+		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
+		"fleet": map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}},
+	}})
+	cfg["debug"] = map[string]any{"panicIn": "gossip"}
+	h := harness.Start(t, harness.Options{})
+	chain := harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg)
+	h.MustConfigure(chain)
+	req := &harness.Request{Headers: jsonCT, Body: chatReq("m", "hello", 1), Cluster: addrs}
+	waitDestination(t, h, req)
+	to, err := net.ResolveUDPAddr("udp", lp)
+	require.NoError(t, err)
+	round := uint64(0)
+	send := func(n int) {
+		for range n {
+			round++
+			_, err := peer.WriteToUDP(gossipDatagram(5, round, map[string]uint32{addrs[0]: 1}), to)
+			require.NoError(t, err)
+			time.Sleep(time.Millisecond)
+		}
+	}
+	counters := func() (received, refused, panics uint64) {
+		t.Helper()
+		time.Sleep(1100 * time.Millisecond) // pool stats reach Envoy at most once a second
+		waitDestination(t, h, req)
+		st := h.MustStats()
+		received, _ = st.Counter("endpoint_picker.gossip_received", "pool", "pool")
+		refused, _ = st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
+		panics, _ = st.Counter("endpoint_picker.panics")
+		return
+	}
+
+	for range 3 {
+		_, err := peer.WriteToUDP([]byte("PANIC"), to)
+		require.NoError(t, err)
+	}
+	send(40)
+	received, refused, panics := counters()
+	require.Equal(t, [3]uint64{40, 3, 3}, [3]uint64{received, refused, panics}, "received, refused, panics")
+
+	h.MustConfigure(chain) // a reload: the same socket, a new filter config
+	send(20)
+	received, refused, panics = counters()
+	require.Equal(t, [3]uint64{60, 3, 3}, [3]uint64{received, refused, panics}, "after the reload: only what came since is added")
+}

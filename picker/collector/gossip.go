@@ -49,6 +49,8 @@ type gossipNode struct {
 
 	sent, received, refused, panics atomic.Uint64
 	heard                           atomic.Int64
+	// What TakeUnreported handed out so far, whoever asked.
+	reportedReceived, reportedRefused, reportedPanics atomic.Uint64
 
 	// Owned by the receiver goroutine (and by Leave once it has ended).
 	table *gossipTable
@@ -143,6 +145,37 @@ func (h *GossipHandle) Leave() {
 func (h *GossipHandle) Stats() GossipStats {
 	n := h.n
 	return GossipStats{Listen: n.listen, Peers: int(n.heard.Load()), Sent: n.sent.Load(), Received: n.received.Load(), Refused: n.refused.Load(), Panics: n.panics.Load()}
+}
+
+// GossipCounts are a socket's counters counted since they were last taken.
+type GossipCounts struct{ Received, Refused, Panics uint64 }
+
+// TakeUnreported returns what the socket counted since the last call by
+// any holder of it, so each datagram and panic reaches Envoy's counters
+// once: pools that share the socket, and the filter configs of a config
+// reload (the new one joins the socket before the old one leaves), would
+// each report the socket's totals otherwise.
+func (h *GossipHandle) TakeUnreported() GossipCounts {
+	n := h.n
+	return GossipCounts{
+		Received: takeSince(&n.received, &n.reportedReceived),
+		Refused:  takeSince(&n.refused, &n.reportedRefused),
+		Panics:   takeSince(&n.panics, &n.reportedPanics),
+	}
+}
+
+// takeSince moves reported up to counter and returns by how much; a
+// concurrent taker gets the rest, never the same counts (counter only grows).
+func takeSince(counter, reported *atomic.Uint64) uint64 {
+	for {
+		prev, cur := reported.Load(), counter.Load()
+		if cur <= prev {
+			return 0
+		}
+		if reported.CompareAndSwap(prev, cur) {
+			return cur - prev
+		}
+	}
 }
 
 // setPeers installs the configured peers; the sender resolves them before

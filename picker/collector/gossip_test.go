@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -357,4 +358,46 @@ func udpConn(t *testing.T) *net.UDPConn {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// Every holder of a socket takes its counts from one tally: each datagram
+// is handed out once, whoever asks and however many ask at once.
+func TestGossipTakeUnreportedHandsOutEachCountOnce(t *testing.T) {
+	a, b, ta, tb := twoProxies()
+	pa, pb := freeport.UDP(t), freeport.UDP(t)
+	ha, _ := gossipOn(t, a, pa, pb)
+	hb, g := gossipOn(t, b, pb, pa)
+	defer hb.Leave()
+	hb2, err := b.JoinGossip(g) // a second pool, or a reloaded config, on the same socket
+	require.NoError(t, err)
+	defer hb2.Leave()
+	ta.Start()
+	require.Eventually(t, func() bool { return tb.Peers() == 1 }, 2*time.Second, time.Millisecond)
+
+	var taken atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, h := range []*GossipHandle{hb, hb2, hb, hb2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				taken.Add(h.TakeUnreported().Received)
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Microsecond):
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	ha.Leave() // no more datagrams; the last ones may still arrive
+	time.Sleep(20 * time.Millisecond)
+	taken.Add(hb.TakeUnreported().Received)
+	require.Greater(t, taken.Load(), uint64(10))
+	require.Equal(t, hb.Stats().Received, taken.Load(), "each datagram taken once")
+	require.Zero(t, hb2.TakeUnreported().Received)
 }
