@@ -13,6 +13,7 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
+	"github.com/envoy-inferencepool/envoy-inferencepool/picker/collector"
 	"github.com/envoy-inferencepool/envoy-inferencepool/transform"
 )
 
@@ -102,7 +103,7 @@ func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools)
 	c.saturated = d.gauge("saturated_endpoints", "pool")
 	c.gossipPeers = d.gauge("gossip_peers", "pool")
 	c.gossipReceived = d.counter("gossip_received", "pool")
-	c.gossipRefused = d.counter("gossip_refused", "pool")
+	c.gossipRefused = d.counter("gossip_refused", "pool", "reason")
 	c.epWaiting = d.gauge("endpoint_waiting_requests", "pool", "endpoint")
 	c.epRunning = d.gauge("endpoint_running_requests", "pool", "endpoint")
 	c.epKVCache = d.gauge("endpoint_kv_cache_usage_percent", "pool", "endpoint")
@@ -154,8 +155,10 @@ func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle, at time.Ti
 			if d.Received > 0 {
 				h.IncrementCounterValue(c.gossipReceived, d.Received, st.Name)
 			}
-			if d.Refused > 0 {
-				h.IncrementCounterValue(c.gossipRefused, d.Refused, st.Name)
+			for r, n := range d.Refused {
+				if n > 0 {
+					h.IncrementCounterValue(c.gossipRefused, n, st.Name, collector.GossipRefusal(r).String())
+				}
 			}
 			if d.Panics > 0 && c.countPanics {
 				h.IncrementCounterValue(c.panics, d.Panics) // untagged, as the barrier's

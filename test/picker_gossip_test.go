@@ -216,6 +216,10 @@ func TestPickerGossipCountsThePeersRequests(t *testing.T) {
 	require.Greater(t, received, uint64(10))
 	refused, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
 	require.Greater(t, refused, uint64(5))
+	fromStranger, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool", "reason", "source")
+	require.Greater(t, fromStranger, uint64(5), "the stranger's, by their source")
+	malformed, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool", "reason", "malformed")
+	require.EqualValues(t, 4, malformed, "the peer's garbage")
 
 	// When the peer goes quiet its claim expires and the ranks are used again.
 	close(stop)
@@ -448,6 +452,12 @@ func TestPickerGossipRefusesPlayback(t *testing.T) {
 	require.Zero(t, peers, st.String())
 	refused, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool")
 	require.Greater(t, refused, uint64(100), "every played-back datagram is refused")
+	// By reason: the recording by its rounds, the signed ones from the past
+	// by their time, the unsigned ones by their missing signature.
+	for _, reason := range []string{"round", "time", "signature"} {
+		n, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool", "reason", reason)
+		require.Greater(t, n, uint64(30), "%s: %s", reason, st.String())
+	}
 }
 
 // The gossip socket outlives a config reload (the new filter config joins

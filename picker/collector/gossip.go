@@ -20,8 +20,11 @@ type GossipStats struct {
 	Peers    int    // senders heard from within the expiry
 	Sent     uint64 // datagrams sent
 	Received uint64 // datagrams taken
-	Refused  uint64 // datagrams dropped: unknown source, malformed, bad MAC, stale round, too many senders
-	Panics   uint64 // panics recovered in the gossip's goroutines (a bug; the datagram or round is dropped)
+	Refused  uint64 // datagrams dropped, for any reason (RefusedBy)
+	// RefusedBy is Refused by reason: unknown source, malformed, bad MAC,
+	// outside the replay window, stale round, too many senders, a panic.
+	RefusedBy [NumGossipRefusals]uint64
+	Panics    uint64 // panics recovered in the gossip's goroutines (a bug; the datagram or round is dropped)
 }
 
 // gossipNode is one UDP socket of the fleet's gossip, shared by the pools
@@ -47,10 +50,12 @@ type gossipNode struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	sent, received, refused, panics atomic.Uint64
-	heard                           atomic.Int64
+	sent, received, panics atomic.Uint64
+	refused                [NumGossipRefusals]atomic.Uint64
+	heard                  atomic.Int64
 	// What TakeUnreported handed out so far, whoever asked.
-	reportedReceived, reportedRefused, reportedPanics atomic.Uint64
+	reportedReceived, reportedPanics atomic.Uint64
+	reportedRefused                  [NumGossipRefusals]atomic.Uint64
 
 	// Owned by the receiver goroutine (and by Leave once it has ended).
 	table *gossipTable
@@ -144,11 +149,19 @@ func (h *GossipHandle) Leave() {
 // Stats returns the socket's counters.
 func (h *GossipHandle) Stats() GossipStats {
 	n := h.n
-	return GossipStats{Listen: n.listen, Peers: int(n.heard.Load()), Sent: n.sent.Load(), Received: n.received.Load(), Refused: n.refused.Load(), Panics: n.panics.Load()}
+	s := GossipStats{Listen: n.listen, Peers: int(n.heard.Load()), Sent: n.sent.Load(), Received: n.received.Load(), Panics: n.panics.Load()}
+	for r := range s.RefusedBy {
+		s.RefusedBy[r] = n.refused[r].Load()
+		s.Refused += s.RefusedBy[r]
+	}
+	return s
 }
 
 // GossipCounts are a socket's counters counted since they were last taken.
-type GossipCounts struct{ Received, Refused, Panics uint64 }
+type GossipCounts struct {
+	Received, Panics uint64
+	Refused          [NumGossipRefusals]uint64 // by reason
+}
 
 // TakeUnreported returns what the socket counted since the last call by
 // any holder of it, so each datagram and panic reaches Envoy's counters
@@ -157,11 +170,14 @@ type GossipCounts struct{ Received, Refused, Panics uint64 }
 // each report the socket's totals otherwise.
 func (h *GossipHandle) TakeUnreported() GossipCounts {
 	n := h.n
-	return GossipCounts{
+	c := GossipCounts{
 		Received: takeSince(&n.received, &n.reportedReceived),
-		Refused:  takeSince(&n.refused, &n.reportedRefused),
 		Panics:   takeSince(&n.panics, &n.reportedPanics),
 	}
+	for r := range c.Refused {
+		c.Refused[r] = takeSince(&n.refused[r], &n.reportedRefused[r])
+	}
+	return c
 }
 
 // takeSince moves reported up to counter and returns by how much; a
@@ -353,7 +369,7 @@ func (n *gossipNode) takeSafely(table *gossipTable, b []byte, from netip.AddrPor
 	defer func() {
 		if r := recover(); r != nil {
 			n.panics.Add(1)
-			n.refused.Add(1)
+			n.refused[RefusedPanic].Add(1)
 		}
 	}()
 	if hook := gossipReceiveHook.Load(); hook != nil {
@@ -364,19 +380,23 @@ func (n *gossipNode) takeSafely(table *gossipTable, b []byte, from netip.AddrPor
 
 func (n *gossipNode) take(table *gossipTable, b []byte, from netip.AddrPort, now int64, msg *gossipMessage) {
 	peers := n.peers.Load()
-	if !peers.sources[from.Addr().Unmap()] || decodeGossip(b, n.key, msg) != nil {
-		n.refused.Add(1)
+	if !peers.sources[from.Addr().Unmap()] {
+		n.refused[RefusedSource].Add(1)
+		return
+	}
+	if err := decodeGossip(b, n.key, msg); err != nil {
+		n.refused[refusalOf(err)].Add(1)
 		return
 	}
 	table.maxPeers = peers.senders // senders already tracked past a lowered bound expire
-	ok := func() bool {
+	why, ok := func() (GossipRefusal, bool) {
 		n.c.mu.Lock()
 		defer n.c.mu.Unlock()
 		return table.apply(msg, now, unixMilli(), func(ep uint64) bool { return len(n.c.byHash[ep]) > 0 })
 	}()
 	if !ok {
-		if msg.sender != n.id {
-			n.refused.Add(1)
+		if why != refusedOwn {
+			n.refused[why].Add(1)
 		}
 		return
 	}

@@ -47,31 +47,31 @@ func newGossipTable(self uint64, maxPeers int, expireAfter, window int64) *gossi
 // apply folds one datagram in at now (ns, the collector's clock; wall is
 // Unix ms); known says whether an endpoint is one we scrape (others are
 // not kept: a peer cannot grow the table with endpoints we will never
-// route to). It reports whether the datagram was taken: not ours, sent
-// within the window (with one), not from a round older than the sender's
-// last (even a forgotten sender's, with a window), and not from a new
-// sender past maxPeers.
-func (t *gossipTable) apply(m *gossipMessage, now, wall int64, known func(uint64) bool) bool {
+// route to). It reports whether the datagram was taken, and if not why:
+// ours (refusedOwn), sent outside the window (with one), from a round
+// older than the sender's last (even a forgotten sender's, with a
+// window), or from a new sender past maxPeers.
+func (t *gossipTable) apply(m *gossipMessage, now, wall int64, known func(uint64) bool) (GossipRefusal, bool) {
 	if m.sender == t.self {
-		return false
+		return refusedOwn, false
 	}
 	if t.window > 0 && (m.sentAt < wall-t.window || m.sentAt > wall+t.window) {
-		return false // played back, or the clocks are further apart than the window
+		return RefusedTime, false // played back, or the clocks are further apart than the window
 	}
 	p := t.peers[m.sender]
 	if p == nil {
 		if g, ok := t.gone[m.sender]; ok && m.round <= g.round {
-			return false // a forgotten sender's datagram played back
+			return RefusedRound, false // a forgotten sender's datagram played back
 		}
 		if len(t.peers) >= t.maxPeers {
-			return false
+			return RefusedSenders, false
 		}
 		delete(t.gone, m.sender)
 		p = &gossipPeer{round: m.round, counts: map[uint64]uint32{}}
 		t.peers[m.sender] = p
 	}
 	if m.round < p.round {
-		return false // reordered: a newer round already told us
+		return RefusedRound, false // reordered: a newer round already told us
 	}
 	p.round, p.seen = m.round, now
 	for _, e := range m.entries {
@@ -89,7 +89,7 @@ func (t *gossipTable) apply(m *gossipMessage, now, wall int64, known func(uint64
 		}
 		t.add(e.endpoint, int64(e.inFlight)-int64(old))
 	}
-	return true
+	return 0, true
 }
 
 // expire forgets the senders not heard from since now-expireAfter: a

@@ -95,6 +95,8 @@ func TestGossipRefuses(t *testing.T) {
 		require.Eventually(t, func() bool { return hb.Stats().Refused > 5 }, 2*time.Second, time.Millisecond)
 		require.Zero(t, tb.Peers())
 		require.Zero(t, hb.Stats().Received)
+		s := hb.Stats()
+		require.Equal(t, s.Refused, s.RefusedBy[RefusedSource], "refused for its source: %v", s.RefusedBy)
 	})
 	t.Run("a datagram under another key", func(t *testing.T) {
 		a, b, ta, tb := twoProxies()
@@ -111,6 +113,8 @@ func TestGossipRefuses(t *testing.T) {
 		ta.Start()
 		require.Eventually(t, func() bool { return hb.Stats().Refused > 5 }, 2*time.Second, time.Millisecond)
 		require.Zero(t, tb.Peers())
+		s := hb.Stats()
+		require.Equal(t, s.Refused, s.RefusedBy[RefusedSignature], "refused for its MAC: %v", s.RefusedBy)
 	})
 	t.Run("the same socket with another key", func(t *testing.T) {
 		c := NewManual()
@@ -214,6 +218,7 @@ func TestGossipRecoversAPanic(t *testing.T) {
 	s := hb.Stats()
 	require.Equal(t, uint64(3), s.Panics+ha.Stats().Panics)
 	require.GreaterOrEqual(t, s.Refused, uint64(1))
+	require.Equal(t, s.Panics, s.RefusedBy[RefusedPanic])
 }
 
 // The peers' counts reach targets that appear after them, and a socket
@@ -283,6 +288,7 @@ func TestGossipSendersAreBoundedByThePeerList(t *testing.T) {
 	s := hb.Stats()
 	require.Equal(t, uint64(sendersFor(1)), s.Received, "a few sender ids per peer address")
 	require.Equal(t, 8, s.Peers)
+	require.Equal(t, uint64(50-sendersFor(1)), s.RefusedBy[RefusedSenders])
 	require.Eventually(t, func() bool { return tb.Peers() == int64(sendersFor(1)) }, time.Second, time.Millisecond)
 }
 
@@ -335,6 +341,7 @@ func TestGossipRefusesPlayback(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return hb.Stats().Refused == refused+20 }, 2*time.Second, time.Millisecond)
+	require.Equal(t, uint64(20), hb.Stats().RefusedBy[RefusedRound], "a forgotten sender's rounds")
 	require.Zero(t, tb.Peers(), "the recording steers nothing")
 	require.Zero(t, hb.Stats().Peers)
 
@@ -345,6 +352,7 @@ func TestGossipRefusesPlayback(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return hb.Stats().Refused == refused+22 }, 2*time.Second, time.Millisecond)
+	require.Equal(t, uint64(2), hb.Stats().RefusedBy[RefusedTime])
 	require.Zero(t, tb.Peers())
 	// The same, sent now, is taken: what was refused was its time.
 	_, err = recorder.WriteToUDP(appendGossip(nil, 99, 1, unixMilli(), entry, k), to)

@@ -106,3 +106,21 @@ func FuzzDecodeGossip(f *testing.F) {
 		require.Equal(t, m.entries, again.entries)
 	})
 }
+
+// Each refusal has its own tag value, and decodeGossip's errors map to
+// the reason an operator would look for.
+func TestGossipRefusalReasons(t *testing.T) {
+	seen := map[string]bool{}
+	for r := range NumGossipRefusals {
+		name := r.String()
+		require.NotEmpty(t, name)
+		require.False(t, seen[name], "%s twice", name)
+		seen[name] = true
+	}
+	for err, want := range map[error]GossipRefusal{
+		errGossipShort: RefusedMalformed, errGossipMagic: RefusedMalformed, errGossipSize: RefusedMalformed,
+		errGossipMAC: RefusedSignature, errGossipUnsigned: RefusedSignature, errGossipSigned: RefusedSignature,
+	} {
+		require.Equal(t, want, refusalOf(err), "%v", err)
+	}
+}
