@@ -157,6 +157,20 @@ func FuzzResponseJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, at uint16) {
 		i := min(int(at), len(body))
 		r := meterChunks(EndpointChatCompletions, "application/json", "", body[:i], body[i:])
+		// Whatever the bytes, valid or not, the walk's jumps over whole
+		// members (skipMember, only when a chunk holds all of one) change
+		// nothing: one chunk, two, and a byte at a time agree, and so do
+		// the model restorer's.
+		whole := meterChunks(EndpointChatCompletions, "application/json", "", body)
+		bytewise := meterChunks(EndpointChatCompletions, "application/json", "", bytesOf(body)...)
+		for _, other := range []Report{r, bytewise} {
+			require.Equal(t, whole.Model, other.Model)
+			require.Equal(t, whole.HasUsage, other.HasUsage)
+			require.Equal(t, whole.Usage, other.Usage)
+			require.Equal(t, whole.Err, other.Err)
+		}
+		require.Equal(t, string(restoreAll("client", "application/json", body)),
+			string(restoreAll("client", "application/json", bytesOf(body)...)))
 		if !json.Valid(body) || !gjson.ParseBytes(body).IsObject() {
 			return
 		}

@@ -90,6 +90,10 @@ func (w *jsonWalker) walk(b []byte, sink fieldSink) {
 				w.startValue(b, i, sink)
 			}
 		case '{', '[':
+			if end := w.skipMember(b, i, sink); end > 0 {
+				i = end - 1
+				continue
+			}
 			w.startValue(b, i, sink)
 			w.depth++
 			if w.depth <= 64 {
@@ -117,6 +121,31 @@ func (w *jsonWalker) walk(b []byte, sink fieldSink) {
 			w.pending = fieldNone
 		}
 	}
+}
+
+// skipMember jumps over a container that is a member's value inside the
+// document (no watched field lies within it, unless it is the "response"
+// object, which is walked) when the chunk holds all of it and it is valid
+// JSON: skipValue finds its end at memory speed, where the walk goes byte
+// by byte through every key and number. It returns the index after the
+// container, having reported it as a watched value would be; 0 when it
+// must be walked (cut by the chunk's end, invalid: the walk then reports
+// what it always did).
+func (w *jsonWalker) skipMember(b []byte, i int, sink fieldSink) int {
+	if w.depth < 1 || w.depth >= maxDepth || w.pending == fieldResponse {
+		return 0 // the document itself, deeper than skipValue goes, or walked for its fields
+	}
+	end := skipValue(b, i, w.depth)
+	if end < 0 {
+		return 0
+	}
+	f := w.pending
+	w.pending, w.wantKey = fieldNone, false
+	if f != fieldNone {
+		sink.fieldStart(f, b, i)
+		sink.fieldEnd(f, b, end-1)
+	}
+	return end
 }
 
 func (w *jsonWalker) inObject() bool {
