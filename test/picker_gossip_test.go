@@ -101,26 +101,46 @@ func onceScrapedServers(t *testing.T, n int) []string {
 	return addrs
 }
 
-// With scrape.fleet.gossip, the library counts the requests another proxy
-// of the fleet says it sent since the scrape, and tells that proxy its
-// own: through the real library, against a peer played by the test.
-func TestPickerGossipCountsThePeersRequests(t *testing.T) {
-	addrs := onceScrapedServers(t, 3)
+// gossipPeerSetup is a pool of n once-scraped servers whose picker
+// gossips with one peer the test plays (peer), on a free port (to): cfg
+// is its filter config, extra merged into its gossip (a key, a window).
+type gossipPeerSetup struct {
+	addrs []string
+	peer  *net.UDPConn
+	to    *net.UDPAddr
+	cfg   map[string]any
+}
+
+func newGossipPeerSetup(t *testing.T, n int, extra map[string]any) gossipPeerSetup {
+	t.Helper()
+	addrs := onceScrapedServers(t, n)
 	peer := udpOn(t, "127.0.0.1")
 	listen := udpOn(t, "127.0.0.1") // a free port for the library; closed before it binds
 	lp := listen.LocalAddr().String()
 	listen.Close()
-
-	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
-		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
-		"fleet": map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}},
-	}})
-	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(pickerChain(t, cfg))
-	model := "m"
-	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq(model, "warm up", 1), Cluster: addrs})
 	to, err := net.ResolveUDPAddr("udp", lp)
 	require.NoError(t, err)
+	gossip := map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}
+	for k, v := range extra {
+		gossip[k] = v
+	}
+	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
+		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
+		"fleet": map[string]any{"gossip": gossip},
+	}})
+	return gossipPeerSetup{addrs: addrs, peer: peer, to: to, cfg: cfg}
+}
+
+// With scrape.fleet.gossip, the library counts the requests another proxy
+// of the fleet says it sent since the scrape, and tells that proxy its
+// own: through the real library, against a peer played by the test.
+func TestPickerGossipCountsThePeersRequests(t *testing.T) {
+	g := newGossipPeerSetup(t, 3, nil)
+	addrs, peer, to := g.addrs, g.peer, g.to
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(pickerChain(t, g.cfg))
+	model := "m"
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq(model, "warm up", 1), Cluster: addrs})
 
 	// The library tells its peer its requests in flight, one entry per endpoint.
 	sender, counts := readGossip(t, peer)
@@ -271,21 +291,12 @@ func TestPickerGossipConfigRefusedNamingTheField(t *testing.T) {
 // next datagrams are taken as before. (The two-filter chain in both modes
 // of the picker suite: the counter is the picking filter's.)
 func TestPickerGossipPanicIsRecoveredAndCounted(t *testing.T) {
-	addrs := onceScrapedServers(t, 2)
-	peer := udpOn(t, "127.0.0.1")
-	listen := udpOn(t, "127.0.0.1")
-	lp := listen.LocalAddr().String()
-	listen.Close()
-	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
-		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
-		"fleet": map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}},
-	}})
-	cfg["debug"] = map[string]any{"panicIn": "gossip"}
+	g := newGossipPeerSetup(t, 2, nil)
+	addrs, peer, to := g.addrs, g.peer, g.to
+	g.cfg["debug"] = map[string]any{"panicIn": "gossip"}
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg))
+	h.MustConfigure(harness.EnvoyChain(t).WithJSON("endpoint_picker", g.cfg))
 	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
-	to, err := net.ResolveUDPAddr("udp", lp)
-	require.NoError(t, err)
 
 	for range 3 {
 		_, err := peer.WriteToUDP([]byte("PANIC and nothing else"), to)
@@ -351,24 +362,12 @@ func signedGossipDatagram(key []byte, sender, round uint64, sentAt int64, inFlig
 // all refused. Through the real library, the peer and the forger played
 // by the test (a forger on the peer's address: UDP sources can be forged).
 func TestPickerGossipRefusesPlayback(t *testing.T) {
-	addrs := onceScrapedServers(t, 3)
-	peer := udpOn(t, "127.0.0.1")
-	listen := udpOn(t, "127.0.0.1")
-	lp := listen.LocalAddr().String()
-	listen.Close()
 	key := []byte("0123456789abcdef")
-	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
-		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
-		"fleet": map[string]any{"gossip": map[string]any{
-			"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms",
-			"key": hex.EncodeToString(key), "replayWindow": "5s",
-		}},
-	}})
+	g := newGossipPeerSetup(t, 3, map[string]any{"key": hex.EncodeToString(key), "replayWindow": "5s"})
+	addrs, peer, to := g.addrs, g.peer, g.to
 	h := harness.Start(t, harness.Options{})
-	h.MustConfigure(pickerChain(t, cfg))
+	h.MustConfigure(pickerChain(t, g.cfg))
 	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
-	to, err := net.ResolveUDPAddr("udp", lp)
-	require.NoError(t, err)
 
 	// The library signs what it sends, with its time.
 	buf := make([]byte, 2048)
@@ -465,23 +464,14 @@ func TestPickerGossipRefusesPlayback(t *testing.T) {
 // the old), so its counters reach Envoy's once: the new config does not
 // report the socket's history again.
 func TestPickerGossipCountersSurviveAReload(t *testing.T) {
-	addrs := onceScrapedServers(t, 2)
-	peer := udpOn(t, "127.0.0.1")
-	listen := udpOn(t, "127.0.0.1")
-	lp := listen.LocalAddr().String()
-	listen.Close()
-	cfg := pickerConfig(addrs, map[string]any{"scrape": map[string]any{
-		"interval": "50ms", "timeout": "500ms", "staleAfter": "1h", "unhealthyAfter": 1000000,
-		"fleet": map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}, "interval": "2ms"}},
-	}})
-	cfg["debug"] = map[string]any{"panicIn": "gossip"}
+	g := newGossipPeerSetup(t, 2, nil)
+	addrs, peer, to := g.addrs, g.peer, g.to
+	g.cfg["debug"] = map[string]any{"panicIn": "gossip"}
 	h := harness.Start(t, harness.Options{})
-	chain := harness.EnvoyChain(t).WithJSON("endpoint_picker", cfg)
+	chain := harness.EnvoyChain(t).WithJSON("endpoint_picker", g.cfg)
 	h.MustConfigure(chain)
 	req := &harness.Request{Headers: jsonCT, Body: chatReq("m", "hello", 1), Cluster: addrs}
 	waitDestination(t, h, req)
-	to, err := net.ResolveUDPAddr("udp", lp)
-	require.NoError(t, err)
 	round := uint64(0)
 	send := func(n int) {
 		for range n {
