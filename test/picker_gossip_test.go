@@ -25,18 +25,9 @@ import (
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
-// gossipDatagram writes the wire format of picker/collector/gossip_wire.go
-// by hand (no key): what another proxy of the fleet would send.
+// gossipDatagram is an unsigned datagram of another proxy of the fleet.
 func gossipDatagram(sender, round uint64, inFlight map[string]uint32) []byte {
-	b := []byte("IPG1")
-	b = binary.LittleEndian.AppendUint64(b, sender)
-	b = binary.LittleEndian.AppendUint64(b, round)
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(inFlight)))
-	for addr, n := range inFlight {
-		b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64String(addr))
-		b = binary.LittleEndian.AppendUint32(b, n)
-	}
-	return b
+	return harness.GossipDatagram(nil, sender, round, 0, inFlight)
 }
 
 // readGossip decodes one datagram the library sent: endpoint hash → count.
@@ -339,23 +330,6 @@ func TestPickerGossipPanicIsRecoveredAndCounted(t *testing.T) {
 	require.GreaterOrEqual(t, refused, uint64(3))
 }
 
-// signedGossipDatagram is gossipDatagram as a keyed fleet sends it: IPG2,
-// with the time it was sent (Unix ms) and an HMAC-SHA256 under key.
-func signedGossipDatagram(key []byte, sender, round uint64, sentAt int64, inFlight map[string]uint32) []byte {
-	b := []byte("IPG2")
-	b = binary.LittleEndian.AppendUint64(b, sender)
-	b = binary.LittleEndian.AppendUint64(b, round)
-	b = binary.LittleEndian.AppendUint64(b, uint64(sentAt))
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(inFlight)))
-	for addr, n := range inFlight {
-		b = binary.LittleEndian.AppendUint64(b, xxhash.Sum64String(addr))
-		b = binary.LittleEndian.AppendUint32(b, n)
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write(b)
-	return append(b, m.Sum(nil)[:16]...)
-}
-
 // With a key, what the peer says steers the picks only while it says it:
 // a recording of its datagrams played back after it went quiet, a signed
 // datagram whose time is past the replay window, and an unsigned one are
@@ -408,7 +382,7 @@ func TestPickerGossipRefusesPlayback(t *testing.T) {
 	var recorded [][]byte // the peer's datagrams, as an eavesdropper keeps them
 	var mu sync.Mutex
 	stop := sending(func(round uint64) []byte {
-		d := signedGossipDatagram(key, 77, round, time.Now().UnixMilli(), claim)
+		d := harness.GossipDatagram(key, 77, round, time.Now().UnixMilli(), claim)
 		mu.Lock()
 		recorded = append(recorded, d)
 		mu.Unlock()
@@ -431,7 +405,7 @@ func TestPickerGossipRefusesPlayback(t *testing.T) {
 		case 0:
 			return tape[int(round)%len(tape)]
 		case 1:
-			return signedGossipDatagram(key, 1000+round, 1, time.Now().Add(-10*time.Second).UnixMilli(), claim)
+			return harness.GossipDatagram(key, 1000+round, 1, time.Now().Add(-10*time.Second).UnixMilli(), claim)
 		default:
 			return gossipDatagram(2000+round, 1, claim)
 		}

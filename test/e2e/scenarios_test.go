@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -386,6 +388,9 @@ func TestEnvoyFailCloseWithoutMetrics(t *testing.T) {
 	}
 }
 
+// gossipKey is the e2e fleets' gossip key (hex).
+const gossipKey = "00112233445566778899aabbccddeeff"
+
 // gossipScenario: the pool's picker tells its peers its requests in flight
 // (scrape.fleet.gossip) on listen, signed as the shipped fleet's are
 // (a key: IPG2 datagrams with their time, checked against replay).
@@ -394,7 +399,7 @@ func gossipScenario(servers []string, listen string, peers []string) scenario {
 	for k, v := range fastScrape {
 		scrape[k] = v
 	}
-	scrape["fleet"] = map[string]any{"gossip": map[string]any{"listen": listen, "peers": peers, "key": "00112233445566778899aabbccddeeff"}}
+	scrape["fleet"] = map[string]any{"gossip": map[string]any{"listen": listen, "peers": peers, "key": gossipKey}}
 	return scenario{pools: []map[string]any{pool(servers, map[string]any{"scrape": scrape})}}
 }
 
@@ -437,5 +442,62 @@ func TestEnvoyFleetGossip(t *testing.T) {
 		}
 		require.True(t, time.Now().Before(deadline), "the two Envoys never heard each other")
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Mirrors TestPickerGossipRefusesPlayback: a keyed Envoy takes its peer's
+// signed datagrams while the peer sends them; once the peer is quiet, a
+// recording of them, signed ones from the past and unsigned ones, all
+// from the peer's address, are refused, each counted under its reason.
+func TestEnvoyFleetGossipRefusesPlayback(t *testing.T) {
+	needEnvoy(t)
+	sims := startSims(t, 2)
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	self := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	listen, admin := freePort(t), freePort(t)
+	e := startEnvoyWith(t, listen, admin, gossipScenario(sims, self, []string{peer.LocalAddr().String()}).bootstrap(t, listen, admin))
+	waitForPicks(t, e)
+	to, err := net.ResolveUDPAddr("udp", self)
+	require.NoError(t, err)
+	key, err := hex.DecodeString(gossipKey)
+	require.NoError(t, err)
+	claim := map[string]uint32{sims[0]: 3}
+	passBy := func() { // a stream publishes the pool's stats, at most once a second
+		time.Sleep(1100 * time.Millisecond)
+		chat(t, e, chatBody("sim-model", "stats", 1, false), nil)
+	}
+
+	var tape [][]byte
+	for round := uint64(1); round <= 100; round++ {
+		d := harness.GossipDatagram(key, 77, round, time.Now().UnixMilli(), claim)
+		tape = append(tape, d)
+		_, err := peer.WriteToUDP(d, to)
+		require.NoError(t, err)
+		time.Sleep(2 * time.Millisecond)
+	}
+	passBy()
+	st := stats(t, e)
+	received, _ := st.Counter("endpoint_picker.gossip_received", "pool", "pool")
+	require.Positive(t, received, st.String())
+
+	time.Sleep(400 * time.Millisecond) // the quiet peer is forgotten (250 ms)
+	for i, d := range tape[:60] {
+		for _, b := range [][]byte{d,
+			harness.GossipDatagram(key, 1000+uint64(i), 1, time.Now().Add(-10*time.Second).UnixMilli(), claim),
+			harness.GossipDatagram(nil, 2000+uint64(i), 1, 0, claim)} {
+			_, err := peer.WriteToUDP(b, to)
+			require.NoError(t, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	passBy()
+	st = stats(t, e)
+	peers, _ := st.Gauge("endpoint_picker.gossip_peers", "pool", "pool")
+	require.Zero(t, peers, "nothing played back brings the peer back")
+	for _, reason := range []string{"round", "time", "signature"} {
+		n, _ := st.Counter("endpoint_picker.gossip_refused", "pool", "pool", "reason", reason)
+		require.Greater(t, n, uint64(50), "%s: %s", reason, st.String())
 	}
 }
