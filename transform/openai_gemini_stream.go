@@ -30,7 +30,13 @@ type geminiStream struct {
 
 func (s *geminiStream) init(t *geminiTranslator) {
 	s.t = t
-	s.events = sseEvents{who: "the Gemini backend", max: maxGeminiEvent}
+	s.events.start("the Gemini backend", maxGeminiEvent)
+}
+
+// recycled returns a new geminiStream with s's buffers, emptied (and
+// bounded), for the next exchange.
+func (s *geminiStream) recycled() geminiStream {
+	return geminiStream{events: s.events.recycled(), prefix: kept(s.prefix)}
 }
 
 func (s *geminiStream) write(dst, b []byte) []byte { return s.events.write(dst, b, s) }
