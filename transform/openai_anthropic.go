@@ -467,8 +467,20 @@ func fieldError(code, problem, format string, indexes ...any) *Error {
 // the new count. An empty string gives no block: Anthropic refuses empty
 // text.
 func appendTextBlocks(out []byte, content gjson.Result, n, i int) ([]byte, int, *Error) {
+	return textBlocks(out, content, n, i, true)
+}
+
+// checkTextBlocks refuses what appendTextBlocks refuses, writing nothing
+// (for the translations that write system texts elsewhere).
+func checkTextBlocks(content gjson.Result, i int) *Error {
+	_, _, e := textBlocks(nil, content, 0, i, false)
+	return e
+}
+
+// textBlocks is appendTextBlocks, which writes only when write is set.
+func textBlocks(out []byte, content gjson.Result, n, i int, write bool) ([]byte, int, *Error) {
 	add := func(text gjson.Result) {
-		if text.Raw == `""` {
+		if text.Raw == `""` || !write {
 			return
 		}
 		if n > 0 {

@@ -57,10 +57,10 @@ func (t *anthropicTranslator) translateMessage(dst []byte) []byte {
 	content := msg.Get("content")
 	content.ForEach(func(_, b gjson.Result) bool {
 		switch b.Get("type").Str {
-		case "text":
-			text, hasText = append(text, b.Get("text").Str...), true
+		case "text": // read raw: Get would copy an escaped text
+			text, hasText = appendStr(text, rawMember(b, "text")), true
 		case "thinking":
-			reasoning, hasReasoning = append(reasoning, b.Get("thinking").Str...), true
+			reasoning, hasReasoning = appendStr(reasoning, rawMember(b, "thinking")), true
 		}
 		return true
 	})

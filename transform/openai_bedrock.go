@@ -290,7 +290,7 @@ func appendBedrockMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 		}
 		switch role.Str {
 		case "system", "developer":
-			_, _, e = appendTextBlocks(nil, rawMember(m, "content"), 0, i) // checked here, written below
+			e = checkTextBlocks(rawMember(m, "content"), i) // checked here, written below
 			return e == nil
 		case "tool":
 			id := m.Get("tool_call_id")

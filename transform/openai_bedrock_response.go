@@ -51,11 +51,12 @@ func (t *bedrockTranslator) translateResponse(dst []byte) []byte {
 	hasText, hasReasoning := false, false
 	content := msg.Get("content")
 	content.ForEach(func(_, b gjson.Result) bool {
-		if s := b.Get("text"); s.Type == gjson.String {
-			text, hasText = append(text, s.Str...), true
+		// Read raw: Get would copy an escaped text.
+		if s := rawMember(b, "text"); s.Type == gjson.String {
+			text, hasText = appendStr(text, s), true
 		}
-		if s := b.Get("reasoningContent.reasoningText.text"); s.Type == gjson.String {
-			reasoning, hasReasoning = append(reasoning, s.Str...), true
+		if s := rawMember(rawMember(rawMember(b, "reasoningContent"), "reasoningText"), "text"); s.Type == gjson.String {
+			reasoning, hasReasoning = appendStr(reasoning, s), true
 		}
 		return true
 	})

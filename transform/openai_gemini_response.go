@@ -59,11 +59,11 @@ func (t *geminiTranslator) translateResponse(dst []byte) []byte {
 	hasText, hasReasoning := false, false
 	parts := cand.Get("content.parts")
 	parts.ForEach(func(_, p gjson.Result) bool {
-		if s := p.Get("text"); s.Type == gjson.String {
+		if s := rawMember(p, "text"); s.Type == gjson.String { // read raw: Get would copy an escaped text
 			if p.Get("thought").Type == gjson.True {
-				reasoning, hasReasoning = append(reasoning, s.Str...), true
+				reasoning, hasReasoning = appendStr(reasoning, s), true
 			} else {
-				text, hasText = append(text, s.Str...), true
+				text, hasText = appendStr(text, s), true
 			}
 		}
 		return true
