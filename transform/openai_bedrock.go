@@ -50,6 +50,8 @@ var _ CacheCreationReporter = (*bedrockTranslator)(nil)
 // type and body it will carry. It returns the headers that carry the
 // signature (AWS SigV4: authorization, x-amz-date, x-amz-security-token).
 // The module provides it (it needs net/http, which this package keeps out).
+// host, path and body are the translator's memory: Sign must not keep
+// them past its return.
 type RequestSigner interface {
 	Sign(host, path, contentType string, body []byte, at time.Time) ([]HeaderEdit, error)
 }
