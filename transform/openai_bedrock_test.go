@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
