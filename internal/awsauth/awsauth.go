@@ -1,7 +1,9 @@
 // Package awsauth signs ai_upstream's Bedrock requests with AWS Signature
-// Version 4 (the AWS SDK for Go v2's signer) and reads the credentials
-// they are signed with: a shared credentials file (a mounted secret or
-// ~/.aws/credentials, one profile), or the standard environment variables.
+// Version 4 (the AWS SDK for Go v2's signature: computed in stack buffers
+// for a plain request, sigv4.go, else by the SDK's signer) and reads the
+// credentials they are signed with: a shared credentials file (a mounted
+// secret or ~/.aws/credentials, one profile), or the standard environment
+// variables.
 // Credentials never appear in an error.
 package awsauth
 
