@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
+	"bytes"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +12,7 @@ import (
 	"github.com/envoyproxy/envoy/source/extensions/dynamic_modules/sdk/go/shared"
 	"github.com/stretchr/testify/require"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/abi"
 	"github.com/envoy-inferencepool/envoy-inferencepool/module/filterconfig"
 )
 
@@ -238,21 +239,45 @@ func TestAIUpstreamResponseAndOriginalPath(t *testing.T) {
 // BenchmarkAIUpstream is one attempt's Go side (fake host, no C ABI): a 4
 // KiB chat request and a JSON response with usage, through ai_upstream
 // for an OpenAI-compatible backend with a key file (the pool's case: path
-// and credentials only) and for Anthropic (full translation both ways).
+// and credentials only) and for each provider whose API is translated
+// both ways (Anthropic, Gemini, Bedrock: SigV4-signed, the SDK's signer
+// included), plus an Anthropic stream (the fixture's 15 events, one
+// chunk). The fake host's body frames allocate too, in every case.
 //
 //	go test ./module -run '^$' -bench AIUpstream -count 6
 func BenchmarkAIUpstream(b *testing.B) {
-	k := filepath.Join(b.TempDir(), "k")
+	dir := b.TempDir()
+	k := filepath.Join(dir, "k")
 	require.NoError(b, os.WriteFile(k, []byte("sk-bench"), 0o600))
+	aws := filepath.Join(dir, "aws")
+	require.NoError(b, os.WriteFile(aws, []byte("[default]\naws_access_key_id = AKIDBENCH\naws_secret_access_key = secret\n"), 0o600))
 	req := benchRequest(4 << 10)
+	streamReq := append(bytes.TrimSuffix(bytes.Clone(req), []byte("}")), `,"stream":true,"stream_options":{"include_usage":true}}`...)
+	anthropicStream, err := os.ReadFile("../transform/testdata/anthropic/stream_tools.sse")
+	require.NoError(b, err)
 	anthropicResp := []byte(`{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"Hello there, how can I help?"}],` +
 		`"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1024,"output_tokens":9}}`)
+	geminiResp := []byte(`{"candidates":[{"content":{"role":"model","parts":[{"text":"Hello there, how can I help?"}]},"finishReason":"STOP","index":0}],` +
+		`"usageMetadata":{"promptTokenCount":1024,"candidatesTokenCount":9,"totalTokenCount":1033},"modelVersion":"gemini-2.5-flash","responseId":"r1"}`)
+	bedrockResp := []byte(`{"output":{"message":{"role":"assistant","content":[{"text":"Hello there, how can I help?"}]}},` +
+		`"stopReason":"end_turn","usage":{"inputTokens":1024,"outputTokens":9,"totalTokens":1033}}`)
+	keyed := func(schema string) string {
+		return `{"backends":[{"name":"a","schema":"` + schema + `","apiKeyFile":"` + k + `"}]}`
+	}
 	for _, bc := range []struct {
-		name, schema string
+		name, config string
+		req          []byte
+		ct           string
 		resp         []byte
-	}{{"openai", "openai", benchResponse}, {"anthropic", "anthropic", anthropicResp}} {
+	}{
+		{"openai", keyed("openai"), req, "application/json", benchResponse},
+		{"anthropic", keyed("anthropic"), req, "application/json", anthropicResp},
+		{"gemini", keyed("gemini"), req, "application/json", geminiResp},
+		{"bedrock", `{"backends":[{"name":"a","schema":"aws_bedrock","region":"us-east-1","credentialsFile":"` + aws + `"}]}`, req, "application/json", bedrockResp},
+		{"anthropic/stream", keyed("anthropic"), streamReq, "text/event-stream", anthropicStream},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
-			cfg, err := upstreamConfig(b, `{"backends":[{"name":"a","schema":"`+bc.schema+`","apiKeyFile":"`+k+`"}]}`)
+			cfg, err := upstreamConfig(b, bc.config)
 			require.NoError(b, err)
 			s := newUpstreamStream()
 			b.ReportAllocs()
@@ -262,14 +287,17 @@ func BenchmarkAIUpstream(b *testing.B) {
 					[2]string{"content-type", "application/json"}, [2]string{"content-length", "4096"}, [2]string{"authorization", "Bearer client"})
 				f := newUpstreamFilter(cfg, s) // pooled, as the factory builds them
 				f.OnRequestHeaders(&s.reqHeaders, false)
-				body := fakeBody{b: append(s.buffered.b[:0], req...)}
+				body := fakeBody{b: append(s.buffered.b[:0], bc.req...)}
 				if f.OnRequestBody(&body, true) != shared.BodyStatusContinue {
 					b.Fatalf("refused: %s", s.lastReply.body)
 				}
-				s.respHeaders.kv = append(s.respHeaders.kv, [2]string{":status", "200"}, [2]string{"content-type", "application/json"})
+				s.respHeaders.kv = append(s.respHeaders.kv, [2]string{":status", "200"}, [2]string{"content-type", bc.ct})
 				f.OnResponseHeaders(&s.respHeaders, false)
 				out := fakeBody{b: append([]byte(nil), bc.resp...)}
 				f.OnResponseBody(&out, true)
+				if !bytes.Contains(out.b, []byte(`"completion_tokens"`)) {
+					b.Fatalf("no usage in the answer: %s", out.b)
+				}
 				f.OnDestroy()
 				releaseFilter(f)
 			}

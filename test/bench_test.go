@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/envoy-inferencepool/envoy-inferencepool/test/fakeprovider"
 	"github.com/envoy-inferencepool/envoy-inferencepool/test/harness"
 )
 
@@ -35,7 +36,10 @@ import (
 //   - upstream=openai: body=4KiB routed to a cluster of the 10 endpoints
 //     whose upstream chain has ai_upstream with an OpenAI-compatible backend
 //     (API key from a file): one upstream attempt per exchange, whose filter
-//     sees the request before the codec and the answer before the router.
+//     sees the request before the codec and the answer before the router;
+//   - upstream=anthropic, upstream=gemini, upstream=bedrock: the same with
+//     a backend of that provider (Bedrock's requests SigV4-signed), whose
+//     JSON answer with usage is translated back.
 //
 // Metrics: ns/req (wall; ns/op is set to it so benchstat compares the same
 // figure), cpu-ns/req (the worker thread's CPU, steadier on a shared
@@ -71,6 +75,16 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 			Response: sseAnswer(1000, 4<<10)}, minBytes: 200_000},
 		{name: "upstream=openai", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: answer,
 			Clusters: []harness.Cluster{openAICluster(b, endpoints)}, Routes: []harness.Route{{Name: "pool", Cluster: "pool"}}}},
+		{name: "upstream=anthropic", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: jsonAnswer(benchAnthropicAnswer),
+			Clusters: []harness.Cluster{providerCluster(b, endpoints, map[string]any{"schema": "anthropic", "apiKeyFile": benchKey(b)})},
+			Routes:   []harness.Route{{Name: "pool", Cluster: "pool"}}}},
+		{name: "upstream=gemini", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: jsonAnswer(benchGeminiAnswer),
+			Clusters: []harness.Cluster{providerCluster(b, endpoints, map[string]any{"schema": "gemini", "apiKeyFile": benchKey(b)})},
+			Routes:   []harness.Route{{Name: "pool", Cluster: "pool"}}}},
+		{name: "upstream=bedrock", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: jsonAnswer(fakeprovider.ConverseAnswer),
+			Clusters: []harness.Cluster{providerCluster(b, endpoints, map[string]any{"schema": "aws_bedrock", "region": "us-east-1",
+				"credentialsFile": fakeprovider.BedrockCredentialsFile(b)})},
+			Routes: []harness.Route{{Name: "pool", Cluster: "pool"}}}},
 		{name: "onefilter=4KiB", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: answer, Chain: oneFilter}},
 	}
 	for _, c := range cases {
@@ -178,11 +192,41 @@ func sseAnswer(n, frame int) harness.Recorded {
 // openAICluster is a cluster of the endpoints whose upstream chain has
 // ai_upstream with one OpenAI-compatible backend and its API key in a file.
 func openAICluster(tb testing.TB, endpoints []string) harness.Cluster {
+	return providerCluster(tb, endpoints, map[string]any{"schema": "openai", "apiKeyFile": benchKey(tb)})
+}
+
+// benchKey is a file holding an API key.
+func benchKey(tb testing.TB) string {
 	key := filepath.Join(tb.TempDir(), "key")
 	if err := os.WriteFile(key, []byte("sk-bench-0123456789\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	cfg, err := json.Marshal(map[string]any{"backends": []map[string]any{{"name": "pool", "schema": "openai", "apiKeyFile": key}}})
+	return key
+}
+
+// Provider answers for the upstream=... cases: a JSON answer with usage.
+const (
+	benchAnthropicAnswer = `{"id":"msg_01","type":"message","role":"assistant","model":"sim-model","content":[{"type":"text",` +
+		`"text":"Testing@, #testing 1$ ,2%,3^, [4&*5], 6~, 7-_ + (8 : 9) / \\ < > ."}],"stop_reason":"end_turn","stop_sequence":null,` +
+		`"usage":{"input_tokens":812,"output_tokens":29}}`
+	benchGeminiAnswer = `{"candidates":[{"content":{"role":"model","parts":[{"text":"Testing@, #testing 1$ ,2%,3^, [4&*5], 6~, 7-_ + (8 : 9) / \\ < > ."}]},` +
+		`"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":812,"candidatesTokenCount":29,"totalTokenCount":841},` +
+		`"modelVersion":"sim-model","responseId":"r1"}`
+)
+
+// jsonAnswer is a 200 JSON answer of body.
+func jsonAnswer(body string) harness.Recorded {
+	return harness.Recorded{
+		Headers: harness.Headers{{":status", "200"}, {"content-type", "application/json"}, {"content-length", strconv.Itoa(len(body))}},
+		Frames:  [][]byte{[]byte(body)},
+	}
+}
+
+// providerCluster is the cluster "pool" of endpoints with ai_upstream and
+// one backend, named pool, of the given config.
+func providerCluster(tb testing.TB, endpoints []string, backend map[string]any) harness.Cluster {
+	backend["name"] = "pool"
+	cfg, err := json.Marshal(map[string]any{"backends": []map[string]any{backend}})
 	if err != nil {
 		tb.Fatal(err)
 	}

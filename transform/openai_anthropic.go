@@ -33,6 +33,17 @@ type anthropicTranslator struct {
 	usage         Usage
 	cacheCreation uint64
 	hasUsage      bool
+
+	// Kept across exchanges (reset).
+	req requestBuffers
+	ans answerBuffers
+}
+
+// reset sets t as a new translator for an exchange with b, keeping only
+// its emptied buffers.
+func (t *anthropicTranslator) reset(b *Backend, now func() time.Time) {
+	*t = anthropicTranslator{backend: b, now: now, resp: t.resp.recycled(), stream: t.stream.recycled(),
+		req: t.req.recycled(), ans: t.ans.recycled()}
 }
 
 type responseMode uint8
@@ -51,17 +62,18 @@ func (t *anthropicTranslator) TranslateRequest(req UpstreamRequest) (TranslatedR
 	if err != nil {
 		return TranslatedRequest{}, err
 	}
-	t.model = strings.Clone(r.Model)
+	t.model = t.req.setModel(r.Model)
 	t.override = t.backend.Model != "" && t.backend.Model != r.Model
 	t.includeUsage = r.Stream && r.IncludeUsage
 	body, e := t.requestBody(req.Body, r.Stream)
 	if e != nil {
 		return TranslatedRequest{}, e
 	}
-	h := make([]HeaderEdit, 0, editsCap)
+	path := t.req.setPath(append(append(t.req.path[:0], t.backend.PathPrefix...), "/messages"...))
+	h := t.req.startEdits()
 	h = append(h,
-		HeaderEdit{Name: ":path", Value: t.backend.PathPrefix + "/messages"},
-		contentLength(len(body)),
+		HeaderEdit{Name: ":path", Value: path},
+		t.req.contentLength(len(body)),
 		HeaderEdit{Name: "content-type", Value: "application/json"},
 		// The response is read to be translated: it must come plain.
 		HeaderEdit{Name: "accept-encoding", Remove: true},
@@ -94,7 +106,7 @@ func (t *anthropicTranslator) requestBody(body []byte, stream bool) ([]byte, *Er
 	if e := c.refuseUnsupported(); e != nil {
 		return nil, e
 	}
-	out := make([]byte, 0, len(body)+256)
+	out := t.req.startBody(len(body) + 256)
 	out = append(out, `{"model":`...)
 	if t.backend.Model != "" {
 		out = gjson.AppendJSONString(out, t.backend.Model)
@@ -138,7 +150,8 @@ func (t *anthropicTranslator) requestBody(body []byte, stream bool) ([]byte, *Er
 		out = append(out, `,"metadata":{"user_id":`...)
 		out = append(append(out, c.user.Raw...), '}')
 	}
-	return append(out, '}'), nil
+	t.req.body = append(out, '}')
+	return t.req.body, nil
 }
 
 // refuseUnsupported answers 400 to what Anthropic cannot do, rather than
@@ -454,8 +467,20 @@ func fieldError(code, problem, format string, indexes ...any) *Error {
 // the new count. An empty string gives no block: Anthropic refuses empty
 // text.
 func appendTextBlocks(out []byte, content gjson.Result, n, i int) ([]byte, int, *Error) {
+	return textBlocks(out, content, n, i, true)
+}
+
+// checkTextBlocks refuses what appendTextBlocks refuses, writing nothing
+// (for the translations that write system texts elsewhere).
+func checkTextBlocks(content gjson.Result, i int) *Error {
+	_, _, e := textBlocks(nil, content, 0, i, false)
+	return e
+}
+
+// textBlocks is appendTextBlocks, which writes only when write is set.
+func textBlocks(out []byte, content gjson.Result, n, i int, write bool) ([]byte, int, *Error) {
 	add := func(text gjson.Result) {
-		if text.Raw == `""` {
+		if text.Raw == `""` || !write {
 			return
 		}
 		if n > 0 {

@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -26,8 +27,11 @@ func FuzzTranslateAnthropicStream(f *testing.F) {
 		f.Add([]byte(s), uint16(3), uint16(40))
 	}
 	f.Fuzz(func(t *testing.T, stream []byte, a, b uint16) {
-		checkStreamTranslation(t, stream, a, b, func(t *testing.T) Translator {
+		checkStreamTranslation(t, stream, a, b, func(t *testing.T, reuse Translator) Translator {
 			tr := anthropicFor(t, `{"schema":"anthropic"}`)
+			if reuse != nil {
+				tr = renewed(reuse).(*anthropicTranslator)
+			}
 			startAnthropic(t, tr, true, 200, "text/event-stream")
 			return tr
 		})
@@ -38,14 +42,18 @@ func FuzzTranslateAnthropicStream(f *testing.F) {
 // the same output however the stream is split (at a and b); every event out
 // is one data line holding JSON (or [DONE]); the stream ends with [DONE] or
 // an error event, and nothing follows either. start makes a translator
-// past its response headers.
-func checkStreamTranslation(t *testing.T, stream []byte, a, b uint16, start func(*testing.T) Translator) {
-	whole := fuzzStream(start(t), [][]byte{stream})
+// past its response headers: a new one, or reuse set for a new exchange.
+// The split stream goes through a translator reused after that stream
+// cut at b: it must translate as a new one.
+func checkStreamTranslation(t *testing.T, stream []byte, a, b uint16, start func(t *testing.T, reuse Translator) Translator) {
+	whole := fuzzStream(start(t, nil), [][]byte{stream})
 	i, j := int(a)%(len(stream)+1), int(b)%(len(stream)+1)
 	if i > j {
 		i, j = j, i
 	}
-	split := fuzzStream(start(t), [][]byte{stream[:i], stream[i:j], stream[j:]})
+	used := start(t, nil)
+	used.TranslateResponseBody(nil, stream[:j], false) // cut: no end
+	split := fuzzStream(start(t, used), [][]byte{stream[:i], stream[i:j], stream[j:]})
 	require.Equal(t, string(whole), string(split))
 	events := strings.Split(string(whole), "\n\n")
 	require.Equal(t, "", events[len(events)-1], "output ends with a blank line")
@@ -98,6 +106,7 @@ func FuzzTranslateAnthropicRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tr := anthropicFor(t, `{"schema":"anthropic","maxTokens":77}`)
 		out, err := tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: body})
+		requireReusedRequestAlike(t, tr, body, out, err)
 		if err != nil {
 			e := err.(*Error)
 			require.Equal(t, 400, e.Status)
@@ -124,4 +133,47 @@ func FuzzTranslateAnthropicRequest(f *testing.F) {
 		require.Equal(t, itoa(len(out.Body)), h["content-length"])
 		require.False(t, bytes.Contains(out.Body, []byte(testKey)))
 	})
+}
+
+// renewed sets tr for a new exchange as Translators.For does (its buffers
+// kept), with its backend and clock.
+func renewed(tr Translator) Translator {
+	switch t := tr.(type) {
+	case *anthropicTranslator:
+		t.reset(t.backend, t.now)
+	case *geminiTranslator:
+		t.reset(t.backend, t.now)
+	case *bedrockTranslator:
+		t.reset(t.backend, t.now)
+	default:
+		panic("renewed: not a provider translator")
+	}
+	return tr
+}
+
+// earlierRequest is what a reused translator translated before, in
+// requireReusedRequestAlike: longer than most bodies a fuzzer makes, a
+// stream, with another model.
+var earlierRequest = []byte(`{"model":"an-earlier-model","stream":true,"stream_options":{"include_usage":true},"max_tokens":7,` +
+	`"messages":[{"role":"system","content":"` + strings.Repeat("be brief ", 200) + `"},{"role":"user","content":"` + strings.Repeat("x\\n", 300) + `"}]}`)
+
+// requireReusedRequestAlike checks that tr, reused (as Translators.For
+// does) after an exchange with earlierRequest, translates body as it did
+// new (out, err): same error, headers and body. out is tr's memory: it
+// is copied first.
+func requireReusedRequestAlike(t *testing.T, tr Translator, body []byte, out TranslatedRequest, err error) {
+	t.Helper()
+	wantHeaders, wantBody := cloneEdits(out.Headers), string(out.Body)
+	wantErr := ""
+	if err != nil {
+		wantErr = err.Error()
+	}
+	_, _ = renewed(tr).TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: earlierRequest})
+	got, gotErr := renewed(tr).TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: body})
+	if gotErr != nil || wantErr != "" {
+		require.Equal(t, wantErr, fmt.Sprint(gotErr))
+		return
+	}
+	require.Equal(t, wantHeaders, cloneEdits(got.Headers))
+	require.Equal(t, wantBody, string(got.Body))
 }

@@ -34,7 +34,9 @@ func (t *anthropicTranslator) translateMessage(dst []byte) []byte {
 	if t.resp.tooBig {
 		return t.resp.failWhole(dst, upstreamError(502, "the Anthropic response is larger than "+strconv.Itoa(maxAnthropicJSON)+" bytes"))
 	}
-	msg := gjson.ParseBytes(t.resp.body)
+	// A view, not a copy: the body is not written until the translation
+	// is done, and nothing read from it is kept.
+	msg := gjson.Parse(unsafeString(t.resp.body))
 	if !gjson.ValidBytes(t.resp.body) || !msg.IsObject() || msg.Get("type").Str != "message" {
 		e := upstreamError(502, "the Anthropic backend sent a response that is not a message")
 		if msg.Get("type").Str == "error" { // an error under a 200
@@ -50,27 +52,20 @@ func (t *anthropicTranslator) translateMessage(dst []byte) []byte {
 	dst = append(dst, `,"model":`...)
 	dst = t.appendModel(dst, msg.Get("model"))
 	dst = append(dst, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	var text, reasoning []byte
+	text, reasoning := t.ans.text[:0], t.ans.reasoning[:0]
 	hasText, hasReasoning := false, false
 	content := msg.Get("content")
 	content.ForEach(func(_, b gjson.Result) bool {
 		switch b.Get("type").Str {
-		case "text":
-			text, hasText = append(text, b.Get("text").Str...), true
+		case "text": // read raw: Get would copy an escaped text
+			text, hasText = appendStr(text, rawMember(b, "text")), true
 		case "thinking":
-			reasoning, hasReasoning = append(reasoning, b.Get("thinking").Str...), true
+			reasoning, hasReasoning = appendStr(reasoning, rawMember(b, "thinking")), true
 		}
 		return true
 	})
-	if hasText {
-		dst = gjson.AppendJSONString(dst, string(text))
-	} else {
-		dst = append(dst, "null"...)
-	}
-	if hasReasoning {
-		dst = append(dst, `,"reasoning_content":`...)
-		dst = gjson.AppendJSONString(dst, string(reasoning))
-	}
+	dst = appendJoined(dst, text, hasText, reasoning, hasReasoning)
+	t.ans.text, t.ans.reasoning = kept(text), kept(reasoning)
 	calls := 0
 	content.ForEach(func(_, b gjson.Result) bool {
 		if b.Get("type").Str != "tool_use" {

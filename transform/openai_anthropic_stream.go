@@ -29,8 +29,14 @@ type anthropicStream struct {
 
 func (s *anthropicStream) init(t *anthropicTranslator) {
 	s.t = t
-	s.events = sseEvents{who: "the Anthropic backend", max: maxAnthropicEvent}
+	s.events.start("the Anthropic backend", maxAnthropicEvent)
 	s.setPrefix(gjson.Result{Type: gjson.String, Raw: `"msg"`, Str: "msg"}, gjson.Result{})
+}
+
+// recycled returns a new anthropicStream with s's buffers, emptied (and
+// bounded), for the next exchange.
+func (s *anthropicStream) recycled() anthropicStream {
+	return anthropicStream{events: s.events.recycled(), prefix: kept(s.prefix), tools: kept(s.tools)}
 }
 
 // setPrefix writes the start every chunk shares, with the message's id

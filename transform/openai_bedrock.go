@@ -31,6 +31,17 @@ type bedrockTranslator struct {
 	usage      Usage
 	cacheWrite uint64
 	hasUsage   bool
+
+	// Kept across exchanges (reset).
+	req requestBuffers
+	ans answerBuffers
+}
+
+// reset sets t as a new translator for an exchange with b, keeping only
+// its emptied buffers.
+func (t *bedrockTranslator) reset(b *Backend, now func() time.Time) {
+	*t = bedrockTranslator{backend: b, now: now, resp: t.resp.recycled(), stream: t.stream.recycled(),
+		req: t.req.recycled(), ans: t.ans.recycled()}
 }
 
 var _ CacheCreationReporter = (*bedrockTranslator)(nil)
@@ -39,6 +50,8 @@ var _ CacheCreationReporter = (*bedrockTranslator)(nil)
 // type and body it will carry. It returns the headers that carry the
 // signature (AWS SigV4: authorization, x-amz-date, x-amz-security-token).
 // The module provides it (it needs net/http, which this package keeps out).
+// host, path and body are the translator's memory: Sign must not keep
+// them past its return.
 type RequestSigner interface {
 	Sign(host, path, contentType string, body []byte, at time.Time) ([]HeaderEdit, error)
 }
@@ -50,9 +63,10 @@ func (b *Backend) WithSigner(s RequestSigner) *Backend {
 	return &c
 }
 
-// bedrockHost is the Bedrock runtime endpoint of the backend's region.
-func (b *Backend) bedrockHost() string {
-	return "bedrock-runtime." + b.Region + ".amazonaws.com"
+// appendBedrockHost appends the Bedrock runtime endpoint of the backend's
+// region.
+func (b *Backend) appendBedrockHost(dst []byte) []byte {
+	return append(append(append(dst, "bedrock-runtime."...), b.Region...), ".amazonaws.com"...)
 }
 
 // CacheCreationInputTokens is the number of input tokens Bedrock wrote to
@@ -67,29 +81,32 @@ func (t *bedrockTranslator) TranslateRequest(req UpstreamRequest) (TranslatedReq
 	if err != nil {
 		return TranslatedRequest{}, err
 	}
-	t.model = strings.Clone(r.Model)
+	t.model = t.req.setModel(r.Model)
 	t.includeUsage = r.Stream && r.IncludeUsage
-	body, e := bedrockRequestBody(req.Body)
+	body, e := bedrockRequestBody(t.req.startBody(len(req.Body)+256), req.Body)
 	if e != nil {
 		return TranslatedRequest{}, e
 	}
+	t.req.body = body
 	sent := t.model
 	if t.backend.Model != "" {
 		sent = t.backend.Model
 	}
-	p := append(make([]byte, 0, 48+len(sent)), "/model/"...)
+	p := append(t.req.path[:0], "/model/"...)
 	p = appendPathSegment(p, sent)
 	if r.Stream {
 		p = append(p, "/converse-stream"...)
 	} else {
 		p = append(p, "/converse"...)
 	}
-	path, host := string(p), t.backend.bedrockHost()
-	h := make([]HeaderEdit, 0, editsCap)
+	path := t.req.setPath(p)
+	t.req.host = t.backend.appendBedrockHost(t.req.host[:0])
+	host := unsafeString(t.req.host)
+	h := t.req.startEdits()
 	h = append(h,
 		HeaderEdit{Name: ":path", Value: path},
 		HeaderEdit{Name: ":authority", Value: host},
-		contentLength(len(body)),
+		t.req.contentLength(len(body)),
 		HeaderEdit{Name: "content-type", Value: "application/json"},
 		// The response is read to be translated: it must come plain.
 		HeaderEdit{Name: "accept-encoding", Remove: true},
@@ -105,8 +122,9 @@ func (t *bedrockTranslator) TranslateRequest(req UpstreamRequest) (TranslatedReq
 	return TranslatedRequest{Headers: credentialEdits(h, sig...), Body: body}, nil
 }
 
-// bedrockRequestBody writes the Converse body for an OpenAI chat request.
-func bedrockRequestBody(body []byte) ([]byte, *Error) {
+// bedrockRequestBody appends to out the Converse body for an OpenAI chat
+// request.
+func bedrockRequestBody(out, body []byte) ([]byte, *Error) {
 	c := readChatRequest(body)
 	if c.n.Exists() && c.n.Type != gjson.Null && (c.n.Type != gjson.Number || c.n.Raw != "1") {
 		return nil, badRequest("unsupported_value", "n", "n: a Bedrock backend returns one choice; n must be 1")
@@ -119,7 +137,6 @@ func bedrockRequestBody(body []byte) ([]byte, *Error) {
 			return nil, badRequest("unsupported_value", "response_format", "response_format: only type text is available from a Bedrock backend")
 		}
 	}
-	out := make([]byte, 0, len(body)+256)
 	out = append(out, '{')
 	var e *Error
 	if out, e = appendBedrockMessages(out, c.messages); e != nil {
@@ -275,7 +292,7 @@ func appendBedrockMessages(out []byte, msgs gjson.Result) ([]byte, *Error) {
 		}
 		switch role.Str {
 		case "system", "developer":
-			_, _, e = appendTextBlocks(nil, rawMember(m, "content"), 0, i) // checked here, written below
+			e = checkTextBlocks(rawMember(m, "content"), i) // checked here, written below
 			return e == nil
 		case "tool":
 			id := m.Get("tool_call_id")

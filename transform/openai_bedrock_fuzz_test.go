@@ -18,8 +18,11 @@ func FuzzTranslateBedrockStream(f *testing.F) {
 	f.Add(append(bedrockEvent(f, "event", "contentBlockStart", `{"contentBlockIndex":9999999,"start":{"toolUse":{}}}`), bedrockEvent(f, "event", "metadata", `{"usage":{"inputTokens":18446744073709551615,"cacheReadInputTokens":18446744073709551615}}`)...), uint16(5), uint16(60))
 	f.Add([]byte{0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, uint16(1), uint16(2))
 	f.Fuzz(func(t *testing.T, stream []byte, a, b uint16) {
-		checkStreamTranslation(t, stream, a, b, func(t *testing.T) Translator {
+		checkStreamTranslation(t, stream, a, b, func(t *testing.T, reuse Translator) Translator {
 			tr, _ := bedrockFor(t, `{"schema":"aws_bedrock","region":"us-east-1"}`)
+			if reuse != nil {
+				tr = renewed(reuse).(*bedrockTranslator)
+			}
 			startBedrock(t, tr, true, 200, "application/vnd.amazon.eventstream")
 			return tr
 		})
@@ -34,6 +37,7 @@ func FuzzTranslateBedrockRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tr, s := bedrockFor(t, `{"schema":"aws_bedrock","region":"us-east-1"}`)
 		out, err := tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: body})
+		requireReusedRequestAlike(t, tr, body, out, err)
 		if err != nil {
 			e := err.(*Error)
 			require.Equal(t, 400, e.Status)

@@ -34,7 +34,9 @@ func (t *bedrockTranslator) translateResponse(dst []byte) []byte {
 	if t.resp.tooBig {
 		return t.resp.failWhole(dst, upstreamError(502, "the Bedrock response is larger than "+strconv.Itoa(maxBedrockJSON)+" bytes"))
 	}
-	r := gjson.ParseBytes(t.resp.body)
+	// A view, not a copy: the body is not written until the translation
+	// is done, and nothing read from it is kept.
+	r := gjson.Parse(unsafeString(t.resp.body))
 	msg := r.Get("output.message")
 	if !gjson.ValidBytes(t.resp.body) || !msg.IsObject() {
 		return t.resp.failWhole(dst, upstreamError(502, "the Bedrock backend sent a response that is not a Converse response"))
@@ -45,27 +47,21 @@ func (t *bedrockTranslator) translateResponse(dst []byte) []byte {
 	dst = append(dst, `,"model":`...)
 	dst = gjson.AppendJSONString(dst, t.model)
 	dst = append(dst, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	var text, reasoning []byte
+	text, reasoning := t.ans.text[:0], t.ans.reasoning[:0]
 	hasText, hasReasoning := false, false
 	content := msg.Get("content")
 	content.ForEach(func(_, b gjson.Result) bool {
-		if s := b.Get("text"); s.Type == gjson.String {
-			text, hasText = append(text, s.Str...), true
+		// Read raw: Get would copy an escaped text.
+		if s := rawMember(b, "text"); s.Type == gjson.String {
+			text, hasText = appendStr(text, s), true
 		}
-		if s := b.Get("reasoningContent.reasoningText.text"); s.Type == gjson.String {
-			reasoning, hasReasoning = append(reasoning, s.Str...), true
+		if s := rawMember(rawMember(rawMember(b, "reasoningContent"), "reasoningText"), "text"); s.Type == gjson.String {
+			reasoning, hasReasoning = appendStr(reasoning, s), true
 		}
 		return true
 	})
-	if hasText {
-		dst = gjson.AppendJSONString(dst, string(text))
-	} else {
-		dst = append(dst, "null"...)
-	}
-	if hasReasoning {
-		dst = append(dst, `,"reasoning_content":`...)
-		dst = gjson.AppendJSONString(dst, string(reasoning))
-	}
+	dst = appendJoined(dst, text, hasText, reasoning, hasReasoning)
+	t.ans.text, t.ans.reasoning = kept(text), kept(reasoning)
 	calls := 0
 	content.ForEach(func(_, b gjson.Result) bool {
 		tu := b.Get("toolUse")

@@ -31,12 +31,20 @@ type bedrockStream struct {
 
 func (s *bedrockStream) init(t *bedrockTranslator) {
 	s.t = t
-	s.dec = eventstream.NewDecoder()
+	if s.dec == nil {
+		s.dec = eventstream.NewDecoder() // holds no state of a stream: kept
+	}
 	p := append(s.prefix[:0], `data: {"id":"bedrock","object":"chat.completion.chunk","created":`...)
 	p = strconv.AppendInt(p, t.created, 10)
 	p = append(p, `,"model":`...)
 	p = gjson.AppendJSONString(p, t.model)
 	s.prefix = append(p, `,"choices":[{"index":0,"delta":`...)
+}
+
+// recycled returns a new bedrockStream with s's buffers (and decoder),
+// emptied (and bounded), for the next exchange.
+func (s *bedrockStream) recycled() bedrockStream {
+	return bedrockStream{buf: kept(s.buf), dec: s.dec, payload: kept(s.payload), prefix: kept(s.prefix), tools: kept(s.tools)}
 }
 
 // write appends the translation of chunk to dst.
@@ -89,7 +97,7 @@ func (s *bedrockStream) close(dst []byte) []byte {
 
 func (s *bedrockStream) done(dst []byte) []byte {
 	s.ended = true
-	s.buf = nil
+	s.buf = kept(s.buf)
 	if s.t.includeUsage && s.t.hasUsage {
 		dst = append(dst, s.prefix[:bytes.LastIndex(s.prefix, []byte(`[{`))]...)
 		dst = append(dst, `[],"usage":`...)
@@ -137,7 +145,7 @@ func (s *bedrockStream) message(dst, raw []byte) []byte {
 			e.Message = kind + ": " + e.Message
 		}
 		s.ended = true
-		s.buf = nil
+		s.buf = kept(s.buf)
 		return s.errorEvent(dst, e)
 	default:
 		return dst
@@ -221,6 +229,6 @@ func (s *bedrockStream) errorEvent(dst []byte, e *Error) []byte {
 
 func (s *bedrockStream) fail(dst []byte, msg string) []byte {
 	s.ended = true
-	s.buf = nil
+	s.buf = kept(s.buf)
 	return s.errorEvent(dst, upstreamError(502, msg))
 }

@@ -3,6 +3,7 @@ package transform
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ type fakeSigner struct {
 }
 
 func (f *fakeSigner) Sign(host, path, contentType string, body []byte, at time.Time) ([]HeaderEdit, error) {
-	f.host, f.path, f.contentType, f.body, f.at = host, path, contentType, append([]byte(nil), body...), at
+	f.host, f.path, f.contentType, f.body, f.at = strings.Clone(host), strings.Clone(path), contentType, append([]byte(nil), body...), at // host and path are the translator's memory
 	return []HeaderEdit{{Name: "authorization", Value: "AWS4-HMAC-SHA256 Credential=AKID/x, Signature=abc"}, {Name: "x-amz-date", Value: "20231114T221320Z"}}, f.err
 }
 

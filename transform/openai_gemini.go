@@ -30,6 +30,17 @@ type geminiTranslator struct {
 
 	usage    Usage
 	hasUsage bool
+
+	// Kept across exchanges (reset).
+	req requestBuffers
+	ans answerBuffers
+}
+
+// reset sets t as a new translator for an exchange with b, keeping only
+// its emptied buffers.
+func (t *geminiTranslator) reset(b *Backend, now func() time.Time) {
+	*t = geminiTranslator{backend: b, now: now, resp: t.resp.recycled(), stream: t.stream.recycled(),
+		req: t.req.recycled(), ans: t.ans.recycled()}
 }
 
 func (t *geminiTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequest, error) {
@@ -40,20 +51,21 @@ func (t *geminiTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	if err != nil {
 		return TranslatedRequest{}, err
 	}
-	t.model = strings.Clone(r.Model)
+	t.model = t.req.setModel(r.Model)
 	t.includeUsage = r.Stream && r.IncludeUsage
-	body, e := geminiRequestBody(req.Body)
+	body, e := geminiRequestBody(t.req.startBody(len(req.Body)+256), req.Body)
 	if e != nil {
 		return TranslatedRequest{}, e
 	}
+	t.req.body = body
 	sent := t.model
 	if t.backend.Model != "" {
 		sent = t.backend.Model
 	}
-	h := make([]HeaderEdit, 0, editsCap)
+	h := t.req.startEdits()
 	h = append(h,
-		HeaderEdit{Name: ":path", Value: t.backend.geminiPath(sent, r.Stream)},
-		contentLength(len(body)),
+		HeaderEdit{Name: ":path", Value: t.req.setPath(t.backend.appendGeminiPath(t.req.path[:0], sent, r.Stream))},
+		t.req.contentLength(len(body)),
 		HeaderEdit{Name: "content-type", Value: "application/json"},
 		// The response is read to be translated: it must come plain.
 		HeaderEdit{Name: "accept-encoding", Remove: true},
@@ -66,13 +78,12 @@ func (t *geminiTranslator) TranslateRequest(req UpstreamRequest) (TranslatedRequ
 	return TranslatedRequest{Headers: h, Body: body}, nil
 }
 
-// geminiPath is the generateContent path for model: the Gemini API's
-// {prefix}/models/{model}:method, or Vertex AI's
+// appendGeminiPath appends to p the generateContent path for model: the
+// Gemini API's {prefix}/models/{model}:method, or Vertex AI's
 // {prefix}/projects/{p}/locations/{l}/publishers/google/models/{model}:method.
 // The model is one percent-encoded segment, so it cannot add segments, a
 // query or another method.
-func (b *Backend) geminiPath(model string, stream bool) string {
-	p := make([]byte, 0, 96+len(model))
+func (b *Backend) appendGeminiPath(p []byte, model string, stream bool) []byte {
 	p = append(p, b.PathPrefix...)
 	if b.Schema == SchemaVertexAI {
 		p = append(p, "/projects/"...)
@@ -84,14 +95,14 @@ func (b *Backend) geminiPath(model string, stream bool) string {
 	p = append(p, "/models/"...)
 	p = appendPathSegment(p, strings.TrimPrefix(model, "models/"))
 	if stream {
-		return string(append(p, ":streamGenerateContent?alt=sse"...))
+		return append(p, ":streamGenerateContent?alt=sse"...)
 	}
-	return string(append(p, ":generateContent"...))
+	return append(p, ":generateContent"...)
 }
 
-// geminiRequestBody writes the generateContent body for an OpenAI chat
-// request (a valid JSON object: ParseRequest checked it).
-func geminiRequestBody(body []byte) ([]byte, *Error) {
+// geminiRequestBody appends to out the generateContent body for an OpenAI
+// chat request (a valid JSON object: ParseRequest checked it).
+func geminiRequestBody(out, body []byte) ([]byte, *Error) {
 	c := readChatRequest(body)
 	if c.n.Exists() && c.n.Type != gjson.Null && (c.n.Type != gjson.Number || c.n.Raw != "1") {
 		return nil, badRequest("unsupported_value", "n", "n: a Gemini backend returns one choice here; n must be 1")
@@ -99,7 +110,6 @@ func geminiRequestBody(body []byte) ([]byte, *Error) {
 	if c.logprobs.Type == gjson.True {
 		return nil, badRequest("unsupported_value", "logprobs", "logprobs are not available from a Gemini backend")
 	}
-	out := make([]byte, 0, len(body)+256)
 	out = append(out, '{')
 	var e *Error
 	if out, e = appendGeminiContents(out, c.messages); e != nil {
@@ -307,7 +317,7 @@ func appendGeminiContents(out []byte, msgs gjson.Result) ([]byte, *Error) {
 		}
 		switch role.Str {
 		case "system", "developer":
-			_, _, e = appendTextBlocks(nil, rawMember(m, "content"), 0, i) // checked here, written below
+			e = checkTextBlocks(rawMember(m, "content"), i) // checked here, written below
 			return e == nil
 		case "tool":
 			id := m.Get("tool_call_id")

@@ -22,8 +22,11 @@ func FuzzTranslateGeminiStream(f *testing.F) {
 		f.Add([]byte(s), uint16(3), uint16(40))
 	}
 	f.Fuzz(func(t *testing.T, stream []byte, a, b uint16) {
-		checkStreamTranslation(t, stream, a, b, func(t *testing.T) Translator {
+		checkStreamTranslation(t, stream, a, b, func(t *testing.T, reuse Translator) Translator {
 			tr := geminiFor(t, `{"schema":"gemini"}`)
+			if reuse != nil {
+				tr = renewed(reuse).(*geminiTranslator)
+			}
 			startGemini(t, tr, true, 200, "text/event-stream")
 			return tr
 		})
@@ -46,6 +49,7 @@ func FuzzTranslateGeminiRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tr := geminiFor(t, `{"schema":"gemini"}`)
 		out, err := tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", Body: body})
+		requireReusedRequestAlike(t, tr, body, out, err)
 		if err != nil {
 			e := err.(*Error)
 			require.Equal(t, 400, e.Status)

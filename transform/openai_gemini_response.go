@@ -34,7 +34,9 @@ func (t *geminiTranslator) translateResponse(dst []byte) []byte {
 	if t.resp.tooBig {
 		return t.resp.failWhole(dst, upstreamError(502, "the Gemini response is larger than "+strconv.Itoa(maxGeminiJSON)+" bytes"))
 	}
-	r := gjson.ParseBytes(t.resp.body)
+	// A view, not a copy: the body is not written until the translation
+	// is done, and nothing read from it is kept.
+	r := gjson.Parse(unsafeString(t.resp.body))
 	if !gjson.ValidBytes(t.resp.body) || !r.IsObject() {
 		return t.resp.failWhole(dst, upstreamError(502, "the Gemini backend sent a response that is not a GenerateContentResponse"))
 	}
@@ -53,28 +55,21 @@ func (t *geminiTranslator) translateResponse(dst []byte) []byte {
 	dst = append(dst, `,"model":`...)
 	dst = t.appendModel(dst, r.Get("modelVersion"))
 	dst = append(dst, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
-	var text, reasoning []byte
+	text, reasoning := t.ans.text[:0], t.ans.reasoning[:0]
 	hasText, hasReasoning := false, false
 	parts := cand.Get("content.parts")
 	parts.ForEach(func(_, p gjson.Result) bool {
-		if s := p.Get("text"); s.Type == gjson.String {
+		if s := rawMember(p, "text"); s.Type == gjson.String { // read raw: Get would copy an escaped text
 			if p.Get("thought").Type == gjson.True {
-				reasoning, hasReasoning = append(reasoning, s.Str...), true
+				reasoning, hasReasoning = appendStr(reasoning, s), true
 			} else {
-				text, hasText = append(text, s.Str...), true
+				text, hasText = appendStr(text, s), true
 			}
 		}
 		return true
 	})
-	if hasText {
-		dst = gjson.AppendJSONString(dst, string(text))
-	} else {
-		dst = append(dst, "null"...)
-	}
-	if hasReasoning {
-		dst = append(dst, `,"reasoning_content":`...)
-		dst = gjson.AppendJSONString(dst, string(reasoning))
-	}
+	dst = appendJoined(dst, text, hasText, reasoning, hasReasoning)
+	t.ans.text, t.ans.reasoning = kept(text), kept(reasoning)
 	calls := 0
 	parts.ForEach(func(_, p gjson.Result) bool {
 		fc := p.Get("functionCall")

@@ -3,7 +3,6 @@ package transform
 import (
 	"bytes"
 	"strconv"
-	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -30,7 +29,13 @@ type geminiStream struct {
 
 func (s *geminiStream) init(t *geminiTranslator) {
 	s.t = t
-	s.events = sseEvents{who: "the Gemini backend", max: maxGeminiEvent}
+	s.events.start("the Gemini backend", maxGeminiEvent)
+}
+
+// recycled returns a new geminiStream with s's buffers, emptied (and
+// bounded), for the next exchange.
+func (s *geminiStream) recycled() geminiStream {
+	return geminiStream{events: s.events.recycled(), prefix: kept(s.prefix)}
 }
 
 func (s *geminiStream) write(dst, b []byte) []byte { return s.events.write(dst, b, s) }
@@ -148,7 +153,7 @@ func (s *geminiStream) onEvent(dst, data []byte) []byte {
 		})
 	}
 	if len(finish) > 1 && finish[0] == '"' && s.reason.Type != gjson.String {
-		s.reason = gjson.Result{Type: gjson.String, Str: strings.Clone(gjson.Parse(unsafeString(finish)).Str)}
+		s.reason = gjson.Result{Type: gjson.String, Str: keptFinishReason(gjson.Parse(unsafeString(finish)).Str)}
 		if s.reason.Str == "" {
 			s.reason = gjson.Result{}
 			return dst
@@ -254,4 +259,23 @@ func (s *geminiStream) fail(dst []byte, msg string) []byte {
 	s.ended = true
 	s.events.release()
 	return s.errorEvent(dst, upstreamError(502, msg))
+}
+
+// unknownFinishReason stands for a finishReason geminiFinishReasons does
+// not know (which maps to "stop" as any such one does).
+const unknownFinishReason = "unknown"
+
+// keptFinishReason returns what a stream keeps of a finishReason r (a
+// view into a chunk): the key of geminiFinishReasons equal to r, "" for
+// "", else unknownFinishReason. It maps as r does, without a copy.
+func keptFinishReason(r string) string {
+	if r == "" {
+		return ""
+	}
+	for k := range geminiFinishReasons {
+		if k == r {
+			return k
+		}
+	}
+	return unknownFinishReason
 }

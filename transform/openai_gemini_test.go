@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 )
 
 func geminiFor(t testing.TB, config string) *geminiTranslator {
@@ -310,4 +311,20 @@ func TestGeminiStreamEndlessLine(t *testing.T) {
 	require.Nil(t, tr.stream.events.line, "what was held is let go")
 	out, _ = tr.TranslateResponseBody(nil, []byte("\n\n"), true)
 	require.Empty(t, out, "nothing after the error")
+}
+
+// What a stream keeps of a finishReason maps as the reason itself does.
+func TestGeminiKeptFinishReason(t *testing.T) {
+	require.NotContains(t, geminiFinishReasons, unknownFinishReason)
+	reasons := []string{"", "NEW_REASON", "stop", unknownFinishReason}
+	for k := range geminiFinishReasons {
+		reasons = append(reasons, k)
+	}
+	for _, r := range reasons {
+		for _, calls := range []bool{false, true} {
+			want := appendGeminiFinishReason(nil, gjson.Result{Type: gjson.String, Str: r}, calls)
+			got := appendGeminiFinishReason(nil, gjson.Result{Type: gjson.String, Str: keptFinishReason(r)}, calls)
+			require.Equal(t, string(want), string(got), r)
+		}
+	}
 }

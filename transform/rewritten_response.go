@@ -15,6 +15,13 @@ type rewrittenResponse struct {
 	errBuf errorBuffer
 	done   bool
 	failed int // the status of the error a whole answer became, 0 for none
+	edits  [2]HeaderEdit
+}
+
+// recycled returns a new rewrittenResponse with r's buffers, emptied (and
+// bounded), for the next exchange.
+func (r *rewrittenResponse) recycled() rewrittenResponse {
+	return rewrittenResponse{body: kept(r.body), errBuf: errorBuffer{kept(r.errBuf.buf)}}
 }
 
 // responseStream is a translator's streamed-answer translation.
@@ -38,7 +45,7 @@ type wholeTranslation interface {
 // type of the provider's stream; isStream reports it.
 func (r *rewrittenResponse) begin(resp UpstreamResponse, who, streamType string, errStatus int) (out TranslatedResponseHeaders, isStream bool, err error) {
 	r.status = resp.Status
-	out = TranslatedResponseHeaders{Status: resp.Status}
+	out = TranslatedResponseHeaders{Status: resp.Status, Headers: r.edits[:0]}
 	switch {
 	case !isSuccess(resp.Status):
 		r.mode = modeError
@@ -76,7 +83,7 @@ func (r *rewrittenResponse) translate(dst, chunk []byte, endOfStream bool, limit
 		r.errBuf.add(chunk)
 		if endOfStream {
 			dst = r.failWhole(dst, w.TranslateError(r.status, r.errBuf.buf))
-			r.errBuf.buf = nil
+			r.errBuf.buf = kept(r.errBuf.buf)
 		}
 	default:
 		if len(r.body)+len(chunk) > limit {
@@ -87,7 +94,7 @@ func (r *rewrittenResponse) translate(dst, chunk []byte, endOfStream bool, limit
 		}
 		if endOfStream {
 			dst = w.translateWhole(dst)
-			r.body = nil
+			r.body = kept(r.body)
 		}
 	}
 	r.done = endOfStream

@@ -88,8 +88,19 @@ func (r *sseEvents) flush(dst []byte, h sseHandler) []byte {
 	return dst
 }
 
-// release lets go of what is held.
-func (r *sseEvents) release() { r.line, r.event = nil, nil }
+// release lets go of what is held: the buffers are kept, emptied, unless
+// they grew past maxKeptBuffer.
+func (r *sseEvents) release() { r.line, r.event = kept(r.line), kept(r.event) }
+
+// recycled returns a new sseEvents with r's buffers, emptied (and
+// bounded), for the next stream.
+func (r *sseEvents) recycled() sseEvents { return sseEvents{line: kept(r.line), event: kept(r.event)} }
+
+// start readies r for a new stream from who, keeping its emptied buffers.
+func (r *sseEvents) start(who string, max int) {
+	*r = r.recycled()
+	r.who, r.max = who, max
+}
 
 func (r *sseEvents) tooLong(dst []byte, h sseHandler) []byte {
 	r.release()

@@ -44,9 +44,10 @@ type TranslatedRequest struct {
 	// call.
 	Headers []HeaderEdit
 	// Body is the body to send. It is the request's Body itself when the
-	// translation leaves it as is; the content-length among Headers is
-	// len(Body) either way, so the module must hold the request headers
-	// until the body is translated.
+	// translation leaves it as is, else the translator's own memory (kept
+	// for its next exchange: send or copy it before); the content-length
+	// among Headers is len(Body) either way, so the module must hold the
+	// request headers until the body is translated.
 	Body []byte
 }
 
@@ -59,8 +60,10 @@ type UpstreamResponse struct {
 
 // TranslatedResponseHeaders is what the client is to see instead.
 type TranslatedResponseHeaders struct {
-	Status  int          // the status to hand to the router (maybe mapped)
-	Headers []HeaderEdit // content-type, content-length removal, ...
+	Status int // the status to hand to the router (maybe mapped)
+	// Headers: content-type, content-length removal, ... They may be the
+	// translator's own memory: apply them before the next call.
+	Headers []HeaderEdit
 	// Whole: the body is translated whole, at its end (a JSON answer or an
 	// error body). The module holds the headers until then and sends the
 	// status FinalStatus gives: only the whole body can tell that a 200

@@ -27,8 +27,12 @@ type Translators struct {
 
 // For returns the translator for one exchange with b: the one For returned
 // before for that kind, with every field set as NewTranslator's (nothing
-// of the earlier exchange is left, whether it ended or was cut). The
-// earlier exchange of that kind must be over: its translator is this one.
+// of the earlier exchange is left, whether it ended or was cut) but its
+// buffers (emptied, bounded by maxKeptBuffer): the provider translators
+// write requests and answers into them, so a reused one allocates little.
+// The earlier exchange of that kind must be over: its translator is this
+// one, and what it returned (the request body, the header edits) is its
+// memory.
 func (ts *Translators) For(b *Backend) Translator {
 	switch b.Schema {
 	case SchemaOpenAI:
@@ -41,29 +45,36 @@ func (ts *Translators) For(b *Backend) Translator {
 		return ts.azure
 	case SchemaAnthropic:
 		ts.anthropic = renew(ts.anthropic)
-		*ts.anthropic = anthropicTranslator{backend: b, now: time.Now}
+		ts.anthropic.reset(b, time.Now)
 		return ts.anthropic
 	case SchemaGemini, SchemaVertexAI:
 		ts.gemini = renew(ts.gemini)
-		*ts.gemini = geminiTranslator{backend: b, now: time.Now}
+		ts.gemini.reset(b, time.Now)
 		return ts.gemini
 	case SchemaBedrock:
 		ts.bedrock = renew(ts.bedrock)
-		*ts.bedrock = bedrockTranslator{backend: b, now: time.Now}
+		ts.bedrock.reset(b, time.Now)
 		return ts.bedrock
 	}
 	panic("transform: backend of unknown schema " + b.Schema) // NewBackend refuses those
 }
 
 // Release drops what the kept translators hold (backends with their keys,
-// the last exchange's model names and buffers), keeping the translators
-// themselves for the next For.
+// the last exchange's model names and state), keeping the translators
+// themselves for the next For, with their buffers emptied (each bounded by
+// maxKeptBuffer).
 func (ts *Translators) Release() {
 	clearTranslator(ts.openAI)
 	clearTranslator(ts.azure)
-	clearTranslator(ts.anthropic)
-	clearTranslator(ts.gemini)
-	clearTranslator(ts.bedrock)
+	if ts.anthropic != nil {
+		ts.anthropic.reset(nil, nil)
+	}
+	if ts.gemini != nil {
+		ts.gemini.reset(nil, nil)
+	}
+	if ts.bedrock != nil {
+		ts.bedrock.reset(nil, nil)
+	}
 }
 
 func renew[T any](t *T) *T {

@@ -1,11 +1,14 @@
 package transform
 
 import (
+	"bytes"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/stretchr/testify/require"
 )
 
@@ -36,9 +39,31 @@ type exchangeCase struct {
 	status   int
 	ct       string
 	body     []byte
-	piece    int  // chunk size
-	cut      bool // the answer stops halfway, without its end
-	skipUsge bool // SkipUsage before the response (the module's OpenAI path)
+	piece    int    // chunk size
+	cut      bool   // the answer stops halfway, without its end
+	skipUsge bool   // SkipUsage before the response (the module's OpenAI path)
+	req      string // the request body, when not the default one
+}
+
+// bigger returns c with a request and an answer over maxKeptBuffer (the
+// request's text and blanks in the answer: it says the same), so that the
+// buffers they filled are dropped.
+func (c exchangeCase) bigger() exchangeCase {
+	text := strings.Repeat("many words ", maxKeptBuffer/8)
+	c.req = `{"model":"m","messages":[{"role":"system","content":"` + text + `"},{"role":"user","content":"` + text + `"}]}`
+	if c.stream {
+		c.req = c.req[:len(c.req)-1] + `,"stream":true,"stream_options":{"include_usage":true}}`
+	}
+	blanks := strings.Repeat(" ", 2*maxKeptBuffer)
+	switch {
+	case c.ct == "text/event-stream": // a comment line first
+		c.body = append([]byte(":"+blanks+"\n"), c.body...)
+	case c.ct == "application/json":
+		b := bytes.TrimRight(c.body, " \n")
+		c.body = append(append(append([]byte(nil), b[:len(b)-1]...), blanks...), '}')
+	}
+	c.piece = 4096
+	return c
 }
 
 func fixClock(tr Translator) {
@@ -67,6 +92,9 @@ func runExchange(tr Translator, model string, c exchangeCase) exchangeRecord {
 	req := `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}]}`
 	if c.stream {
 		req = `{"model":"` + model + `","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}`
+	}
+	if c.req != "" {
+		req = c.req
 	}
 	out, err := tr.TranslateRequest(UpstreamRequest{Path: "/v1/chat/completions", AcceptEncoding: "gzip", Body: []byte(req)})
 	if err != nil {
@@ -169,6 +197,10 @@ func TestTranslatorsReuseGivesAFreshTranslator(t *testing.T) {
 						{bs[1-i], "other-model", cases[schema][1]},                                              // the other backend, a stream
 						{b, "smart", func() exchangeCase { s := cases[schema][1]; s.cut = true; return s }()},   // a stream cut mid-answer
 						{bs[1-i], "m", func() exchangeCase { s := cases[schema][0]; s.cut = true; return s }()}, // a JSON answer cut
+						{b, "m", c.bigger()},                // a request and an answer over maxKeptBuffer
+						{b, "m", cases[schema][1].bigger()}, // a stream after a long line
+						{bs[1-i], "m", cases[schema][2]},    // an error answer
+						{b, "m", exchangeCase{req: refused, status: 400, ct: "application/json", body: []byte(`{}`), piece: 1}}, // a refused request (an OpenAI-compatible backend sends it)
 					}
 					for _, e := range earlier {
 						tr := ts.For(e.b)
@@ -180,7 +212,7 @@ func TestTranslatorsReuseGivesAFreshTranslator(t *testing.T) {
 					ts.Release()
 					for _, kept := range []any{ts.openAI, ts.azure, ts.anthropic, ts.gemini, ts.bedrock} {
 						if v := reflect.ValueOf(kept); !v.IsNil() {
-							require.True(t, v.Elem().IsZero(), "a released %T holds nothing (no backend, no key, no request)", kept)
+							requireOnlyEmptyBuffers(t, v.Elem(), fmt.Sprintf("%T", kept))
 						}
 					}
 					require.Equal(t, want, runExchange(ts.For(b), "smart", c), "after Release")
@@ -206,4 +238,41 @@ func TestTranslatorsForAllocatesOnce(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 	require.Equal(t, 1.0, testing.AllocsPerRun(100, func() { b.NewTranslator() }), "a new translator is one allocation")
+}
+
+// refused is a request every provider translator refuses (n > 1); an
+// OpenAI-compatible backend sends it on.
+const refused = `{"model":"m","n":3,"messages":[{"role":"user","content":"hi"}]}`
+
+// requireOnlyEmptyBuffers checks that a released translator (v, at path)
+// holds nothing of its exchanges: no backend, key, model or state, only
+// empty buffers (bounded by maxKeptBuffer) and the Bedrock decoder, which
+// has no state of a stream.
+func requireOnlyEmptyBuffers(t *testing.T, v reflect.Value, path string) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			requireOnlyEmptyBuffers(t, v.Field(i), path+"."+v.Type().Field(i).Name)
+		}
+	case reflect.Slice:
+		require.Zero(t, v.Len(), "%s is emptied", path)
+		require.LessOrEqual(t, v.Cap()*int(v.Type().Elem().Size()), maxKeptBuffer, "%s is bounded", path)
+		all := v.Slice(0, v.Cap())
+		for i := range all.Len() {
+			require.True(t, all.Index(i).IsZero() || v.Type().Elem().Kind() != reflect.Struct, "%s[%d] is cleared (credentials)", path, i)
+		}
+	case reflect.Array:
+		if v.Type().Elem().Kind() != reflect.Uint8 { // digits
+			for i := range v.Len() {
+				requireOnlyEmptyBuffers(t, v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	case reflect.Pointer:
+		if v.Type() != reflect.TypeOf((*eventstream.Decoder)(nil)) {
+			require.True(t, v.IsNil(), "%s holds nothing", path)
+		}
+	default:
+		require.True(t, v.IsZero(), "%s holds nothing", path)
+	}
 }

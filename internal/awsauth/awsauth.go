@@ -1,7 +1,9 @@
 // Package awsauth signs ai_upstream's Bedrock requests with AWS Signature
-// Version 4 (the AWS SDK for Go v2's signer) and reads the credentials
-// they are signed with: a shared credentials file (a mounted secret or
-// ~/.aws/credentials, one profile), or the standard environment variables.
+// Version 4 (the AWS SDK for Go v2's signature: computed in stack buffers
+// for a plain request, sigv4.go, else by the SDK's signer) and reads the
+// credentials they are signed with: a shared credentials file (a mounted
+// secret or ~/.aws/credentials, one profile), or the standard environment
+// variables.
 // Credentials never appear in an error.
 package awsauth
 
@@ -15,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,6 +35,7 @@ type Signer struct {
 	creds  aws.Credentials
 	region string
 	v4     *v4.Signer
+	key    atomic.Pointer[dayKey] // the signing key of the last day signed
 }
 
 var _ transform.RequestSigner = (*Signer)(nil)
@@ -50,6 +54,14 @@ func NewSigner(creds aws.Credentials, region string) (*Signer, error) {
 // left unsigned, so that what Envoy adds on the way (x-request-id,
 // x-forwarded-*) cannot break it.
 func (s *Signer) Sign(host, path, contentType string, body []byte, at time.Time) ([]transform.HeaderEdit, error) {
+	if plainSignable(host, path, contentType, s.creds.SessionToken, s.creds.AccessKeyID, s.region) {
+		return s.signPlain(host, path, contentType, body, at), nil
+	}
+	return s.signSDK(host, path, contentType, body, at)
+}
+
+// signSDK signs with the SDK's signer, through a net/http request.
+func (s *Signer) signSDK(host, path, contentType string, body []byte, at time.Time) ([]transform.HeaderEdit, error) {
 	u, err := url.Parse("https://" + host + path)
 	if err != nil {
 		return nil, fmt.Errorf("the request path cannot be signed: %v", err)
