@@ -39,6 +39,14 @@ func (t *probeTicket) answered() {
 	}
 }
 
+// started gives up the starter's hold once n probes are out; it reports
+// false when all of them answered already (nothing is scheduled then: the
+// caller picks at once), true when the last answer or the timeout will
+// schedule the resumption.
+func (t *probeTicket) started(n int) bool {
+	return t.left.Add(int32(n)-probeHold) != 0 || t.fired.Swap(true)
+}
+
 // fire schedules the resumption, once.
 func (t *probeTicket) fire(timeout bool) {
 	if t.fired.Swap(true) {
@@ -88,7 +96,7 @@ func (f *endpointPickerFilter) startProbes() bool {
 	f.tags[0] = f.pool.Name()
 	f.h.IncrementCounterValue(f.cfg.probes, 1, f.tags[:1]...)
 	f.probeFirst = first
-	if t.left.Add(int32(n)-probeHold) == 0 && !t.fired.Swap(true) {
+	if !t.started(n) {
 		f.probe = nil
 		return false // every probe answered while they were started
 	}
