@@ -78,21 +78,21 @@ func (f *endpointPickerFilter) startProbes() bool {
 	if timeout == 0 {
 		return false
 	}
-	t := &probeTicket{cfg: f.cfg, sched: f.h.GetScheduler()}
+	t := &probeTicket{cfg: f.cfg}
 	t.left.Store(probeHold)
-	resume := func() { f.resume(t) }
-	if b := f.cfg.barrier; b != nil {
-		resume = b.GuardScheduled(f.h, resume)
-	}
-	t.resume = resume
-	// Set before any probe can answer: resume runs on this thread after
-	// the hook returns, and finds its ticket.
-	f.probe = t
 	n, first := f.pool.Probe(&f.req, t.answered)
 	if n == 0 {
-		f.probe = nil
 		return false
 	}
+	// No answer schedules anything before started gives up the hold:
+	// the scheduler and the resumption are set in time. resume runs on
+	// this thread after the hook returns, and finds its ticket.
+	t.sched = f.h.GetScheduler()
+	t.resume = func() { f.resume(t) }
+	if b := f.cfg.barrier; b != nil {
+		t.resume = b.GuardScheduled(f.h, t.resume)
+	}
+	f.probe = t
 	f.tags[0] = f.pool.Name()
 	f.h.IncrementCounterValue(f.cfg.probes, 1, f.tags[:1]...)
 	f.probeFirst = first

@@ -76,9 +76,10 @@ func newProbing(c *ProbeConfig) probing {
 }
 
 // ProbeTimeout is how long a probed pick waits for its probes at most
-// before it picks again on what it has; 0 when probing is off.
+// before it picks again on what it has; 0 when probing is off or does not
+// apply now (a lone proxy without whenAlone): then Probe starts nothing.
 func (p *Pool) ProbeTimeout() time.Duration {
-	if !p.probe.enabled {
+	if !p.probe.enabled || (!p.probe.whenAlone && p.alone()) {
 		return 0
 	}
 	return p.probe.timeout
