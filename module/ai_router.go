@@ -42,7 +42,7 @@ func (f *aiRouterConfigFactory) Create(h shared.HttpFilterConfigHandle, raw []by
 		return nil, err
 	}
 	if f, ok := fac.(*abi.Factory); ok && cfg.picker != nil {
-		cfg.picker.panics, cfg.picker.countPanics = f.Barrier.PanicCounter, true
+		cfg.picker.panics, cfg.picker.countPanics, cfg.picker.barrier = f.Barrier.PanicCounter, true, f.Barrier
 	}
 	return fac, nil
 }
@@ -212,6 +212,9 @@ func (f *aiRouterFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool)
 	}
 	if f.decide(&parts) {
 		return shared.BodyStatusContinue
+	}
+	if f.pick != nil && f.pick.waiting {
+		return shared.BodyStatusStopAndBuffer // the body goes on after the probes
 	}
 	return shared.BodyStatusStopNoBuffer
 }

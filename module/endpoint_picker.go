@@ -47,7 +47,7 @@ func (f *endpointPickerConfigFactory) Create(h shared.HttpFilterConfigHandle, ra
 	// The pools' goroutines count the panics they recover; they reach the
 	// filter's panics counter with the other published stats.
 	if f, ok := fac.(*abi.Factory); ok {
-		cfg.panics, cfg.countPanics = f.Barrier.PanicCounter, true
+		cfg.panics, cfg.countPanics, cfg.barrier = f.Barrier.PanicCounter, true, f.Barrier
 	}
 	return fac, nil
 }
@@ -76,6 +76,10 @@ type pickerFilterConfig struct {
 	gossipPeers, gossipReceived, gossipRefused shared.MetricID
 	panics                                     shared.MetricID // endpoint_picker.panics, the barrier's
 	countPanics                                bool
+	barrier                                    *abi.Barrier  // guards the scheduled resumption after probes; nil in unit tests
+	asyncPanics                                atomic.Uint64 // recovered on the probes' goroutines, not published yet
+	// Pick-time probing (probe_wait.go), per pool.
+	probes, probeChanged, probeTimeouts shared.MetricID
 	// Per endpoint (tags pool, endpoint): what the picker saw last.
 	epWaiting, epRunning, epKVCache, epInFlight, epSaturated, epHealthy shared.MetricID
 
@@ -110,6 +114,9 @@ func newPickerFilterConfig(h shared.HttpFilterConfigHandle, pools *picker.Pools)
 	c.epInFlight = d.gauge("endpoint_in_flight", "pool", "endpoint")
 	c.epSaturated = d.gauge("endpoint_saturated", "pool", "endpoint")
 	c.epHealthy = d.gauge("endpoint_healthy", "pool", "endpoint")
+	c.probes = d.counter("probes", "pool")
+	c.probeChanged = d.counter("probe_changed", "pool")
+	c.probeTimeouts = d.counter("probe_timeouts", "pool")
 	c.shown = make([]map[string]bool, len(pools.List()))
 	return c, d.err
 }
@@ -140,6 +147,9 @@ func (c *pickerFilterConfig) publishGauges(h shared.HttpFilterHandle, at time.Ti
 		return
 	}
 	defer c.publishing.Unlock()
+	if n := c.asyncPanics.Swap(0); n > 0 && c.countPanics {
+		h.IncrementCounterValue(c.panics, n) // untagged, as the barrier's
+	}
 	for i, p := range c.pools.List() {
 		st := p.Stats()
 		h.SetGaugeValue(c.ready, uint64(st.Ready), st.Name)
@@ -228,6 +238,12 @@ type endpointPickerFilter struct {
 	// allocate (the filter is on the heap already).
 	hdrBuf [128]byte
 	tags   [2]string
+
+	// Pick-time probing (probe_wait.go): the wait in progress (nil: none),
+	// whether the stream is stopped for it, the dry pick's first endpoint.
+	probe      *probeTicket
+	waiting    bool
+	probeFirst string
 }
 
 func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfStream bool) shared.HeadersStatus {
@@ -238,14 +254,14 @@ func (f *endpointPickerFilter) OnRequestHeaders(headers shared.HeaderMap, endOfS
 	if facts != nil {
 		// ai_router ran and parsed the body: no need to see it.
 		f.req.Model, f.req.Prompt = facts.Model, facts.Prompt
-		return headersStatus(f.pick(headers))
+		return f.headersStatus(f.pick(headers))
 	}
 	f.use = bodyOf(headers)
 	if f.use == bodySkip || endOfStream && f.use == bodyPassThrough {
-		return headersStatus(f.pick(headers))
+		return f.headersStatus(f.pick(headers))
 	}
 	if endOfStream { // an inference request without a body: ParseRequest names what is missing
-		return headersStatus(f.readBody() && f.pick(headers))
+		return f.headersStatus(f.readBody() && f.pick(headers))
 	}
 	return shared.HeadersStatusStop
 }
@@ -345,6 +361,15 @@ func bodyOf(headers shared.HeaderMap) bodyUse {
 	return bodySkip
 }
 
+// headersStatus is headersStatus for endpoint_picker's own hook: a stream
+// waiting for its probes buffers its body without this filter seeing it.
+func (f *endpointPickerFilter) headersStatus(ok bool) shared.HeadersStatus {
+	if f.waiting {
+		return shared.HeadersStatusStopAllAndBuffer
+	}
+	return headersStatus(ok)
+}
+
 func headersStatus(ok bool) shared.HeadersStatus {
 	if ok {
 		return shared.HeadersStatusContinue
@@ -353,6 +378,9 @@ func headersStatus(ok bool) shared.HeadersStatus {
 }
 
 func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream bool) shared.BodyStatus {
+	if f.waiting {
+		return shared.BodyStatusStopAndBuffer
+	}
 	if f.decided {
 		return shared.BodyStatusContinue
 	}
@@ -369,7 +397,7 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 	if size > pickerMaxBody {
 		if f.use == bodyPassThrough {
 			// Not ours to refuse: picked on load, the body flows on.
-			return bodyStatus(f.pick(f.h.RequestHeaders()))
+			return f.bodyStatus(f.pick(f.h.RequestHeaders()))
 		}
 		f.decided = true
 		f.reply(413, fmt.Sprintf("request body is over %d bytes", pickerMaxBody), "request_too_large")
@@ -379,7 +407,17 @@ func (f *endpointPickerFilter) OnRequestBody(body shared.BodyBuffer, endOfStream
 		return shared.BodyStatusStopAndBuffer
 	}
 	f.body = parts.appendTo(f.body[:0])
-	return bodyStatus(f.readBody() && f.pick(f.h.RequestHeaders()))
+	return f.bodyStatus(f.readBody() && f.pick(f.h.RequestHeaders()))
+}
+
+// bodyStatus is the body hook's answer: a stream waiting for its probes
+// keeps its body (the last frame joins the buffered body) for when it goes
+// on.
+func (f *endpointPickerFilter) bodyStatus(ok bool) shared.BodyStatus {
+	if !ok && f.waiting {
+		return shared.BodyStatusStopAndBuffer
+	}
+	return bodyStatus(ok)
 }
 
 func bodyStatus(ok bool) shared.BodyStatus {
@@ -390,6 +428,9 @@ func bodyStatus(ok bool) shared.BodyStatus {
 }
 
 func (f *endpointPickerFilter) OnRequestTrailers(shared.HeaderMap) shared.TrailersStatus {
+	if f.waiting {
+		return shared.TrailersStatusStop
+	}
 	if f.decided {
 		return shared.TrailersStatusContinue
 	}
@@ -476,9 +517,19 @@ func appendSubset(dst []string, list string) []string {
 }
 
 // pick schedules the request and writes the answer: the destination header
-// and metadata, or a local reply. It reports whether the request goes on.
+// and metadata, or a local reply. It reports whether the request goes on;
+// false with f.waiting set when it waits for its probes (probe_wait.go),
+// which pick it later.
 func (f *endpointPickerFilter) pick(headers shared.HeaderMap) bool {
 	f.decided = true
+	if f.startProbes() {
+		return false
+	}
+	return f.pickNow(headers)
+}
+
+// pickNow is pick without probing.
+func (f *endpointPickerFilter) pickNow(headers shared.HeaderMap) bool {
 	// The answer's stats, header and metadata: one call from Go.
 	f.b.Start(f.s)
 	defer f.b.Clear()
@@ -510,6 +561,9 @@ func (f *endpointPickerFilter) pickAndAnswer(headers shared.HeaderMap) bool {
 		f.b.SetMetadataString(metadataLB, metadataDestination, f.dest)
 		f.tags[1] = f.res.Endpoints()[0]
 		f.b.IncrementCounter(f.cfg.picks, 1, f.tags[:2]...)
+		if f.probeFirst != "" && f.probeFirst != f.tags[1] {
+			f.b.IncrementCounter(f.cfg.probeChanged, 1, f.tags[:1]...)
+		}
 		return true
 	case picker.StatusShed:
 		f.b.IncrementCounter(f.cfg.sheds, 1, f.tags[:1]...)
@@ -579,6 +633,10 @@ func (f *endpointPickerFilter) OnResponseHeaders(headers shared.HeaderMap, _ boo
 // OnStreamComplete ends the in-flight count; a 5xx (Envoy's own 503 for a
 // connect failure included) penalizes the endpoint that served.
 func (f *endpointPickerFilter) OnStreamComplete() {
+	if t := f.probe; t != nil { // reset while its probes were out
+		t.timer.Stop()
+		f.probe = nil
+	}
 	if !f.picked {
 		return
 	}

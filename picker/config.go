@@ -30,6 +30,7 @@ type PoolConfig struct {
 	Scheduler       SchedulerConfig  `json:"scheduler,omitzero"`
 	Prefix          PrefixConfig     `json:"prefix,omitzero"`     // the prefix-cache scorer's own parameters
 	Saturation      SaturationConfig `json:"saturation,omitzero"` // the saturation filter's own parameters
+	Probe           ProbeConfig      `json:"probe,omitzero"`      // pick-time probing (probe.go)
 	FailurePenalty  *Duration        `json:"failurePenalty,omitempty"`
 	FailureMode     string           `json:"failureMode,omitempty"`
 	Priorities      map[string]int   `json:"priorities,omitempty"`
@@ -121,7 +122,7 @@ type SaturationConfig = saturation.Config
 // pluginParams are the pool's sections that belong to one plugin each,
 // by JSON field name, in the order their errors are reported.
 func (p *PoolConfig) pluginParams() []namedParams {
-	return []namedParams{{"prefix", &p.Prefix}, {"saturation", &p.Saturation}}
+	return []namedParams{{"prefix", &p.Prefix}, {"saturation", &p.Saturation}, {"probe", &p.Probe}}
 }
 
 type namedParams struct {

@@ -45,6 +45,9 @@ type Pool struct {
 	picks, sheds, noCapacity, noMetrics atomic.Uint64
 	scrapeErrorsGone                    atomic.Uint64 // from endpoints that left
 
+	probe  probing       // pick-time probing (probe.go)
+	probes atomic.Uint64 // picks that waited for probes
+
 	fleet   fleetShare              // how many proxies' requests the servers see per one of ours
 	proxies float64                 // scrape.fleet.proxies when configured: the share, not estimated
 	gossip  *collector.GossipHandle // nil: no scrape.fleet.gossip
@@ -97,6 +100,7 @@ func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
 		defaultPri: cfg.DefaultPriority,
 		collector:  opts.collector,
 		proxies:    float64(cfg.Scrape.Fleet.Proxies),
+		probe:      newProbing(&cfg.Probe),
 		spec: collector.Spec{
 			Path:           scrapePath(&cfg.Scrape, &names),
 			Interval:       cfg.Scrape.schedule().Interval(cfg.Scrape.Interval.D()),
@@ -240,7 +244,12 @@ var cycleSeed = rand.Uint64
 // Pick schedules one request and writes the answer into res. With
 // StatusOK the first endpoint is counted in flight until res.Done.
 // Steady state, Pick does not allocate.
-func (p *Pool) Pick(req *Request, res *Result) {
+func (p *Pool) Pick(req *Request, res *Result) { p.pick(req, res, false) }
+
+// pick is Pick; dry, it only looks (Probe's first pick): no in-flight
+// count, no counter, no fleet estimate, and the plugins learn nothing
+// (Cycle.Dry). It returns the view res.members index.
+func (p *Pool) pick(req *Request, res *Result, dry bool) *view {
 	res.reset(p)
 	v := p.view.Load()
 	st := p.cycles.Get().(*cycleState)
@@ -254,44 +263,55 @@ func (p *Pool) Pick(req *Request, res *Result) {
 		Priority: p.Priority(req.Objective),
 	}
 	st.cycle.Reset(&st.req, now, cycleSeed())
+	st.cycle.Dry = dry
 
 	if req.HasSubset && !st.markHint(v, req.Subset) {
 		res.Status = StatusNoCapacity
-		p.noCapacity.Add(1)
-		return
+		if !dry {
+			p.noCapacity.Add(1)
+		}
+		return v
 	}
 	eps, held, load, own := p.candidates(st, v, req, now)
-	if fleetEstimate {
+	if fleetEstimate && !dry {
 		p.fleet.observe(load, own)
 	}
 	if len(eps) == 0 {
 		eps = held // every candidate failed recently: better them than nothing
 	}
 	if len(eps) == 0 {
-		if req.HasSubset && p.failOpen {
+		if req.HasSubset && p.failOpen && !dry {
 			// Envoy's fallback policy would pick outside the hint: stay
 			// inside it, blind.
 			p.pickInHint(v, st, res)
-			return
+			return v
 		}
 		res.Status = StatusNoMetrics
-		p.noMetrics.Add(1)
-		return
+		if !dry {
+			p.noMetrics.Add(1)
+		}
+		return v
 	}
 
 	picked, shed := st.schedule(p.profile, eps, res.members[:0])
 	if shed {
 		res.Status = StatusShed
-		p.sheds.Add(1)
-		return
+		if !dry {
+			p.sheds.Add(1)
+		}
+		return v
 	}
 	for _, i := range picked {
 		res.eps[res.n] = v.members[i].addr
 		res.n++
 	}
+	if dry {
+		return v
+	}
 	res.started = v.members[picked[0]].target
 	res.started.Start()
 	p.picks.Add(1)
+	return v
 }
 
 // candidates builds the cycle's candidates from view v at now: those with

@@ -88,15 +88,17 @@ func has(p *Pool, addr string) bool {
 
 // fakeServer serves a vLLM exposition whose numbers the test sets.
 type fakeServer struct {
-	srv     *httptest.Server
-	waiting atomic.Int64
-	fail    atomic.Bool
+	srv      *httptest.Server
+	waiting  atomic.Int64
+	fail     atomic.Bool
+	requests atomic.Int64
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
 	f := &fakeServer{}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
 		if f.fail.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return

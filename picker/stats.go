@@ -25,6 +25,7 @@ type PoolStats struct {
 	NoCapacity   uint64 // StatusNoCapacity (503)
 	NoMetrics    uint64 // StatusNoMetrics, and blind picks inside a subset hint (also in Picks)
 	ScrapeErrors uint64 // failed or unusable scrapes of this pool's endpoints
+	Probes       uint64 // picks that started pick-time probes (Probe)
 
 	Source                endpoints.Stats
 	Gossip                *collector.GossipStats // nil without scrape.fleet.gossip
@@ -60,6 +61,7 @@ func (p *Pool) Stats() PoolStats {
 		Name:         p.name,
 		Endpoints:    len(v.members),
 		Picks:        p.picks.Load(),
+		Probes:       p.probes.Load(),
 		Sheds:        p.sheds.Load(),
 		NoCapacity:   p.noCapacity.Load(),
 		NoMetrics:    p.noMetrics.Load(),

@@ -177,7 +177,8 @@ func (t *Target) scrapeStarted() {
 func (t *Target) scrapeDone(body []byte, status int, err error) {
 	spec := &t.key.spec
 	s, err := t.safeResponse(spec, body, status, err)
-	t.publish(spec, t.loop.inFlight, s, err)
+	t.publish(spec, t.loop.inFlight, t.loop.start, s, err)
+	t.probed(false, nil)
 	lc := t.loop.conn
 	if t.loop.sync != nil {
 		t.loop.sync <- struct{}{}
@@ -202,6 +203,7 @@ func (t *Target) scrapeDone(body []byte, status int, err error) {
 }
 
 func (t *Target) scrapeStopped() {
+	t.probed(true, nil)
 	if t.loop.sync == nil {
 		close(t.done)
 	}

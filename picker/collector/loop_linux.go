@@ -210,7 +210,10 @@ func (l *eventLoop) commands() {
 			if c.lc.dead {
 				break
 			}
-			if c.lc.heapIdx < 0 && c.lc.activeAt < 0 && c.lc.state != connQueued {
+			if c.lc.heapIdx >= 0 { // due later: a probe wants it now
+				heap.Remove(&l.sched, c.lc.heapIdx)
+			}
+			if c.lc.activeAt < 0 && c.lc.state != connQueued {
 				if lc := c.lc; !lc.watched {
 					lc.watched = true
 					context.AfterFunc(lc.ctx, func() { l.post(loopCmd{kind: cmdStop, lc: lc}) })

@@ -44,14 +44,20 @@ type Target struct {
 	scrapeErrors atomic.Uint64
 	consecutive  atomic.Int64
 	lastErr      atomic.Pointer[string]
+	probes       atomic.Uint64 // Probe calls that waited for a scrape
+
+	probe probeState
 
 	// Owned by the scrape goroutine, the event loop's goroutine (loop) or
 	// Publish's caller.
-	rate   sendRate
-	slots  slotLearner
-	conn   *scrapeConn
-	parser *metrics.Parser // keeps an unchanged LoRA state without allocating
-	loop   targetOnLoop
+	rate  sendRate
+	slots slotLearner
+	// startedAt is Now() at the start of the scrape whose result was
+	// published last: a result of a scrape started before it is dropped.
+	startedAt int64
+	conn      *scrapeConn
+	parser    *metrics.Parser // keeps an unchanged LoRA state without allocating
+	loop      targetOnLoop
 }
 
 func newTarget(c *Collector, k targetKey, g *group) *Target {
@@ -143,6 +149,7 @@ type TargetStats struct {
 	ScrapeErrors        uint64
 	ConsecutiveFailures int64
 	LastError           string // the latest scrape error, kept after recovery
+	Probes              uint64 // pick-time probes that waited for a scrape (Probe)
 }
 
 // Stats returns the endpoint's counters.
@@ -155,6 +162,7 @@ func (t *Target) Stats() TargetStats {
 		Scrapes:             t.scrapes.Load(),
 		ScrapeErrors:        t.scrapeErrors.Load(),
 		ConsecutiveFailures: t.consecutive.Load(),
+		Probes:              t.probes.Load(),
 	}
 	if e := t.lastErr.Load(); e != nil {
 		s.LastError = *e
@@ -178,6 +186,7 @@ func (t *Target) run() {
 		jitter = DefaultJitter
 	}
 	t.scrapeOnce(spec) // metrics as soon as a pool starts, then spread out
+	t.probed(false, nil)
 	tick := scheduleTick(spec.Interval)
 	timer := time.NewTimer(untilTick(time.Now().Add(rand.N(spec.Interval)), tick))
 	defer timer.Stop()
@@ -185,6 +194,8 @@ func (t *Target) run() {
 	// alone: a channel receive per scrape, not a select. A release during a
 	// scrape is seen after the Reset that would otherwise undo its firing.
 	defer context.AfterFunc(t.ctx, func() { timer.Reset(0) })()
+	defer t.probed(true, nil) // released: the probes waiting go on
+	t.setProbeTimer(timer)
 	for {
 		<-timer.C
 		if t.ctx.Err() != nil {
@@ -194,7 +205,9 @@ func (t *Target) run() {
 		// proxies that happen to scrape a server together in step forever.
 		start := time.Now()
 		t.scrapeOnce(spec)
-		timer.Reset(untilTick(start.Add(wait(spec.Interval, jitter)), tick))
+		// Rescheduled before the probes waiting are told, under their
+		// lock: a probe after it fires the timer again (Probe).
+		t.probed(false, func() { timer.Reset(untilTick(start.Add(wait(spec.Interval, jitter)), tick)) })
 		if t.ctx.Err() != nil {
 			return
 		}
@@ -219,9 +232,9 @@ func (t *Target) scrapeOnce(spec *Spec) {
 	}
 	defer func() { <-t.group.sem }()
 
-	inFlight := t.begin()
+	inFlight, start := t.begin(), Now()
 	s, err := t.safeFetch(spec)
-	t.publish(spec, inFlight, s, err)
+	t.publish(spec, inFlight, start, s, err)
 }
 
 // begin counts a scrape that starts now and returns the requests in flight
@@ -232,8 +245,14 @@ func (t *Target) begin() int64 {
 	return t.Known()
 }
 
-// publish installs a scrape's result: its sample, or its error.
-func (t *Target) publish(spec *Spec, inFlight int64, s *metrics.Sample, err error) {
+// publish installs the result of a scrape started at start: its sample, or
+// its error. A scrape started before the one published last is dropped: a
+// sample is never replaced by an older view of the server.
+func (t *Target) publish(spec *Spec, inFlight, start int64, s *metrics.Sample, err error) {
+	if start < t.startedAt {
+		return
+	}
+	t.startedAt = start
 	if err == nil {
 		s.At = Now()
 		s.InFlightAtScrape = inFlight

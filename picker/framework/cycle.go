@@ -13,6 +13,10 @@ type Cycle struct {
 	// pool estimates other proxies' requests), so a plugin that must leave
 	// them out knows without a pass over the candidates.
 	Others bool
+	// Dry is set for a pick that only looks (the first of a probed pick):
+	// plugins must leave no trace of it (no PickObserver call, no state
+	// they learn from requests, such as the prefix scorer's seen keys).
+	Dry bool
 
 	// Hashes holds the prompt's prefix block hashes once HashesReady is set.
 	// They are computed at most once per cycle by whichever plugin needs
@@ -42,6 +46,7 @@ func (c *Cycle) Reset(req *Request, now int64, seed uint64) {
 	c.Seed = seed
 	c.rng = seed
 	c.Others = false
+	c.Dry = false
 	c.Hashes = c.Hashes[:0]
 	c.HashesReady = false
 	c.qb = queueBounds{queues: c.qb.queues}

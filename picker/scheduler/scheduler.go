@@ -129,7 +129,7 @@ func (p *Profile) Schedule(c *framework.Cycle, eps []framework.Endpoint, b *Buff
 
 func (p *Profile) finish(c *framework.Cycle, eps []framework.Endpoint, b *Buffers, picks []int, dst []int32) []int32 {
 	b.picks = picks
-	if len(picks) > 0 {
+	if len(picks) > 0 && !c.Dry {
 		for _, o := range p.observers {
 			o.Picked(c, &eps[picks[0]])
 		}

@@ -681,12 +681,15 @@ func TestLoadBound(t *testing.T) {
 
 func TestSeenKeys(t *testing.T) {
 	var s seenKeys
-	require.False(t, s.seenBefore(42), "first sight")
-	require.True(t, s.seenBefore(42))
-	require.False(t, s.seenBefore(0), "0 is a key like any other")
-	require.True(t, s.seenBefore(0))
+	require.False(t, s.seenBefore(7, false), "a dry look")
+	require.False(t, s.seenBefore(7, false), "a dry look remembers nothing")
+	require.False(t, s.seenBefore(42, true), "first sight")
+	require.True(t, s.seenBefore(42, true))
+	require.True(t, s.seenBefore(42, false))
+	require.False(t, s.seenBefore(0, true), "0 is a key like any other")
+	require.True(t, s.seenBefore(0, true))
 	// A key in the same slot takes it over: the older one is forgotten.
 	other := uint64(42) + 2*seenSlots
-	require.False(t, s.seenBefore(other))
-	require.False(t, s.seenBefore(42))
+	require.False(t, s.seenBefore(other, true))
+	require.False(t, s.seenBefore(42, true))
 }

@@ -283,7 +283,7 @@ func (s *Scorer) rendezvousChoice(c *framework.Cycle, eps []framework.Endpoint, 
 		return -1
 	}
 	key := chainHash(req.ModelKey, req.Prompt, bs, d)
-	if !s.seen.seenBefore(key) {
+	if !s.seen.seenBefore(key, !c.Dry) {
 		return -1 // unique so far: by load alone
 	}
 

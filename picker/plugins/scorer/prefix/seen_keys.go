@@ -16,13 +16,16 @@ type seenKeys struct {
 // seenSlots bounds what is remembered: 32 KiB per pool.
 const seenSlots = 4096
 
-// seenBefore reports whether key was seen, and remembers it.
-func (s *seenKeys) seenBefore(key uint64) bool {
+// seenBefore reports whether key was seen, and remembers it when remember
+// is set (a dry pick only looks).
+func (s *seenKeys) seenBefore(key uint64, remember bool) bool {
 	key |= 1 // 0 marks an empty slot
 	slot := &s.slots[(key>>1)&(seenSlots-1)]
 	if slot.Load() == key {
 		return true
 	}
-	slot.Store(key)
+	if remember {
+		slot.Store(key)
+	}
 	return false
 }
