@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker"
 	"github.com/envoy-inferencepool/envoy-inferencepool/picker/collector"
@@ -127,6 +128,7 @@ func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
 	if p.cpu != nil {
 		p.cpu.count()
 	}
+	probeFirst(pool, &req)
 	p.cpu.measure(func() { pool.Pick(&req, res) })
 	switch res.Status {
 	case picker.StatusOK:
@@ -141,6 +143,31 @@ func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
 		return "", true, nil
 	default: // no metrics: Envoy's fallback policy would pick
 		return p.addrs[rand.IntN(len(p.addrs))], false, func(bool) {}
+	}
+}
+
+// probeFirst waits, as endpoint_picker's stopped stream does, for the
+// pick-time probes of the pool's probe config (pools[].probe, off by
+// default: -pool '{"probe":{"enabled":true}}'), at most its timeout.
+func probeFirst(pool *picker.Pool, req *picker.Request) {
+	timeout := pool.ProbeTimeout()
+	if timeout == 0 {
+		return
+	}
+	var left atomic.Int32
+	left.Store(1 << 30)
+	answered := make(chan struct{})
+	n, _ := pool.Probe(req, func() {
+		if left.Add(-1) == 0 {
+			close(answered)
+		}
+	})
+	if n == 0 || left.Add(int32(n)-1<<30) == 0 {
+		return // nothing probed, or every probe answered already
+	}
+	select {
+	case <-answered:
+	case <-time.After(timeout):
 	}
 }
 
