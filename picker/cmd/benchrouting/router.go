@@ -187,6 +187,9 @@ func chatRequest(body []byte) picker.Request {
 
 func (p *pickers) close() {
 	for i, ps := range p.pools {
+		if st := ps.List()[0].Stats(); st.Probes > 0 {
+			log.Printf("proxy %d: %d of %d picks probed first", i, st.Probes, st.Picks)
+		}
 		if g := ps.List()[0].Stats().Gossip; g != nil {
 			log.Printf("proxy %d gossip: %d peers heard, %d datagrams sent, %d taken, %d refused", i, g.Peers, g.Sent, g.Received, g.Refused)
 		}
