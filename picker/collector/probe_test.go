@@ -69,10 +69,8 @@ func TestProbeScrapesNow(t *testing.T) {
 	for _, p := range scrapePaths() {
 		t.Run(p.name, func(t *testing.T) {
 			srv := newProbeServer(t, okBody)
-			c := p.collector()
-			tg := c.Acquire(srv.addr(), probeSpec(t))
+			c, tg := scrapedOnce(t, p, srv, probeSpec(t))
 			defer c.Release(tg)
-			require.Eventually(t, func() bool { return tg.Sample() != nil }, 5*time.Second, time.Millisecond)
 			require.Equal(t, 2.0, tg.Sample().Waiting)
 
 			full := strings.Replace(okBody, "waiting 2", "waiting 9", 1)
@@ -98,10 +96,8 @@ func TestProbeJoinsScrapeInFlight(t *testing.T) {
 	for _, p := range scrapePaths() {
 		t.Run(p.name, func(t *testing.T) {
 			srv := newProbeServer(t, okBody)
-			c := p.collector()
-			tg := c.Acquire(srv.addr(), probeSpec(t))
+			c, tg := scrapedOnce(t, p, srv, probeSpec(t))
 			defer c.Release(tg)
-			require.Eventually(t, func() bool { return tg.Sample() != nil }, 5*time.Second, time.Millisecond)
 
 			gate := make(chan struct{})
 			srv.gate.Store(&gate)
@@ -133,12 +129,10 @@ func TestProbeTimesOut(t *testing.T) {
 	for _, p := range scrapePaths() {
 		t.Run(p.name, func(t *testing.T) {
 			srv := newProbeServer(t, okBody)
-			c := p.collector()
 			spec := probeSpec(t)
 			spec.Timeout = 100 * time.Millisecond
-			tg := c.Acquire(srv.addr(), spec)
+			c, tg := scrapedOnce(t, p, srv, spec)
 			defer c.Release(tg)
-			require.Eventually(t, func() bool { return tg.Sample() != nil }, 5*time.Second, time.Millisecond)
 			before := tg.Sample()
 
 			gate := make(chan struct{})
@@ -159,9 +153,7 @@ func TestProbeReleased(t *testing.T) {
 	for _, p := range scrapePaths() {
 		t.Run(p.name, func(t *testing.T) {
 			srv := newProbeServer(t, okBody)
-			c := p.collector()
-			tg := c.Acquire(srv.addr(), probeSpec(t))
-			require.Eventually(t, func() bool { return tg.Sample() != nil }, 5*time.Second, time.Millisecond)
+			c, tg := scrapedOnce(t, p, srv, probeSpec(t))
 			gate := make(chan struct{})
 			defer close(gate)
 			srv.gate.Store(&gate)
@@ -205,4 +197,14 @@ func sampleOf(t *testing.T, body string) *metrics.Sample {
 	s, err := metrics.NewParser().Parse([]byte(body), &spec.Names)
 	require.NoError(t, err)
 	return &s
+}
+
+// scrapedOnce is a target of srv on p's scrape path, after its first
+// sample; the caller releases it.
+func scrapedOnce(t *testing.T, p scrapePath, srv *probeServer, spec Spec) (*Collector, *Target) {
+	t.Helper()
+	c := p.collector()
+	tg := c.Acquire(srv.addr(), spec)
+	require.Eventually(t, func() bool { return tg.Sample() != nil }, 5*time.Second, time.Millisecond)
+	return c, tg
 }
