@@ -204,6 +204,7 @@ func TestE2EConfigsValidate(t *testing.T) {
 		"fail-open":               {failModeScenario(sims[:2], "fail-open").bootstrap(t, 18080, 18081), both, ""},
 		"fail-close":              {failModeScenario(sims[:2], "fail-close").bootstrap(t, 18080, 18081), both, ""},
 		"gossip":                  {gossipScenario(sims, "127.0.0.1:18090", []string{"127.0.0.1:18090", "127.0.0.1:18091"}).bootstrap(t, 18080, 18081), both, ""},
+		"probe":                   {probeScenario(sims).bootstrap(t, 18080, 18081), both, ""},
 		"Google":                  {googleConfig(t, 18080, 18081, fake, fake2, key, vertexTokenFile(key)), google, "gemini vertex_ai"},
 		"Google, service account": {googleConfig(t, 18080, 18081, fake, fake2, key, vertexServiceAccount(sa)), google, "gemini vertex_ai"},
 		"OpenAI-compatible":       {googleConfig(t, 18080, 18081, fake, fake2, key, openAICompatibleGemini()), google, "openai vertex_ai"},

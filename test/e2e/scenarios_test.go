@@ -501,3 +501,46 @@ func TestEnvoyFleetGossipRefusesPlayback(t *testing.T) {
 		require.Greater(t, n, uint64(50), "%s: %s", reason, st.String())
 	}
 }
+
+// probeScenario: the pool probes at every pick (pools[].probe with
+// maxAge 0s), also alone (whenAlone): every request stops, waits for its
+// probes and resumes from the SDK's scheduler.
+func probeScenario(servers []string) scenario {
+	return scenario{pools: []map[string]any{pool(servers, map[string]any{
+		"probe": map[string]any{"enabled": true, "whenAlone": true, "maxAge": "0s", "timeout": "500ms"},
+	})}}
+}
+
+// Mirrors TestPickerProbesAtPickTime's resumption: in a real Envoy, a
+// request the picker stopped for its probes is resumed from the scheduler
+// with its body whole (the simulator answers it with usage), plain and
+// streamed, and the probes are counted, none timed out.
+func TestEnvoyProbesAtPickTime(t *testing.T) {
+	needEnvoy(t)
+	sims := startSims(t, 3)
+	listen, admin := freePort(t), freePort(t)
+	e := startEnvoyWith(t, listen, admin, probeScenario(sims).bootstrap(t, listen, admin))
+	waitForPicks(t, e)
+	for i := range 10 {
+		resp, body := chat(t, e, chatBody("sim-model", fmt.Sprintf("probe %d", i), 4, i%2 == 1), nil)
+		require.Equal(t, 200, resp.StatusCode, string(body))
+		if i%2 == 0 {
+			var out struct {
+				Usage struct {
+					PromptTokens int `json:"prompt_tokens"`
+				} `json:"usage"`
+			}
+			require.NoError(t, json.Unmarshal(body, &out), string(body))
+			require.Positive(t, out.Usage.PromptTokens, "the server read the whole prompt")
+		} else {
+			require.Contains(t, string(body), "data: [DONE]", "the stream came through")
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // pool stats reach Envoy from a passing stream, at most once a second
+	chat(t, e, chatBody("sim-model", "stats", 1, false), nil)
+	st := stats(t, e)
+	probes, _ := st.Counter("endpoint_picker.probes", "pool", "pool")
+	require.GreaterOrEqual(t, probes, uint64(10), st.String())
+	timeouts, _ := st.Counter("endpoint_picker.probe_timeouts", "pool", "pool")
+	require.Zero(t, timeouts)
+}
