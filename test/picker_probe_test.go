@@ -125,6 +125,14 @@ func TestPickerProbesAtPickTime(t *testing.T) {
 
 			ss[0].waiting.Store(9)            // full since the scrape
 			time.Sleep(30 * time.Millisecond) // the samples are older than maxAge (20ms)
+			// The probes answer 50 ms late, well after the hook let go: the
+			// stream is resumed from the scheduler. (Probes answered before
+			// that are picked at once, in the hook, by design.)
+			late := make(chan struct{})
+			for _, s := range ss {
+				s.hang.Store(&late)
+			}
+			time.AfterFunc(50*time.Millisecond, func() { close(late) })
 			before := scrapesOf(ss)
 			res = sendChat(t, h, addrs, "after")
 			st := h.MustStats()
