@@ -137,7 +137,13 @@ func probedPool(t *testing.T, a, b *fakeServer, probe string) *Pool {
 	t.Cleanup(ps.Close)
 	p := ps.List()[0]
 	require.Eventually(t, func() bool { return p.Stats().Ready == 2 }, 5*time.Second, 5*time.Millisecond)
-	time.Sleep(DefaultProbeMaxAge + 5*time.Millisecond) // older than maxAge: worth a probe
+	// A scrape already under way when the first samples landed (a retry
+	// on a loaded machine) lands first: the tests count from here.
+	require.Eventually(t, func() bool {
+		n := a.requests.Load() + b.requests.Load()
+		time.Sleep(DefaultProbeMaxAge + 5*time.Millisecond) // also: older than maxAge, worth a probe
+		return a.requests.Load()+b.requests.Load() == n
+	}, 10*time.Second, time.Millisecond)
 	return p
 }
 
