@@ -433,11 +433,5 @@ func TestPickerInFlightEndsWhenTheClientGoes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 200, res.Client.Status)
 	st := h.MustStats()
-	var inFlight uint64
-	for _, a := range addrs {
-		v, ok := st.Gauge("endpoint_picker.endpoint_in_flight", "pool", "pool", "endpoint", a)
-		require.True(t, ok, st.String())
-		inFlight += v
-	}
-	require.LessOrEqual(t, inFlight, uint64(1), "ten dropped streams still counted in flight")
+	require.LessOrEqual(t, inFlightGauges(t, st, addrs), uint64(1), "ten dropped streams still counted in flight")
 }

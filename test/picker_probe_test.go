@@ -220,13 +220,7 @@ func TestPickerProbeStreamReset(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // and the timers fire; the gauges follow once a second
 	sendChat(t, h, addrs, "after")
 	st := h.MustStats()
-	var inFlight uint64
-	for _, a := range addrs {
-		v, ok := st.Gauge("endpoint_picker.endpoint_in_flight", "pool", "pool", "endpoint", a)
-		require.True(t, ok, st.String())
-		inFlight += v
-	}
-	require.LessOrEqual(t, inFlight, uint64(1), "only the passing request is in flight")
+	require.LessOrEqual(t, inFlightGauges(t, st, addrs), uint64(1), "only the passing request is in flight")
 	require.Zero(t, st.ABI.Violations)
 	require.Zero(t, st.ABI.ForeignThreadCalls)
 	require.GreaterOrEqual(t, st.ABI.DroppedScheduledEvents, streams, "the reset streams' resumptions were dropped")
@@ -236,4 +230,40 @@ func TestPickerProbeStreamReset(t *testing.T) {
 	}
 	panics, _ := st.Counter("endpoint_picker.panics")
 	require.Zero(t, panics)
+}
+
+// A bad probe config is refused when Envoy loads it, naming the field;
+// unknown fields too (a misspelt "enable" must not leave probing off
+// silently).
+func TestPickerProbeConfigRefusedNamingTheField(t *testing.T) {
+	h := harness.Start(t, harness.Options{})
+	for _, tc := range []struct {
+		probe map[string]any
+		field string
+	}{
+		{map[string]any{"enabled": true, "candidates": 9}, "pools[0].probe.candidates"},
+		{map[string]any{"enabled": true, "maxAge": "-1s"}, "pools[0].probe.maxAge"},
+		{map[string]any{"enabled": true, "timeout": "5s"}, "pools[0].probe.timeout"},
+		{map[string]any{"enabled": true, "timeout": "soon"}, "pools[0].probe.timeout"},
+		{map[string]any{"enable": true}, "enable"},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			_, err := h.Configure(pickerChain(t, probedPoolConfig([]string{"127.0.0.1:1"}, tc.probe)))
+			var ce *harness.CommandError
+			require.ErrorAs(t, err, &ce, "%v", tc.probe)
+			require.Contains(t, ce.Msg, tc.field)
+		})
+	}
+}
+
+// inFlightGauges sums endpoint_picker.endpoint_in_flight over addrs.
+func inFlightGauges(t *testing.T, st *harness.Stats, addrs []string) uint64 {
+	t.Helper()
+	var n uint64
+	for _, a := range addrs {
+		v, ok := st.Gauge("endpoint_picker.endpoint_in_flight", "pool", "pool", "endpoint", a)
+		require.True(t, ok, st.String())
+		n += v
+	}
+	return n
 }
