@@ -43,6 +43,18 @@ func BenchmarkPickFleet(b *testing.B) {
 	}
 }
 
+// BenchmarkPickProbing is BenchmarkPick with pick-time probing on
+// (pools[].probe): each request makes the dry pick that chooses what to
+// probe, then the pick (the collector here is manual, so nothing is
+// scraped: the dry pick's cost alone is added).
+func BenchmarkPickProbing(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("endpoints=%d", n), func(b *testing.B) {
+			benchPick(b, n, `"probe":{"enabled":true,"whenAlone":true}`)
+		})
+	}
+}
+
 func benchPick(b *testing.B, n int, extra string) {
 	eps := addrs(n)
 	// Published metrics must stay fresh for the whole run.
@@ -80,7 +92,13 @@ func benchPick(b *testing.B, n int, extra string) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	cpu := threadCPU()
+	probing := strings.Contains(extra, `"probe"`)
 	for b.Loop() {
+		if probing {
+			if n, _ := p.Probe(&req, func() {}); n != 0 {
+				b.Fatal("a manual collector probed")
+			}
+		}
 		p.Pick(&req, &res)
 		if res.Status != StatusOK {
 			b.Fatalf("status %v", res.Status)
