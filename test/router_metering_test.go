@@ -403,3 +403,32 @@ func TestRouterBudgetHoldsUnderConcurrency(t *testing.T) {
 	require.Positive(t, refused)
 	require.Greater(t, spent, budget-2*130, "requests are refused only when the budget is (nearly) spent")
 }
+
+// A hostile upstream nests its answer deeper than the meter's fast skip
+// goes (skipValue stops at 1,024 levels), in one frame and cut anywhere:
+// the walk takes over, the client gets the server's bytes, the usage
+// after it is read, and nothing panics (the walker's depth guard).
+func TestRouterMetersADeeplyNestedAnswer(t *testing.T) {
+	h := meteringRouter(t, 2, map[string]any{"costs": meteringCosts})
+	deep := strings.Repeat("[", 1100) + strings.Repeat("]", 1100)
+	answer := []byte(`{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"x":` + deep +
+		`,"finish_reason":"stop"}],"extra":{"a":` + deep + `},"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}`)
+	for _, frames := range []int{1, 3, 64} {
+		t.Run(fmt.Sprintf("%d frames", frames), func(t *testing.T) {
+			s, _ := openChat(t, h, chatReq("m", "hello", 40))
+			require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "application/json"}}, false))
+			step := (len(answer) + frames - 1) / frames
+			for i := 0; i < len(answer); i += step {
+				end := min(i+step, len(answer))
+				require.NoError(t, s.ResponseData(answer[i:end], end == len(answer)))
+			}
+			st, err := s.End()
+			require.NoError(t, err)
+			require.Equal(t, answer, clientBody(s), "the client gets the server's bytes")
+			md := st.Metadata["io.envoy.ai_gateway"]
+			require.NotContains(t, md, "usage_estimate", "the usage after the nesting was read")
+			require.EqualValues(t, 7, md["llm_input_token"])
+			require.EqualValues(t, 3, md["llm_output_token"])
+		})
+	}
+}
