@@ -7,7 +7,8 @@ import (
 // ProbeConfig is pick-time probing (late binding): before a request is
 // sent, the first endpoints of its pick's list are scraped now and the
 // request is picked again on their answers. It is the pool's own section,
-// defaulted and checked here.
+// defaulted and checked here. Off by default (README.md, "Probing at pick
+// time", says why).
 type ProbeConfig struct {
 	Enabled    bool      `json:"enabled,omitempty"`
 	Candidates int       `json:"candidates,omitempty"`
@@ -72,7 +73,9 @@ func newProbing(c *ProbeConfig) probing {
 	if !c.Enabled {
 		return probing{}
 	}
-	return probing{enabled: true, candidates: c.Candidates, maxAge: c.MaxAge.D(), timeout: c.Timeout.D(), whenAlone: c.WhenAlone}
+	d := *c // defaulted here too: a section that skipped SetDefaults
+	d.SetDefaults()
+	return probing{enabled: true, candidates: d.Candidates, maxAge: d.MaxAge.D(), timeout: d.Timeout.D(), whenAlone: d.WhenAlone}
 }
 
 // ProbeTimeout is how long a probed pick waits for its probes at most
@@ -121,7 +124,7 @@ func (p *Pool) Probe(req *Request, done func()) (started int, first string) {
 	}
 	first = res.eps[0]
 	for _, i := range res.members[:min(res.n, p.probe.candidates)] {
-		if v.members[i].target.Probe(p.probe.maxAge, done) {
+		if v.members[i].target.Probe(p.probe.maxAge, p.probe.timeout, done) {
 			started++
 		}
 	}

@@ -17,6 +17,7 @@ func TestProbeConfig(t *testing.T) {
 		name, probe, err string
 	}{
 		{"defaults", `{"enabled":true}`, ""},
+		{"off", `{}`, ""},
 		{"limits", `{"enabled":true,"candidates":8,"maxAge":"0s","timeout":"1s"}`, ""},
 		{"too many candidates", `{"candidates":9}`, "pools[0].probe.candidates: must be in 1..8"},
 		{"negative candidates", `{"candidates":-1}`, "pools[0].probe.candidates: must be in 1..8"},
@@ -34,7 +35,8 @@ func TestProbeConfig(t *testing.T) {
 			}
 			require.NoError(t, err)
 			p := cfg.Pools[0].Probe
-			require.True(t, p.Enabled)
+			require.Equal(t, tc.name != "off", p.Enabled)
+			require.Equal(t, tc.name != "off", newProbing(&p).enabled)
 			if tc.name == "defaults" {
 				require.Equal(t, DefaultProbeCandidates, p.Candidates)
 				require.Equal(t, DefaultProbeMaxAge, p.MaxAge.D())
@@ -46,6 +48,9 @@ func TestProbeConfig(t *testing.T) {
 	cfg, err := Parse([]byte(staticConfig([]string{"10.0.0.1:8000"}, "")))
 	require.NoError(t, err)
 	require.False(t, cfg.Pools[0].Probe.Enabled, "off unless asked for")
+	require.False(t, newProbing(&cfg.Pools[0].Probe).enabled)
+	on := newProbing(&ProbeConfig{Enabled: true})
+	require.Equal(t, probing{enabled: true, candidates: DefaultProbeCandidates, maxAge: DefaultProbeMaxAge, timeout: DefaultProbeTimeout}, on, "an undefaulted section gets the defaults")
 }
 
 // replaySeeds makes tie breaks and draws the same from here on.

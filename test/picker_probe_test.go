@@ -75,10 +75,21 @@ func scrapesOf(ss []*probedServer) int64 {
 // the first is a probe's. whenAlone: a lone proxy probes too (the fleet
 // estimate of one proxy is 1).
 func probedPoolConfig(addrs []string, probe map[string]any) map[string]any {
-	return pickerConfig(addrs, map[string]any{
-		"scrape": map[string]any{"interval": "1h", "timeout": "5s", "staleAfter": "2h"},
-		"probe":  probe,
-	})
+	return probedFleetConfig(addrs, probe, 0)
+}
+
+// probedFleetConfig is probedPoolConfig with scrape.fleet.proxies (0:
+// left out); probe nil leaves the probe section out (the defaults).
+func probedFleetConfig(addrs []string, probe map[string]any, proxies int) map[string]any {
+	scrape := map[string]any{"interval": "1h", "timeout": "5s", "staleAfter": "2h"}
+	if proxies > 0 {
+		scrape["fleet"] = map[string]any{"proxies": proxies}
+	}
+	pool := map[string]any{"scrape": scrape}
+	if probe != nil {
+		pool["probe"] = probe
+	}
+	return pickerConfig(addrs, pool)
 }
 
 func probeOn(timeout string) map[string]any {
@@ -101,22 +112,29 @@ func sendChat(t *testing.T, h *harness.Host, addrs []string, prompt string) *har
 // in its body hook (the body waits with the stream).
 func TestPickerProbesAtPickTime(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		probe map[string]any
-		alone bool
+		name    string
+		probe   map[string]any
+		proxies int  // scrape.fleet.proxies, 0: left out
+		alone   bool // endpoint_picker alone in the chain
+		off     bool // expect no probing
 	}{
-		{"probing", probeOn("1s"), false},
-		{"probing, endpoint_picker alone", probeOn("1s"), true},
-		{"off", map[string]any{"enabled": false}, false},
+		{name: "probing", probe: probeOn("1s")},
+		{name: "probing, endpoint_picker alone", probe: probeOn("1s"), alone: true},
+		{name: "off", probe: map[string]any{"enabled": false}, off: true},
+		// "enabled" left out: off, in a fleet too.
+		{name: "default, one of two proxies", probe: map[string]any{"timeout": "1s"}, proxies: 2, off: true},
+		{name: "enabled, one of two proxies", probe: map[string]any{"enabled": true, "timeout": "1s"}, proxies: 2},
+		{name: "enabled, one proxy", probe: map[string]any{"enabled": true, "timeout": "1s"}, proxies: 1, off: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ss := probedServers(t, 2)
 			ss[1].waiting.Store(1)
 			addrs := serverAddrs(ss)
 			h := harness.Start(t, harness.Options{})
-			chain := pickerChain(t, probedPoolConfig(addrs, tc.probe))
+			cfg := probedFleetConfig(addrs, tc.probe, tc.proxies)
+			chain := pickerChain(t, cfg)
 			if tc.alone {
-				chain = harness.EnvoyChain(t).Only("endpoint_picker").WithJSON("endpoint_picker", probedPoolConfig(addrs, tc.probe))
+				chain = harness.EnvoyChain(t).Only("endpoint_picker").WithJSON("endpoint_picker", cfg)
 			}
 			h.MustConfigure(chain)
 			waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
@@ -138,7 +156,7 @@ func TestPickerProbesAtPickTime(t *testing.T) {
 			st := h.MustStats()
 			probes, _ := st.Counter("endpoint_picker.probes", "pool", "pool")
 			changed, _ := st.Counter("endpoint_picker.probe_changed", "pool", "pool")
-			if tc.probe["enabled"] == false {
+			if tc.off {
 				require.Equal(t, addrs[0], res.Endpoint, "the stale choice")
 				require.Equal(t, before, scrapesOf(ss), "probing off: no probe scrapes")
 				require.Zero(t, probes)
@@ -178,6 +196,19 @@ func TestPickerProbeTimeout(t *testing.T) {
 	timeouts, _ := h.MustStats().Counter("endpoint_picker.probe_timeouts", "pool", "pool")
 	require.EqualValues(t, 1, timeouts)
 	require.Equal(t, 1, res.State.ScheduledDelivered)
+
+	// The scrape still hangs, longer than a pick waits: the next picks do
+	// not wait for it (each would time out), and join nothing.
+	hung := ss[0].scrapes.Load()
+	for i := range 3 {
+		res := sendChat(t, h, addrs, fmt.Sprintf("still hung %d", i))
+		require.NotEmpty(t, destination(res))
+	}
+	st := h.MustStats()
+	timeouts, _ = st.Counter("endpoint_picker.probe_timeouts", "pool", "pool")
+	require.EqualValues(t, 1, timeouts, "no pick waited for the hung server again")
+	require.Equal(t, hung, ss[0].scrapes.Load())
+	require.Zero(t, st.ABI.Violations)
 }
 
 // A client that resets its stream while the probes are out: nothing

@@ -170,8 +170,8 @@ func (t *Target) scrapeOnceOnLoop(l *eventLoop) {
 }
 
 func (t *Target) scrapeStarted() {
-	t.loop.inFlight = t.begin()
 	t.loop.start = Now()
+	t.loop.inFlight = t.begin(t.loop.start)
 }
 
 func (t *Target) scrapeDone(body []byte, status int, err error) {

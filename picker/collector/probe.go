@@ -25,12 +25,32 @@ type probeState struct {
 // result (sample or error) is published, or when the target is released.
 // done must not block. The scrape counts as the target's scheduled one:
 // the next starts an interval after it.
-func (t *Target) Probe(maxAge time.Duration, done func()) bool {
+//
+// wait is how long the pick waits for the answer at most (0: no bound).
+// A pick must not wait for a scrape that cannot answer in time, so with a
+// bound Probe also refuses (returns false, counted as skipped) when the
+// target's last scrape failed or took longer than wait, until a scrape
+// answers within it again, and when the scrape in flight started wait ago
+// or more: a /metrics that hangs or crawls costs each pick nothing, not a
+// timeout each.
+func (t *Target) Probe(maxAge, wait time.Duration, done func()) bool {
 	if t.c.manual {
 		return false
 	}
-	if s := t.sample.Load(); s != nil && Now()-s.At < int64(maxAge) {
+	now := Now()
+	if s := t.sample.Load(); s != nil && now-s.At < int64(maxAge) {
 		return false
+	}
+	if wait > 0 {
+		t.probeWait.Store(int64(wait))
+		if t.probeSlow.Load() {
+			t.probeSkips.Add(1)
+			return false
+		}
+		if since := t.scrapingSince.Load(); since != 0 && now-since >= int64(wait) {
+			t.probeSkips.Add(1)
+			return false
+		}
 	}
 	p := &t.probe
 	p.mu.Lock()
@@ -53,6 +73,15 @@ func (t *Target) Probe(maxAge time.Duration, done func()) bool {
 		}
 	}
 	return true
+}
+
+// scrapeTimed notes a scrape that started at start and ended now with err:
+// whether the next probes should wait for this server (Probe's wait).
+func (t *Target) scrapeTimed(start int64, err error) {
+	t.scrapingSince.CompareAndSwap(start, 0)
+	if wait := t.probeWait.Load(); wait > 0 {
+		t.probeSlow.Store(err != nil || Now()-start > wait)
+	}
 }
 
 // probed tells the probes waiting that a scrape ended; stop marks the

@@ -78,12 +78,12 @@ func TestProbeScrapesNow(t *testing.T) {
 
 			full := strings.Replace(okBody, "waiting 2", "waiting 9", 1)
 			srv.body.Store(&full)
-			require.False(t, tg.Probe(time.Hour, func() { t.Error("called for a fresh sample") }), "young sample: no probe")
+			require.False(t, tg.Probe(time.Hour, 0, func() { t.Error("called for a fresh sample") }), "young sample: no probe")
 			require.Equal(t, base, srv.requests.Load())
 
 			tg.Start()
 			done := make(chan struct{})
-			require.True(t, tg.Probe(0, func() { close(done) }))
+			require.True(t, tg.Probe(0, 0, func() { close(done) }))
 			waitDone(t, done, "probe never answered")
 			require.Equal(t, 9.0, tg.Sample().Waiting, "the probe's sample is published before the callback")
 			require.Equal(t, int64(1), tg.Sample().InFlightAtScrape, "in flight at the probe's start, as for a scrape")
@@ -113,10 +113,10 @@ func TestProbeJoinsScrapeInFlight(t *testing.T) {
 					close(all)
 				}
 			}
-			require.True(t, tg.Probe(0, cb))
+			require.True(t, tg.Probe(0, 0, cb))
 			require.Eventually(t, func() bool { return srv.requests.Load() == base+1 }, 5*time.Second, time.Millisecond)
 			for range n - 1 {
-				require.True(t, tg.Probe(0, cb))
+				require.True(t, tg.Probe(0, 0, cb))
 			}
 			close(gate)
 			waitDone(t, all, "not every probe answered")
@@ -143,10 +143,84 @@ func TestProbeTimesOut(t *testing.T) {
 			defer close(gate)
 			srv.gate.Store(&gate)
 			done := make(chan struct{})
-			require.True(t, tg.Probe(0, func() { close(done) }))
+			require.True(t, tg.Probe(0, 0, func() { close(done) }))
 			waitDone(t, done, "hung probe never answered")
 			require.Same(t, before, tg.Sample())
 			require.Equal(t, int64(1), tg.Stats().ConsecutiveFailures)
+		})
+	}
+}
+
+// A probe with a wait bound is not made when the server cannot answer in
+// time: while its scrape in flight is older than the bound, and after a
+// scrape that missed it, until one answers within it again.
+func TestProbeSkipsASlowServer(t *testing.T) {
+	const wait = 50 * time.Millisecond
+	for _, p := range scrapePaths() {
+		t.Run(p.name, func(t *testing.T) {
+			srv := newProbeServer(t, okBody)
+			c, tg := scrapedOnce(t, p, srv, probeSpec(t))
+			defer c.Release(tg)
+			base := srv.requests.Load()
+			gate := make(chan struct{})
+			srv.gate.Store(&gate)
+			answered := make(chan struct{})
+			require.True(t, tg.Probe(0, wait, func() { close(answered) }), "a server never slow yet is probed")
+			require.Eventually(t, func() bool { return srv.requests.Load() == base+1 }, 5*time.Second, time.Millisecond)
+			require.True(t, tg.Probe(0, wait, func() {}), "joins the scrape in flight while it is younger than the wait")
+
+			time.Sleep(wait + 10*time.Millisecond)
+			require.False(t, tg.Probe(0, wait, func() { t.Error("called for a skipped probe") }), "in flight longer than a pick waits")
+			require.Equal(t, uint64(1), tg.Stats().ProbesSkipped)
+
+			srv.gate.Store(nil)
+			close(gate)
+			waitDone(t, answered, "the slow scrape never answered")
+			require.False(t, tg.Probe(0, wait, func() { t.Error("called for a skipped probe") }), "its last scrape missed the wait")
+			require.Equal(t, uint64(2), tg.Stats().ProbesSkipped)
+			require.Equal(t, base+1, srv.requests.Load(), "a skipped probe scrapes nothing")
+
+			// A scrape that answers in time (here one without a bound; in
+			// service the next scheduled one) makes it worth waiting for again.
+			quick := make(chan struct{})
+			require.True(t, tg.Probe(0, 0, func() { close(quick) }))
+			waitDone(t, quick, "the quick scrape never answered")
+			fresh := make(chan struct{})
+			require.True(t, tg.Probe(0, wait, func() { close(fresh) }), "quick again: probed")
+			waitDone(t, fresh, "the probe never answered")
+			require.Equal(t, uint64(2), tg.Stats().ProbesSkipped)
+		})
+	}
+}
+
+// scrapeTimed's verdict: a failed scrape or one slower than the wait
+// bound makes the server not worth waiting for; only the scrape in flight
+// clears the in-flight mark.
+func TestScrapeTimed(t *testing.T) {
+	spec := testSpec(t)
+	for _, tc := range []struct {
+		name     string
+		wait     time.Duration
+		took     time.Duration
+		err      error
+		wantSlow bool
+	}{
+		{"no bound asked yet", 0, time.Hour, errTimeout, false},
+		{"in time", time.Second, 0, nil, false},
+		{"failed in time", time.Second, 0, errTimeout, true},
+		{"slower than the bound", time.Millisecond, time.Second, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := detached(New(nil), "127.0.0.1:1", spec)
+			tg.probeWait.Store(int64(tc.wait))
+			start := Now() - int64(tc.took)
+			tg.begin(start)
+			tg.begin(start + 1) // a later scrape, still in flight
+			tg.scrapeTimed(start, tc.err)
+			require.Equal(t, tc.wantSlow, tg.probeSlow.Load())
+			require.Equal(t, start+1, tg.scrapingSince.Load(), "another scrape's mark stays")
+			tg.scrapeTimed(start+1, nil)
+			require.Zero(t, tg.scrapingSince.Load())
 		})
 	}
 }
@@ -162,11 +236,11 @@ func TestProbeReleased(t *testing.T) {
 			defer close(gate)
 			srv.gate.Store(&gate)
 			done := make(chan struct{})
-			require.True(t, tg.Probe(0, func() { close(done) }))
+			require.True(t, tg.Probe(0, 0, func() { close(done) }))
 			c.Release(tg)
 			waitDone(t, done, "released target left its probe waiting")
 			<-tg.Done()
-			require.False(t, tg.Probe(0, func() { t.Error("called on a released target") }))
+			require.False(t, tg.Probe(0, 0, func() { t.Error("called on a released target") }))
 		})
 	}
 }
@@ -176,7 +250,7 @@ func TestProbeManual(t *testing.T) {
 	c := NewManual()
 	tg := c.Acquire("127.0.0.1:1", testSpec(t))
 	defer c.Release(tg)
-	require.False(t, tg.Probe(0, func() { t.Error("called") }))
+	require.False(t, tg.Probe(0, 0, func() { t.Error("called") }))
 }
 
 // A scrape that started before the sample published last never replaces

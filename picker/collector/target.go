@@ -45,6 +45,13 @@ type Target struct {
 	consecutive  atomic.Int64
 	lastErr      atomic.Pointer[string]
 	probes       atomic.Uint64 // Probe calls that waited for a scrape
+	probeSkips   atomic.Uint64 // Probe calls refused: the server too slow to wait for
+	// What Probe's wait bound asks of the scrapes (probe.go): the latest
+	// bound, whether the last scrape missed it, the start of the one in
+	// flight (0: none).
+	probeWait     atomic.Int64
+	probeSlow     atomic.Bool
+	scrapingSince atomic.Int64
 
 	probe probeState
 
@@ -150,6 +157,7 @@ type TargetStats struct {
 	ConsecutiveFailures int64
 	LastError           string // the latest scrape error, kept after recovery
 	Probes              uint64 // pick-time probes that waited for a scrape (Probe)
+	ProbesSkipped       uint64 // pick-time probes refused: the last scrape failed or missed the wait bound
 }
 
 // Stats returns the endpoint's counters.
@@ -163,6 +171,7 @@ func (t *Target) Stats() TargetStats {
 		ScrapeErrors:        t.scrapeErrors.Load(),
 		ConsecutiveFailures: t.consecutive.Load(),
 		Probes:              t.probes.Load(),
+		ProbesSkipped:       t.probeSkips.Load(),
 	}
 	if e := t.lastErr.Load(); e != nil {
 		s.LastError = *e
@@ -232,14 +241,16 @@ func (t *Target) scrapeOnce(spec *Spec) {
 	}
 	defer func() { <-t.group.sem }()
 
-	inFlight, start := t.begin(), Now()
+	start := Now()
+	inFlight := t.begin(start)
 	s, err := t.safeFetch(spec)
 	t.publish(spec, inFlight, start, s, err)
 }
 
-// begin counts a scrape that starts now and returns the requests in flight
-// to the endpoint at its start.
-func (t *Target) begin() int64 {
+// begin counts a scrape that starts at now and returns the requests in
+// flight to the endpoint at its start.
+func (t *Target) begin(now int64) int64 {
+	t.scrapingSince.Store(now)
 	t.scrapes.Add(1)
 	t.c.scrapes.Add(1)
 	return t.Known()
@@ -249,6 +260,7 @@ func (t *Target) begin() int64 {
 // its error. A scrape started before the one published last is dropped: a
 // sample is never replaced by an older view of the server.
 func (t *Target) publish(spec *Spec, inFlight, start int64, s *metrics.Sample, err error) {
+	t.scrapeTimed(start, err)
 	if start < t.startedAt {
 		return
 	}

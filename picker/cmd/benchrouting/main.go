@@ -105,7 +105,7 @@ func main() {
 		rate     = flag.Float64("rate", 36, "mean arrivals per second (Poisson): about 90% of what 8 ranks serve")
 		kvBlocks = flag.Int("kv-blocks", 320, "KV cache blocks per rank (16 tokens each): room for about 6 system prompts beside the running requests")
 		warmup   = flag.Duration("warmup", 4*time.Second, "load before measuring (caches fill, pickers learn)")
-		duration = flag.Duration("duration", 20*time.Second, "measured window per scenario")
+		duration = flag.Duration("duration", 60*time.Second, "measured window per scenario: in 20 s windows the four-proxy ratio swung between 0.99x and 1.41x from run to run (picker/README.md, Round 6)")
 		only     = flag.String("only", "", "run only scenarios whose name contains this")
 		seed     = flag.Uint64("seed", 1, "workload seed (the same requests for every scenario)")
 		extra    = flag.String("pool", "", "JSON object merged into every picker scenario's pool config, e.g. '{\"scheduler\":{\"maxEndpoints\":1}}'")
@@ -113,7 +113,7 @@ func main() {
 		noBase   = flag.Bool("no-builtin-modes", false, "run only round robin, random and the -mode modes")
 		gScrape  = flag.String("gossip-scrape", "", "JSON object merged into the gossip row's scrape config, e.g. '{\"interval\":\"100ms\"}'")
 		gossip   = flag.Bool("gossip", true, "add a row of the first mode's four proxies telling each other their requests in flight (scrape.fleet.gossip over 127.0.0.1), run in every round")
-		rounds   = flag.Int("rounds", 3, "rounds of round robin and of the first mode's one- and four-proxy rows, each on the next workload seed, pooled into their rows: a p90 of one 20 s window swings by a third from run to run")
+		rounds   = flag.Int("rounds", 3, "rounds of round robin and of the first mode's one- and four-proxy rows, each on the next workload seed, pooled into their rows: a p90 of one 20 s window swings by a third from run to run, of one 60 s window less")
 	)
 	builtin := modes
 	flag.Var(modeFlags{}, "mode", "add a picker mode, run with 1 and 4 proxies: name=JSON merged into the pool config (repeatable)")

@@ -52,6 +52,10 @@ type pickers struct {
 	pools []*picker.Pools
 	addrs []string
 	cpu   *cpuMeter // nil: not measured
+	// What the picks waited for their probes: in all, and how many waits
+	// ran into the probe timeout.
+	probeWait     atomic.Int64
+	probeTimeouts atomic.Int64
 }
 
 // With gossip, the K instances tell each other their requests in flight
@@ -128,7 +132,13 @@ func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
 	if p.cpu != nil {
 		p.cpu.count()
 	}
-	probeFirst(pool, &req)
+	waited, timedOut := probeFirst(pool, &req)
+	if waited > 0 {
+		p.probeWait.Add(int64(waited))
+	}
+	if timedOut {
+		p.probeTimeouts.Add(1)
+	}
 	p.cpu.measure(func() { pool.Pick(&req, res) })
 	switch res.Status {
 	case picker.StatusOK:
@@ -149,26 +159,31 @@ func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
 // probeFirst waits, as endpoint_picker's stopped stream does, for the
 // pick-time probes of the pool's probe config (pools[].probe, off by
 // default: -pool '{"probe":{"enabled":true}}'), at most its timeout.
-func probeFirst(pool *picker.Pool, req *picker.Request) {
+func probeFirst(pool *picker.Pool, req *picker.Request) (waited time.Duration, timedOut bool) {
 	timeout := pool.ProbeTimeout()
 	if timeout == 0 {
-		return
+		return 0, false
 	}
 	var left atomic.Int32
 	left.Store(1 << 30)
 	answered := make(chan struct{})
+	start := time.Now()
 	n, _ := pool.Probe(req, func() {
 		if left.Add(-1) == 0 {
 			close(answered)
 		}
 	})
 	if n == 0 || left.Add(int32(n)-1<<30) == 0 {
-		return // nothing probed, or every probe answered already
+		return time.Since(start), false // nothing probed, or every probe answered already
 	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
 	case <-answered:
-	case <-time.After(timeout):
+	case <-t.C:
+		timedOut = true
 	}
+	return time.Since(start), timedOut
 }
 
 // chatRequest reads the workload's chat body as the proxy would hand it to
@@ -186,13 +201,19 @@ func chatRequest(body []byte) picker.Request {
 }
 
 func (p *pickers) close() {
+	var picks, probes uint64
 	for i, ps := range p.pools {
 		if st := ps.List()[0].Stats(); st.Probes > 0 {
 			log.Printf("proxy %d: %d of %d picks probed first", i, st.Probes, st.Picks)
+			picks, probes = picks+st.Picks, probes+st.Probes
 		}
 		if g := ps.List()[0].Stats().Gossip; g != nil {
 			log.Printf("proxy %d gossip: %d peers heard, %d datagrams sent, %d taken, %d refused", i, g.Peers, g.Sent, g.Received, g.Refused)
 		}
+	}
+	if probes > 0 {
+		log.Printf("probes: %d of %d picks waited %.2f ms on average (all picks: %.2f ms), %d timed out",
+			probes, picks, float64(p.probeWait.Load())/float64(probes)/1e6, float64(p.probeWait.Load())/float64(picks)/1e6, p.probeTimeouts.Load())
 	}
 	for _, ps := range p.pools {
 		ps.Close()
