@@ -7,10 +7,10 @@ import (
 // ProbeConfig is pick-time probing (late binding): before a request is
 // sent, the first endpoints of its pick's list are scraped now and the
 // request is picked again on their answers. It is the pool's own section,
-// defaulted and checked here. Off by default (README.md, "Probing at pick
-// time", says why).
+// defaulted and checked here. On by default; a proxy that looks alone does
+// not probe (README.md, "Probing at pick time", says why).
 type ProbeConfig struct {
-	Enabled    bool      `json:"enabled,omitempty"`
+	Enabled    *bool     `json:"enabled,omitempty"` // nil: true
 	Candidates int       `json:"candidates,omitempty"`
 	MaxAge     *Duration `json:"maxAge,omitempty"`
 	Timeout    Duration  `json:"timeout,omitzero"`
@@ -35,6 +35,10 @@ const (
 
 // SetDefaults implements framework.Params.
 func (c *ProbeConfig) SetDefaults() {
+	if c.Enabled == nil {
+		on := true
+		c.Enabled = &on
+	}
 	if c.Candidates == 0 {
 		c.Candidates = DefaultProbeCandidates
 	}
@@ -70,11 +74,11 @@ type probing struct {
 }
 
 func newProbing(c *ProbeConfig) probing {
-	if !c.Enabled {
+	d := *c // defaulted here too: a section that skipped SetDefaults is on
+	d.SetDefaults()
+	if !*d.Enabled {
 		return probing{}
 	}
-	d := *c // defaulted here too: a section that skipped SetDefaults
-	d.SetDefaults()
 	return probing{enabled: true, candidates: d.Candidates, maxAge: d.MaxAge.D(), timeout: d.Timeout.D(), whenAlone: d.WhenAlone}
 }
 

@@ -16,8 +16,8 @@ func TestProbeConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name, probe, err string
 	}{
-		{"defaults", `{"enabled":true}`, ""},
-		{"off", `{}`, ""},
+		{"defaults", `{}`, ""},
+		{"off", `{"enabled":false}`, ""},
 		{"limits", `{"enabled":true,"candidates":8,"maxAge":"0s","timeout":"1s"}`, ""},
 		{"too many candidates", `{"candidates":9}`, "pools[0].probe.candidates: must be in 1..8"},
 		{"negative candidates", `{"candidates":-1}`, "pools[0].probe.candidates: must be in 1..8"},
@@ -35,7 +35,8 @@ func TestProbeConfig(t *testing.T) {
 			}
 			require.NoError(t, err)
 			p := cfg.Pools[0].Probe
-			require.Equal(t, tc.name != "off", p.Enabled)
+			require.NotNil(t, p.Enabled)
+			require.Equal(t, tc.name != "off", *p.Enabled)
 			require.Equal(t, tc.name != "off", newProbing(&p).enabled)
 			if tc.name == "defaults" {
 				require.Equal(t, DefaultProbeCandidates, p.Candidates)
@@ -47,9 +48,9 @@ func TestProbeConfig(t *testing.T) {
 	}
 	cfg, err := Parse([]byte(staticConfig([]string{"10.0.0.1:8000"}, "")))
 	require.NoError(t, err)
-	require.False(t, cfg.Pools[0].Probe.Enabled, "off unless asked for")
-	require.False(t, newProbing(&cfg.Pools[0].Probe).enabled)
-	on := newProbing(&ProbeConfig{Enabled: true})
+	require.True(t, *cfg.Pools[0].Probe.Enabled, "on unless turned off")
+	require.True(t, newProbing(&cfg.Pools[0].Probe).enabled)
+	on := newProbing(&ProbeConfig{})
 	require.Equal(t, probing{enabled: true, candidates: DefaultProbeCandidates, maxAge: DefaultProbeMaxAge, timeout: DefaultProbeTimeout}, on, "an undefaulted section gets the defaults")
 }
 

@@ -121,10 +121,11 @@ func TestPickerProbesAtPickTime(t *testing.T) {
 		{name: "probing", probe: probeOn("1s")},
 		{name: "probing, endpoint_picker alone", probe: probeOn("1s"), alone: true},
 		{name: "off", probe: map[string]any{"enabled": false}, off: true},
-		// "enabled" left out: off, in a fleet too.
-		{name: "default, one of two proxies", probe: map[string]any{"timeout": "1s"}, proxies: 2, off: true},
-		{name: "enabled, one of two proxies", probe: map[string]any{"enabled": true, "timeout": "1s"}, proxies: 2},
-		{name: "enabled, one proxy", probe: map[string]any{"enabled": true, "timeout": "1s"}, proxies: 1, off: true},
+		// "enabled" and "whenAlone" left out: on, but a lone proxy does not
+		// probe. (The timeout outlasts the probes' 50 ms.)
+		{name: "default, one of two proxies", probe: map[string]any{"timeout": "1s"}, proxies: 2},
+		{name: "default, one proxy", probe: map[string]any{"timeout": "1s"}, proxies: 1, off: true},
+		{name: "default, fleet unknown and not estimated", probe: map[string]any{"timeout": "1s"}, off: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ss := probedServers(t, 2)

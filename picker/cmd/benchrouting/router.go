@@ -157,8 +157,9 @@ func (p *pickers) route(seq uint64, body []byte) (string, bool, func(bool)) {
 }
 
 // probeFirst waits, as endpoint_picker's stopped stream does, for the
-// pick-time probes of the pool's probe config (pools[].probe, off by
-// default: -pool '{"probe":{"enabled":true}}'), at most its timeout.
+// pick-time probes of the pool's probe config (pools[].probe, on by
+// default; without: -pool '{"probe":{"enabled":false}}'), at most its
+// timeout.
 func probeFirst(pool *picker.Pool, req *picker.Request) (waited time.Duration, timedOut bool) {
 	timeout := pool.ProbeTimeout()
 	if timeout == 0 {
