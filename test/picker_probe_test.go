@@ -112,13 +112,16 @@ func sendChat(t *testing.T, h *harness.Host, addrs []string, prompt string) *har
 // in its body hook (the body waits with the stream).
 func TestPickerProbesAtPickTime(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		probe   map[string]any
-		proxies int  // scrape.fleet.proxies, 0: left out
-		alone   bool // endpoint_picker alone in the chain
-		off     bool // expect no probing
+		name     string
+		probe    map[string]any
+		proxies  int  // scrape.fleet.proxies, 0: left out
+		alone    bool // endpoint_picker alone in the chain
+		off      bool // expect no probing
+		trailers bool // the request ends with trailers: picked in the trailers hook
 	}{
 		{name: "probing", probe: probeOn("1s")},
+		{name: "probing, a request with trailers", probe: probeOn("1s"), trailers: true},
+		{name: "probing, endpoint_picker alone, a request with trailers", probe: probeOn("1s"), alone: true, trailers: true},
 		{name: "probing, endpoint_picker alone", probe: probeOn("1s"), alone: true},
 		{name: "off", probe: map[string]any{"enabled": false}, off: true},
 		// "enabled" and "whenAlone" left out: on, but a lone proxy does not
@@ -153,7 +156,15 @@ func TestPickerProbesAtPickTime(t *testing.T) {
 			}
 			time.AfterFunc(50*time.Millisecond, func() { close(late) })
 			before := scrapesOf(ss)
-			res = sendChat(t, h, addrs, "after")
+			if tc.trailers {
+				var err error
+				res, err = h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: chatReq("m", "after", 1),
+					Trailers: harness.Headers{{"x-request-trailer", "1"}}, Cluster: addrs})
+				require.NoError(t, err)
+				require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+			} else {
+				res = sendChat(t, h, addrs, "after")
+			}
 			st := h.MustStats()
 			probes, _ := st.Counter("endpoint_picker.probes", "pool", "pool")
 			changed, _ := st.Counter("endpoint_picker.probe_changed", "pool", "pool")
