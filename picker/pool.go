@@ -100,7 +100,7 @@ func newPool(cfg *PoolConfig, opts *options) (*Pool, error) {
 		defaultPri: cfg.DefaultPriority,
 		collector:  opts.collector,
 		proxies:    float64(cfg.Scrape.Fleet.Proxies),
-		probe:      newProbing(&cfg.Probe),
+		probe:      newProbing(&cfg.Probe, cfg.Scrape.Fleet.Gossip != nil),
 		spec: collector.Spec{
 			Path:           scrapePath(&cfg.Scrape, &names),
 			Interval:       cfg.Scrape.schedule().Interval(cfg.Scrape.Interval.D()),

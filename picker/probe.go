@@ -7,10 +7,11 @@ import (
 // ProbeConfig is pick-time probing (late binding): before a request is
 // sent, the first endpoints of its pick's list are scraped now and the
 // request is picked again on their answers. It is the pool's own section,
-// defaulted and checked here. On by default; a proxy that looks alone does
-// not probe (README.md, "Probing at pick time", says why).
+// defaulted and checked here. On by default unless the pool gossips; a
+// proxy that looks alone does not probe (README.md, "Probing at pick
+// time", says why).
 type ProbeConfig struct {
-	Enabled    *bool     `json:"enabled,omitempty"` // nil: true
+	Enabled    *bool     `json:"enabled,omitempty"` // nil: on, off with scrape.fleet.gossip
 	Candidates int       `json:"candidates,omitempty"`
 	MaxAge     *Duration `json:"maxAge,omitempty"`
 	Timeout    Duration  `json:"timeout,omitzero"`
@@ -35,10 +36,6 @@ const (
 
 // SetDefaults implements framework.Params.
 func (c *ProbeConfig) SetDefaults() {
-	if c.Enabled == nil {
-		on := true
-		c.Enabled = &on
-	}
 	if c.Candidates == 0 {
 		c.Candidates = DefaultProbeCandidates
 	}
@@ -73,12 +70,19 @@ type probing struct {
 	whenAlone  bool
 }
 
-func newProbing(c *ProbeConfig) probing {
-	d := *c // defaulted here too: a section that skipped SetDefaults is on
-	d.SetDefaults()
-	if !*d.Enabled {
+// newProbing is the pool's probing. Left unset, it is on, but off for a
+// pool that gossips: with the peers' requests in flight counted, probing
+// measured worse than gossip alone (README.md, Round 6).
+func newProbing(c *ProbeConfig, gossip bool) probing {
+	on := !gossip
+	if c.Enabled != nil {
+		on = *c.Enabled
+	}
+	if !on {
 		return probing{}
 	}
+	d := *c // defaulted here too: a section that skipped SetDefaults
+	d.SetDefaults()
 	return probing{enabled: true, candidates: d.Candidates, maxAge: d.MaxAge.D(), timeout: d.Timeout.D(), whenAlone: d.WhenAlone}
 }
 

@@ -35,9 +35,7 @@ func TestProbeConfig(t *testing.T) {
 			}
 			require.NoError(t, err)
 			p := cfg.Pools[0].Probe
-			require.NotNil(t, p.Enabled)
-			require.Equal(t, tc.name != "off", *p.Enabled)
-			require.Equal(t, tc.name != "off", newProbing(&p).enabled)
+			require.Equal(t, tc.name != "off", newProbing(&p, false).enabled)
 			if tc.name == "defaults" {
 				require.Equal(t, DefaultProbeCandidates, p.Candidates)
 				require.Equal(t, DefaultProbeMaxAge, p.MaxAge.D())
@@ -48,10 +46,25 @@ func TestProbeConfig(t *testing.T) {
 	}
 	cfg, err := Parse([]byte(staticConfig([]string{"10.0.0.1:8000"}, "")))
 	require.NoError(t, err)
-	require.True(t, *cfg.Pools[0].Probe.Enabled, "on unless turned off")
-	require.True(t, newProbing(&cfg.Pools[0].Probe).enabled)
-	on := newProbing(&ProbeConfig{})
+	require.Nil(t, cfg.Pools[0].Probe.Enabled, "left unset: the pool decides")
+	require.True(t, newProbing(&cfg.Pools[0].Probe, false).enabled, "on unless turned off")
+	on := newProbing(&ProbeConfig{}, false)
 	require.Equal(t, probing{enabled: true, candidates: DefaultProbeCandidates, maxAge: DefaultProbeMaxAge, timeout: DefaultProbeTimeout}, on, "an undefaulted section gets the defaults")
+
+	// A gossiping pool does not probe unless asked to.
+	yes, no := true, false
+	for _, tc := range []struct {
+		enabled *bool
+		gossip  bool
+		want    bool
+	}{
+		{nil, false, true},
+		{nil, true, false},
+		{&yes, true, true},
+		{&no, false, false},
+	} {
+		require.Equal(t, tc.want, newProbing(&ProbeConfig{Enabled: tc.enabled}, tc.gossip).enabled, "enabled %v, gossip %v", tc.enabled, tc.gossip)
+	}
 }
 
 // replaySeeds makes tie breaks and draws the same from here on.

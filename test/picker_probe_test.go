@@ -75,15 +75,15 @@ func scrapesOf(ss []*probedServer) int64 {
 // the first is a probe's. whenAlone: a lone proxy probes too (the fleet
 // estimate of one proxy is 1).
 func probedPoolConfig(addrs []string, probe map[string]any) map[string]any {
-	return probedFleetConfig(addrs, probe, 0)
+	return probedFleetConfig(addrs, probe, nil)
 }
 
-// probedFleetConfig is probedPoolConfig with scrape.fleet.proxies (0:
+// probedFleetConfig is probedPoolConfig with a scrape.fleet section (nil:
 // left out); probe nil leaves the probe section out (the defaults).
-func probedFleetConfig(addrs []string, probe map[string]any, proxies int) map[string]any {
+func probedFleetConfig(addrs []string, probe, fleet map[string]any) map[string]any {
 	scrape := map[string]any{"interval": "1h", "timeout": "5s", "staleAfter": "2h"}
-	if proxies > 0 {
-		scrape["fleet"] = map[string]any{"proxies": proxies}
+	if fleet != nil {
+		scrape["fleet"] = fleet
 	}
 	pool := map[string]any{"scrape": scrape}
 	if probe != nil {
@@ -115,6 +115,7 @@ func TestPickerProbesAtPickTime(t *testing.T) {
 		name     string
 		probe    map[string]any
 		proxies  int  // scrape.fleet.proxies, 0: left out
+		gossip   bool // scrape.fleet.gossip with a peer
 		alone    bool // endpoint_picker alone in the chain
 		off      bool // expect no probing
 		trailers bool // the request ends with trailers: picked in the trailers hook
@@ -129,13 +130,29 @@ func TestPickerProbesAtPickTime(t *testing.T) {
 		{name: "default, one of two proxies", probe: map[string]any{"timeout": "1s"}, proxies: 2},
 		{name: "default, one proxy", probe: map[string]any{"timeout": "1s"}, proxies: 1, off: true},
 		{name: "default, fleet unknown and not estimated", probe: map[string]any{"timeout": "1s"}, off: true},
+		// A pool that gossips does not probe unless asked to (Round 6:
+		// the two together measured worse than gossip alone).
+		{name: "default, gossip", probe: map[string]any{"timeout": "1s"}, gossip: true, off: true},
+		{name: "enabled, gossip", probe: map[string]any{"enabled": true, "timeout": "1s"}, gossip: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ss := probedServers(t, 2)
 			ss[1].waiting.Store(1)
 			addrs := serverAddrs(ss)
 			h := harness.Start(t, harness.Options{})
-			cfg := probedFleetConfig(addrs, tc.probe, tc.proxies)
+			var fleet map[string]any
+			if tc.proxies > 0 {
+				fleet = map[string]any{"proxies": tc.proxies}
+			}
+			if tc.gossip {
+				peer := udpOn(t, "127.0.0.1")
+				defer peer.Close()
+				listen := udpOn(t, "127.0.0.1") // a free port for the library
+				lp := listen.LocalAddr().String()
+				listen.Close()
+				fleet = map[string]any{"gossip": map[string]any{"listen": lp, "peers": []string{peer.LocalAddr().String()}}}
+			}
+			cfg := probedFleetConfig(addrs, tc.probe, fleet)
 			chain := pickerChain(t, cfg)
 			if tc.alone {
 				chain = harness.EnvoyChain(t).Only("endpoint_picker").WithJSON("endpoint_picker", cfg)
