@@ -393,6 +393,25 @@ func TestPickSubsetHintWithoutMetrics(t *testing.T) {
 			r.Done(OutcomeOK)
 		}
 	})
+	t.Run("ties spread evenly over the hint", func(t *testing.T) {
+		// Two hinted members after one that is not: a random start over
+		// all members would give the first of them three picks in four.
+		p := openManual(t, staticConfig(all, ""))
+		publish(t, p, epA, metrics.Sample{})
+		pair := Request{Subset: []string{epB, epC}, HasSubset: true}
+		seen := map[string]int{}
+		const picks = 400
+		for range picks {
+			var res Result
+			p.Pick(&pair, &res)
+			require.Equal(t, StatusOK, res.Status)
+			seen[res.Endpoints()[0]]++
+			res.Done(OutcomeOK)
+		}
+		for _, e := range pair.Subset {
+			require.Greater(t, seen[e], picks*35/100, "%v", seen) // even: 200 each; 4.3 standard deviations to 140
+		}
+	})
 	t.Run("fail-close", func(t *testing.T) {
 		p := openManual(t, staticConfig(all, `"failureMode":"fail-close"`))
 		publish(t, p, epA, metrics.Sample{})

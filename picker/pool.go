@@ -416,7 +416,24 @@ func (st *cycleState) schedule(pr *scheduler.Profile, eps []framework.Endpoint, 
 func (p *Pool) pickInHint(v *view, st *cycleState, res *Result) {
 	k := min(p.profile.MaxEndpoints, maxListed)
 	n := len(v.members)
-	start := int(st.cycle.Rand() % uint64(n))
+	// Ties start from a random hinted member, each as likely: a random
+	// start over all members would favour the hinted member after a run
+	// of unhinted ones.
+	hinted := 0
+	for i := range n {
+		if st.inHint[i] {
+			hinted++
+		}
+	}
+	skip, start := int(st.cycle.Rand()%uint64(hinted)), 0
+	for ; ; start++ {
+		if st.inHint[start] {
+			if skip == 0 {
+				break
+			}
+			skip--
+		}
+	}
 	var inFlight [maxListed]int64
 	for j := 0; j < n; j++ {
 		i := (start + j) % n
