@@ -82,6 +82,13 @@ func startEnvoy(t *testing.T, sims []string) *envoy {
 	return startEnvoyWith(t, listen, admin, envoyConfig(t, listen, admin, sims))
 }
 
+// startScenario runs Envoy with sc's bootstrap on free listener and admin
+// ports.
+func startScenario(t *testing.T, sc scenario) *envoy {
+	listen, admin := freePort(t), freePort(t)
+	return startEnvoyWith(t, listen, admin, sc.bootstrap(t, listen, admin))
+}
+
 // startEnvoyWith runs Envoy with a bootstrap listening on listen, its admin
 // on admin, and stops it when the test ends. Everything a bootstrap names
 // (its key files, access logs) lives under the test's temporary folders,

@@ -112,8 +112,7 @@ func TestEnvoyCosts(t *testing.T) {
 	needEnvoy(t)
 	sim := startSims(t, 1)[0]
 	log := filepath.Join(t.TempDir(), "access.log")
-	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, costsScenario(sim, log).bootstrap(t, listen, admin))
+	e := startScenario(t, costsScenario(sim, log))
 	for _, stream := range []bool{false, true} {
 		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
 			id := fmt.Sprintf("costs-%v-%d", stream, time.Now().UnixNano())
@@ -154,8 +153,7 @@ func rewriteScenario(sims []string) scenario {
 func TestEnvoyRewritesModel(t *testing.T) {
 	needEnvoy(t)
 	sims := startSims(t, 2)
-	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, rewriteScenario(sims).bootstrap(t, listen, admin))
+	e := startScenario(t, rewriteScenario(sims))
 	for _, stream := range []bool{false, true} {
 		resp, body := chat(t, e, chatBody("friendly-name", "who are you", 5, stream), nil)
 		require.Equal(t, 200, resp.StatusCode, "stream=%v: %s", stream, body)
@@ -187,8 +185,7 @@ func subsetScenario(sims []string) scenario {
 func TestEnvoyHonoursSubsetHint(t *testing.T) {
 	needEnvoy(t)
 	sims := startSims(t, 3)
-	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, subsetScenario(sims).bootstrap(t, listen, admin))
+	e := startScenario(t, subsetScenario(sims))
 	waitForPicks(t, e)
 	for _, tc := range []struct {
 		name, hint string
@@ -237,8 +234,7 @@ func TestEnvoyFailsOverPastKilledServer(t *testing.T) {
 		sims = append(sims, s)
 		addrs = append(addrs, s.Addrs[0])
 	}
-	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, failoverScenario(addrs).bootstrap(t, listen, admin))
+	e := startScenario(t, failoverScenario(addrs))
 	waitForPicks(t, e)
 	retries := func() uint64 {
 		v, _ := stats(t, e).Counter("envoy_cluster_upstream_rq_retry", "envoy_cluster_name", "pool")
@@ -284,8 +280,7 @@ func budgetScenario(servers []string, tokens int) scenario {
 func TestEnvoyBudgetExhausted(t *testing.T) {
 	needEnvoy(t)
 	sims := startSims(t, 1)
-	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, budgetScenario(sims, 1).bootstrap(t, listen, admin))
+	e := startScenario(t, budgetScenario(sims, 1))
 	key := func(k string) map[string]string { return map[string]string{"x-api-key": k} }
 	resp, body := chat(t, e, chatBody("sim-model", "spend it", 4, false), key("tenant-a"))
 	require.Equal(t, 200, resp.StatusCode, string(body))
@@ -309,8 +304,7 @@ func TestEnvoyBudgetHoldsUnderConcurrency(t *testing.T) {
 	needEnvoy(t)
 	up := harness.StartReservationEcho(t, 150*time.Millisecond)
 	const budget, clients = 2000, 48
-	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, budgetScenario([]string{up.Addr}, budget).bootstrap(t, listen, admin))
+	e := startScenario(t, budgetScenario([]string{up.Addr}, budget))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var spent, admitted, refused int
@@ -363,8 +357,7 @@ func TestEnvoyFailCloseWithoutMetrics(t *testing.T) {
 	blind := harness.BlindServers(t, 2)
 	for _, mode := range []string{"fail-open", "fail-close"} {
 		t.Run(mode, func(t *testing.T) {
-			listen, admin := freePort(t), freePort(t)
-			e := startEnvoyWith(t, listen, admin, failModeScenario(blind, mode).bootstrap(t, listen, admin))
+			e := startScenario(t, failModeScenario(blind, mode))
 			for i := 0; i < 6; i++ {
 				resp, body := chat(t, e, chatBody("m", fmt.Sprintf("blind %d", i), 1, false), nil)
 				if mode == "fail-open" {
@@ -413,8 +406,7 @@ func TestEnvoyFleetGossip(t *testing.T) {
 	peers := []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	var envoys []*envoy
 	for _, self := range peers {
-		listen, admin := freePort(t), freePort(t)
-		envoys = append(envoys, startEnvoyWith(t, listen, admin, gossipScenario(sims, self, peers).bootstrap(t, listen, admin)))
+		envoys = append(envoys, startScenario(t, gossipScenario(sims, self, peers)))
 	}
 	for _, e := range envoys {
 		waitForPicks(t, e)
@@ -456,8 +448,7 @@ func TestEnvoyFleetGossipRefusesPlayback(t *testing.T) {
 	require.NoError(t, err)
 	defer peer.Close()
 	self := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, gossipScenario(sims, self, []string{peer.LocalAddr().String()}).bootstrap(t, listen, admin))
+	e := startScenario(t, gossipScenario(sims, self, []string{peer.LocalAddr().String()}))
 	waitForPicks(t, e)
 	to, err := net.ResolveUDPAddr("udp", self)
 	require.NoError(t, err)
@@ -518,8 +509,7 @@ func probeScenario(servers []string) scenario {
 func TestEnvoyProbesAtPickTime(t *testing.T) {
 	needEnvoy(t)
 	sims := startSims(t, 3)
-	listen, admin := freePort(t), freePort(t)
-	e := startEnvoyWith(t, listen, admin, probeScenario(sims).bootstrap(t, listen, admin))
+	e := startScenario(t, probeScenario(sims))
 	waitForPicks(t, e)
 	for i := range 10 {
 		resp, body := chat(t, e, chatBody("sim-model", fmt.Sprintf("probe %d", i), 4, i%2 == 1), nil)
