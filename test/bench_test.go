@@ -50,9 +50,14 @@ import (
 // plus the SDK's filter creation and its entry into Go for every hook),
 // go-allocs/req (the Go heap allocations of the process per exchange, SDK and background scrapes included, read
 // through the library's inferencepool_heap_allocs export) and the ABI
-// crossings per exchange.
+// crossings per exchange. With ABIHOST_CALLGRIND=1 every run goes through
+// valgrind's callgrind and adds instr/req (also host- and sdk-floor-):
+// the instructions the worker thread executed per measured exchange, which
+// repeat to 0.1% on a machine whose times move by a third (use
+// -benchtime 2000x: callgrind runs about fifty times slower).
 //
 //	go test ./test -run '^$' -bench ABIRoundTrip -count 6
+//	ABIHOST_CALLGRIND=1 go test ./test -run '^$' -bench 'ABIRoundTrip/body=4KiB$' -benchtime 2000x
 func BenchmarkABIRoundTrip(b *testing.B) {
 	endpoints := metricsEndpoints(b, 10)
 	chain := harness.EnvoyChain(b).WithJSON("endpoint_picker", pickerConfig(endpoints, nil))
@@ -129,6 +134,11 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 			b.ReportMetric(r.ProcessCPUNsPerReq, "proc-cpu-ns/req")
 			if r.GoAllocsPerReq >= 0 {
 				b.ReportMetric(r.GoAllocsPerReq, "go-allocs/req")
+			}
+			if r.InstrPerReq > 0 {
+				b.ReportMetric(r.InstrPerReq, "instr/req")
+				b.ReportMetric(floor.InstrPerReq, "host-instr/req")
+				b.ReportMetric(sdkFloor.InstrPerReq, "sdk-floor-instr/req")
 			}
 			if r.GoCCallsPerReq >= 0 {
 				b.ReportMetric(r.GoCCallsPerReq, "go-c-calls/req")

@@ -73,6 +73,10 @@ type BenchResult struct {
 	// one callback or, batched, several), -1 when the library does not
 	// export inferencepool_cgo_calls.
 	GoCCallsPerReq float64            `json:"go_c_calls_per_req"`
+	// InstrPerReq is the instructions the bench thread executed per
+	// measured exchange, counted by callgrind with $ABIHOST_CALLGRIND=1
+	// (0 otherwise): repeatable to 0.1% where times move by a third.
+	InstrPerReq float64 `json:"-"`
 	Hooks          map[string]float64 `json:"hooks"`     // per exchange, by hook
 	Callbacks      map[string]float64 `json:"callbacks"` // per exchange, by callback
 }
@@ -123,8 +127,14 @@ func RunBench(t testing.TB, o BenchOptions) (*BenchResult, error) {
 		args = append(args, "--setup", setup)
 	}
 	cmd := exec.Command(b.Host, args...)
+	godebug := "GODEBUG=cgocheck=0"
+	counting := os.Getenv("ABIHOST_CALLGRIND") == "1"
+	if counting {
+		cmd = callgrind(o.Dir, b.Host, args)
+		godebug += ",asyncpreemptoff=1" // Go's preemption signals crash callgrind
+	}
 	cmd.Dir = b.Root
-	cmd.Env = append(append(os.Environ(), "GODEBUG=cgocheck=0"), o.Env...)
+	cmd.Env = append(append(os.Environ(), godebug), o.Env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -135,7 +145,49 @@ func RunBench(t testing.TB, o BenchOptions) (*BenchResult, error) {
 	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
 		return nil, fmt.Errorf("abihost --bench output %q: %v\n%s", out, err, stderr.String())
 	}
+	if counting {
+		if r.InstrPerReq, err = measuredInstructions(o.Dir, r.N); err != nil {
+			return nil, err
+		}
+	}
 	return &r, nil
+}
+
+// callgrind runs abihost under valgrind's callgrind, one profile per
+// thread, in dir; abihost dumps the measured exchanges on their own
+// (CALLGRIND_DUMP_STATS_AT in main.c).
+func callgrind(dir, host string, args []string) *exec.Cmd {
+	vg := []string{"--tool=callgrind", "--separate-threads=yes", "--callgrind-out-file=" + filepath.Join(dir, "callgrind.%p")}
+	return exec.Command("valgrind", append(append(vg, host), args...)...)
+}
+
+// measuredInstructions reads the instructions the bench thread (thread 1:
+// bench mode runs every exchange on it) executed in the measured exchanges
+// from callgrind's dump in dir, per exchange. Threads of the Go runtime
+// and the module's goroutines (background scrapes) are not counted: under
+// valgrind they run about fifty times as often per exchange.
+func measuredInstructions(dir string, n int) (float64, error) {
+	dumps, err := filepath.Glob(filepath.Join(dir, "callgrind.*.1-01"))
+	if err != nil || len(dumps) != 1 {
+		return 0, fmt.Errorf("callgrind: want one dump of the measured exchanges in %s, found %v (%v)", dir, dumps, err)
+	}
+	data, err := os.ReadFile(dumps[0])
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "totals: "); ok {
+			total, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			if err != nil {
+				return 0, fmt.Errorf("callgrind %s: %q: %v", dumps[0], line, err)
+			}
+			if err := os.Remove(dumps[0]); err != nil { // the next run in dir writes its own
+				return 0, err
+			}
+			return total / float64(n), nil
+		}
+	}
+	return 0, fmt.Errorf("callgrind %s: no totals line", dumps[0])
 }
 
 // WriteBenchFiles writes the three files abihost --bench reads and returns
