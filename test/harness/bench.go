@@ -72,13 +72,13 @@ type BenchResult struct {
 	// GoCCallsPerReq is the calls from Go into C per exchange (each makes
 	// one callback or, batched, several), -1 when the library does not
 	// export inferencepool_cgo_calls.
-	GoCCallsPerReq float64            `json:"go_c_calls_per_req"`
+	GoCCallsPerReq float64 `json:"go_c_calls_per_req"`
 	// InstrPerReq is the instructions the bench thread executed per
 	// measured exchange, counted by callgrind with $ABIHOST_CALLGRIND=1
 	// (0 otherwise): repeatable to 0.1% where times move by a third.
-	InstrPerReq float64 `json:"-"`
-	Hooks          map[string]float64 `json:"hooks"`     // per exchange, by hook
-	Callbacks      map[string]float64 `json:"callbacks"` // per exchange, by callback
+	InstrPerReq float64            `json:"-"`
+	Hooks       map[string]float64 `json:"hooks"`     // per exchange, by hook
+	Callbacks   map[string]float64 `json:"callbacks"` // per exchange, by callback
 }
 
 // RunBench writes the chain and the recorded exchange to files and runs
