@@ -31,6 +31,9 @@ import (
 //   - sse=1000: a 4 KiB streamed request (stream_options.include_usage) and
 //     a 1,000-event answer with usage in the last chunk, in 4 KiB frames (as
 //     transform's BenchmarkSSEUsage);
+//   - body=256KiB, sse=250: the same at a quarter of the size: the cost
+//     of the last 768 KiB or 750 events, divided, against the first's, says
+//     whether the path is linear in size;
 //   - onefilter=4KiB: body=4KiB through ai_router alone, picking too (its
 //     endpointPicker): the same work in one filter's hooks;
 //   - upstream=openai: body=4KiB routed to a cluster of the 10 endpoints
@@ -78,6 +81,12 @@ func BenchmarkABIRoundTrip(b *testing.B) {
 			Response: answer, BufferLimit: 8 << 20}},
 		{name: "sse=1000", opts: harness.BenchOptions{Request: benchRequest(streamedChatBody(4096), 0),
 			Response: sseAnswer(1000, 4<<10)}, minBytes: 200_000},
+		// A quarter of the two above: with them, the cost per KiB and per
+		// event, whose constancy says the path is linear in size.
+		{name: "body=256KiB", opts: harness.BenchOptions{Request: benchRequest(harness.ChatBody("sim-model", 256<<10), 16<<10),
+			Response: answer, BufferLimit: 8 << 20}},
+		{name: "sse=250", opts: harness.BenchOptions{Request: benchRequest(streamedChatBody(4096), 0),
+			Response: sseAnswer(250, 4<<10)}, minBytes: 50_000},
 		{name: "upstream=openai", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: answer,
 			Clusters: []harness.Cluster{openAICluster(b, endpoints)}, Routes: []harness.Route{{Name: "pool", Cluster: "pool"}}}},
 		{name: "upstream=anthropic", opts: harness.BenchOptions{Request: harness.ChatRequest4KiB(), Response: jsonAnswer(benchAnthropicAnswer),
