@@ -28,6 +28,10 @@ func withDebug(build abi.NewFilterFunc, dbg filterconfig.Debug, barrier *abi.Bar
 			}
 		})
 	}
+	if dbg.PanicIn == "probe" {
+		hook := func() { panic("injected panic in a probe's callback") }
+		probeAnsweredHook.Store(&hook)
+	}
 	return func(fh shared.HttpFilterHandle) shared.HttpFilter {
 		return &debugFilter{HttpFilter: build(fh), cfg: dbg, handle: fh, barrier: barrier}
 	}

@@ -34,6 +34,9 @@ type probeTicket struct {
 // answered is a probe's callback, on the collector's goroutine.
 func (t *probeTicket) answered() {
 	defer t.cfg.recoverAsync()
+	if hook := probeAnsweredHook.Load(); hook != nil {
+		(*hook)()
+	}
 	if t.left.Add(-1) == 0 {
 		t.fire(false)
 	}
@@ -64,6 +67,10 @@ func (c *pickerFilterConfig) recoverAsync() {
 		c.asyncPanics.Add(1)
 	}
 }
+
+// probeAnsweredHook, when set, runs first in every probe's callback: the
+// test build's debug.panicIn "probe" makes it panic there.
+var probeAnsweredHook atomic.Pointer[func()]
 
 // probeHold is what the starting hook holds of probeTicket.left until it
 // knows how many probes it started: no callback can reach 0 before.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -290,6 +291,50 @@ func TestPickerProbeStreamReset(t *testing.T) {
 	}
 	panics, _ := st.Counter("endpoint_picker.panics")
 	require.Zero(t, panics)
+}
+
+// A probe's callback that panics, on the collector's goroutine (the
+// test build's debug.panicIn "probe"): the panic is counted as the filter's
+// (panics), it reaches neither the collector's loop nor Envoy, and the
+// stream is not lost: it goes on at the probe timeout, on what the picker
+// had. The next streams go as usual.
+func TestPickerProbeCallbackPanic(t *testing.T) {
+	ss := probedServers(t, 2)
+	addrs := serverAddrs(ss)
+	filter := "endpoint_picker"
+	if os.Getenv("INFERENCEPOOL_TEST_ONE_FILTER") == "1" {
+		filter = "ai_router" // its barrier counts the picker's panics
+	}
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(pickerChain(t, probedPoolConfig(addrs, probeOn("200ms"))).
+		WithMerged(filter, map[string]any{"debug": map[string]any{"panicIn": "probe"}}))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
+	time.Sleep(1100 * time.Millisecond) // the warm-up's panics, if it probed, are published with the next gauges
+	sendChat(t, h, addrs, "publish")
+	st := h.MustStats()
+	panics0, _ := st.Counter(filter + ".panics")
+	timeouts0, _ := st.Counter("endpoint_picker.probe_timeouts", "pool", "pool")
+
+	time.Sleep(30 * time.Millisecond) // the samples are older than maxAge (20ms): the next pick probes
+	before := scrapesOf(ss)
+	res := sendChat(t, h, addrs, "probed")
+	require.NotEmpty(t, destination(res))
+	require.Equal(t, before+2, scrapesOf(ss), "both servers probed")
+	require.Equal(t, 1, res.State.ScheduledDelivered, "resumed by the timeout: no callback counted down")
+	st = h.MustStats()
+	timeouts, _ := st.Counter("endpoint_picker.probe_timeouts", "pool", "pool")
+	require.Equal(t, timeouts0+1, timeouts)
+
+	time.Sleep(1100 * time.Millisecond) // async panics are published with the gauges, once a second
+	for i := range 3 {
+		res := sendChat(t, h, addrs, fmt.Sprintf("next %d", i))
+		require.NotEmpty(t, destination(res))
+	}
+	st = h.MustStats()
+	panics, _ := st.Counter(filter + ".panics")
+	require.GreaterOrEqual(t, panics, panics0+2, "each probe's panic counted")
+	require.Zero(t, st.ABI.Violations)
+	require.Zero(t, st.ABI.ForeignThreadCalls)
 }
 
 // A bad probe config is refused when Envoy loads it, naming the field;

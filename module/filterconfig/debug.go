@@ -14,7 +14,8 @@ type Debug struct {
 	// request_body, response_headers or response_body; or "scheduled", the
 	// callback of asyncRequestHeaders; or "gossip", the gossip receiver of
 	// the process (scrape.fleet.gossip), on every datagram that starts
-	// with "PANIC".
+	// with "PANIC"; or "probe", the callback of every pick-time probe of
+	// the process (on the collector's goroutine).
 	PanicIn string `json:"panicIn"`
 	// AsyncRequestHeaders holds each request in its headers hook until a
 	// goroutine has scheduled work back onto the stream's worker thread.

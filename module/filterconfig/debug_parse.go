@@ -9,7 +9,7 @@ import (
 	"github.com/tidwall/sjson"
 )
 
-var panicHooks = map[string]bool{"": true, "request_headers": true, "request_body": true, "response_headers": true, "response_body": true, "scheduled": true, "gossip": true}
+var panicHooks = map[string]bool{"": true, "request_headers": true, "request_body": true, "response_headers": true, "response_body": true, "scheduled": true, "gossip": true, "probe": true}
 
 // SplitDebug removes the "debug" object from a filter_config and parses it;
 // the rest goes to the filter's own parser.
