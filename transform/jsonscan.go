@@ -221,11 +221,11 @@ func digits(b []byte, i int) int {
 // text starts at b[i], or -1 when the string is invalid or unterminated.
 //
 // The first 64 bytes (or 8 stops) are read a word at a time, which is the
-// fastest for keys, names and short values. Past them, bytes.IndexByte,
-// vectorised in the runtime, finds the next '"' and the next '\\' before it,
-// and only control characters are looked for word by word (64 bytes a step),
-// in the text before whichever comes first. A '"' found stays known across
-// the escapes before it, so each byte is searched once.
+// fastest for keys, names and short values. Past them, a vector routine
+// finds the next '"', '\\' or control character where there is one
+// (scanStringIndexed, amd64 with AVX2); elsewhere bytes.IndexByte finds
+// '"' and '\\', and control characters are looked for word by word
+// (scanStringWindows).
 func scanString(b []byte, i int) int {
 	for k := 0; k < 8 && i+8 <= len(b); k++ {
 		m := stringStops(binary.LittleEndian.Uint64(b[i:]))
@@ -244,9 +244,19 @@ func scanString(b []byte, i int) int {
 			return -1
 		}
 	}
-	// A long string: find '"' and then '\\' with bytes.IndexByte
-	// (vectorised), in windows that stay in the L1 cache for the check of
-	// the text before them for control characters.
+	if hasStopIndex {
+		return scanStringIndexed(b, i)
+	}
+	return scanStringWindows(b, i)
+}
+
+// scanStringWindows is scanString past its first words, portably: it finds
+// '"' and then '\\' with bytes.IndexByte (vectorised in the runtime), in
+// windows that stay in the L1 cache for the check of the text before
+// whichever comes first for control characters (64 bytes a step). A '"'
+// found stays known across the escapes before it, so each byte is searched
+// once for each.
+func scanStringWindows(b []byte, i int) int {
 	quote, found := i, false // no '"' in b[i:quote]; found: b[quote] is one
 	for {
 		if quote < i {
