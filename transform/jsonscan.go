@@ -68,9 +68,9 @@ value: // a value starts at or after b[i]
 			return false
 		}
 		if c == '{' {
-			stack[depth/64] |= 1 << (depth % 64)
+			stack[uint(depth)/64] |= 1 << (uint(depth) % 64)
 		} else {
-			stack[depth/64] &^= 1 << (depth % 64)
+			stack[uint(depth)/64] &^= 1 << (uint(depth) % 64)
 			if depth < levels {
 				path[depth] = noSpan
 			}
@@ -119,7 +119,7 @@ next: // a value just ended before b[i]
 	if i == len(b) {
 		return false
 	}
-	inObject = stack[(depth-1)/64]&(1<<((depth-1)%64)) != 0
+	inObject = stack[uint(depth-1)/64]>>(uint(depth-1)%64)&1 != 0 // unsigned: shifts, not divisions
 	switch b[i] {
 	case ',':
 		i++
@@ -157,17 +157,17 @@ member: // an object member's key starts at or after b[i]
 	goto value
 }
 
+// skipSpace returns the index of the first byte at or after b[i] that is
+// not JSON whitespace. One comparison passes the usual byte (above ' ').
 func skipSpace(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
+	for i < len(b) && b[i] <= ' ' && spaces>>b[i]&1 != 0 {
+		i++
 	}
 	return i
 }
+
+// spaces has bit c set for each JSON whitespace byte c.
+const spaces = 1<<' ' | 1<<'\t' | 1<<'\n' | 1<<'\r'
 
 func literal(b []byte, i int, word string) int {
 	if len(b)-i < len(word) || string(b[i:i+len(word)]) != word {
