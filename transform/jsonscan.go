@@ -220,14 +220,15 @@ func digits(b []byte, i int) int {
 // scanString returns the index after the closing quote of the string whose
 // text starts at b[i], or -1 when the string is invalid or unterminated.
 //
-// The first 64 bytes (or 8 stops) are read a word at a time, which is the
-// fastest for keys, names and short values. Past them, a vector routine
+// The first prefixWords words (or as many stops) are read a word at a time,
+// which is the fastest for keys, names and short values. Past them, a
+// vector routine
 // finds the next '"', '\\' or control character where there is one
 // (scanStringIndexed, amd64 with AVX2); elsewhere bytes.IndexByte finds
 // '"' and '\\', and control characters are looked for word by word
 // (scanStringWindows).
 func scanString(b []byte, i int) int {
-	for k := 0; k < 8 && i+8 <= len(b); k++ {
+	for k := 0; k < prefixWords && i+8 <= len(b); k++ {
 		m := stringStops(binary.LittleEndian.Uint64(b[i:]))
 		if m == 0 {
 			i += 8

@@ -8,6 +8,12 @@ import "golang.org/x/sys/cpu"
 // step, so scanString hands long strings to scanStringIndexed.
 var hasStopIndex = cpu.X86.HasAVX2
 
+// prefixWords is how many words scanString reads before it calls
+// indexStop: past 16 bytes a call costs less than more words (a constant:
+// a variable bound slows the loop; without AVX2, rare on amd64, strings of
+// 16 to 64 bytes then take the slower windows).
+const prefixWords = 2
+
 // indexStop returns the index of the first byte of b[i:] that is '"', '\\'
 // or a control character, or len(b).
 func indexStop(b []byte, i int) int {
