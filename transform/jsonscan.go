@@ -222,10 +222,9 @@ func digits(b []byte, i int) int {
 //
 // The first prefixWords words (or as many stops) are read a word at a time,
 // which is the fastest for keys, names and short values. Past them, a
-// vector routine
-// finds the next '"', '\\' or control character where there is one
-// (scanStringIndexed, amd64 with AVX2); elsewhere bytes.IndexByte finds
-// '"' and '\\', and control characters are looked for word by word
+// vector routine finds the next '"', '\\' or control character where there
+// is one (scanStringIndexed, amd64 with AVX2); elsewhere bytes.IndexByte
+// finds '"' and '\\', and control characters are looked for word by word
 // (scanStringWindows).
 func scanString(b []byte, i int) int {
 	for k := 0; k < prefixWords && i+8 <= len(b); k++ {

@@ -117,11 +117,12 @@ func longStringPaths() map[string]func([]byte, int) int {
 }
 
 // TestScanStringBoundaries puts each awkward sequence at every offset of
-// the first words, around the end of the word-at-a-time prefix (64 bytes),
-// and around the end of the first search window, in strings that end
-// right there, a few bytes later or a long way later, and that are cut at
-// the end of the buffer: scanString must agree with the byte-by-byte
-// reference, and scanTopLevel with encoding/json.
+// the first words, around the end of the word-at-a-time prefix (16 or 64
+// bytes) and the vector routine's steps, and around the end of the first
+// search window, in strings that end right there, a few bytes later or a
+// long way later, and that are cut at the end of the buffer: scanString
+// and both long paths must agree with the byte-by-byte reference, and
+// scanTopLevel with encoding/json.
 func TestScanStringBoundaries(t *testing.T) {
 	var offsets []int
 	for o := range 72 {
