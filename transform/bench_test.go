@@ -2,6 +2,7 @@ package transform
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -67,13 +68,34 @@ func smallStringsBody(size int) []byte {
 	return []byte(b.String())
 }
 
+// proseChatBody returns the ABI benchmark's request (test/harness
+// ChatBody): a system message and one user string of plain prose filling
+// about size bytes, as encoding/json writes it (keys sorted, model third).
+func proseChatBody(size int) []byte {
+	const prose = "The quick brown fox jumps over the lazy dog while the inference pool balances requests across servers. "
+	mk := func(n int) []byte {
+		b, _ := json.Marshal(map[string]any{
+			"model": "llama-3-8b",
+			"messages": []map[string]string{
+				{"role": "system", "content": "You are a helpful assistant that answers briefly."},
+				{"role": "user", "content": strings.Repeat(prose, n/len(prose)+1)[:n]},
+			},
+			"max_tokens":  64,
+			"temperature": 0.2,
+		})
+		return b
+	}
+	b := mk(size)
+	return mk(size - (len(b) - size))
+}
+
 func BenchmarkRequestPath(b *testing.B) {
 	c := mustParse(b, `{"models":[{"name":"llama-3-8b"}]}`)
 	for _, size := range []struct {
 		name string
 		body []byte
 	}{
-		{"1KiB", chatBody(1 << 10)}, {"100KiB", chatBody(100 << 10)}, {"1MiB", chatBody(1 << 20)},
+		{"1KiB", chatBody(1 << 10)}, {"4KiB-prose", proseChatBody(4 << 10)}, {"100KiB", chatBody(100 << 10)}, {"1MiB", chatBody(1 << 20)},
 		{"1MiB-bigstrings", bigStringsBody(1 << 20)}, {"1MiB-smallstrings", smallStringsBody(1 << 20)},
 	} {
 		body := size.body

@@ -101,9 +101,10 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 // FuzzScanString checks the string scanner's fast paths (the word-at-a-time
-// prefix, the vectorised search windows) against the byte-by-byte
-// reference, and the whole scan against encoding/json, with the fuzzed text
-// moved by pad bytes of plain text so that it meets every boundary.
+// prefix, the vectorised search windows, the vector routine) against the
+// byte-by-byte reference, and the whole scan against encoding/json, with
+// the fuzzed text moved by pad bytes of plain text so that it meets every
+// boundary.
 func FuzzScanString(f *testing.F) {
 	for _, s := range []string{`a\"b"`, `\u00e9\"x"`, "a\x01\"", `\\\"`, `\u12"`, "\xff\x1f\"", `abc\`} {
 		for _, pad := range []uint16{0, 7, 60, 64 + scanWindow - 3} {
@@ -118,7 +119,12 @@ func FuzzScanString(f *testing.F) {
 			b = append(b, "plain text ünïcödé "[i%len("plain text ünïcödé ")])
 		}
 		b = append(b, text...)
-		require.Equal(t, scanStringByBytes(b, 1), scanString(b, 1))
+		want := scanStringByBytes(b, 1)
+		require.Equal(t, want, scanString(b, 1))
+		for name, scan := range longStringPaths() {
+			require.Equal(t, want, scan(b, 1), name)
+			require.Equal(t, scanStringByBytes(b, n/2+1), scan(b, n/2+1), "%s from %d", name, n/2+1)
+		}
 		if bytes.Count(b, []byte("["))+bytes.Count(b, []byte("{")) < maxDepth {
 			require.Equal(t, json.Valid(b), scanTopLevel(b, nil))
 			doc := append(append([]byte(`{"k":`), b...), `"}`...)

@@ -68,9 +68,9 @@ value: // a value starts at or after b[i]
 			return false
 		}
 		if c == '{' {
-			stack[depth/64] |= 1 << (depth % 64)
+			stack[uint(depth)/64] |= 1 << (uint(depth) % 64)
 		} else {
-			stack[depth/64] &^= 1 << (depth % 64)
+			stack[uint(depth)/64] &^= 1 << (uint(depth) % 64)
 			if depth < levels {
 				path[depth] = noSpan
 			}
@@ -119,7 +119,7 @@ next: // a value just ended before b[i]
 	if i == len(b) {
 		return false
 	}
-	inObject = stack[(depth-1)/64]&(1<<((depth-1)%64)) != 0
+	inObject = stack[uint(depth-1)/64]>>(uint(depth-1)%64)&1 != 0 // unsigned: shifts, not divisions
 	switch b[i] {
 	case ',':
 		i++
@@ -157,17 +157,17 @@ member: // an object member's key starts at or after b[i]
 	goto value
 }
 
+// skipSpace returns the index of the first byte at or after b[i] that is
+// not JSON whitespace. One comparison passes the usual byte (above ' ').
 func skipSpace(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
+	for i < len(b) && b[i] <= ' ' && spaces>>b[i]&1 != 0 {
+		i++
 	}
 	return i
 }
+
+// spaces has bit c set for each JSON whitespace byte c.
+const spaces = 1<<' ' | 1<<'\t' | 1<<'\n' | 1<<'\r'
 
 func literal(b []byte, i int, word string) int {
 	if len(b)-i < len(word) || string(b[i:i+len(word)]) != word {
@@ -220,14 +220,14 @@ func digits(b []byte, i int) int {
 // scanString returns the index after the closing quote of the string whose
 // text starts at b[i], or -1 when the string is invalid or unterminated.
 //
-// The first 64 bytes (or 8 stops) are read a word at a time, which is the
-// fastest for keys, names and short values. Past them, bytes.IndexByte,
-// vectorised in the runtime, finds the next '"' and the next '\\' before it,
-// and only control characters are looked for word by word (64 bytes a step),
-// in the text before whichever comes first. A '"' found stays known across
-// the escapes before it, so each byte is searched once.
+// The first prefixWords words (or as many stops) are read a word at a time,
+// which is the fastest for keys, names and short values. Past them, a
+// vector routine finds the next '"', '\\' or control character where there
+// is one (scanStringIndexed, amd64 with AVX2); elsewhere bytes.IndexByte
+// finds '"' and '\\', and control characters are looked for word by word
+// (scanStringWindows).
 func scanString(b []byte, i int) int {
-	for k := 0; k < 8 && i+8 <= len(b); k++ {
+	for k := 0; k < prefixWords && i+8 <= len(b); k++ {
 		m := stringStops(binary.LittleEndian.Uint64(b[i:]))
 		if m == 0 {
 			i += 8
@@ -244,9 +244,19 @@ func scanString(b []byte, i int) int {
 			return -1
 		}
 	}
-	// A long string: find '"' and then '\\' with bytes.IndexByte
-	// (vectorised), in windows that stay in the L1 cache for the check of
-	// the text before them for control characters.
+	if hasStopIndex {
+		return scanStringIndexed(b, i)
+	}
+	return scanStringWindows(b, i)
+}
+
+// scanStringWindows is scanString past its first words, portably: it finds
+// '"' and then '\\' with bytes.IndexByte (vectorised in the runtime), in
+// windows that stay in the L1 cache for the check of the text before
+// whichever comes first for control characters (64 bytes a step). A '"'
+// found stays known across the escapes before it, so each byte is searched
+// once for each.
+func scanStringWindows(b []byte, i int) int {
 	quote, found := i, false // no '"' in b[i:quote]; found: b[quote] is one
 	for {
 		if quote < i {

@@ -105,12 +105,24 @@ func scanStringByBytes(b []byte, i int) int {
 	return -1
 }
 
+// longStringPaths are scanString's two ways past its first words (the
+// vector one where this machine has it): each must agree with
+// scanStringByBytes from any start.
+func longStringPaths() map[string]func([]byte, int) int {
+	paths := map[string]func([]byte, int) int{"windows": scanStringWindows}
+	if hasStopIndex {
+		paths["indexed"] = scanStringIndexed
+	}
+	return paths
+}
+
 // TestScanStringBoundaries puts each awkward sequence at every offset of
-// the first words, around the end of the word-at-a-time prefix (64 bytes),
-// and around the end of the first search window, in strings that end
-// right there, a few bytes later or a long way later, and that are cut at
-// the end of the buffer: scanString must agree with the byte-by-byte
-// reference, and scanTopLevel with encoding/json.
+// the first words, around the end of the word-at-a-time prefix (16 or 64
+// bytes) and the vector routine's steps, and around the end of the first
+// search window, in strings that end right there, a few bytes later or a
+// long way later, and that are cut at the end of the buffer: scanString
+// and both long paths must agree with the byte-by-byte reference, and
+// scanTopLevel with encoding/json.
 func TestScanStringBoundaries(t *testing.T) {
 	var offsets []int
 	for o := range 72 {
@@ -137,7 +149,11 @@ func TestScanStringBoundaries(t *testing.T) {
 					for _, doc := range []string{`"` + text + `"`, `"` + text, `{"k":"` + text + `","z":1}`, `["` + text + `"]`} {
 						b := []byte(doc)
 						at := strings.IndexByte(doc, '"') + 1
-						require.Equal(t, scanStringByBytes(b, at), scanString(b, at), "offset %d, tail %d: %q", off, tail, doc)
+						want := scanStringByBytes(b, at)
+						require.Equal(t, want, scanString(b, at), "offset %d, tail %d: %q", off, tail, doc)
+						for name, scan := range longStringPaths() {
+							require.Equal(t, want, scan(b, at), "%s, offset %d, tail %d: %q", name, off, tail, doc)
+						}
 						require.Equal(t, json.Valid(b), scanTopLevel(b, nil), "offset %d, tail %d: %q", off, tail, doc)
 					}
 				}
@@ -164,11 +180,18 @@ func TestScanStringLong(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := []byte(`"` + tt.text + `"`)
 			require.Equal(t, len(b), scanString(b, 1))
+			for name, scan := range longStringPaths() {
+				require.Equal(t, len(b), scan(b, 1), name)
+			}
 			require.True(t, scanTopLevel(b, nil))
 			for at := 64; at < len(tt.text); at += scanWindow - 3 {
 				for _, bad := range []string{"\x01", `\q`} {
 					c := []byte(`"` + tt.text[:at] + bad + tt.text[at:] + `"`)
-					require.Equal(t, scanStringByBytes(c, 1), scanString(c, 1), "at %d", at)
+					want := scanStringByBytes(c, 1)
+					require.Equal(t, want, scanString(c, 1), "at %d", at)
+					for name, scan := range longStringPaths() {
+						require.Equal(t, want, scan(c, 1), "%s at %d", name, at)
+					}
 					require.Equal(t, json.Valid(c), scanTopLevel(c, nil), "at %d", at)
 				}
 			}

@@ -1,7 +1,7 @@
 package transform
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -188,19 +188,37 @@ func invocationEndpoint(body []byte) Endpoint {
 // keyName returns the name of the object key whose raw JSON (quotes
 // included) is body[k.start:k.end]; without escapes, without copying.
 func keyName(body []byte, k span) string {
-	raw := body[k.start+1 : k.end-1]
-	escaped := false
-	if len(raw) <= 16 { // most keys: cheaper than a call to bytes.IndexByte
-		for _, c := range raw {
-			escaped = escaped || c == '\\'
-		}
-	} else {
-		escaped = bytes.IndexByte(raw, '\\') >= 0
-	}
-	if !escaped {
-		return unsafeString(raw)
+	if !hasBackslash(body, k.start+1, k.end-1) {
+		return unsafeString(body[k.start+1 : k.end-1])
 	}
 	return gjson.Parse(unsafeString(body[k.start:k.end])).Str
+}
+
+// hasBackslash reports whether body[start:end] holds a '\\', a word at a
+// time: a key's last bytes are read in the word that ends with them.
+func hasBackslash(body []byte, start, end int) bool {
+	for ; start+8 <= end; start += 8 {
+		if backslashMarks(binary.LittleEndian.Uint64(body[start:])) != 0 {
+			return true
+		}
+	}
+	if n := end - start; n > 0 && end >= 8 {
+		return backslashMarks(binary.LittleEndian.Uint64(body[end-8:]))>>(64-8*n) != 0
+	}
+	for ; start < end; start++ {
+		if body[start] == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// backslashMarks marks (high bit) exactly the '\\' bytes of a word: no borrow
+// crosses bytes, so marks of bytes before a key cannot reach it.
+func backslashMarks(v uint64) uint64 {
+	const low7 = 0x7f7f7f7f7f7f7f7f
+	t := v ^ (ones * '\\')
+	return ^((t&low7 + low7) | t) & highs
 }
 
 // readStreamOptions reads stream_options, whose value v starts at offset

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,4 +178,35 @@ func TestParseRequestIgnoresNestedLookalikes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "good", r.Model)
 	require.False(t, r.Stream)
+}
+
+// TestKeyNameBackslashes puts a '\\' (or each other byte value) at every
+// position of keys of 0 to 20 bytes, after nothing, plain text or
+// backslashes (which the last word reads too): hasBackslash must find
+// exactly the keys that hold one, and keyName unescape them.
+func TestKeyNameBackslashes(t *testing.T) {
+	tests := []struct{ name, before string }{
+		{"at the start", ""}, {"after plain text", `{"x":1,"`}, {"after backslashes", strings.Repeat(`\\`, 9)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := len(tt.before)
+			for n := range 21 {
+				for p := range n {
+					for c := range 256 {
+						key := []byte(strings.Repeat("k", n))
+						key[p] = byte(c)
+						body := []byte(tt.before + string(key) + `"`)
+						require.Equal(t, bytes.IndexByte(key, '\\') >= 0, hasBackslash(body, start, start+n), "%q", body)
+					}
+				}
+				body := []byte(tt.before + strings.Repeat("k", n) + `"`)
+				require.False(t, hasBackslash(body, start, start+n), "%q", body)
+			}
+			for raw, want := range map[string]string{`"mod\u0065l"`: "model", `"max_tokens"`: "max_tokens", `"a\\b"`: `a\b`} {
+				body := []byte(`{"x":1,` + raw)
+				require.Equal(t, want, keyName(body, span{len(body) - len(raw), len(body)}))
+			}
+		})
+	}
 }
