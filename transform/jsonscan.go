@@ -160,7 +160,7 @@ member: // an object member's key starts at or after b[i]
 // skipSpace returns the index of the first byte at or after b[i] that is
 // not JSON whitespace. One comparison passes the usual byte (above ' ').
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && b[i] <= ' ' && spaces>>b[i]&1 != 0 {
+	for i < len(b) && b[i] <= ' ' && uint64(spaces)>>b[i]&1 != 0 {
 		i++
 	}
 	return i

@@ -17,7 +17,7 @@ const prefixWords = 2
 // indexStop returns the index of the first byte of b[i:] that is '"', '\\'
 // or a control character, or len(b).
 func indexStop(b []byte, i int) int {
-	if len(b) < 32 {
+	if len(b) < 32 || !hasStopIndex {
 		return indexStopBytes(b, i)
 	}
 	return indexStopAVX2(b, i)
