@@ -192,6 +192,16 @@ func (m *Meter) feed(b []byte) bool {
 			m.kind = bodyIgnored
 			return false
 		}
+		if model, usage, end := wholeDocument(b, i); end >= 0 { // the usual answer: whole in one chunk
+			if model.ok() {
+				m.captures[0].whole(b[model.start:model.end])
+			}
+			if usage.ok() {
+				m.captures[1].whole(b[usage.start:usage.end])
+			}
+			m.walker.ended = true
+			return false
+		}
 	}
 	if m.active != nil {
 		m.active.from = 0
@@ -220,6 +230,13 @@ func (m *Meter) fieldEnd(_ field, b []byte, i int) {
 		c.complete = !c.tooLarge
 		m.active = nil
 	}
+}
+
+// whole captures a value read whole, as fieldStart and fieldEnd do.
+func (c *capture) whole(v []byte) {
+	*c = capture{buf: c.buf[:0]}
+	c.add(v)
+	c.complete = !c.tooLarge
 }
 
 // keepCapture is what a finished capture keeps for the next response:
