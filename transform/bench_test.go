@@ -184,21 +184,44 @@ func withObfuscation(stream []byte) []byte {
 	return out
 }
 
-// BenchmarkResponseJSON accounts an unstreamed chat response with usage, fed
-// in one chunk.
+// BenchmarkResponseJSON accounts an unstreamed chat response with usage
+// with a Meter kept and Reset, as the module does: the fixture and the
+// answer BenchmarkABIRoundTrip meters, in one chunk, and the fixture cut
+// in two.
 func BenchmarkResponseJSON(b *testing.B) {
-	body := readFixture(b, "openai/chat_completion.json")
+	fixture := readFixture(b, "openai/chat_completion.json")
 	now := time.Now()
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		m := NewMeter(EndpointChatCompletions, 200, "application/json", "")
-		m.Write(body, now)
-		if r := m.Finish(now); !r.HasUsage {
-			b.Fatal(r)
-		}
+	for _, c := range []struct {
+		name   string
+		chunks [][]byte
+	}{
+		{"body=fixture", [][]byte{fixture}},
+		{"body=abi", [][]byte{[]byte(abiBenchResponse)}},
+		{"body=fixture-halves", [][]byte{fixture[:len(fixture)/2], fixture[len(fixture)/2:]}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bytes.Join(c.chunks, nil))))
+			var m Meter
+			for b.Loop() {
+				m.Reset(EndpointChatCompletions, 200, "application/json", "")
+				for _, chunk := range c.chunks {
+					m.Write(chunk, now)
+				}
+				if r := m.Finish(now); !r.HasUsage || r.Model == "" {
+					b.Fatal(r)
+				}
+			}
+		})
 	}
 }
+
+// abiBenchResponse is the answer test/harness's ChatResponseWithUsage
+// records, which BenchmarkABIRoundTrip meters.
+const abiBenchResponse = `{"id":"chatcmpl-5ff891ad-865c-51ce-ae48-5ff351861c37","model":"sim-model","object":"chat.completion",` +
+	`"created":1795670606,"usage":{"prompt_tokens":812,"completion_tokens":29,"total_tokens":841,` +
+	`"prompt_tokens_details":{"cached_tokens":0}},"choices":[{"index":0,"finish_reason":"stop","message":` +
+	`{"role":"assistant","content":"Testing@, #testing 1$ ,2%,3^, [4&*5], 6~, 7-_ + (8 : 9) / \\ < > ."}}]}`
 
 // BenchmarkModelRestorer rewrites the model name of a 1,000-event stream.
 func BenchmarkModelRestorer(b *testing.B) {

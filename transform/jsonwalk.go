@@ -39,8 +39,7 @@ type jsonWalker struct {
 	isKey     bool   // the string being read is an object key
 	wantKey   bool   // the next string is an object key
 	key       [8]byte
-	keyLen    int
-	keyEsc    bool  // the key has an escape: it names no watched field
+	keyLen    int   // of a key cut by a chunk's end; its first bytes are in key
 	pending   field // the key just read names a watched field; its value comes next
 	current   field // the watched value being read
 	currentAt int   // depth of the object holding current's key
@@ -53,23 +52,33 @@ func (w *jsonWalker) reset() {
 }
 
 func (w *jsonWalker) walk(b []byte, sink fieldSink) {
-	for i := 0; i < len(b) && !w.ended; i++ {
+	i := 0
+	if w.depth > w.keyDepth() { // the chunk starts inside a skipped container
+		i = w.skipNested(b, 0)
+	}
+	for ; i < len(b) && !w.ended; i++ {
 		if w.str {
 			j := w.stringEnd(b, i)
-			if w.isKey {
-				end := j
-				if end < 0 {
-					end = len(b)
-				}
-				w.addKey(b[i:end])
-			}
 			if j < 0 {
+				if w.isKey {
+					w.addKey(b[i:])
+				}
 				return
+			}
+			var key []byte // the whole key, nil when longer than any watched one
+			if w.isKey {
+				if key = b[i:j]; w.keyLen > 0 { // the key began in an earlier chunk
+					w.addKey(key)
+					key = nil
+					if w.keyLen <= len(w.key) {
+						key = w.key[:w.keyLen]
+					}
+				}
 			}
 			i = j
 			w.str = false
 			if w.isKey {
-				w.endKey()
+				w.endKey(key)
 			} else if w.current != fieldNone && w.depth == w.currentAt {
 				sink.fieldEnd(w.current, b, i)
 				w.current = fieldNone
@@ -85,15 +94,11 @@ func (w *jsonWalker) walk(b []byte, sink fieldSink) {
 			w.isKey = w.wantKey
 			w.wantKey = false
 			if w.isKey {
-				w.keyLen, w.keyEsc = 0, false
+				w.keyLen = 0
 			} else {
 				w.startValue(b, i, sink)
 			}
 		case '{', '[':
-			if end := w.skipMember(b, i, sink); end > 0 {
-				i = end - 1
-				continue
-			}
 			w.startValue(b, i, sink)
 			w.depth++
 			if w.depth <= 64 {
@@ -104,6 +109,9 @@ func (w *jsonWalker) walk(b []byte, sink fieldSink) {
 				}
 			}
 			w.wantKey = c == '{'
+			if w.depth > w.keyDepth() {
+				i = w.skipNested(b, i+1) - 1
+			}
 		case '}', ']':
 			w.depth--
 			w.wantKey = false
@@ -123,30 +131,73 @@ func (w *jsonWalker) walk(b []byte, sink fieldSink) {
 	}
 }
 
-// skipMember jumps over a container that is a member's value inside the
-// document (no watched field lies within it, unless it is the "response"
-// object, which is walked) when the chunk holds all of it and it is valid
-// JSON: skipValue finds its end at memory speed, where the walk goes byte
-// by byte through every key and number. It returns the index after the
-// container, having reported it as a watched value would be; 0 when it
-// must be walked (cut by the chunk's end, invalid: the walk then reports
-// what it always did).
-func (w *jsonWalker) skipMember(b []byte, i int, sink fieldSink) int {
-	if w.depth < 1 || w.depth >= maxDepth || w.pending == fieldResponse {
-		return 0 // the document itself, deeper than skipValue goes, or walked for its fields
+// keyDepth is the depth of the deepest object whose keys can name a watched
+// field: 2 inside the top-level "response" object, else 1.
+func (w *jsonWalker) keyDepth() int {
+	if w.response {
+		return 2
 	}
-	end := skipValue(b, i, w.depth)
-	if end < 0 {
-		return 0
-	}
-	f := w.pending
-	w.pending, w.wantKey = fieldNone, false
-	if f != fieldNone {
-		sink.fieldStart(f, b, i)
-		sink.fieldEnd(f, b, end-1)
-	}
-	return end
+	return 1
 }
+
+// skipNested reads the bytes of containers nested below keyDepth, where no
+// key names a watched field and no watched value ends: it only follows
+// their strings and brackets, as the walk would, without checking anything
+// (the walk never did: it jumped over valid members, and walked invalid
+// ones counting brackets just the same). It returns the index of the
+// bracket that closes the outermost of them, unread, or len(b) when the
+// chunk ends first, with the depth and string state kept for the next
+// chunk. The objects bits and wantKey of those depths are left as they
+// are: the walk reads them only at keyDepth and above.
+//
+// The walk used to check each nested container with skipValue before
+// jumping over it, and to go byte by byte through those a chunk cuts,
+// checking each container within them again, to the chunk's end (issue
+// 11).
+func (w *jsonWalker) skipNested(b []byte, i int) int {
+	d, stop := w.depth, w.keyDepth()+1
+	if i == len(b) { // an empty chunk: an escape it would end stays open
+		return i
+	}
+	if w.str {
+		j := w.stringEnd(b, i)
+		if j < 0 {
+			return len(b)
+		}
+		w.str = false
+		i = j + 1
+	}
+	for {
+		for i < len(b) && !nestedStops[b[i]] {
+			i++
+		}
+		if i == len(b) {
+			w.depth = d
+			return i
+		}
+		switch b[i] {
+		case '"':
+			j := w.stringEnd(b, i+1)
+			if j < 0 {
+				w.depth, w.str = d, true
+				return len(b)
+			}
+			i = j
+		case '{', '[':
+			d++
+		default: // '}', ']'
+			if d == stop {
+				w.depth = d
+				return i
+			}
+			d--
+		}
+		i++
+	}
+}
+
+// nestedStops marks the bytes skipNested stops at.
+var nestedStops = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
 
 func (w *jsonWalker) inObject() bool {
 	return w.depth > 0 && (w.depth > 64 || w.objects&(1<<(w.depth-1)) != 0)
@@ -166,37 +217,33 @@ func (w *jsonWalker) startValue(b []byte, i int, sink fieldSink) {
 	}
 }
 
+// addKey keeps the first bytes of a key cut by a chunk's end.
 func (w *jsonWalker) addKey(p []byte) {
-	if bytes.IndexByte(p, '\\') >= 0 {
-		w.keyEsc = true
-	}
 	if w.keyLen < len(w.key) {
 		copy(w.key[w.keyLen:], p)
 	}
 	w.keyLen += len(p)
 }
 
-// endKey decides whether the key just read names a watched field.
-func (w *jsonWalker) endKey() {
+// endKey decides whether the key just read, k as sent, names a watched
+// field. A key with an escape names none: no watched name has one.
+func (w *jsonWalker) endKey(k []byte) {
 	w.pending = fieldNone
-	if w.keyEsc || w.keyLen > len(w.key) {
-		return
-	}
 	var f field
-	switch k := string(w.key[:w.keyLen]); {
-	case w.depth == 1 && k == "model":
+	switch { // string(k) == "...": no copy
+	case w.depth == 1 && string(k) == "model":
 		f = fieldModel
-	case w.depth == 1 && k == "usage":
+	case w.depth == 1 && string(k) == "usage":
 		f = fieldUsage
-	case w.depth == 1 && k == "response":
+	case w.depth == 1 && string(k) == "response":
 		f = fieldResponse
 		if w.watch&(fieldResponseModel.bit()|fieldResponseUsage.bit()) != 0 {
 			w.pending = f
 		}
 		return
-	case w.depth == 2 && w.response && k == "model":
+	case w.depth == 2 && w.response && string(k) == "model":
 		f = fieldResponseModel
-	case w.depth == 2 && w.response && k == "usage":
+	case w.depth == 2 && w.response && string(k) == "usage":
 		f = fieldResponseUsage
 	}
 	if f != fieldNone && w.watch&f.bit() != 0 {

@@ -37,10 +37,10 @@ func walkChunks(watch uint8, chunks ...[]byte) (reported []string, ended bool) {
 	return s.out, w.ended
 }
 
-// The walk jumps over whole members a chunk holds (skipMember) and walks
-// the rest; either way it reports the same values and ends where the
-// document ends.
-func TestJSONWalkerJumpsOverWholeMembers(t *testing.T) {
+// The walk skips the containers nested below the keys it reads
+// (skipNested), whole in a chunk or cut, and reports the same values and
+// ends where the document ends however the chunks split them.
+func TestJSONWalkerSkipsNestedContainers(t *testing.T) {
 	deep := `{"a":` + strings.Repeat("[", maxDepth+2) + strings.Repeat("]", maxDepth+2) + `,"usage":{"n":1}}`
 	watch := fieldModel.bit() | fieldUsage.bit() | fieldResponseModel.bit() | fieldResponseUsage.bit()
 	for _, tc := range []struct {
@@ -51,7 +51,7 @@ func TestJSONWalkerJumpsOverWholeMembers(t *testing.T) {
 			[]string{`"m"`, `{"a":[1,{"b":2}]}`}},
 		{"the response object is walked for its fields", `{"type":"x","response":{"output":[{"model":"no"}],"model":"r","usage":{"t":3}}}`,
 			[]string{`"r"`, `{"t":3}`}},
-		{"an invalid member is walked as before", `{"x":{"a":01,"model":"no"},"model":"m"}`, []string{`"m"`}},
+		{"an invalid member is skipped as a valid one", `{"x":{"a":01,"model":"no"},"model":"m"}`, []string{`"m"`}},
 		{"a string with a raw control byte in a member", "{\"x\":[\"a\nb\"],\"usage\":{\"u\":1}}", []string{`{"u":1}`}},
 		{"deeper than skipValue goes", deep, []string{`{"n":1}`}},
 		{"a top-level array's elements", `[{"model":"no"},{"usage":{}}]`, nil},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -462,4 +463,25 @@ func TestMeterResetIsANewMeter(t *testing.T) {
 		}
 	})
 	require.Zero(t, allocs)
+}
+
+// capturedStringCases are captured model values: strings plain, escaped or
+// broken, and the other values a capture can hold.
+var capturedStringCases = []string{`"gpt-4o"`, `""`, `"a\"b"`, `"\u00e9"`, `"a\\"`, `"a"b"`, `"`, `"a`, `{"a":"b"}`, `["a"]`, `" spaced "`, "\"ctl\x01\""}
+
+func TestCapturedStringMatchesGJSON(t *testing.T) {
+	for _, raw := range capturedStringCases {
+		t.Run(raw, func(t *testing.T) {
+			require.Equal(t, gjson.Parse(raw).Str, capturedString([]byte(raw)))
+		})
+	}
+}
+
+func FuzzCapturedStringMatchesGJSON(f *testing.F) {
+	for _, raw := range capturedStringCases {
+		f.Add([]byte(raw))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		require.Equal(t, gjson.Parse(string(raw)).Str, capturedString(raw))
+	})
 }

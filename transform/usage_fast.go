@@ -1,6 +1,10 @@
 package transform
 
-import "github.com/tidwall/gjson"
+import (
+	"math/bits"
+
+	"github.com/tidwall/gjson"
+)
 
 // usageOfRaw is usageOf(gjson.Parse(raw)) for a usage object's raw JSON
 // (the meter's capture): the usual shape is read by fastUsage in one pass,
@@ -35,12 +39,21 @@ func fastUsage(s string) (u Usage, ok, handled bool) {
 			if key, i, good = plainKey(s, i); !good {
 				return Usage{}, false, false
 			}
+			// One switch names where the count goes: each case of a
+			// string switch costs a comparison call.
+			var dst *uint64
 			detail := ""
 			switch key {
+			case "prompt_tokens", "input_tokens":
+				dst = &u.InputTokens
+			case "completion_tokens", "output_tokens":
+				dst = &u.OutputTokens
+			case "total_tokens":
+				dst, total = &u.TotalTokens, true
 			case "prompt_tokens_details", "input_tokens_details":
-				detail = "cached_tokens"
+				dst, detail = &u.CachedInputTokens, "cached_tokens"
 			case "completion_tokens_details", "output_tokens_details":
-				detail = "reasoning_tokens"
+				dst, detail = &u.ReasoningTokens, "reasoning_tokens"
 			}
 			var n uint64
 			if i < len(s) && s[i] == '{' {
@@ -52,17 +65,8 @@ func fastUsage(s string) (u Usage, ok, handled bool) {
 			} else if detail != "" {
 				n = 0 // a detail that is not an object has no count (gjson's Get on it)
 			}
-			switch key {
-			case "prompt_tokens", "input_tokens":
-				u.InputTokens = n
-			case "completion_tokens", "output_tokens":
-				u.OutputTokens = n
-			case "total_tokens":
-				u.TotalTokens, total = n, true
-			case "prompt_tokens_details", "input_tokens_details":
-				u.CachedInputTokens = n
-			case "completion_tokens_details", "output_tokens_details":
-				u.ReasoningTokens = n
+			if dst != nil {
+				*dst = n
 			}
 			i = usageSpace(s, i)
 			if i == len(s) {
@@ -132,6 +136,13 @@ func plainKey(s string, i int) (key string, next int, good bool) {
 		return "", 0, false
 	}
 	j := i + 1
+	for j+8 <= len(s) { // a word at a time, to the first '"', '\\' or control byte
+		if m := stringStops(load64(s, j)); m != 0 {
+			j += bits.TrailingZeros64(m) / 8
+			break
+		}
+		j += 8
+	}
 	for j < len(s) && s[j] != '"' {
 		if s[j] == '\\' || s[j] < 0x20 {
 			return "", 0, false
@@ -152,8 +163,11 @@ func plainKey(s string, i int) (key string, next int, good bool) {
 // plainCount reads null (0) or a plain non-negative integer of at most 15
 // digits without leading zeros at s[i].
 func plainCount(s string, i int) (n uint64, next int, good bool) {
-	if len(s)-i >= 4 && s[i:i+4] == "null" {
-		return 0, i + 4, true
+	if i < len(s) && s[i] == 'n' { // digits are the usual: tested first
+		if len(s)-i >= 4 && s[i:i+4] == "null" {
+			return 0, i + 4, true
+		}
+		return 0, 0, false
 	}
 	j := i
 	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
@@ -172,8 +186,15 @@ func plainCount(s string, i int) (n uint64, next int, good bool) {
 
 // usageSpace skips JSON whitespace from s[i].
 func usageSpace(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+	for i < len(s) && s[i] <= ' ' && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
 		i++
 	}
 	return i
+}
+
+// load64 reads s[i:i+8] as a little-endian word.
+func load64(s string, i int) uint64 {
+	s = s[i : i+8] // one bounds check; the compiler makes the rest one load
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
