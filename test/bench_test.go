@@ -57,7 +57,8 @@ import (
 // valgrind's callgrind and adds instr/req (also host- and sdk-floor-):
 // the instructions the worker thread executed per measured exchange, which
 // repeat to 0.1% on a machine whose times move by a third (use
-// -benchtime 2000x: callgrind runs about fifty times slower).
+// -benchtime 2000x: callgrind runs about fifty times slower); with
+// ABIHOST_CALLGRIND_KEEP=dir the profiles stay there for callgrind_annotate.
 //
 //	go test ./test -run '^$' -bench ABIRoundTrip -count 6
 //	ABIHOST_CALLGRIND=1 go test ./test -run '^$' -bench 'ABIRoundTrip/body=4KiB$' -benchtime 2000x

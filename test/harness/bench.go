@@ -181,7 +181,14 @@ func measuredInstructions(dir string, n int) (float64, error) {
 			if err != nil {
 				return 0, fmt.Errorf("callgrind %s: %q: %v", dumps[0], line, err)
 			}
-			if err := os.Remove(dumps[0]); err != nil { // the next run in dir writes its own
+			// The next run in dir writes its own. $ABIHOST_CALLGRIND_KEEP
+			// names a directory where the dumps stay, for callgrind_annotate.
+			if keep := os.Getenv("ABIHOST_CALLGRIND_KEEP"); keep != "" {
+				err = os.Rename(dumps[0], filepath.Join(keep, filepath.Base(dumps[0])))
+			} else {
+				err = os.Remove(dumps[0])
+			}
+			if err != nil {
 				return 0, err
 			}
 			return total / float64(n), nil
