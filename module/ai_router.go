@@ -447,7 +447,9 @@ func (f *aiRouterFilter) OnResponseTrailers(shared.HeaderMap) shared.TrailersSta
 func (f *aiRouterFilter) OnStreamComplete() {
 	switch {
 	case f.meter != nil:
-		f.account(time.Now())
+		if !f.accountedAt { // the usual answer was accounted at its end: no clock read
+			f.account(time.Now())
+		}
 	case f.forwarded:
 		f.b.Start(f.s)
 		f.charge(nil)
