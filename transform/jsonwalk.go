@@ -258,10 +258,20 @@ func (w *jsonWalker) stringEnd(b []byte, i int) int {
 		w.esc = false
 		i++
 	}
+	if q := closingQuote(b, i); q >= 0 {
+		return q
+	}
+	// The backslashes that end b (after its last quote, if any) carry over.
+	w.esc = backslashes(b[i:], len(b)-i)%2 == 1
+	return -1
+}
+
+// closingQuote returns the index of the first '"' at or after b[i] that no
+// backslash escapes, or -1.
+func closingQuote(b []byte, i int) int {
 	for i < len(b) {
 		q := bytes.IndexByte(b[i:], '"')
 		if q < 0 {
-			w.esc = backslashes(b[i:], len(b)-i)%2 == 1
 			return -1
 		}
 		q += i

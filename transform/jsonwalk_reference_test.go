@@ -39,10 +39,6 @@ type refWalker struct {
 	ended     bool  // the document is complete
 }
 
-func (w *refWalker) reset() {
-	*w = refWalker{watch: w.watch}
-}
-
 func (w *refWalker) walk(b []byte, sink fieldSink) {
 	for i := 0; i < len(b) && !w.ended; i++ {
 		if w.str {

@@ -1,7 +1,6 @@
 package transform
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/bits"
 )
@@ -128,18 +127,7 @@ func quoteEnd(b []byte, i int) int {
 		}
 		i += 2 // a backslash: the byte after it is text
 	}
-	for i < len(b) {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			return -1
-		}
-		q += i
-		if backslashes(b[i:], q-i)%2 == 0 {
-			return q
-		}
-		i = q + 1
-	}
-	return -1
+	return closingQuote(b, i)
 }
 
 // quotesOrBackslashes marks (high bit) the '"' and '\\' bytes of an 8-byte

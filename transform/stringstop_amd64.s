@@ -10,6 +10,17 @@ DATA stopTable<>+0x00(SB)/8, $0xffffffffff22ffff
 DATA stopTable<>+0x08(SB)/8, $0xffffff5cffffffff
 GLOBL stopTable<>(SB), RODATA|NOPTR, $16
 
+// STOPMASK32 sets bit k of AX when byte k of the 32 at addr stops (Y1,
+// Y3 and Y0 as set up below; Y4, Y6 and Y7 are scratch).
+#define STOPMASK32(addr) \
+	VMOVDQU   addr, Y4; \
+	VPSUBUSB  Y3, Y4, Y6; \
+	VPSHUFB   Y4, Y1, Y7; \
+	VPXOR     Y4, Y7, Y7; \
+	VPMINUB   Y6, Y7, Y6; \
+	VPCMPEQB  Y0, Y6, Y6; \
+	VPMOVMSKB Y6, AX
+
 // func indexStopAVX2(b []byte, i int) int
 //
 // The index of the first byte of b[i:] that is '"', '\\' or a control
@@ -65,13 +76,7 @@ tail32:
 	LEAQ      -32(R8), R9
 	CMPQ      DI, R9
 	JHI       last
-	VMOVDQU   (DI), Y4
-	VPSUBUSB  Y3, Y4, Y6
-	VPSHUFB   Y4, Y1, Y7
-	VPXOR     Y4, Y7, Y7
-	VPMINUB   Y6, Y7, Y6
-	VPCMPEQB  Y0, Y6, Y6
-	VPMOVMSKB Y6, AX
+	STOPMASK32((DI))
 	TESTL     AX, AX
 	JNZ       found
 	ADDQ      $32, DI
@@ -79,13 +84,7 @@ tail32:
 last:
 	CMPQ      DI, R8
 	JEQ       none
-	VMOVDQU   (R9), Y4
-	VPSUBUSB  Y3, Y4, Y6
-	VPSHUFB   Y4, Y1, Y7
-	VPXOR     Y4, Y7, Y7
-	VPMINUB   Y6, Y7, Y6
-	VPCMPEQB  Y0, Y6, Y6
-	VPMOVMSKB Y6, AX
+	STOPMASK32((R9))
 	MOVQ      DI, CX
 	SUBQ      R9, CX // 1..31 bytes of the block are before p
 	SHRL      CX, AX
