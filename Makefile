@@ -16,7 +16,7 @@ DEBUG_TAG := inferencepool_debug
 TEST_LIB  := dist/test/libinferencepool.so
 ABIHOST   := test/abihost/abihost
 SIM       := .bin/llm-d-inference-sim
-GO_SRC    := $(shell find abi internal module picker transform \( -name '*.go' -not -name '*_test.go' \) -o -name '*.h' 2>/dev/null) go.mod go.sum
+GO_SRC    := $(shell find abi internal module picker transform \( -name '*.go' -not -name '*_test.go' \) -o -name '*.h' -o -name '*.s' 2>/dev/null) go.mod go.sum
 HOST_SRC  := $(wildcard test/abihost/*.c test/abihost/*.h)
 
 .PHONY: build run test test-lib tidy-check test-e2e bench bench-routing sim docker clean
