@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -269,4 +270,59 @@ func TestRouterHugeSplitBody(t *testing.T) {
 	require.Equal(t, body, res.Received.Body)
 	require.NotEmpty(t, destination(res))
 	require.Equal(t, sim.Model, res.Received.Headers.Get("X-Ai-Eg-Model"))
+}
+
+// Long strings go through the vector scan (transform/stringstop_amd64.s,
+// past a string's first 16 bytes), which must end them exactly where a
+// JSON reader does. A client's raw control character anywhere in a long
+// prompt (in the first words, the 64-byte steps, the last 32 bytes) is
+// refused with an OpenAI-style 400 and reaches no server. Escaped quotes
+// and backslashes at every offset of a step, and non-ASCII text, are
+// text: a model name spelled inside the prompt (`\",\"model\":\"...`) is
+// not the request's model, and the server gets the body whole.
+func TestRouterLongStringsAreScannedExactly(t *testing.T) {
+	ss := probedServers(t, 1)
+	addrs := serverAddrs(ss)
+	h := harness.Start(t, harness.Options{})
+	h.MustConfigure(harness.EnvoyChain(t).
+		WithJSON("ai_router", map[string]any{"models": []map[string]any{{"name": "m"}}}).
+		WithJSON("endpoint_picker", pickerConfig(addrs, nil)))
+	waitDestination(t, h, &harness.Request{Headers: jsonCT, Body: chatReq("m", "warm up", 1), Cluster: addrs})
+	// model after the prompt: a string ended early would expose the
+	// prompt's own "model" (unknown: 404) or break the JSON (400).
+	body := func(content string) []byte {
+		return []byte(`{"messages":[{"role":"user","content":"` + content + `"}],"max_tokens":1,"model":"m"}`)
+	}
+	const n = 300
+	for _, at := range []int{0, 7, 15, 16, 40, 63, 64, 100, 200, n - 31, n - 1} {
+		t.Run(fmt.Sprintf("a raw control character at %d", at), func(t *testing.T) {
+			text := []byte(strings.Repeat("a", n))
+			text[at] = 0x01
+			res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: body(string(text)), Cluster: addrs})
+			require.NoError(t, err)
+			require.Equal(t, 400, res.Client.Status, string(res.Client.Body))
+			require.Nil(t, res.Received, "a refused request reaches no server")
+			var e struct {
+				Error struct{ Message, Type string } `json:"error"`
+			}
+			require.NoError(t, json.Unmarshal(res.Client.Body, &e), string(res.Client.Body))
+			require.NotEmpty(t, e.Error.Message)
+		})
+	}
+	for _, tc := range []struct{ name, content string }{
+		{"escaped quotes at every offset", strings.Repeat(`ab\"`, 100) + `\",\"model\":\"gpt-9`},
+		{"escaped backslashes before quotes", strings.Repeat(`x\\\\\"`, 70) + `\\`},
+		{"non-ASCII text", strings.Repeat("é漢字 ", 60) + `\u00e9\ud83d\ude00`},
+		{"a long plain string", strings.Repeat("The quick brown fox. ", 200)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := body(tc.content)
+			require.True(t, json.Valid(b))
+			res, err := h.Send(context.Background(), &harness.Request{Headers: jsonCT, Body: b, Cluster: addrs})
+			require.NoError(t, err)
+			require.Equal(t, 200, res.Client.Status, string(res.Client.Body))
+			require.Equal(t, "m", res.Received.Headers.Get("X-Ai-Eg-Model"))
+			require.JSONEq(t, string(b), string(res.Received.Body), "the server gets the body whole")
+		})
+	}
 }
