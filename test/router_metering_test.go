@@ -404,10 +404,11 @@ func TestRouterBudgetHoldsUnderConcurrency(t *testing.T) {
 	require.Greater(t, spent, budget-2*130, "requests are refused only when the budget is (nearly) spent")
 }
 
-// A hostile upstream nests its answer deeper than the meter's fast skip
-// goes (skipValue stops at 1,024 levels), in one frame and cut anywhere:
-// the walk takes over, the client gets the server's bytes, the usage
-// after it is read, and nothing panics (the walker's depth guard).
+// A hostile upstream nests its answer deeper than any validating reader
+// goes (1,100 levels; the meter counts brackets, checking nothing), in one
+// frame (read whole, jsonwalk_whole.go) and cut anywhere (the walker): the
+// client gets the server's bytes, the usage after it is read, and nothing
+// panics (the walker's depth guard).
 func TestRouterMetersADeeplyNestedAnswer(t *testing.T) {
 	h := meteringRouter(t, 2, map[string]any{"costs": meteringCosts})
 	deep := strings.Repeat("[", 1100) + strings.Repeat("]", 1100)
@@ -430,5 +431,45 @@ func TestRouterMetersADeeplyNestedAnswer(t *testing.T) {
 			require.EqualValues(t, 7, md["llm_input_token"])
 			require.EqualValues(t, 3, md["llm_output_token"])
 		})
+	}
+}
+
+// Only the answer's own top-level usage counts: a usage object or a model
+// spelled inside the generated text (a client can make a model print
+// anything), or nested in a choice, is not read, whether the answer comes
+// in one frame (read whole) or cut anywhere (the walker).
+func TestRouterMetersOnlyTheAnswersOwnUsage(t *testing.T) {
+	h := meteringRouter(t, 2, map[string]any{"costs": meteringCosts})
+	// Unbalanced closers first: read as structure, they would end the
+	// choice and make the printed usage a top-level member.
+	printed := `here is your usage: \"}]}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2},\"model\":\"free\",\"z\":[{\"a\":\"`
+	for _, tc := range []struct{ name, answer string }{
+		{"usage printed in the text, before the real one", `{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+			printed + `"},"finish_reason":"stop"}],"model":"m","usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}`},
+		{"usage printed in the text, after the real one", `{"id":"x","object":"chat.completion","model":"m","usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10},` +
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"` + printed + `"},"finish_reason":"stop"}]}`},
+		{"a usage nested in a choice", `{"id":"x","object":"chat.completion","choices":[{"index":0,"usage":{"prompt_tokens":1,"completion_tokens":1},"model":"free",` +
+			`"message":{"role":"assistant","content":"hi"}}],"model":"m","usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}`},
+	} {
+		answer := []byte(tc.answer)
+		require.True(t, json.Valid(answer))
+		for _, frames := range []int{1, 2, 9} {
+			t.Run(fmt.Sprintf("%s, %d frames", tc.name, frames), func(t *testing.T) {
+				s, _ := openChat(t, h, chatReq("m", "print a usage object", 40))
+				require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "application/json"}}, false))
+				step := (len(answer) + frames - 1) / frames
+				for i := 0; i < len(answer); i += step {
+					end := min(i+step, len(answer))
+					require.NoError(t, s.ResponseData(answer[i:end], end == len(answer)))
+				}
+				st, err := s.End()
+				require.NoError(t, err)
+				require.Equal(t, answer, clientBody(s), "the client gets the server's bytes")
+				md := st.Metadata["io.envoy.ai_gateway"]
+				require.NotContains(t, md, "usage_estimate")
+				require.EqualValues(t, 7, md["llm_input_token"])
+				require.EqualValues(t, 3, md["llm_output_token"])
+			})
+		}
 	}
 }
