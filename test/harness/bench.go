@@ -177,7 +177,7 @@ func measuredInstructions(dir string, n int) (float64, error) {
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(line, "totals: "); ok {
-			total, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			total, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
 				return 0, fmt.Errorf("callgrind %s: %q: %v", dumps[0], line, err)
 			}
