@@ -73,6 +73,18 @@ func TestEnvoyRejectsInvalidJSON(t *testing.T) {
 	resp, body := chat(t, e, `{"model":`, nil)
 	require.Equal(t, 400, resp.StatusCode, string(body))
 	require.Contains(t, string(body), `"error"`)
+	// The ABI suite's TestRouterLongStringsAreScannedExactly, in part: a
+	// raw control character deep in a long prompt (the vector scan) is a
+	// 400; escaped quotes there, and a model spelled inside, are text.
+	long := func(content string) string {
+		return `{"messages":[{"role":"user","content":"` + content + `"}],"model":"sim-model"}`
+	}
+	resp, body = chat(t, e, long(strings.Repeat("a", 200)+"\x01"+strings.Repeat("a", 20)), nil)
+	require.Equal(t, 400, resp.StatusCode, string(body))
+	require.Contains(t, string(body), `"error"`)
+	waitForPicks(t, e)
+	resp, body = chat(t, e, long(strings.Repeat(`ab\"`, 100)+`\",\"model\":\"gpt-9`), nil)
+	require.Equal(t, 200, resp.StatusCode, string(body))
 }
 
 func TestEnvoyOverwritesClientDestination(t *testing.T) {
