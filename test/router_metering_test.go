@@ -416,20 +416,7 @@ func TestRouterMetersADeeplyNestedAnswer(t *testing.T) {
 		`,"finish_reason":"stop"}],"extra":{"a":` + deep + `},"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}`)
 	for _, frames := range []int{1, 3, 64} {
 		t.Run(fmt.Sprintf("%d frames", frames), func(t *testing.T) {
-			s, _ := openChat(t, h, chatReq("m", "hello", 40))
-			require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "application/json"}}, false))
-			step := (len(answer) + frames - 1) / frames
-			for i := 0; i < len(answer); i += step {
-				end := min(i+step, len(answer))
-				require.NoError(t, s.ResponseData(answer[i:end], end == len(answer)))
-			}
-			st, err := s.End()
-			require.NoError(t, err)
-			require.Equal(t, answer, clientBody(s), "the client gets the server's bytes")
-			md := st.Metadata["io.envoy.ai_gateway"]
-			require.NotContains(t, md, "usage_estimate", "the usage after the nesting was read")
-			require.EqualValues(t, 7, md["llm_input_token"])
-			require.EqualValues(t, 3, md["llm_output_token"])
+			requireMeteredJSON(t, h, "hello", answer, frames, 7, 3)
 		})
 	}
 }
@@ -455,21 +442,29 @@ func TestRouterMetersOnlyTheAnswersOwnUsage(t *testing.T) {
 		require.True(t, json.Valid(answer))
 		for _, frames := range []int{1, 2, 9} {
 			t.Run(fmt.Sprintf("%s, %d frames", tc.name, frames), func(t *testing.T) {
-				s, _ := openChat(t, h, chatReq("m", "print a usage object", 40))
-				require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "application/json"}}, false))
-				step := (len(answer) + frames - 1) / frames
-				for i := 0; i < len(answer); i += step {
-					end := min(i+step, len(answer))
-					require.NoError(t, s.ResponseData(answer[i:end], end == len(answer)))
-				}
-				st, err := s.End()
-				require.NoError(t, err)
-				require.Equal(t, answer, clientBody(s), "the client gets the server's bytes")
-				md := st.Metadata["io.envoy.ai_gateway"]
-				require.NotContains(t, md, "usage_estimate")
-				require.EqualValues(t, 7, md["llm_input_token"])
-				require.EqualValues(t, 3, md["llm_output_token"])
+				requireMeteredJSON(t, h, "print a usage object", answer, frames, 7, 3)
 			})
 		}
 	}
+}
+
+// requireMeteredJSON plays answer, a JSON answer, to a chat request in
+// frames pieces and requires that the client got it unchanged and that
+// the usage metered is the server's (not estimated): input and output.
+func requireMeteredJSON(t *testing.T, h *harness.Host, prompt string, answer []byte, frames int, input, output float64) {
+	t.Helper()
+	s, _ := openChat(t, h, chatReq("m", prompt, 40))
+	require.NoError(t, s.ResponseHeaders(harness.Headers{{":status", "200"}, {"content-type", "application/json"}}, false))
+	step := (len(answer) + frames - 1) / frames
+	for i := 0; i < len(answer); i += step {
+		end := min(i+step, len(answer))
+		require.NoError(t, s.ResponseData(answer[i:end], end == len(answer)))
+	}
+	st, err := s.End()
+	require.NoError(t, err)
+	require.Equal(t, answer, clientBody(s), "the client gets the server's bytes")
+	md := st.Metadata["io.envoy.ai_gateway"]
+	require.NotContains(t, md, "usage_estimate", "the server's usage was read")
+	require.EqualValues(t, input, md["llm_input_token"])
+	require.EqualValues(t, output, md["llm_output_token"])
 }
